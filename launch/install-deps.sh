@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages lockstep needs, and only those missing.
+# Safe to re-run. Needs root (or sudo). Debian packages only: nothing is
+# downloaded from anywhere else, nothing is vendored.
+#
+#   ./launch/install-deps.sh            install what is missing
+#   ./launch/install-deps.sh --list     print the package list and exit
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential cmake pkg-config git ca-certificates
+  # transport: Open MPI and UCX
+  openmpi-bin libopenmpi-dev libucx-dev ucx-utils
+  # model files: parallel HDF5 (+ h5ls/h5dump)
+  libhdf5-openmpi-dev hdf5-tools
+  # kernels, command line, logging, JSON, hashing
+  libtbb-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libssl-dev
+  # tests and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # the independent PyTorch reference (tests/reference/)
+  python3 python3-torch python3-h5py python3-numpy
+)
+
+if [[ "${1:-}" == "--list" ]]; then
+  printf '%s\n' "${packages[@]}"
+  exit 0
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+sudo=()
+if [[ $(id -u) -ne 0 ]]; then
+  if command -v sudo >/dev/null; then sudo=(sudo); else
+    echo "install-deps: missing packages (${missing[*]}) and not root, no sudo: install them as root" >&2
+    exit 1
+  fi
+fi
+echo "install-deps: installing ${#missing[@]} packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"

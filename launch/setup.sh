@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# One command from a fresh Debian 12 clone to a working lockstep:
+#
+#   ./launch/setup.sh          install what is missing, build (Release), and run
+#                              a small generation job end to end
+#   ./launch/setup.sh --test   the same, then run every test (what CI runs)
+#
+# Options: --preset NAME (release | debug | asan; default release),
+#          --jobs N (build parallelism; default: number of cores).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode=demo
+preset=release
+jobs=$(nproc)
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --test) mode=test ;;
+    --preset) preset="$2"; shift ;;
+    --jobs) jobs="$2"; shift ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+./launch/install-deps.sh
+cmake --preset "$preset"
+cmake --build --preset "$preset" -j "$jobs"
+
+build="build/$preset"
+lockstep="$build/launch/lockstep"
+"$lockstep" --version
+
+if [[ "$mode" == test ]]; then
+  ctest --preset "$preset" -j 2
+  exit 0
+fi

@@ -1,0 +1,32 @@
+// The subcommands of `lockstep`. Each lives in its own <name>_command.cc and
+// registers itself on the top-level CLI11 app through an Add*Command function
+// listed here; main.cc calls them in order.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "lockstep/base/status.h"
+
+namespace lockstep::launch {
+
+struct Command {
+  CLI::App* app = nullptr;    // the CLI11 subcommand
+  std::function<int()> run;   // returns the process exit code
+};
+
+// Exit codes of every subcommand.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitError = 1;  // bad input, I/O, a failed peer
+inline constexpr int kExitUsage = 2;  // bad command line
+
+// Prints "lockstep: error: <message>" as one line on stderr and returns
+// kExitError.
+int ReportError(const Status& status);
+
+// "lockstep 0.1.0 (git abc123def456)".
+std::string VersionString();
+
+}  // namespace lockstep::launch

@@ -1,0 +1,40 @@
+// lockstep: the command-line entry point. Subcommands register themselves
+// (command.h); main parses the command line and runs the chosen one.
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "command.h"
+#include "lockstep/base/log.h"
+
+int main(int argc, char** argv) {
+  using namespace lockstep::launch;
+  lockstep::InitLogging();
+
+  CLI::App app{"lockstep: deterministic distributed inference for Llama-family models.\n"
+               "The same request gives the same bits on 1 rank or 64.",
+               "lockstep"};
+  app.set_version_flag("--version", VersionString(), "Print the version and git revision");
+  app.require_subcommand(1);
+  app.fallthrough(false);
+
+  std::vector<Command> commands;
+  // Subcommand registrations (one per *_command.cc) go here, in help order.
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kExitUsage;
+  }
+  for (const Command& command : commands) {
+    if (command.app->parsed()) return command.run();
+  }
+  return kExitUsage;
+}

@@ -1,0 +1,100 @@
+// The model description shared by every component: hyper-parameters of a
+// Llama-family transformer and the inventory of its tensors.
+//
+// A ModelConfig comes from an HDF5 model file (runtime/model_file.h reads the
+// attributes), a Hugging Face style config.json, or a named preset. The tensor
+// inventory (ModelTensors) is the single definition of the tensor names,
+// shapes and roles of model format v1 (docs/model-format.md): the model
+// writer, the loader and the partitioner all use it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "lockstep/base/status.h"
+
+namespace lockstep::partitioner {
+
+struct ModelConfig {
+  std::string name;                    // free text, e.g. the preset name
+  std::string architecture = "llama";  // only "llama" is supported
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;             // model dimension
+  int64_t intermediate_size = 0;       // FFN dimension
+  int num_layers = 0;
+  int num_heads = 0;
+  int num_kv_heads = 0;                // == num_heads: multi-head; fewer: GQA
+  int head_dim = 0;                    // default hidden_size / num_heads
+  double rms_norm_eps = 1e-5;
+  double rope_theta = 10000.0;
+  int64_t max_position_embeddings = 2048;  // context length
+  bool tie_word_embeddings = false;    // lm_head shares tok_embeddings
+  int32_t bos_token_id = 1;            // -1: none
+  int32_t eos_token_id = 2;            // -1: none
+
+  int64_t q_dim() const { return int64_t{num_heads} * head_dim; }
+  int64_t kv_dim() const { return int64_t{num_kv_heads} * head_dim; }
+  int64_t NumParameters() const;
+
+  // Consistency of the numbers (positive sizes, heads divisible by KV heads,
+  // ...). The message names the field.
+  Status Validate() const;
+
+  bool operator==(const ModelConfig&) const = default;
+};
+
+// Hugging Face config.json fields: hidden_size, intermediate_size,
+// num_hidden_layers, num_attention_heads, num_key_value_heads (default: the
+// head count), vocab_size, rms_norm_eps, rope_theta (default 10000),
+// max_position_embeddings, tie_word_embeddings (default false), head_dim
+// (optional), bos_token_id, eos_token_id (optional). `source` names the file
+// in error messages.
+Result<ModelConfig> ModelConfigFromHfJson(const nlohmann::json& json, std::string_view source);
+Result<ModelConfig> LoadHfConfigFile(const std::string& path);
+nlohmann::json ModelConfigToHfJson(const ModelConfig& config);
+
+// Presets: "tiny" (for tests), "llama-110m", "tinyllama-1.1b", "llama-2-7b",
+// "llama-2-13b", "llama-2-70b", "llama-3-8b", "llama-3-70b", "llama-3.1-405b".
+Result<ModelConfig> ModelPreset(std::string_view name);
+std::vector<std::string> ModelPresetNames();
+
+// SHA-256-free stable fingerprint of the hyper-parameters (FNV-1a 64 over the
+// canonical JSON), as 16 hex digits. Plans echo it to refuse a wrong model.
+std::string ModelConfigFingerprint(const ModelConfig& config);
+
+// ---------------------------------------------------------------------------
+// Tensor inventory of model format v1.
+// ---------------------------------------------------------------------------
+
+// How a tensor is split under tensor parallelism.
+enum class TensorRole {
+  kEmbedding,      // tok_embeddings [vocab][hidden]: split by hidden columns
+  kNorm,           // RMSNorm weight [hidden]: replicated, always f32
+  kColumnParallel, // wq, wk, wv, w_gate, w_up: split by output rows
+  kRowParallel,    // wo, w_down: split by input columns (canonical segments)
+  kLmHead,         // lm_head [vocab][hidden]: split by vocabulary rows
+};
+
+struct TensorSpec {
+  std::string path;      // HDF5 dataset path, e.g. "/layers/3/attn/wq"
+  TensorRole role;
+  int layer;             // -1 for tensors outside the layers
+  std::vector<int64_t> shape;  // [rows][cols] (torch Linear: out x in) or [n]
+};
+
+// All tensors of a model in file order: tok_embeddings, then per layer
+// attn_norm, attn/wq, attn/wk, attn/wv, attn/wo, ffn_norm, ffn/w_gate,
+// ffn/w_up, ffn/w_down, then norm and (unless tied) lm_head.
+std::vector<TensorSpec> ModelTensors(const ModelConfig& config);
+
+// Dataset paths, for code that needs one tensor by name.
+std::string LayerTensorPath(int layer, std::string_view name);  // "/layers/{layer}/{name}"
+inline constexpr std::string_view kEmbeddingPath = "/tok_embeddings";
+inline constexpr std::string_view kFinalNormPath = "/norm";
+inline constexpr std::string_view kLmHeadPath = "/lm_head";
+
+}  // namespace lockstep::partitioner

@@ -1,0 +1,282 @@
+#include "lockstep/partitioner/model_config.h"
+
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+namespace lockstep::partitioner {
+namespace {
+
+struct Preset {
+  std::string_view name;
+  ModelConfig config;
+};
+
+ModelConfig Make(std::string_view name, int64_t vocab, int64_t hidden, int64_t ffn, int layers,
+                 int heads, int kv_heads, int head_dim, int64_t context, double theta, bool tied,
+                 int32_t bos, int32_t eos, double eps = 1e-5) {
+  ModelConfig c;
+  c.name = std::string(name);
+  c.vocab_size = vocab;
+  c.hidden_size = hidden;
+  c.intermediate_size = ffn;
+  c.num_layers = layers;
+  c.num_heads = heads;
+  c.num_kv_heads = kv_heads;
+  c.head_dim = head_dim;
+  c.max_position_embeddings = context;
+  c.rope_theta = theta;
+  c.tie_word_embeddings = tied;
+  c.bos_token_id = bos;
+  c.eos_token_id = eos;
+  c.rms_norm_eps = eps;
+  return c;
+}
+
+// Sources: the config.json files published with each model on the Hugging
+// Face hub (meta-llama/*, TinyLlama/TinyLlama-1.1B-Chat-v1.0) and, for
+// llama-110m, karpathy/llama2.c's stories110M. docs/partitioner.md cites them.
+const std::vector<Preset>& Presets() {
+  static const std::vector<Preset>* presets = new std::vector<Preset>{
+      // For tests: 8 heads over 2 KV heads (GQA, replicated KV at tp 4 and 8),
+      // an FFN width and vocabulary that are not multiples of 64.
+      {"tiny", Make("tiny", 500, 128, 352, 4, 8, 2, 16, 512, 10000.0, false, 1, 2)},
+      {"llama-110m", Make("llama-110m", 32000, 768, 2048, 12, 12, 12, 64, 1024, 10000.0, true, 1, 2)},
+      {"tinyllama-1.1b",
+       Make("tinyllama-1.1b", 32000, 2048, 5632, 22, 32, 4, 64, 2048, 10000.0, false, 1, 2)},
+      {"llama-2-7b", Make("llama-2-7b", 32000, 4096, 11008, 32, 32, 32, 128, 4096, 10000.0, false, 1, 2)},
+      {"llama-2-13b",
+       Make("llama-2-13b", 32000, 5120, 13824, 40, 40, 40, 128, 4096, 10000.0, false, 1, 2)},
+      {"llama-2-70b",
+       Make("llama-2-70b", 32000, 8192, 28672, 80, 64, 8, 128, 4096, 10000.0, false, 1, 2)},
+      {"llama-3-8b", Make("llama-3-8b", 128256, 4096, 14336, 32, 32, 8, 128, 8192, 500000.0, false,
+                          128000, 128001)},
+      {"llama-3-70b", Make("llama-3-70b", 128256, 8192, 28672, 80, 64, 8, 128, 8192, 500000.0,
+                           false, 128000, 128001)},
+      {"llama-3.1-405b", Make("llama-3.1-405b", 128256, 16384, 53248, 126, 128, 8, 128, 131072,
+                              500000.0, false, 128000, 128001)},
+  };
+  return *presets;
+}
+
+template <typename T>
+Status ReadInt(const nlohmann::json& json, std::string_view source, const char* field, T* out,
+               bool required) {
+  auto it = json.find(field);
+  if (it == json.end() || it->is_null()) {
+    if (required) return InvalidArgument("{}: field '{}' is missing", source, field);
+    return Status::Ok();
+  }
+  if (!it->is_number_integer()) {
+    return InvalidArgument("{}: field '{}' must be an integer, got {}", source, field, it->dump());
+  }
+  *out = it->get<T>();
+  return Status::Ok();
+}
+
+Status ReadDouble(const nlohmann::json& json, std::string_view source, const char* field,
+                  double* out) {
+  auto it = json.find(field);
+  if (it == json.end() || it->is_null()) return Status::Ok();
+  if (!it->is_number()) {
+    return InvalidArgument("{}: field '{}' must be a number, got {}", source, field, it->dump());
+  }
+  *out = it->get<double>();
+  return Status::Ok();
+}
+
+// bos/eos may be an integer or (for eos in some configs) a list; take the first.
+Status ReadTokenId(const nlohmann::json& json, std::string_view source, const char* field,
+                   int32_t* out) {
+  auto it = json.find(field);
+  if (it == json.end() || it->is_null()) return Status::Ok();
+  if (it->is_array() && !it->empty() && (*it)[0].is_number_integer()) {
+    *out = (*it)[0].get<int32_t>();
+    return Status::Ok();
+  }
+  return ReadInt(json, source, field, out, false);
+}
+
+}  // namespace
+
+int64_t ModelConfig::NumParameters() const {
+  int64_t per_layer = 2 * hidden_size                 // norms
+                      + q_dim() * hidden_size * 2     // wq, wo
+                      + kv_dim() * hidden_size * 2    // wk, wv
+                      + 3 * intermediate_size * hidden_size;
+  int64_t total = vocab_size * hidden_size + per_layer * num_layers + hidden_size;
+  if (!tie_word_embeddings) total += vocab_size * hidden_size;
+  return total;
+}
+
+Status ModelConfig::Validate() const {
+  if (architecture != "llama") {
+    return InvalidArgument("architecture '{}' is not supported (only 'llama')", architecture);
+  }
+  auto positive = [](int64_t v, const char* field) -> Status {
+    if (v <= 0) return InvalidArgument("field '{}' must be positive, got {}", field, v);
+    return Status::Ok();
+  };
+  LOCKSTEP_RETURN_IF_ERROR(positive(vocab_size, "vocab_size"));
+  LOCKSTEP_RETURN_IF_ERROR(positive(hidden_size, "hidden_size"));
+  LOCKSTEP_RETURN_IF_ERROR(positive(intermediate_size, "intermediate_size"));
+  LOCKSTEP_RETURN_IF_ERROR(positive(num_layers, "num_hidden_layers"));
+  LOCKSTEP_RETURN_IF_ERROR(positive(num_heads, "num_attention_heads"));
+  LOCKSTEP_RETURN_IF_ERROR(positive(num_kv_heads, "num_key_value_heads"));
+  LOCKSTEP_RETURN_IF_ERROR(positive(head_dim, "head_dim"));
+  LOCKSTEP_RETURN_IF_ERROR(positive(max_position_embeddings, "max_position_embeddings"));
+  if (head_dim % 2 != 0) {
+    return InvalidArgument("field 'head_dim' must be even for rotary embeddings, got {}", head_dim);
+  }
+  if (num_heads % num_kv_heads != 0) {
+    return InvalidArgument(
+        "field 'num_attention_heads' ({}) must be a multiple of 'num_key_value_heads' ({})",
+        num_heads, num_kv_heads);
+  }
+  if (!(rms_norm_eps > 0.0)) {
+    return InvalidArgument("field 'rms_norm_eps' must be positive, got {}", rms_norm_eps);
+  }
+  if (!(rope_theta > 0.0)) {
+    return InvalidArgument("field 'rope_theta' must be positive, got {}", rope_theta);
+  }
+  if (bos_token_id >= vocab_size || eos_token_id >= vocab_size) {
+    return InvalidArgument("bos_token_id {} / eos_token_id {} outside the vocabulary of {}",
+                           bos_token_id, eos_token_id, vocab_size);
+  }
+  return Status::Ok();
+}
+
+Result<ModelConfig> ModelConfigFromHfJson(const nlohmann::json& json, std::string_view source) {
+  if (!json.is_object()) return InvalidArgument("{}: expected a JSON object", source);
+  ModelConfig c;
+  if (auto it = json.find("model_type"); it != json.end() && it->is_string()) {
+    std::string type = it->get<std::string>();
+    if (type != "llama") {
+      return InvalidArgument("{}: model_type '{}' is not supported (only 'llama')", source, type);
+    }
+  }
+  if (auto it = json.find("_name_or_path"); it != json.end() && it->is_string()) {
+    c.name = it->get<std::string>();
+  }
+  LOCKSTEP_RETURN_IF_ERROR(ReadInt(json, source, "vocab_size", &c.vocab_size, true));
+  LOCKSTEP_RETURN_IF_ERROR(ReadInt(json, source, "hidden_size", &c.hidden_size, true));
+  LOCKSTEP_RETURN_IF_ERROR(ReadInt(json, source, "intermediate_size", &c.intermediate_size, true));
+  LOCKSTEP_RETURN_IF_ERROR(ReadInt(json, source, "num_hidden_layers", &c.num_layers, true));
+  LOCKSTEP_RETURN_IF_ERROR(ReadInt(json, source, "num_attention_heads", &c.num_heads, true));
+  c.num_kv_heads = c.num_heads;
+  LOCKSTEP_RETURN_IF_ERROR(ReadInt(json, source, "num_key_value_heads", &c.num_kv_heads, false));
+  if (c.num_heads > 0) c.head_dim = static_cast<int>(c.hidden_size / c.num_heads);
+  LOCKSTEP_RETURN_IF_ERROR(ReadInt(json, source, "head_dim", &c.head_dim, false));
+  LOCKSTEP_RETURN_IF_ERROR(ReadInt(json, source, "max_position_embeddings",
+                                   &c.max_position_embeddings, false));
+  LOCKSTEP_RETURN_IF_ERROR(ReadDouble(json, source, "rms_norm_eps", &c.rms_norm_eps));
+  LOCKSTEP_RETURN_IF_ERROR(ReadDouble(json, source, "rope_theta", &c.rope_theta));
+  if (auto it = json.find("tie_word_embeddings"); it != json.end() && !it->is_null()) {
+    if (!it->is_boolean()) {
+      return InvalidArgument("{}: field 'tie_word_embeddings' must be true or false", source);
+    }
+    c.tie_word_embeddings = it->get<bool>();
+  }
+  LOCKSTEP_RETURN_IF_ERROR(ReadTokenId(json, source, "bos_token_id", &c.bos_token_id));
+  LOCKSTEP_RETURN_IF_ERROR(ReadTokenId(json, source, "eos_token_id", &c.eos_token_id));
+  if (c.num_heads > 0 && json.find("head_dim") == json.end() &&
+      c.hidden_size % c.num_heads != 0) {
+    return InvalidArgument(
+        "{}: hidden_size {} is not a multiple of num_attention_heads {}; give 'head_dim'", source,
+        c.hidden_size, c.num_heads);
+  }
+  Status valid = c.Validate();
+  if (!valid.ok()) return valid.WithContext(source);
+  return c;
+}
+
+Result<ModelConfig> LoadHfConfigFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return NotFound("{}: cannot open model config", path);
+  nlohmann::json json;
+  try {
+    json = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error& e) {
+    return InvalidArgument("{}: not valid JSON: {}", path, e.what());
+  }
+  return ModelConfigFromHfJson(json, path);
+}
+
+nlohmann::json ModelConfigToHfJson(const ModelConfig& c) {
+  nlohmann::json j;
+  j["model_type"] = c.architecture;
+  if (!c.name.empty()) j["_name_or_path"] = c.name;
+  j["vocab_size"] = c.vocab_size;
+  j["hidden_size"] = c.hidden_size;
+  j["intermediate_size"] = c.intermediate_size;
+  j["num_hidden_layers"] = c.num_layers;
+  j["num_attention_heads"] = c.num_heads;
+  j["num_key_value_heads"] = c.num_kv_heads;
+  j["head_dim"] = c.head_dim;
+  j["rms_norm_eps"] = c.rms_norm_eps;
+  j["rope_theta"] = c.rope_theta;
+  j["max_position_embeddings"] = c.max_position_embeddings;
+  j["tie_word_embeddings"] = c.tie_word_embeddings;
+  j["bos_token_id"] = c.bos_token_id;
+  j["eos_token_id"] = c.eos_token_id;
+  return j;
+}
+
+Result<ModelConfig> ModelPreset(std::string_view name) {
+  for (const Preset& p : Presets()) {
+    if (p.name == name) return p.config;
+  }
+  std::string names;
+  for (const Preset& p : Presets()) names += (names.empty() ? "" : ", ") + std::string(p.name);
+  return InvalidArgument("unknown model preset '{}' (known: {})", name, names);
+}
+
+std::vector<std::string> ModelPresetNames() {
+  std::vector<std::string> names;
+  for (const Preset& p : Presets()) names.emplace_back(p.name);
+  return names;
+}
+
+std::string ModelConfigFingerprint(const ModelConfig& config) {
+  nlohmann::json j = ModelConfigToHfJson(config);
+  j.erase("_name_or_path");  // the name is not part of the model's identity
+  std::string text = j.dump();
+  uint64_t hash = 0xcbf29ce484222325ull;
+  for (unsigned char ch : text) {
+    hash ^= ch;
+    hash *= 0x100000001b3ull;
+  }
+  return fmt::format("{:016x}", hash);
+}
+
+std::string LayerTensorPath(int layer, std::string_view name) {
+  return fmt::format("/layers/{}/{}", layer, name);
+}
+
+std::vector<TensorSpec> ModelTensors(const ModelConfig& c) {
+  std::vector<TensorSpec> t;
+  const int64_t h = c.hidden_size;
+  t.push_back({std::string(kEmbeddingPath), TensorRole::kEmbedding, -1, {c.vocab_size, h}});
+  for (int l = 0; l < c.num_layers; ++l) {
+    t.push_back({LayerTensorPath(l, "attn_norm"), TensorRole::kNorm, l, {h}});
+    t.push_back({LayerTensorPath(l, "attn/wq"), TensorRole::kColumnParallel, l, {c.q_dim(), h}});
+    t.push_back({LayerTensorPath(l, "attn/wk"), TensorRole::kColumnParallel, l, {c.kv_dim(), h}});
+    t.push_back({LayerTensorPath(l, "attn/wv"), TensorRole::kColumnParallel, l, {c.kv_dim(), h}});
+    t.push_back({LayerTensorPath(l, "attn/wo"), TensorRole::kRowParallel, l, {h, c.q_dim()}});
+    t.push_back({LayerTensorPath(l, "ffn_norm"), TensorRole::kNorm, l, {h}});
+    t.push_back({LayerTensorPath(l, "ffn/w_gate"), TensorRole::kColumnParallel, l,
+                 {c.intermediate_size, h}});
+    t.push_back({LayerTensorPath(l, "ffn/w_up"), TensorRole::kColumnParallel, l,
+                 {c.intermediate_size, h}});
+    t.push_back({LayerTensorPath(l, "ffn/w_down"), TensorRole::kRowParallel, l,
+                 {h, c.intermediate_size}});
+  }
+  t.push_back({std::string(kFinalNormPath), TensorRole::kNorm, -1, {h}});
+  if (!c.tie_word_embeddings) {
+    t.push_back({std::string(kLmHeadPath), TensorRole::kLmHead, -1, {c.vocab_size, h}});
+  }
+  return t;
+}
+
+}  // namespace lockstep::partitioner

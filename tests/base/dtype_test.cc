@@ -1,0 +1,85 @@
+#include "lockstep/base/dtype.h"
+
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include <gtest/gtest.h>
+
+namespace lockstep {
+namespace {
+
+// F16C's hardware conversion is the reference for the portable code.
+__attribute__((target("f16c"))) uint16_t HardwareF32ToF16(float f) {
+  return static_cast<uint16_t>(_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT));
+}
+__attribute__((target("f16c"))) float HardwareF16ToF32(uint16_t h) { return _cvtsh_ss(h); }
+
+bool SameBitsOrBothNan(float a, float b) {
+  if (std::isnan(a) && std::isnan(b)) return true;
+  return std::memcmp(&a, &b, sizeof(float)) == 0;
+}
+
+TEST(DTypeTest, NamesRoundTrip) {
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16}) {
+    auto parsed = ParseDType(DTypeName(t));
+    ASSERT_TRUE(parsed.ok());
+    EXPECT_EQ(*parsed, t);
+  }
+  auto bad = ParseDType("int8");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("int8"), std::string::npos);
+  EXPECT_EQ(DTypeSize(DType::kF32), 4u);
+  EXPECT_EQ(DTypeSize(DType::kBF16), 2u);
+}
+
+TEST(DTypeTest, F16WideningMatchesF16cForEveryValue) {
+  if (!__builtin_cpu_supports("f16c")) GTEST_SKIP() << "CPU without F16C";
+  for (uint32_t h = 0; h < 65536; ++h) {
+    float ours = F16ToF32(static_cast<uint16_t>(h));
+    float theirs = HardwareF16ToF32(static_cast<uint16_t>(h));
+    ASSERT_TRUE(SameBitsOrBothNan(ours, theirs)) << "half bits " << h;
+  }
+}
+
+TEST(DTypeTest, F16NarrowingMatchesF16c) {
+  if (!__builtin_cpu_supports("f16c")) GTEST_SKIP() << "CPU without F16C";
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<uint32_t> bits;
+  for (int i = 0; i < 2000000; ++i) {
+    uint32_t b = bits(rng);
+    // Bias half of the samples into the f16 range, subnormals included.
+    if (i % 2 == 0) b = (b & 0x807fffffu) | ((100u + (b >> 24) % 45u) << 23);
+    float f;
+    std::memcpy(&f, &b, 4);
+    uint16_t ours = F32ToF16(f);
+    uint16_t theirs = HardwareF32ToF16(f);
+    if (std::isnan(f)) {
+      ASSERT_EQ(ours & 0x7c00u, 0x7c00u);
+      ASSERT_NE(ours & 0x3ffu, 0u);
+      continue;
+    }
+    ASSERT_EQ(ours, theirs) << "f32 bits " << std::hex << b;
+  }
+}
+
+TEST(DTypeTest, Bf16RoundsToNearestEven) {
+  EXPECT_EQ(F32ToBf16(1.0f), 0x3f80);
+  // 1 + 2^-8 is exactly half-way between two bf16 values: ties to even (down).
+  EXPECT_EQ(F32ToBf16(1.0f + 1.0f / 256), 0x3f80);
+  // 1 + 3*2^-8 is half-way as well: ties to even (up).
+  EXPECT_EQ(F32ToBf16(1.0f + 3.0f / 256), 0x3f82);
+  EXPECT_EQ(F32ToBf16(1.0f + 1.0f / 256 + 1.0f / 65536), 0x3f81);
+  EXPECT_TRUE(std::isnan(Bf16ToF32(F32ToBf16(std::nanf("")))));
+  EXPECT_EQ(Bf16ToF32(F32ToBf16(-2.5f)), -2.5f);
+  for (uint32_t h = 0; h < 65536; ++h) {
+    float f = Bf16ToF32(static_cast<uint16_t>(h));
+    if (std::isnan(f)) continue;
+    ASSERT_EQ(F32ToBf16(f), h);
+  }
+}
+
+}  // namespace
+}  // namespace lockstep

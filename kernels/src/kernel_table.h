@@ -45,10 +45,11 @@ struct MatmulCall {
   // For more than one token, K is walked in chunks: chunk c covers columns
   // [chunk_bounds[c], chunk_bounds[c+1]) (num_chunks + 1 entries, at most
   // chunk_stride columns each; canonical chunks are whole runs of segments).
-  // The caller copies the activations into chunk-major order:
-  //   xp[c][token][kk] = x[token][chunk_bounds[c] + kk]   (kk < chunk length)
-  // at xp + (c * xp_tokens + token) * chunk_stride + kk, tokens padded with
-  // zeros to xp_tokens (a multiple of matmul_block_tokens). Null for one token.
+  // The caller copies the activations, for each chunk c and token block b
+  // (T = matmul_block_tokens tokens), interleaved by column:
+  //   x[b*T + t][chunk_bounds[c] + kk] at xp[(c * xp_tokens + b*T) * chunk_stride + kk*T + t]
+  // with tokens padded with zeros to xp_tokens (a multiple of T). Null for
+  // one token.
   const int64_t* chunk_bounds = nullptr;
   int num_chunks = 0;
   // Canonical chunks hold 2^chunk_levels aligned segments, so stack levels

@@ -208,23 +208,26 @@ void Matmul(Isa isa, const PackedMatrix& w, const float* x, int64_t num_tokens, 
   call.num_chunks = static_cast<int>(num_chunks);
   call.chunk_stride = chunk_stride;
 
-  // The activations in chunk-major order, copied once here and shared by
-  // every task: the token blocks of one chunk are one run of memory.
+  // The activations in the kernels' order (kernel_table.h), copied once here
+  // and shared by every task: for each chunk, token block after token block,
+  // each block's columns interleaved [kk][t] so that the kernel reads all its
+  // operands at fixed offsets from two pointers.
   const int64_t xp_tokens = num_tblocks * tb;
   // Not value-initialised: every element read is written below.
   const std::unique_ptr<float[]> xp(
       new float[static_cast<size_t>(std::max<int64_t>(1, num_chunks * xp_tokens * chunk_stride))]);
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, xp_tokens, 16),
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, num_tblocks),
                     [&](const tbb::blocked_range<int64_t>& r) {
                       for (int64_t c = 0; c < num_chunks; ++c) {
-                        const int64_t k0 = chunk_bounds[c];
-                        const size_t n = static_cast<size_t>(chunk_bounds[c + 1] - k0);
-                        for (int64_t t = r.begin(); t < r.end(); ++t) {
-                          float* dst = xp.get() + (c * xp_tokens + t) * chunk_stride;
-                          if (t < num_tokens) {
-                            std::memcpy(dst, x + t * ldx + k0, n * sizeof(float));
-                          } else {
-                            std::memset(dst, 0, n * sizeof(float));
+                        const int64_t k0 = chunk_bounds[c], n = chunk_bounds[c + 1] - k0;
+                        for (int64_t b = r.begin(); b < r.end(); ++b) {
+                          float* block = xp.get() + (c * xp_tokens + b * tb) * chunk_stride;
+                          for (int64_t t = 0; t < tb; ++t) {
+                            const int64_t token = b * tb + t;
+                            const float* src = x + token * ldx + k0;
+                            for (int64_t kk = 0; kk < n; ++kk) {
+                              block[kk * tb + t] = token < num_tokens ? src[kk] : 0.0f;
+                            }
                           }
                         }
                       }

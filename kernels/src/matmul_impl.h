@@ -55,19 +55,28 @@ struct BlockState {
   int local_levels = 0;
 };
 
+// Where a block finds its operands. The pack form (decode): weight vector p
+// of column k at w[p] + k * 16, activation t at x[t][k]. The interleaved form
+// (prefill scratch): weight vector p at w[0] + (k - origin) * P * 16 + p * 16
+// and activation t at x[0][(k - origin) * kXStride + t] -- compile-time
+// offsets from two pointers, which keeps the general-purpose registers free.
+template <typename Elem, int P, int T>
+struct Operands {
+  const Elem* const* w;
+  const float* const* x;
+  int64_t origin;
+};
+
 // Advances a P-panel x T-token block over columns [k0, k1) (the block must
-// have consumed exactly the columns before k0). w[p] points at column
-// k_origin of panel p, and column k of panel p is at w[p] + (k - k_origin) *
-// w_stride (16 in the pack; P*16 in the interleaved prefill scratch).
-// Activation (k, t) is x[t][k - x_origin] (rows of x: origin 0; the packed
-// prefill activations: origin k0).
+// have consumed exactly the columns before k0), with operands in the pack
+// form (kInterleaved false) or the interleaved form.
 // Segment boundaries may fall anywhere in [k0, k1]; a segment cut by k1 keeps
 // its accumulators in `state` and resumes in the next call, which continues
 // the same FMA chain (storing an f32 is exact).
-template <internal::WeightType kType, int P, int T>
-void RunColumns(const internal::MatmulCall& c, const typename PackedWeights<kType>::Elem* const* w,
-                int64_t k_origin, int64_t w_stride, const float* const* x, int64_t x_origin,
-                int64_t k0, int64_t k1, BlockState& state) {
+template <internal::WeightType kType, int P, int T, bool kInterleaved, int kXStride = T>
+void RunColumns(const internal::MatmulCall& c,
+                const Operands<typename PackedWeights<kType>::Elem, P, T>& ops, int64_t k0,
+                int64_t k1, BlockState& state) {
   using W = PackedWeights<kType>;
   VecF acc[P][T];
 #pragma GCC unroll 16
@@ -81,16 +90,31 @@ void RunColumns(const internal::MatmulCall& c, const typename PackedWeights<kTyp
     const int s = state.segment;
     const int64_t seg_end = c.segment_bounds[s + 1];
     const int64_t stop = seg_end < k1 ? seg_end : k1;
-    for (; k < stop; ++k) {
-      const int64_t offset = (k - k_origin) * w_stride;
-      VecF wv[P];
+    if constexpr (kInterleaved) {
+      const typename PackedWeights<kType>::Elem* w = ops.w[0] + (k - ops.origin) * P * 16;
+      const float* x = ops.x[0] + (k - ops.origin) * kXStride;
+      for (; k < stop; ++k, w += P * 16, x += kXStride) {
+        VecF wv[P];
 #pragma GCC unroll 16
-      for (int p = 0; p < P; ++p) wv[p] = W::Load(w[p] + offset);
+        for (int p = 0; p < P; ++p) wv[p] = W::Load(w + p * 16);
 #pragma GCC unroll 16
-      for (int t = 0; t < T; ++t) {
-        const VecF xb = VecF::Set1(x[t][k - x_origin]);
+        for (int t = 0; t < T; ++t) {
+          const VecF xb = VecF::Set1(x[t]);
 #pragma GCC unroll 16
-        for (int p = 0; p < P; ++p) acc[p][t] = VecF::Fma(wv[p], xb, acc[p][t]);
+          for (int p = 0; p < P; ++p) acc[p][t] = VecF::Fma(wv[p], xb, acc[p][t]);
+        }
+      }
+    } else {
+      for (; k < stop; ++k) {
+        VecF wv[P];
+#pragma GCC unroll 16
+        for (int p = 0; p < P; ++p) wv[p] = W::Load(ops.w[p] + k * 16);
+#pragma GCC unroll 16
+        for (int t = 0; t < T; ++t) {
+          const VecF xb = VecF::Set1(ops.x[t][k]);
+#pragma GCC unroll 16
+          for (int p = 0; p < P; ++p) acc[p][t] = VecF::Fma(wv[p], xb, acc[p][t]);
+        }
       }
     }
     if (stop < seg_end) {
@@ -167,7 +191,7 @@ void MatmulBlock(const internal::MatmulCall& c, int64_t panel0, int64_t token0) 
   VecF parked[P * T];  // unused: one pass over all of K never parks a segment
   VecF stack[internal::kSegmentStackDepth * P * T];
   BlockState state{parked, stack, 0, false};
-  RunColumns<kType, P, T>(c, w, 0, 16, x, 0, 0, c.cols, state);
+  RunColumns<kType, P, T, false>(c, {w, x, 0}, 0, c.cols, state);
   StoreBlock<P, T>(c, panel0, token0, stack);
 }
 
@@ -181,16 +205,17 @@ inline constexpr int64_t kMaxPrefillBlocks = 256;
 template <int P, int T>
 inline constexpr int kStateVecs = (1 + internal::kSegmentStackDepth) * P* T;
 
-// Runs RunColumns<kType, P, R> for the runtime token count r (1..kMaxT).
-template <internal::WeightType kType, int P, int kMaxT, int R = 1>
-void RunColumnsTokens(int r, const internal::MatmulCall& c, const float* const* w, int64_t origin,
-                      int64_t w_stride, const float* const* x, int64_t k0, int64_t k1,
-                      BlockState& state) {
+// Runs the interleaved RunColumns<kF32, P, R> for the runtime token count r
+// (1..kMaxT).
+template <int P, int kMaxT, int R = 1>
+void RunColumnsTokens(int r, const internal::MatmulCall& c, const float* w, const float* x,
+                      int64_t origin, int64_t k0, int64_t k1, BlockState& state) {
   if constexpr (R <= kMaxT) {
     if (r == R) {
-      return RunColumns<kType, P, R>(c, w, origin, w_stride, x, origin, k0, k1, state);
+      return RunColumns<internal::WeightType::kF32, P, R, true, kMaxT>(c, {&w, &x, origin}, k0, k1,
+                                                                       state);
     }
-    RunColumnsTokens<kType, P, kMaxT, R + 1>(r, c, w, origin, w_stride, x, k0, k1, state);
+    RunColumnsTokens<P, kMaxT, R + 1>(r, c, w, x, origin, k0, k1, state);
   }
 }
 template <int P, int kMaxT, int R = 1>
@@ -246,8 +271,6 @@ void PrefillPanels(const internal::MatmulCall& c, int64_t panel0, int64_t token_
       float* dst = scratch + (k - k0) * P * 16;
       for (int p = 0; p < P; ++p) PackedWeights<kType>::Load(w[p] + k * 16).Store(dst + p * 16);
     }
-    const float* wf[P];
-    for (int p = 0; p < P; ++p) wf[p] = scratch + p * 16;
 
     // While the token blocks compute on this chunk, prefetch into L2 the
     // weights of the next chunk (or of the next panel group's first chunk),
@@ -272,32 +295,37 @@ void PrefillPanels(const internal::MatmulCall& c, int64_t panel0, int64_t token_
       }
       const int64_t token0 = token_begin + b * T;
       const int rest = static_cast<int>(token_end - token0 < T ? token_end - token0 : T);
+      // This block's activations for the chunk, interleaved [kk][t].
       const float* xb = c.xp + (ci * c.xp_tokens + token0) * c.chunk_stride;
-      const float* x[T];
-      for (int t = 0; t < T; ++t) x[t] = xb + t * c.chunk_stride;
       VecF* s = states + b * kStateVecs<P, T>;
       BlockState state{s, s + P * T, segment[b], acc_live[b], local, c.chunk_levels};
       if (rest == T) {
-        RunColumns<internal::WeightType::kF32, P, T>(c, wf, k0, P * 16, x, k0, k0, k1, state);
+        const float* wp = scratch;
+        RunColumns<internal::WeightType::kF32, P, T, true>(c, {&wp, &xb, k0}, k0, k1, state);
       } else {
         // The last, partial token block: a narrower register block, using
-        // the first part of the same state storage.
+        // the first part of the same state storage. (Its activations keep
+        // the stride T; the padding tokens are never read.)
         state.stack = s + P * rest;
-        RunColumnsTokens<internal::WeightType::kF32, P, T>(rest, c, wf, k0, P * 16, x, k0, k1,
-                                                           state);
+        RunColumnsTokens<P, T>(rest, c, scratch, xb, k0, k0, k1, state);
       }
       segment[b] = state.segment;
       acc_live[b] = state.acc_live;
-    }
-  }
-  for (int64_t b = 0; b < num_blocks; ++b) {
-    const int64_t token0 = token_begin + b * T;
-    const int rest = static_cast<int>(token_end - token0 < T ? token_end - token0 : T);
-    const VecF* s = states + b * kStateVecs<P, T>;
-    if (rest == T) {
-      StoreBlock<P, T>(c, panel0, token0, s + P * T);
-    } else {
-      StoreBlockTokens<P, T>(rest, c, panel0, token0, s + P * rest);
+      if (last) {
+        // Done: store now, so the stores (which miss: y was not touched
+        // before) spread out between blocks instead of piling up in the
+        // store buffer at the end, and fetch the next block's y lines.
+        if (rest == T) {
+          StoreBlock<P, T>(c, panel0, token0, s + P * T);
+        } else {
+          StoreBlockTokens<P, T>(rest, c, panel0, token0, s + P * rest);
+        }
+        const int64_t next_token0 = token0 + T;
+        for (int t = 0; t < T && next_token0 + t < token_end; ++t) {
+          const float* y = c.y + (next_token0 + t) * c.ldy + panel0 * 16;
+          for (int p = 0; p < P; ++p) Prefetch(y + p * 16);
+        }
+      }
     }
   }
 }

@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <sys/stat.h>
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -603,11 +605,13 @@ Status ModelWriter::WriteRows(const TensorSpec& spec, int64_t row_begin, int64_t
     if (tensor.dtype != DType::kF32) {
       impl.narrow.resize(static_cast<size_t>(n * cols));
       uint16_t* dst = impl.narrow.data();
-      if (tensor.dtype == DType::kBF16) {
-        for (int64_t i = 0; i < n * cols; ++i) dst[i] = F32ToBf16(src[i]);
-      } else {
-        for (int64_t i = 0; i < n * cols; ++i) dst[i] = F32ToF16(src[i]);
-      }
+      const bool bf16 = tensor.dtype == DType::kBF16;
+      tbb::parallel_for(tbb::blocked_range<int64_t>(0, n * cols, 65536),
+                        [&](const tbb::blocked_range<int64_t>& range) {
+                          for (int64_t i = range.begin(); i != range.end(); ++i) {
+                            dst[i] = bf16 ? F32ToBf16(src[i]) : F32ToF16(src[i]);
+                          }
+                        });
       buffer = dst;
     }
     hsize_t start[2] = {static_cast<hsize_t>(row_begin + r), 0};

@@ -51,7 +51,10 @@ Command AddRunCommand(CLI::App& app) {
   command.app = run;
   command.run = [flags]() -> int {
     Result<kernels::Isa> isa = kernels::ParseIsa(flags->isa);
-    if (!isa.ok()) return ReportError(isa.status().WithContext("--isa"));
+    if (!isa.ok()) {
+      ReportError(isa.status().WithContext("--isa"));
+      return kExitUsage;
+    }
     flags->job.isa = *isa;
     flags->job.progress = !flags->no_progress;
     Result<runtime::BatchJobSummary> summary = runtime::RunBatchJob(flags->job);

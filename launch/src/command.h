@@ -29,8 +29,10 @@ inline constexpr int kExitRequestErrors = 3;
 // kExitError.
 int ReportError(const Status& status);
 
-// Subcommand registrations, one per *_command.cc.
-Command AddRunCommand(CLI::App& app);  // run_command.cc
+// Subcommand registrations, in help order.
+Command AddSynthCommand(CLI::App& app);    // synth_command.cc
+Command AddInspectCommand(CLI::App& app);  // inspect_command.cc
+Command AddRunCommand(CLI::App& app);      // run_command.cc
 
 // "lockstep 0.1.0 (git abc123def456)".
 std::string VersionString();

@@ -41,7 +41,7 @@ std::vector<std::string> Lines(const std::string& text) {
   return lines;
 }
 
-struct Run {
+struct CommandRun {
   int exit_code = -1;
   std::string stderr_text;
 };
@@ -61,16 +61,16 @@ class RunCommandTest : public ::testing::Test {
               "\n");
   }
 
-  Run Lockstep(const std::string& args) {
+  CommandRun Lockstep(const std::string& args) {
     const std::string err = dir_.File("stderr.txt");
     const std::string command = std::string(LOCKSTEP_BINARY) + " " + args + " 2>" + err;
     const int status = std::system(command.c_str());
-    Run run;
+    CommandRun run;
     run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     run.stderr_text = ReadText(err);
     return run;
   }
-  Run RunJob(const std::string& model, const std::string& extra = "") {
+  CommandRun RunJob(const std::string& model, const std::string& extra = "") {
     return Lockstep("run --no-progress --model " + model + " --input " + requests_ +
                     " --output " + output_ + " " + extra);
   }
@@ -79,7 +79,7 @@ class RunCommandTest : public ::testing::Test {
   // containing every string of `names`, and the old results file untouched.
   void ExpectModelError(const std::string& model, const std::vector<std::string>& names) {
     WriteText(output_, "results of an earlier job\n");
-    Run run = RunJob(model);
+    CommandRun run = RunJob(model);
     EXPECT_EQ(run.exit_code, 1) << run.stderr_text;
     std::vector<std::string> lines = Lines(run.stderr_text);
     ASSERT_EQ(lines.size(), 1u) << run.stderr_text;
@@ -103,7 +103,7 @@ class RunCommandTest : public ::testing::Test {
 };
 
 TEST_F(RunCommandTest, GoodJobExitsZeroWithOneResultPerRequest) {
-  Run run = RunJob(model_, "--hash-logits --threads 2");
+  CommandRun run = RunJob(model_, "--hash-logits --threads 2");
   EXPECT_EQ(run.exit_code, 0) << run.stderr_text;
   std::vector<std::string> lines = Lines(ReadText(output_));
   ASSERT_EQ(lines.size(), 2u);
@@ -124,7 +124,7 @@ TEST_F(RunCommandTest, GoodJobExitsZeroWithOneResultPerRequest) {
 
 TEST_F(RunCommandTest, DumpLogitsWritesEveryStep) {
   const std::string dump = dir_.File("logits.jsonl");
-  Run run = RunJob(model_, "--dump-logits " + dump);
+  CommandRun run = RunJob(model_, "--dump-logits " + dump);
   ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
   std::map<std::string, std::vector<int32_t>> tokens;
   for (const std::string& line : Lines(ReadText(dump))) {
@@ -153,7 +153,7 @@ TEST_F(RunCommandTest, BadRequestLinesBecomeErrorRecordsAndTheRestCompletes) {
             "\n"
             R"({"custom_id": "ok-2", "body": {"prompt": [4, 5, 6], "max_tokens": 2}})"
             "\n");
-  Run run = RunJob(model_);
+  CommandRun run = RunJob(model_);
   EXPECT_EQ(run.exit_code, 3) << run.stderr_text;
   std::map<int64_t, json> errors;
   std::set<std::string> done;
@@ -198,7 +198,7 @@ TEST_F(RunCommandTest, RequestTooLargeForTheKvCacheIsAnErrorRecord) {
             "\n"
             R"({"id": "huge", "prompt_tokens": [1, 2], "max_tokens": 2047})"
             "\n");
-  Run run = RunJob(model, "--kv-cache-mb 1");
+  CommandRun run = RunJob(model, "--kv-cache-mb 1");
   EXPECT_EQ(run.exit_code, 3) << run.stderr_text;
   std::vector<std::string> lines = Lines(ReadText(output_));
   ASSERT_EQ(lines.size(), 2u);
@@ -254,7 +254,7 @@ TEST_F(RunCommandTest, ConfigContradictsTheTensors) {
 
 TEST_F(RunCommandTest, UnreadableRequestFile) {
   WriteText(output_, "kept\n");
-  Run run = Lockstep("run --model " + model_ + " --input " + dir_.File("none.jsonl") +
+  CommandRun run = Lockstep("run --model " + model_ + " --input " + dir_.File("none.jsonl") +
                      " --output " + output_);
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_NE(run.stderr_text.find("none.jsonl"), std::string::npos);
@@ -265,7 +265,7 @@ TEST_F(RunCommandTest, BadCommandLineExitsTwo) {
   EXPECT_EQ(Lockstep("run --input x --output y").exit_code, 2);
   EXPECT_EQ(RunJob(model_, "--threads 0").exit_code, 2);
   EXPECT_EQ(RunJob(model_, "--max-batch 0").exit_code, 2);
-  Run isa = RunJob(model_, "--isa sse9");
+  CommandRun isa = RunJob(model_, "--isa sse9");
   EXPECT_EQ(isa.exit_code, 2);
   EXPECT_NE(isa.stderr_text.find("sse9"), std::string::npos);
 }

@@ -26,6 +26,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "lockstep/base/check.h"
 #include "lockstep/base/log.h"
 #include "lockstep/kernels/isa.h"
 #include "lockstep/kernels/probe.h"

@@ -26,6 +26,9 @@ inline constexpr int kExitUsage = 2;  // bad command line
 // kExitError.
 int ReportError(const Status& status);
 
+// Subcommands, in help order.
+Command AddPlanCommand(CLI::App& app);  // plan_command.cc
+
 // "lockstep 0.1.0 (git abc123def456)".
 std::string VersionString();
 

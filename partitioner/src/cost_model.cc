@@ -170,16 +170,20 @@ void CostModel::AddLayerOps(int stage, int tp_rank, Phase phase, int sequences, 
     ops->push_back(Compute("attention", 1, flops, bytes, act));
   }
   ops->push_back(Matmul("attn_out", 1, tokens, model_.hidden_size, q_rows));
-  ops->push_back(
-      Collective("attn_allreduce", allreduce.time_s, static_cast<double>(allreduce.bytes_sent)));
+  if (tp_ > 1) {  // a single rank runs no collectives
+    ops->push_back(
+        Collective("attn_allreduce", allreduce.time_s, static_cast<double>(allreduce.bytes_sent)));
+  }
   ops->push_back(residual("attn_residual"));
   ops->push_back(norm("ffn_norm"));
   ops->push_back(Matmul("ffn_gate_up", 2, tokens, 2 * ffn, model_.hidden_size));
   ops->push_back(Compute("swiglu", 1, 8.0 * t * static_cast<double>(ffn),
                          3.0 * t * static_cast<double>(ffn) * a, act));
   ops->push_back(Matmul("ffn_down", 1, tokens, model_.hidden_size, ffn));
-  ops->push_back(
-      Collective("ffn_allreduce", allreduce.time_s, static_cast<double>(allreduce.bytes_sent)));
+  if (tp_ > 1) {
+    ops->push_back(
+        Collective("ffn_allreduce", allreduce.time_s, static_cast<double>(allreduce.bytes_sent)));
+  }
   ops->push_back(residual("ffn_residual"));
 }
 
@@ -201,10 +205,12 @@ PassCost CostModel::StagePass(const StageShape& stage, Phase phase, int sequence
       const double cols = static_cast<double>(s.hidden.size());
       ops.push_back(
           Compute("embedding", 1, 0.0, static_cast<double>(tokens) * cols * (w + a), act));
-      const CollectiveCost gather =
-          AllgatherCost(cluster_, group, tokens * model_.hidden_size * ElementSize(act));
-      ops.push_back(
-          Collective("embedding_allgather", gather.time_s, static_cast<double>(gather.bytes_sent)));
+      if (tp_ > 1) {
+        const CollectiveCost gather =
+            AllgatherCost(cluster_, group, tokens * model_.hidden_size * ElementSize(act));
+        ops.push_back(Collective("embedding_allgather", gather.time_s,
+                                 static_cast<double>(gather.bytes_sent)));
+      }
     }
     const size_t first_layer_op = ops.size();
     if (stage.num_layers > 0) AddLayerOps(stage.stage, r, phase, sequences, context, &ops);
@@ -216,10 +222,12 @@ PassCost CostModel::StagePass(const StageShape& stage, Phase phase, int sequence
       const double vocab = static_cast<double>(model_.vocab_size);
       ops.push_back(Compute("final_norm", 1, 4.0 * b * h, 2.0 * b * h * a + 4.0 * h, act));
       ops.push_back(Matmul("lm_head", 1, sequences, s.vocab.size(), model_.hidden_size));
-      const CollectiveCost gather =
-          AllgatherCost(cluster_, group, int64_t{sequences} * model_.vocab_size * 4);
-      ops.push_back(
-          Collective("logits_allgather", gather.time_s, static_cast<double>(gather.bytes_sent)));
+      if (tp_ > 1) {
+        const CollectiveCost gather =
+            AllgatherCost(cluster_, group, int64_t{sequences} * model_.vocab_size * 4);
+        ops.push_back(
+            Collective("logits_allgather", gather.time_s, static_cast<double>(gather.bytes_sent)));
+      }
       ops.push_back(Compute("sampling", 1, 2.0 * b * vocab, 4.0 * b * vocab, act));
     }
   }

@@ -3,7 +3,7 @@
 //   lockstep plan --preset llama-2-70b --chip groq-lpu --chips 576
 //       --weight-type int8 --activation-type f16 [--tp 8 --pp 72] [--output plan.json]
 //
-// Model: --config config.json (Hugging Face) or --preset NAME. Cluster:
+// Model: --model FILE.h5, --config config.json (Hugging Face) or --preset NAME. Cluster:
 // --cluster spec.json, or --chip PRESET --chips N [--chips-per-node K].
 // Without --tp/--pp the planner chooses them for --objective.
 #include <CLI/CLI.hpp>
@@ -16,6 +16,7 @@
 #include "lockstep/partitioner/chip_presets.h"
 #include "lockstep/partitioner/plan_report.h"
 #include "lockstep/partitioner/planner.h"
+#include "lockstep/runtime/model_file.h"
 
 namespace lockstep::launch {
 namespace {
@@ -23,6 +24,7 @@ namespace {
 using namespace partitioner;
 
 struct PlanOptions {
+  std::string model_file;
   std::string config_file;
   std::string preset;
   std::string cluster_file;
@@ -30,7 +32,7 @@ struct PlanOptions {
   int chips = 0;
   int chips_per_node = 0;
   Workload workload;
-  std::string weight_type = "bf16";
+  std::string weight_type;  // default: the model file's dtype, else bf16
   std::string activation_type = "f32";
   int tp = 0;
   int pp = 0;
@@ -137,12 +139,43 @@ std::string Comparison(const Plan& plan, const PublishedFigure& f) {
   return out;
 }
 
-Result<ModelConfig> LoadModel(const PlanOptions& o) {
-  if (!o.config_file.empty() == !o.preset.empty()) {
-    return InvalidArgument("give the model with exactly one of --config FILE or --preset NAME");
+// The model's config and, for a model file, the dtype its weights are stored in.
+struct LoadedModel {
+  ModelConfig config;
+  std::optional<ElementType> file_weight_type;
+};
+
+Result<LoadedModel> LoadModel(const PlanOptions& o) {
+  const int given = !o.model_file.empty() + !o.config_file.empty() + !o.preset.empty();
+  if (given != 1) {
+    return InvalidArgument(
+        "give the model with exactly one of --model FILE.h5, --config FILE or --preset NAME");
   }
-  if (!o.config_file.empty()) return LoadHfConfigFile(o.config_file);
-  return ModelPreset(o.preset);
+  LoadedModel model;
+  if (!o.model_file.empty()) {
+    LOCKSTEP_ASSIGN_OR_RETURN(runtime::ModelFile file, runtime::ModelFile::Open(o.model_file));
+    model.config = file.config();
+    model.file_weight_type = FromDType(file.weight_dtype());
+  } else if (!o.config_file.empty()) {
+    LOCKSTEP_ASSIGN_OR_RETURN(model.config, LoadHfConfigFile(o.config_file));
+  } else {
+    LOCKSTEP_ASSIGN_OR_RETURN(model.config, ModelPreset(o.preset));
+  }
+  return model;
+}
+
+// --weight-type, checked against the model file's dtype (a plan for other
+// weights than the file's would size memory wrongly and the runtime refuses it).
+Result<ElementType> WeightType(const PlanOptions& o, const LoadedModel& model) {
+  if (o.weight_type.empty()) return model.file_weight_type.value_or(ElementType::kBF16);
+  Result<ElementType> t = ParseElementType(o.weight_type);
+  if (!t.ok()) return t.status().WithContext("--weight-type");
+  if (model.file_weight_type && *t != *model.file_weight_type) {
+    return InvalidArgument(
+        "--weight-type {} differs from the {} weights stored in {}; drop the flag",
+        ElementTypeName(*t), ElementTypeName(*model.file_weight_type), o.model_file);
+  }
+  return *t;
 }
 
 Result<ClusterSpec> LoadCluster(const PlanOptions& o) {
@@ -174,16 +207,16 @@ Result<ClusterSpec> LoadCluster(const PlanOptions& o) {
 }
 
 int Run(PlanOptions o) {
-  Result<ModelConfig> model = LoadModel(o);
+  Result<LoadedModel> model = LoadModel(o);
   if (!model.ok()) return ReportError(model.status());
   Result<ClusterSpec> cluster = LoadCluster(o);
   if (!cluster.ok()) return ReportError(cluster.status());
   PlanRequest request;
-  request.model = *model;
+  request.model = model->config;
   request.cluster = *cluster;
   request.workload = o.workload;
-  Result<ElementType> wt = ParseElementType(o.weight_type);
-  if (!wt.ok()) return ReportError(wt.status().WithContext("--weight-type"));
+  Result<ElementType> wt = WeightType(o, *model);
+  if (!wt.ok()) return ReportError(wt.status());
   Result<ElementType> at = ParseElementType(o.activation_type);
   if (!at.ok()) return ReportError(at.status().WithContext("--activation-type"));
   request.workload.weight_type = *wt;
@@ -219,6 +252,7 @@ Command AddPlanCommand(CLI::App& app) {
   PlanOptions& o = *options;
   CLI::App* cmd = app.add_subcommand(
       "plan", "Split a model over tp x pp chips under their memory and predict its speed");
+  cmd->add_option("--model", o.model_file, "Model file (HDF5, lockstep format v1)");
   cmd->add_option("--config", o.config_file, "Model config.json (Hugging Face format)");
   cmd->add_option(
       "--preset", o.preset, "Model preset: " + [] {
@@ -236,8 +270,9 @@ Command AddPlanCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--generate", o.workload.generated_length, "Tokens generated per sequence")
       ->capture_default_str();
-  cmd->add_option("--weight-type", o.weight_type, "Weights: f32, f16, bf16 (int8: cost study only)")
-      ->capture_default_str();
+  cmd->add_option("--weight-type", o.weight_type,
+                  "Weights: f32, f16, bf16 (int8: cost study only); default: the model file's, "
+                  "else bf16");
   cmd->add_option("--activation-type", o.activation_type,
                   "Activations, KV cache and messages: f32, f16, bf16")
       ->capture_default_str();

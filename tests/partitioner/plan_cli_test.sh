@@ -45,6 +45,16 @@ expect 0 'tp 2 x pp 2, ' --config "$dir/config.json" --cluster "$dir/cluster.jso
   --prompt-length 16 --generate 8
 expect 0 '^ +3 +1 +1 +1 ' --config "$dir/config.json" --cluster "$dir/cluster.json" --tp 2 --pp 2 \
   --prompt-length 16 --generate 8
+# From a model file: the config and the weight dtype come from the file.
+if "$lockstep" synth --preset tiny --dtype f16 --output "$dir/tiny.h5" > /dev/null 2>&1; then
+  expect 0 'weights f16, ' --model "$dir/tiny.h5" --chip host --chips 2 --tp 2 --pp 1 \
+    --prompt-length 16 --generate 8
+  expect 1 '--weight-type bf16 differs from the f16 weights stored in' --model "$dir/tiny.h5" \
+    --chip host --chips 2 --weight-type bf16
+else
+  echo "FAIL: lockstep synth could not write a model file"; failures=$((failures + 1))
+fi
+expect 1 'missing.h5: model file not found' --model "$dir/missing.h5" --chip host --chips 2
 # Errors: one line, exit 1.
 expect 1 '^lockstep: error: tp 3 is not a power of two' --preset tiny --chip host --chips 3 --tp 3 --pp 1
 expect 1 'tp 2 x pp 2 = 4 chips but the cluster has 8' --preset tiny --chip host --chips 8 --tp 2 --pp 2

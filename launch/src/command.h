@@ -26,6 +26,10 @@ inline constexpr int kExitUsage = 2;  // bad command line
 // kExitError.
 int ReportError(const Status& status);
 
+// Subcommand registrations, in help order.
+Command AddSynthCommand(CLI::App& app);    // synth_command.cc
+Command AddInspectCommand(CLI::App& app);  // inspect_command.cc
+
 // "lockstep 0.1.0 (git abc123def456)".
 std::string VersionString();
 

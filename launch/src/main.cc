@@ -20,6 +20,8 @@ int main(int argc, char** argv) {
 
   std::vector<Command> commands;
   // Subcommand registrations (one per *_command.cc) go here, in help order.
+  commands.push_back(AddSynthCommand(app));
+  commands.push_back(AddInspectCommand(app));
 
   try {
     app.parse(argc, argv);

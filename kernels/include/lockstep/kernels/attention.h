@@ -47,9 +47,9 @@ void KvStore(const KvPageShape& shape, float* k_page, float* v_page, int slot, c
              const float* v);
 
 struct AttentionQuery {
-  const float* q = nullptr;  // [num_heads][head_dim]
-  float* out = nullptr;      // [num_heads][head_dim]
-  int32_t position = 0;      // attends to keys at positions 0..position
+  const float* q = nullptr;               // [num_heads][head_dim]
+  float* out = nullptr;                   // [num_heads][head_dim]
+  int32_t position = 0;                   // attends to keys at positions 0..position
   const float* const* k_pages = nullptr;  // page table, ceil((position+1)/64) entries
   const float* const* v_pages = nullptr;
 };

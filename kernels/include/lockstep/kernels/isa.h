@@ -14,9 +14,9 @@ namespace lockstep::kernels {
 
 enum class Isa { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
 
-std::string_view IsaName(Isa isa);              // "scalar", "avx2", "avx512"
-Result<Isa> ParseIsa(std::string_view name);    // the names above, or "auto" = BestIsa()
-bool IsaSupported(Isa isa);                     // this CPU (and OS) can run it
+std::string_view IsaName(Isa isa);            // "scalar", "avx2", "avx512"
+Result<Isa> ParseIsa(std::string_view name);  // the names above, or "auto" = BestIsa()
+bool IsaSupported(Isa isa);                   // this CPU (and OS) can run it
 Isa BestIsa();  // fastest supported; the environment variable LOCKSTEP_ISA caps it
 
 }  // namespace lockstep::kernels

@@ -22,5 +22,6 @@
 #include "lockstep/kernels/isa.h"
 #include "lockstep/kernels/matmul.h"
 #include "lockstep/kernels/norm.h"
+#include "lockstep/kernels/probe.h"
 #include "lockstep/kernels/rope.h"
 #include "lockstep/kernels/sampling.h"

@@ -44,8 +44,8 @@ constexpr int64_t SegmentStart(int64_t k_global, int segment) {
 
 // Which part of the canonical reduction a matrix's columns cover.
 struct ReductionSlice {
-  int64_t k_global = 0;    // length of the whole reduction (the unsharded K)
-  int segment_begin = 0;   // first canonical segment held
+  int64_t k_global = 0;            // length of the whole reduction (the unsharded K)
+  int segment_begin = 0;           // first canonical segment held
   int segment_end = kNumSegments;  // one past the last; (end - begin) is a power
                                    // of two and begin is a multiple of it
   // The full reduction of length k.
@@ -111,8 +111,8 @@ inline void Matmul(Isa isa, const PackedMatrix& w, const float* x, int64_t num_t
 
 // The naive reference: the canonical order written as plain loops over an
 // unpacked row-major W (f32 values). Slow; used by tests.
-void MatmulReference(const float* w, int64_t rows, int64_t ld, ReductionSlice slice,
-                     const float* x, int64_t num_tokens, int64_t ldx, float* y, int64_t ldy);
+void MatmulReference(const float* w, int64_t rows, int64_t ld, ReductionSlice slice, const float* x,
+                     int64_t num_tokens, int64_t ldx, float* y, int64_t ldy);
 
 // Widens `count` elements of `dtype` to f32 (exact). Used for embedding rows.
 void ConvertToF32(Isa isa, DType dtype, const void* src, int64_t count, float* dst);

@@ -23,8 +23,12 @@ class RopeTable {
   RopeTable(int head_dim, double theta, int max_positions);
   int head_dim() const { return head_dim_; }
   int max_positions() const { return max_positions_; }
-  const float* cos_at(int position) const { return cos_.data() + int64_t{position} * (head_dim_ / 2); }
-  const float* sin_at(int position) const { return sin_.data() + int64_t{position} * (head_dim_ / 2); }
+  const float* cos_at(int position) const {
+    return cos_.data() + int64_t{position} * (head_dim_ / 2);
+  }
+  const float* sin_at(int position) const {
+    return sin_.data() + int64_t{position} * (head_dim_ / 2);
+  }
 
  private:
   int head_dim_;

@@ -31,15 +31,28 @@ struct SamplingParams {
   float top_p = 1.0f;        // 1: no nucleus cut
 };
 
-// temperature == 0: Argmax(logits). Otherwise:
-//   z_i = logits_i / temperature; softmax as in activation.h;
+// temperature <= 0 (or NaN): Argmax(logits). Otherwise:
+//   z_i = logits_i / temperature; p = softmax(z) as in activation.h;
+//   u01 = UniformAt(seed, stream, position).
+// Without a cut (top_k <= 0 or top_k >= vocab, and top_p >= 1):
+//   the candidates are all tokens in increasing id order (no sort needed);
+//   total = p_0 + p_1 + ... (sequential in that order); u = u01 * total; the
+//   token is the first candidate whose running sum exceeds u.
+// With a cut:
 //   candidates sorted by probability descending, ties by lower id;
-//   keep the first top_k (if > 0); then the shortest prefix whose cumulative
-//   probability (sequential sum in that order) reaches top_p;
-//   u = UniformAt(seed, stream, position) * (sum of the kept probabilities,
-//   summed sequentially); the token is the first kept candidate whose
-//   running sum exceeds u (the last kept one if rounding leaves none).
-// `scratch` is reused between calls to avoid allocation.
+//   keep the first top_k (if 0 < top_k < vocab); then, if top_p < 1, the
+//   shortest prefix of those whose cumulative probability (sequential sum in
+//   that order) reaches top_p (at least one candidate; all kept if the sum
+//   never reaches it); total = sum of the kept probabilities (sequential, in
+//   order); u = u01 * total; the token is the first kept candidate whose
+//   running sum exceeds u.
+// In both cases candidates with probability 0 are skipped by the running sum,
+// and if rounding leaves no running sum above u the last candidate with a
+// nonzero probability is chosen. NaN probabilities are never candidates; if
+// no probability is positive (e.g. a NaN or +inf logit), Argmax(logits).
+// The implementation sorts only as deep as the cuts need, but the result is
+// that of the full sort. `scratch` holds the probabilities and is reused
+// between calls to avoid allocation.
 int32_t Sample(Isa isa, const float* logits, int64_t vocab, const SamplingParams& params,
                uint64_t seed, uint64_t stream, uint64_t position, std::vector<float>* scratch);
 

@@ -1,0 +1,37 @@
+// Machine probes: memory read bandwidth and FMA peak, measured the way the
+// kernels run (same vector code, same thread pool). `lockstep calibrate` and
+// the benchmarks use them as the anchors that kernel speeds are compared to.
+//
+// Each probe creates its own tbb::task_arena of `threads` threads, so the
+// figure is for exactly that many threads whatever arena the caller is in.
+// They take from tens of milliseconds (FMA) to a few seconds (bandwidth of a
+// large array); they allocate and free their own buffers. The machine may be
+// shared: every figure is the best of several repetitions.
+#pragma once
+
+#include <cstddef>
+
+#include "lockstep/kernels/isa.h"
+
+namespace lockstep::kernels {
+
+struct MemoryBandwidth {
+  // Sum of one array of `bytes` bytes (read only): bytes read per second.
+  double read_bytes_per_second = 0.0;
+  // STREAM triad a[i] = b[i] + s * c[i] over three arrays of bytes/3 bytes
+  // each, counted as STREAM does (2 reads + 1 write per element; the
+  // write-allocate read is not counted): bytes per second.
+  double triad_bytes_per_second = 0.0;
+};
+
+// `threads` >= 1; `bytes` should be well above the last-level cache (the
+// default, 1 GiB, is). Each thread streams its own contiguous part.
+MemoryBandwidth MeasureReadBandwidth(int threads, size_t bytes = size_t{1} << 30,
+                                     int repetitions = 5);
+
+// Peak single-precision FLOP/s (2 per fused multiply-add per lane) of
+// `threads` threads running independent FMA chains with `isa` (which must be
+// supported).
+double MeasureFmaPeak(Isa isa, int threads);
+
+}  // namespace lockstep::kernels

@@ -1,0 +1,120 @@
+// Attention: KV stores, dispatch, threading (queries x KV heads) and the
+// naive reference, which spells out the order of attention.h in plain loops.
+#include "lockstep/kernels/attention.h"
+
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "kernel_table_dispatch.h"
+#include "lockstep/base/check.h"
+#include "lockstep/kernels/activation.h"
+
+namespace lockstep::kernels {
+namespace {
+
+void CheckShape(const KvPageShape& shape, int num_heads) {
+  LOCKSTEP_CHECK(
+      shape.num_kv_heads > 0 && shape.head_dim > 0 && shape.head_dim <= internal::kMaxHeadDim,
+      "Attention: bad KV shape ({} KV heads, head_dim {}; at most {})", shape.num_kv_heads,
+      shape.head_dim, internal::kMaxHeadDim);
+  LOCKSTEP_CHECK(num_heads > 0 && num_heads % shape.num_kv_heads == 0,
+                 "Attention: {} query heads is not a multiple of {} KV heads", num_heads,
+                 shape.num_kv_heads);
+}
+
+}  // namespace
+
+void KvStore(const KvPageShape& shape, float* k_page, float* v_page, int slot, const float* k,
+             const float* v) {
+  LOCKSTEP_CHECK(slot >= 0 && slot < kKvPageSize, "KvStore: slot {} out of [0, {})", slot,
+                 kKvPageSize);
+  const int hd = shape.head_dim;
+  for (int g = 0; g < shape.num_kv_heads; ++g) {
+    const size_t head = static_cast<size_t>(g) * hd * kKvPageSize;
+    for (int d = 0; d < hd; ++d) {
+      k_page[head + static_cast<size_t>(d) * kKvPageSize + slot] = k[g * hd + d];
+    }
+    std::copy(v + g * hd, v + (g + 1) * hd, v_page + head + static_cast<size_t>(slot) * hd);
+  }
+}
+
+void Attention(Isa isa, const KvPageShape& shape, int num_heads, float scale,
+               const AttentionQuery* queries, int64_t num_queries) {
+  CheckShape(shape, num_heads);
+  const internal::KernelTable& table = internal::KernelsFor(isa);
+  const int kv = shape.num_kv_heads;
+  tbb::parallel_for(
+      tbb::blocked_range<int64_t>(0, num_queries * kv), [&](const tbb::blocked_range<int64_t>& r) {
+        for (int64_t i = r.begin(); i < r.end(); ++i) {
+          const AttentionQuery& q = queries[i / kv];
+          LOCKSTEP_CHECK(q.position >= 0, "Attention: negative position {}", q.position);
+          internal::AttentionCall call;
+          call.num_kv_heads = kv;
+          call.head_dim = shape.head_dim;
+          call.num_heads = num_heads;
+          call.scale = scale;
+          call.q = q.q;
+          call.out = q.out;
+          call.position = q.position;
+          call.k_pages = q.k_pages;
+          call.v_pages = q.v_pages;
+          table.attention(call, static_cast<int>(i % kv));
+        }
+      });
+}
+
+void AttentionReference(const KvPageShape& shape, int num_heads, float scale,
+                        const AttentionQuery* queries, int64_t num_queries) {
+  CheckShape(shape, num_heads);
+  const int hd = shape.head_dim;
+  const int group = num_heads / shape.num_kv_heads;
+  std::vector<float> s(kKvPageSize), o(hd), oc(hd);
+  for (int64_t qi = 0; qi < num_queries; ++qi) {
+    const AttentionQuery& query = queries[qi];
+    for (int h = 0; h < num_heads; ++h) {
+      const int g = h / group;
+      const float* q = query.q + h * hd;
+      float m = 0.0f, l = 0.0f;
+      const int num_chunks = query.position / kKvPageSize + 1;
+      for (int c = 0; c < num_chunks; ++c) {
+        const int valid = std::min(kKvPageSize, query.position + 1 - c * kKvPageSize);
+        const float* kp = query.k_pages[c] + static_cast<size_t>(g) * hd * kKvPageSize;
+        const float* vp = query.v_pages[c] + static_cast<size_t>(g) * hd * kKvPageSize;
+        for (int j = 0; j < valid; ++j) {
+          float acc = 0.0f;
+          for (int d = 0; d < hd; ++d) acc = std::fma(q[d], kp[d * kKvPageSize + j], acc);
+          s[j] = acc * scale;
+        }
+        float mc = s[0];
+        for (int j = 1; j < valid; ++j) mc = s[j] > mc ? s[j] : mc;
+        float lc = 0.0f;
+        for (int j = 0; j < valid; ++j) {
+          s[j] = Exp(s[j] - mc);
+          lc = lc + s[j];
+        }
+        std::fill(oc.begin(), oc.end(), 0.0f);
+        for (int j = 0; j < valid; ++j) {
+          for (int d = 0; d < hd; ++d) oc[d] = std::fma(s[j], vp[j * hd + d], oc[d]);
+        }
+        if (c == 0) {
+          m = mc;
+          l = lc;
+          o = oc;
+        } else {
+          const float m_new = mc > m ? mc : m;
+          const float a = Exp(m - m_new), b = Exp(mc - m_new);
+          m = m_new;
+          l = l * a + lc * b;
+          for (int d = 0; d < hd; ++d) o[d] = o[d] * a + oc[d] * b;
+        }
+      }
+      for (int d = 0; d < hd; ++d) query.out[h * hd + d] = o[d] / l;
+    }
+  }
+}
+
+}  // namespace lockstep::kernels

@@ -1,0 +1,101 @@
+// The per-instruction-set kernel entry points.
+//
+// Every kernel body is written once, as a template over the 16-lane vector
+// types of simd_scalar.h / simd_avx2.h / simd_avx512.h, in the *_impl.h
+// headers. Three translation units (kernels_scalar.cc, kernels_avx2.cc,
+// kernels_avx512.cc) instantiate them, each compiled with its own -m flags,
+// and export one KernelTable. The public functions (matmul.cc, norm.cc, ...)
+// own threading (oneTBB) and argument checks, and call through the table of
+// the Isa they were given.
+//
+// This header is included by the per-ISA translation units, so it must not
+// contain inline functions or include headers that do (an inline function
+// compiled with -mavx512f could be chosen by the linker for baseline code).
+// Only plain structs and function pointers here.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace lockstep::kernels::internal {
+
+// Element type of packed weights (mirrors lockstep::DType's values).
+enum class WeightType : int { kF32 = 0, kF16 = 1, kBF16 = 2 };
+
+// Largest head_dim Attention supports (the per-head accumulators live on the
+// stack).
+inline constexpr int kMaxHeadDim = 512;
+// Depth of the binary-counter stack of segment sums: log2(64) + 1.
+inline constexpr int kSegmentStackDepth = 7;
+
+// One matmul y[M][N] = x[M][K] * W[N][K]^T over a packed W (layout in
+// matmul.cc: panels of 16 rows, k-major inside a panel, panel p at
+// panels + p * cols * 16 elements).
+struct MatmulCall {
+  const void* panels = nullptr;
+  WeightType weight_type = WeightType::kF32;
+  int64_t rows = 0;  // N, valid output rows (the last panel may be partial)
+  int64_t cols = 0;  // K of this (possibly sharded) matrix
+  // num_segments + 1 increasing local column offsets; segment s is
+  // [segment_bounds[s], segment_bounds[s+1]). num_segments is a power of two.
+  const int64_t* segment_bounds = nullptr;
+  int num_segments = 0;
+  const float* x = nullptr;  // [M][ldx]
+  int64_t ldx = 0;
+  float* y = nullptr;  // [M][ldy]
+  int64_t ldy = 0;
+};
+
+// One query of Attention (see attention.h), for all heads of one KV head.
+struct AttentionCall {
+  int num_kv_heads = 0;
+  int head_dim = 0;
+  int num_heads = 0;
+  float scale = 0.0f;
+  const float* q = nullptr;  // [num_heads][head_dim]
+  float* out = nullptr;      // [num_heads][head_dim]
+  int32_t position = 0;
+  const float* const* k_pages = nullptr;
+  const float* const* v_pages = nullptr;
+};
+
+struct KernelTable {
+  // Register blocking used by `matmul` (panels x tokens per block); the
+  // public Matmul cuts its parallel work along these.
+  int matmul_block_panels;
+  int matmul_block_tokens;
+  int matmul_decode_panels;
+
+  // Computes y for panels [panel_begin, panel_end) and tokens
+  // [token_begin, token_end).
+  void (*matmul)(const MatmulCall& call, int64_t panel_begin, int64_t panel_end,
+                 int64_t token_begin, int64_t token_end);
+  void (*convert_to_f32)(WeightType type, const void* src, int64_t count, float* dst);
+
+  void (*swiglu)(const float* gate, const float* up, int64_t n, float* out);
+  void (*add)(float* y, const float* x, int64_t n);
+  void (*softmax)(float* x, int64_t n);
+  // One row of RMSNorm: x, y [dim] (may alias), weight [dim].
+  void (*rms_norm_row)(const float* x, int64_t dim, const float* weight, float eps, float* y);
+  // One token of RoPE: x [num_heads][head_dim] in place; cos/sin [head_dim/2].
+  void (*rope_row)(const float* cos, const float* sin, int head_dim, int num_heads, float* x);
+  // All query heads that read KV head `kv_head`, for one query.
+  void (*attention)(const AttentionCall& call, int kv_head);
+
+  // Probes (probe.cc): a read-only pass returning a sum so it cannot be
+  // elided, a STREAM triad a = b + s*c, and `iterations` steps of
+  // independent FMA chains returning a value that depends on all of them.
+  float (*read_sum)(const float* a, int64_t n);
+  void (*triad)(float* a, const float* b, const float* c, float s, int64_t n);
+  float (*fma_chains)(int64_t iterations, float seed);
+  int64_t fma_flops_per_iteration;
+};
+
+const KernelTable& ScalarKernelTable();
+const KernelTable& Avx2KernelTable();
+const KernelTable& Avx512KernelTable();
+
+// The project's exp on one value (the scalar build of the vector algorithm).
+float ScalarExp(float x);
+
+}  // namespace lockstep::kernels::internal

@@ -1,0 +1,53 @@
+// The AVX2 + FMA + F16C build of every kernel (compiled with LOCKSTEP_AVX2_FLAGS).
+// The kernel bodies are the *_impl.h templates shared with the other builds.
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include "kernel_table.h"
+#include "simd_avx2.h"
+
+namespace lockstep::kernels::avx2 {
+// Register blocking (16 ymm registers, a VecF takes two): prefill blocks of
+// 1 panel x 6 tokens = 12 accumulator registers + 2 for the weights; decode
+// runs 4 panels side by side.
+inline constexpr int kMatmulBlockPanels = 1;
+inline constexpr int kMatmulBlockTokens = 6;
+inline constexpr int kMatmulDecodePanels = 4;
+inline constexpr int kFmaPeakChains = 6;  // 12 ymm chains: 2 FMA ports x 4 cycles, with slack
+}  // namespace lockstep::kernels::avx2
+
+// The kernel bodies. Order matters: elementwise_impl.h defines ExpV, which
+// the others use.
+// clang-format off
+#include "elementwise_impl.h"
+#include "attention_impl.h"
+#include "matmul_impl.h"
+#include "probe_impl.h"
+// clang-format on
+
+namespace lockstep::kernels::internal {
+
+const KernelTable& Avx2KernelTable() {
+  namespace k = avx2;
+  static const KernelTable table = {
+      k::kMatmulBlockPanels,
+      k::kMatmulBlockTokens,
+      k::kMatmulDecodePanels,
+      k::MatmulRange,
+      k::ConvertToF32,
+      k::SwiGlu,
+      k::Add,
+      k::Softmax,
+      k::RmsNormRow,
+      k::RopeRow,
+      k::AttentionKvHead,
+      k::ReadSum,
+      k::Triad,
+      k::FmaChains,
+      2 * 16 * k::kFmaPeakChains,
+  };
+  return table;
+}
+
+}  // namespace lockstep::kernels::internal

@@ -1,0 +1,52 @@
+// The AVX-512 build of every kernel (compiled with LOCKSTEP_AVX512_FLAGS).
+// The kernel bodies are the *_impl.h templates shared with the other builds.
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include "kernel_table.h"
+#include "simd_avx512.h"
+
+namespace lockstep::kernels::avx512 {
+// Register blocking (32 zmm registers): prefill blocks of 4 panels x 6 tokens
+// = 24 accumulators + 4 weight vectors; decode runs 8 panels side by side.
+inline constexpr int kMatmulBlockPanels = 4;
+inline constexpr int kMatmulBlockTokens = 6;
+inline constexpr int kMatmulDecodePanels = 8;
+inline constexpr int kFmaPeakChains = 12;  // 2 FMA ports x 4 cycles latency, with slack
+}  // namespace lockstep::kernels::avx512
+
+// The kernel bodies. Order matters: elementwise_impl.h defines ExpV, which
+// the others use.
+// clang-format off
+#include "elementwise_impl.h"
+#include "attention_impl.h"
+#include "matmul_impl.h"
+#include "probe_impl.h"
+// clang-format on
+
+namespace lockstep::kernels::internal {
+
+const KernelTable& Avx512KernelTable() {
+  namespace k = avx512;
+  static const KernelTable table = {
+      k::kMatmulBlockPanels,
+      k::kMatmulBlockTokens,
+      k::kMatmulDecodePanels,
+      k::MatmulRange,
+      k::ConvertToF32,
+      k::SwiGlu,
+      k::Add,
+      k::Softmax,
+      k::RmsNormRow,
+      k::RopeRow,
+      k::AttentionKvHead,
+      k::ReadSum,
+      k::Triad,
+      k::FmaChains,
+      2 * 16 * k::kFmaPeakChains,
+  };
+  return table;
+}
+
+}  // namespace lockstep::kernels::internal

@@ -1,0 +1,55 @@
+// The portable build of every kernel (baseline x86-64 flags, std::fma).
+// The kernel bodies are the *_impl.h templates shared with the other builds.
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include "kernel_table.h"
+#include "simd_scalar.h"
+
+namespace lockstep::kernels::scalar {
+// No registers to block for: one panel x one token at a time.
+inline constexpr int kMatmulBlockPanels = 1;
+inline constexpr int kMatmulBlockTokens = 1;
+inline constexpr int kMatmulDecodePanels = 1;
+inline constexpr int kFmaPeakChains = 4;
+}  // namespace lockstep::kernels::scalar
+
+// The kernel bodies. Order matters: elementwise_impl.h defines ExpV, which
+// the others use.
+// clang-format off
+#include "elementwise_impl.h"
+#include "attention_impl.h"
+#include "matmul_impl.h"
+#include "probe_impl.h"
+// clang-format on
+
+namespace lockstep::kernels::internal {
+
+const KernelTable& ScalarKernelTable() {
+  namespace k = scalar;
+  static const KernelTable table = {
+      k::kMatmulBlockPanels,
+      k::kMatmulBlockTokens,
+      k::kMatmulDecodePanels,
+      k::MatmulRange,
+      k::ConvertToF32,
+      k::SwiGlu,
+      k::Add,
+      k::Softmax,
+      k::RmsNormRow,
+      k::RopeRow,
+      k::AttentionKvHead,
+      k::ReadSum,
+      k::Triad,
+      k::FmaChains,
+      2 * 16 * k::kFmaPeakChains,
+  };
+  return table;
+}
+
+float ScalarExp(float x) {
+  return scalar::ExpScalar(x);
+}
+
+}  // namespace lockstep::kernels::internal

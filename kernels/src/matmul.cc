@@ -1,0 +1,219 @@
+// Matmul: weight packing, the parallel driver and the naive reference.
+//
+// Pack layout (the same for every Isa). W has `rows` output rows and `cols`
+// reduction columns. Rows are grouped in panels of kPanelWidth = 16; the last
+// panel is padded with zero rows. Inside a panel the layout is k-major:
+//
+//   pack[p][k][r] = W[16p + r][k]      p < ceil(rows/16), k < cols, r < 16
+//
+// so the 16 weights of one column of a panel are contiguous (64 bytes in f32,
+// 32 in f16/bf16) and one vector load feeds 16 outputs at one k. Panel p
+// starts at element p * cols * 16; the buffer is 64-byte aligned, so every
+// f32 row of a panel is one cache line.
+//
+// Threads split panels (outputs) and token blocks, never k: each output's
+// reduction runs start to end in one block kernel (matmul_impl.h).
+#include "lockstep/kernels/matmul.h"
+
+#include <tbb/blocked_range.h>
+#include <tbb/blocked_range2d.h>
+#include <tbb/parallel_for.h>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "kernel_table_dispatch.h"
+#include "lockstep/base/check.h"
+
+namespace lockstep::kernels {
+namespace {
+
+bool ValidSlice(const ReductionSlice& s) {
+  const int count = s.segment_end - s.segment_begin;
+  return s.k_global >= 0 && s.segment_begin >= 0 && s.segment_end <= kNumSegments && count > 0 &&
+         std::has_single_bit(static_cast<unsigned>(count)) && s.segment_begin % count == 0;
+}
+
+internal::WeightType ToWeightType(DType dtype) {
+  switch (dtype) {
+    case DType::kF32:
+      return internal::WeightType::kF32;
+    case DType::kF16:
+      return internal::WeightType::kF16;
+    case DType::kBF16:
+      return internal::WeightType::kBF16;
+  }
+  LOCKSTEP_CHECK(false, "unknown dtype {}", static_cast<int>(dtype));
+  return internal::WeightType::kF32;
+}
+
+// Copies W[rows][cols] (row-major, leading dimension ld) into the panel
+// layout. Works on 16 rows x 64 columns at a time so both sides stay in cache.
+template <typename T>
+void PackPanels(const T* src, int64_t rows, int64_t ld, int64_t cols, T* dst) {
+  const int64_t num_panels = (rows + kPanelWidth - 1) / kPanelWidth;
+  constexpr int64_t kBlock = 64;
+  for (int64_t p = 0; p < num_panels; ++p) {
+    T* panel = dst + p * cols * kPanelWidth;
+    for (int64_t k0 = 0; k0 < cols; k0 += kBlock) {
+      const int64_t k1 = std::min(cols, k0 + kBlock);
+      for (int r = 0; r < kPanelWidth; ++r) {
+        const int64_t row = p * kPanelWidth + r;
+        if (row >= rows) break;  // padding rows stay zero
+        const T* s = src + row * ld;
+        for (int64_t k = k0; k < k1; ++k) panel[k * kPanelWidth + r] = s[k];
+      }
+    }
+  }
+}
+
+}  // namespace
+
+ReductionSlice ReductionSlice::Shard(int64_t k, int rank, int parts) {
+  LOCKSTEP_CHECK(parts > 0 && parts <= kNumSegments && kNumSegments % parts == 0 &&
+                     std::has_single_bit(static_cast<unsigned>(parts)),
+                 "shard count {} must be a power of two dividing {}", parts, kNumSegments);
+  LOCKSTEP_CHECK(rank >= 0 && rank < parts, "shard rank {} out of [0, {})", rank, parts);
+  const int per = kNumSegments / parts;
+  return {k, rank * per, (rank + 1) * per};
+}
+
+void PackedMatrix::FreeDeleter::operator()(void* p) const {
+  std::free(p);
+}
+
+PackedMatrix PackedMatrix::Pack(DType dtype, const void* data, int64_t rows, int64_t ld,
+                                ReductionSlice slice) {
+  LOCKSTEP_CHECK(ValidSlice(slice), "invalid reduction slice [{}, {}) of K={}", slice.segment_begin,
+                 slice.segment_end, slice.k_global);
+  const int64_t cols = slice.columns();
+  LOCKSTEP_CHECK(rows >= 0 && ld >= cols, "bad matrix shape {} x {} (ld {})", rows, cols, ld);
+  LOCKSTEP_CHECK(data != nullptr || rows == 0 || cols == 0, "null weight data");
+  PackedMatrix m;
+  m.dtype_ = dtype;
+  m.rows_ = rows;
+  m.slice_ = slice;
+  const int64_t num_panels = (rows + kPanelWidth - 1) / kPanelWidth;
+  const size_t elem_size = DTypeSize(dtype);
+  m.bytes_ = static_cast<size_t>(num_panels * cols * kPanelWidth) * elem_size;
+  const size_t alloc = std::max<size_t>(64, (m.bytes_ + 63) / 64 * 64);
+  void* buffer = std::aligned_alloc(64, alloc);
+  LOCKSTEP_CHECK(buffer != nullptr, "out of memory packing a {} x {} matrix ({} bytes)", rows, cols,
+                 alloc);
+  std::memset(buffer, 0, alloc);
+  m.data_.reset(buffer);
+  if (elem_size == 4) {
+    PackPanels(static_cast<const float*>(data), rows, ld, cols, static_cast<float*>(buffer));
+  } else {
+    PackPanels(static_cast<const uint16_t*>(data), rows, ld, cols, static_cast<uint16_t*>(buffer));
+  }
+  return m;
+}
+
+float PackedMatrix::At(int64_t row, int64_t col) const {
+  LOCKSTEP_CHECK(row >= 0 && row < rows_ && col >= 0 && col < cols(), "At({}, {}) out of range",
+                 row, col);
+  const int64_t index = ((row / kPanelWidth) * cols() + col) * kPanelWidth + row % kPanelWidth;
+  switch (dtype_) {
+    case DType::kF32:
+      return static_cast<const float*>(data())[index];
+    case DType::kF16:
+      return F16ToF32(static_cast<const uint16_t*>(data())[index]);
+    case DType::kBF16:
+      return Bf16ToF32(static_cast<const uint16_t*>(data())[index]);
+  }
+  return 0.0f;
+}
+
+void Matmul(Isa isa, const PackedMatrix& w, const float* x, int64_t num_tokens, int64_t ldx,
+            float* y, int64_t ldy, ReductionOrder order) {
+  const int64_t rows = w.rows(), cols = w.cols();
+  LOCKSTEP_CHECK(num_tokens >= 0 && ldx >= cols && ldy >= rows,
+                 "Matmul: bad shapes (tokens {}, ldx {} < K {} or ldy {} < N {})", num_tokens, ldx,
+                 cols, ldy, rows);
+  if (num_tokens == 0 || rows == 0) return;
+  const internal::KernelTable& table = internal::KernelsFor(isa);
+
+  // Local column bounds of the segments this matrix holds.
+  std::vector<int64_t> bounds;
+  if (order == ReductionOrder::kCanonical) {
+    const ReductionSlice& s = w.slice();
+    for (int seg = s.segment_begin; seg <= s.segment_end; ++seg) {
+      bounds.push_back(SegmentStart(s.k_global, seg) - s.column_begin());
+    }
+  } else {
+    bounds = {0, cols};  // one chain over all of K
+  }
+  internal::MatmulCall call;
+  call.panels = w.data();
+  call.weight_type = ToWeightType(w.dtype());
+  call.rows = rows;
+  call.cols = cols;
+  call.segment_bounds = bounds.data();
+  call.num_segments = static_cast<int>(bounds.size()) - 1;
+  call.x = x;
+  call.ldx = ldx;
+  call.y = y;
+  call.ldy = ldy;
+
+  const int64_t num_panels = (rows + kPanelWidth - 1) / kPanelWidth;
+  if (num_tokens == 1) {
+    // Decode: split panels in groups of the kernel's decode width.
+    const int64_t group = table.matmul_decode_panels;
+    const int64_t num_groups = (num_panels + group - 1) / group;
+    tbb::parallel_for(
+        tbb::blocked_range<int64_t>(0, num_groups), [&](const tbb::blocked_range<int64_t>& r) {
+          table.matmul(call, r.begin() * group, std::min(num_panels, r.end() * group), 0, 1);
+        });
+    return;
+  }
+  // Prefill: split panel blocks x token blocks of the kernel's register
+  // blocking, so no task ends in a partial block except at the matrix edge.
+  const int64_t pb = table.matmul_block_panels, tb = table.matmul_block_tokens;
+  const int64_t num_pblocks = (num_panels + pb - 1) / pb;
+  const int64_t num_tblocks = (num_tokens + tb - 1) / tb;
+  tbb::parallel_for(tbb::blocked_range2d<int64_t>(0, num_pblocks, 0, num_tblocks),
+                    [&](const tbb::blocked_range2d<int64_t>& r) {
+                      table.matmul(call, r.rows().begin() * pb,
+                                   std::min(num_panels, r.rows().end() * pb), r.cols().begin() * tb,
+                                   std::min(num_tokens, r.cols().end() * tb));
+                    });
+}
+
+void MatmulReference(const float* w, int64_t rows, int64_t ld, ReductionSlice slice, const float* x,
+                     int64_t num_tokens, int64_t ldx, float* y, int64_t ldy) {
+  LOCKSTEP_CHECK(ValidSlice(slice), "invalid reduction slice");
+  const int num_segments = slice.segment_end - slice.segment_begin;
+  std::vector<float> sums(num_segments);
+  for (int64_t m = 0; m < num_tokens; ++m) {
+    for (int64_t n = 0; n < rows; ++n) {
+      // Each segment: one FMA chain in increasing k from +0.
+      for (int s = 0; s < num_segments; ++s) {
+        const int64_t k0 =
+            SegmentStart(slice.k_global, slice.segment_begin + s) - slice.column_begin();
+        const int64_t k1 =
+            SegmentStart(slice.k_global, slice.segment_begin + s + 1) - slice.column_begin();
+        float acc = 0.0f;
+        for (int64_t k = k0; k < k1; ++k) acc = std::fma(w[n * ld + k], x[m * ldx + k], acc);
+        sums[s] = acc;
+      }
+      // Balanced binary tree in index order.
+      for (int width = num_segments; width > 1; width /= 2) {
+        for (int i = 0; i < width / 2; ++i) sums[i] = sums[2 * i] + sums[2 * i + 1];
+      }
+      y[m * ldy + n] = sums[0];
+    }
+  }
+}
+
+void ConvertToF32(Isa isa, DType dtype, const void* src, int64_t count, float* dst) {
+  LOCKSTEP_CHECK(count >= 0, "negative count");
+  if (count == 0) return;
+  internal::KernelsFor(isa).convert_to_f32(ToWeightType(dtype), src, count, dst);
+}
+
+}  // namespace lockstep::kernels

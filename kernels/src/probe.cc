@@ -1,0 +1,139 @@
+// Machine probes (probe.h). The inner loops are the per-ISA probe kernels
+// (probe_impl.h); this file sizes the buffers, runs one part per thread in a
+// task_arena of the requested size and keeps the best repetition.
+#include "lockstep/kernels/probe.h"
+
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+#include <tbb/partitioner.h>
+#include <tbb/task_arena.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#include "kernel_table_dispatch.h"
+#include "lockstep/base/check.h"
+
+namespace lockstep::kernels {
+namespace {
+
+struct FreeDeleter {
+  void operator()(float* p) const { std::free(p); }
+};
+using Buffer = std::unique_ptr<float, FreeDeleter>;
+
+// `floats` floats, 64-byte aligned, length rounded up to a multiple of 128.
+Buffer Allocate(int64_t floats) {
+  const size_t bytes = static_cast<size_t>((floats + 127) / 128 * 128) * sizeof(float);
+  float* p = static_cast<float*>(std::aligned_alloc(64, bytes));
+  LOCKSTEP_CHECK(p != nullptr, "probe: cannot allocate {} bytes", bytes);
+  return Buffer(p);
+}
+
+// Runs body(part) for part in [0, parts), one part per thread, concurrently.
+template <typename Body>
+void ForEachPart(int parts, const Body& body) {
+  tbb::parallel_for(
+      tbb::blocked_range<int>(0, parts, 1),
+      [&](const tbb::blocked_range<int>& r) {
+        for (int i = r.begin(); i < r.end(); ++i) body(i);
+      },
+      tbb::static_partitioner());
+}
+
+double Seconds(std::chrono::steady_clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+// Times `run` (which must do the same work each call) `repetitions` times
+// after one warm-up call, and returns the shortest time in seconds.
+template <typename Run>
+double BestTime(int repetitions, const Run& run) {
+  run();
+  double best = 1e30;
+  for (int i = 0; i < repetitions; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    run();
+    best = std::min(best, Seconds(std::chrono::steady_clock::now() - start));
+  }
+  return best;
+}
+
+}  // namespace
+
+MemoryBandwidth MeasureReadBandwidth(int threads, size_t bytes, int repetitions) {
+  LOCKSTEP_CHECK(threads >= 1 && repetitions >= 1 && bytes >= (size_t{1} << 20),
+                 "MeasureReadBandwidth: threads {}, bytes {}, repetitions {}", threads, bytes,
+                 repetitions);
+  const internal::KernelTable& table = internal::KernelsFor(BestIsa());
+  MemoryBandwidth result;
+  tbb::task_arena arena(threads);
+  arena.execute([&] {
+    // Parts are multiples of 128 floats (the read kernel's step).
+    const int64_t part = static_cast<int64_t>(bytes / sizeof(float)) / threads / 128 * 128;
+    const int64_t n = part * threads;
+    {
+      Buffer a = Allocate(n);
+      // First touch by the thread that will read the part.
+      ForEachPart(threads, [&](int i) {
+        float* p = a.get() + i * part;
+        for (int64_t j = 0; j < part; ++j) p[j] = static_cast<float>(j & 1023);
+      });
+      std::atomic<float> sink{0.0f};
+      const double t = BestTime(repetitions, [&] {
+        ForEachPart(threads, [&](int i) {
+          const float s = table.read_sum(a.get() + i * part, part);
+          sink.store(s, std::memory_order_relaxed);
+        });
+      });
+      result.read_bytes_per_second = static_cast<double>(n) * sizeof(float) / t;
+    }
+    {
+      const int64_t tpart = part / 3 / 128 * 128;
+      const int64_t tn = tpart * threads;
+      Buffer a = Allocate(tn), b = Allocate(tn), c = Allocate(tn);
+      ForEachPart(threads, [&](int i) {
+        for (int64_t j = i * tpart; j < (i + 1) * tpart; ++j) {
+          a.get()[j] = 0.0f;
+          b.get()[j] = 1.0f;
+          c.get()[j] = 2.0f;
+        }
+      });
+      const double t = BestTime(repetitions, [&] {
+        ForEachPart(threads, [&](int i) {
+          const int64_t o = i * tpart;
+          table.triad(a.get() + o, b.get() + o, c.get() + o, 3.0f, tpart);
+        });
+      });
+      result.triad_bytes_per_second = 3.0 * static_cast<double>(tn) * sizeof(float) / t;
+    }
+  });
+  return result;
+}
+
+double MeasureFmaPeak(Isa isa, int threads) {
+  LOCKSTEP_CHECK(threads >= 1, "MeasureFmaPeak: threads {}", threads);
+  const internal::KernelTable& table = internal::KernelsFor(isa);
+  // About 10^8 FMA instructions per thread for the vector builds; the scalar
+  // build does a vector's work one lane at a time, so it runs fewer.
+  const int64_t iterations = isa == Isa::kScalar ? 200000 : 8000000;
+  double best = 0.0;
+  tbb::task_arena arena(threads);
+  arena.execute([&] {
+    std::atomic<float> sink{0.0f};
+    const double t = BestTime(3, [&] {
+      ForEachPart(threads, [&](int i) {
+        sink.store(table.fma_chains(iterations, 1.0f + static_cast<float>(i)),
+                   std::memory_order_relaxed);
+      });
+    });
+    best = static_cast<double>(threads) * iterations * table.fma_flops_per_iteration / t;
+  });
+  return best;
+}
+
+}  // namespace lockstep::kernels

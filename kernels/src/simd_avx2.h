@@ -1,0 +1,127 @@
+// AVX2 + FMA + F16C build of the 16-lane vector types the kernel templates are
+// written against: each 16-lane value is two 8-lane registers (lo = lanes
+// 0..7, hi = lanes 8..15). See simd_scalar.h for the contract every operation
+// follows; each maps to the same IEEE operation per lane as the other builds.
+//
+// Only kernels_avx2.cc includes this header; everything lives in namespace
+// lockstep::kernels::avx2 (see simd_avx512.h for why).
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+#define LOCKSTEP_SIMD_NS avx2
+
+namespace lockstep::kernels::avx2 {
+
+inline constexpr bool kIsScalarBuild = false;
+
+struct VecI {
+  __m256i lo, hi;
+
+  static VecI Set1(int32_t x) { return {_mm256_set1_epi32(x), _mm256_set1_epi32(x)}; }
+  static VecI Load(const int32_t* p) {
+    return {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)),
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 8))};
+  }
+  friend VecI operator+(VecI a, VecI b) {
+    return {_mm256_add_epi32(a.lo, b.lo), _mm256_add_epi32(a.hi, b.hi)};
+  }
+  friend VecI operator-(VecI a, VecI b) {
+    return {_mm256_sub_epi32(a.lo, b.lo), _mm256_sub_epi32(a.hi, b.hi)};
+  }
+  template <int kBits>
+  VecI ShiftLeft() const {
+    return {_mm256_slli_epi32(lo, kBits), _mm256_slli_epi32(hi, kBits)};
+  }
+  template <int kBits>
+  VecI ShiftRightArith() const {
+    return {_mm256_srai_epi32(lo, kBits), _mm256_srai_epi32(hi, kBits)};
+  }
+};
+
+// A lane mask as two all-ones / all-zeros 8-lane vectors.
+struct Mask {
+  __m256i lo, hi;
+  static Mask FromBits(uint32_t bits) {
+    const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    __m256i b_lo = _mm256_set1_epi32(static_cast<int32_t>(bits & 0xffu));
+    __m256i b_hi = _mm256_set1_epi32(static_cast<int32_t>((bits >> 8) & 0xffu));
+    return {_mm256_cmpeq_epi32(_mm256_and_si256(b_lo, lane_bit), lane_bit),
+            _mm256_cmpeq_epi32(_mm256_and_si256(b_hi, lane_bit), lane_bit)};
+  }
+  static Mask FirstN(int n) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256i nv = _mm256_set1_epi32(n);
+    return {_mm256_cmpgt_epi32(nv, lane),
+            _mm256_cmpgt_epi32(nv, _mm256_add_epi32(lane, _mm256_set1_epi32(8)))};
+  }
+};
+
+struct VecF {
+  static constexpr int kLanes = 16;
+  __m256 lo, hi;
+
+  static VecF Zero() { return {_mm256_setzero_ps(), _mm256_setzero_ps()}; }
+  static VecF Set1(float x) { return {_mm256_set1_ps(x), _mm256_set1_ps(x)}; }
+  static VecF Load(const float* p) { return {_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)}; }
+  static VecF LoadN(const float* p, int n) {
+    Mask m = Mask::FirstN(n);
+    return {_mm256_maskload_ps(p, m.lo), _mm256_maskload_ps(p + 8, m.hi)};
+  }
+  static VecF LoadF16(const uint16_t* p) {
+    return {_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
+            _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 8)))};
+  }
+  static VecF LoadBF16(const uint16_t* p) {
+    __m256i a = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    __m256i b = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 8)));
+    return {_mm256_castsi256_ps(_mm256_slli_epi32(a, 16)),
+            _mm256_castsi256_ps(_mm256_slli_epi32(b, 16))};
+  }
+  static VecF Gather(const float* base, VecI index) {
+    return {_mm256_i32gather_ps(base, index.lo, 4), _mm256_i32gather_ps(base, index.hi, 4)};
+  }
+  void Store(float* p) const {
+    _mm256_storeu_ps(p, lo);
+    _mm256_storeu_ps(p + 8, hi);
+  }
+  void StoreN(float* p, int n) const {
+    Mask m = Mask::FirstN(n);
+    _mm256_maskstore_ps(p, m.lo, lo);
+    _mm256_maskstore_ps(p + 8, m.hi, hi);
+  }
+
+  friend VecF operator+(VecF a, VecF b) {
+    return {_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)};
+  }
+  friend VecF operator-(VecF a, VecF b) {
+    return {_mm256_sub_ps(a.lo, b.lo), _mm256_sub_ps(a.hi, b.hi)};
+  }
+  friend VecF operator*(VecF a, VecF b) {
+    return {_mm256_mul_ps(a.lo, b.lo), _mm256_mul_ps(a.hi, b.hi)};
+  }
+  friend VecF operator/(VecF a, VecF b) {
+    return {_mm256_div_ps(a.lo, b.lo), _mm256_div_ps(a.hi, b.hi)};
+  }
+  static VecF Fma(VecF a, VecF b, VecF c) {
+    return {_mm256_fmadd_ps(a.lo, b.lo, c.lo), _mm256_fmadd_ps(a.hi, b.hi, c.hi)};
+  }
+  static VecF Max(VecF a, VecF b) { return {_mm256_max_ps(a.lo, b.lo), _mm256_max_ps(a.hi, b.hi)}; }
+  static VecF Min(VecF a, VecF b) { return {_mm256_min_ps(a.lo, b.lo), _mm256_min_ps(a.hi, b.hi)}; }
+  static VecF Sqrt(VecF a) { return {_mm256_sqrt_ps(a.lo), _mm256_sqrt_ps(a.hi)}; }
+  static VecF Select(Mask m, VecF a, VecF b) {
+    return {_mm256_blendv_ps(b.lo, a.lo, _mm256_castsi256_ps(m.lo)),
+            _mm256_blendv_ps(b.hi, a.hi, _mm256_castsi256_ps(m.hi))};
+  }
+
+  VecI Bits() const { return {_mm256_castps_si256(lo), _mm256_castps_si256(hi)}; }
+  static VecF FromBits(VecI i) { return {_mm256_castsi256_ps(i.lo), _mm256_castsi256_ps(i.hi)}; }
+};
+
+inline void Prefetch(const void* p) {
+  _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0);
+}
+
+}  // namespace lockstep::kernels::avx2

@@ -1,0 +1,96 @@
+// AVX-512 (F/BW/VL/DQ + F16C + FMA) build of the 16-lane vector types the
+// kernel templates are written against. See simd_scalar.h for the contract
+// every operation follows; this file only maps each one to one instruction
+// (or a fixed short sequence), so the per-lane results are the same bits as
+// the scalar build.
+//
+// Only the per-ISA translation unit kernels_avx512.cc includes this header,
+// and everything lives in namespace lockstep::kernels::avx512, so no inline
+// function compiled with AVX-512 can be picked by the linker for baseline code.
+#pragma once
+
+// GCC 12's AVX-512 headers build some intrinsics on _mm512_undefined_ps(),
+// which trips -Wuninitialized when inlined (GCC bug 105593, fixed in 13).
+// Diagnostic state is tracked by source location, so ignoring the warning
+// for the header's own lines silences only those false positives.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+
+#include <cstdint>
+
+#define LOCKSTEP_SIMD_NS avx512
+
+namespace lockstep::kernels::avx512 {
+
+inline constexpr bool kIsScalarBuild = false;
+
+struct VecI {
+  __m512i v;
+
+  static VecI Set1(int32_t x) { return {_mm512_set1_epi32(x)}; }
+  static VecI Load(const int32_t* p) { return {_mm512_loadu_si512(p)}; }
+  friend VecI operator+(VecI a, VecI b) { return {_mm512_add_epi32(a.v, b.v)}; }
+  friend VecI operator-(VecI a, VecI b) { return {_mm512_sub_epi32(a.v, b.v)}; }
+  template <int kBits>
+  VecI ShiftLeft() const {
+    return {_mm512_slli_epi32(v, kBits)};
+  }
+  template <int kBits>
+  VecI ShiftRightArith() const {
+    return {_mm512_srai_epi32(v, kBits)};
+  }
+};
+
+struct Mask {
+  __mmask16 m;
+  static Mask FromBits(uint32_t bits) { return {static_cast<__mmask16>(bits)}; }
+  static Mask FirstN(int n) { return FromBits(n >= 16 ? 0xffffu : (1u << n) - 1u); }
+};
+
+struct VecF {
+  static constexpr int kLanes = 16;
+  __m512 v;
+
+  static VecF Zero() { return {_mm512_setzero_ps()}; }
+  static VecF Set1(float x) { return {_mm512_set1_ps(x)}; }
+  static VecF Load(const float* p) { return {_mm512_loadu_ps(p)}; }
+  static VecF LoadN(const float* p, int n) { return {_mm512_maskz_loadu_ps(Mask::FirstN(n).m, p)}; }
+  // 16 IEEE binary16 values widened exactly (F16C).
+  static VecF LoadF16(const uint16_t* p) {
+    return {_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)))};
+  }
+  // 16 bfloat16 values widened exactly: zero-extend to 32 bits, shift left 16.
+  static VecF LoadBF16(const uint16_t* p) {
+    __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return {_mm512_castsi512_ps(_mm512_slli_epi32(w, 16))};
+  }
+  static VecF Gather(const float* base, VecI index) {
+    return {_mm512_i32gather_ps(index.v, base, 4)};
+  }
+  void Store(float* p) const { _mm512_storeu_ps(p, v); }
+  void StoreN(float* p, int n) const { _mm512_mask_storeu_ps(p, Mask::FirstN(n).m, v); }
+
+  friend VecF operator+(VecF a, VecF b) { return {_mm512_add_ps(a.v, b.v)}; }
+  friend VecF operator-(VecF a, VecF b) { return {_mm512_sub_ps(a.v, b.v)}; }
+  friend VecF operator*(VecF a, VecF b) { return {_mm512_mul_ps(a.v, b.v)}; }
+  friend VecF operator/(VecF a, VecF b) { return {_mm512_div_ps(a.v, b.v)}; }
+  // a*b + c with one rounding.
+  static VecF Fma(VecF a, VecF b, VecF c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
+  // x86 semantics: Max(a, b) = a > b ? a : b, Min(a, b) = a < b ? a : b.
+  static VecF Max(VecF a, VecF b) { return {_mm512_max_ps(a.v, b.v)}; }
+  static VecF Min(VecF a, VecF b) { return {_mm512_min_ps(a.v, b.v)}; }
+  static VecF Sqrt(VecF a) { return {_mm512_sqrt_ps(a.v)}; }
+  static VecF Select(Mask m, VecF a, VecF b) { return {_mm512_mask_blend_ps(m.m, b.v, a.v)}; }
+
+  VecI Bits() const { return {_mm512_castps_si512(v)}; }
+  static VecF FromBits(VecI i) { return {_mm512_castsi512_ps(i.v)}; }
+};
+
+inline void Prefetch(const void* p) {
+  _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0);
+}
+
+}  // namespace lockstep::kernels::avx512

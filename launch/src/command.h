@@ -32,6 +32,7 @@ int ReportError(const Status& status);
 // Subcommand registrations, in help order.
 Command AddSynthCommand(CLI::App& app);    // synth_command.cc
 Command AddInspectCommand(CLI::App& app);  // inspect_command.cc
+Command AddPlanCommand(CLI::App& app);     // plan_command.cc
 Command AddRunCommand(CLI::App& app);      // run_command.cc
 
 // "lockstep 0.1.0 (git abc123def456)".

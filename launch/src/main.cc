@@ -22,6 +22,8 @@ int main(int argc, char** argv) {
   // Subcommand registrations (one per *_command.cc) go here, in help order.
   commands.push_back(AddSynthCommand(app));
   commands.push_back(AddInspectCommand(app));
+  commands.push_back(AddPlanCommand(app));
+  commands.push_back(AddRunCommand(app));
 
   try {
     app.parse(argc, argv);

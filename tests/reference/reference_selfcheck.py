@@ -14,7 +14,11 @@ here against itself and against the definitions it is written from:
   * RMSNorm and SwiGLU equal their one-line definitions;
   * synthetic models (lockstep synth) give spread, non-degenerate logits;
   * the command line writes the documented .npz layout and fails with one
-    line on bad input.
+    line on bad input;
+  * the h5py converter recipe of docs/model-format.md, run as written on a
+    Hugging Face style state dict, makes files (bf16 and f16, h5py's own
+    attribute types) that `lockstep inspect` accepts and that hold the same
+    weights.
 
   reference_selfcheck.py --lockstep path/to/lockstep
 """
@@ -173,6 +177,51 @@ def check_command_line(path, workdir, model):
           f"bad token id: stderr {result.stderr!r}")
 
 
+DOC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs",
+                   "model-format.md")
+
+
+def converter_from_doc():
+    """The write_lockstep() recipe of docs/model-format.md, executed as written."""
+    with open(DOC) as f:
+        text = f.read()
+    section = text[text.index("## Writing a converter with h5py"):]
+    code = section[section.index("```python") + len("```python"):]
+    code = code[:code.index("```")]
+    namespace = {}
+    exec(compile(code, DOC, "exec"), namespace)
+    return namespace["write_lockstep"]
+
+
+def check_h5py_converter(lockstep, workdir, model):
+    """The doc's converter, fed a Hugging Face style state dict made from
+    `model`, writes a file lockstep accepts, holding the same weights."""
+    hf = {"model.embed_tokens.weight": model.w["/tok_embeddings"], "model.norm.weight": model.w["/norm"]}
+    if not model.config["tie_word_embeddings"]:
+        hf["lm_head.weight"] = model.w["/lm_head"]
+    names = {"attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm",
+             "attn/wq": "self_attn.q_proj", "attn/wk": "self_attn.k_proj",
+             "attn/wv": "self_attn.v_proj", "attn/wo": "self_attn.o_proj",
+             "ffn/w_gate": "mlp.gate_proj", "ffn/w_up": "mlp.up_proj", "ffn/w_down": "mlp.down_proj"}
+    for i in range(model.n_layers):
+        for ours, theirs in names.items():
+            hf[f"model.layers.{i}.{theirs}.weight"] = model.w[f"/layers/{i}/{ours}"].float()
+    write_lockstep = converter_from_doc()
+    for dtype in ("bf16", "f16"):
+        target = os.path.join(workdir, f"converted-{dtype}.h5")
+        write_lockstep(target, model.config, hf, dtype=dtype)
+        result = subprocess.run([lockstep, "inspect", target], capture_output=True, text=True)
+        check(result.returncode == 0, f"lockstep inspect refuses the doc converter's {dtype} "
+              f"file: {result.stderr.strip()}")
+        check(f"weight_dtype              {dtype}" in result.stdout, f"converted {dtype}: dtype")
+        again = ref.load_model(target)
+        for name, tensor in model.w.items():
+            want = tensor
+            if dtype == "f16" and not name.endswith("norm"):
+                want = tensor.float().half().double()
+            check(torch.equal(again.w[name], want), f"converted {dtype}: {name} differs")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--lockstep", required=True, help="the built lockstep binary")
@@ -213,6 +262,7 @@ def main():
         d = rel_diff(a, b)
         check(1e-7 < d < 1e-2, f"f16 vs f32 logits differ by {d:.3g}")
         check_command_line(loaded["tied-bf16"][0], workdir, loaded["tied-bf16"][1])
+        check_h5py_converter(args.lockstep, workdir, loaded["tied-bf16"][1])
     if failures:
         print(f"reference self-check: {len(failures)} failure(s)", file=sys.stderr)
         return 1

@@ -21,6 +21,9 @@ struct Command {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitError = 1;  // bad input, I/O, a failed peer
 inline constexpr int kExitUsage = 2;  // bad command line
+// `lockstep run`: the job ran, but some request lines could not (their error
+// records are in the results file).
+inline constexpr int kExitRequestErrors = 3;
 
 // Prints "lockstep: error: <message>" as one line on stderr and returns
 // kExitError.
@@ -30,6 +33,7 @@ int ReportError(const Status& status);
 Command AddSynthCommand(CLI::App& app);    // synth_command.cc
 Command AddInspectCommand(CLI::App& app);  // inspect_command.cc
 Command AddPlanCommand(CLI::App& app);     // plan_command.cc
+Command AddRunCommand(CLI::App& app);      // run_command.cc
 
 // "lockstep 0.1.0 (git abc123def456)".
 std::string VersionString();

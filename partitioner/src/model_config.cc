@@ -1,6 +1,7 @@
 #include "lockstep/partitioner/model_config.h"
 
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -71,6 +72,15 @@ Status ReadInt(const nlohmann::json& json, std::string_view source, const char* 
   if (!it->is_number_integer()) {
     return InvalidArgument("{}: field '{}' must be an integer, got {}", source, field, it->dump());
   }
+  // Range-check before narrowing: 1e10 layers must not wrap to a small number.
+  const bool fits =
+      it->is_number_unsigned()
+          ? it->get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max())
+          : it->get<int64_t>() >= std::numeric_limits<T>::min() &&
+                it->get<int64_t>() <= std::numeric_limits<T>::max();
+  if (!fits) {
+    return InvalidArgument("{}: field '{}' is out of range: {}", source, field, it->dump());
+  }
   *out = it->get<T>();
   return Status::Ok();
 }
@@ -140,9 +150,12 @@ Status ModelConfig::Validate() const {
   if (!(rope_theta > 0.0)) {
     return InvalidArgument("field 'rope_theta' must be positive, got {}", rope_theta);
   }
-  if (bos_token_id >= vocab_size || eos_token_id >= vocab_size) {
-    return InvalidArgument("bos_token_id {} / eos_token_id {} outside the vocabulary of {}",
-                           bos_token_id, eos_token_id, vocab_size);
+  for (auto [field, id] :
+       {std::pair{"bos_token_id", bos_token_id}, std::pair{"eos_token_id", eos_token_id}}) {
+    if (id < -1 || id >= vocab_size) {
+      return InvalidArgument("field '{}' is {}, outside the vocabulary of {} (-1: none)", field, id,
+                             vocab_size);
+    }
   }
   return Status::Ok();
 }

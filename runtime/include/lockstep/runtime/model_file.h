@@ -8,10 +8,17 @@
 // norms are always f32). Chunks tile both dimensions so that a row range or a
 // column range (a tensor-parallel shard) is read without reading the rest.
 //
-// Error messages name the file and the tensor or attribute at fault.
+// Error messages are one line and start with the file name, then name the
+// tensor or attribute at fault. Codes: kNotFound (missing file, attribute or
+// tensor), kInvalidArgument (not HDF5, wrong format/version/type/shape/dtype,
+// a config that fails Validate() or contradicts the tensors), kDataLoss
+// (truncated or damaged HDF5), kIo (the file system), kOutOfRange (a slice
+// outside its tensor).
 //
-// Thread safety: a ModelFile or ModelWriter is used by one thread at a time
-// (the HDF5 library is not thread-safe in Debian's parallel build).
+// Thread safety: the HDF5 library is not thread-safe in Debian's parallel
+// build, so every call into it -- from any ModelFile or ModelWriter -- is
+// serialised by one process-wide lock. Different objects may be used from
+// different threads; one object must not be used by two threads at once.
 #pragma once
 
 #include <cstdint>
@@ -69,7 +76,10 @@ class ModelFile {
   // Opens `path` and checks, without reading tensor data: that it is HDF5, the
   // format name and version, the config attributes (ModelConfig::Validate),
   // and that every tensor of the inventory exists with the shape the config
-  // implies and a supported dtype (norms f32, all weights one dtype).
+  // implies and a supported dtype (norms f32, all weights one dtype, equal
+  // to the weight_dtype attribute); also that the file has no lm_head when
+  // tied and no layer beyond num_hidden_layers. Other datasets are ignored.
+  // With options.comm set this is collective over that communicator.
   static Result<ModelFile> Open(const std::string& path, const ModelFileOptions& options = {});
 
   const std::string& path() const;
@@ -80,7 +90,8 @@ class ModelFile {
 
   // Reads a slice of a tensor into `dst`, in the stored dtype, row-major and
   // tightly packed ((row_end-row_begin) x (col_end-col_begin) elements).
-  // Checks that the slice lies inside the tensor.
+  // Checks that the slice lies inside the tensor. An empty slice reads
+  // nothing (dst may be null) but still takes part in a collective read.
   Status Read(std::string_view tensor_path, const TensorSlice& slice, void* dst);
   // The whole tensor.
   Status ReadAll(std::string_view tensor_path, void* dst);
@@ -89,6 +100,10 @@ class ModelFile {
   // (measured at the file-driver level, including HDF5 metadata and whole
   // chunks touched by a partial selection), and the bytes of the selections
   // requested. Used to prove that a rank reads only its own shards.
+  // Measured as the growth of the calling thread's `rchar` counter
+  // (/proc/thread-self/io) across Open and each Read: the bytes the read
+  // system calls returned, page-cache hits included. Zero where /proc is
+  // absent. docs/model-format.md ("Measuring reads") gives the limits.
   uint64_t bytes_read() const;
   uint64_t bytes_requested() const;
 
@@ -101,12 +116,21 @@ class ModelFile {
 struct ModelWriterOptions {
   DType dtype = DType::kF32;  // for the matrices; norms are always f32
   // Target chunk size in bytes; chunk shapes tile rows and columns so that
-  // power-of-two tensor-parallel shards up to 8 fall on chunk boundaries.
+  // power-of-two tensor-parallel shards up to 8 fall on chunk boundaries
+  // (docs/model-format.md, "Chunking"). A chunk is at most this size.
   int64_t target_chunk_bytes = 1 << 20;
 };
 
 // Writes a model file tensor by tensor (memory bounded by one tensor, or by
 // one row block with WriteRows).
+//
+// Create() lays out the whole file: attributes, groups and every dataset in
+// inventory order, with all chunks allocated. Writes then only fill chunks,
+// so the bytes of the file depend on the config, dtype, chunk target and
+// values alone -- not on the order or the row blocks in which tensors are
+// written, nor on the time (no timestamps are stored). The attributes
+// `format` and `format_version` are written by Close(), last, so a file
+// whose writer did not finish is refused by ModelFile::Open.
 class ModelWriter {
  public:
   ~ModelWriter();
@@ -118,15 +142,18 @@ class ModelWriter {
                                     const ModelWriterOptions& options);
 
   // Writes a whole tensor given as f32 values; converts to the file dtype
-  // (round to nearest even). `spec` must be one of ModelTensors(config).
+  // (round to nearest even, base/dtype.h). `spec` must be one of
+  // ModelTensors(config) (path and shape are checked).
   Status WriteTensor(const partitioner::TensorSpec& spec, const float* values);
   // Writes rows [row_begin, row_begin + num_rows) of a tensor (f32 values,
-  // row-major); the dataset is created on the first call for that tensor.
+  // row-major). Rows may come in any order; writing a row twice overwrites.
   Status WriteRows(const partitioner::TensorSpec& spec, int64_t row_begin, int64_t num_rows,
                    const float* values);
 
-  // Checks every tensor of the inventory was written completely, flushes and
-  // closes. The file is not a valid model until Close() returns OK.
+  // Checks every tensor of the inventory was written completely, writes the
+  // format attributes, flushes and closes (also on error). The file is not a
+  // valid model until Close() returns OK. Destroying a writer without
+  // Close() closes the file, leaving it invalid.
   Status Close();
 
  private:

@@ -1,0 +1,20 @@
+// Where this host's calibrated chip spec lives: `lockstep calibrate` writes it
+// and `lockstep plan --chip host` reads it.
+#pragma once
+
+#include <string>
+
+#include "lockstep/base/status.h"
+#include "lockstep/partitioner/cluster_spec.h"
+
+namespace lockstep::launch {
+
+// $LOCKSTEP_HOST_SPEC if set, else $HOME/.config/lockstep/host.json.
+std::string DefaultHostSpecPath();
+
+// The `host` chip for `num_chips` ranks on this machine (chips_per_node =
+// num_chips): the calibrated spec at DefaultHostSpecPath() when it exists
+// (*calibrated = true), else the built-in uncalibrated preset.
+Result<partitioner::ClusterSpec> HostClusterSpec(int num_chips, bool* calibrated);
+
+}  // namespace lockstep::launch

@@ -1,0 +1,97 @@
+// `lockstep inspect FILE.h5`: the config and tensor inventory of a model file,
+// read from its metadata only (no tensor data is read).
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "command.h"
+#include "lockstep/runtime/model_file.h"
+
+namespace lockstep::launch {
+namespace {
+
+std::string Dims(const std::vector<int64_t>& dims) {
+  if (dims.empty()) return "contiguous";
+  return fmt::format("[{}]", fmt::join(dims, ", "));
+}
+
+std::string Bytes(double bytes) {
+  if (bytes >= 1e9) return fmt::format("{:.2f} GB", bytes / 1e9);
+  if (bytes >= 1e6) return fmt::format("{:.2f} MB", bytes / 1e6);
+  if (bytes >= 1e3) return fmt::format("{:.2f} kB", bytes / 1e3);
+  return fmt::format("{} B", bytes);
+}
+
+int RunInspect(const std::string& path) {
+  Result<runtime::ModelFile> file = runtime::ModelFile::Open(path);
+  if (!file.ok()) return ReportError(file.status());
+  const partitioner::ModelConfig& c = file->config();
+  struct stat st {};
+  stat(path.c_str(), &st);
+
+  std::string out;
+  auto line = [&out](std::string text) {
+    out += text;
+    out += '\n';
+  };
+  line(fmt::format("model {}: lockstep-model v{}, {} ({} bytes)", path,
+                   runtime::kModelFormatVersion, Bytes(static_cast<double>(st.st_size)),
+                   st.st_size));
+  line("config:");
+  auto field = [&line](std::string_view name, auto value) {
+    line(fmt::format("  {:<26}{}", name, value));
+  };
+  field("name", c.name.empty() ? "-" : c.name);
+  field("architecture", c.architecture);
+  field("vocab_size", c.vocab_size);
+  field("hidden_size", c.hidden_size);
+  field("intermediate_size", c.intermediate_size);
+  field("num_hidden_layers", c.num_layers);
+  field("num_attention_heads", c.num_heads);
+  field("num_key_value_heads", c.num_kv_heads);
+  field("head_dim", c.head_dim);
+  field("rms_norm_eps", fmt::format("{:g}", c.rms_norm_eps));
+  field("rope_theta", fmt::format("{:g}", c.rope_theta));
+  field("max_position_embeddings", c.max_position_embeddings);
+  field("tie_word_embeddings", c.tie_word_embeddings ? 1 : 0);
+  field("bos_token_id", c.bos_token_id);
+  field("eos_token_id", c.eos_token_id);
+  field("weight_dtype", DTypeName(file->weight_dtype()));
+  field("rope_layout", "half");
+  field("fingerprint", partitioner::ModelConfigFingerprint(c));
+
+  size_t path_width = 4;
+  for (const runtime::TensorInfo& t : file->tensors())
+    path_width = std::max(path_width, t.path.size());
+  line(fmt::format("tensors ({}):", file->tensors().size()));
+  line(fmt::format("  {:<{}}  {:<5}  {:<14}  {:>12}  {}", "path", path_width, "dtype", "shape",
+                   "bytes", "chunk"));
+  int64_t total_elements = 0, total_bytes = 0;
+  for (const runtime::TensorInfo& t : file->tensors()) {
+    line(fmt::format("  {:<{}}  {:<5}  {:<14}  {:>12}  {}", t.path, path_width, DTypeName(t.dtype),
+                     Dims(t.shape), t.bytes(), Dims(t.chunk)));
+    total_elements += t.elements();
+    total_bytes += t.bytes();
+  }
+  line(fmt::format("total: {} tensors, {} parameters, {} bytes of tensor data ({})",
+                   file->tensors().size(), total_elements, total_bytes,
+                   Bytes(static_cast<double>(total_bytes))));
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return kExitOk;
+}
+
+}  // namespace
+
+Command AddInspectCommand(CLI::App& app) {
+  auto path = std::make_shared<std::string>();
+  CLI::App* sub = app.add_subcommand(
+      "inspect", "Print a model file's config and tensors (path, dtype, shape, bytes, chunks)");
+  sub->add_option("model", *path, "The model file (HDF5)")->required();
+  return Command{sub, [path] { return RunInspect(*path); }};
+}
+
+}  // namespace lockstep::launch

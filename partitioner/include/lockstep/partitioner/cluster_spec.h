@@ -1,0 +1,95 @@
+// The machine a plan is made for: chips (one MPI rank each), how they are
+// grouped into nodes, and the links between them.
+//
+// A ClusterSpec comes from a JSON file (docs/partitioner.md, "Cluster spec"),
+// from a chip preset (chip_presets.h) plus a chip count, or from the file
+// `lockstep calibrate` writes for this host. Every rate is a peak the cost model
+// divides by; nothing here is measured at plan time.
+//
+// Placement: world rank w runs on node w / chips_per_node (ranks fill nodes in
+// order, the last node may be partial). Two ranks talk over `intra_node_link`
+// when they share a node and over `inter_node_link` otherwise.
+//
+// Thread safety: plain values.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+#include <string_view>
+
+#include "lockstep/base/status.h"
+#include "lockstep/partitioner/element_type.h"
+
+namespace lockstep::partitioner {
+
+// A point-to-point connection between two chips, as the alpha-beta model sees
+// it: sending n bytes to a peer takes latency_s + n / PeerBandwidth().
+struct LinkSpec {
+  double bandwidth_bytes_per_s = 0;  // one link, one direction
+  double latency_s = 0;              // alpha: one-way time of a tiny message
+  int links_per_peer = 1;            // parallel links between two chips
+
+  double PeerBandwidth() const { return bandwidth_bytes_per_s * links_per_peer; }
+  bool operator==(const LinkSpec&) const = default;
+};
+
+struct ChipSpec {
+  std::string name;          // e.g. "groq-lpu"; free text
+  int64_t memory_bytes = 0;  // capacity for weights, KV cache, buffers
+  double memory_bandwidth_bytes_per_s = 0;
+  // Peak FLOP/s per element type of the multiplication; 0 = no native unit for
+  // that type. A missing type is computed in f32 (widened), at the f32 rate.
+  std::array<double, kNumElementTypes> peak_flops{};
+  double op_overhead_s = 0;  // fixed cost per operator launch
+  int links_per_chip = 0;    // physical chip-to-chip links; 0 = not limited
+  // True when the figures above are those of a whole node shared by the chips
+  // placed on it (ranks simulated on one host): each chip then gets memory,
+  // bandwidth and FLOP/s divided by the number of chips on its node.
+  bool shared_by_node = false;
+  std::string source;  // where the figures come from (free text)
+
+  // The rate for multiplications in type t: peak_flops[t], else peak_flops[f32].
+  double PeakFlops(ElementType t) const;
+  bool operator==(const ChipSpec&) const = default;
+};
+
+struct ClusterSpec {
+  int num_chips = 0;
+  int chips_per_node = 1;
+  ChipSpec chip;
+  LinkSpec intra_node_link;
+  LinkSpec inter_node_link;
+  // The transport's allreduce switches from recursive doubling to
+  // reduce-scatter + allgather at this message size (bytes). Must match what
+  // transport/ runs; `lockstep calibrate` records it.
+  int64_t allreduce_large_min_bytes = 64 * 1024;
+
+  // Positive counts and rates; links_per_chip respected inside a node. The
+  // message names the field, e.g. "field 'chip.memory_bytes' must be positive".
+  Status Validate() const;
+
+  int NodeOf(int rank) const { return rank / chips_per_node; }
+  int num_nodes() const { return (num_chips + chips_per_node - 1) / chips_per_node; }
+  bool SameNode(int a, int b) const { return NodeOf(a) == NodeOf(b); }
+  const LinkSpec& Link(int a, int b) const {
+    return SameNode(a, b) ? intra_node_link : inter_node_link;
+  }
+
+  // Per-chip figures after node sharing (ChipSpec::shared_by_node).
+  int64_t ChipMemoryBytes() const;
+  double ChipMemoryBandwidth() const;
+  double ChipPeakFlops(ElementType t) const;
+
+  bool operator==(const ClusterSpec&) const = default;
+};
+
+// JSON <-> ClusterSpec. Parsing rejects unknown fields (a typo is an error, not
+// a silent default) and names `source` and the field in every message.
+Result<ClusterSpec> ClusterSpecFromJson(const nlohmann::json& json, std::string_view source);
+Result<ClusterSpec> LoadClusterSpecFile(const std::string& path);
+nlohmann::json ClusterSpecToJson(const ClusterSpec& spec);
+Status SaveClusterSpecFile(const ClusterSpec& spec, const std::string& path);
+
+}  // namespace lockstep::partitioner

@@ -1,0 +1,202 @@
+#include "lockstep/partitioner/cluster_spec.h"
+
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "json_reader.h"
+
+namespace lockstep::partitioner {
+namespace {
+
+using internal::JsonReader;
+
+void ReadLink(JsonReader& parent, std::string_view field, LinkSpec* link) {
+  JsonReader r = parent.Object(field);
+  r.Double("bandwidth_bytes_per_s", &link->bandwidth_bytes_per_s);
+  r.Double("latency_s", &link->latency_s);
+  r.Int("links_per_peer", &link->links_per_peer, /*required=*/false);
+  parent.Fail(r.Finish());
+}
+
+nlohmann::json LinkToJson(const LinkSpec& link) {
+  return {{"bandwidth_bytes_per_s", link.bandwidth_bytes_per_s},
+          {"latency_s", link.latency_s},
+          {"links_per_peer", link.links_per_peer}};
+}
+
+Status CheckPositive(double value, std::string_view field) {
+  if (!(value > 0) || !std::isfinite(value)) {
+    return InvalidArgument("field '{}' must be a positive number, got {}", field, value);
+  }
+  return Status::Ok();
+}
+
+Status CheckLink(const LinkSpec& link, std::string_view name) {
+  LOCKSTEP_RETURN_IF_ERROR(
+      CheckPositive(link.bandwidth_bytes_per_s, fmt::format("{}.bandwidth_bytes_per_s", name)));
+  if (!(link.latency_s >= 0) || !std::isfinite(link.latency_s)) {
+    return InvalidArgument("field '{}.latency_s' must be zero or positive, got {}", name,
+                           link.latency_s);
+  }
+  if (link.links_per_peer < 1) {
+    return InvalidArgument("field '{}.links_per_peer' must be at least 1, got {}", name,
+                           link.links_per_peer);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+double ChipSpec::PeakFlops(ElementType t) const {
+  double rate = peak_flops[static_cast<int>(t)];
+  return rate > 0 ? rate : peak_flops[static_cast<int>(ElementType::kF32)];
+}
+
+Status ClusterSpec::Validate() const {
+  if (num_chips < 1)
+    return InvalidArgument("field 'num_chips' must be at least 1, got {}", num_chips);
+  if (chips_per_node < 1) {
+    return InvalidArgument("field 'chips_per_node' must be at least 1, got {}", chips_per_node);
+  }
+  if (chip.memory_bytes <= 0) {
+    return InvalidArgument("field 'chip.memory_bytes' must be positive, got {}", chip.memory_bytes);
+  }
+  LOCKSTEP_RETURN_IF_ERROR(
+      CheckPositive(chip.memory_bandwidth_bytes_per_s, "chip.memory_bandwidth_bytes_per_s"));
+  bool any_rate = false;
+  for (int i = 0; i < kNumElementTypes; ++i) {
+    double rate = chip.peak_flops[i];
+    if (rate < 0 || !std::isfinite(rate)) {
+      return InvalidArgument("field 'chip.peak_flops.{}' must be positive, got {}",
+                             ElementTypeName(static_cast<ElementType>(i)), rate);
+    }
+    any_rate = any_rate || rate > 0;
+  }
+  if (!any_rate) {
+    return InvalidArgument(
+        "field 'chip.peak_flops' needs at least one rate, e.g. {{\"f32\": 1e11}}");
+  }
+  if (!(chip.op_overhead_s >= 0) || !std::isfinite(chip.op_overhead_s)) {
+    return InvalidArgument("field 'chip.op_overhead_s' must be zero or positive, got {}",
+                           chip.op_overhead_s);
+  }
+  if (chip.links_per_chip < 0) {
+    return InvalidArgument(
+        "field 'chip.links_per_chip' must be zero (unlimited) or positive, got {}",
+        chip.links_per_chip);
+  }
+  LOCKSTEP_RETURN_IF_ERROR(CheckLink(intra_node_link, "intra_node_link"));
+  LOCKSTEP_RETURN_IF_ERROR(CheckLink(inter_node_link, "inter_node_link"));
+  if (chip.links_per_chip > 0) {
+    int64_t needed =
+        int64_t{std::min(chips_per_node, num_chips) - 1} * intra_node_link.links_per_peer;
+    if (needed > chip.links_per_chip) {
+      return InvalidArgument(
+          "a fully connected node of {} chips with intra_node_link.links_per_peer {} needs {} "
+          "links per chip but field 'chip.links_per_chip' is {}; lower chips_per_node or "
+          "links_per_peer",
+          chips_per_node, intra_node_link.links_per_peer, needed, chip.links_per_chip);
+    }
+  }
+  if (allreduce_large_min_bytes < 0) {
+    return InvalidArgument("field 'allreduce_large_min_bytes' must be zero or positive, got {}",
+                           allreduce_large_min_bytes);
+  }
+  return Status::Ok();
+}
+
+// Node sharing divides by the chips on one (full) node.
+int64_t ClusterSpec::ChipMemoryBytes() const {
+  if (!chip.shared_by_node) return chip.memory_bytes;
+  return chip.memory_bytes / std::min(chips_per_node, num_chips);
+}
+
+double ClusterSpec::ChipMemoryBandwidth() const {
+  if (!chip.shared_by_node) return chip.memory_bandwidth_bytes_per_s;
+  return chip.memory_bandwidth_bytes_per_s / std::min(chips_per_node, num_chips);
+}
+
+double ClusterSpec::ChipPeakFlops(ElementType t) const {
+  if (!chip.shared_by_node) return chip.PeakFlops(t);
+  return chip.PeakFlops(t) / std::min(chips_per_node, num_chips);
+}
+
+Result<ClusterSpec> ClusterSpecFromJson(const nlohmann::json& json, std::string_view source) {
+  ClusterSpec spec;
+  JsonReader r(json, source);
+  r.Int("num_chips", &spec.num_chips);
+  r.Int("chips_per_node", &spec.chips_per_node);
+  {
+    JsonReader c = r.Object("chip");
+    c.String("name", &spec.chip.name, /*required=*/false);
+    c.Int("memory_bytes", &spec.chip.memory_bytes);
+    c.Double("memory_bandwidth_bytes_per_s", &spec.chip.memory_bandwidth_bytes_per_s);
+    {
+      JsonReader f = c.Object("peak_flops");
+      for (int i = 0; i < kNumElementTypes; ++i) {
+        f.Double(ElementTypeName(static_cast<ElementType>(i)), &spec.chip.peak_flops[i],
+                 /*required=*/false);
+      }
+      c.Fail(f.Finish());
+    }
+    c.Double("op_overhead_s", &spec.chip.op_overhead_s, /*required=*/false);
+    c.Int("links_per_chip", &spec.chip.links_per_chip, /*required=*/false);
+    c.Bool("shared_by_node", &spec.chip.shared_by_node, /*required=*/false);
+    c.String("source", &spec.chip.source, /*required=*/false);
+    r.Fail(c.Finish());
+  }
+  ReadLink(r, "intra_node_link", &spec.intra_node_link);
+  ReadLink(r, "inter_node_link", &spec.inter_node_link);
+  r.Int("allreduce_large_min_bytes", &spec.allreduce_large_min_bytes, /*required=*/false);
+  LOCKSTEP_RETURN_IF_ERROR(r.Finish());
+  Status valid = spec.Validate();
+  if (!valid.ok()) return valid.WithContext(source);
+  return spec;
+}
+
+Result<ClusterSpec> LoadClusterSpecFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return NotFound("{}: cannot open cluster spec", path);
+  nlohmann::json json;
+  try {
+    json = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error& e) {
+    return InvalidArgument("{}: not valid JSON: {}", path, e.what());
+  }
+  return ClusterSpecFromJson(json, path);
+}
+
+nlohmann::json ClusterSpecToJson(const ClusterSpec& spec) {
+  nlohmann::json flops = nlohmann::json::object();
+  for (int i = 0; i < kNumElementTypes; ++i) {
+    if (spec.chip.peak_flops[i] > 0) {
+      flops[std::string(ElementTypeName(static_cast<ElementType>(i)))] = spec.chip.peak_flops[i];
+    }
+  }
+  nlohmann::json chip = {{"name", spec.chip.name},
+                         {"memory_bytes", spec.chip.memory_bytes},
+                         {"memory_bandwidth_bytes_per_s", spec.chip.memory_bandwidth_bytes_per_s},
+                         {"peak_flops", flops},
+                         {"op_overhead_s", spec.chip.op_overhead_s},
+                         {"links_per_chip", spec.chip.links_per_chip},
+                         {"shared_by_node", spec.chip.shared_by_node},
+                         {"source", spec.chip.source}};
+  return {{"num_chips", spec.num_chips},
+          {"chips_per_node", spec.chips_per_node},
+          {"chip", chip},
+          {"intra_node_link", LinkToJson(spec.intra_node_link)},
+          {"inter_node_link", LinkToJson(spec.inter_node_link)},
+          {"allreduce_large_min_bytes", spec.allreduce_large_min_bytes}};
+}
+
+Status SaveClusterSpecFile(const ClusterSpec& spec, const std::string& path) {
+  std::ofstream out(path);
+  if (!out) return IoError("{}: cannot open for writing", path);
+  out << ClusterSpecToJson(spec).dump(2) << "\n";
+  out.close();
+  if (!out) return IoError("{}: write failed", path);
+  return Status::Ok();
+}
+
+}  // namespace lockstep::partitioner

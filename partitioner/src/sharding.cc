@@ -1,0 +1,173 @@
+#include "lockstep/partitioner/sharding.h"
+
+#include <bit>
+
+#include "lockstep/base/check.h"
+
+namespace lockstep::partitioner {
+namespace {
+
+bool EndsWith(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+std::string ListSizes(const std::vector<int>& sizes) {
+  std::string out;
+  for (int s : sizes) out += (out.empty() ? "" : ", ") + std::to_string(s);
+  return out.empty() ? "none" : out;
+}
+
+}  // namespace
+
+Range EvenPart(int64_t n, int parts, int index) {
+  return {index * n / parts, (index + 1) * n / parts};
+}
+
+Status CheckTensorParallel(const ModelConfig& model, int tp) {
+  const std::string valid = ListSizes(ValidTensorParallelSizes(model));
+  if (tp < 1 || !std::has_single_bit(static_cast<unsigned>(tp)) || tp > kCanonicalSegments) {
+    return InvalidArgument(
+        "tp {} is not a power of two between 1 and {}: the canonical reduction tree of {} "
+        "segments needs one; for '{}' use tp in {{{}}}",
+        tp, kCanonicalSegments, kCanonicalSegments, model.name, valid);
+  }
+  if (tp > model.num_heads) {
+    return InvalidArgument("tp {} exceeds the {} attention heads of '{}'; use tp in {{{}}}", tp,
+                           model.num_heads, model.name, valid);
+  }
+  if (model.num_heads % tp != 0) {
+    return InvalidArgument(
+        "num_attention_heads {} of '{}' is not divisible by tp {}; use tp in {{{}}}",
+        model.num_heads, model.name, tp, valid);
+  }
+  const int kv = model.num_kv_heads;
+  if (tp <= kv ? kv % tp != 0 : tp % kv != 0) {
+    return InvalidArgument(
+        "num_key_value_heads {} of '{}' is not divisible by tp {} (nor is tp a multiple of it, "
+        "which would replicate the KV heads); use tp in {{{}}}",
+        kv, model.name, tp, valid);
+  }
+  return Status::Ok();
+}
+
+std::vector<int> ValidTensorParallelSizes(const ModelConfig& model) {
+  std::vector<int> sizes;
+  for (int tp = 1; tp <= kCanonicalSegments; tp *= 2) {
+    if (tp > model.num_heads || model.num_heads % tp != 0) continue;
+    const int kv = model.num_kv_heads;
+    if (kv <= 0 || (tp <= kv ? kv % tp != 0 : tp % kv != 0)) continue;
+    sizes.push_back(tp);
+  }
+  return sizes;
+}
+
+TpSlice MakeTpSlice(const ModelConfig& model, int tp, int tp_rank) {
+  LOCKSTEP_CHECK(tp >= 1 && tp_rank >= 0 && tp_rank < tp, "tp {} rank {}", tp, tp_rank);
+  LOCKSTEP_CHECK(CheckTensorParallel(model, tp).ok(), "tp {} cannot split {}", tp, model.name);
+  TpSlice s;
+  s.tp = tp;
+  s.tp_rank = tp_rank;
+  s.q_heads = EvenPart(model.num_heads, tp, tp_rank);
+  const int kv = model.num_kv_heads;
+  if (tp <= kv) {
+    s.kv_heads = EvenPart(kv, tp, tp_rank);
+  } else {
+    const int64_t head = tp_rank / (tp / kv);
+    s.kv_heads = {head, head + 1};
+    s.kv_replicated = true;
+  }
+  s.ffn = EvenPart(model.intermediate_size, tp, tp_rank);
+  s.hidden = EvenPart(model.hidden_size, tp, tp_rank);
+  s.vocab = EvenPart(model.vocab_size, tp, tp_rank);
+  s.segments = EvenPart(kCanonicalSegments, tp, tp_rank);
+  return s;
+}
+
+int64_t TensorShard::elements() const {
+  int64_t n = 1;
+  for (int64_t c : count) n *= c;
+  return n;
+}
+
+TensorShard ShardTensor(const ModelConfig& model, const TensorSpec& tensor, const TpSlice& slice,
+                        ElementType weight_type) {
+  TensorShard s;
+  s.path = tensor.path;
+  s.role = tensor.role;
+  s.layer = tensor.layer;
+  s.shape = tensor.shape;
+  s.start.assign(tensor.shape.size(), 0);
+  s.count = tensor.shape;
+  s.type = weight_type;
+  const int64_t hd = model.head_dim;
+  switch (tensor.role) {
+    case TensorRole::kNorm:
+      s.type = ElementType::kF32;
+      s.replicated = true;
+      break;
+    case TensorRole::kEmbedding:
+      s.start[1] = slice.hidden.begin;
+      s.count[1] = slice.hidden.size();
+      break;
+    case TensorRole::kLmHead:
+      s.start[0] = slice.vocab.begin;
+      s.count[0] = slice.vocab.size();
+      break;
+    case TensorRole::kColumnParallel: {
+      Range rows;
+      if (EndsWith(tensor.path, "/wq")) {
+        rows = {slice.q_heads.begin * hd, slice.q_heads.end * hd};
+      } else if (EndsWith(tensor.path, "/wk") || EndsWith(tensor.path, "/wv")) {
+        rows = {slice.kv_heads.begin * hd, slice.kv_heads.end * hd};
+        s.replicated = slice.kv_replicated;
+      } else {
+        LOCKSTEP_CHECK(EndsWith(tensor.path, "/w_gate") || EndsWith(tensor.path, "/w_up"),
+                       "unknown column-parallel tensor {}", tensor.path);
+        rows = slice.ffn;
+      }
+      s.start[0] = rows.begin;
+      s.count[0] = rows.size();
+      break;
+    }
+    case TensorRole::kRowParallel: {
+      // Columns at canonical segment boundaries of the reduction length K.
+      const int64_t k = tensor.shape[1];
+      const int64_t begin = slice.segments.begin * k / kCanonicalSegments;
+      const int64_t end = slice.segments.end * k / kCanonicalSegments;
+      s.start[1] = begin;
+      s.count[1] = end - begin;
+      s.segments = slice.segments;
+      break;
+    }
+  }
+  s.bytes = s.elements() * ElementSize(s.type);
+  return s;
+}
+
+std::string_view TensorRoleName(TensorRole role) {
+  switch (role) {
+    case TensorRole::kEmbedding:
+      return "embedding";
+    case TensorRole::kNorm:
+      return "norm";
+    case TensorRole::kColumnParallel:
+      return "column_parallel";
+    case TensorRole::kRowParallel:
+      return "row_parallel";
+    case TensorRole::kLmHead:
+      return "lm_head";
+  }
+  return "?";
+}
+
+Result<TensorRole> ParseTensorRole(std::string_view name) {
+  for (TensorRole role : {TensorRole::kEmbedding, TensorRole::kNorm, TensorRole::kColumnParallel,
+                          TensorRole::kRowParallel, TensorRole::kLmHead}) {
+    if (TensorRoleName(role) == name) return role;
+  }
+  return InvalidArgument(
+      "unknown tensor role '{}' (known: embedding, norm, column_parallel, row_parallel, lm_head)",
+      name);
+}
+
+}  // namespace lockstep::partitioner

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Command-level tests of `lockstep synth` and `lockstep inspect`: they run the
+# built binary as a user would and check output, exit codes and error lines.
+#
+#   model_commands_test.sh LOCKSTEP_BINARY CASE
+set -uo pipefail
+
+lockstep="$1"
+case_name="$2"
+work=$(mktemp -d "${TMPDIR:-/tmp}/lockstep_cmd_XXXXXX")
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+
+failures=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+
+# expect_error EXIT_CODE PATTERN -- command...: the command must exit with
+# EXIT_CODE and print exactly one stderr line "lockstep: error: ..." matching
+# PATTERN (grep -E), and nothing on stdout.
+expect_error() {
+  local want_code="$1" pattern="$2"
+  shift 3
+  "$@" >out.txt 2>err.txt
+  local code=$?
+  [[ $code -eq $want_code ]] || fail "$*: exit $code, want $want_code"
+  [[ $(wc -l <err.txt) -eq 1 ]] || fail "$*: want one stderr line, got: $(cat err.txt)"
+  grep -qE "^lockstep: error: .*$pattern" err.txt || fail "$*: stderr '$(cat err.txt)' !~ '$pattern'"
+  [[ ! -s out.txt ]] || fail "$*: unexpected stdout: $(cat out.txt)"
+}
+
+case "$case_name" in
+  synth_inspect)
+    for dtype in f32 f16 bf16; do
+      "$lockstep" synth --preset tiny --dtype "$dtype" --seed 3 --output "tiny_$dtype.h5" \
+        || fail "synth $dtype exited $?"
+      "$lockstep" inspect "tiny_$dtype.h5" >inspect.txt || fail "inspect $dtype exited $?"
+      grep -qE "^  weight_dtype +$dtype$" inspect.txt || fail "inspect $dtype: no weight_dtype line"
+      grep -qE "^  /layers/3/ffn/w_down +$dtype +\[128, 352\] " inspect.txt \
+        || fail "inspect $dtype: no w_down line"
+      grep -qE "^  /norm +f32 +\[128\] +512 " inspect.txt || fail "inspect $dtype: norm line"
+      grep -qE "^total: 39 tensors, 833664 parameters" inspect.txt || fail "inspect $dtype: total"
+    done
+    # A Hugging Face config.json: tied embeddings, head_dim != hidden/heads,
+    # rope_theta != 10000, odd vocabulary.
+    cat >config.json <<'JSON'
+{"model_type": "llama", "hidden_size": 96, "intermediate_size": 160, "num_hidden_layers": 2,
+ "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 32, "vocab_size": 257,
+ "rms_norm_eps": 1e-6, "rope_theta": 500000.0, "max_position_embeddings": 256,
+ "tie_word_embeddings": true}
+JSON
+    "$lockstep" synth --config config.json --dtype bf16 --output hf.h5 || fail "synth --config"
+    "$lockstep" inspect hf.h5 >inspect.txt || fail "inspect hf.h5"
+    grep -qE "^  rope_theta +500000$" inspect.txt || fail "rope_theta not shown"
+    grep -qE "^  tie_word_embeddings +1$" inspect.txt || fail "tie not shown"
+    grep -q "/lm_head" inspect.txt && fail "tied model lists /lm_head"
+    grep -qE "^  /layers/1/attn/wq +bf16 +\[128, 96\]" inspect.txt || fail "wq shape"
+    # h5ls sees the same tensors (the format is plain HDF5).
+    if command -v h5ls >/dev/null; then
+      h5ls -r hf.h5 | grep -qE "^/layers/1/ffn/w_gate +Dataset \{160, 96\}" || fail "h5ls"
+    fi
+    ;;
+
+  synth_deterministic)
+    "$lockstep" synth --preset tiny --dtype bf16 --seed 5 --output a.h5 || fail "synth a"
+    sleep 1.1  # a timestamp anywhere in the file would now differ
+    "$lockstep" synth --preset tiny --dtype bf16 --seed 5 --output b.h5 || fail "synth b"
+    "$lockstep" synth --preset tiny --dtype bf16 --seed 6 --output c.h5 || fail "synth c"
+    cmp -s a.h5 b.h5 || fail "same seed, different bytes"
+    cmp -s a.h5 c.h5 && fail "different seed, same bytes"
+    ;;
+
+  errors)
+    expect_error 1 "nope\.h5: model file not found" -- "$lockstep" inspect nope.h5
+    echo '{"not": "hdf5"}' >text.h5
+    expect_error 1 "text\.h5: not an HDF5 file" -- "$lockstep" inspect text.h5
+    "$lockstep" synth --preset tiny --output good.h5 || fail "synth good"
+    head -c 20000 good.h5 >cut.h5
+    expect_error 1 "cut\.h5: .*truncated" -- "$lockstep" inspect cut.h5
+    expect_error 1 "unknown model preset 'gpt-5'" -- \
+      "$lockstep" synth --preset gpt-5 --output x.h5
+    expect_error 1 "missing\.json: cannot open model config" -- \
+      "$lockstep" synth --config missing.json --output x.h5
+    echo '{"hidden_size": 64, "num_hidden_layers": 2}' >partial.json
+    expect_error 1 "partial\.json: field 'vocab_size' is missing" -- \
+      "$lockstep" synth --config partial.json --output x.h5
+    expect_error 1 "/no/such/dir/x\.h5: cannot create model file" -- \
+      "$lockstep" synth --preset tiny --output /no/such/dir/x.h5
+    # Bad command lines exit 2.
+    "$lockstep" synth --output x.h5 >/dev/null 2>&1
+    [[ $? -eq 2 ]] || fail "synth without --config/--preset: want exit 2"
+    "$lockstep" synth --preset tiny --config config.json --output x.h5 >/dev/null 2>&1
+    [[ $? -eq 2 ]] || fail "synth with both --config and --preset: want exit 2"
+    "$lockstep" synth --preset tiny --dtype int8 --output x.h5 >/dev/null 2>&1
+    [[ $? -eq 2 ]] || fail "synth --dtype int8: want exit 2"
+    "$lockstep" inspect >/dev/null 2>&1
+    [[ $? -eq 2 ]] || fail "inspect without a file: want exit 2"
+    ;;
+
+  *)
+    echo "unknown case '$case_name'" >&2
+    exit 2
+    ;;
+esac
+
+if [[ $failures -ne 0 ]]; then
+  echo "$case_name: $failures failure(s)" >&2
+  exit 1
+fi
+echo "$case_name: ok"

@@ -1,0 +1,191 @@
+#include "lockstep/partitioner/cluster_spec.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "lockstep/partitioner/chip_presets.h"
+#include "lockstep/partitioner/workload.h"
+#include "partitioner/test_models.h"
+
+namespace lockstep::partitioner {
+namespace {
+
+nlohmann::json ValidSpec() {
+  return nlohmann::json::parse(R"({
+    "num_chips": 16,
+    "chips_per_node": 8,
+    "chip": {
+      "name": "x",
+      "memory_bytes": 1000000000,
+      "memory_bandwidth_bytes_per_s": 1e12,
+      "peak_flops": {"f16": 1e14, "int8": 2e14},
+      "op_overhead_s": 1e-6,
+      "links_per_chip": 16
+    },
+    "intra_node_link": {"bandwidth_bytes_per_s": 1.4e10, "latency_s": 1e-6},
+    "inter_node_link": {"bandwidth_bytes_per_s": 1.4e10, "latency_s": 2e-6, "links_per_peer": 2}
+  })");
+}
+
+std::string ErrorOf(const nlohmann::json& j) {
+  Result<ClusterSpec> r = ClusterSpecFromJson(j, "spec.json");
+  EXPECT_FALSE(r.ok());
+  return r.ok() ? "" : r.status().message();
+}
+
+TEST(ClusterSpecTest, ParsesAndRoundTrips) {
+  Result<ClusterSpec> spec = ClusterSpecFromJson(ValidSpec(), "spec.json");
+  ASSERT_TRUE(spec.ok()) << spec.status().message();
+  EXPECT_EQ(spec->num_chips, 16);
+  EXPECT_EQ(spec->chip.PeakFlops(ElementType::kInt8), 2e14);
+  EXPECT_EQ(spec->chip.PeakFlops(ElementType::kF32), 0);  // no f32 rate given
+  EXPECT_EQ(spec->inter_node_link.PeerBandwidth(), 2.8e10);
+  EXPECT_EQ(spec->intra_node_link.links_per_peer, 1);  // default
+  EXPECT_EQ(spec->allreduce_large_min_bytes, 64 * 1024);
+  Result<ClusterSpec> again = ClusterSpecFromJson(ClusterSpecToJson(*spec), "again");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, *spec);
+}
+
+TEST(ClusterSpecTest, ErrorsNameTheField) {
+  nlohmann::json j = ValidSpec();
+  j["chip"].erase("memory_bytes");
+  EXPECT_EQ(ErrorOf(j), "spec.json: field 'chip.memory_bytes' is missing (expected an integer)");
+
+  j = ValidSpec();
+  j["chip"]["memory_bytes"] = "lots";
+  EXPECT_EQ(ErrorOf(j), "spec.json: field 'chip.memory_bytes' must be an integer, got \"lots\"");
+
+  j = ValidSpec();
+  j["chip"]["memroy_bytes"] = 5;
+  EXPECT_EQ(ErrorOf(j), "spec.json: unknown field 'chip.memroy_bytes'");
+
+  j = ValidSpec();
+  j["intra_node_link"]["latency_s"] = -1;
+  EXPECT_EQ(ErrorOf(j),
+            "spec.json: field 'intra_node_link.latency_s' must be zero or positive, got -1");
+
+  j = ValidSpec();
+  j["inter_node_link"]["bandwidth_bytes_per_s"] = 0;
+  EXPECT_NE(ErrorOf(j).find("'inter_node_link.bandwidth_bytes_per_s' must be a positive number"),
+            std::string::npos);
+
+  j = ValidSpec();
+  j["chip"]["peak_flops"] = nlohmann::json::object();
+  EXPECT_NE(ErrorOf(j).find("'chip.peak_flops' needs at least one rate"), std::string::npos);
+
+  j = ValidSpec();
+  j["chip"]["peak_flops"]["fp8"] = 1e15;
+  EXPECT_EQ(ErrorOf(j), "spec.json: unknown field 'chip.peak_flops.fp8'");
+
+  j = ValidSpec();
+  j["num_chips"] = 0;
+  EXPECT_EQ(ErrorOf(j), "spec.json: field 'num_chips' must be at least 1, got 0");
+
+  j = ValidSpec();
+  j["intra_node_link"]["links_per_peer"] = 3;  // 7 peers x 3 links > 16
+  EXPECT_NE(ErrorOf(j).find("needs 21 links per chip but field 'chip.links_per_chip' is 16"),
+            std::string::npos);
+
+  EXPECT_NE(ErrorOf(nlohmann::json::array()).find("must be a JSON object"), std::string::npos);
+}
+
+TEST(ClusterSpecTest, PlacementAndLinks) {
+  ClusterSpec s = testing::TestCluster(10);  // 4 per node: nodes 0,0,0,0,1,1,1,1,2,2
+  EXPECT_EQ(s.num_nodes(), 3);
+  EXPECT_EQ(s.NodeOf(9), 2);
+  EXPECT_TRUE(s.SameNode(4, 7));
+  EXPECT_FALSE(s.SameNode(3, 4));
+  EXPECT_EQ(&s.Link(0, 3), &s.intra_node_link);
+  EXPECT_EQ(&s.Link(3, 4), &s.inter_node_link);
+}
+
+TEST(ClusterSpecTest, NodeSharingDividesTheNode) {
+  ClusterSpec s = testing::TestCluster(8);
+  s.chip.shared_by_node = true;
+  EXPECT_EQ(s.ChipMemoryBytes(), (int64_t{1} << 40) / 4);
+  EXPECT_EQ(s.ChipMemoryBandwidth(), 1e10 / 4);
+  EXPECT_EQ(s.ChipPeakFlops(ElementType::kF16), 1e11 / 4);  // f16 falls back to f32
+  s.num_chips = 2;                                          // fewer chips than a node holds
+  EXPECT_EQ(s.ChipMemoryBandwidth(), 1e10 / 2);
+  s.chip.shared_by_node = false;
+  EXPECT_EQ(s.ChipMemoryBandwidth(), 1e10);
+}
+
+TEST(ChipPresetTest, PresetsAreValidAndCiteTheirFigures) {
+  for (const std::string& name : ChipPresetNames()) {
+    Result<ClusterSpec> spec = ChipPreset(name, 16);
+    ASSERT_TRUE(spec.ok()) << name << ": " << spec.status().message();
+    EXPECT_EQ(spec->chip.name, name);
+    EXPECT_FALSE(spec->chip.source.empty());
+    EXPECT_EQ(spec->num_chips, 16);
+  }
+  ClusterSpec groq = *ChipPreset("groq-lpu", 576);
+  EXPECT_EQ(groq.chips_per_node, 8);
+  EXPECT_EQ(groq.chip.memory_bytes, 220 * 1024 * 1024);
+  EXPECT_EQ(groq.chip.memory_bandwidth_bytes_per_s, 80e12);
+  EXPECT_EQ(groq.chip.PeakFlops(ElementType::kF16), 188e12);
+  EXPECT_EQ(groq.chip.PeakFlops(ElementType::kInt8), 750e12);
+  EXPECT_EQ(groq.chip.links_per_chip, 16);
+  EXPECT_EQ(groq.intra_node_link.bandwidth_bytes_per_s, 14e9);
+  ClusterSpec h100 = *ChipPreset("h100-nvlink", 16);
+  EXPECT_EQ(h100.chip.PeakFlops(ElementType::kBF16), 989e12);
+  EXPECT_EQ(h100.chip.memory_bandwidth_bytes_per_s, 3.35e12);
+  ClusterSpec host = *ChipPreset("host", 3);
+  EXPECT_EQ(host.chips_per_node, 3);  // every rank on this machine
+  EXPECT_TRUE(host.chip.shared_by_node);
+  Result<ClusterSpec> bad = ChipPreset("tpu-v9", 4);
+  EXPECT_NE(bad.status().message().find("known: host, groq-lpu, h100-nvlink"), std::string::npos);
+}
+
+TEST(WorkloadTest, ParsesValidatesAndRoundTrips) {
+  nlohmann::json j = {{"batch_size", 8},       {"prompt_length", 100},     {"generated_length", 50},
+                      {"weight_type", "int8"}, {"activation_type", "f16"}, {"micro_batches", 4}};
+  Result<Workload> w = WorkloadFromJson(j, "w.json");
+  ASSERT_TRUE(w.ok()) << w.status().message();
+  EXPECT_EQ(w->weight_type, ElementType::kInt8);
+  EXPECT_EQ(w->context_length(), 150);
+  EXPECT_EQ(*WorkloadFromJson(WorkloadToJson(*w), "again"), *w);
+
+  j["micro_batches"] = 9;
+  EXPECT_NE(WorkloadFromJson(j, "w.json").status().message().find("field 'micro_batches'"),
+            std::string::npos);
+  j["micro_batches"] = 1;
+  j["activation_type"] = "int8";
+  EXPECT_NE(WorkloadFromJson(j, "w.json").status().message().find("'activation_type' must be f32"),
+            std::string::npos);
+  j["activation_type"] = "fp8";
+  EXPECT_NE(WorkloadFromJson(j, "w.json").status().message().find("unknown element type 'fp8'"),
+            std::string::npos);
+  j["activation_type"] = "f32";
+  j["generated_length"] = 0;
+  EXPECT_EQ(WorkloadFromJson(j, "w.json").status().message(),
+            "w.json: field 'generated_length' must be at least 1, got 0");
+
+  Workload long_context;
+  long_context.prompt_length = 4000;
+  long_context.generated_length = 200;
+  Status s = long_context.ValidateFor(*ModelPreset("llama-2-7b"));
+  EXPECT_NE(s.message().find("4200 exceeds the context length 4096"), std::string::npos);
+}
+
+TEST(WorkloadTest, MicroBatchSizesDifferByAtMostOne) {
+  for (int batch = 1; batch <= 20; ++batch) {
+    for (int count = 1; count <= batch; ++count) {
+      int total = 0;
+      for (int j = 0; j < count; ++j) {
+        int size = MicroBatchSize(batch, count, j);
+        EXPECT_TRUE(size == batch / count || size == batch / count + 1);
+        if (j > 0) {
+          EXPECT_LE(size, MicroBatchSize(batch, count, j - 1));
+        }
+        total += size;
+      }
+      EXPECT_EQ(total, batch);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace lockstep::partitioner

@@ -1,0 +1,117 @@
+// The transport on the mpi and ucx backends, under mpiexec with 1..8 ranks
+// (registered by tests/transport/CMakeLists.txt for each backend and rank
+// count). Run as `transport_mpi_test --transport=mpi|ucx`. Collectives are
+// bit-compared with a single-process canonical tree on every rank.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <optional>
+#include <vector>
+
+#include "lockstep/transport/communicator.h"
+#include "lockstep/transport/options.h"
+#include "mpi_gtest_main.h"
+#include "transport_checks.h"
+
+namespace lockstep::transport {
+namespace {
+
+CommOptions TestOptions() {
+  CommOptions options;
+  auto backend = ParseBackend(lockstep::testing::TestFlag("transport", "mpi"));
+  EXPECT_TRUE(backend.ok()) << backend.status().ToString();
+  options.backend = backend.ok() ? *backend : BackendKind::kMpi;
+  options.timeout = std::chrono::seconds(120);
+  return options;
+}
+
+class MpiTransportTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto world = Communicator::CreateWorld(lockstep::testing::TestSession(), TestOptions());
+    ASSERT_TRUE(world.ok()) << world.status().ToString();
+    world_.emplace(std::move(*world));
+  }
+  static void TearDownTestSuite() { world_.reset(); }
+  void SetUp() override { ASSERT_TRUE(world_.has_value()); }
+
+  static Communicator& world() { return *world_; }
+  static inline std::optional<Communicator> world_;
+};
+
+TEST_F(MpiTransportTest, WorldMatchesMpi) {
+  EXPECT_EQ(world().rank(), lockstep::testing::TestSession().world_rank());
+  EXPECT_EQ(world().size(), lockstep::testing::TestSession().world_size());
+  EXPECT_EQ(world().backend(), TestOptions().backend);
+}
+
+TEST_F(MpiTransportTest, AllReduceIsTheCanonicalTree) {
+  for (size_t n : {size_t{0}, size_t{1}, size_t{3}, size_t{1023}, size_t{1024}, size_t{70001}}) {
+    for (AllReduceAlgorithm algorithm :
+         {AllReduceAlgorithm::kAuto, AllReduceAlgorithm::kRecursiveDoubling,
+          AllReduceAlgorithm::kReduceScatterAllGather}) {
+      testing::CheckAllReduce(world(), n, algorithm, 100 + static_cast<uint32_t>(n));
+    }
+  }
+  testing::CheckOrderMatters(world(), 1024, 1124);
+}
+
+TEST_F(MpiTransportTest, AllReduceSixteenMebibytes) {
+  testing::CheckAllReduce(world(), 4 << 20, AllReduceAlgorithm::kRecursiveDoubling, 201);
+  testing::CheckAllReduce(world(), 4 << 20, AllReduceAlgorithm::kReduceScatterAllGather, 202);
+}
+
+TEST_F(MpiTransportTest, AllGather) {
+  for (size_t block : {size_t{0}, size_t{1}, size_t{7}, size_t{4096}}) {
+    testing::CheckAllGather(world(), block, 300 + static_cast<uint32_t>(block));
+  }
+  testing::CheckAllGather(world(), (16 << 20) / world().size(), 399);
+}
+
+TEST_F(MpiTransportTest, Broadcast) {
+  for (int root = 0; root < world().size(); ++root) {
+    testing::CheckBroadcast(world(), 0, root, 400);
+    testing::CheckBroadcast(world(), 1, root, 401);
+    testing::CheckBroadcast(world(), 4097, root, 402);
+  }
+  testing::CheckBroadcast(world(), 16 << 20, world().size() - 1, 403);
+}
+
+TEST_F(MpiTransportTest, Barrier) {
+  testing::CheckBarrier(world());
+}
+
+TEST_F(MpiTransportTest, InterleavedStreams) {
+  testing::CheckInterleavedStreams(world(), 6, 65536);
+  testing::CheckInterleavedStreams(world(), 2, 16 << 20);
+}
+
+TEST_F(MpiTransportTest, StreamSizeMismatchNamesTheStream) {
+  testing::CheckStreamSizeMismatch(world());
+}
+
+TEST_F(MpiTransportTest, TensorParallelSubtreesCompleteTheTree) {
+  testing::CheckTensorParallelSubtrees(world(), 4099, 500);
+}
+
+TEST_F(MpiTransportTest, LayoutGroups) {
+  testing::CheckLayoutGroups(world());
+}
+
+// A second world with a short timeout: rank 1 stays silent in an allreduce,
+// rank 0 must fail naming it. (The killed-rank case is transport_fault_test.)
+TEST_F(MpiTransportTest, SilentPeerTimesOutWithItsName) {
+  if (world().size() < 2) return;
+  CommOptions options = TestOptions();
+  options.timeout = std::chrono::milliseconds(1000);
+  {
+    auto short_world = Communicator::CreateWorld(lockstep::testing::TestSession(), options);
+    ASSERT_TRUE(short_world.ok()) << short_world.status().ToString();
+    testing::CheckSilentPeerTimesOut(*short_world, 1);
+    ASSERT_TRUE(world().Barrier().ok());
+  }
+  ASSERT_TRUE(world().Barrier().ok());
+}
+
+}  // namespace
+}  // namespace lockstep::transport

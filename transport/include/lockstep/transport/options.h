@@ -1,0 +1,72 @@
+// Options of a Communicator: which backend moves the bytes, how long any wait
+// may take, and how a waiting rank polls.
+//
+// Every default is written here, in place. The `lockstep` command maps its
+// flags onto these fields: --transport mpi|ucx|local -> backend,
+// --comm-timeout SECONDS -> timeout.
+//
+// Thread safety: plain values.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <string_view>
+
+#include "lockstep/base/status.h"
+
+namespace lockstep::transport {
+
+// Which library carries the bytes. Chosen at run time; every backend gives the
+// same bits for every collective (DESIGN.md section 3).
+enum class BackendKind {
+  kMpi,    // Open MPI point-to-point (MPI_Isend/MPI_Irecv); never MPI reductions
+  kUcx,    // UCX UCP tag matching; worker addresses exchanged over MPI at start-up
+  kLocal,  // threads in one process, one per chip (LocalFabric)
+};
+
+std::string_view BackendName(BackendKind kind);  // "mpi", "ucx", "local"
+// Parses "mpi", "ucx" or "local"; anything else is InvalidArgument naming the
+// value and the accepted ones. "ucx" fails with Unimplemented when lockstep
+// was built without UCX (LOCKSTEP_WITH_UCX=OFF).
+Result<BackendKind> ParseBackend(std::string_view name);
+
+// Parses a --comm-timeout value: seconds as a positive decimal number
+// ("300", "2.5"), or with a unit suffix "ms" / "s" / "min". Zero, negative
+// and malformed values are InvalidArgument.
+Result<std::chrono::milliseconds> ParseTimeout(std::string_view text);
+
+// How AllReduceSum moves data. Both realise the same canonical tree, so they
+// give the same bits; they differ only in speed.
+enum class AllReduceAlgorithm {
+  kAuto,                    // recursive doubling below CommOptions::allreduce_switch_bytes,
+                            // reduce-scatter + allgather from it on (power-of-two groups)
+  kRecursiveDoubling,       // log2(p) exchanges of the whole buffer
+  kReduceScatterAllGather,  // log2(p) halving exchanges, then log2(p) doubling ones
+};
+std::string_view AllReduceAlgorithmName(AllReduceAlgorithm algorithm);  // "auto", "rd", "rs_ag"
+
+struct CommOptions {
+  BackendKind backend = BackendKind::kMpi;
+
+  // Deadline of every wait: a send, receive or collective step not complete
+  // after this long fails with DeadlineExceeded naming the operation and the
+  // peer. Generous by default so that slow, oversubscribed runs still pass.
+  std::chrono::milliseconds timeout = std::chrono::seconds(300);
+
+  // Messages of at least this many bytes use reduce-scatter + allgather in
+  // AllReduceSum with kAuto (power-of-two groups of 2 or more ranks). Chosen
+  // from benchmarks/transport on the reference machine (docs/transport.md).
+  size_t allreduce_switch_bytes = 64 * 1024;
+
+  // Polling while a wait is not complete: spin (calling the backend's
+  // progress) for `spin`, then yield the core (sched_yield) until `yield`
+  // has passed since the wait began, then sleep `sleep` between polls. Spinning
+  // gives the lowest latency on dedicated cores; yielding and sleeping keep
+  // oversubscribed runs (8 ranks on 2 cores) from starving the rank that
+  // holds the data.
+  std::chrono::microseconds spin = std::chrono::microseconds(50);
+  std::chrono::microseconds yield = std::chrono::microseconds(2000);
+  std::chrono::microseconds sleep = std::chrono::microseconds(20);
+};
+
+}  // namespace lockstep::transport

@@ -1,0 +1,74 @@
+// The `local` backend: chips are threads of one process. Each chip has a
+// mailbox of incoming traffic; a message is matched by exact (sender, tag),
+// in send order, and copied once, straight from the sender's buffer into the
+// receiver's (a rendezvous: the send completes when the receiver has taken
+// the data, like a large MPI message).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+
+#include "backend.h"
+
+namespace lockstep::transport {
+class LocalFabric;
+}
+
+namespace lockstep::transport::internal {
+
+class LocalOp;
+
+// Incoming traffic of one chip. Thread-safe (one mutex).
+class LocalMailbox {
+ public:
+  // Matches `op` (a send to this chip or a receive of this chip) with the
+  // oldest opposite op of the same (sender, tag), or queues it.
+  void Post(LocalOp* op);
+  // Removes a queued op (cancellation). Returns false if it was already
+  // matched (the matching side is copying; the caller waits for completion).
+  bool Withdraw(LocalOp* op);
+
+ private:
+  struct Queue {
+    std::deque<LocalOp*> sends;
+    std::deque<LocalOp*> recvs;
+  };
+  std::mutex mutex_;
+  std::unordered_map<uint64_t, Queue> queues_;  // key: sender << 32 | tag
+};
+
+// A send or receive of the local backend.
+class LocalOp final : public PendingOp {
+ public:
+  LocalOp(LocalMailbox* mailbox, bool is_recv, int sender, uint32_t tag, void* data, size_t bytes)
+      : mailbox_(mailbox),
+        is_recv_(is_recv),
+        sender_(sender),
+        tag_(tag),
+        data_(data),
+        bytes_(bytes) {}
+  ~LocalOp() override;
+  Result<bool> Test() override;
+
+ private:
+  friend class LocalMailbox;
+  // Copies the send's bytes into the receive and completes both.
+  static void Complete(LocalOp* send, LocalOp* recv);
+
+  LocalMailbox* mailbox_;
+  bool is_recv_;
+  int sender_;
+  uint32_t tag_;
+  void* data_;
+  size_t bytes_;
+  size_t received_bytes_ = 0;  // set on a receive before done_
+  std::atomic<bool> done_{false};
+};
+
+Result<std::unique_ptr<Backend>> CreateLocalBackend(std::shared_ptr<LocalFabric> fabric, int rank);
+
+}  // namespace lockstep::transport::internal

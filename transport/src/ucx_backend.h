@@ -1,0 +1,31 @@
+// The `ucx` backend: UCX's UCP tag-matching API directly. One UCP context and
+// one worker per rank (UCS_THREAD_MODE_SINGLE); worker addresses are
+// exchanged with MPI_Iallgatherv at start-up (bounded by the timeout) and an
+// endpoint is created to every peer. A failed peer is detected by the
+// deadline of every wait (UCX 1.13's shared-memory transports do not support
+// UCP_ERR_HANDLING_MODE_PEER).
+//
+// The 64-bit UCP tag is (sender world rank << 32) | 31-bit lockstep tag and is
+// matched with a full mask: the sender is part of the tag because UCP
+// matches tags alone (no source field), and no bit is a wildcard.
+//
+// Transports come from UCX's own environment (UCX_TLS, UCX_NET_DEVICES...),
+// read by ucp_config_read. docs/transport.md lists the settings tested:
+// UCX_TLS=self,sm (shared memory) and UCX_TLS=self,tcp UCX_NET_DEVICES=lo.
+//
+// Teardown is collective: the destructor waits (up to the timeout) on an
+// MPI_Ibarrier so that no rank closes its endpoints while a peer still
+// receives, then force-closes the endpoints.
+#pragma once
+
+#include <memory>
+
+#include "backend.h"
+#include "lockstep/base/status.h"
+#include "lockstep/transport/options.h"
+
+namespace lockstep::transport::internal {
+
+Result<std::unique_ptr<Backend>> CreateUcxBackend(const CommOptions& options);
+
+}  // namespace lockstep::transport::internal

@@ -1,0 +1,81 @@
+#include "wait.h"
+
+#include <fmt/format.h>
+#include <sched.h>
+
+#include <thread>
+
+namespace lockstep::transport::internal {
+
+Poller::Poller(const CommOptions& options)
+    : start_(Clock::now()),
+      spin_until_(start_ + options.spin),
+      yield_until_(start_ + options.yield),
+      deadline_(start_ + options.timeout),
+      sleep_(options.sleep) {}
+
+void Poller::Idle() {
+  Clock::time_point now = Clock::now();
+  if (now < spin_until_) {
+    __builtin_ia32_pause();
+  } else if (now < yield_until_) {
+    sched_yield();
+  } else {
+    // Past the yield phase the peer is slow (or the cores are oversubscribed):
+    // sleeping hands the core to the rank we wait for.
+    std::this_thread::sleep_for(sleep_);
+  }
+}
+
+std::string DescribeOp(const OpLabel& label) {
+  const bool recv = label.kind == OpLabel::Kind::kRecv;
+  if (label.step < 0) {
+    return fmt::format("{} of stream {} seq {} ({} bytes) {} rank {} (world rank {})",
+                       recv ? "recv" : "send", label.id, label.sequence, label.bytes,
+                       recv ? "from" : "to", label.peer, label.peer_world);
+  }
+  return fmt::format("step {}: {} of {} bytes {} rank {} (world rank {})", label.step,
+                     recv ? "recv" : "send", label.bytes, recv ? "from" : "to", label.peer,
+                     label.peer_world);
+}
+
+namespace {
+std::string FormatDuration(std::chrono::milliseconds d) {
+  if (d.count() % 1000 == 0) return fmt::format("{} s", d.count() / 1000);
+  return fmt::format("{} s", static_cast<double>(d.count()) / 1000.0);
+}
+}  // namespace
+
+Status TimeoutError(const OpLabel& label, BackendKind backend, std::chrono::milliseconds timeout) {
+  return DeadlineExceeded(
+      "{} over {}: not complete after {}: the peer stopped answering or is far behind; check "
+      "that rank's log (raise --comm-timeout if it is only slow)",
+      DescribeOp(label), BackendName(backend), FormatDuration(timeout));
+}
+
+Status WaitOps(std::span<OpSlot> ops, const CommOptions& options, BackendKind backend) {
+  Poller poller(options);
+  while (true) {
+    const OpSlot* first_pending = nullptr;
+    for (OpSlot& slot : ops) {
+      if (slot.op == nullptr) continue;
+      Result<bool> done = slot.op->Test();
+      if (!done.ok()) {
+        Status error = done.status().WithContext(
+            fmt::format("{} over {}", DescribeOp(slot.label), BackendName(backend)));
+        slot.op.reset();
+        return error;
+      }
+      if (*done) {
+        slot.op.reset();
+      } else if (first_pending == nullptr) {
+        first_pending = &slot;
+      }
+    }
+    if (first_pending == nullptr) return Status::Ok();
+    if (poller.Expired()) return TimeoutError(first_pending->label, backend, options.timeout);
+    poller.Idle();
+  }
+}
+
+}  // namespace lockstep::transport::internal

@@ -1,0 +1,52 @@
+// Waiting with a deadline: the poll loop every blocking transport call goes
+// through, and the wording of its errors.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "backend.h"
+#include "lockstep/base/status.h"
+#include "lockstep/transport/options.h"
+#include "lockstep/transport/request.h"
+
+namespace lockstep::transport::internal {
+
+// Spin, then yield, then sleep (CommOptions::spin / yield / sleep), and
+// tell when the deadline (CommOptions::timeout) has passed.
+class Poller {
+ public:
+  explicit Poller(const CommOptions& options);
+  // Call after a poll that found nothing complete.
+  void Idle();
+  bool Expired() const { return std::chrono::steady_clock::now() >= deadline_; }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point start_;
+  Clock::time_point spin_until_;
+  Clock::time_point yield_until_;
+  Clock::time_point deadline_;
+  std::chrono::microseconds sleep_;
+};
+
+// "recv of stream 7 seq 12 from rank 3 (world rank 3)" or
+// "step 1: send to rank 3 (world rank 7)".
+std::string DescribeOp(const OpLabel& label);
+
+// The DeadlineExceeded status of an operation that did not complete.
+Status TimeoutError(const OpLabel& label, BackendKind backend, std::chrono::milliseconds timeout);
+
+// One op being waited for. A null op is complete.
+struct OpSlot {
+  std::unique_ptr<PendingOp> op;
+  OpLabel label;
+};
+
+// Polls every op until all are complete, one of them fails, or the deadline
+// passes. Completed ops are reset (null). Errors carry DescribeOp(label).
+Status WaitOps(std::span<OpSlot> ops, const CommOptions& options, BackendKind backend);
+
+}  // namespace lockstep::transport::internal

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <sched.h>
 
+#include <algorithm>
 #include <thread>
 
 namespace lockstep::transport::internal {
@@ -25,6 +26,17 @@ void Poller::Idle() {
     // sleeping hands the core to the rank we wait for.
     std::this_thread::sleep_for(sleep_);
   }
+}
+
+CommOptions AdaptPolling(const CommOptions& options, int ranks_on_node) {
+  CommOptions adapted = options;
+  if (!options.adaptive_polling) return adapted;
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (ranks_on_node > cores) {
+    adapted.spin = CommOptions::kOversubscribedSpin;
+    adapted.yield = CommOptions::kOversubscribedYield;
+  }
+  return adapted;
 }
 
 std::string DescribeOp(const OpLabel& label) {

@@ -32,6 +32,10 @@ class Poller {
   std::chrono::microseconds sleep_;
 };
 
+// The options with CommOptions::adaptive_polling applied for
+// `ranks_on_node` ranks (or chips) sharing this node's cores.
+CommOptions AdaptPolling(const CommOptions& options, int ranks_on_node);
+
 // "recv of stream 7 seq 12 from rank 3 (world rank 3)" or
 // "step 1: send to rank 3 (world rank 7)".
 std::string DescribeOp(const OpLabel& label);

@@ -36,3 +36,19 @@ if [[ "$mode" == test ]]; then
   ctest --preset "$preset" -j 2
   exit 0
 fi
+
+# The small default job (docs/batch-jobs.md): synthesize a model with random
+# weights, write three requests (greedy, sampled, OpenAI batch form), run them
+# as a batch job and print the results.
+demo="$build/demo"
+mkdir -p "$demo"
+"$lockstep" synth --preset tiny --dtype bf16 --seed 1 --output "$demo/model.h5"
+cat > "$demo/requests.jsonl" <<'EOF'
+{"id": "greedy", "prompt_tokens": [1, 15, 27, 300], "max_tokens": 16, "temperature": 0}
+{"id": "sampled", "prompt_tokens": [1, 15, 27, 300], "max_tokens": 16, "temperature": 0.8, "top_p": 0.95, "seed": 42}
+{"custom_id": "openai-form", "method": "POST", "url": "/v1/completions", "body": {"prompt": [1, 99, 4], "max_tokens": 8, "seed": 7}}
+EOF
+"$lockstep" run --model "$demo/model.h5" --input "$demo/requests.jsonl" \
+  --output "$demo/results.jsonl" --hash-logits
+echo "setup: results of the demo job ($demo/results.jsonl):"
+cat "$demo/results.jsonl"

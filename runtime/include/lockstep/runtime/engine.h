@@ -1,0 +1,90 @@
+// The engine: one rank's share of the forward pass of a Llama model over a
+// ragged batch of tokens (token_batch.h), with a paged KV cache.
+//
+// Per token, the engine computes exactly what a one-token, one-sequence
+// forward pass would: every kernel's result for a row depends only on that
+// row (kernels.h), the engine has no batch-size-dependent code path, and keys
+// and values are stored before attention reads them. So the logits of a
+// token are the same bits whatever else is in the step, whatever the thread
+// count and the instruction set (the determinism contract, DESIGN.md
+// section 3).
+//
+// Work is split the way pipeline parallelism (issue 5) needs it:
+//   Embed          first stage: token ids -> hidden [T][hidden]
+//   RunLayers      the stage's layers, in place on hidden [T][hidden]
+//   ComputeLogits  last stage: final norm + lm_head for batch.logits_rows
+// Forward runs the three in a row; with one stage holding everything that is
+// the whole model. Between stages only `hidden` travels, as raw bits.
+// Tensor parallelism (issue 5) adds the allreduce of the row-parallel
+// partial sums (after wo and w_down) and the gather of the vocabulary shards;
+// this engine runs tp_size == 1 only.
+//
+// Threads: the engine owns a oneTBB task arena of `threads` threads; every
+// call below runs its kernels inside it. Calls must come from one thread at
+// a time (the engine keeps its scratch buffers between calls).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "lockstep/base/status.h"
+#include "lockstep/kernels/isa.h"
+#include "lockstep/kernels/matmul.h"
+#include "lockstep/runtime/kv_cache.h"
+#include "lockstep/runtime/scheduler.h"
+#include "lockstep/runtime/token_batch.h"
+#include "lockstep/runtime/weights.h"
+
+namespace lockstep::runtime {
+
+struct EngineOptions {
+  int threads = 1;                           // task arena size, >= 1
+  kernels::Isa isa = kernels::Isa::kScalar;  // must be supported by the CPU
+  int max_slots = 8;                         // sequence slots of the KV cache (>= 1)
+  int32_t kv_pages = 0;                      // pages of the KV cache (>= 0)
+  // kPlain exists only so benchmarks can measure what the canonical order
+  // costs; results then differ from every other configuration.
+  kernels::ReductionOrder reduction_order = kernels::ReductionOrder::kCanonical;
+};
+
+class Engine {
+ public:
+  ~Engine();
+
+  // Takes the weights of one shard; allocates the KV cache and the RoPE
+  // table. InvalidArgument for bad options, Unimplemented for tp_size > 1.
+  static Result<std::unique_ptr<Engine>> Create(ModelWeights weights, const EngineOptions& options);
+
+  const partitioner::ModelConfig& config() const { return weights_.config; }
+  const ShardSpec& shard() const { return weights_.shard; }
+  const ModelWeights& weights() const { return weights_; }
+  const EngineOptions& options() const { return options_; }
+  KvCache& kv_cache() { return kv_cache_; }
+  // Logits per row: the vocabulary rows this rank holds.
+  int64_t vocab_rows() const { return weights_.shard.vocab.size(); }
+
+  // Binds newly admitted sequences to their pages (before their first step).
+  void ApplyBindings(std::span<const SlotBinding> bindings);
+
+  // The whole forward pass (a shard with the embedding, all layers and the
+  // lm_head): `logits` gets [batch.logits_rows.size()][vocab_rows()].
+  void Forward(const TokenBatch& batch, std::vector<float>* logits);
+
+  // The stage pieces. hidden: [batch.size()][hidden_size] f32.
+  void Embed(const TokenBatch& batch, float* hidden);
+  void RunLayers(const TokenBatch& batch, float* hidden);
+  void ComputeLogits(const TokenBatch& batch, const float* hidden, float* logits);
+
+ private:
+  struct Impl;
+  Engine(ModelWeights weights, const EngineOptions& options);
+
+  ModelWeights weights_;
+  EngineOptions options_;
+  KvCache kv_cache_;
+  std::unique_ptr<Impl> impl_;  // arena, RoPE table, scratch buffers
+};
+
+}  // namespace lockstep::runtime

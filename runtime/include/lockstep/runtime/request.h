@@ -1,0 +1,89 @@
+// Generation requests of a batch job, and the JSONL request file.
+//
+// A request file has one JSON object per line (blank lines are skipped). Two
+// forms are accepted (docs/batch-jobs.md has the full reference):
+//
+//   OpenAI batch file form (POST /v1/completions):
+//     {"custom_id": "r1", "method": "POST", "url": "/v1/completions",
+//      "body": {"prompt": [1, 15, 27], "max_tokens": 32, "temperature": 0.7,
+//               "top_p": 0.9, "seed": 5, "stop": null}}
+//   plain form:
+//     {"id": "r1", "prompt_tokens": [1, 15, 27], "max_tokens": 32,
+//      "temperature": 0, "top_k": 0, "top_p": 1, "seed": 0,
+//      "stop_token_ids": [13], "ignore_eos": false}
+//
+// Both forms take the same generation fields (in "body" for the OpenAI form);
+// a missing field takes the OpenAI API default: max_tokens 16, temperature 1,
+// top_p 1, top_k 0 (off), seed 0, no stop token ids, ignore_eos false. Text
+// prompts and "stop" strings need a tokenizer and are rejected with a
+// per-request error until one exists.
+//
+// Parsing is split in two so that the parts can be tested alone:
+// ParseRequestLine checks one line on its own (syntax, types, ranges that do
+// not depend on the model); ValidateRequestForModel checks it against the
+// model (token ids inside the vocabulary, prompt + max_tokens inside the
+// context). Error messages name the line ("requests.jsonl:7: ...") and the
+// field.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lockstep/base/status.h"
+#include "lockstep/partitioner/model_config.h"
+
+namespace lockstep::runtime {
+
+struct Request {
+  std::string id;                       // "custom_id" or "id"; unique within a file
+  int64_t line = 0;                     // 1-based line of the request file
+  std::vector<int32_t> prompt_tokens;   // never empty
+  int64_t max_tokens = 16;              // >= 1
+  float temperature = 1.0f;             // >= 0; 0 is greedy (argmax)
+  int top_k = 0;                        // 0: no top-k cut (-1 is read as 0)
+  float top_p = 1.0f;                   // in (0, 1]
+  uint64_t seed = 0;                    // negative JSON seeds wrap modulo 2^64
+  std::vector<int32_t> stop_token_ids;  // generation stops after emitting one
+  bool ignore_eos = false;              // true: the model's EOS does not stop
+};
+
+// One line that could not become a request: the error record written to the
+// results file in place of a result.
+struct RequestError {
+  std::optional<std::string> id;  // when the line had a readable id
+  int64_t line = 0;
+  std::string message;  // one line, names the field
+};
+
+// Parses one line (without its newline). `source` and `line` locate it in
+// messages ("source:line: ..."). Returns InvalidArgument for a malformed line,
+// a wrong type, a missing field, a value out of range or a feature that needs
+// a tokenizer.
+Result<Request> ParseRequestLine(std::string_view text, std::string_view source, int64_t line);
+
+// Checks a parsed request against the model: every prompt and stop token id
+// in [0, vocab_size), and prompt length + max_tokens <= max_position_embeddings.
+// OutOfRange otherwise.
+Status ValidateRequestForModel(const Request& request, const partitioner::ModelConfig& config,
+                               std::string_view source);
+
+// All requests of a file, and the lines that failed, in file order. Duplicate
+// ids are errors on their second and later occurrences. When `config` is
+// given, every request is also checked with ValidateRequestForModel.
+struct RequestFile {
+  std::vector<Request> requests;
+  std::vector<RequestError> errors;
+};
+
+// Reads and parses `path`. Only an unreadable file is an error Status; bad
+// lines become RequestErrors.
+Result<RequestFile> ReadRequestFile(const std::string& path,
+                                    const partitioner::ModelConfig* config);
+// The same, from text already in memory (`source` names it in messages).
+RequestFile ParseRequestText(std::string_view text, std::string_view source,
+                             const partitioner::ModelConfig* config);
+
+}  // namespace lockstep::runtime

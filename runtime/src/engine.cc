@@ -1,0 +1,211 @@
+#include "lockstep/runtime/engine.h"
+
+#include <oneapi/tbb/global_control.h>
+#include <oneapi/tbb/task_arena.h>
+
+#include <cmath>
+#include <optional>
+#include <thread>
+
+#include "lockstep/base/check.h"
+#include "lockstep/kernels/kernels.h"
+
+namespace lockstep::runtime {
+namespace {
+
+KvCacheShape CacheShape(const ModelWeights& w, const EngineOptions& options) {
+  KvCacheShape shape;
+  shape.num_layers = w.shard.num_layers();
+  shape.page.num_kv_heads = static_cast<int>(w.shard.kv_heads.size());
+  shape.page.head_dim = w.config.head_dim;
+  shape.num_pages = options.kv_pages;
+  shape.num_slots = options.max_slots;
+  return shape;
+}
+
+}  // namespace
+
+struct Engine::Impl {
+  // Raises oneTBB's thread limit when more threads are asked for than there
+  // are cores (tests run 4 threads on 2 cores); otherwise absent, so engines
+  // with different thread counts in one process do not cap each other.
+  std::optional<tbb::global_control> thread_limit;
+  tbb::task_arena arena;
+  kernels::RopeTable rope;
+
+  // Scratch, grown to the largest step seen. Shapes for T tokens:
+  std::vector<float> norm;                       // [T][hidden]   RMSNorm output (matmul input)
+  std::vector<float> q;                          // [T][q_local]  queries, then rotated
+  std::vector<float> k;                          // [T][kv_local]
+  std::vector<float> v;                          // [T][kv_local]
+  std::vector<float> attn;                       // [T][q_local]  attention output
+  std::vector<float> proj;                       // [T][hidden]   wo / w_down output
+  std::vector<float> gate;                       // [T][ffn]      gate, then SwiGLU output
+  std::vector<float> up;                         // [T][ffn]
+  std::vector<float> hidden;                     // [T][hidden]   Forward's residual stream
+  std::vector<kernels::AttentionQuery> queries;  // [T]
+
+  Impl(int threads, const partitioner::ModelConfig& c)
+      : arena(threads),
+        rope(c.head_dim, c.rope_theta, static_cast<int>(c.max_position_embeddings)) {
+    if (static_cast<unsigned>(threads) > std::thread::hardware_concurrency()) {
+      thread_limit.emplace(tbb::global_control::max_allowed_parallelism,
+                           static_cast<size_t>(threads));
+    }
+    arena.initialize();
+  }
+};
+
+Engine::Engine(ModelWeights weights, const EngineOptions& options)
+    : weights_(std::move(weights)),
+      options_(options),
+      kv_cache_(CacheShape(weights_, options)),
+      impl_(std::make_unique<Impl>(options.threads, weights_.config)) {}
+
+Engine::~Engine() = default;
+
+Result<std::unique_ptr<Engine>> Engine::Create(ModelWeights weights, const EngineOptions& options) {
+  if (options.threads < 1) {
+    return InvalidArgument("--threads must be at least 1, got {}", options.threads);
+  }
+  if (!kernels::IsaSupported(options.isa)) {
+    return InvalidArgument("instruction set '{}' is not supported by this CPU",
+                           kernels::IsaName(options.isa));
+  }
+  if (options.max_slots < 1) {
+    return InvalidArgument("--max-batch must be at least 1, got {}", options.max_slots);
+  }
+  if (options.kv_pages < 0) return InvalidArgument("negative KV page count {}", options.kv_pages);
+  if (weights.shard.tp_size != 1) {
+    return Unimplemented(
+        "tensor parallel shards (tp {}) need the distributed runtime; this engine "
+        "runs tp 1",
+        weights.shard.tp_size);
+  }
+  return std::unique_ptr<Engine>(new Engine(std::move(weights), options));
+}
+
+void Engine::ApplyBindings(std::span<const SlotBinding> bindings) {
+  for (const SlotBinding& b : bindings) kv_cache_.Bind(b.slot, b.pages);
+}
+
+void Engine::Forward(const TokenBatch& batch, std::vector<float>* logits) {
+  LOCKSTEP_CHECK(weights_.shard.has_embedding && weights_.shard.has_lm_head,
+                 "Forward needs a shard with the embedding and the lm_head");
+  const int64_t hidden_size = config().hidden_size;
+  impl_->hidden.resize(static_cast<size_t>(batch.size() * hidden_size));
+  logits->resize(batch.logits_rows.size() * static_cast<size_t>(vocab_rows()));
+  Embed(batch, impl_->hidden.data());
+  RunLayers(batch, impl_->hidden.data());
+  ComputeLogits(batch, impl_->hidden.data(), logits->data());
+}
+
+void Engine::Embed(const TokenBatch& batch, float* hidden) {
+  LOCKSTEP_CHECK(weights_.shard.has_embedding && weights_.shard.tp_size == 1);
+  const int64_t h = config().hidden_size;
+  const size_t row_bytes = static_cast<size_t>(h) * DTypeSize(weights_.dtype);
+  impl_->arena.execute([&] {
+    for (int64_t t = 0; t < batch.size(); ++t) {
+      const int32_t token = batch.tokens[static_cast<size_t>(t)];
+      LOCKSTEP_CHECK(token >= 0 && token < config().vocab_size, "token id {} out of range", token);
+      kernels::ConvertToF32(options_.isa, weights_.dtype,
+                            weights_.embedding.data() + static_cast<size_t>(token) * row_bytes, h,
+                            hidden + t * h);
+    }
+  });
+}
+
+void Engine::RunLayers(const TokenBatch& batch, float* hidden) {
+  const partitioner::ModelConfig& c = config();
+  const kernels::Isa isa = options_.isa;
+  const kernels::ReductionOrder order = options_.reduction_order;
+  const int64_t T = batch.size();
+  if (T == 0) return;
+  const int64_t h = c.hidden_size;
+  const int num_heads = static_cast<int>(shard().q_heads.size());
+  const int num_kv_heads = static_cast<int>(shard().kv_heads.size());
+  const int64_t q_dim = int64_t{num_heads} * c.head_dim;
+  const int64_t kv_dim = int64_t{num_kv_heads} * c.head_dim;
+  const int64_t ffn = shard().ffn.size();
+  const kernels::KvPageShape page = kv_cache_.shape().page;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  const float eps = static_cast<float>(c.rms_norm_eps);
+
+  Impl& s = *impl_;
+  auto grow = [T](std::vector<float>& v, int64_t cols) { v.resize(static_cast<size_t>(T * cols)); };
+  grow(s.norm, h);
+  grow(s.q, q_dim);
+  grow(s.k, kv_dim);
+  grow(s.v, kv_dim);
+  grow(s.attn, q_dim);
+  grow(s.proj, h);
+  grow(s.gate, ffn);
+  grow(s.up, ffn);
+  s.queries.resize(static_cast<size_t>(T));
+
+  s.arena.execute([&] {
+    for (int local = 0; local < shard().num_layers(); ++local) {
+      const LayerWeights& w = weights_.layers[static_cast<size_t>(local)];
+
+      // Attention block: hidden += wo(attention(rope(wq x), rope(wk x), wv x)), x = norm(hidden).
+      kernels::RmsNorm(isa, hidden, T, h, w.attn_norm.data(), eps, s.norm.data());
+      kernels::Matmul(isa, w.wq, s.norm.data(), T, h, s.q.data(), q_dim, order);
+      kernels::Matmul(isa, w.wk, s.norm.data(), T, h, s.k.data(), kv_dim, order);
+      kernels::Matmul(isa, w.wv, s.norm.data(), T, h, s.v.data(), kv_dim, order);
+      kernels::ApplyRope(isa, s.rope, s.q.data(), T, q_dim, num_heads, batch.positions.data());
+      kernels::ApplyRope(isa, s.rope, s.k.data(), T, kv_dim, num_kv_heads, batch.positions.data());
+      // Store every token's key and value before any query reads the cache:
+      // a prefill chunk's tokens then see each other exactly as they would
+      // had they been fed one by one.
+      for (int64_t t = 0; t < T; ++t) {
+        const int32_t slot = batch.slots[static_cast<size_t>(t)];
+        const int32_t pos = batch.positions[static_cast<size_t>(t)];
+        kernels::KvStore(page, kv_cache_.KPageAt(slot, local, pos),
+                         kv_cache_.VPageAt(slot, local, pos), pos % kernels::kKvPageSize,
+                         s.k.data() + t * kv_dim, s.v.data() + t * kv_dim);
+        kernels::AttentionQuery& query = s.queries[static_cast<size_t>(t)];
+        query.q = s.q.data() + t * q_dim;
+        query.out = s.attn.data() + t * q_dim;
+        query.position = pos;
+        query.k_pages = kv_cache_.KPageTable(slot, local);
+        query.v_pages = kv_cache_.VPageTable(slot, local);
+      }
+      kernels::Attention(isa, page, num_heads, scale, s.queries.data(), T);
+      // Row-parallel: with tp > 1 this is the subtree sum of the rank's
+      // canonical segments, completed by the allreduce (issue 5).
+      kernels::Matmul(isa, w.wo, s.attn.data(), T, q_dim, s.proj.data(), h, order);
+      kernels::Add(isa, hidden, s.proj.data(), T * h);
+
+      // FFN block: hidden += w_down(silu(w_gate x) * w_up x), x = norm(hidden).
+      kernels::RmsNorm(isa, hidden, T, h, w.ffn_norm.data(), eps, s.norm.data());
+      kernels::Matmul(isa, w.w_gate, s.norm.data(), T, h, s.gate.data(), ffn, order);
+      kernels::Matmul(isa, w.w_up, s.norm.data(), T, h, s.up.data(), ffn, order);
+      kernels::SwiGlu(isa, s.gate.data(), s.up.data(), T * ffn, s.gate.data());
+      kernels::Matmul(isa, w.w_down, s.gate.data(), T, ffn, s.proj.data(), h, order);
+      kernels::Add(isa, hidden, s.proj.data(), T * h);
+    }
+  });
+}
+
+void Engine::ComputeLogits(const TokenBatch& batch, const float* hidden, float* logits) {
+  LOCKSTEP_CHECK(weights_.shard.has_lm_head);
+  const int64_t h = config().hidden_size;
+  const int64_t rows = static_cast<int64_t>(batch.logits_rows.size());
+  if (rows == 0) return;
+  Impl& s = *impl_;
+  // Only the rows whose logits are wanted go through the final norm and the
+  // lm_head; each row's arithmetic is the same as if all rows went.
+  s.norm.resize(static_cast<size_t>(rows * h));
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* src = hidden + int64_t{batch.logits_rows[static_cast<size_t>(r)]} * h;
+    std::copy(src, src + h, s.norm.data() + r * h);
+  }
+  s.arena.execute([&] {
+    kernels::RmsNorm(options_.isa, s.norm.data(), rows, h, weights_.final_norm.data(),
+                     static_cast<float>(config().rms_norm_eps), s.norm.data());
+    kernels::Matmul(options_.isa, weights_.lm_head, s.norm.data(), rows, h, logits, vocab_rows(),
+                    options_.reduction_order);
+  });
+}
+
+}  // namespace lockstep::runtime

@@ -1,0 +1,274 @@
+// `lockstep run` end to end through the real binary: exit codes, the one-line
+// error for a bad model file, error records for bad request lines, and that
+// an existing results file survives a job that cannot start.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "lockstep/runtime/synth.h"
+#include "runtime/model_file_test_util.h"
+
+namespace lockstep::runtime {
+namespace {
+
+using nlohmann::json;
+using testing::FileEditor;
+using testing::ScratchDir;
+
+std::string ReadText(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void WriteText(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+struct CommandRun {
+  int exit_code = -1;
+  std::string stderr_text;
+};
+
+class RunCommandTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    config_ = testing::MicroConfig();  // vocab 67, context 64, 2 layers, GQA
+    model_ = dir_.File("model.h5");
+    ASSERT_TRUE(SynthesizeModel(config_, DType::kBF16, 1, model_).ok());
+    requests_ = dir_.File("requests.jsonl");
+    output_ = dir_.File("results.jsonl");
+    WriteText(requests_,
+              R"({"id": "a", "prompt_tokens": [1, 2, 3], "max_tokens": 4, "temperature": 0})"
+              "\n"
+              R"({"custom_id": "b", "body": {"prompt": [5], "max_tokens": 2, "seed": 3}})"
+              "\n");
+  }
+
+  CommandRun Lockstep(const std::string& args) {
+    const std::string err = dir_.File("stderr.txt");
+    const std::string command = std::string(LOCKSTEP_BINARY) + " " + args + " 2>" + err;
+    const int status = std::system(command.c_str());
+    CommandRun run;
+    run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    run.stderr_text = ReadText(err);
+    return run;
+  }
+  CommandRun RunJob(const std::string& model, const std::string& extra = "") {
+    return Lockstep("run --no-progress --model " + model + " --input " + requests_ +
+                    " --output " + output_ + " " + extra);
+  }
+
+  // A failed job: exit 1, exactly one stderr line "lockstep: error: ..."
+  // containing every string of `names`, and the old results file untouched.
+  void ExpectModelError(const std::string& model, const std::vector<std::string>& names) {
+    WriteText(output_, "results of an earlier job\n");
+    CommandRun run = RunJob(model);
+    EXPECT_EQ(run.exit_code, 1) << run.stderr_text;
+    std::vector<std::string> lines = Lines(run.stderr_text);
+    ASSERT_EQ(lines.size(), 1u) << run.stderr_text;
+    EXPECT_EQ(lines[0].rfind("lockstep: error: ", 0), 0u) << lines[0];
+    for (const std::string& name : names) {
+      EXPECT_NE(lines[0].find(name), std::string::npos) << "'" << name << "' not in: " << lines[0];
+    }
+    EXPECT_EQ(ReadText(output_), "results of an earlier job\n");
+  }
+
+  std::string CopyOfModel(const std::string& name) {
+    const std::string path = dir_.File(name);
+    std::vector<char> bytes = testing::ReadBytes(model_);
+    testing::WriteBytes(path, bytes.data(), bytes.size());
+    return path;
+  }
+
+  ScratchDir dir_;
+  partitioner::ModelConfig config_;
+  std::string model_, requests_, output_;
+};
+
+TEST_F(RunCommandTest, GoodJobExitsZeroWithOneResultPerRequest) {
+  CommandRun run = RunJob(model_, "--hash-logits --threads 2");
+  EXPECT_EQ(run.exit_code, 0) << run.stderr_text;
+  std::vector<std::string> lines = Lines(ReadText(output_));
+  ASSERT_EQ(lines.size(), 2u);
+  std::map<std::string, json> by_id;
+  for (const std::string& line : lines) {
+    json j = json::parse(line);
+    by_id[j["id"]] = j;
+  }
+  EXPECT_EQ(by_id["a"]["tokens"].size(), 4u);
+  EXPECT_EQ(by_id["a"]["usage"]["prompt_tokens"], 3);
+  EXPECT_EQ(by_id["b"]["usage"]["completion_tokens"], by_id["b"]["tokens"].size());
+  for (auto& [id, j] : by_id) {
+    EXPECT_EQ(j["logits_sha256"].get<std::string>().size(), 64u);
+    EXPECT_TRUE(j["finish_reason"] == "length" || j["finish_reason"] == "stop");
+    EXPECT_TRUE(j.contains("ttft_ms") && j.contains("decode_tokens_per_s"));
+  }
+}
+
+TEST_F(RunCommandTest, DumpLogitsWritesEveryStep) {
+  const std::string dump = dir_.File("logits.jsonl");
+  CommandRun run = RunJob(model_, "--dump-logits " + dump);
+  ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
+  std::map<std::string, std::vector<int32_t>> tokens;
+  for (const std::string& line : Lines(ReadText(dump))) {
+    json j = json::parse(line);
+    EXPECT_EQ(j["logits"].size(), static_cast<size_t>(config_.vocab_size));
+    EXPECT_EQ(j["step"], tokens[j["id"]].size());
+    tokens[j["id"]].push_back(j["token"]);
+  }
+  for (const std::string& line : Lines(ReadText(output_))) {
+    json j = json::parse(line);
+    EXPECT_EQ(tokens[j["id"]], j["tokens"].get<std::vector<int32_t>>());
+  }
+}
+
+TEST_F(RunCommandTest, BadRequestLinesBecomeErrorRecordsAndTheRestCompletes) {
+  WriteText(requests_,
+            R"({"id": "ok-1", "prompt_tokens": [1, 2], "max_tokens": 3})"
+            "\n"
+            R"({"id": "broken", "prompt_tokens": [1, 2)"
+            "\n"
+            R"({"id": "oov", "prompt_tokens": [1, 67], "max_tokens": 3})"
+            "\n"
+            R"({"id": "long", "prompt_tokens": [1, 2, 3, 4], "max_tokens": 61})"
+            "\n"
+            R"({"custom_id": "text", "body": {"prompt": "Once upon a time"}})"
+            "\n"
+            R"({"custom_id": "ok-2", "body": {"prompt": [4, 5, 6], "max_tokens": 2}})"
+            "\n");
+  CommandRun run = RunJob(model_);
+  EXPECT_EQ(run.exit_code, 3) << run.stderr_text;
+  std::map<int64_t, json> errors;
+  std::set<std::string> done;
+  for (const std::string& line : Lines(ReadText(output_))) {
+    json j = json::parse(line);
+    if (j.contains("error")) {
+      errors[j["line"]] = j;
+    } else {
+      done.insert(j["id"]);
+    }
+  }
+  EXPECT_EQ(done, (std::set<std::string>{"ok-1", "ok-2"}));
+  ASSERT_EQ(errors.size(), 4u);
+  EXPECT_TRUE(errors[2]["id"].is_null());  // unreadable line: no id
+  EXPECT_NE(errors[2]["error"].get<std::string>().find(":2: not valid JSON"), std::string::npos);
+  EXPECT_EQ(errors[3]["id"], "oov");
+  EXPECT_NE(errors[3]["error"].get<std::string>().find("token id 67, outside the model's "
+                                                       "vocabulary of 67"),
+            std::string::npos);
+  EXPECT_EQ(errors[4]["id"], "long");
+  EXPECT_NE(errors[4]["error"].get<std::string>().find("exceeds the model's context of 64"),
+            std::string::npos);
+  EXPECT_EQ(errors[5]["id"], "text");
+  EXPECT_NE(errors[5]["error"].get<std::string>().find("need a tokenizer"), std::string::npos);
+  // The errors are logged on stderr too, naming the line.
+  EXPECT_NE(run.stderr_text.find("requests.jsonl:4:"), std::string::npos);
+}
+
+TEST_F(RunCommandTest, RequestTooLargeForTheKvCacheIsAnErrorRecord) {
+  // A page of this model is 2 layers * (K + V) * 4 KV heads * 16 * 64 positions
+  // * 4 bytes = 32 KiB, so --kv-cache-mb 1 holds 32 pages = 2048 positions.
+  partitioner::ModelConfig c = config_;
+  c.hidden_size = 64;
+  c.num_heads = 4;
+  c.num_kv_heads = 4;
+  c.head_dim = 16;
+  c.max_position_embeddings = 4096;
+  const std::string model = dir_.File("long_context.h5");
+  ASSERT_TRUE(SynthesizeModel(c, DType::kBF16, 1, model).ok());
+  WriteText(requests_,
+            R"({"id": "fits", "prompt_tokens": [1], "max_tokens": 2})"
+            "\n"
+            R"({"id": "huge", "prompt_tokens": [1, 2], "max_tokens": 2047})"
+            "\n");
+  CommandRun run = RunJob(model, "--kv-cache-mb 1");
+  EXPECT_EQ(run.exit_code, 3) << run.stderr_text;
+  std::vector<std::string> lines = Lines(ReadText(output_));
+  ASSERT_EQ(lines.size(), 2u);
+  json error = json::parse(lines[0]);  // error records come first
+  EXPECT_EQ(error["id"], "huge");
+  EXPECT_EQ(error["line"], 2);
+  EXPECT_NE(error["error"].get<std::string>().find("needs 33 KV cache pages"), std::string::npos)
+      << error["error"];
+  EXPECT_NE(error["error"].get<std::string>().find("--kv-cache-mb"), std::string::npos);
+  EXPECT_EQ(json::parse(lines[1])["id"], "fits");
+}
+
+TEST_F(RunCommandTest, MissingModelFile) {
+  ExpectModelError(dir_.File("missing.h5"), {dir_.File("missing.h5")});
+}
+
+TEST_F(RunCommandTest, NotAnHdf5File) {
+  const std::string path = dir_.File("text.h5");
+  WriteText(path, "this is not a model\n");
+  ExpectModelError(path, {path});
+}
+
+TEST_F(RunCommandTest, TruncatedModelFile) {
+  const std::string path = CopyOfModel("truncated.h5");
+  std::vector<char> bytes = testing::ReadBytes(path);
+  testing::WriteBytes(path, bytes.data(), bytes.size() / 2);
+  ExpectModelError(path, {path});
+}
+
+TEST_F(RunCommandTest, MissingTensor) {
+  const std::string path = CopyOfModel("missing_tensor.h5");
+  { FileEditor(path).DeleteLink("/layers/1/attn/wk"); }
+  ExpectModelError(path, {path, "/layers/1/attn/wk"});
+}
+
+TEST_F(RunCommandTest, WrongTensorShape) {
+  const std::string path = CopyOfModel("wrong_shape.h5");
+  { FileEditor(path).ReplaceDataset("/layers/0/ffn/w_up", H5T_STD_U16LE, {48, 31}); }
+  ExpectModelError(path, {path, "/layers/0/ffn/w_up"});
+}
+
+TEST_F(RunCommandTest, WrongTensorDtype) {
+  const std::string path = CopyOfModel("wrong_dtype.h5");
+  { FileEditor(path).ReplaceDataset("/layers/0/attn/wo", H5T_STD_I32LE, {32, 32}); }
+  ExpectModelError(path, {path, "/layers/0/attn/wo"});
+}
+
+TEST_F(RunCommandTest, ConfigContradictsTheTensors) {
+  const std::string path = CopyOfModel("contradiction.h5");
+  { FileEditor(path).SetInt("intermediate_size", 64); }  // the tensors say 48
+  ExpectModelError(path, {path, "/layers/0/ffn/w_gate"});
+}
+
+TEST_F(RunCommandTest, UnreadableRequestFile) {
+  WriteText(output_, "kept\n");
+  CommandRun run = Lockstep("run --model " + model_ + " --input " + dir_.File("none.jsonl") +
+                     " --output " + output_);
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.stderr_text.find("none.jsonl"), std::string::npos);
+  EXPECT_EQ(ReadText(output_), "kept\n");
+}
+
+TEST_F(RunCommandTest, BadCommandLineExitsTwo) {
+  EXPECT_EQ(Lockstep("run --input x --output y").exit_code, 2);
+  EXPECT_EQ(RunJob(model_, "--threads 0").exit_code, 2);
+  EXPECT_EQ(RunJob(model_, "--max-batch 0").exit_code, 2);
+  CommandRun isa = RunJob(model_, "--isa sse9");
+  EXPECT_EQ(isa.exit_code, 2);
+  EXPECT_NE(isa.stderr_text.find("sse9"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace lockstep::runtime

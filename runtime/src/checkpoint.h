@@ -1,7 +1,7 @@
 // A source checkpoint opened for conversion (runtime/convert.h): its config,
 // its rotary layout and, for every tensor of model format v1, where the
-// source holds it. One opener per format (convert_hf.cc, convert_gguf.cc,
-// convert_llama2c.cc) builds it; convert.cc writes it out.
+// source holds it. One opener per format (convert_hf.cc, convert_llama2c.cc)
+// builds it; convert.cc writes it out.
 #pragma once
 
 #include <map>

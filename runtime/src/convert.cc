@@ -48,10 +48,8 @@ Result<Checkpoint> OpenCheckpoint(const ConvertOptions& options) {
       return OpenHfCheckpoint(options.input);
     case CheckpointFormat::kLlama2c:
       return OpenLlama2cCheckpoint(options.input);
-    case CheckpointFormat::kGguf:
-      break;
   }
-  return Unimplemented("{}: GGUF conversion is not available in this build", options.input);
+  return Internal("unknown checkpoint format");
 }
 
 // Every model tensor is present with the shape the config implies and its
@@ -171,8 +169,6 @@ std::string_view CheckpointFormatName(CheckpointFormat format) {
   switch (format) {
     case CheckpointFormat::kHuggingFace:
       return "hf";
-    case CheckpointFormat::kGguf:
-      return "gguf";
     case CheckpointFormat::kLlama2c:
       return "llama2c";
   }
@@ -180,11 +176,10 @@ std::string_view CheckpointFormatName(CheckpointFormat format) {
 }
 
 Result<CheckpointFormat> ParseCheckpointFormat(std::string_view name) {
-  for (CheckpointFormat f :
-       {CheckpointFormat::kHuggingFace, CheckpointFormat::kGguf, CheckpointFormat::kLlama2c}) {
+  for (CheckpointFormat f : {CheckpointFormat::kHuggingFace, CheckpointFormat::kLlama2c}) {
     if (CheckpointFormatName(f) == name) return f;
   }
-  return InvalidArgument("unknown checkpoint format '{}' (expected hf, gguf or llama2c)", name);
+  return InvalidArgument("unknown checkpoint format '{}' (expected hf or llama2c)", name);
 }
 
 void InterleavedToHalfRows(const float* in, int64_t rows, int64_t cols, int head_dim, float* out) {

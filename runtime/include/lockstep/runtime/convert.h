@@ -5,8 +5,6 @@
 //   kHuggingFace  a Llama checkpoint folder: config.json, then
 //                 model.safetensors or the shards listed by
 //                 model.safetensors.index.json (F32, F16 or BF16 tensors).
-//   kGguf         a GGUF file of architecture "llama" (F32, F16, BF16 and
-//                 Q8_0 tensors; config from the llama.* metadata).
 //   kLlama2c      a llama2.c checkpoint: the legacy export (7 int32 header)
 //                 or the versioned exports 1 (f32) and 2 (int8 groups).
 //
@@ -18,7 +16,7 @@
 // field.
 //
 // Rotary layouts: Hugging Face checkpoints already use the rotate-half
-// pairing of model format v1; GGUF and llama2.c store wq and wk in the
+// pairing of model format v1; llama2.c stores wq and wk in the
 // interleaved layout, and their rows are permuted per head, so that the
 // converted model computes the same logits as the source does under its own
 // convention.
@@ -47,22 +45,21 @@
 
 namespace lockstep::runtime {
 
-enum class CheckpointFormat { kHuggingFace, kGguf, kLlama2c };
+enum class CheckpointFormat { kHuggingFace, kLlama2c };
 
-// "hf", "gguf", "llama2c".
+// "hf", "llama2c".
 std::string_view CheckpointFormatName(CheckpointFormat format);
 Result<CheckpointFormat> ParseCheckpointFormat(std::string_view name);
 
 struct ConvertOptions {
   CheckpointFormat format = CheckpointFormat::kHuggingFace;
-  // kHuggingFace: the checkpoint folder; kGguf: the .gguf file; kLlama2c:
-  // the checkpoint .bin file.
+  // kHuggingFace: the checkpoint folder; kLlama2c: the checkpoint .bin file.
   std::string input;
   std::string output;  // the model file to write (replaced if it exists)
   // Weight dtype of the output matrices (norms are always f32). Unset: the
   // source's, where the file formats can represent it exactly: the matrices'
-  // common dtype if they all have one of f32, f16, bf16; otherwise f32 (Q8_0
-  // dequantises exactly to f32, and mixed f16/bf16 widen exactly to f32).
+  // common dtype if they all have one of f32, f16, bf16; otherwise f32
+  // (int8 groups and mixed f16/bf16 are exact in f32).
   std::optional<DType> dtype;
   // A tokenizer file to store in the model: llama2.c's tokenizer.bin for
   // kLlama2c. Empty: none for kLlama2c.

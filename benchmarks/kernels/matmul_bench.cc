@@ -15,18 +15,18 @@
 //
 //   matmul_bench [--mode decode|prefill|all] [--threads 1,2] [--dtypes f32,f16,bf16]
 //                [--shapes 2048x2048,...] [--tokens 64,128,512] [--isa auto]
-//                [--footprint BYTES] [--min-time SECONDS] [--no-plain]
+//                [--footprint BYTES] [--min-time SECONDS] [--cpu-time] [--no-plain]
+#include <tbb/task_arena.h>
+
 #include <algorithm>
 #include <chrono>
-#include <ctime>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <random>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <tbb/task_arena.h>
 
 #include "lockstep/base/dtype.h"
 #include "lockstep/kernels/isa.h"
@@ -51,6 +51,10 @@ struct Options {
   size_t footprint = size_t{1} << 30;
   double min_time = 1.0;
   bool plain = true;
+  // --cpu-time: time kernels and anchors alike by process CPU time / threads
+  // (probe.h), which on a shared machine gives the hardware's figure rather
+  // than this process's share of it.
+  lk::ProbeClock clock = lk::ProbeClock::kWall;
 };
 
 std::vector<std::string> Split(const std::string& s) {
@@ -58,19 +62,6 @@ std::vector<std::string> Split(const std::string& s) {
   std::stringstream in(s);
   for (std::string item; std::getline(in, item, ',');) out.push_back(item);
   return out;
-}
-
-// Wall-clock seconds, or with --cpu-time the process CPU time (a rough guide
-// for single-thread runs on a machine shared with other jobs).
-bool g_cpu_time = false;
-double Now() {
-  if (g_cpu_time) {
-    timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-  }
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
 }
 
 // The pack copies of one (shape, dtype).
@@ -89,8 +80,8 @@ Matrices MakeMatrices(lockstep::DType dtype, int64_t rows, int64_t cols, size_t 
   if (dtype != lockstep::DType::kF32) {
     half.resize(f32.size());
     for (size_t i = 0; i < f32.size(); ++i) {
-      half[i] = dtype == lockstep::DType::kF16 ? lockstep::F32ToF16(f32[i])
-                                               : lockstep::F32ToBf16(f32[i]);
+      half[i] =
+          dtype == lockstep::DType::kF16 ? lockstep::F32ToF16(f32[i]) : lockstep::F32ToBf16(f32[i]);
     }
     data = half.data();
   }
@@ -98,30 +89,32 @@ Matrices MakeMatrices(lockstep::DType dtype, int64_t rows, int64_t cols, size_t 
   m.copies.push_back(lk::PackedMatrix::Pack(dtype, data, rows, cols));
   m.bytes = m.copies[0].bytes();
   const size_t count = std::max<size_t>(1, (footprint + m.bytes - 1) / m.bytes);
-  for (size_t i = 1; i < count; ++i) m.copies.push_back(lk::PackedMatrix::Pack(dtype, data, rows, cols));
+  for (size_t i = 1; i < count; ++i)
+    m.copies.push_back(lk::PackedMatrix::Pack(dtype, data, rows, cols));
   return m;
 }
 
-// Seconds per matmul: best pass (over all copies) of those run within
-// min_time, after one warm-up pass.
-double TimeMatmul(const Options& o, const Matrices& m, const std::vector<float>& x,
+// Seconds per matmul: the best single call of those run within min_time (at
+// least 3 passes over all copies), after one warm-up pass. Single calls, not
+// whole passes: on a shared machine a short call more often runs without
+// another job taking the core (and its caches) in the middle.
+double TimeMatmul(const Options& o, int threads, const Matrices& m, const std::vector<float>& x,
                   int64_t tokens, std::vector<float>& y, lk::ReductionOrder order) {
-  auto pass = [&] {
-    for (const lk::PackedMatrix& w : m.copies) {
-      lk::Matmul(o.isa, w, x.data(), tokens, w.cols(), y.data(), w.rows(), order);
-    }
+  auto Now = [&] { return lk::ProbeNow(o.clock, threads); };
+  auto call = [&](const lk::PackedMatrix& w) {
+    lk::Matmul(o.isa, w, x.data(), tokens, w.cols(), y.data(), w.rows(), order);
   };
-  pass();
+  for (const lk::PackedMatrix& w : m.copies) call(w);
   double best = 1e30;
   const double start = Now();
-  int passes = 0;
-  while (passes < 3 || Now() - start < o.min_time) {
-    const double t0 = Now();
-    pass();
-    best = std::min(best, Now() - t0);
-    ++passes;
+  for (int passes = 0; passes < 3 || Now() - start < o.min_time; ++passes) {
+    for (const lk::PackedMatrix& w : m.copies) {
+      const double t0 = Now();
+      call(w);
+      best = std::min(best, Now() - t0);
+    }
   }
-  return best / static_cast<double>(m.copies.size());
+  return best;
 }
 
 }  // namespace
@@ -161,26 +154,27 @@ int main(int argc, char** argv) {
     } else if (arg == "--min-time" && has_value) {
       o.min_time = std::stod(argv[++i]);
     } else if (arg == "--cpu-time") {
-      g_cpu_time = true;
+      o.clock = lk::ProbeClock::kCpu;
     } else if (arg == "--no-plain") {
       o.plain = false;
     } else {
       std::fprintf(stderr,
                    "usage: matmul_bench [--mode decode|prefill|all] [--threads 1,2] "
                    "[--dtypes f32,f16,bf16] [--shapes NxK,...] [--tokens 64,...] [--isa NAME] "
-                   "[--footprint BYTES] [--min-time S] [--no-plain]\n");
+                   "[--footprint BYTES] [--min-time S] [--cpu-time] [--no-plain]\n");
       return 2;
     }
   }
   const bool decode = o.mode == "decode" || o.mode == "all";
   const bool prefill = o.mode == "prefill" || o.mode == "all";
 
-  std::printf("# isa %s; anchors measured in this run (best of 5)\n",
-              std::string(lk::IsaName(o.isa)).c_str());
+  std::printf("# isa %s; %s; anchors measured in this run (best of 5)\n",
+              std::string(lk::IsaName(o.isa)).c_str(),
+              o.clock == lk::ProbeClock::kCpu ? "CPU time / threads" : "wall clock");
   std::vector<double> bandwidth, peak;
   for (int t : o.threads) {
-    bandwidth.push_back(lk::MeasureReadBandwidth(t, o.footprint).read_bytes_per_second);
-    peak.push_back(lk::MeasureFmaPeak(o.isa, t));
+    bandwidth.push_back(lk::MeasureReadBandwidth(t, o.footprint, 5, o.clock).read_bytes_per_second);
+    peak.push_back(lk::MeasureFmaPeak(o.isa, t, o.clock));
     std::printf("# threads %d: read bandwidth %.2f GB/s, FMA peak %.1f GFLOP/s\n", t,
                 bandwidth.back() / 1e9, peak.back() / 1e9);
   }
@@ -197,8 +191,9 @@ int main(int argc, char** argv) {
           tbb::task_arena arena(o.threads[ti]);
           double t = 0.0, t_plain = 0.0;
           arena.execute([&] {
-            t = TimeMatmul(o, m, x, 1, y, lk::ReductionOrder::kCanonical);
-            if (o.plain) t_plain = TimeMatmul(o, m, x, 1, y, lk::ReductionOrder::kPlain);
+            t = TimeMatmul(o, o.threads[ti], m, x, 1, y, lk::ReductionOrder::kCanonical);
+            if (o.plain)
+              t_plain = TimeMatmul(o, o.threads[ti], m, x, 1, y, lk::ReductionOrder::kPlain);
           });
           const double gbs = static_cast<double>(m.bytes) / t;
           std::printf("%-12s %-5s %7d %10.1f %9.2f %7.1f%% %15.3f\n",
@@ -224,8 +219,9 @@ int main(int argc, char** argv) {
             tbb::task_arena arena(o.threads[ti]);
             double t = 0.0, t_plain = 0.0;
             arena.execute([&] {
-              t = TimeMatmul(o, m, x, tokens, y, lk::ReductionOrder::kCanonical);
-              if (o.plain) t_plain = TimeMatmul(o, m, x, tokens, y, lk::ReductionOrder::kPlain);
+              t = TimeMatmul(o, o.threads[ti], m, x, tokens, y, lk::ReductionOrder::kCanonical);
+              if (o.plain)
+                t_plain = TimeMatmul(o, o.threads[ti], m, x, tokens, y, lk::ReductionOrder::kPlain);
             });
             const double flops = 2.0 * tokens * rows * cols / t;
             std::printf("%-12s %-5s %6lld %7d %10.3f %9.1f %7.1f%% %15.3f\n",

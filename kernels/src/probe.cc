@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <memory>
 
 #include "kernel_table_dispatch.h"
@@ -45,27 +46,34 @@ void ForEachPart(int parts, const Body& body) {
       tbb::static_partitioner());
 }
 
-double Seconds(std::chrono::steady_clock::duration d) {
-  return std::chrono::duration<double>(d).count();
-}
-
 // Times `run` (which must do the same work each call) `repetitions` times
-// after one warm-up call, and returns the shortest time in seconds.
+// after one warm-up call, and returns the shortest time in seconds on `clock`.
 template <typename Run>
-double BestTime(int repetitions, const Run& run) {
+double BestTime(int repetitions, ProbeClock clock, int threads, const Run& run) {
   run();
   double best = 1e30;
   for (int i = 0; i < repetitions; ++i) {
-    const auto start = std::chrono::steady_clock::now();
+    const double start = ProbeNow(clock, threads);
     run();
-    best = std::min(best, Seconds(std::chrono::steady_clock::now() - start));
+    best = std::min(best, ProbeNow(clock, threads) - start);
   }
   return best;
 }
 
 }  // namespace
 
-MemoryBandwidth MeasureReadBandwidth(int threads, size_t bytes, int repetitions) {
+double ProbeNow(ProbeClock clock, int threads) {
+  if (clock == ProbeClock::kWall) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+  timespec ts;
+  LOCKSTEP_CHECK(clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) == 0, "clock_gettime failed");
+  return (static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec)) /
+         static_cast<double>(threads);
+}
+
+MemoryBandwidth MeasureReadBandwidth(int threads, size_t bytes, int repetitions, ProbeClock clock) {
   LOCKSTEP_CHECK(threads >= 1 && repetitions >= 1 && bytes >= (size_t{1} << 20),
                  "MeasureReadBandwidth: threads {}, bytes {}, repetitions {}", threads, bytes,
                  repetitions);
@@ -84,7 +92,7 @@ MemoryBandwidth MeasureReadBandwidth(int threads, size_t bytes, int repetitions)
         for (int64_t j = 0; j < part; ++j) p[j] = static_cast<float>(j & 1023);
       });
       std::atomic<float> sink{0.0f};
-      const double t = BestTime(repetitions, [&] {
+      const double t = BestTime(repetitions, clock, threads, [&] {
         ForEachPart(threads, [&](int i) {
           const float s = table.read_sum(a.get() + i * part, part);
           sink.store(s, std::memory_order_relaxed);
@@ -103,7 +111,7 @@ MemoryBandwidth MeasureReadBandwidth(int threads, size_t bytes, int repetitions)
           c.get()[j] = 2.0f;
         }
       });
-      const double t = BestTime(repetitions, [&] {
+      const double t = BestTime(repetitions, clock, threads, [&] {
         ForEachPart(threads, [&](int i) {
           const int64_t o = i * tpart;
           table.triad(a.get() + o, b.get() + o, c.get() + o, 3.0f, tpart);
@@ -115,7 +123,7 @@ MemoryBandwidth MeasureReadBandwidth(int threads, size_t bytes, int repetitions)
   return result;
 }
 
-double MeasureFmaPeak(Isa isa, int threads) {
+double MeasureFmaPeak(Isa isa, int threads, ProbeClock clock) {
   LOCKSTEP_CHECK(threads >= 1, "MeasureFmaPeak: threads {}", threads);
   const internal::KernelTable& table = internal::KernelsFor(isa);
   // About 10^8 FMA instructions per thread for the vector builds; the scalar
@@ -125,7 +133,7 @@ double MeasureFmaPeak(Isa isa, int threads) {
   tbb::task_arena arena(threads);
   arena.execute([&] {
     std::atomic<float> sink{0.0f};
-    const double t = BestTime(3, [&] {
+    const double t = BestTime(3, clock, threads, [&] {
       ForEachPart(threads, [&](int i) {
         sink.store(table.fma_chains(iterations, 1.0f + static_cast<float>(i)),
                    std::memory_order_relaxed);

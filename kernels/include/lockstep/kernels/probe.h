@@ -15,6 +15,19 @@
 
 namespace lockstep::kernels {
 
+// How a probe times its passes.
+//   kWall  elapsed time: what a user of this machine gets right now.
+//   kCpu   the CPU time of the whole process divided by the thread count:
+//          the time the threads actually ran. On a machine shared with other
+//          jobs (which take turns on the cores) this gives the hardware's
+//          figure, not this process's share of it. Compare a kernel with an
+//          anchor only when both were timed with the same clock (ProbeNow).
+enum class ProbeClock { kWall, kCpu };
+
+// Seconds on `clock`: steady-clock time, or process CPU time / `threads`.
+// Only differences of two readings with the same arguments mean anything.
+double ProbeNow(ProbeClock clock, int threads);
+
 struct MemoryBandwidth {
   // Sum of one array of `bytes` bytes (read only): bytes read per second.
   double read_bytes_per_second = 0.0;
@@ -27,11 +40,11 @@ struct MemoryBandwidth {
 // `threads` >= 1; `bytes` should be well above the last-level cache (the
 // default, 1 GiB, is). Each thread streams its own contiguous part.
 MemoryBandwidth MeasureReadBandwidth(int threads, size_t bytes = size_t{1} << 30,
-                                     int repetitions = 5);
+                                     int repetitions = 5, ProbeClock clock = ProbeClock::kWall);
 
 // Peak single-precision FLOP/s (2 per fused multiply-add per lane) of
 // `threads` threads running independent FMA chains with `isa` (which must be
 // supported).
-double MeasureFmaPeak(Isa isa, int threads);
+double MeasureFmaPeak(Isa isa, int threads, ProbeClock clock = ProbeClock::kWall);
 
 }  // namespace lockstep::kernels

@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
+#include <thread>
 
 #include "kernel_test_util.h"
 
@@ -27,6 +29,30 @@ TEST(ProbeTest, FmaPeakIsPlausible) {
     EXPECT_GT(peak, 1e8) << IsaName(isa);
     EXPECT_LT(peak, 1e13) << IsaName(isa);  // 64 FLOP/cycle at 10 GHz is 6.4e11
   }
+}
+
+TEST(ProbeTest, CpuClockFiguresArePlausible) {
+  // CPU time / threads never runs faster than the wall clock, so the CPU-clock
+  // figure is at least the wall-clock one up to timing noise; both plausible.
+  const MemoryBandwidth bw = MeasureReadBandwidth(1, size_t{16} << 20, 2, ProbeClock::kCpu);
+  EXPECT_GT(bw.read_bytes_per_second, 1e8);
+  EXPECT_LT(bw.read_bytes_per_second, 1e13);
+  const double peak = MeasureFmaPeak(BestIsa(), 1, ProbeClock::kCpu);
+  EXPECT_GT(peak, 1e8);
+  EXPECT_LT(peak, 1e13);
+}
+
+TEST(ProbeTest, CpuClockCountsOnlyCpuTime) {
+  // Sleeping takes wall time but (almost) no CPU time.
+  const double wall0 = ProbeNow(ProbeClock::kWall, 1), cpu0 = ProbeNow(ProbeClock::kCpu, 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const double wall = ProbeNow(ProbeClock::kWall, 1) - wall0;
+  const double cpu = ProbeNow(ProbeClock::kCpu, 1) - cpu0;
+  EXPECT_GE(wall, 0.049);
+  EXPECT_LT(cpu, 0.025);
+  // CPU time is divided by the thread count.
+  const double a = ProbeNow(ProbeClock::kCpu, 1), b = ProbeNow(ProbeClock::kCpu, 4);
+  EXPECT_NEAR(b, a / 4, a * 0.01);
 }
 
 }  // namespace

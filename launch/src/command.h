@@ -3,18 +3,17 @@
 // listed here; main.cc calls them in order.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <functional>
 #include <string>
-
-#include <CLI/CLI.hpp>
 
 #include "lockstep/base/status.h"
 
 namespace lockstep::launch {
 
 struct Command {
-  CLI::App* app = nullptr;    // the CLI11 subcommand
-  std::function<int()> run;   // returns the process exit code
+  CLI::App* app = nullptr;   // the CLI11 subcommand
+  std::function<int()> run;  // returns the process exit code
 };
 
 // Exit codes of every subcommand.
@@ -30,10 +29,11 @@ inline constexpr int kExitRequestErrors = 3;
 int ReportError(const Status& status);
 
 // Subcommand registrations, in help order.
-Command AddSynthCommand(CLI::App& app);    // synth_command.cc
-Command AddInspectCommand(CLI::App& app);  // inspect_command.cc
-Command AddPlanCommand(CLI::App& app);     // plan_command.cc
-Command AddRunCommand(CLI::App& app);      // run_command.cc
+Command AddSynthCommand(CLI::App& app);      // synth_command.cc
+Command AddInspectCommand(CLI::App& app);    // inspect_command.cc
+Command AddPlanCommand(CLI::App& app);       // plan_command.cc
+Command AddCalibrateCommand(CLI::App& app);  // calibrate_command.cc
+Command AddRunCommand(CLI::App& app);        // run_command.cc
 
 // "lockstep 0.1.0 (git abc123def456)".
 std::string VersionString();

@@ -279,6 +279,9 @@ Command AddPlanCommand(CLI::App& app) {
   cmd->add_option("--micro-batches", o.workload.micro_batches,
                   "Pipeline micro-batches (0: chosen by the planner)")
       ->capture_default_str();
+  cmd->add_option("--prefill-chunk", o.workload.prefill_chunk,
+                  "Prefill in chunks of this many prompt tokens (0: the whole prompt at once)")
+      ->capture_default_str();
   cmd->add_option("--tp", o.tp, "Tensor-parallel size (with --pp; default: automatic)");
   cmd->add_option("--pp", o.pp, "Pipeline stages (with --tp; default: automatic)");
   cmd->add_option("--objective", o.objective, "latency (decode time per token) or throughput")

@@ -14,12 +14,19 @@ ElementType MatmulType(const Workload& w) {
                                                                      : w.activation_type;
 }
 
-// Keys read by chunked causal attention over a prompt of n tokens: queries go
-// in chunks of 64 and each chunk reads the keys up to its end once per KV head.
-double PrefillKeyReads(int64_t n) {
-  const int64_t chunk = 64;
-  const int64_t chunks = (n + chunk - 1) / chunk;
-  return static_cast<double>(chunk * chunks * (chunks - 1) / 2 + n);
+// Causal attention of `tokens` queries at positions [position, position +
+// tokens): keys visited per query head, summed over the queries.
+double KeyVisits(int64_t tokens, int64_t position) {
+  const double t = static_cast<double>(tokens);
+  return t * static_cast<double>(position) + t * (t + 1) / 2;
+}
+
+// Keys read per KV head: queries go in blocks of 64 and each block reads the
+// keys up to its last query once.
+double KeyReads(int64_t tokens, int64_t position) {
+  const int64_t block = 64;
+  const int64_t blocks = (tokens + block - 1) / block;
+  return static_cast<double>(blocks * position + block * blocks * (blocks - 1) / 2 + tokens);
 }
 
 }  // namespace
@@ -82,8 +89,7 @@ const LinkSpec& CostModel::HopLink(int from_stage, int to_stage) const {
   return cluster_.intra_node_link;
 }
 
-int64_t CostModel::HandoffBytes(Phase phase, int sequences) const {
-  const int64_t tokens = phase == Phase::kPrefill ? workload_.prompt_length : 1;
+int64_t CostModel::HandoffBytes(int sequences, int64_t tokens) const {
   return int64_t{sequences} * tokens * model_.hidden_size * ElementSize(workload_.activation_type);
 }
 
@@ -125,13 +131,12 @@ OpCost CostModel::Collective(std::string name, double time_s, double bytes_sent)
   return op;
 }
 
-void CostModel::AddLayerOps(int stage, int tp_rank, Phase phase, int sequences, int64_t context,
+void CostModel::AddLayerOps(int stage, int tp_rank, const PassShape& pass,
                             std::vector<OpCost>* ops) const {
   const TpSlice& s = slices_[tp_rank];
   const ElementType act = workload_.activation_type;
   const double a = static_cast<double>(ElementSize(act));
-  const int64_t tokens_per_seq = phase == Phase::kPrefill ? workload_.prompt_length : 1;
-  const int64_t tokens = int64_t{sequences} * tokens_per_seq;
+  const int64_t tokens = int64_t{pass.sequences} * pass.tokens;
   const double t = static_cast<double>(tokens);
   const double h = static_cast<double>(model_.hidden_size);
   const int64_t hd = model_.head_dim;
@@ -154,14 +159,10 @@ void CostModel::AddLayerOps(int stage, int tp_rank, Phase phase, int sequences, 
   ops->push_back(Compute("rope", 1, 6.0 * t * static_cast<double>(q_rows + kv_rows),
                          2.0 * t * static_cast<double>(q_rows + kv_rows) * a, act));
   {
-    // Key visits per (sequence, query head): the context in decode, the
-    // causal triangle in prefill. K and V are read once per KV head.
-    const double visits = phase == Phase::kDecode
-                              ? static_cast<double>(context)
-                              : static_cast<double>(context) * static_cast<double>(context + 1) / 2;
-    const double reads =
-        phase == Phase::kDecode ? static_cast<double>(context) : PrefillKeyReads(context);
-    const double b = static_cast<double>(sequences);
+    // K and V are read once per KV head and query block.
+    const double visits = KeyVisits(pass.tokens, pass.position);
+    const double reads = KeyReads(pass.tokens, pass.position);
+    const double b = static_cast<double>(pass.sequences);
     const double q_heads = static_cast<double>(s.q_heads.size());
     const double flops = b * q_heads * visits * (4.0 * static_cast<double>(hd) + 5.0);
     const double bytes = b * reads * 2.0 * static_cast<double>(kv_rows) * a  // K, V reads
@@ -187,13 +188,12 @@ void CostModel::AddLayerOps(int stage, int tp_rank, Phase phase, int sequences, 
   ops->push_back(residual("ffn_residual"));
 }
 
-PassCost CostModel::StagePass(const StageShape& stage, Phase phase, int sequences,
-                              int64_t context) const {
+PassCost CostModel::StagePass(const StageShape& stage, const PassShape& shape) const {
+  const int sequences = shape.sequences;
   const ElementType act = workload_.activation_type;
   const double a = static_cast<double>(ElementSize(act));
   const double w = static_cast<double>(ElementSize(workload_.weight_type));
-  const int64_t tokens_per_seq = phase == Phase::kPrefill ? workload_.prompt_length : 1;
-  const int64_t tokens = int64_t{sequences} * tokens_per_seq;
+  const int64_t tokens = int64_t{sequences} * shape.tokens;
   const std::vector<int> group = Group(stage.stage);
 
   // ops_by_rank[r]: the same operator list for every tp rank, its own figures.
@@ -213,7 +213,7 @@ PassCost CostModel::StagePass(const StageShape& stage, Phase phase, int sequence
       }
     }
     const size_t first_layer_op = ops.size();
-    if (stage.num_layers > 0) AddLayerOps(stage.stage, r, phase, sequences, context, &ops);
+    if (stage.num_layers > 0) AddLayerOps(stage.stage, r, shape, &ops);
     for (size_t i = first_layer_op; i < ops.size(); ++i) ops[i].count = stage.num_layers;
     if (stage.lm_head) {
       // Only the last position of each sequence needs logits.
@@ -233,10 +233,10 @@ PassCost CostModel::StagePass(const StageShape& stage, Phase phase, int sequence
   }
 
   PassCost pass;
-  pass.phase = phase;
+  pass.phase = shape.phase;
   pass.sequences = sequences;
-  pass.tokens = tokens_per_seq;
-  pass.context = context;
+  pass.tokens = shape.tokens;
+  pass.position = shape.position;
   pass.tp_ranks.resize(tp_);
   const size_t num_ops = ops_by_rank[0].size();
   for (size_t i = 0; i < num_ops; ++i) {
@@ -265,6 +265,40 @@ PassCost CostModel::StagePass(const StageShape& stage, Phase phase, int sequence
     pass.time_s += pass.ops.back().total_s();
   }
   return pass;
+}
+
+PassCost CombinePasses(const std::vector<PassCost>& passes) {
+  LOCKSTEP_CHECK(!passes.empty());
+  PassCost sum = passes[0];
+  for (size_t p = 1; p < passes.size(); ++p) {
+    const PassCost& part = passes[p];
+    LOCKSTEP_CHECK(part.ops.size() == sum.ops.size() &&
+                   part.tp_ranks.size() == sum.tp_ranks.size());
+    sum.tokens += part.tokens;
+    sum.time_s += part.time_s;
+    for (size_t i = 0; i < sum.ops.size(); ++i) {
+      OpCost& op = sum.ops[i];
+      const OpCost& add = part.ops[i];
+      LOCKSTEP_CHECK(op.name == add.name && op.count == add.count, "{} vs {}", op.name, add.name);
+      op.flops += add.flops;
+      op.bytes += add.bytes;
+      op.comm_bytes += add.comm_bytes;
+      op.compute_s += add.compute_s;
+      op.memory_s += add.memory_s;
+      op.comm_s += add.comm_s;
+      op.overhead_s += add.overhead_s;
+      op.time_s += add.time_s;
+      if (op.bound != OpBound::kCommunication) {
+        op.bound = op.compute_s >= op.memory_s ? OpBound::kCompute : OpBound::kMemory;
+      }
+    }
+    for (size_t r = 0; r < sum.tp_ranks.size(); ++r) {
+      sum.tp_ranks[r].compute_s += part.tp_ranks[r].compute_s;
+      sum.tp_ranks[r].memory_s += part.tp_ranks[r].memory_s;
+      sum.tp_ranks[r].communication_s += part.tp_ranks[r].communication_s;
+    }
+  }
+  return sum;
 }
 
 }  // namespace lockstep::partitioner

@@ -36,7 +36,7 @@ RankMemory StageRankMemory(const ModelConfig& model, const Workload& workload, c
   m.kv_cache = layers * LayerKvCacheBytes(model, s, workload);
 
   const int64_t b = max_micro_batch;
-  const int64_t tokens = b * workload.prompt_length;
+  const int64_t tokens = b * workload.PrefillChunkTokens();
   const int64_t q_rows = s.q_heads.size() * hd;
   const int64_t kv_rows = s.kv_heads.size() * hd;
   m.activations = tokens * (3 * h + 2 * q_rows + 2 * kv_rows + 2 * s.ffn.size()) * a;

@@ -10,16 +10,17 @@ namespace {
 void CheckInput(const ScheduleInput& in) {
   const size_t p = static_cast<size_t>(in.num_stages);
   const size_t m = static_cast<size_t>(in.num_micro_batches);
+  const size_t items = m * static_cast<size_t>(in.prefill_chunks);
   const size_t hops = p > 1 ? p : 0;
-  LOCKSTEP_CHECK(p >= 1 && m >= 1);
+  LOCKSTEP_CHECK(p >= 1 && m >= 1 && in.prefill_chunks >= 1);
   LOCKSTEP_CHECK(in.prefill_s.size() == p && in.decode_s.size() == p);
   LOCKSTEP_CHECK(in.hop_latency_s.size() == hops && in.prefill_transfer_s.size() == hops &&
                  in.decode_transfer_s.size() == hops);
   for (size_t s = 0; s < p; ++s) {
-    LOCKSTEP_CHECK(in.prefill_s[s].size() == m && in.decode_s[s].size() == m);
+    LOCKSTEP_CHECK(in.prefill_s[s].size() == items && in.decode_s[s].size() == m);
   }
   for (size_t h = 0; h < hops; ++h) {
-    LOCKSTEP_CHECK(in.prefill_transfer_s[h].size() == m && in.decode_transfer_s[h].size() == m);
+    LOCKSTEP_CHECK(in.prefill_transfer_s[h].size() == items && in.decode_transfer_s[h].size() == m);
   }
 }
 
@@ -49,20 +50,24 @@ ScheduleResult SimulateSchedule(const ScheduleInput& in, int decode_rounds) {
   ScheduleResult result;
   result.first_token_s.assign(m, 0.0);
 
-  // Prefill: order (j, s) is a valid topological order of the dependencies.
+  // Prefill: order (j, k, s) is a valid topological order of the dependencies.
+  const int chunks = in.prefill_chunks;
   for (int j = 0; j < m; ++j) {
-    double ready = 0.0;
-    for (int s = 0; s < p; ++s) {
-      const double start = std::max(stage_free[s], ready);
-      const double finish = start + in.prefill_s[s][j];
-      stage_free[s] = finish;
-      if (s + 1 < p) {
-        ready = hops[s].Send(finish, in.hop_latency_s[s], in.prefill_transfer_s[s][j]);
-      } else {
-        result.first_token_s[j] = finish;
-        back[j] = p > 1 ? hops[p - 1].Send(finish, in.hop_latency_s[p - 1],
-                                           in.prefill_transfer_s[p - 1][j])
-                        : finish;
+    for (int k = 0; k < chunks; ++k) {
+      const int item = j * chunks + k;
+      double ready = 0.0;
+      for (int s = 0; s < p; ++s) {
+        const double start = std::max(stage_free[s], ready);
+        const double finish = start + in.prefill_s[s][item];
+        stage_free[s] = finish;
+        if (s + 1 < p) {
+          ready = hops[s].Send(finish, in.hop_latency_s[s], in.prefill_transfer_s[s][item]);
+        } else if (k == chunks - 1) {
+          result.first_token_s[j] = finish;
+          back[j] = p > 1 ? hops[p - 1].Send(finish, in.hop_latency_s[p - 1],
+                                             in.prefill_transfer_s[p - 1][item])
+                          : finish;
+        }
       }
     }
   }

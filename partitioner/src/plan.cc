@@ -66,7 +66,7 @@ json PassJson(const PassCost& pass) {
   return {{"phase", PhaseName(pass.phase)},
           {"sequences", pass.sequences},
           {"tokens", pass.tokens},
-          {"context", pass.context},
+          {"position", pass.position},
           {"time_s", pass.time_s},
           {"ops", ops},
           {"tp_ranks", ranks}};
@@ -87,7 +87,7 @@ void ReadPass(JsonReader& parent, std::string_view field, PassCost* pass) {
   }
   r.Int("sequences", &pass->sequences);
   r.Int("tokens", &pass->tokens);
-  r.Int("context", &pass->context);
+  r.Int("position", &pass->position);
   r.Double("time_s", &pass->time_s);
   ForEach(r, "ops", [&](JsonReader& e, size_t) {
     OpCost op;

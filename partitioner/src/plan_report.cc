@@ -107,11 +107,12 @@ std::string FormatPlanReport(const Plan& plan, const ReportOptions& options) {
         Percent(static_cast<double>(m.total()), chip_memory), FormatSeconds(sp.prefill.time_s),
         FormatSeconds(sp.decode.time_s), Shares(mean, total)));
   }
-  line(fmt::format(
-      "  (prefill / decode: one pass of a micro-batch of {} sequence{}; decode at "
-      "context {})",
-      p.stages.empty() ? 0 : p.stages[0].decode.sequences,
-      p.stages.empty() || p.stages[0].decode.sequences == 1 ? "" : "s", p.decode_context));
+  line(
+      fmt::format("  (prefill: the whole prompt of a micro-batch of {} sequence{}, in {} "
+                  "chunk{}; decode: one step at context {})",
+                  p.stages.empty() ? 0 : p.stages[0].decode.sequences,
+                  p.stages.empty() || p.stages[0].decode.sequences == 1 ? "" : "s",
+                  w.NumPrefillChunks(), w.NumPrefillChunks() == 1 ? "" : "s", p.decode_context));
   line("");
 
   if (list_ranks) {

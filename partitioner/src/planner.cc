@@ -154,8 +154,8 @@ class Evaluator {
     if (!CapsFit(caps, q_.model.num_layers)) return std::nullopt;
     std::vector<double> per_layer(pp_), fixed(pp_);
     for (int s = 0; s < pp_; ++s) {
-      const double with_one = Pass(Shape(s, pp_, 1), Phase::kDecode, b_max).time_s;
-      fixed[s] = Pass(Shape(s, pp_, 0), Phase::kDecode, b_max).time_s;
+      const double with_one = Decode(Shape(s, pp_, 1), b_max).time_s;
+      fixed[s] = Decode(Shape(s, pp_, 0), b_max).time_s;
       per_layer[s] = with_one - fixed[s];
     }
     Candidate c;
@@ -172,46 +172,62 @@ class Evaluator {
     return c;
   }
 
-  // The pass of a stage shape (memoised: stages repeat).
-  const PassCost& Pass(const StageShape& shape, Phase phase, int sequences) {
-    const bool decode = phase == Phase::kDecode;
-    auto key = std::make_tuple(shape.stage, shape.num_layers, decode, sequences);
-    auto it = passes_.find(key);
-    if (it != passes_.end()) return it->second;
-    const int64_t context = decode ? decode_context_ : q_.workload.prompt_length;
-    return passes_.emplace(key, cost_.StagePass(shape, phase, sequences, context)).first->second;
+  // A decode pass of a stage shape at the decode context (memoised: stages repeat).
+  const PassCost& Decode(const StageShape& shape, int sequences) {
+    return Pass(shape, PassShape::Decode(sequences, decode_context_));
+  }
+  // Prefill chunk k of a micro-batch of `sequences`.
+  const PassCost& PrefillChunk(const StageShape& shape, int sequences, int k) {
+    const Workload& w = q_.workload;
+    return Pass(shape,
+                PassShape::Prefill(sequences, w.PrefillChunkBegin(k), w.PrefillChunkBegin(k + 1)));
+  }
+  // The whole prefill of a micro-batch, its chunks combined.
+  PassCost Prefill(const StageShape& shape, int sequences) {
+    std::vector<PassCost> chunks;
+    for (int k = 0; k < q_.workload.NumPrefillChunks(); ++k) {
+      chunks.push_back(PrefillChunk(shape, sequences, k));
+    }
+    return CombinePasses(chunks);
   }
 
   ScheduleInput Schedule(const std::vector<int>& layers, int m) {
     const Workload& w = q_.workload;
+    const int chunks = w.NumPrefillChunks();
     ScheduleInput in;
     in.num_stages = pp_;
     in.num_micro_batches = m;
-    in.prefill_s.assign(pp_, std::vector<double>(m));
+    in.prefill_chunks = chunks;
+    in.prefill_s.assign(pp_, std::vector<double>(m * chunks));
     in.decode_s.assign(pp_, std::vector<double>(m));
     for (int s = 0; s < pp_; ++s) {
       for (int j = 0; j < m; ++j) {
         const int b = MicroBatchSize(w.batch_size, m, j);
-        in.prefill_s[s][j] = Pass(Shape(s, pp_, layers[s]), Phase::kPrefill, b).time_s;
-        in.decode_s[s][j] = Pass(Shape(s, pp_, layers[s]), Phase::kDecode, b).time_s;
+        for (int k = 0; k < chunks; ++k) {
+          in.prefill_s[s][j * chunks + k] = PrefillChunk(Shape(s, pp_, layers[s]), b, k).time_s;
+        }
+        in.decode_s[s][j] = Decode(Shape(s, pp_, layers[s]), b).time_s;
       }
     }
     if (pp_ > 1) {
       in.hop_latency_s.resize(pp_);
-      in.prefill_transfer_s.assign(pp_, std::vector<double>(m));
+      in.prefill_transfer_s.assign(pp_, std::vector<double>(m * chunks));
       in.decode_transfer_s.assign(pp_, std::vector<double>(m));
       for (int h = 0; h < pp_; ++h) {
         const LinkSpec& link = cost_.HopLink(h, (h + 1) % pp_);
+        const bool back = h == pp_ - 1;
         in.hop_latency_s[h] = link.latency_s;
         for (int j = 0; j < m; ++j) {
           const int b = MicroBatchSize(w.batch_size, m, j);
-          const bool back = h == pp_ - 1;
-          const double prefill_bytes = static_cast<double>(
-              back ? cost_.TokenBytes(b) : cost_.HandoffBytes(Phase::kPrefill, b));
-          const double decode_bytes = static_cast<double>(
-              back ? cost_.TokenBytes(b) : cost_.HandoffBytes(Phase::kDecode, b));
-          in.prefill_transfer_s[h][j] = prefill_bytes / link.PeerBandwidth();
-          in.decode_transfer_s[h][j] = decode_bytes / link.PeerBandwidth();
+          for (int k = 0; k < chunks; ++k) {
+            const int64_t tokens = w.PrefillChunkBegin(k + 1) - w.PrefillChunkBegin(k);
+            const double bytes =
+                static_cast<double>(back ? cost_.TokenBytes(b) : cost_.HandoffBytes(b, tokens));
+            in.prefill_transfer_s[h][j * chunks + k] = bytes / link.PeerBandwidth();
+          }
+          const double bytes =
+              static_cast<double>(back ? cost_.TokenBytes(b) : cost_.HandoffBytes(b, 1));
+          in.decode_transfer_s[h][j] = bytes / link.PeerBandwidth();
         }
       }
     }
@@ -219,13 +235,21 @@ class Evaluator {
   }
 
  private:
+  const PassCost& Pass(const StageShape& shape, const PassShape& pass) {
+    auto key = std::make_tuple(shape.stage, shape.num_layers, pass.phase == Phase::kDecode,
+                               pass.sequences, pass.tokens, pass.position);
+    auto it = passes_.find(key);
+    if (it != passes_.end()) return it->second;
+    return passes_.emplace(key, cost_.StagePass(shape, pass)).first->second;
+  }
+
   const PlanRequest& q_;
   int tp_;
   int pp_;
   CostModel cost_;
   std::vector<TpSlice> slices_;
   int64_t decode_context_ = 0;
-  std::map<std::tuple<int, int, bool, int>, PassCost> passes_;
+  std::map<std::tuple<int, int, bool, int, int64_t, int64_t>, PassCost> passes_;
 };
 
 // The tensors a stage holds, in file order.
@@ -298,18 +322,19 @@ Plan BuildPlan(const PlanRequest& q, const Candidate& c, Evaluator& ev) {
     const StageShape shape = Shape(s, c.pp, c.layers[s]);
     StagePrediction sp;
     sp.stage = s;
-    sp.prefill = ev.Pass(shape, Phase::kPrefill, b_max);
-    sp.decode = ev.Pass(shape, Phase::kDecode, b_max);
+    sp.prefill = ev.Prefill(shape, b_max);
+    sp.decode = ev.Decode(shape, b_max);
     if (c.pp > 1) {
-      sp.prefill_handoff_s = c.schedule.hop_latency_s[s] + c.schedule.prefill_transfer_s[s][0];
+      sp.prefill_handoff_s =
+          c.schedule.hop_latency_s[s] + c.schedule.prefill_transfer_s[s][0];  // chunk 0
       sp.decode_handoff_s = c.schedule.hop_latency_s[s] + c.schedule.decode_transfer_s[s][0];
     }
     for (int r = 0; r < c.tp; ++r) {
       RankShares& share = p.ranks[plan.WorldRank(s, r)];
       for (int j = 0; j < c.micro_batches; ++j) {
         const int b = MicroBatchSize(w.batch_size, c.micro_batches, j);
-        const RankBusy& pre = ev.Pass(shape, Phase::kPrefill, b).tp_ranks[r];
-        const RankBusy& dec = ev.Pass(shape, Phase::kDecode, b).tp_ranks[r];
+        const RankBusy pre = ev.Prefill(shape, b).tp_ranks[r];
+        const RankBusy& dec = ev.Decode(shape, b).tp_ranks[r];
         share.compute_s += pre.compute_s + decode_rounds * dec.compute_s;
         share.memory_s += pre.memory_s + decode_rounds * dec.memory_s;
         share.communication_s += pre.communication_s + decode_rounds * dec.communication_s;

@@ -21,6 +21,10 @@ Status Workload::Validate() const {
         "got {}",
         batch_size, micro_batches);
   }
+  if (prefill_chunk < 0) {
+    return InvalidArgument("field 'prefill_chunk' must be zero (whole prompt) or positive, got {}",
+                           prefill_chunk);
+  }
   if (activation_type == ElementType::kInt8) {
     return InvalidArgument("field 'activation_type' must be f32, f16 or bf16, got int8");
   }
@@ -54,6 +58,7 @@ Result<Workload> WorkloadFromJson(const nlohmann::json& json, std::string_view s
   r.String("weight_type", &weight, /*required=*/false);
   r.String("activation_type", &activation, /*required=*/false);
   r.Int("micro_batches", &w.micro_batches, /*required=*/false);
+  r.Int("prefill_chunk", &w.prefill_chunk, /*required=*/false);
   LOCKSTEP_RETURN_IF_ERROR(r.Finish());
   Result<ElementType> wt = ParseElementType(weight);
   if (!wt.ok()) return wt.status().WithContext(fmt::format("{}: field 'weight_type'", source));
@@ -72,7 +77,8 @@ nlohmann::json WorkloadToJson(const Workload& w) {
           {"generated_length", w.generated_length},
           {"weight_type", ElementTypeName(w.weight_type)},
           {"activation_type", ElementTypeName(w.activation_type)},
-          {"micro_batches", w.micro_batches}};
+          {"micro_batches", w.micro_batches},
+          {"prefill_chunk", w.prefill_chunk}};
 }
 
 }  // namespace lockstep::partitioner

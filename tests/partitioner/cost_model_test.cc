@@ -32,7 +32,7 @@ TEST(CostModelTest, MatmulByHand) {
   ModelConfig m = *ModelPreset("tiny");
   ClusterSpec c = testing::TestCluster(1);
   CostModel model(m, c, Decode(2), 1, 1);
-  PassCost pass = model.StagePass({0, 3, false, false}, Phase::kDecode, 2, 40);
+  PassCost pass = model.StagePass({0, 3, false, false}, PassShape::Decode(2, 40));
   const OpCost& qkv = Find(pass, "attn_qkv");
   // 2 tokens x 128 inputs x (128 + 2 x 32) rows.
   EXPECT_EQ(qkv.flops, 2.0 * 2 * 128 * 192);
@@ -58,7 +58,7 @@ TEST(CostModelTest, CollectivesAreTheTransportAlgorithms) {
   ModelConfig m = *ModelPreset("tiny");
   ClusterSpec c = testing::TestCluster(8);
   CostModel model(m, c, Decode(1), 4, 2);
-  PassCost pass = model.StagePass({1, 2, false, true}, Phase::kDecode, 1, 20);
+  PassCost pass = model.StagePass({1, 2, false, true}, PassShape::Decode(1, 20));
   // Stage 1 = ranks 4..7: one node. One token of 128 f32 = 512 bytes.
   EXPECT_DOUBLE_EQ(Find(pass, "attn_allreduce").time_s, AllreduceCost(c, {4, 5, 6, 7}, 512).time_s);
   EXPECT_EQ(Find(pass, "ffn_allreduce").count, 2);
@@ -68,11 +68,11 @@ TEST(CostModelTest, CollectivesAreTheTransportAlgorithms) {
   // Vocabulary rows 125 per rank.
   EXPECT_EQ(Find(pass, "lm_head").flops, 2.0 * 1 * 125 * 128);
   // Prefill: 32 tokens x 512 bytes = 16 kB: reduce-scatter + allgather.
-  PassCost prefill = model.StagePass({1, 2, false, true}, Phase::kPrefill, 1, 32);
+  PassCost prefill = model.StagePass({1, 2, false, true}, PassShape::Prefill(1, 0, 32));
   EXPECT_DOUBLE_EQ(Find(prefill, "attn_allreduce").time_s,
                    AllreduceCost(c, {4, 5, 6, 7}, 32 * 512).time_s);
-  EXPECT_EQ(model.HandoffBytes(Phase::kPrefill, 3), 3 * 32 * 128 * 4);
-  EXPECT_EQ(model.HandoffBytes(Phase::kDecode, 3), 3 * 128 * 4);
+  EXPECT_EQ(model.HandoffBytes(3, 32), 3 * 32 * 128 * 4);
+  EXPECT_EQ(model.HandoffBytes(3, 1), 3 * 128 * 4);
   EXPECT_EQ(model.HopLink(0, 1), c.inter_node_link);  // ranks 0..3 -> 4..7
   EXPECT_EQ(model.HopLink(1, 0), c.inter_node_link);
 }
@@ -83,7 +83,7 @@ TEST(CostModelTest, UnevenRanksWaitForTheSlowest) {
   ClusterSpec c = testing::TestCluster(4);
   c.chip.op_overhead_s = 0;
   CostModel model(m, c, Decode(64), 4, 1);
-  PassCost pass = model.StagePass({0, 2, true, true}, Phase::kPrefill, 64, 32);
+  PassCost pass = model.StagePass({0, 2, true, true}, PassShape::Prefill(64, 0, 32));
   ASSERT_EQ(pass.tp_ranks.size(), 4u);
   EXPECT_GT(pass.tp_ranks[3].total(), pass.tp_ranks[0].total());
   for (const RankBusy& r : pass.tp_ranks) EXPECT_LE(r.total(), pass.time_s * (1 + 1e-12));
@@ -101,7 +101,9 @@ TEST(CostModelTest, NeverSlowerWithMoreBandwidthOrFlops) {
       c.inter_node_link.bandwidth_bytes_per_s *= scale;
       c.chip.peak_flops[static_cast<int>(ElementType::kF32)] *= scale;
       CostModel model(m, c, Decode(4), 2, 4);
-      double t = model.StagePass({3, 8, false, true}, phase, 4, 64).time_s;
+      const PassShape shape =
+          phase == Phase::kDecode ? PassShape::Decode(4, 64) : PassShape::Prefill(4, 0, 64);
+      double t = model.StagePass({3, 8, false, true}, shape).time_s;
       EXPECT_LT(t, previous) << PhaseName(phase) << " scale " << scale;
       previous = t;
     }
@@ -111,9 +113,43 @@ TEST(CostModelTest, NeverSlowerWithMoreBandwidthOrFlops) {
 TEST(CostModelTest, DecodeAttentionGrowsWithContext) {
   ModelConfig m = *ModelPreset("tiny");
   CostModel model(m, testing::TestCluster(1), Decode(8), 1, 1);
-  double short_ctx = model.StagePass({0, 4, true, true}, Phase::kDecode, 8, 16).time_s;
-  double long_ctx = model.StagePass({0, 4, true, true}, Phase::kDecode, 8, 400).time_s;
+  double short_ctx = model.StagePass({0, 4, true, true}, PassShape::Decode(8, 16)).time_s;
+  double long_ctx = model.StagePass({0, 4, true, true}, PassShape::Decode(8, 400)).time_s;
   EXPECT_LT(short_ctx, long_ctx);
+}
+
+// Chunked prefill does the same matmul and attention arithmetic as one pass
+// over the whole prompt: the chunks' flops add up exactly.
+TEST(CostModelTest, PrefillChunksAddUpToTheWholePrompt) {
+  ModelConfig m = *ModelPreset("tiny");
+  Workload w = Decode(3);
+  w.prompt_length = 200;
+  CostModel model(m, testing::TestCluster(2), w, 2, 1);
+  const StageShape stage{0, 4, true, true};
+  PassCost whole = model.StagePass(stage, PassShape::Prefill(3, 0, 200));
+  std::vector<PassCost> chunks;
+  for (int64_t begin : {0, 64, 128, 192}) {
+    chunks.push_back(
+        model.StagePass(stage, PassShape::Prefill(3, begin, std::min<int64_t>(200, begin + 64))));
+  }
+  PassCost combined = CombinePasses(chunks);
+  EXPECT_EQ(combined.tokens, 200);
+  EXPECT_EQ(combined.position, 0);
+  ASSERT_EQ(combined.ops.size(), whole.ops.size());
+  for (size_t i = 0; i < whole.ops.size(); ++i) {
+    if (whole.ops[i].name == "lm_head" || whole.ops[i].name == "final_norm" ||
+        whole.ops[i].name == "sampling") {
+      continue;  // once per pass: the chunks repeat it (the runtime keeps the last)
+    }
+    EXPECT_DOUBLE_EQ(combined.ops[i].flops, whole.ops[i].flops) << whole.ops[i].name;
+  }
+  // Attention of a chunk at position p: each of its t queries sees p + its index + 1 keys.
+  const OpCost& attention = chunks[1].ops[5];
+  ASSERT_EQ(attention.name, "attention");
+  EXPECT_EQ(attention.flops, 3.0 * 4 * (64.0 * 64 + 64.0 * 65 / 2) * (4 * 16 + 5));  // 4 heads/rank
+  // Chunks re-read the weights: more memory traffic than one pass.
+  EXPECT_GT(combined.ops[3].bytes, whole.ops[3].bytes);
+  EXPECT_GT(combined.time_s, 0.0);
 }
 
 TEST(CostModelTest, RatesForTheTypesUsed) {

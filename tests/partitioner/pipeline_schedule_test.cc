@@ -93,3 +93,27 @@ TEST(PipelineScheduleTest, UnevenMicroBatchesStayClose) {
 
 }  // namespace
 }  // namespace lockstep::partitioner
+
+namespace lockstep::partitioner {
+namespace {
+
+TEST(PipelineScheduleTest, PrefillChunksPipelineLikeMicroBatches) {
+  // 2 stages, 1 micro-batch in 3 chunks of 1 time unit each, no hop cost:
+  // chunks flow through the stages one behind the other, so the first token
+  // comes at 4, not at 6 as without overlap.
+  ScheduleInput in;
+  in.num_stages = 2;
+  in.num_micro_batches = 1;
+  in.prefill_chunks = 3;
+  in.prefill_s = {{1, 1, 1}, {1, 1, 1}};
+  in.decode_s = {{1}, {1}};
+  in.hop_latency_s = {0, 0};
+  in.prefill_transfer_s = {{0, 0, 0}, {0, 0, 0}};
+  in.decode_transfer_s = {{0}, {0}};
+  ScheduleResult r = SimulateSchedule(in, 2);
+  EXPECT_EQ(r.time_to_first_token_s, 4.0);
+  EXPECT_EQ(r.token_times_s, (std::vector<double>{4, 6, 8}));
+}
+
+}  // namespace
+}  // namespace lockstep::partitioner

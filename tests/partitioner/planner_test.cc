@@ -153,8 +153,8 @@ TEST(PlannerTest, StageSplitMinimisesTheSlowestStage) {
       StageShape zero{s, 0, s == 0, s == c.pp - 1};
       StageShape one = zero;
       one.num_layers = 1;
-      fixed[s] = cost.StagePass(zero, Phase::kDecode, 1, ctx).time_s;
-      per_layer[s] = cost.StagePass(one, Phase::kDecode, 1, ctx).time_s - fixed[s];
+      fixed[s] = cost.StagePass(zero, PassShape::Decode(1, ctx)).time_s;
+      per_layer[s] = cost.StagePass(one, PassShape::Decode(1, ctx)).time_s - fixed[s];
     }
     double planned = 0;
     for (int s = 0; s < c.pp; ++s) {
@@ -211,6 +211,20 @@ TEST(PlannerTest, MemoryLimitsShapeTheSplit) {
   std::string error = ErrorOf(q);
   EXPECT_NE(error.find("does not fit on 12 test-chip chips as tp 1 x pp 12"), std::string::npos)
       << error;
+}
+
+TEST(PlannerTest, PrefillChunksBoundTheActivations) {
+  PlanRequest q = Request("llama-2-7b", testing::TestCluster(4), 2, 2);
+  q.workload.prompt_length = 1024;
+  Plan whole = MustPlan(q);
+  q.workload.prefill_chunk = 128;
+  Plan chunked = MustPlan(q);
+  ExpectWellFormed(chunked);
+  EXPECT_EQ(chunked.ranks[0].memory.weights, whole.ranks[0].memory.weights);
+  EXPECT_EQ(chunked.ranks[0].memory.kv_cache, whole.ranks[0].memory.kv_cache);
+  EXPECT_EQ(chunked.ranks[0].memory.activations * 8, whole.ranks[0].memory.activations);
+  EXPECT_EQ(chunked.prediction.stages[0].prefill.tokens, 1024);  // the chunks combined
+  EXPECT_GT(chunked.prediction.time_to_first_token_s, 0);
 }
 
 TEST(PlannerTest, ValidationErrorsSayWhatToChange) {

@@ -68,16 +68,41 @@ struct RankBusy {
   bool operator==(const RankBusy&) const = default;
 };
 
+// The tokens one pass processes: for each of `sequences` sequences, `tokens`
+// new positions starting at `position`. Each attends to every position up to
+// itself (causal), so the keys visited grow with the position.
+struct PassShape {
+  Phase phase = Phase::kDecode;
+  int sequences = 1;
+  int64_t tokens = 1;    // new positions per sequence
+  int64_t position = 0;  // the first of them
+  // One decode step over `context` keys (the new token's included).
+  static PassShape Decode(int sequences, int64_t context) {
+    return {Phase::kDecode, sequences, 1, context - 1};
+  }
+  // Prefill of prompt positions [begin, end).
+  static PassShape Prefill(int sequences, int64_t begin, int64_t end) {
+    return {Phase::kPrefill, sequences, end - begin, begin};
+  }
+  bool operator==(const PassShape&) const = default;
+};
+
 struct PassCost {
   Phase phase = Phase::kDecode;
-  int sequences = 0;    // micro-batch size
-  int64_t tokens = 0;   // tokens per sequence in this pass (prompt or 1)
-  int64_t context = 0;  // keys each query attends to (decode) / prompt length (prefill)
+  int sequences = 0;     // micro-batch size
+  int64_t tokens = 0;    // new positions per sequence (1 in decode)
+  int64_t position = 0;  // the first of them (decode: context - 1)
   std::vector<OpCost> ops;
   std::vector<RankBusy> tp_ranks;  // indexed by tp rank
   double time_s = 0;               // sum of op totals
   bool operator==(const PassCost&) const = default;
 };
+
+// Several passes of one stage as one (e.g. the prefill chunks of a
+// micro-batch): per operator, flops, bytes and times are summed (count
+// unchanged), and so are the ranks' busy times; tokens add up, position is the
+// first pass's. Requires the same operator list in every pass.
+PassCost CombinePasses(const std::vector<PassCost>& passes);
 
 // What one pipeline stage holds, for costing.
 struct StageShape {
@@ -99,11 +124,10 @@ class CostModel {
   // on `cluster`'s chip; the message says which type is missing.
   static Status CheckRates(const ClusterSpec& cluster, const Workload& workload);
 
-  PassCost StagePass(const StageShape& stage, Phase phase, int sequences, int64_t context) const;
+  PassCost StagePass(const StageShape& stage, const PassShape& pass) const;
 
-  // Activation bytes a micro-batch of `sequences` sends from a stage to the
-  // next (prefill: all prompt positions; decode: one position).
-  int64_t HandoffBytes(Phase phase, int sequences) const;
+  // Activation bytes a pass of `sequences` x `tokens` sends to the next stage.
+  int64_t HandoffBytes(int sequences, int64_t tokens) const;
   // Bytes of the sampled tokens the last stage sends back to stage 0.
   int64_t TokenBytes(int sequences) const { return int64_t{4} * sequences; }
   // Latency and bandwidth of the hop from `from_stage` to `to_stage` (tp rank
@@ -116,8 +140,7 @@ class CostModel {
   const TpSlice& slice(int tp_rank) const { return slices_[tp_rank]; }
 
  private:
-  void AddLayerOps(int stage, int tp_rank, Phase phase, int sequences, int64_t context,
-                   std::vector<OpCost>* ops) const;
+  void AddLayerOps(int stage, int tp_rank, const PassShape& pass, std::vector<OpCost>* ops) const;
   OpCost Compute(std::string name, int launches, double flops, double bytes,
                  ElementType type) const;
   OpCost Matmul(std::string name, int launches, int64_t tokens, int64_t rows, int64_t k) const;

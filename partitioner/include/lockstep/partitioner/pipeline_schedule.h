@@ -3,8 +3,9 @@
 // back to stage 0, and the micro-batches then circulate once per generated
 // token (decode).
 //
-// Every stage works through a fixed order: prefill of micro-batches 0..m-1,
-// then decode round 1 for micro-batches 0..m-1, round 2, ... A stage starts an
+// Every stage works through a fixed order: prefill of micro-batches 0..m-1
+// (each in its prefill chunks 0..c-1), then decode round 1 for micro-batches
+// 0..m-1, round 2, ... A stage starts an
 // item when it has finished the previous one and the item's input has arrived.
 // Hop h carries activations from stage h to h+1 (h < P-1); hop P-1 carries the
 // sampled tokens from the last stage back to stage 0. A transfer of n bytes
@@ -33,11 +34,15 @@ namespace lockstep::partitioner {
 struct ScheduleInput {
   int num_stages = 1;
   int num_micro_batches = 1;
-  // [stage][micro_batch]: time of a stage's pass (PassCost::time_s).
+  int prefill_chunks = 1;  // prefill passes per micro-batch
+  // [stage][item]: time of a stage's pass (PassCost::time_s). Prefill items
+  // are j * prefill_chunks + k (micro-batch j, chunk k); decode items are j.
   std::vector<std::vector<double>> prefill_s;
   std::vector<std::vector<double>> decode_s;
-  // [hop]: latency of hop h. [hop][micro_batch]: bytes / bandwidth.
-  // With one stage there are no hops (all empty).
+  // [hop]: latency of hop h. [hop][item]: bytes / bandwidth, items as above.
+  // The return hop (P-1) carries a token after a micro-batch's last prefill
+  // chunk only; its other prefill entries are not used. With one stage there
+  // are no hops (all empty).
   std::vector<double> hop_latency_s;
   std::vector<std::vector<double>> prefill_transfer_s;
   std::vector<std::vector<double>> decode_transfer_s;

@@ -6,6 +6,7 @@
 // admits: the runtime may run shorter requests under it, never longer ones.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <nlohmann/json_fwd.hpp>
 #include <string_view>
@@ -25,8 +26,23 @@ struct Workload {
   // Micro-batches the batch is cut into for the pipeline; 0 lets the planner
   // choose. Sizes differ by at most one sequence (the first ones get the extra).
   int micro_batches = 0;
+  // Prefill in chunks of this many prompt tokens (0: the whole prompt in one
+  // pass). Chunks bound the activation memory and pipeline like micro-batches;
+  // a runtime that executes the plan must prefill in the same chunks.
+  int64_t prefill_chunk = 0;
 
   int64_t context_length() const { return prompt_length + generated_length; }
+  // Tokens of the largest prefill chunk, the number of chunks, and where
+  // chunk k starts (chunk k is [PrefillChunkBegin(k), PrefillChunkBegin(k + 1))).
+  int64_t PrefillChunkTokens() const {
+    return prefill_chunk > 0 && prefill_chunk < prompt_length ? prefill_chunk : prompt_length;
+  }
+  int NumPrefillChunks() const {
+    return static_cast<int>((prompt_length + PrefillChunkTokens() - 1) / PrefillChunkTokens());
+  }
+  int64_t PrefillChunkBegin(int k) const {
+    return std::min(prompt_length, k * PrefillChunkTokens());
+  }
 
   // Positive sizes, micro_batches <= batch_size. Messages name the field.
   Status Validate() const;

@@ -1,0 +1,279 @@
+// `lockstep calibrate`: measure this host and write the `host` chip spec.
+//
+//   lockstep calibrate [--output FILE] [--threads N] [--quick]
+//   mpirun -np 2 lockstep calibrate [--transport mpi|ucx]   (also the links)
+//
+// Measures, with the kernels' own probes (kernels/probe.h): the FMA peak
+// (f32) and the memory read bandwidth of `threads` threads, i.e. of the whole
+// host, which the ranks of a job on it share (shared_by_node). Under mpirun
+// with 2 or more ranks, ranks 0 and 1 also ping-pong over the transport
+// (ordered streams) to measure the latency (8-byte messages) and bandwidth
+// (4 MiB) of the link between them, recorded as the intra-node link when they
+// share a host and as the inter-node link otherwise. Unmeasured fields keep
+// the defaults of the `host` preset (docs/partitioner.md). Rank 0 writes the
+// spec, by default where `lockstep plan --chip host` looks for it.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "command.h"
+#include "host_spec.h"
+#include "lockstep/kernels/isa.h"
+#include "lockstep/kernels/probe.h"
+#include "lockstep/partitioner/chip_presets.h"
+#include "lockstep/partitioner/plan_report.h"
+#include "lockstep/transport/communicator.h"
+#include "lockstep/transport/mpi_session.h"
+#include "lockstep/transport/options.h"
+
+namespace lockstep::launch {
+namespace {
+
+using partitioner::ClusterSpec;
+using partitioner::ElementType;
+using partitioner::FormatBytes;
+using partitioner::FormatSeconds;
+using Clock = std::chrono::steady_clock;
+
+struct CalibrateOptions {
+  std::string output;  // default: DefaultHostSpecPath()
+  int threads = 0;     // 0: every hardware thread
+  bool quick = false;  // smaller probes (tests): less accurate
+  std::string transport = "mpi";
+  int64_t memory_bytes = 0;  // 0: the physical memory
+};
+
+// The job's size before MPI is initialised: set by mpirun (Open MPI) or a
+// PMI launcher (Slurm srun, MPICH). 1 when started directly.
+int LauncherWorldSize() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"}) {
+    if (const char* value = std::getenv(name); value != nullptr) {
+      const int size = std::atoi(value);
+      if (size > 0) return size;
+    }
+  }
+  return 1;
+}
+
+int64_t PhysicalMemoryBytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES);
+  const long page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? int64_t{pages} * page : 0;
+}
+
+std::string HostName() {
+  char name[256] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0) return "unknown";
+  return name;
+}
+
+struct LinkMeasurement {
+  double latency_s = 0;              // one way, 8 bytes
+  double bandwidth_bytes_per_s = 0;  // one way, large messages
+  bool same_host = true;
+};
+
+// Ping-pong between world ranks 0 and 1: `iterations` round trips of `bytes`,
+// after a few unmeasured ones. Returns the best one-way time (half a round
+// trip). Other ranks do nothing.
+Result<double> PingPong(transport::Communicator& world, size_t bytes, int iterations,
+                        uint32_t stream_base) {
+  const int peer = 1 - world.rank();
+  LOCKSTEP_ASSIGN_OR_RETURN(transport::SendStream out, world.OpenSendStream(peer, stream_base));
+  LOCKSTEP_ASSIGN_OR_RETURN(transport::RecvStream in, world.OpenRecvStream(peer, stream_base));
+  std::vector<std::byte> send(bytes, std::byte{1});
+  std::vector<std::byte> recv(bytes);
+  double best = 1e300;
+  const int warmup = 3;
+  for (int i = 0; i < warmup + iterations; ++i) {
+    const auto start = Clock::now();
+    LOCKSTEP_ASSIGN_OR_RETURN(transport::Request r, in.Post(std::span<std::byte>(recv)));
+    if (world.rank() == 0) {
+      LOCKSTEP_ASSIGN_OR_RETURN(transport::Request s, out.Send(std::span<const std::byte>(send)));
+      LOCKSTEP_RETURN_IF_ERROR(s.Wait());
+      LOCKSTEP_RETURN_IF_ERROR(r.Wait());
+    } else {
+      LOCKSTEP_RETURN_IF_ERROR(r.Wait());
+      LOCKSTEP_ASSIGN_OR_RETURN(transport::Request s, out.Send(std::span<const std::byte>(send)));
+      LOCKSTEP_RETURN_IF_ERROR(s.Wait());
+    }
+    const double round_trip = std::chrono::duration<double>(Clock::now() - start).count();
+    if (i >= warmup) best = std::min(best, round_trip / 2);
+  }
+  return best;
+}
+
+// Ranks 0 and 1 ping-pong; every rank of `world` calls this.
+Result<LinkMeasurement> MeasureLink(transport::Communicator& world, const CalibrateOptions& o) {
+  // Which host each rank is on: a fixed-size name per rank.
+  constexpr size_t kNameBytes = 64;
+  std::vector<std::byte> mine(kNameBytes);
+  const std::string host = HostName();
+  std::memcpy(mine.data(), host.data(), std::min(host.size(), kNameBytes - 1));
+  std::vector<std::byte> all(kNameBytes * world.size());
+  LOCKSTEP_RETURN_IF_ERROR(
+      world.AllGather(std::span<const std::byte>(mine), std::span<std::byte>(all)));
+
+  LinkMeasurement link;
+  link.same_host = std::equal(all.begin(), all.begin() + kNameBytes, all.begin() + kNameBytes);
+  if (world.rank() <= 1) {
+    const size_t large = size_t{4} << 20;
+    LOCKSTEP_ASSIGN_OR_RETURN(link.latency_s, PingPong(world, 8, o.quick ? 200 : 2000, 1));
+    LOCKSTEP_ASSIGN_OR_RETURN(double large_s, PingPong(world, large, o.quick ? 5 : 20, 2));
+    // alpha-beta: one way = latency + bytes / bandwidth.
+    link.bandwidth_bytes_per_s =
+        static_cast<double>(large) / std::max(large_s - link.latency_s, 1e-9);
+  }
+  LOCKSTEP_RETURN_IF_ERROR(world.Barrier());
+  return link;
+}
+
+struct HostFigures {
+  int threads = 1;
+  kernels::Isa isa = kernels::Isa::kScalar;
+  kernels::MemoryBandwidth bandwidth;
+  double flops = 0;
+};
+
+HostFigures MeasureHost(const CalibrateOptions& o) {
+  HostFigures h;
+  h.threads = o.threads > 0 ? o.threads
+                            : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  h.isa = kernels::BestIsa();
+  const size_t bytes = o.quick ? size_t{64} << 20 : size_t{1} << 30;
+  std::fprintf(stderr, "calibrate: memory bandwidth (%d threads, %s array)...\n", h.threads,
+               FormatBytes(static_cast<double>(bytes)).c_str());
+  h.bandwidth = kernels::MeasureReadBandwidth(h.threads, bytes, o.quick ? 2 : 5);
+  std::fprintf(stderr, "calibrate: FMA peak (%d threads, %s)...\n", h.threads,
+               std::string(kernels::IsaName(h.isa)).c_str());
+  h.flops = kernels::MeasureFmaPeak(h.isa, h.threads);
+  return h;
+}
+
+int Run(const CalibrateOptions& o) {
+  Result<transport::BackendKind> backend = transport::ParseBackend(o.transport);
+  if (!backend.ok()) return ReportError(backend.status());
+  if (*backend == transport::BackendKind::kLocal) {
+    return ReportError(InvalidArgument(
+        "--transport local has no link to measure; use mpi or ucx (under mpirun -np 2)"));
+  }
+  // Under mpirun with 2+ ranks: MPI and a world communicator for the links.
+  std::optional<transport::MpiSession> session;
+  std::optional<transport::Communicator> world;
+  if (LauncherWorldSize() >= 2) {
+    Result<transport::MpiSession> s = transport::MpiSession::Init(nullptr, nullptr);
+    if (!s.ok()) return ReportError(s.status().WithContext("calibrate"));
+    session.emplace(std::move(*s));
+    if (session->world_size() >= 2) {
+      transport::CommOptions comm;
+      comm.backend = *backend;
+      Result<transport::Communicator> w = transport::Communicator::CreateWorld(*session, comm);
+      if (!w.ok()) session->Abort(w.status());
+      world.emplace(std::move(*w));
+    }
+  }
+  const bool leader = !session || session->world_rank() == 0;
+
+  // Rank 0 probes the host first, while the other ranks wait in a barrier
+  // (sleeping, not spinning), so that they do not steal its cores.
+  HostFigures host;
+  if (leader) host = MeasureHost(o);
+  std::optional<LinkMeasurement> link;
+  if (world) {
+    Status barrier = world->Barrier();
+    if (!barrier.ok()) session->Abort(barrier);
+    Result<LinkMeasurement> measured = MeasureLink(*world, o);
+    if (!measured.ok()) session->Abort(measured.status());
+    link = *measured;
+  }
+  if (!leader) return kExitOk;  // rank 0 writes the spec
+
+  Result<ClusterSpec> preset = partitioner::ChipPreset("host", 1);
+  if (!preset.ok()) return ReportError(preset.status());
+  ClusterSpec spec = *preset;
+  spec.chip.memory_bytes = o.memory_bytes > 0 ? o.memory_bytes : PhysicalMemoryBytes();
+  if (spec.chip.memory_bytes <= 0) spec.chip.memory_bytes = preset->chip.memory_bytes;
+  spec.chip.memory_bandwidth_bytes_per_s = host.bandwidth.read_bytes_per_second;
+  spec.chip.peak_flops = {};
+  spec.chip.peak_flops[static_cast<int>(ElementType::kF32)] = host.flops;
+  spec.allreduce_large_min_bytes =
+      static_cast<int64_t>(transport::CommOptions{}.allreduce_switch_bytes);
+
+  char date[32] = {};
+  const std::time_t now = std::time(nullptr);
+  std::strftime(date, sizeof(date), "%Y-%m-%d", std::gmtime(&now));
+  std::string source = fmt::format(
+      "measured by lockstep calibrate on {} ({}): memory read bandwidth and FMA peak of {} "
+      "threads ({}){}",
+      HostName(), date, host.threads, kernels::IsaName(host.isa), o.quick ? ", quick probes" : "");
+  if (link) {
+    partitioner::LinkSpec& l = link->same_host ? spec.intra_node_link : spec.inter_node_link;
+    l.latency_s = link->latency_s;
+    l.bandwidth_bytes_per_s = link->bandwidth_bytes_per_s;
+    source += fmt::format("; {} link by {} ping-pong of ranks 0 and 1",
+                          link->same_host ? "intra-node" : "inter-node", o.transport);
+  } else {
+    source += "; links not measured (run under mpirun -np 2): preset defaults";
+  }
+  spec.chip.source = source;
+  Status valid = spec.Validate();
+  if (!valid.ok()) return ReportError(valid.WithContext("calibrate: measured spec"));
+
+  const std::string path = o.output.empty() ? DefaultHostSpecPath() : o.output;
+  std::error_code ec;
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  Status saved = partitioner::SaveClusterSpecFile(spec, path);
+  if (!saved.ok()) return ReportError(saved);
+
+  std::string text = fmt::format("host chip spec written to {}\n", path);
+  text += fmt::format("  memory             {}\n",
+                      FormatBytes(static_cast<double>(spec.chip.memory_bytes)));
+  text += fmt::format("  memory bandwidth   {}/s read ({}/s triad), {} threads\n",
+                      FormatBytes(host.bandwidth.read_bytes_per_second),
+                      FormatBytes(host.bandwidth.triad_bytes_per_second), host.threads);
+  text += fmt::format("  FMA peak (f32)     {:.1f} GFLOP/s ({})\n", host.flops / 1e9,
+                      kernels::IsaName(host.isa));
+  if (link) {
+    text +=
+        fmt::format("  {} link   {} one way (8 B), {}/s (4 MiB), {}\n",
+                    link->same_host ? "intra-node" : "inter-node", FormatSeconds(link->latency_s),
+                    FormatBytes(link->bandwidth_bytes_per_s), o.transport);
+  } else {
+    text += "  links              not measured (defaults); run under `mpirun -np 2` to measure\n";
+  }
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  return kExitOk;
+}
+
+}  // namespace
+
+Command AddCalibrateCommand(CLI::App& app) {
+  auto options = std::make_shared<CalibrateOptions>();
+  CalibrateOptions& o = *options;
+  CLI::App* cmd = app.add_subcommand(
+      "calibrate",
+      "Measure this host (FMA peak, memory bandwidth; links under mpirun -np 2) into a chip spec");
+  cmd->add_option("--output", o.output,
+                  "Where to write the spec (default: $LOCKSTEP_HOST_SPEC or "
+                  "~/.config/lockstep/host.json, which `lockstep plan --chip host` reads)");
+  cmd->add_option("--threads", o.threads, "Threads for the probes (default: every core)");
+  cmd->add_option("--memory-bytes", o.memory_bytes,
+                  "Memory to record (default: the physical memory)");
+  cmd->add_option("--transport", o.transport, "Backend for the ping-pong: mpi or ucx")
+      ->capture_default_str();
+  cmd->add_flag("--quick", o.quick, "Small, fast probes (for tests; less accurate)");
+  return {cmd, [options] { return Run(*options); }};
+}
+
+}  // namespace lockstep::launch

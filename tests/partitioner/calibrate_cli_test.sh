@@ -1,0 +1,37 @@
+#!/bin/sh
+# `lockstep calibrate` writes a host chip spec that `lockstep plan --chip host`
+# then uses.
+#   calibrate_cli_test.sh /path/to/lockstep /scratch/dir [mpiexec flags...]
+# With mpiexec flags (the mpi variant), the calibration runs on 2 ranks and
+# must also measure the intra-node link.
+set -u
+lockstep="$1"
+dir="$2"
+shift 2
+mkdir -p "$dir"
+spec="$dir/host.json"
+rm -f "$spec"
+fail() { echo "FAIL: $*"; exit 1; }
+
+if [ $# -gt 0 ]; then
+  "$@" -n 2 "$lockstep" calibrate --quick --output "$spec" > "$dir/out.txt" 2>&1 ||
+    { cat "$dir/out.txt"; fail "mpiexec -n 2 lockstep calibrate"; }
+  grep -q 'intra-node link by mpi ping-pong of ranks 0 and 1' "$spec" ||
+    { cat "$spec"; fail "the link was not measured"; }
+else
+  "$lockstep" calibrate --quick --output "$spec" > "$dir/out.txt" 2>&1 ||
+    { cat "$dir/out.txt"; fail "lockstep calibrate"; }
+  grep -q 'links not measured' "$spec" || { cat "$spec"; fail "the spec should say the links are defaults"; }
+  "$lockstep" calibrate --transport local > "$dir/bad.txt" 2>&1
+  [ $? -eq 1 ] || fail "--transport local must be refused with exit 1"
+  grep -q 'no link to measure' "$dir/bad.txt" || fail "no message for --transport local"
+fi
+grep -q 'measured by lockstep calibrate' "$spec" || { cat "$spec"; fail "no source in the spec"; }
+grep -q '"f32"' "$spec" || fail "no FMA peak in the spec"
+
+# plan --chip host reads it (no 'not calibrated' warning) and splits the host among 2 ranks.
+LOCKSTEP_HOST_SPEC="$spec" "$lockstep" plan --preset tiny --chip host --chips 2 --tp 2 --pp 1 \
+  --prompt-length 16 --generate 8 > "$dir/plan.txt" 2>&1 || { cat "$dir/plan.txt"; fail "plan"; }
+if grep -q 'not calibrated' "$dir/plan.txt"; then cat "$dir/plan.txt"; fail "plan ignored the spec"; fi
+grep -q 'its share of the node' "$dir/plan.txt" || { cat "$dir/plan.txt"; fail "plan report"; }
+echo "ok"

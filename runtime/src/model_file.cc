@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <sys/stat.h>
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -177,9 +179,10 @@ Result<TensorInfo> InspectTensor(hid_t file, std::string_view file_name, const T
   return info;
 }
 
-// The whole of Open() but the byte counting.
-Status OpenAndValidate(const std::string& path, const ModelFileOptions& options, H5File* file,
-                       ModelConfig* config, DType* weight_dtype, std::vector<TensorInfo>* tensors) {
+// The checks that need no HDF5 open: the file exists, is regular and has the
+// HDF5 signature (H5Fis_hdf5 looks for the signature only; it tells "not
+// HDF5" apart from "HDF5 but damaged", which H5Fopen reports).
+Status CheckFileBeforeOpen(const std::string& path) {
   struct stat st;
   if (stat(path.c_str(), &st) != 0) {
     const int error = errno;
@@ -187,7 +190,18 @@ Status OpenAndValidate(const std::string& path, const ModelFileOptions& options,
     return IoError("{}: cannot open model file: {}", path, std::strerror(error));
   }
   if (!S_ISREG(st.st_mode)) return InvalidArgument("{}: not a regular file", path);
+  const htri_t is_hdf5 = H5Fis_hdf5(path.c_str());
+  H5Eclear2(H5E_DEFAULT);
+  if (is_hdf5 == 0) {
+    return InvalidArgument("{}: not an HDF5 file (no HDF5 signature); expected a lockstep model",
+                           path);
+  }
+  return Status::Ok();
+}
 
+// The whole of Open() but the byte counting.
+Status OpenAndValidate(const std::string& path, const ModelFileOptions& options, H5File* file,
+                       ModelConfig* config, DType* weight_dtype, std::vector<TensorInfo>* tensors) {
   H5PropertyList fapl(H5Pcreate(H5P_FILE_ACCESS));
   if (options.comm != MPI_COMM_NULL) {
     int initialized = 0;
@@ -196,16 +210,20 @@ Status OpenAndValidate(const std::string& path, const ModelFileOptions& options,
       return FailedPrecondition("{}: ModelFileOptions.comm is set but MPI is not initialized",
                                 path);
     }
+    // H5Fopen is collective: if the file is missing on one rank only (no
+    // shared file system), the others must not wait for it in H5Fopen.
+    Status local = CheckFileBeforeOpen(path);
+    int local_ok = local.ok() ? 1 : 0, all_ok = 0;
+    MPI_Allreduce(&local_ok, &all_ok, 1, MPI_INT, MPI_MIN, options.comm);
+    if (!local.ok()) return local;
+    if (!all_ok) {
+      return FailedPrecondition("{}: another rank of the communicator cannot open this file", path);
+    }
     if (H5Pset_fapl_mpio(fapl.get(), options.comm, MPI_INFO_NULL) < 0) {
       return Hdf5Error(StatusCode::kIo, fmt::format("{}: cannot set up MPI-IO", path));
     }
-  }
-  // H5Fis_hdf5 looks for the signature only; it tells "not HDF5" apart from
-  // "HDF5 but damaged" (truncated, corrupt superblock).
-  const htri_t is_hdf5 = H5Fis_hdf5(path.c_str());
-  if (is_hdf5 == 0) {
-    return InvalidArgument("{}: not an HDF5 file (no HDF5 signature); expected a lockstep model",
-                           path);
+  } else {
+    LOCKSTEP_RETURN_IF_ERROR(CheckFileBeforeOpen(path));
   }
   H5Eclear2(H5E_DEFAULT);
   *file = H5File(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()));
@@ -603,11 +621,13 @@ Status ModelWriter::WriteRows(const TensorSpec& spec, int64_t row_begin, int64_t
     if (tensor.dtype != DType::kF32) {
       impl.narrow.resize(static_cast<size_t>(n * cols));
       uint16_t* dst = impl.narrow.data();
-      if (tensor.dtype == DType::kBF16) {
-        for (int64_t i = 0; i < n * cols; ++i) dst[i] = F32ToBf16(src[i]);
-      } else {
-        for (int64_t i = 0; i < n * cols; ++i) dst[i] = F32ToF16(src[i]);
-      }
+      const bool bf16 = tensor.dtype == DType::kBF16;
+      tbb::parallel_for(tbb::blocked_range<int64_t>(0, n * cols, 65536),
+                        [&](const tbb::blocked_range<int64_t>& range) {
+                          for (int64_t i = range.begin(); i != range.end(); ++i) {
+                            dst[i] = bf16 ? F32ToBf16(src[i]) : F32ToF16(src[i]);
+                          }
+                        });
       buffer = dst;
     }
     hsize_t start[2] = {static_cast<hsize_t>(row_begin + r), 0};

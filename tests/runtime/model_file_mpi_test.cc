@@ -144,6 +144,22 @@ TEST(ModelFileMpiTest, OpenErrorsReachEveryRank) {
   EXPECT_EQ(file.status().code(), StatusCode::kNotFound);
 }
 
+// The file is missing on some ranks only (think: no shared file system).
+// Every rank must get an error; none may wait in the collective H5Fopen.
+TEST(ModelFileMpiTest, FileMissingOnOneRankFailsEverywhereWithoutHanging) {
+  ModelFileOptions options;
+  options.comm = MPI_COMM_WORLD;
+  const std::string path = Rank() == 0 ? SharedModel() : SharedModel() + ".not-here";
+  Result<ModelFile> file = ModelFile::Open(path, options);
+  ASSERT_FALSE(file.ok());
+  if (Rank() == 0) {
+    EXPECT_EQ(file.status().code(), StatusCode::kFailedPrecondition);
+    EXPECT_NE(file.status().message().find("another rank"), std::string::npos);
+  } else {
+    EXPECT_EQ(file.status().code(), StatusCode::kNotFound);
+  }
+}
+
 }  // namespace
 }  // namespace lockstep::runtime
 

@@ -80,13 +80,37 @@ TEST(SynthTest, DistributionsFollowTheScaledInit) {
     return SynthDistribution{};
   };
   EXPECT_DOUBLE_EQ(dist("/layers/0/attn/wq").stddev, 1 / std::sqrt(256.0));
-  EXPECT_DOUBLE_EQ(dist("/layers/0/ffn/w_down").stddev, 1 / std::sqrt(512.0 * 16));
+  EXPECT_DOUBLE_EQ(dist("/layers/0/ffn/w_down").stddev, 2 / std::sqrt(512.0 * 16));
   EXPECT_DOUBLE_EQ(dist("/layers/0/attn/wo").stddev, 1 / std::sqrt(256.0 * 16));
   EXPECT_DOUBLE_EQ(dist("/norm").mean, 1.0);
   EXPECT_DOUBLE_EQ(dist("/norm").stddev, 0.1);
   EXPECT_DOUBLE_EQ(dist("/tok_embeddings").stddev, 1.0);
   config.tie_word_embeddings = true;
   EXPECT_DOUBLE_EQ(dist("/tok_embeddings").stddev, 1 / std::sqrt(256.0));
+}
+
+// The empirical distribution of 2^20 draws against the normal CDF, tails
+// included: the quantile function behind the generator is right.
+TEST(SynthTest, DrawsAreStandardNormal) {
+  ModelConfig config = MicroConfig();
+  TensorSpec spec{"/tok_embeddings", TensorRole::kEmbedding, -1, {1 << 10, 1 << 10}};
+  const int64_t n = int64_t{1} << 20;
+  std::vector<float> v(static_cast<size_t>(n));
+  SynthTensorValues(config, spec, 123, 0, n, v.data());  // N(0, 1): untied embedding
+  for (double x : {-4.0, -3.0, -2.5, -2.0, -1.0, -0.3, 0.0, 0.5, 1.0, 1.97, 2.5, 3.0, 4.0}) {
+    const double cdf = 0.5 * std::erfc(-x / std::sqrt(2.0));
+    int64_t below = 0;
+    for (float value : v) below += value < x;
+    const double sigma = std::sqrt(cdf * (1 - cdf) / n);
+    EXPECT_NEAR(static_cast<double>(below) / n, cdf, 5 * sigma + 1e-7) << "at " << x;
+  }
+  float lo = 0, hi = 0;
+  for (float value : v) {
+    lo = std::min(lo, value);
+    hi = std::max(hi, value);
+  }
+  EXPECT_LT(lo, -4.0f);  // tails are reached
+  EXPECT_GT(hi, 4.0f);
 }
 
 TEST(SynthTest, SameSeedSameBytesOtherSeedOtherBytes) {

@@ -6,17 +6,18 @@
 // how a tensor is cut into blocks, or on the thread count. So the same
 // (config, dtype, seed) always gives the same file, byte for byte.
 //
-// Generator. key = SplitMix64(SplitMix64(seed) ^ FNV-1a-64(path)). Elements
-// come in pairs: pair k draws the 64-bit words w1 = SplitMix64(key + (2k+1)γ)
-// and w2 = SplitMix64(key + (2k+2)γ) (γ = 0x9e3779b97f4a7c15, SplitMix64 is
-// the finaliser of Steele, Lea & Flood 2014), makes u1 = ((w1 >> 11) + 1) /
-// 2^53 in (0, 1] and u2 = (w2 >> 11) / 2^53 in [0, 1), and applies Box-Muller
-// in double precision (C library log, sqrt, cos, sin): element 2k is
-// sqrt(-2 ln u1) cos(2π u2), element 2k+1 is sqrt(-2 ln u1) sin(2π u2). The
-// value stored is mean + std * normal, rounded to f32 (then to the file's
-// dtype). The C library's log/cos/sin are not correctly rounded, so a
-// different libm could in principle change a rare last bit of the double
-// before the rounding to f32; on one machine the result is fixed.
+// Generator. key = SplitMix64(SplitMix64(seed) ^ FNV-1a-64(path)). Element i
+// draws the 64-bit word w = SplitMix64(key + (i+1)γ) (γ = 0x9e3779b97f4a7c15;
+// SplitMix64 is the finaliser of Steele, Lea & Flood 2014, used here as a
+// counter-based generator), makes the uniform p = ((w >> 11) + 0.5) / 2^53 in
+// (0, 1), and maps it through the standard normal quantile function
+// (P. J. Acklam's rational approximation, relative error < 1.15e-9) in
+// double precision. The value stored is mean + std * normal, rounded to f32
+// (then to the file's dtype). 95% of draws use only +, *, / and are the same
+// bits on any IEEE machine; the tails (p < 0.02425 or p > 0.97575) call the C
+// library's log, which a different libm could in principle round differently
+// in the last bit of a double -- invisible after rounding to f32 in all but
+// astronomically rare cases.
 //
 // Initialisation (scaled normal, so activations keep a sane range through
 // every layer and the logits are spread, not degenerate):
@@ -24,7 +25,10 @@
 //   wq, wk, wv        N(0, 1/hidden_size)                  (std 1/sqrt(fan_in))
 //   w_gate, w_up      N(0, 1/hidden_size)
 //   wo                N(0, 1/(q_dim * 2 * num_layers))     (residual branches
-//   w_down            N(0, 1/(intermediate_size * 2 * num_layers))  scaled down)
+//   w_down            N(0, 4/(intermediate_size * 2 * num_layers))  scaled down;
+//                     w_down x2 for the SwiGLU gain (silu(g)*u has rms ~0.6),
+//                     which also keeps greedy decoding of tied models from
+//                     locking onto one token)
 //   lm_head           N(0, 1/hidden_size)
 //   norms             1 + N(0, 0.1^2)   (not all ones, so that applying them is tested)
 //

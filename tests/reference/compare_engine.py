@@ -3,7 +3,7 @@
 
 For each model config below, in its weight dtype: synthesize the model
 (`lockstep synth`), run greedy requests through `lockstep run --dump-logits`,
-run the same prompts through llama_reference.py (float64), and check
+run the same prompts through llama_reference.py (float64, imported), and check
 
   - the greedy tokens are identical for every step (64 by default);
   - at every step, max |engine logit - reference logit| <= 1e-4 * max |reference logit|.
@@ -29,8 +29,11 @@ import sys
 import tempfile
 
 import numpy as np
+import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import llama_reference  # noqa: E402  (beside this file)
 TOLERANCE = 1e-4  # relative to the largest |logit| of the step
 
 # name, dtype, seed, Hugging Face style config
@@ -108,13 +111,9 @@ def compare_config(lockstep, name, dtype, seed, hf, steps, workdir):
          "--max-batch", "2", "--max-step-tokens", "32", "--no-progress"])
     engine = read_dump(dump_path)
 
-    reference_requests = os.path.join(workdir, name + "-reference.json")
-    with open(reference_requests, "w") as f:
-        json.dump([dict(r, steps=steps) for r in requests], f)
-    npz_path = os.path.join(workdir, name + "-reference.npz")
-    run([sys.executable, os.path.join(HERE, "llama_reference.py"), "--model", model_path,
-         "--requests", reference_requests, "--output", npz_path])
-    reference = np.load(npz_path)
+    # The reference, in this process (one torch start-up for all configs).
+    reference = llama_reference.run_requests(llama_reference.load_model(model_path),
+                                             [dict(r, steps=steps) for r in requests])
 
     worst = 0.0
     for i, r in enumerate(requests):
@@ -149,6 +148,7 @@ def main():
     parser.add_argument("--steps", type=int, default=64, help="greedy steps per request")
     parser.add_argument("--keep", help="work in this folder and keep the files")
     args = parser.parse_args()
+    torch.set_num_threads(1)  # as llama_reference.py: polite on a shared machine
 
     failures = []
     with tempfile.TemporaryDirectory(prefix="lockstep_reference_") as tmp:

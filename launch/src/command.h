@@ -30,6 +30,7 @@ int ReportError(const Status& status);
 
 // Subcommand registrations, in help order.
 Command AddSynthCommand(CLI::App& app);      // synth_command.cc
+Command AddConvertCommand(CLI::App& app);    // convert_command.cc
 Command AddInspectCommand(CLI::App& app);    // inspect_command.cc
 Command AddPlanCommand(CLI::App& app);       // plan_command.cc
 Command AddCalibrateCommand(CLI::App& app);  // calibrate_command.cc

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   std::vector<Command> commands;
   // Subcommand registrations (one per *_command.cc) go here, in help order.
   commands.push_back(AddSynthCommand(app));
+  commands.push_back(AddConvertCommand(app));
   commands.push_back(AddInspectCommand(app));
   commands.push_back(AddPlanCommand(app));
   commands.push_back(AddCalibrateCommand(app));

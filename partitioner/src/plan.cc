@@ -141,8 +141,10 @@ json ShardJson(const TensorShard& s) {
 // Structure checks a parser can make without re-planning.
 Status CheckStructure(const Plan& plan) {
   const ModelConfig& model = plan.request.model;
-  if (plan.tp < 1 || plan.pp < 1)
-    return InvalidArgument("tp {} and pp {} must be positive", plan.tp, plan.pp);
+  if (plan.tp < 1 || plan.tp > kCanonicalSegments || plan.pp < 1 || plan.pp > model.num_layers) {
+    return InvalidArgument("tp {} must be in [1, {}] and pp {} in [1, {}]", plan.tp,
+                           kCanonicalSegments, plan.pp, model.num_layers);
+  }
   if (plan.micro_batches < 1 || plan.micro_batches > plan.request.workload.batch_size) {
     return InvalidArgument("micro_batches {} must be between 1 and the batch size {}",
                            plan.micro_batches, plan.request.workload.batch_size);
@@ -521,12 +523,12 @@ Result<Plan> PlanFromJson(const json& j, std::string_view source) {
         "was edited: re-plan with `lockstep plan`",
         source, plan.model_fingerprint, ModelConfigFingerprint(plan.request.model));
   }
+  Status structure = CheckStructure(plan);
+  if (!structure.ok()) return structure.WithContext(source);
   if (num_ranks != plan.num_ranks() || executable != plan.executable()) {
     return InvalidArgument("{}: num_ranks / executable disagree with tp, pp and the weight type",
                            source);
   }
-  Status structure = CheckStructure(plan);
-  if (!structure.ok()) return structure.WithContext(source);
   return plan;
 }
 

@@ -30,7 +30,7 @@ std::vector<int> MicroBatchCandidates(const Workload& w, int pp) {
   const int limit = std::min(w.batch_size, 2 * pp);
   for (int m = 1; m <= limit; m *= 2) c.push_back(m);
   for (int m : {pp, 2 * pp, w.batch_size}) {
-    if (m <= w.batch_size && (m <= 2 * pp || m == w.batch_size)) c.push_back(m);
+    if (m <= limit) c.push_back(m);
   }
   std::sort(c.begin(), c.end());
   c.erase(std::unique(c.begin(), c.end()), c.end());

@@ -7,13 +7,22 @@
 namespace lockstep::partitioner {
 
 Status Workload::Validate() const {
-  if (batch_size < 1)
-    return InvalidArgument("field 'batch_size' must be at least 1, got {}", batch_size);
-  if (prompt_length < 1) {
-    return InvalidArgument("field 'prompt_length' must be at least 1, got {}", prompt_length);
+  // The upper limits keep every byte count inside int64 and the schedule small.
+  if (batch_size < 1 || batch_size > kMaxBatchSize) {
+    return InvalidArgument("field 'batch_size' must be between 1 and {}, got {}", kMaxBatchSize,
+                           batch_size);
   }
-  if (generated_length < 1) {
-    return InvalidArgument("field 'generated_length' must be at least 1, got {}", generated_length);
+  if (prompt_length < 1 || prompt_length > kMaxLength) {
+    return InvalidArgument("field 'prompt_length' must be between 1 and {}, got {}", kMaxLength,
+                           prompt_length);
+  }
+  if (generated_length < 1 || generated_length > kMaxLength) {
+    return InvalidArgument("field 'generated_length' must be between 1 and {}, got {}", kMaxLength,
+                           generated_length);
+  }
+  if (micro_batches > kMaxMicroBatches) {
+    return InvalidArgument("field 'micro_batches' must be at most {}, got {}", kMaxMicroBatches,
+                           micro_batches);
   }
   if (micro_batches < 0 || micro_batches > batch_size) {
     return InvalidArgument(
@@ -24,6 +33,13 @@ Status Workload::Validate() const {
   if (prefill_chunk < 0) {
     return InvalidArgument("field 'prefill_chunk' must be zero (whole prompt) or positive, got {}",
                            prefill_chunk);
+  }
+  if (NumPrefillChunks() > kMaxPrefillChunks) {
+    return InvalidArgument(
+        "field 'prefill_chunk' {} cuts the {}-token prompt into {} chunks, more than {}; use a "
+        "chunk of at least {} tokens",
+        prefill_chunk, prompt_length, NumPrefillChunks(), kMaxPrefillChunks,
+        (prompt_length + kMaxPrefillChunks - 1) / kMaxPrefillChunks);
   }
   if (activation_type == ElementType::kInt8) {
     return InvalidArgument("field 'activation_type' must be f32, f16 or bf16, got int8");

@@ -161,7 +161,22 @@ TEST(WorkloadTest, ParsesValidatesAndRoundTrips) {
   j["activation_type"] = "f32";
   j["generated_length"] = 0;
   EXPECT_EQ(WorkloadFromJson(j, "w.json").status().message(),
-            "w.json: field 'generated_length' must be at least 1, got 0");
+            "w.json: field 'generated_length' must be between 1 and 16777216, got 0");
+
+  Workload huge;
+  huge.batch_size = (1 << 20) + 1;
+  EXPECT_NE(huge.Validate().message().find("'batch_size' must be between 1 and 1048576"),
+            std::string::npos);
+  Workload tiny_chunks;
+  tiny_chunks.prompt_length = 100000;
+  tiny_chunks.prefill_chunk = 8;
+  EXPECT_NE(tiny_chunks.Validate().message().find("use a chunk of at least 25 tokens"),
+            std::string::npos)
+      << tiny_chunks.Validate().message();
+  tiny_chunks.prefill_chunk = 25;
+  EXPECT_TRUE(tiny_chunks.Validate().ok());
+  EXPECT_EQ(tiny_chunks.NumPrefillChunks(), 4000);
+  EXPECT_EQ(tiny_chunks.PrefillChunkBegin(4000), 100000);
 
   Workload long_context;
   long_context.prompt_length = 4000;

@@ -62,6 +62,12 @@ TEST(OptionsTest, ParseBackendAndTimeout) {
   EXPECT_FALSE(ParseTimeout("-3").ok());
   EXPECT_FALSE(ParseTimeout("abc").ok());
   EXPECT_FALSE(ParseTimeout("").ok());
+  auto options = CommOptionsFromFlags("local", "2.5");
+  ASSERT_TRUE(options.ok());
+  EXPECT_EQ(options->backend, BackendKind::kLocal);
+  EXPECT_EQ(options->timeout.count(), 2500);
+  EXPECT_EQ(CommOptionsFromFlags("mpi", "")->timeout, CommOptions().timeout);
+  EXPECT_FALSE(CommOptionsFromFlags("mpi", "soon").ok());
 }
 
 TEST(RankLayoutTest, GroupsFollowWorldRankFormula) {

@@ -1,6 +1,7 @@
 #include "lockstep/transport/communicator.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "local_backend.h"
 #include "lockstep/base/log.h"
@@ -8,6 +9,7 @@
 #include "lockstep/transport/mpi_session.h"
 #include "mpi_backend.h"
 #include "tag.h"
+#include "wait.h"
 #include "world.h"
 #ifdef LOCKSTEP_HAVE_UCX
 #include "ucx_backend.h"
@@ -46,15 +48,20 @@ Result<Communicator> Communicator::CreateWorld(const MpiSession& session,
                                                const CommOptions& options) {
   LOCKSTEP_RETURN_IF_ERROR(CheckOptions(options));
   auto world = std::make_shared<internal::World>();
-  world->options = options;
+  // Ranks on this node: Open MPI says so; otherwise assume all of them.
+  int ranks_on_node = session.world_size();
+  if (const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE"); local != nullptr) {
+    ranks_on_node = std::max(1, std::atoi(local));
+  }
+  world->options = internal::AdaptPolling(options, ranks_on_node);
   switch (options.backend) {
     case BackendKind::kMpi: {
-      LOCKSTEP_ASSIGN_OR_RETURN(world->backend, internal::CreateMpiBackend(options));
+      LOCKSTEP_ASSIGN_OR_RETURN(world->backend, internal::CreateMpiBackend(world->options));
       break;
     }
     case BackendKind::kUcx: {
 #ifdef LOCKSTEP_HAVE_UCX
-      LOCKSTEP_ASSIGN_OR_RETURN(world->backend, internal::CreateUcxBackend(options));
+      LOCKSTEP_ASSIGN_OR_RETURN(world->backend, internal::CreateUcxBackend(world->options));
       break;
 #else
       return Unimplemented("--transport ucx: this lockstep was built without UCX");
@@ -79,9 +86,9 @@ Result<Communicator> Communicator::CreateLocal(std::shared_ptr<LocalFabric> fabr
                                                const CommOptions& options) {
   LOCKSTEP_RETURN_IF_ERROR(CheckOptions(options));
   auto world = std::make_shared<internal::World>();
-  world->options = options;
-  world->options.backend = BackendKind::kLocal;
   const int size = fabric->num_chips();
+  world->options = internal::AdaptPolling(options, size);
+  world->options.backend = BackendKind::kLocal;
   LOCKSTEP_ASSIGN_OR_RETURN(world->backend, internal::CreateLocalBackend(std::move(fabric), rank));
   return Communicator(std::move(world), Iota(size), rank, 0, "world");
 }

@@ -22,7 +22,7 @@ Status WaitMpiRequest(MPI_Request* request, const CommOptions& options, std::str
     int flag = 0;
     LOCKSTEP_MPI_RETURN_IF_ERROR(MPI_Test(request, &flag, MPI_STATUS_IGNORE), what);
     if (flag) return Status::Ok();
-    if (poller.Expired()) {
+    if (poller.IdleUntilExpired()) {
       // The request cannot be cancelled portably (collectives); leave it: the
       // caller ends the job.
       return DeadlineExceeded(
@@ -30,7 +30,6 @@ Status WaitMpiRequest(MPI_Request* request, const CommOptions& options, std::str
           "rank's log (raise --comm-timeout if start-up is only slow)",
           what, options.timeout.count());
     }
-    poller.Idle();
   }
 }
 

@@ -70,4 +70,14 @@ std::string_view AllReduceAlgorithmName(AllReduceAlgorithm algorithm) {
   return "?";
 }
 
+Result<CommOptions> CommOptionsFromFlags(std::string_view transport,
+                                         std::string_view comm_timeout) {
+  CommOptions options;
+  LOCKSTEP_ASSIGN_OR_RETURN(options.backend, ParseBackend(transport));
+  if (!comm_timeout.empty()) {
+    LOCKSTEP_ASSIGN_OR_RETURN(options.timeout, ParseTimeout(comm_timeout));
+  }
+  return options;
+}
+
 }  // namespace lockstep::transport

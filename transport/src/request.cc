@@ -1,5 +1,7 @@
 #include "lockstep/transport/request.h"
 
+#include <optional>
+
 #include <fmt/format.h>
 
 #include "wait.h"
@@ -45,7 +47,9 @@ Status WaitAll(std::span<Request> requests) {
     if (r.world_ != nullptr) world = r.world_;
   }
   if (world == nullptr) return Status::Ok();  // all empty
-  internal::Poller poller(world->options);
+  // The poller (and its clock read) starts only if the first pass finds
+  // something pending: a wait that is already complete costs no clock read.
+  std::optional<internal::Poller> poller;
   while (true) {
     Request* first_pending = nullptr;
     for (Request& r : requests) {
@@ -54,12 +58,12 @@ Status WaitAll(std::span<Request> requests) {
       if (!*done && first_pending == nullptr) first_pending = &r;
     }
     if (first_pending == nullptr) return Status::Ok();
-    if (poller.Expired()) {
+    if (!poller) poller.emplace(world->options);
+    if (poller->IdleUntilExpired()) {
       Status error = internal::TimeoutError(first_pending->label_, world->backend->kind(),
                                             world->options.timeout);
       return error;
     }
-    poller.Idle();
   }
 }
 

@@ -3,28 +3,53 @@
 #include <fmt/format.h>
 #include <sched.h>
 
+#include <algorithm>
+#include <optional>
 #include <thread>
 
 namespace lockstep::transport::internal {
 
-Poller::Poller(const CommOptions& options)
-    : start_(Clock::now()),
-      spin_until_(start_ + options.spin),
-      yield_until_(start_ + options.yield),
-      deadline_(start_ + options.timeout),
-      sleep_(options.sleep) {}
+Poller::Poller(const CommOptions& options) {
+  const Clock::time_point start = Clock::now();
+  spin_until_ = start + options.spin;
+  yield_until_ = start + options.yield;
+  deadline_ = start + options.timeout;
+  sleep_ = options.sleep;
+}
 
-void Poller::Idle() {
-  Clock::time_point now = Clock::now();
-  if (now < spin_until_) {
-    __builtin_ia32_pause();
-  } else if (now < yield_until_) {
+bool Poller::IdleUntilExpired() {
+  if (spinning_) {
+    // The deadline is far longer than any spin phase: while spinning, only
+    // every 32nd call reads the clock.
+    if ((++spins_ & 31) != 0) {
+      __builtin_ia32_pause();
+      return false;
+    }
+    const Clock::time_point now = Clock::now();
+    if (now < spin_until_) return now >= deadline_;
+    spinning_ = false;
+  }
+  const Clock::time_point now = Clock::now();
+  if (now >= deadline_) return true;
+  if (now < yield_until_) {
     sched_yield();
   } else {
     // Past the yield phase the peer is slow (or the cores are oversubscribed):
     // sleeping hands the core to the rank we wait for.
     std::this_thread::sleep_for(sleep_);
   }
+  return false;
+}
+
+CommOptions AdaptPolling(const CommOptions& options, int ranks_on_node) {
+  CommOptions adapted = options;
+  if (!options.adaptive_polling) return adapted;
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (ranks_on_node > cores) {
+    adapted.spin = CommOptions::kOversubscribedSpin;
+    adapted.yield = CommOptions::kOversubscribedYield;
+  }
+  return adapted;
 }
 
 std::string DescribeOp(const OpLabel& label) {
@@ -54,7 +79,7 @@ Status TimeoutError(const OpLabel& label, BackendKind backend, std::chrono::mill
 }
 
 Status WaitOps(std::span<OpSlot> ops, const CommOptions& options, BackendKind backend) {
-  Poller poller(options);
+  std::optional<Poller> poller;  // started on the first pass that finds work pending
   while (true) {
     const OpSlot* first_pending = nullptr;
     for (OpSlot& slot : ops) {
@@ -73,8 +98,10 @@ Status WaitOps(std::span<OpSlot> ops, const CommOptions& options, BackendKind ba
       }
     }
     if (first_pending == nullptr) return Status::Ok();
-    if (poller.Expired()) return TimeoutError(first_pending->label, backend, options.timeout);
-    poller.Idle();
+    if (!poller) poller.emplace(options);
+    if (poller->IdleUntilExpired()) {
+      return TimeoutError(first_pending->label, backend, options.timeout);
+    }
   }
 }
 

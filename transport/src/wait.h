@@ -19,18 +19,24 @@ namespace lockstep::transport::internal {
 class Poller {
  public:
   explicit Poller(const CommOptions& options);
-  // Call after a poll that found nothing complete.
-  void Idle();
-  bool Expired() const { return std::chrono::steady_clock::now() >= deadline_; }
+  // Call after a poll that found nothing complete. Returns true once the
+  // deadline has passed (then the caller gives up). Reads the clock at most
+  // every few calls while spinning, so a spin iteration stays cheap.
+  bool IdleUntilExpired();
 
  private:
   using Clock = std::chrono::steady_clock;
-  Clock::time_point start_;
   Clock::time_point spin_until_;
   Clock::time_point yield_until_;
   Clock::time_point deadline_;
   std::chrono::microseconds sleep_;
+  bool spinning_ = true;
+  unsigned spins_ = 0;
 };
+
+// The options with CommOptions::adaptive_polling applied for
+// `ranks_on_node` ranks (or chips) sharing this node's cores.
+CommOptions AdaptPolling(const CommOptions& options, int ranks_on_node);
 
 // "recv of stream 7 seq 12 from rank 3 (world rank 3)" or
 // "step 1: send to rank 3 (world rank 7)".

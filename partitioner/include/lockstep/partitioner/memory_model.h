@@ -4,8 +4,9 @@
 //                 TensorShard::bytes, which is what the runtime reads)
 //   kv_cache      2 (K and V) x its KV heads x head_dim x batch_size x
 //                 (prompt_length + generated_length) x activation size, per layer
-//   activations   working buffers of the largest micro-batch in prefill
-//                 (T = sequences x prompt_length tokens): T x (3 hidden + 2 q
+//   activations   working buffers of the largest prefill pass (T = the
+//                 largest micro-batch x the largest prefill chunk, see
+//                 Workload::PrefillChunkTokens): T x (3 hidden + 2 q
 //                 rows + 2 kv rows + 2 ffn rows) x activation size, plus on
 //                 the last stage the f32 logits (local part and gathered)
 //   comm_buffers  the allreduce receive buffer (tp > 1) and the pipeline

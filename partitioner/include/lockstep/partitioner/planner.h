@@ -15,7 +15,7 @@
 // the job runs on exactly num_chips ranks) and keeps the best by the
 // objective; ties go to the other metric, then fewer micro-batches, then the
 // smaller tp. When the workload leaves micro_batches at 0, the candidates are
-// the powers of two up to min(batch, 2 pp), pp, 2 pp and the batch size.
+// the powers of two, pp, 2 pp and the batch size, each at most min(batch, 2 pp).
 //
 // Errors say what to change: an invalid tp for the model, pp > layers, tp x pp
 // != num_chips, a chip without a FLOP/s rate for the types used, and a model

@@ -18,6 +18,11 @@
 namespace lockstep::partitioner {
 
 struct Workload {
+  static constexpr int kMaxBatchSize = 1 << 20;
+  static constexpr int64_t kMaxLength = int64_t{1} << 24;  // prompt or generated tokens
+  static constexpr int kMaxMicroBatches = 4096;
+  static constexpr int kMaxPrefillChunks = 4096;
+
   int batch_size = 1;                               // sequences decoded together
   int64_t prompt_length = 128;                      // tokens of each prompt (prefill)
   int64_t generated_length = 128;                   // tokens generated per sequence (>= 1)
@@ -44,7 +49,8 @@ struct Workload {
     return std::min(prompt_length, k * PrefillChunkTokens());
   }
 
-  // Positive sizes, micro_batches <= batch_size. Messages name the field.
+  // Sizes in range (the kMax limits above), micro_batches <= batch_size.
+  // Messages name the field.
   Status Validate() const;
   // Validate() plus: the context fits the model's max_position_embeddings.
   Status ValidateFor(const ModelConfig& model) const;

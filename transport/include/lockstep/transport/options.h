@@ -60,13 +60,27 @@ struct CommOptions {
 
   // Polling while a wait is not complete: spin (calling the backend's
   // progress) for `spin`, then yield the core (sched_yield) until `yield`
-  // has passed since the wait began, then sleep `sleep` between polls. Spinning
-  // gives the lowest latency on dedicated cores; yielding and sleeping keep
-  // oversubscribed runs (8 ranks on 2 cores) from starving the rank that
-  // holds the data.
-  std::chrono::microseconds spin = std::chrono::microseconds(50);
-  std::chrono::microseconds yield = std::chrono::microseconds(2000);
+  // has passed since the wait began, then sleep `sleep` between polls.
+  // Spinning gives the lowest latency on dedicated cores (it is what MPI's
+  // blocking calls do); yielding and sleeping keep oversubscribed runs (8
+  // ranks on 2 cores, 64 local chips) from starving the rank that holds the
+  // data.
+  std::chrono::microseconds spin = std::chrono::microseconds(20000);
+  std::chrono::microseconds yield = std::chrono::microseconds(200000);
   std::chrono::microseconds sleep = std::chrono::microseconds(20);
+
+  // When true, creating a world replaces spin and yield by values for the
+  // node: if the ranks (or local chips) on this node outnumber its cores,
+  // spin = kOversubscribedSpin and yield = kOversubscribedYield; otherwise
+  // the fields above are kept. Set false to use spin/yield exactly as given.
+  bool adaptive_polling = true;
+  static constexpr std::chrono::microseconds kOversubscribedSpin{5};
+  static constexpr std::chrono::microseconds kOversubscribedYield{200};
 };
+
+// The options from the `lockstep` command's flags: --transport NAME and
+// --comm-timeout VALUE (see ParseBackend and ParseTimeout; an empty
+// comm_timeout keeps the default). Other fields keep their defaults.
+Result<CommOptions> CommOptionsFromFlags(std::string_view transport, std::string_view comm_timeout);
 
 }  // namespace lockstep::transport

@@ -1,0 +1,275 @@
+#!/usr/bin/python3
+"""`lockstep convert` on bad input (ctest label: unit).
+
+Every case must exit 1 with exactly one stderr line "lockstep: error: ..."
+matching the expected pattern (naming the file and the tensor or field), and
+leave no output file behind (neither MODEL.h5 nor MODEL.h5.partial). Run it
+under the asan preset to check that no bad file causes an out-of-bounds read.
+
+  convert_errors_test.py --lockstep path/to/lockstep [--format hf|llama2c|gguf]
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import checkpoint_formats as cf  # noqa: E402
+
+failures = []
+
+
+def expect_error(lockstep, work, label, args, pattern, code=1):
+    out = os.path.join(work, "out.h5")
+    done = subprocess.run([lockstep, "convert", *args, "--output", out, "--no-progress"],
+                          capture_output=True, text=True)
+    lines = done.stderr.splitlines()
+    ok = True
+    if done.returncode != code:
+        failures.append(f"{label}: exit {done.returncode}, want {code}; stderr: {done.stderr!r}")
+        ok = False
+    elif len(lines) != 1 or not lines[0].startswith("lockstep: error: "):
+        failures.append(f"{label}: want one 'lockstep: error:' line, got {done.stderr!r}")
+        ok = False
+    elif not re.search(pattern, lines[0]):
+        failures.append(f"{label}: {lines[0]!r} does not match {pattern!r}")
+        ok = False
+    for leftover in (out, out + ".partial"):
+        if os.path.exists(leftover):
+            failures.append(f"{label}: {os.path.basename(leftover)} left behind")
+            os.remove(leftover)
+    print(f"{'ok  ' if ok else 'FAIL'} {label}: {lines[0] if lines else done.stderr!r}")
+
+
+def hf_folder(work, name, cfg=None, dtype="BF16", mutate_entries=None, mutate_config=None):
+    """A valid HF folder, optionally with its safetensors entries or config changed."""
+    cfg = cfg or cf.Config()
+    w = cf.random_weights(cfg, 3)
+    folder = os.path.join(work, name)
+    os.makedirs(folder)
+    config = cf.hf_config(cfg)
+    if mutate_config:
+        mutate_config(config)
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump(config, f)
+    entries = []
+    for tname, key in cf.hf_names(cfg):
+        a = cf.lookup(w, key)
+        raw, _ = cf.encode(a, dtype)
+        entries.append([tname, dtype, list(a.shape), raw])
+    if mutate_entries:
+        entries = mutate_entries(entries)
+    cf.write_safetensors(os.path.join(folder, "model.safetensors"), entries)
+    return folder
+
+
+def raw_safetensors(folder, header, data=b"", length=None):
+    text = json.dumps(header).encode()
+    with open(os.path.join(folder, "model.safetensors"), "wb") as f:
+        f.write(struct.pack("<Q", len(text) if length is None else length) + text + data)
+
+
+def hf_cases(lockstep, work):
+    st = "model\\.safetensors"
+    expect_error(lockstep, work, "hf: folder missing", ["--from", "hf", os.path.join(work, "nope")],
+                 r"nope: checkpoint folder not found")
+    good = hf_folder(work, "good")
+    expect_error(lockstep, work, "hf: a file, not a folder",
+                 ["--from", "hf", os.path.join(good, "config.json")], r"config\.json: not a folder")
+    no_config = os.path.join(work, "no_config")
+    shutil.copytree(good, no_config)
+    os.remove(os.path.join(no_config, "config.json"))
+    expect_error(lockstep, work, "hf: no config.json", ["--from", "hf", no_config],
+                 r"no_config/config\.json: missing")
+    no_weights = os.path.join(work, "no_weights")
+    shutil.copytree(good, no_weights)
+    os.remove(os.path.join(no_weights, "model.safetensors"))
+    expect_error(lockstep, work, "hf: no safetensors", ["--from", "hf", no_weights],
+                 r"no model\.safetensors or model\.safetensors\.index\.json")
+
+    # Truncated: the last tensor's bytes are cut off.
+    cut = os.path.join(work, "cut")
+    shutil.copytree(good, cut)
+    path = os.path.join(cut, "model.safetensors")
+    size = os.path.getsize(path)
+    with open(path, "r+b") as f:
+        f.truncate(size - 100)
+    expect_error(lockstep, work, "hf: truncated data", ["--from", "hf", cut],
+                 st + r": truncated: tensor 'lm_head\.weight' needs bytes")
+    with open(path, "r+b") as f:
+        f.truncate(5)
+    expect_error(lockstep, work, "hf: shorter than the length field", ["--from", "hf", cut],
+                 st + r": truncated: 5 bytes")
+
+    # Header lies and damage, written by hand.
+    bad = os.path.join(work, "bad")
+    shutil.copytree(good, bad)
+    raw_safetensors(bad, {"x": 1}, length=1 << 40)
+    expect_error(lockstep, work, "hf: header length beyond the file", ["--from", "hf", bad],
+                 st + r": truncated or not a safetensors file: the header length field says")
+    with open(os.path.join(bad, "model.safetensors"), "wb") as f:
+        f.write(b"\x10\0\0\0\0\0\0\0PK\x03\x04 this is a zip")
+    expect_error(lockstep, work, "hf: wrong magic (not a safetensors header)",
+                 ["--from", "hf", bad], st + r": not a safetensors file")
+    with open(os.path.join(bad, "model.safetensors"), "wb") as f:
+        f.write(b"\x08\0\0\0\0\0\0\0{\"a\": [}")
+    expect_error(lockstep, work, "hf: header not JSON", ["--from", "hf", bad],
+                 st + r": the safetensors header is not valid JSON")
+    raw_safetensors(bad, {"model.embed_tokens.weight":
+                          {"dtype": "Q4", "shape": [2, 2], "data_offsets": [0, 2]}}, b"\0\0")
+    expect_error(lockstep, work, "hf: unknown dtype", ["--from", "hf", bad],
+                 st + r": tensor 'model\.embed_tokens\.weight' has unknown dtype 'Q4'")
+    raw_safetensors(bad, {"model.embed_tokens.weight":
+                          {"dtype": "F32", "shape": [4, 4], "data_offsets": [0, 16]}}, b"\0" * 64)
+    expect_error(lockstep, work, "hf: shape and offsets disagree", ["--from", "hf", bad],
+                 st + r": tensor 'model\.embed_tokens\.weight': the safetensors header lies")
+    raw_safetensors(bad, {"model.embed_tokens.weight":
+                          {"dtype": "F32", "shape": [4, 4], "data_offsets": [1000, 1064]}},
+                    b"\0" * 64)
+    expect_error(lockstep, work, "hf: offsets beyond the data", ["--from", "hf", bad],
+                 st + r": truncated: tensor 'model\.embed_tokens\.weight' needs bytes \[1000, 1064\)")
+    raw_safetensors(bad, {"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},
+                          "b": {"dtype": "F32", "shape": [4], "data_offsets": [8, 24]}}, b"\0" * 24)
+    expect_error(lockstep, work, "hf: overlapping tensors", ["--from", "hf", bad],
+                 st + r": tensors 'a' and 'b' overlap")
+    raw_safetensors(bad, {"a": {"dtype": "F32", "shape": [-4], "data_offsets": [0, 16]}},
+                    b"\0" * 16)
+    expect_error(lockstep, work, "hf: negative dimension", ["--from", "hf", bad],
+                 st + r": tensor 'a': a dimension of 'shape' is not a non-negative integer")
+
+    # Valid containers, wrong model.
+    def drop(name):
+        return lambda entries: [e for e in entries if e[0] != name]
+    folder = hf_folder(work, "missing", mutate_entries=drop("model.layers.1.mlp.up_proj.weight"))
+    expect_error(lockstep, work, "hf: missing tensor", ["--from", "hf", folder],
+                 st + r": tensor 'model\.layers\.1\.mlp\.up_proj\.weight' is missing \(needed for "
+                 r"/layers/1/ffn/w_up by .*config\.json\)")
+    folder = hf_folder(work, "no_lm_head", mutate_entries=drop("lm_head.weight"))
+    expect_error(lockstep, work, "hf: untied without lm_head", ["--from", "hf", folder],
+                 r"tensor 'lm_head\.weight' is missing")
+
+    def wrong_shape(entries):
+        for e in entries:
+            if e[0] == "model.layers.0.self_attn.k_proj.weight":
+                e[2] = [e[2][0] * 2, e[2][1] // 2]
+        return entries
+    folder = hf_folder(work, "shape", mutate_entries=wrong_shape)
+    expect_error(lockstep, work, "hf: shape mismatch with config", ["--from", "hf", folder],
+                 st + r": tensor 'model\.layers\.0\.self_attn\.k_proj\.weight' has shape "
+                 r"\[64, 32\], but .*config\.json implies \[32, 64\] \(for /layers/0/attn/wk\)")
+
+    def int_dtype(entries):
+        for e in entries:
+            if e[0] == "model.norm.weight":
+                e[1] = "I32"
+        return entries
+    folder = hf_folder(work, "int", dtype="F32", mutate_entries=int_dtype)
+    expect_error(lockstep, work, "hf: integer tensor", ["--from", "hf", folder],
+                 st + r": tensor 'model\.norm\.weight' has dtype I32; expected F32, F16 or BF16")
+    folder = hf_folder(work, "scaling", mutate_config=lambda c: c.update(
+        rope_scaling={"rope_type": "llama3", "factor": 8.0}))
+    expect_error(lockstep, work, "hf: rope scaling", ["--from", "hf", folder],
+                 r"config\.json: field 'rope_scaling' \(type 'llama3'\) is not supported")
+    folder = hf_folder(work, "config_lies", mutate_config=lambda c: c.update(intermediate_size=150))
+    expect_error(lockstep, work, "hf: config contradicts the tensors", ["--from", "hf", folder],
+                 r"tensor 'model\.layers\.0\.mlp\.gate_proj\.weight' has shape \[160, 64\], but "
+                 r".*config\.json implies \[150, 64\]")
+    folder = hf_folder(work, "qwen", mutate_config=lambda c: c.update(model_type="qwen2"))
+    expect_error(lockstep, work, "hf: other architecture", ["--from", "hf", folder],
+                 r"model_type 'qwen2' is not supported")
+
+    # Sharded: the index names a file that is not there, or a tensor the shard lacks.
+    sharded = os.path.join(work, "sharded")
+    cfg = cf.Config()
+    cf.write_hf(sharded, cfg, cf.random_weights(cfg, 1), "F32", shards=2)
+    os.remove(os.path.join(sharded, "model-00002-of-00002.safetensors"))
+    expect_error(lockstep, work, "hf: shard missing", ["--from", "hf", sharded],
+                 r"model-00002-of-00002\.safetensors: file not found")
+    sharded = os.path.join(work, "sharded2")
+    cf.write_hf(sharded, cfg, cf.random_weights(cfg, 1), "F32", shards=2)
+    index_path = os.path.join(sharded, "model.safetensors.index.json")
+    with open(index_path) as f:
+        index = json.load(f)
+    index["weight_map"]["model.norm.weight"] = "model-00001-of-00002.safetensors"
+    with open(index_path, "w") as f:
+        json.dump(index, f)
+    expect_error(lockstep, work, "hf: index points to the wrong shard", ["--from", "hf", sharded],
+                 r"model-00001-of-00002\.safetensors: tensor 'model\.norm\.weight' is missing "
+                 r"\(model\.safetensors\.index\.json puts it there\)")
+    index["weight_map"]["model.norm.weight"] = "../etc/passwd"
+    with open(index_path, "w") as f:
+        json.dump(index, f)
+    expect_error(lockstep, work, "hf: index escapes the folder", ["--from", "hf", sharded],
+                 r"index\.json: weight_map entry 'model\.norm\.weight' names '\.\./etc/passwd'")
+
+
+def llama2c_cases(lockstep, work):
+    cfg = cf.Config(tied=False)
+    w = cf.random_weights(cfg, 5)
+    good = os.path.join(work, "good.bin")
+    cf.write_llama2c(good, cfg, w, version=0)
+    data = open(good, "rb").read()
+
+    def variant(name, content):
+        path = os.path.join(work, name)
+        with open(path, "wb") as f:
+            f.write(content)
+        return path
+    expect_error(lockstep, work, "llama2c: missing file",
+                 ["--from", "llama2c", os.path.join(work, "nope.bin")], r"nope\.bin: file not found")
+    expect_error(lockstep, work, "llama2c: truncated",
+                 ["--from", "llama2c", variant("cut.bin", data[:-4])],
+                 r"cut\.bin: truncated: the llama2\.c header of .* implies \d+ bytes, the file has")
+    expect_error(lockstep, work, "llama2c: trailing bytes",
+                 ["--from", "llama2c", variant("long.bin", data + b"\0" * 8)],
+                 r"long\.bin: the file has \d+ bytes but .* implies \d+: not a llama2\.c checkpoint")
+    expect_error(lockstep, work, "llama2c: header of another file",
+                 ["--from", "llama2c", variant("text.bin", b"GGUF" + b"hello world, not weights" * 8)],
+                 r"text\.bin: not a llama2\.c checkpoint \(no 'ak42' magic.*implausible header")
+    expect_error(lockstep, work, "llama2c: shorter than a header",
+                 ["--from", "llama2c", variant("tiny.bin", b"\1\0\0\0")],
+                 r"tiny\.bin: truncated: 4 bytes")
+    header = struct.pack("<Ii", 0x616B3432, 3) + data[:28]
+    expect_error(lockstep, work, "llama2c: unknown export version",
+                 ["--from", "llama2c", variant("v3.bin", header + b"\0" * (256 - len(header)))],
+                 r"v3\.bin: llama2\.c export version 3 is not supported")
+    v2 = os.path.join(work, "v2.bin")
+    cf.write_llama2c(v2, cfg, w, version=2, group_size=64)
+    raw = bytearray(open(v2, "rb").read())
+    raw[37:41] = struct.pack("<i", 48)
+    expect_error(lockstep, work, "llama2c: group size not dividing dim",
+                 ["--from", "llama2c", variant("v2bad.bin", bytes(raw))],
+                 r"v2bad\.bin: llama2\.c version 2 header has group_size 48")
+    raw = bytearray(data)
+    raw[0:4] = struct.pack("<i", 60)  # dim 60 is not a multiple of n_heads 4 with even head_dim? 15
+    expect_error(lockstep, work, "llama2c: inconsistent header",
+                 ["--from", "llama2c", variant("odd.bin", bytes(raw))],
+                 r"odd\.bin: not a llama2\.c checkpoint .*dim=60")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lockstep", required=True)
+    parser.add_argument("--format", choices=["hf", "llama2c", "gguf"], action="append")
+    args = parser.parse_args()
+    formats = args.format or ["hf", "llama2c"]
+    with tempfile.TemporaryDirectory(prefix="convert_errors_") as work:
+        for fmt in formats:
+            sub = os.path.join(work, fmt)
+            os.makedirs(sub)
+            {"hf": hf_cases, "llama2c": llama2c_cases}[fmt](args.lockstep, sub)
+    for f in failures:
+        print(f"FAIL: {f}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

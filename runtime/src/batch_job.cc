@@ -196,8 +196,10 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options) {
       LiveRequest& s = live[h];
       const float* row_logits = logits.data() + row * static_cast<size_t>(vocab);
       const int64_t position = static_cast<int64_t>(r.prompt_tokens.size() + s.generated.size());
-      const int32_t token =
-          SampleToken(options.isa, row_logits, vocab, r, s.stream, position, &scratch);
+      int32_t token = 0;
+      engine->Execute([&] {
+        token = SampleToken(options.isa, row_logits, vocab, r, s.stream, position, &scratch);
+      });
       if (s.hasher) s.hasher->AddStep(row_logits, vocab);
       if (dump.enabled()) {
         LOCKSTEP_RETURN_IF_ERROR(dump.Write(r.id, static_cast<int64_t>(s.generated.size()),

@@ -90,6 +90,10 @@ JSON
 "$lockstep" synth --config config.json --tokenizer "$spm" --output m.h5 || fail "synth --tokenizer"
 expect_output "1 15043 3186" -- t --tokenizer m.h5 <<<"Hello world"
 "$lockstep" synth --config config.json --output bare.h5 || fail "synth"
+# inspect names it.
+"$lockstep" inspect m.h5 | grep -qE "^  tokenizer +sentencepiece \(.*bos 1, eos 2, add_bos 1\) from .*ggml-vocab-llama-spm\.gguf" \
+  || fail "inspect m.h5: no tokenizer line: $("$lockstep" inspect m.h5 | grep tokenizer)"
+"$lockstep" inspect bare.h5 | grep -qE "^  tokenizer +- " || fail "inspect bare.h5: tokenizer line"
 
 # Errors: one line naming the input line or the file; bad command lines exit 2.
 expect_error 1 "<stdin>:2: 'x' is not a token id" -- t --tokenizer "$spm" --decode <<<$'1 2\n3 x'

@@ -85,6 +85,8 @@ Result<std::unique_ptr<Engine>> Engine::Create(ModelWeights weights, const Engin
   return std::unique_ptr<Engine>(new Engine(std::move(weights), options));
 }
 
+void Engine::Execute(const std::function<void()>& work) { impl_->arena.execute(work); }
+
 void Engine::ApplyBindings(std::span<const SlotBinding> bindings) {
   for (const SlotBinding& b : bindings) kv_cache_.Bind(b.slot, b.pages);
 }

@@ -25,6 +25,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -76,6 +77,10 @@ class Engine {
   void Embed(const TokenBatch& batch, float* hidden);
   void RunLayers(const TokenBatch& batch, float* hidden);
   void ComputeLogits(const TokenBatch& batch, const float* hidden, float* logits);
+
+  // Runs `work` inside the engine's task arena, so that kernels it calls
+  // (e.g. sampling) use the engine's threads and no others.
+  void Execute(const std::function<void()>& work);
 
  private:
   struct Impl;

@@ -10,7 +10,8 @@
 //            the FMA peak with the same thread count      (target >= 0.50).
 // The anchors (kernels/probe.h) are measured again for every row, in each
 // repeat right before the engine runs, so a ratio compares figures taken
-// seconds apart; every figure is the best of --repeats.
+// seconds apart. Every figure is a best: anchors and prefill the best of
+// --repeats, decode the best single step of all repeats.
 //
 // Two clocks (probe.h, ProbeClock): wall time, and the process's CPU time
 // divided by the thread count. On a machine shared with other jobs the
@@ -220,15 +221,15 @@ int Main(int argc, char** argv) {
           }
           e.Forward(step, &logits);
           int32_t token = kernels::Argmax(logits.data(), config->vocab_size);
-          const auto [dw, dc] = TimeBoth(t, [&] {
-            for (int i = 0; i < decode_tokens; ++i) {
-              step.Clear();
-              step.Add(token, 0, kDecodePrompt + i, true);
-              e.Forward(step, &logits);
-              token = kernels::Argmax(logits.data(), config->vocab_size);
-            }
-          });
-          row.decode.Update(dw / decode_tokens, dc / decode_tokens);
+          // Each step timed on its own: on a shared machine a step more often
+          // runs whole without another job taking a core in the middle.
+          for (int i = 0; i < decode_tokens; ++i) {
+            step.Clear();
+            step.Add(token, 0, kDecodePrompt + i, true);
+            const auto [dw, dc] = TimeBoth(t, [&] { e.Forward(step, &logits); });
+            row.decode.Update(dw, dc);
+            token = kernels::Argmax(logits.data(), config->vocab_size);
+          }
         }
         fmt::print(
             "{:<15} {:<5} {} thread(s): decode {:8.2f} tok/s ({:.2f} of bandwidth, CPU "

@@ -4,10 +4,13 @@
 // last-level cache, so the plateau that decode kernels are compared with is
 // visible.
 //
-//   membw [--bytes N] [--threads T] [--repetitions R]
+//   membw [--bytes N] [--threads T] [--repetitions R] [--cpu-time]
 //     --bytes N        only this size (bytes; suffixes K, M, G); default: a sweep
 //     --threads T      only this thread count; default: 1 and 2
 //     --repetitions R  best of R timed passes (default 5)
+//     --cpu-time       time by process CPU time / threads instead of wall
+//                      clock (probe.h, ProbeClock): the hardware's figure on a
+//                      machine shared with other jobs
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -37,6 +40,7 @@ int main(int argc, char** argv) {
                                size_t{1} << 30, size_t{2} << 30};
   std::vector<int> threads = {1, 2};
   int repetitions = 5;
+  lockstep::kernels::ProbeClock clock = lockstep::kernels::ProbeClock::kWall;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--bytes" && i + 1 < argc) {
@@ -45,16 +49,20 @@ int main(int argc, char** argv) {
       threads = {std::atoi(argv[++i])};
     } else if (arg == "--repetitions" && i + 1 < argc) {
       repetitions = std::atoi(argv[++i]);
+    } else if (arg == "--cpu-time") {
+      clock = lockstep::kernels::ProbeClock::kCpu;
     } else {
-      std::fprintf(stderr, "usage: membw [--bytes N[K|M|G]] [--threads T] [--repetitions R]\n");
+      std::fprintf(stderr, "usage: membw [--bytes N[K|M|G]] [--threads T] [--repetitions R] [--cpu-time]\n");
       return 2;
     }
   }
+  std::printf("# %s\n", clock == lockstep::kernels::ProbeClock::kCpu ? "CPU time / threads"
+                                                                     : "wall clock");
   std::printf("%-10s %8s %14s %14s\n", "bytes", "threads", "read GB/s", "triad GB/s");
   for (size_t bytes : sizes) {
     for (int t : threads) {
       const lockstep::kernels::MemoryBandwidth bw =
-          lockstep::kernels::MeasureReadBandwidth(t, bytes, repetitions);
+          lockstep::kernels::MeasureReadBandwidth(t, bytes, repetitions, clock);
       std::printf("%-10s %8d %14.2f %14.2f\n",
                   (std::to_string(bytes >> 20) + "M").c_str(), t, bw.read_bytes_per_second / 1e9,
                   bw.triad_bytes_per_second / 1e9);

@@ -54,9 +54,12 @@ TEST(MatmulTest, EveryIsaAndDtypeEqualsReference) {
   // Odd shapes on purpose: rows not a multiple of 16 (partial last panel),
   // K < 64 (empty segments), K not a multiple of 64, K = 1, token counts that
   // leave partial register blocks, panel counts that leave partial groups.
-  const Shape shapes[] = {{1, 1, 1},     {16, 64, 1},   {17, 63, 7},   {5, 1, 3},
-                          {33, 130, 13}, {100, 257, 8}, {130, 96, 25}, {64, 2048, 1},
-                          {40, 5632, 2}, {200, 100, 1}, {7, 3, 64}};
+  // Also full AVX-512 prefill blocks (4 panels x 6 tokens) over chunks of
+  // several segments: unequal segment lengths (96, 257), empty segments (40)
+  // and a llama-110m width (768).
+  const Shape shapes[] = {{1, 1, 1},     {16, 64, 1},   {17, 63, 7},   {5, 1, 3},     {33, 130, 13},
+                          {100, 257, 8}, {130, 96, 25}, {64, 2048, 1}, {40, 5632, 2}, {200, 100, 1},
+                          {7, 3, 64},    {70, 40, 12},  {64, 768, 12}};
   for (const Shape& s : shapes) {
     const std::vector<float> x = RandomVector(static_cast<size_t>(s.tokens * s.cols), 7);
     for (DType dtype : kDTypes) {

@@ -34,6 +34,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "lockstep/transport/communicator.h"
@@ -315,6 +316,14 @@ int main(int argc, char** argv) {
       for (const auto& status : results) {
         if (!status.ok()) session->Abort(status);
       }
+    }
+    // The other ranks wait without spinning (MPI_Barrier busy-polls and would
+    // take a core from rank 0's chip threads).
+    MPI_Request request;
+    MPI_Ibarrier(MPI_COMM_WORLD, &request);
+    for (int done = 0; !done;) {
+      MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+      if (!done) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     MeasureAnchors(sizes, algorithms.size(), reps, rows);
   } else {

@@ -42,6 +42,22 @@ struct MatmulCall {
   int num_segments = 0;
   const float* x = nullptr;  // [M][ldx]
   int64_t ldx = 0;
+  // For more than one token, K is walked in chunks: chunk c covers columns
+  // [chunk_bounds[c], chunk_bounds[c+1]) (num_chunks + 1 entries, at most
+  // chunk_stride columns each; canonical chunks are whole runs of segments).
+  // The caller copies the activations, for each chunk c and token block b
+  // (T = matmul_block_tokens tokens), interleaved by column:
+  //   x[b*T + t][chunk_bounds[c] + kk] at xp[(c * xp_tokens + b*T) * chunk_stride + kk*T + t]
+  // with tokens padded with zeros to xp_tokens (a multiple of T). Null for
+  // one token.
+  const int64_t* chunk_bounds = nullptr;
+  int num_chunks = 0;
+  // Canonical chunks hold 2^chunk_levels aligned segments, so stack levels
+  // below chunk_levels are filled and emptied within one chunk.
+  int chunk_levels = 0;
+  int64_t chunk_stride = 0;
+  const float* xp = nullptr;
+  int64_t xp_tokens = 0;
   float* y = nullptr;  // [M][ldy]
   int64_t ldy = 0;
 };
@@ -65,6 +81,7 @@ struct KernelTable {
   int matmul_block_panels;
   int matmul_block_tokens;
   int matmul_decode_panels;
+  int matmul_chunk_columns;  // preferred chunk length for prefill
 
   // Computes y for panels [panel_begin, panel_end) and tokens
   // [token_begin, token_end).

@@ -2,6 +2,7 @@
 // The kernel bodies are the *_impl.h templates shared with the other builds.
 #include <cstdint>
 #include <cstring>
+#include <new>
 #include <type_traits>
 
 #include "kernel_table.h"
@@ -32,6 +33,7 @@ const KernelTable& ScalarKernelTable() {
       k::kMatmulBlockPanels,
       k::kMatmulBlockTokens,
       k::kMatmulDecodePanels,
+      static_cast<int>(k::kChunkColumns),
       k::MatmulRange,
       k::ConvertToF32,
       k::SwiGlu,

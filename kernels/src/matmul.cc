@@ -18,6 +18,7 @@
 #include <tbb/blocked_range.h>
 #include <tbb/blocked_range2d.h>
 #include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
 
 #include <algorithm>
 #include <bit>
@@ -162,6 +163,7 @@ void Matmul(Isa isa, const PackedMatrix& w, const float* x, int64_t num_tokens, 
 
   const int64_t num_panels = (rows + kPanelWidth - 1) / kPanelWidth;
   if (num_tokens == 1) {
+    call.xp = nullptr;
     // Decode: split panels in groups of the kernel's decode width.
     const int64_t group = table.matmul_decode_panels;
     const int64_t num_groups = (num_panels + group - 1) / group;
@@ -173,10 +175,70 @@ void Matmul(Isa isa, const PackedMatrix& w, const float* x, int64_t num_tokens, 
   }
   // Prefill: split panel blocks x token blocks of the kernel's register
   // blocking, so no task ends in a partial block except at the matrix edge.
+  // Token blocks are split only when there are too few panel blocks to keep
+  // every thread busy: each task copies its tokens' activations once and
+  // reuses them for all its panels.
   const int64_t pb = table.matmul_block_panels, tb = table.matmul_block_tokens;
   const int64_t num_pblocks = (num_panels + pb - 1) / pb;
   const int64_t num_tblocks = (num_tokens + tb - 1) / tb;
-  tbb::parallel_for(tbb::blocked_range2d<int64_t>(0, num_pblocks, 0, num_tblocks),
+
+  // Chunks of K for the prefill walk (kernel_table.h). Canonical order:
+  // whole, aligned runs of 2^j segments of about the kernel's preferred
+  // length, so no chunk edge falls inside a segment (the kernel then never
+  // has to carry a half-done FMA chain across chunks). Plain order: cuts of
+  // the preferred length.
+  const int64_t target = table.matmul_chunk_columns;
+  std::vector<int64_t> chunk_bounds = {0};
+  if (order == ReductionOrder::kCanonical) {
+    const int num_segments = call.num_segments;
+    int group = 1;
+    while (group < num_segments && 2 * group * cols <= target * num_segments) group *= 2;
+    for (int s = group; s <= num_segments; s += group) chunk_bounds.push_back(bounds[s]);
+    call.chunk_levels = std::countr_zero(static_cast<unsigned>(group));
+  } else {
+    for (int64_t k = std::min(target, cols); k < cols; k += target) chunk_bounds.push_back(k);
+    chunk_bounds.push_back(cols);
+  }
+  int64_t chunk_stride = 1;
+  for (size_t c = 0; c + 1 < chunk_bounds.size(); ++c) {
+    chunk_stride = std::max(chunk_stride, chunk_bounds[c + 1] - chunk_bounds[c]);
+  }
+  const int64_t num_chunks = static_cast<int64_t>(chunk_bounds.size()) - 1;
+  call.chunk_bounds = chunk_bounds.data();
+  call.num_chunks = static_cast<int>(num_chunks);
+  call.chunk_stride = chunk_stride;
+
+  // The activations in the kernels' order (kernel_table.h), copied once here
+  // and shared by every task: for each chunk, token block after token block,
+  // each block's columns interleaved [kk][t] so that the kernel reads all its
+  // operands at fixed offsets from two pointers.
+  const int64_t xp_tokens = num_tblocks * tb;
+  // Not value-initialised: every element read is written below.
+  const std::unique_ptr<float[]> xp(
+      new float[static_cast<size_t>(std::max<int64_t>(1, num_chunks * xp_tokens * chunk_stride))]);
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, num_tblocks),
+                    [&](const tbb::blocked_range<int64_t>& r) {
+                      for (int64_t c = 0; c < num_chunks; ++c) {
+                        const int64_t k0 = chunk_bounds[c], n = chunk_bounds[c + 1] - k0;
+                        for (int64_t b = r.begin(); b < r.end(); ++b) {
+                          float* block = xp.get() + (c * xp_tokens + b * tb) * chunk_stride;
+                          for (int64_t t = 0; t < tb; ++t) {
+                            const int64_t token = b * tb + t;
+                            const float* src = x + token * ldx + k0;
+                            for (int64_t kk = 0; kk < n; ++kk) {
+                              block[kk * tb + t] = token < num_tokens ? src[kk] : 0.0f;
+                            }
+                          }
+                        }
+                      }
+                    });
+  call.xp = xp.get();
+  call.xp_tokens = xp_tokens;
+
+  const int64_t wanted = 4 * tbb::this_task_arena::max_concurrency();
+  const int64_t token_parts = num_pblocks >= wanted ? 1 : (wanted + num_pblocks - 1) / num_pblocks;
+  const int64_t tgrain = std::max<int64_t>(1, (num_tblocks + token_parts - 1) / token_parts);
+  tbb::parallel_for(tbb::blocked_range2d<int64_t>(0, num_pblocks, 1, 0, num_tblocks, tgrain),
                     [&](const tbb::blocked_range2d<int64_t>& r) {
                       table.matmul(call, r.rows().begin() * pb,
                                    std::min(num_panels, r.rows().end() * pb), r.cols().begin() * tb,

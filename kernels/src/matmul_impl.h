@@ -13,8 +13,9 @@
 //   increasing order: acc = fma(W[n][k], x[m][k], acc)
 //   segment sums combined by a binary-counter stack, which yields the
 //   balanced tree in index order ((s0+s1)+(s2+s3))+...
-// None of this depends on P, T, the lane count or which thread runs the
-// block, so every blocking and every build gives the same bits.
+// None of this depends on P, T, the lane count, how the segments are grouped
+// into calls, or which thread runs the block, so every blocking and every
+// build gives the same bits.
 
 namespace lockstep::kernels::LOCKSTEP_SIMD_NS {
 
@@ -37,79 +38,295 @@ struct PackedWeights<internal::WeightType::kBF16> {
   static VecF Load(const uint16_t* p) { return VecF::LoadBF16(p); }
 };
 
-// P panels starting at panel0 times T tokens starting at token0.
-template <internal::WeightType kType, int P, int T>
-void MatmulBlock(const internal::MatmulCall& c, int64_t panel0, int64_t token0) {
-  using W = PackedWeights<kType>;
-  using Elem = typename W::Elem;
-  const int64_t panel_elems = c.cols * 16;
-  const Elem* w[P];
-  for (int p = 0; p < P; ++p) {
-    w[p] = static_cast<const Elem*>(c.panels) + (panel0 + p) * panel_elems;
-  }
-  const float* x[T];
-  for (int t = 0; t < T; ++t) x[t] = c.x + (token0 + t) * c.ldx;
+// The running state of one P x T block between calls: the accumulators of
+// a segment cut by a chunk edge (valid only when acc_live), the segment-sum
+// stack, and the index of the current segment. stack level l holds the sum of
+// the last complete, still unpaired subtree of 2^l segments.
+// Index: acc[p * T + t], stack[(l * P + p) * T + t].
+// Levels below local_levels live in `local` instead of `stack`: they are
+// only used within one chunk, so all token blocks share that (L1-resident)
+// memory and only the higher levels travel with the block.
+struct BlockState {
+  VecF* acc;
+  VecF* stack;
+  int segment;
+  bool acc_live;
+  VecF* local = nullptr;
+  int local_levels = 0;
+};
 
-  // stack[level]: the sum of the last complete subtree of 2^level segments.
-  VecF stack[internal::kSegmentStackDepth][P][T];
-  for (int s = 0; s < c.num_segments; ++s) {
-    VecF acc[P][T];
+// Where a block finds its operands. The pack form (decode): weight vector p
+// of column k at w[p] + k * 16, activation t at x[t][k]. The interleaved form
+// (prefill scratch): weight vector p at w[0] + (k - origin) * P * 16 + p * 16
+// and activation t at x[0][(k - origin) * kXStride + t] -- compile-time
+// offsets from two pointers, which keeps the general-purpose registers free.
+template <typename Elem, int P, int T>
+struct Operands {
+  const Elem* const* w;
+  const float* const* x;
+  int64_t origin;
+};
+
+// Advances a P-panel x T-token block over columns [k0, k1) (the block must
+// have consumed exactly the columns before k0), with operands in the pack
+// form (kInterleaved false) or the interleaved form.
+// Segment boundaries may fall anywhere in [k0, k1]; a segment cut by k1 keeps
+// its accumulators in `state` and resumes in the next call, which continues
+// the same FMA chain (storing an f32 is exact).
+template <internal::WeightType kType, int P, int T, bool kInterleaved, int kXStride = T>
+void RunColumns(const internal::MatmulCall& c,
+                const Operands<typename PackedWeights<kType>::Elem, P, T>& ops, int64_t k0,
+                int64_t k1, BlockState& state) {
+  using W = PackedWeights<kType>;
+  VecF acc[P][T];
 #pragma GCC unroll 16
-    for (int p = 0; p < P; ++p) {
+  for (int p = 0; p < P; ++p) {
 #pragma GCC unroll 16
-      for (int t = 0; t < T; ++t) acc[p][t] = VecF::Zero();
-    }
-    const int64_t k_end = c.segment_bounds[s + 1];
-    for (int64_t k = c.segment_bounds[s]; k < k_end; ++k) {
-      VecF wv[P];
+    for (int t = 0; t < T; ++t) acc[p][t] = state.acc_live ? state.acc[p * T + t] : VecF::Zero();
+  }
+  state.acc_live = false;
+  int64_t k = k0;
+  while (state.segment < c.num_segments) {
+    const int s = state.segment;
+    const int64_t seg_end = c.segment_bounds[s + 1];
+    const int64_t stop = seg_end < k1 ? seg_end : k1;
+    if constexpr (kInterleaved) {
+      const typename PackedWeights<kType>::Elem* w = ops.w[0] + (k - ops.origin) * P * 16;
+      const float* x = ops.x[0] + (k - ops.origin) * kXStride;
+      for (; k < stop; ++k, w += P * 16, x += kXStride) {
+        VecF wv[P];
 #pragma GCC unroll 16
-      for (int p = 0; p < P; ++p) wv[p] = W::Load(w[p] + k * 16);
+        for (int p = 0; p < P; ++p) wv[p] = W::Load(w + p * 16);
 #pragma GCC unroll 16
-      for (int t = 0; t < T; ++t) {
-        const VecF xb = VecF::Set1(x[t][k]);
+        for (int t = 0; t < T; ++t) {
+          const VecF xb = VecF::Set1(x[t]);
 #pragma GCC unroll 16
-        for (int p = 0; p < P; ++p) acc[p][t] = VecF::Fma(wv[p], xb, acc[p][t]);
+          for (int p = 0; p < P; ++p) acc[p][t] = VecF::Fma(wv[p], xb, acc[p][t]);
+        }
+      }
+    } else {
+      for (; k < stop; ++k) {
+        VecF wv[P];
+#pragma GCC unroll 16
+        for (int p = 0; p < P; ++p) wv[p] = W::Load(ops.w[p] + k * 16);
+#pragma GCC unroll 16
+        for (int t = 0; t < T; ++t) {
+          const VecF xb = VecF::Set1(ops.x[t][k]);
+#pragma GCC unroll 16
+          for (int p = 0; p < P; ++p) acc[p][t] = VecF::Fma(wv[p], xb, acc[p][t]);
+        }
       }
     }
-    // Binary counter: segment s completes one subtree per trailing one bit
-    // of s; each completed left subtree is added to the right one.
-    int level = 0;
-    for (unsigned bits = static_cast<unsigned>(s); (bits & 1u) != 0; bits >>= 1, ++level) {
+    if (stop < seg_end) {
+      // The segment continues in the next chunk: keep its accumulators.
 #pragma GCC unroll 16
       for (int p = 0; p < P; ++p) {
 #pragma GCC unroll 16
-        for (int t = 0; t < T; ++t) acc[p][t] = stack[level][p][t] + acc[p][t];
+        for (int t = 0; t < T; ++t) state.acc[p * T + t] = acc[p][t];
+      }
+      state.acc_live = true;
+      return;
+    }
+    // Segment s is complete. Binary counter: it completes one subtree per
+    // trailing one bit of s; each completed left subtree is added to the
+    // right one.
+    int level = 0;
+    for (unsigned bits = static_cast<unsigned>(s); (bits & 1u) != 0; bits >>= 1, ++level) {
+      const VecF* left = (level < state.local_levels ? state.local : state.stack) + level * P * T;
+#pragma GCC unroll 16
+      for (int p = 0; p < P; ++p) {
+#pragma GCC unroll 16
+        for (int t = 0; t < T; ++t) acc[p][t] = left[p * T + t] + acc[p][t];
       }
     }
+    VecF* slot = (level < state.local_levels ? state.local : state.stack) + level * P * T;
 #pragma GCC unroll 16
     for (int p = 0; p < P; ++p) {
 #pragma GCC unroll 16
-      for (int t = 0; t < T; ++t) stack[level][p][t] = acc[p][t];
+      for (int t = 0; t < T; ++t) {
+        slot[p * T + t] = acc[p][t];
+        acc[p][t] = VecF::Zero();
+      }
     }
+    ++state.segment;
   }
+}
+
+// After all segments: the root of the tree is at level log2(num_segments).
+template <int P, int T>
+void StoreBlock(const internal::MatmulCall& c, int64_t panel0, int64_t token0, const VecF* stack) {
   int top = 0;
   while ((1 << top) < c.num_segments) ++top;
-
   for (int p = 0; p < P; ++p) {
     const int64_t row0 = (panel0 + p) * 16;
     const int64_t valid = c.rows - row0 < 16 ? c.rows - row0 : 16;
     for (int t = 0; t < T; ++t) {
       float* y = c.y + (token0 + t) * c.ldy + row0;
+      const VecF& v = stack[(top * P + p) * T + t];
       if (valid == 16) {
-        stack[top][p][t].Store(y);
+        v.Store(y);
       } else {
-        stack[top][p][t].StoreN(y, static_cast<int>(valid));
+        v.StoreN(y, static_cast<int>(valid));
       }
     }
   }
 }
 
-// Calls MatmulBlock<kType, P, R> for the runtime token count r (1..kMaxT).
-template <internal::WeightType kType, int P, int kMaxT, int R = 1>
-void MatmulBlockTokens(int r, const internal::MatmulCall& c, int64_t panel0, int64_t token0) {
+template <internal::WeightType kType, int P>
+void PanelPointers(const internal::MatmulCall& c, int64_t panel0,
+                   const typename PackedWeights<kType>::Elem** w) {
+  using Elem = typename PackedWeights<kType>::Elem;
+  for (int p = 0; p < P; ++p) {
+    w[p] = static_cast<const Elem*>(c.panels) + (panel0 + p) * c.cols * 16;
+  }
+}
+
+// A whole P x T block in one pass over K, straight from the pack (decode).
+template <internal::WeightType kType, int P, int T>
+void MatmulBlock(const internal::MatmulCall& c, int64_t panel0, int64_t token0) {
+  const typename PackedWeights<kType>::Elem* w[P];
+  PanelPointers<kType, P>(c, panel0, w);
+  const float* x[T];
+  for (int t = 0; t < T; ++t) x[t] = c.x + (token0 + t) * c.ldx;
+  VecF parked[P * T];  // unused: one pass over all of K never parks a segment
+  VecF stack[internal::kSegmentStackDepth * P * T];
+  BlockState state{parked, stack, 0, false};
+  RunColumns<kType, P, T, false>(c, {w, x, 0}, 0, c.cols, state);
+  StoreBlock<P, T>(c, panel0, token0, stack);
+}
+
+// Preferred chunk length (columns) of the prefill walk: 4 panels x 64
+// columns of f32 weights is 16 KiB, which stays in L1 next to a token
+// block's activations and segment stack.
+inline constexpr int64_t kChunkColumns = 64;
+// Token blocks per PrefillPanels call (bounds its state memory).
+inline constexpr int64_t kMaxPrefillBlocks = 256;
+// VecFs of state per token block: accumulators plus the segment stack.
+template <int P, int T>
+inline constexpr int kStateVecs = (1 + internal::kSegmentStackDepth) * P* T;
+
+// Runs the interleaved RunColumns<kF32, P, R> for the runtime token count r
+// (1..kMaxT).
+template <int P, int kMaxT, int R = 1>
+void RunColumnsTokens(int r, const internal::MatmulCall& c, const float* w, const float* x,
+                      int64_t origin, int64_t k0, int64_t k1, BlockState& state) {
   if constexpr (R <= kMaxT) {
-    if (r == R) return MatmulBlock<kType, P, R>(c, panel0, token0);
-    MatmulBlockTokens<kType, P, kMaxT, R + 1>(r, c, panel0, token0);
+    if (r == R) {
+      return RunColumns<internal::WeightType::kF32, P, R, true, kMaxT>(c, {&w, &x, origin}, k0, k1,
+                                                                       state);
+    }
+    RunColumnsTokens<P, kMaxT, R + 1>(r, c, w, x, origin, k0, k1, state);
+  }
+}
+template <int P, int kMaxT, int R = 1>
+void StoreBlockTokens(int r, const internal::MatmulCall& c, int64_t panel0, int64_t token0,
+                      const VecF* stack) {
+  if constexpr (R <= kMaxT) {
+    if (r == R) return StoreBlock<P, R>(c, panel0, token0, stack);
+    StoreBlockTokens<P, kMaxT, R + 1>(r, c, panel0, token0, stack);
+  }
+}
+
+// A 64-byte aligned heap array owned for the duration of a call (vector
+// loads from it must not straddle cache lines). Defined here, in the build's
+// namespace, rather than using std::unique_ptr<float[]>, whose inline code
+// would be shared with baseline translation units.
+template <typename U>
+struct ScratchArray {
+  U* data;
+  explicit ScratchArray(int64_t n) : data(new (std::align_val_t(64)) U[n]) {}
+  ~ScratchArray() { ::operator delete[](data, std::align_val_t(64)); }
+  ScratchArray(const ScratchArray&) = delete;
+  ScratchArray& operator=(const ScratchArray&) = delete;
+};
+
+// Prefill: P panels against all token blocks of [token_begin, token_end).
+// K is walked in the caller's chunks (MatmulCall::chunk_bounds): for each
+// chunk, the P panels' columns are copied (f16/bf16 widened, exactly) into
+// the f32 `scratch`, interleaved as scratch[kk][p][16] so the chunk is one
+// run of consecutive cache lines that stays in L1, and every token block
+// advances over the chunk against it, reading its activations from the
+// caller's chunk-major copy. Each token block keeps its BlockState in
+// `states` between chunks; a chunk edge inside a segment (plain order only)
+// just parks the accumulators, and the next chunk resumes the same chain.
+template <internal::WeightType kType, int P, int T>
+void PrefillPanels(const internal::MatmulCall& c, int64_t panel0, int64_t token_begin,
+                   int64_t token_end, VecF* states, float* scratch) {
+  using Elem = typename PackedWeights<kType>::Elem;
+  const int64_t num_blocks = (token_end - token_begin + T - 1) / T;
+  const int64_t num_panels = (c.rows + 15) / 16;
+  const Elem* w[P];
+  PanelPointers<kType, P>(c, panel0, w);
+  int segment[kMaxPrefillBlocks];  // per token block
+  bool acc_live[kMaxPrefillBlocks];
+  VecF local[internal::kSegmentStackDepth * P * T];  // the within-chunk levels
+  for (int64_t b = 0; b < num_blocks; ++b) {
+    segment[b] = 0;
+    acc_live[b] = false;
+  }
+
+  for (int ci = 0; ci < c.num_chunks; ++ci) {
+    const int64_t k0 = c.chunk_bounds[ci], k1 = c.chunk_bounds[ci + 1];
+    for (int64_t k = k0; k < k1; ++k) {
+      float* dst = scratch + (k - k0) * P * 16;
+      for (int p = 0; p < P; ++p) PackedWeights<kType>::Load(w[p] + k * 16).Store(dst + p * 16);
+    }
+
+    // While the token blocks compute on this chunk, prefetch into L2 the
+    // weights of the next chunk (or of the next panel group's first chunk),
+    // a slice per block, so memory streams under the FMAs.
+    const bool last = ci + 1 == c.num_chunks;
+    const int64_t nk0 = last ? 0 : k1;
+    const int64_t nk1 = last ? c.chunk_bounds[1] : c.chunk_bounds[ci + 2];
+    const int64_t next_panel0 = last ? panel0 + P : panel0;
+    const int64_t next_count = num_panels - next_panel0 < P ? num_panels - next_panel0 : P;
+    const int64_t lines_per_panel =
+        ((nk1 - nk0) * 16 * static_cast<int64_t>(sizeof(Elem)) + 63) / 64;
+    const int64_t next_lines = next_count > 0 ? lines_per_panel * next_count : 0;
+    const char* next_base = reinterpret_cast<const char*>(static_cast<const Elem*>(c.panels) +
+                                                          (next_panel0 * c.cols + nk0) * 16);
+    const int64_t panel_bytes = c.cols * 16 * static_cast<int64_t>(sizeof(Elem));
+
+    for (int64_t b = 0; b < num_blocks; ++b) {
+      for (int64_t line = b * next_lines / num_blocks; line < (b + 1) * next_lines / num_blocks;
+           ++line) {
+        PrefetchL2(next_base + (line / lines_per_panel) * panel_bytes +
+                   (line % lines_per_panel) * 64);
+      }
+      const int64_t token0 = token_begin + b * T;
+      const int rest = static_cast<int>(token_end - token0 < T ? token_end - token0 : T);
+      // This block's activations for the chunk, interleaved [kk][t].
+      const float* xb = c.xp + (ci * c.xp_tokens + token0) * c.chunk_stride;
+      VecF* s = states + b * kStateVecs<P, T>;
+      BlockState state{s, s + P * T, segment[b], acc_live[b], local, c.chunk_levels};
+      if (rest == T) {
+        const float* wp = scratch;
+        RunColumns<internal::WeightType::kF32, P, T, true>(c, {&wp, &xb, k0}, k0, k1, state);
+      } else {
+        // The last, partial token block: a narrower register block, using
+        // the first part of the same state storage. (Its activations keep
+        // the stride T; the padding tokens are never read.)
+        state.stack = s + P * rest;
+        RunColumnsTokens<P, T>(rest, c, scratch, xb, k0, k0, k1, state);
+      }
+      segment[b] = state.segment;
+      acc_live[b] = state.acc_live;
+      if (last) {
+        // Done: store now, so the stores (which miss: y was not touched
+        // before) spread out between blocks instead of piling up in the
+        // store buffer at the end, and fetch the next block's y lines.
+        if (rest == T) {
+          StoreBlock<P, T>(c, panel0, token0, s + P * T);
+        } else {
+          StoreBlockTokens<P, T>(rest, c, panel0, token0, s + P * rest);
+        }
+        const int64_t next_token0 = token0 + T;
+        for (int t = 0; t < T && next_token0 + t < token_end; ++t) {
+          const float* y = c.y + (next_token0 + t) * c.ldy + panel0 * 16;
+          for (int p = 0; p < P; ++p) Prefetch(y + p * 16);
+        }
+      }
+    }
   }
 }
 
@@ -125,17 +342,20 @@ void MatmulRangeTyped(const internal::MatmulCall& c, int64_t panel_begin, int64_
     for (; p < panel_end; ++p) MatmulBlock<kType, 1, 1>(c, p, token_begin);
     return;
   }
-  // Many tokens (prefill): P panels stay in L1/L2 while all token blocks of
-  // the range pass over them.
-  auto panels = [&](auto panel_count, int64_t p) {
-    constexpr int kP = decltype(panel_count)::value;
-    int64_t t = token_begin;
-    for (; t + T <= token_end; t += T) MatmulBlock<kType, kP, T>(c, p, t);
-    if (t < token_end) MatmulBlockTokens<kType, kP, T>(static_cast<int>(token_end - t), c, p, t);
-  };
-  int64_t p = panel_begin;
-  for (; p + P <= panel_end; p += P) panels(std::integral_constant<int, P>{}, p);
-  for (; p < panel_end; ++p) panels(std::integral_constant<int, 1>{}, p);
+  // Many tokens: rounds of at most kMaxPrefillBlocks token blocks.
+  const int64_t round_tokens = kMaxPrefillBlocks * T;
+  const int64_t tokens = token_end - token_begin;
+  const int64_t max_blocks = ((tokens < round_tokens ? tokens : round_tokens) + T - 1) / T;
+  ScratchArray<VecF> states(max_blocks * kStateVecs<P, T>);
+  ScratchArray<float> scratch(P * c.chunk_stride * 16);
+  for (int64_t t0 = token_begin; t0 < token_end; t0 += round_tokens) {
+    const int64_t t1 = t0 + round_tokens < token_end ? t0 + round_tokens : token_end;
+    int64_t p = panel_begin;
+    for (; p + P <= panel_end; p += P) {
+      PrefillPanels<kType, P, T>(c, p, t0, t1, states.data, scratch.data);
+    }
+    for (; p < panel_end; ++p) PrefillPanels<kType, 1, T>(c, p, t0, t1, states.data, scratch.data);
+  }
 }
 
 inline void MatmulRange(const internal::MatmulCall& c, int64_t panel_begin, int64_t panel_end,

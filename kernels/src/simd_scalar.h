@@ -176,5 +176,6 @@ struct VecF {
 };
 
 inline void Prefetch(const void*) {}
+inline void PrefetchL2(const void*) {}
 
 }  // namespace lockstep::kernels::scalar

@@ -75,6 +75,25 @@ TEST(MatmulTest, EveryIsaAndDtypeEqualsReference) {
   }
 }
 
+TEST(MatmulTest, LongPrefillEqualsReference) {
+  // Enough tokens to need several rounds of token blocks per task, and K
+  // cut into several column chunks (chunk edges fall inside segments).
+  const int64_t rows = 20, cols = 1100, tokens = 1600;
+  const std::vector<float> x = RandomVector(static_cast<size_t>(tokens * cols), 71);
+  for (DType dtype : {DType::kF32, DType::kF16}) {
+    const Weights w = MakeWeights(dtype, rows, cols, 72);
+    std::vector<float> expected(static_cast<size_t>(tokens * rows));
+    MatmulReference(w.f32.data(), rows, cols, ReductionSlice::Full(cols), x.data(), tokens, cols,
+                    expected.data(), rows);
+    const PackedMatrix packed = PackedMatrix::Pack(dtype, w.data(), rows, cols);
+    for (Isa isa : SupportedIsas()) {
+      std::vector<float> y(expected.size());
+      Matmul(isa, packed, x.data(), tokens, y.data());
+      EXPECT_TRUE(SameBits(y, expected)) << IsaName(isa) << " " << DTypeName(dtype);
+    }
+  }
+}
+
 TEST(MatmulTest, StridedInputsAndOutputs) {
   const int64_t rows = 21, cols = 70, tokens = 9, ld = 75, ldx = 80, ldy = 30;
   const Weights w = MakeWeights(DType::kF32, rows, ld, 3);

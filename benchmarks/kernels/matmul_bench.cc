@@ -1,0 +1,243 @@
+// matmul_bench: speed of lockstep::kernels::Matmul against the machine's own
+// anchors, measured in the same run.
+//
+//   decode  (num_tokens = 1): weight bytes streamed per second, divided by the
+//           read bandwidth of the membw probe at the same thread count.
+//   prefill (num_tokens 64..512): FLOP/s (2*M*N*K per matmul), divided by the
+//           FMA peak of the probe at the same thread count and Isa.
+//   canonical/plain: time of the canonical order divided by the time of one
+//           plain FMA chain over K (what determinism costs).
+//
+// Weights are packed in as many copies as it takes to exceed --footprint
+// (default 1 GiB, like the probe's array) and the timed loop cycles through
+// them, so every matmul reads its weights from memory, as in a real forward
+// pass, never from the last-level cache.
+//
+//   matmul_bench [--mode decode|prefill|all] [--threads 1,2] [--dtypes f32,f16,bf16]
+//                [--shapes 2048x2048,...] [--tokens 64,128,512] [--isa auto]
+//                [--footprint BYTES] [--min-time SECONDS] [--no-plain]
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <tbb/task_arena.h>
+
+#include "lockstep/base/dtype.h"
+#include "lockstep/kernels/isa.h"
+#include "lockstep/kernels/matmul.h"
+#include "lockstep/kernels/probe.h"
+
+namespace lk = lockstep::kernels;
+
+namespace {
+
+struct Options {
+  std::string mode = "all";
+  std::vector<int> threads = {1, 2};
+  std::vector<lockstep::DType> dtypes = {lockstep::DType::kF32, lockstep::DType::kF16,
+                                         lockstep::DType::kBF16};
+  std::vector<std::pair<int64_t, int64_t>> decode_shapes = {
+      {2048, 2048}, {5632, 2048}, {2048, 5632}, {32000, 2048}};
+  std::vector<std::pair<int64_t, int64_t>> prefill_shapes = {
+      {2048, 2048}, {5632, 2048}, {2048, 5632}};
+  std::vector<int64_t> tokens = {64, 128, 512};
+  lk::Isa isa = lk::BestIsa();
+  size_t footprint = size_t{1} << 30;
+  double min_time = 1.0;
+  bool plain = true;
+};
+
+std::vector<std::string> Split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  for (std::string item; std::getline(in, item, ',');) out.push_back(item);
+  return out;
+}
+
+// Wall-clock seconds, or with --cpu-time the process CPU time (a rough guide
+// for single-thread runs on a machine shared with other jobs).
+bool g_cpu_time = false;
+double Now() {
+  if (g_cpu_time) {
+    timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+  }
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// The pack copies of one (shape, dtype).
+struct Matrices {
+  std::vector<lk::PackedMatrix> copies;
+  size_t bytes = 0;  // of one copy
+};
+
+Matrices MakeMatrices(lockstep::DType dtype, int64_t rows, int64_t cols, size_t footprint) {
+  std::mt19937 rng(1);
+  std::normal_distribution<float> dist(0.0f, 0.02f);
+  std::vector<float> f32(static_cast<size_t>(rows * cols));
+  for (float& v : f32) v = dist(rng);
+  std::vector<uint16_t> half;
+  const void* data = f32.data();
+  if (dtype != lockstep::DType::kF32) {
+    half.resize(f32.size());
+    for (size_t i = 0; i < f32.size(); ++i) {
+      half[i] = dtype == lockstep::DType::kF16 ? lockstep::F32ToF16(f32[i])
+                                               : lockstep::F32ToBf16(f32[i]);
+    }
+    data = half.data();
+  }
+  Matrices m;
+  m.copies.push_back(lk::PackedMatrix::Pack(dtype, data, rows, cols));
+  m.bytes = m.copies[0].bytes();
+  const size_t count = std::max<size_t>(1, (footprint + m.bytes - 1) / m.bytes);
+  for (size_t i = 1; i < count; ++i) m.copies.push_back(lk::PackedMatrix::Pack(dtype, data, rows, cols));
+  return m;
+}
+
+// Seconds per matmul: best pass (over all copies) of those run within
+// min_time, after one warm-up pass.
+double TimeMatmul(const Options& o, const Matrices& m, const std::vector<float>& x,
+                  int64_t tokens, std::vector<float>& y, lk::ReductionOrder order) {
+  auto pass = [&] {
+    for (const lk::PackedMatrix& w : m.copies) {
+      lk::Matmul(o.isa, w, x.data(), tokens, w.cols(), y.data(), w.rows(), order);
+    }
+  };
+  pass();
+  double best = 1e30;
+  const double start = Now();
+  int passes = 0;
+  while (passes < 3 || Now() - start < o.min_time) {
+    const double t0 = Now();
+    pass();
+    best = std::min(best, Now() - t0);
+    ++passes;
+  }
+  return best / static_cast<double>(m.copies.size());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    const bool has_value = i + 1 < argc;
+    if (arg == "--mode" && has_value) {
+      o.mode = argv[++i];
+    } else if (arg == "--threads" && has_value) {
+      o.threads.clear();
+      for (const std::string& t : Split(argv[++i])) o.threads.push_back(std::stoi(t));
+    } else if (arg == "--dtypes" && has_value) {
+      o.dtypes.clear();
+      for (const std::string& d : Split(argv[++i])) o.dtypes.push_back(*lockstep::ParseDType(d));
+    } else if (arg == "--shapes" && has_value) {
+      o.decode_shapes.clear();
+      for (const std::string& s : Split(argv[++i])) {
+        const size_t x = s.find('x');
+        o.decode_shapes.push_back({std::stoll(s.substr(0, x)), std::stoll(s.substr(x + 1))});
+      }
+      o.prefill_shapes = o.decode_shapes;
+    } else if (arg == "--tokens" && has_value) {
+      o.tokens.clear();
+      for (const std::string& t : Split(argv[++i])) o.tokens.push_back(std::stoll(t));
+    } else if (arg == "--isa" && has_value) {
+      const auto isa = lk::ParseIsa(argv[++i]);
+      if (!isa.ok()) {
+        std::fprintf(stderr, "matmul_bench: %s\n", isa.status().message().c_str());
+        return 2;
+      }
+      o.isa = *isa;
+    } else if (arg == "--footprint" && has_value) {
+      o.footprint = std::stoull(argv[++i]);
+    } else if (arg == "--min-time" && has_value) {
+      o.min_time = std::stod(argv[++i]);
+    } else if (arg == "--cpu-time") {
+      g_cpu_time = true;
+    } else if (arg == "--no-plain") {
+      o.plain = false;
+    } else {
+      std::fprintf(stderr,
+                   "usage: matmul_bench [--mode decode|prefill|all] [--threads 1,2] "
+                   "[--dtypes f32,f16,bf16] [--shapes NxK,...] [--tokens 64,...] [--isa NAME] "
+                   "[--footprint BYTES] [--min-time S] [--no-plain]\n");
+      return 2;
+    }
+  }
+  const bool decode = o.mode == "decode" || o.mode == "all";
+  const bool prefill = o.mode == "prefill" || o.mode == "all";
+
+  std::printf("# isa %s; anchors measured in this run (best of 5)\n",
+              std::string(lk::IsaName(o.isa)).c_str());
+  std::vector<double> bandwidth, peak;
+  for (int t : o.threads) {
+    bandwidth.push_back(lk::MeasureReadBandwidth(t, o.footprint).read_bytes_per_second);
+    peak.push_back(lk::MeasureFmaPeak(o.isa, t));
+    std::printf("# threads %d: read bandwidth %.2f GB/s, FMA peak %.1f GFLOP/s\n", t,
+                bandwidth.back() / 1e9, peak.back() / 1e9);
+  }
+  std::fflush(stdout);
+
+  if (decode) {
+    std::printf("\n%-12s %-5s %7s %10s %9s %8s %15s\n", "decode NxK", "dtype", "threads",
+                "us/matmul", "GB/s", "vs read", "canonical/plain");
+    for (const auto& [rows, cols] : o.decode_shapes) {
+      for (lockstep::DType dtype : o.dtypes) {
+        const Matrices m = MakeMatrices(dtype, rows, cols, o.footprint);
+        std::vector<float> x(static_cast<size_t>(cols), 0.5f), y(static_cast<size_t>(rows));
+        for (size_t ti = 0; ti < o.threads.size(); ++ti) {
+          tbb::task_arena arena(o.threads[ti]);
+          double t = 0.0, t_plain = 0.0;
+          arena.execute([&] {
+            t = TimeMatmul(o, m, x, 1, y, lk::ReductionOrder::kCanonical);
+            if (o.plain) t_plain = TimeMatmul(o, m, x, 1, y, lk::ReductionOrder::kPlain);
+          });
+          const double gbs = static_cast<double>(m.bytes) / t;
+          std::printf("%-12s %-5s %7d %10.1f %9.2f %7.1f%% %15.3f\n",
+                      (std::to_string(rows) + "x" + std::to_string(cols)).c_str(),
+                      std::string(lockstep::DTypeName(dtype)).c_str(), o.threads[ti], t * 1e6,
+                      gbs / 1e9, 100.0 * gbs / bandwidth[ti], o.plain ? t / t_plain : 0.0);
+          std::fflush(stdout);
+        }
+      }
+    }
+  }
+
+  if (prefill) {
+    std::printf("\n%-12s %-5s %6s %7s %10s %9s %8s %15s\n", "prefill NxK", "dtype", "tokens",
+                "threads", "ms/matmul", "GFLOP/s", "vs peak", "canonical/plain");
+    for (const auto& [rows, cols] : o.prefill_shapes) {
+      for (lockstep::DType dtype : o.dtypes) {
+        const Matrices m = MakeMatrices(dtype, rows, cols, o.footprint);
+        for (int64_t tokens : o.tokens) {
+          std::vector<float> x(static_cast<size_t>(tokens * cols), 0.5f);
+          std::vector<float> y(static_cast<size_t>(tokens * rows));
+          for (size_t ti = 0; ti < o.threads.size(); ++ti) {
+            tbb::task_arena arena(o.threads[ti]);
+            double t = 0.0, t_plain = 0.0;
+            arena.execute([&] {
+              t = TimeMatmul(o, m, x, tokens, y, lk::ReductionOrder::kCanonical);
+              if (o.plain) t_plain = TimeMatmul(o, m, x, tokens, y, lk::ReductionOrder::kPlain);
+            });
+            const double flops = 2.0 * tokens * rows * cols / t;
+            std::printf("%-12s %-5s %6lld %7d %10.3f %9.1f %7.1f%% %15.3f\n",
+                        (std::to_string(rows) + "x" + std::to_string(cols)).c_str(),
+                        std::string(lockstep::DTypeName(dtype)).c_str(),
+                        static_cast<long long>(tokens), o.threads[ti], t * 1e3, flops / 1e9,
+                        100.0 * flops / peak[ti], o.plain ? t / t_plain : 0.0);
+            std::fflush(stdout);
+          }
+        }
+      }
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,20 @@
+#include "lockstep/runtime/progress.h"
+
+#include <gtest/gtest.h>
+
+namespace lockstep::runtime {
+namespace {
+
+TEST(ProgressTest, FormatsRequestsRateElapsedAndEta) {
+  EXPECT_EQ(ProgressReporter::Format(3, 10, 120, 6.0),
+            "requests 3/10 done, 120 tokens, 20.0 tokens/s, elapsed 6s, ETA 14s");
+  EXPECT_EQ(ProgressReporter::Format(0, 10, 0, 0.0),
+            "requests 0/10 done, 0 tokens, 0.0 tokens/s, elapsed 0s, ETA ?");
+  EXPECT_EQ(ProgressReporter::Format(1, 100, 5000, 100.0),
+            "requests 1/100 done, 5000 tokens, 50.0 tokens/s, elapsed 1m40s, ETA 2h45m");
+  EXPECT_EQ(ProgressReporter::Format(10, 10, 7, 3.5),
+            "requests 10/10 done, 7 tokens, 2.0 tokens/s, elapsed 4s, ETA 0s");
+}
+
+}  // namespace
+}  // namespace lockstep::runtime

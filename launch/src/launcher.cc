@@ -1,6 +1,7 @@
 #include "launcher.h"
 
 #include <cstdlib>
+#include <initializer_list>
 
 namespace lockstep::launch {
 

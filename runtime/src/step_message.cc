@@ -149,8 +149,10 @@ Result<StepDescriptor> DecodeDescriptor(std::span<const std::byte> fixed, int ma
     return InvalidArgument("message is not a step descriptor (magic {:#x}, kind {})", h.magic,
                            h.kind);
   }
+  // Bindings are not bounded by the chunk capacity: a step may admit more
+  // sequences (up to --max-batch) than it feeds.
   if (h.num_chunks < 0 || h.num_chunks > max_chunks || h.num_bindings < 0 ||
-      h.num_bindings > h.num_chunks || h.binding_pages < 0) {
+      h.binding_pages < 0) {
     return InvalidArgument("step descriptor {} has {} chunks and {} bindings (capacity {})",
                            h.step, h.num_chunks, h.num_bindings, max_chunks);
   }

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include "runtime/model_file_test_util.h"
 
@@ -23,13 +25,12 @@ void Write(const std::string& path, const std::string& text) {
   out << text;
 }
 
-const char kComplete[] =
-    R"({"id":"a","tokens":[1,2],"finish_reason":"length","usage":{}})"
-    "\n"
-    R"({"id":"b","line":2,"error":"x.jsonl:2: bad"})"
-    "\n"
-    R"({"id":null,"line":3,"error":"x.jsonl:3: not JSON"})"
-    "\n";
+const char kComplete[] = R"({"id":"a","tokens":[1,2],"finish_reason":"length","usage":{}})"
+                         "\n"
+                         R"({"id":"b","line":2,"error":"x.jsonl:2: bad"})"
+                         "\n"
+                         R"({"id":null,"line":3,"error":"x.jsonl:3: not JSON"})"
+                         "\n";
 
 TEST(ResumeTest, MissingFileIsAFreshStart) {
   ScratchDir dir;
@@ -55,8 +56,8 @@ TEST(ResumeTest, CompleteLinesAreDone) {
 TEST(ResumeTest, TornLastLineIsCutOff) {
   ScratchDir dir;
   const std::string path = dir.File("out.jsonl");
-  for (const std::string torn : {R"({"id":"c","tokens":[4,)", R"({"id":"c","tokens":[4]})",
-                                 std::string("{")}) {
+  for (const std::string& torn :
+       std::vector<std::string>{R"({"id":"c","tokens":[4,)", R"({"id":"c","tokens":[4]})", "{"}) {
     Write(path, std::string(kComplete) + torn);
     Result<ResumeState> s = PrepareResume(path);
     ASSERT_TRUE(s.ok()) << s.status().message();

@@ -48,6 +48,24 @@ TEST(StepMessageTest, DescriptorRoundTrip) {
   EXPECT_EQ(batch.logits_rows, (std::vector<int32_t>{5, 8}));
 }
 
+// Regression: a step may admit more sequences (--max-batch) than it has
+// chunks (the micro-batch capacity); their bindings still travel.
+TEST(StepMessageTest, MoreBindingsThanChunks) {
+  StepDescriptor d;
+  d.step = 0;
+  d.chunks = {{0, 0, 0, 4, true}};
+  for (int32_t slot = 0; slot < 6; ++slot) d.bindings.push_back({slot, {slot}});
+  std::vector<std::byte> fixed, bindings;
+  EncodeDescriptor(d, 1, &fixed, &bindings);
+  size_t binding_bytes = 0;
+  Result<StepDescriptor> got = DecodeDescriptor(fixed, 1, &binding_bytes);
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  ASSERT_TRUE(DecodeBindings(bindings, &*got).ok());
+  ASSERT_EQ(got->bindings.size(), 6u);
+  EXPECT_EQ(got->bindings[5].slot, 5);
+  EXPECT_EQ(got->bindings[5].pages, (std::vector<int32_t>{5}));
+}
+
 TEST(StepMessageTest, EndAndMalformedDescriptors) {
   std::vector<std::byte> fixed, bindings;
   EncodeDescriptor(StepDescriptor::End(12), 2, &fixed, &bindings);

@@ -40,13 +40,27 @@ struct Flags {
 // Every flag's value, so that ranks can check they run the same command.
 uint64_t FlagsFingerprint(const Flags& f) {
   const runtime::BatchJobOptions& j = f.job;
-  const std::vector<std::string> values = {
-      j.model_path, j.input_path, j.output_path, std::to_string(j.threads), f.isa,
-      std::to_string(j.max_batch), std::to_string(j.max_step_tokens),
-      std::to_string(j.kv_cache_mb), j.hash_logits ? "h" : "-", j.dump_logits_path,
-      f.no_progress ? "q" : "-", j.resume ? "r" : "-", f.no_timings ? "t" : "-", j.plan_path,
-      std::to_string(j.tp), std::to_string(j.pp), std::to_string(j.micro_batches), f.transport,
-      f.comm_timeout, f.model_io, std::to_string(f.chips)};
+  const std::vector<std::string> values = {j.model_path,
+                                           j.input_path,
+                                           j.output_path,
+                                           std::to_string(j.threads),
+                                           f.isa,
+                                           std::to_string(j.max_batch),
+                                           std::to_string(j.max_step_tokens),
+                                           std::to_string(j.kv_cache_mb),
+                                           j.hash_logits ? "h" : "-",
+                                           j.dump_logits_path,
+                                           f.no_progress ? "q" : "-",
+                                           j.resume ? "r" : "-",
+                                           f.no_timings ? "t" : "-",
+                                           j.plan_path,
+                                           std::to_string(j.tp),
+                                           std::to_string(j.pp),
+                                           std::to_string(j.micro_batches),
+                                           f.transport,
+                                           f.comm_timeout,
+                                           f.model_io,
+                                           std::to_string(f.chips)};
   std::vector<std::string_view> views(values.begin(), values.end());
   return runtime::ArgumentsFingerprint(views);
 }
@@ -119,7 +133,8 @@ int RunWorld(Flags& f, const transport::CommOptions& comm_options) {
                       "this host is not calibrated: plans use the `host` preset's figures (run "
                       "`lockstep calibrate`)");
   }
-  Result<transport::Communicator> world = transport::Communicator::CreateWorld(*session, comm_options);
+  Result<transport::Communicator> world =
+      transport::Communicator::CreateWorld(*session, comm_options);
   if (!world.ok()) session->Abort(world.status());
   bool on_all_ranks = false;
   Result<runtime::BatchJobSummary> s = runtime::RunBatchJob(f.job, *world, &on_all_ranks);
@@ -212,7 +227,8 @@ Command AddRunCommand(CLI::App& app) {
       ReportError(model_io.status().WithContext("--model-io"));
       return kExitUsage;
     }
-    Result<transport::CommOptions> comm = transport::CommOptionsFromFlags(f.transport, f.comm_timeout);
+    Result<transport::CommOptions> comm =
+        transport::CommOptionsFromFlags(f.transport, f.comm_timeout);
     if (!comm.ok()) {
       ReportError(comm.status());
       return kExitUsage;
@@ -233,8 +249,9 @@ Command AddRunCommand(CLI::App& app) {
       return RunLocalChips(f, *comm);
     }
     if (f.chips > 0) {
-      ReportError(InvalidArgument("--chips is for --transport local; under mpirun the ranks are "
-                                  "the chips (mpirun -np N)"));
+      ReportError(
+          InvalidArgument("--chips is for --transport local; under mpirun the ranks are "
+                          "the chips (mpirun -np N)"));
       return kExitUsage;
     }
     if (launched == 1) {

@@ -386,7 +386,8 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
     }
     for (const RequestError& e : requests.errors) {
       if (!opened_results.ok()) break;
-      const bool done = e.id ? resume.done_ids.count(*e.id) != 0 : resume.done_lines.count(e.line) != 0;
+      const bool done =
+          e.id ? resume.done_ids.count(*e.id) != 0 : resume.done_lines.count(e.line) != 0;
       if (done) {
         ++summary.skipped;
         continue;

@@ -31,7 +31,9 @@ KvCacheShape CacheShape(const ModelWeights& w, const EngineOptions& options) {
   return shape;
 }
 
-int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t CeilDiv(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
 
 }  // namespace
 
@@ -102,7 +104,9 @@ Result<std::unique_ptr<Engine>> Engine::Create(ModelWeights weights, const Engin
   return std::unique_ptr<Engine>(new Engine(std::move(weights), options));
 }
 
-void Engine::Execute(const std::function<void()>& work) { impl_->arena.execute(work); }
+void Engine::Execute(const std::function<void()>& work) {
+  impl_->arena.execute(work);
+}
 
 void Engine::ApplyBindings(std::span<const SlotBinding> bindings) {
   for (const SlotBinding& b : bindings) kv_cache_.Bind(b.slot, b.pages);
@@ -136,9 +140,10 @@ Status Engine::Embed(const TokenBatch& batch, float* hidden) {
         const int32_t token = batch.tokens[static_cast<size_t>(t)];
         LOCKSTEP_CHECK(token >= 0 && token < config().vocab_size, "token id {} out of range",
                        token);
-        kernels::ConvertToF32(options_.isa, weights_.dtype,
-                              weights_.embedding.data() + static_cast<size_t>(token) * table_row_bytes,
-                              cols.size(), dst + t * ld);
+        kernels::ConvertToF32(
+            options_.isa, weights_.dtype,
+            weights_.embedding.data() + static_cast<size_t>(token) * table_row_bytes, cols.size(),
+            dst + t * ld);
       }
     });
   };
@@ -225,8 +230,7 @@ Status Engine::RunLayers(const TokenBatch& batch, float* hidden) {
       kernels::Matmul(isa, w.wk, s.norm.data(), T, h, s.k.data(), kv_dim, order);
       kernels::Matmul(isa, w.wv, s.norm.data(), T, h, s.v.data(), kv_dim, order);
       kernels::ApplyRope(isa, s.rope, s.q.data(), T, q_dim, num_heads, batch.positions.data());
-      kernels::ApplyRope(isa, s.rope, s.k.data(), T, kv_dim, num_kv_heads,
-                         batch.positions.data());
+      kernels::ApplyRope(isa, s.rope, s.k.data(), T, kv_dim, num_kv_heads, batch.positions.data());
       // Store every token's key and value before any query reads the cache:
       // a prefill chunk's tokens then see each other exactly as they would
       // had they been fed one by one.

@@ -1,12 +1,12 @@
 #include "job_agreement.h"
 
-#include "lockstep/runtime/batch_job.h"
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <cstring>
 #include <string>
 
-#include <fmt/format.h>
+#include "lockstep/runtime/batch_job.h"
 
 namespace lockstep::runtime {
 namespace {
@@ -35,9 +35,9 @@ Status Agree(transport::Communicator& world, const Status& mine) {
   record.length = static_cast<int32_t>(length);
   std::memcpy(record.message, mine.message().data(), length);
   std::vector<AgreementRecord> all(static_cast<size_t>(world.size()));
-  LOCKSTEP_RETURN_IF_ERROR(world.AllGather(
-      std::as_bytes(std::span<const AgreementRecord>(&record, 1)),
-      std::as_writable_bytes(std::span<AgreementRecord>(all))));
+  LOCKSTEP_RETURN_IF_ERROR(
+      world.AllGather(std::as_bytes(std::span<const AgreementRecord>(&record, 1)),
+                      std::as_writable_bytes(std::span<AgreementRecord>(all))));
 
   // Group failing ranks by message, in rank order of first appearance.
   std::vector<std::pair<std::string, std::vector<int>>> failures;
@@ -46,7 +46,8 @@ Status Agree(transport::Communicator& world, const Status& mine) {
     const AgreementRecord& a = all[static_cast<size_t>(r)];
     if (a.code == static_cast<int32_t>(StatusCode::kOk)) continue;
     if (first_code == StatusCode::kOk) first_code = static_cast<StatusCode>(a.code);
-    std::string message(a.message, static_cast<size_t>(std::clamp<int32_t>(a.length, 0, kAgreementMessageBytes)));
+    std::string message(
+        a.message, static_cast<size_t>(std::clamp<int32_t>(a.length, 0, kAgreementMessageBytes)));
     auto it = std::find_if(failures.begin(), failures.end(),
                            [&](const auto& f) { return f.first == message; });
     if (it == failures.end()) {
@@ -62,8 +63,8 @@ Status Agree(transport::Communicator& world, const Status& mine) {
     if (world.size() == 1) {
       text += message;
     } else {
-      text += fmt::format("{} {}: {}", ranks.size() == 1 ? "rank" : "ranks", RankList(ranks),
-                          message);
+      text +=
+          fmt::format("{} {}: {}", ranks.size() == 1 ? "rank" : "ranks", RankList(ranks), message);
     }
   }
   return Status(first_code, text);
@@ -71,9 +72,9 @@ Status Agree(transport::Communicator& world, const Status& mine) {
 
 Status AgreeOnArguments(transport::Communicator& world, uint64_t fingerprint) {
   std::vector<uint64_t> all(static_cast<size_t>(world.size()));
-  LOCKSTEP_RETURN_IF_ERROR(world.AllGather(
-      std::as_bytes(std::span<const uint64_t>(&fingerprint, 1)),
-      std::as_writable_bytes(std::span<uint64_t>(all))));
+  LOCKSTEP_RETURN_IF_ERROR(
+      world.AllGather(std::as_bytes(std::span<const uint64_t>(&fingerprint, 1)),
+                      std::as_writable_bytes(std::span<uint64_t>(all))));
   std::vector<int> differ;
   for (int r = 1; r < world.size(); ++r) {
     if (all[static_cast<size_t>(r)] != all[0]) differ.push_back(r);
@@ -82,7 +83,8 @@ Status AgreeOnArguments(transport::Communicator& world, uint64_t fingerprint) {
   return InvalidArgument(
       "{} {} started with different arguments than rank 0; every rank of a job must run the same "
       "`lockstep run` command line (check the mpirun/srun command)",
-      differ.size() == 1 ? "rank" : "ranks", RankList(differ) + (differ.size() == 1 ? " was" : " were"));
+      differ.size() == 1 ? "rank" : "ranks",
+      RankList(differ) + (differ.size() == 1 ? " was" : " were"));
 }
 
 Status BroadcastBytes(transport::Communicator& world, int root, std::vector<std::byte>* data) {

@@ -1,9 +1,9 @@
 #include "job_plan.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <limits>
-
-#include <fmt/format.h>
 
 #include "lockstep/kernels/attention.h"
 #include "lockstep/partitioner/chip_presets.h"
@@ -24,8 +24,8 @@ partitioner::Workload JobWorkload(const BatchJobOptions& options,
     prompt = std::max(prompt, p);
   }
   const int64_t page = kernels::kKvPageSize;
-  context = std::max<int64_t>(2, std::min((context + page - 1) / page * page,
-                                          config.max_position_embeddings));
+  context = std::max<int64_t>(
+      2, std::min((context + page - 1) / page * page, config.max_position_embeddings));
   partitioner::Workload w;
   w.batch_size = static_cast<int>(
       std::clamp<int64_t>(static_cast<int64_t>(requests.size()), 1, options.max_batch));
@@ -42,10 +42,11 @@ Status CheckJobPlan(const partitioner::Plan& plan, const partitioner::ModelConfi
                     DType weight_dtype, int num_ranks, std::string_view source) {
   LOCKSTEP_RETURN_IF_ERROR(partitioner::CheckPlanFor(plan, config, num_ranks, source));
   if (!plan.executable()) {
-    return InvalidArgument("{}: the plan stores weights as {}, which the runtime cannot run; "
-                           "re-plan with --weight-type {}",
-                           source, partitioner::ElementTypeName(plan.request.workload.weight_type),
-                           DTypeName(weight_dtype));
+    return InvalidArgument(
+        "{}: the plan stores weights as {}, which the runtime cannot run; "
+        "re-plan with --weight-type {}",
+        source, partitioner::ElementTypeName(plan.request.workload.weight_type),
+        DTypeName(weight_dtype));
   }
   if (plan.request.workload.weight_type != partitioner::FromDType(weight_dtype)) {
     return InvalidArgument(

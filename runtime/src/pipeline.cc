@@ -217,11 +217,12 @@ Status Pipeline::RunLaterStage() {
   // A ring of pre-posted descriptor receives: stage 0 keeps at most `window`
   // steps in flight, so no stage is more than that many descriptors behind.
   const size_t ring = static_cast<size_t>(options_.window) + 2;
-  std::vector<std::vector<std::byte>> desc_buffers(ring,
-                                                   std::vector<std::byte>(DescriptorBytes(max_chunks)));
+  std::vector<std::vector<std::byte>> desc_buffers(
+      ring, std::vector<std::byte>(DescriptorBytes(max_chunks)));
   std::vector<transport::Request> desc_requests(ring);
   for (size_t i = 0; i < ring; ++i) {
-    LOCKSTEP_ASSIGN_OR_RETURN(desc_requests[i], desc_in.Post(std::span<std::byte>(desc_buffers[i])));
+    LOCKSTEP_ASSIGN_OR_RETURN(desc_requests[i],
+                              desc_in.Post(std::span<std::byte>(desc_buffers[i])));
   }
 
   struct Incoming {

@@ -47,10 +47,10 @@ struct PipelineLayout {
   int stage = 0;
   int tp_rank = 0;
   int pp = 1;
-  int prev = -1;  // world rank of the same tp rank on stage - 1 (-1 on stage 0)
-  int next = -1;  // on stage + 1 (-1 on the last stage)
-  int last = -1;  // stage 0: the same tp rank on the last stage (its outcomes)
-  int first = -1; // last stage: the same tp rank on stage 0 (gets the outcomes)
+  int prev = -1;   // world rank of the same tp rank on stage - 1 (-1 on stage 0)
+  int next = -1;   // on stage + 1 (-1 on the last stage)
+  int last = -1;   // stage 0: the same tp rank on the last stage (its outcomes)
+  int first = -1;  // last stage: the same tp rank on stage 0 (gets the outcomes)
 
   static PipelineLayout FromPlan(const partitioner::Plan& plan, int rank);
   bool is_first() const { return stage == 0; }

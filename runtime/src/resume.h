@@ -21,11 +21,11 @@
 namespace lockstep::runtime {
 
 struct ResumeState {
-  bool existed = false;             // the file was there
-  std::set<std::string> done_ids;   // ids of result lines and error records
-  std::set<int64_t> done_lines;     // input lines of error records with a null id
-  int64_t lines = 0;                // complete lines kept
-  uint64_t torn_bytes = 0;          // bytes of a torn last line that were cut off
+  bool existed = false;            // the file was there
+  std::set<std::string> done_ids;  // ids of result lines and error records
+  std::set<int64_t> done_lines;    // input lines of error records with a null id
+  int64_t lines = 0;               // complete lines kept
+  uint64_t torn_bytes = 0;         // bytes of a torn last line that were cut off
 };
 
 Result<ResumeState> PrepareResume(const std::string& path);

@@ -115,8 +115,8 @@ void Scheduler::CompleteStep(const StepPlan& plan, std::span<const TokenOutcome>
                    plan.step, chunk.handle);
     --s->in_flight;
     if (!chunk.wants_logits) continue;
-    LOCKSTEP_CHECK(s->awaiting && s->in_flight == 0,
-                   "step {} completes sequence {} out of order", plan.step, chunk.handle);
+    LOCKSTEP_CHECK(s->awaiting && s->in_flight == 0, "step {} completes sequence {} out of order",
+                   plan.step, chunk.handle);
     s->awaiting = false;
     const TokenOutcome& outcome = outcomes[next_outcome++];
     s->tokens.push_back(outcome.token);

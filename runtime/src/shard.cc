@@ -5,7 +5,9 @@
 namespace lockstep::runtime {
 namespace {
 
-IndexRange ToIndexRange(partitioner::Range r) { return {r.begin, r.end}; }
+IndexRange ToIndexRange(partitioner::Range r) {
+  return {r.begin, r.end};
+}
 
 }  // namespace
 
@@ -36,9 +38,9 @@ ShardSpec ShardSpec::FromSlices(const partitioner::ModelConfig& c,
   LOCKSTEP_CHECK(s.wo_slice.column_begin() == s.q_heads.begin * c.head_dim &&
                      s.wo_slice.column_end() == s.q_heads.end * c.head_dim,
                  "wo columns of tp rank {} are not its heads", slice.tp_rank);
-  LOCKSTEP_CHECK(s.down_slice.column_begin() == s.ffn.begin &&
-                     s.down_slice.column_end() == s.ffn.end,
-                 "w_down columns of tp rank {} are not its ffn rows", slice.tp_rank);
+  LOCKSTEP_CHECK(
+      s.down_slice.column_begin() == s.ffn.begin && s.down_slice.column_end() == s.ffn.end,
+      "w_down columns of tp rank {} are not its ffn rows", slice.tp_rank);
   return s;
 }
 

@@ -151,17 +151,16 @@ Result<StepDescriptor> DecodeDescriptor(std::span<const std::byte> fixed, int ma
   }
   // Bindings are not bounded by the chunk capacity: a step may admit more
   // sequences (up to --max-batch) than it feeds.
-  if (h.num_chunks < 0 || h.num_chunks > max_chunks || h.num_bindings < 0 ||
-      h.binding_pages < 0) {
-    return InvalidArgument("step descriptor {} has {} chunks and {} bindings (capacity {})",
-                           h.step, h.num_chunks, h.num_bindings, max_chunks);
+  if (h.num_chunks < 0 || h.num_chunks > max_chunks || h.num_bindings < 0 || h.binding_pages < 0) {
+    return InvalidArgument("step descriptor {} has {} chunks and {} bindings (capacity {})", h.step,
+                           h.num_chunks, h.num_bindings, max_chunks);
   }
   StepDescriptor d;
   d.kind = static_cast<StepDescriptor::Kind>(h.kind);
   d.step = h.step;
   for (int32_t i = 0; i < h.num_chunks; ++i) {
-    const ChunkRecord r =
-        Get<ChunkRecord>(fixed, sizeof(DescriptorHeader) + static_cast<size_t>(i) * sizeof(ChunkRecord));
+    const ChunkRecord r = Get<ChunkRecord>(
+        fixed, sizeof(DescriptorHeader) + static_cast<size_t>(i) * sizeof(ChunkRecord));
     d.chunks.push_back({r.handle, r.slot, r.first_position, r.num_tokens, r.wants_logits != 0});
   }
   d.bindings.resize(static_cast<size_t>(h.num_bindings));

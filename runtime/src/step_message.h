@@ -68,10 +68,10 @@ Status DecodeBindings(std::span<const std::byte> bindings, StepDescriptor* d);
 // The answer of the last stage to one step: one row per logits row of the
 // step, in batch order.
 struct RowOutcome {
-  int64_t handle = 0;     // the sequence (request index)
-  int32_t token = 0;      // sampled token
-  bool finished = false;  // the sequence ends with this token
-  bool stop = false;      // finished by a stop token / EOS (else by length)
+  int64_t handle = 0;         // the sequence (request index)
+  int32_t token = 0;          // sampled token
+  bool finished = false;      // the sequence ends with this token
+  bool stop = false;          // finished by a stop token / EOS (else by length)
   uint64_t fingerprint = 0;   // 64-bit hash of this step's logits (when hashing)
   std::string logits_sha256;  // 64 hex digits: the request's whole hash, on its last row
 };

@@ -34,10 +34,10 @@ namespace lockstep::runtime {
 struct StepSamplerOptions {
   kernels::Isa isa = kernels::Isa::kScalar;
   int32_t eos_token_id = -1;
-  bool reporter = false;          // hashes (and dumps) for world rank 0
-  bool hash_logits = false;       // SHA-256 per request (reporter only)
-  bool fingerprints = false;      // a 64-bit fingerprint per step (reporter only)
-  std::string dump_logits_path;   // "" = off (reporter only)
+  bool reporter = false;         // hashes (and dumps) for world rank 0
+  bool hash_logits = false;      // SHA-256 per request (reporter only)
+  bool fingerprints = false;     // a 64-bit fingerprint per step (reporter only)
+  std::string dump_logits_path;  // "" = off (reporter only)
 };
 
 class StepSampler {
@@ -56,8 +56,8 @@ class StepSampler {
  private:
   const std::vector<Request>& requests_;
   StepSamplerOptions options_;
-  std::vector<uint64_t> streams_;      // RequestStream(id), by request index
-  std::vector<int32_t> generated_;     // tokens generated so far, by request index
+  std::vector<uint64_t> streams_;                       // RequestStream(id), by request index
+  std::vector<int32_t> generated_;                      // tokens generated so far, by request index
   std::vector<std::unique_ptr<LogitsHasher>> hashers_;  // reporter with hash_logits
   std::vector<float> scratch_;
   std::ofstream dump_;

@@ -60,8 +60,8 @@ class DistributedLocalTest : public ::testing::TestWithParam<std::pair<int, int>
     requests_ = dir_->File("requests.jsonl");
     WriteTextFile(requests_, DeterminismRequests(config_.vocab_size));
     // Batch 1, one rank: the reference.
-    Result<BatchJobSummary> s =
-        RunBatchJob(JobOptions(model_, requests_, dir_->File("reference.jsonl"), {1, 256, 0}, 1, 1));
+    Result<BatchJobSummary> s = RunBatchJob(
+        JobOptions(model_, requests_, dir_->File("reference.jsonl"), {1, 256, 0}, 1, 1));
     ASSERT_TRUE(s.ok()) << s.status().message();
     ASSERT_EQ(s->completed, 16);
     reference_ = new ResultsById(testing::ById(*s));
@@ -155,11 +155,10 @@ TEST_F(DistributedLocalTest, RequestOverThePlansKvBudgetIsAnErrorRecord) {
   ASSERT_TRUE(partitioner::SavePlanFile(*plan, plan_path).ok());
 
   const std::string requests = dir.File("requests.jsonl");
-  WriteTextFile(requests,
-                R"({"id": "small", "prompt_tokens": [1, 2, 3], "max_tokens": 4})"
-                "\n"
-                R"({"id": "big", "prompt_tokens": [1, 2, 3], "max_tokens": 300})"
-                "\n");
+  WriteTextFile(requests, R"({"id": "small", "prompt_tokens": [1, 2, 3], "max_tokens": 4})"
+                          "\n"
+                          R"({"id": "big", "prompt_tokens": [1, 2, 3], "max_tokens": 300})"
+                          "\n");
   BatchJobOptions o = JobOptions(model_, requests, dir.File("out.jsonl"), {2, 256, 0}, 0, 0);
   o.plan_path = plan_path;
   Result<BatchJobSummary> s = RunOnChips(4, o);

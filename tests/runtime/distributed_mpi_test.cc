@@ -29,10 +29,12 @@ using testing::ScratchDir;
 TEST(DistributedMpiTest, SameBitsAsOneRank) {
   const int tp = std::atoi(TestFlag("tp", "1").c_str());
   const int pp = std::atoi(TestFlag("pp", "1").c_str());
-  Result<transport::CommOptions> comm = transport::CommOptionsFromFlags(TestFlag("transport", "mpi"), "120");
+  Result<transport::CommOptions> comm =
+      transport::CommOptionsFromFlags(TestFlag("transport", "mpi"), "120");
   ASSERT_TRUE(comm.ok()) << comm.status().message();
   ASSERT_EQ(TestSession().world_size(), tp * pp) << "run with -np tp*pp";
-  Result<transport::Communicator> world = transport::Communicator::CreateWorld(TestSession(), *comm);
+  Result<transport::Communicator> world =
+      transport::Communicator::CreateWorld(TestSession(), *comm);
   ASSERT_TRUE(world.ok()) << world.status().message();
   const bool leader = world->rank() == 0;
 
@@ -58,8 +60,8 @@ TEST(DistributedMpiTest, SameBitsAsOneRank) {
   if (pp > 1) variants.push_back({16, 32, 4});
   for (const JobVariant& v : variants) {
     bool on_all = false;
-    Result<BatchJobSummary> s = RunBatchJob(
-        JobOptions(model, requests, dir.File("out.jsonl"), v, tp, pp), *world, &on_all);
+    Result<BatchJobSummary> s =
+        RunBatchJob(JobOptions(model, requests, dir.File("out.jsonl"), v, tp, pp), *world, &on_all);
     ASSERT_TRUE(s.ok()) << s.status().message();
     EXPECT_EQ(s->plan.tp, tp);
     EXPECT_EQ(s->plan.pp, pp);

@@ -9,10 +9,9 @@
 
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "lockstep/partitioner/model_config.h"
 #include "lockstep/runtime/batch_job.h"
@@ -47,14 +46,14 @@ inline std::string DeterminismRequests(int64_t vocab) {
     bool stop;
   };
   const Spec specs[] = {
-      {1, 12, 0.0, 0, 1.0, 0, true, false},     {5, 20, 0.8, 0, 0.9, 3, false, false},
-      {17, 9, 0.0, 0, 1.0, 0, false, true},     {63, 5, 1.2, 40, 1.0, 0, true, false},
-      {64, 25, 0.0, 0, 1.0, 0, true, false},    {65, 7, 0.7, 20, 0.95, 11, true, true},
-      {130, 4, 0.0, 0, 1.0, 0, true, false},    {3, 30, 1.0, 0, 1.0, 5, true, false},
-      {40, 1, 0.0, 0, 1.0, 0, true, false},     {2, 16, 0.9, 8, 1.0, 7, false, false},
-      {90, 6, 0.0, 0, 1.0, 0, true, false},     {7, 22, 0.6, 0, 0.8, 2, true, true},
-      {150, 3, 0.0, 0, 1.0, 0, true, false},    {33, 10, 1.1, 0, 1.0, 9, true, false},
-      {12, 18, 0.0, 0, 1.0, 0, false, true},    {70, 8, 0.5, 5, 0.9, 4, true, false},
+      {1, 12, 0.0, 0, 1.0, 0, true, false},  {5, 20, 0.8, 0, 0.9, 3, false, false},
+      {17, 9, 0.0, 0, 1.0, 0, false, true},  {63, 5, 1.2, 40, 1.0, 0, true, false},
+      {64, 25, 0.0, 0, 1.0, 0, true, false}, {65, 7, 0.7, 20, 0.95, 11, true, true},
+      {130, 4, 0.0, 0, 1.0, 0, true, false}, {3, 30, 1.0, 0, 1.0, 5, true, false},
+      {40, 1, 0.0, 0, 1.0, 0, true, false},  {2, 16, 0.9, 8, 1.0, 7, false, false},
+      {90, 6, 0.0, 0, 1.0, 0, true, false},  {7, 22, 0.6, 0, 0.8, 2, true, true},
+      {150, 3, 0.0, 0, 1.0, 0, true, false}, {33, 10, 1.1, 0, 1.0, 9, true, false},
+      {12, 18, 0.0, 0, 1.0, 0, false, true}, {70, 8, 0.5, 5, 0.9, 4, true, false},
   };
   std::string text;
   int salt = 0;
@@ -131,9 +130,10 @@ inline std::string FirstDifference(const ResultsById& want, const ResultsById& g
     for (size_t step = 0; step < steps; ++step) {
       if (step < w.step_fingerprints.size() && step < g.step_fingerprints.size() &&
           w.step_fingerprints[step] != g.step_fingerprints[step]) {
-        return fmt::format("request {}: step {}: logits differ (fingerprint {:016x}, expected "
-                           "{:016x})",
-                           id, step, g.step_fingerprints[step], w.step_fingerprints[step]);
+        return fmt::format(
+            "request {}: step {}: logits differ (fingerprint {:016x}, expected "
+            "{:016x})",
+            id, step, g.step_fingerprints[step], w.step_fingerprints[step]);
       }
       if (step >= g.result.tokens.size() || step >= w.result.tokens.size()) {
         return fmt::format("request {}: step {}: {} tokens, expected {}", id, step,
@@ -146,7 +146,8 @@ inline std::string FirstDifference(const ResultsById& want, const ResultsById& g
     }
     if (w.result.logits_sha256 != g.result.logits_sha256) {
       return fmt::format("request {}: logits_sha256 {}, expected {}", id,
-                         g.result.logits_sha256.value_or("-"), w.result.logits_sha256.value_or("-"));
+                         g.result.logits_sha256.value_or("-"),
+                         w.result.logits_sha256.value_or("-"));
     }
     if (w.result.finish_reason != g.result.finish_reason) {
       return fmt::format("request {}: finish reason differs", id);

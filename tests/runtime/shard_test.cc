@@ -126,8 +126,8 @@ TEST(ShardTest, FromPlanMatchesThePlansShards) {
         EXPECT_EQ(s.Shards(c, partitioner::ElementType::kF16), plan->RankShards(r))
             << c.name << " tp " << tp << " pp " << pp << " rank " << r;
         // Make() from the same numbers gives the same spec.
-        Result<ShardSpec> made = ShardSpec::Make(c, tp, s.tp_rank, pp, s.pp_stage, s.layer_begin,
-                                                 s.layer_end);
+        Result<ShardSpec> made =
+            ShardSpec::Make(c, tp, s.tp_rank, pp, s.pp_stage, s.layer_begin, s.layer_end);
         ASSERT_TRUE(made.ok());
         EXPECT_EQ(*made, s);
       }

@@ -109,16 +109,16 @@ struct RankStats {
   int rank = 0;
   int stage = 0;
   int tp_rank = 0;
-  uint64_t bytes_read = 0;         // ModelFile::bytes_read() after loading (metadata included)
-  uint64_t plan_weight_bytes = 0;  // the plan's memory.weights for the rank
-  double load_seconds = 0;         // open + read + pack + engine
-  double run_seconds = 0;          // the step loop
-  double compute_seconds = 0;      // kernels
-  double collective_seconds = 0;   // tp allreduce / allgather (waiting included)
+  uint64_t bytes_read = 0;           // ModelFile::bytes_read() after loading (metadata included)
+  uint64_t plan_weight_bytes = 0;    // the plan's memory.weights for the rank
+  double load_seconds = 0;           // open + read + pack + engine
+  double run_seconds = 0;            // the step loop
+  double compute_seconds = 0;        // kernels
+  double collective_seconds = 0;     // tp allreduce / allgather (waiting included)
   double pipeline_wait_seconds = 0;  // waiting for descriptors, activations, outcomes
   int64_t steps = 0;
   int32_t kv_pages = 0;
-  uint64_t kv_cache_bytes = 0;     // the rank's KV cache memory
+  uint64_t kv_cache_bytes = 0;  // the rank's KV cache memory
 };
 
 // A request's result as the leader saw it (keep_results).

@@ -32,8 +32,8 @@ struct RequestResult {
   std::vector<int32_t> tokens;  // generated tokens (a stop token included)
   FinishReason finish_reason = FinishReason::kLength;
   int64_t prompt_tokens = 0;
-  double ttft_ms = 0.0;                      // admission to first generated token
-  double decode_tokens_per_s = 0.0;          // (completion_tokens - 1) / (last - first token time)
+  double ttft_ms = 0.0;              // admission to first generated token
+  double decode_tokens_per_s = 0.0;  // (completion_tokens - 1) / (last - first token time)
   // false: the line has no ttft_ms / decode_tokens_per_s (--no-timings), so
   // that the results of two runs compare byte for byte (after sorting).
   bool include_timings = true;

@@ -119,8 +119,8 @@ class Scheduler {
                                      // stored once those steps have run)
     int32_t slot = -1;
     std::vector<int32_t> pages;
-    int in_flight = 0;          // outstanding steps holding a chunk of this sequence
-    bool awaiting = false;      // a step in flight will produce its next token
+    int in_flight = 0;      // outstanding steps holding a chunk of this sequence
+    bool awaiting = false;  // a step in flight will produce its next token
   };
 
   Sequence* FindRunning(int64_t handle);

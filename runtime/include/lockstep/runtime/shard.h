@@ -76,8 +76,8 @@ struct ShardSpec {
   static ShardSpec FromPlan(const partitioner::Plan& plan, int rank);
   // From the partitioner's description of a tp rank and a stage.
   static ShardSpec FromSlices(const partitioner::ModelConfig& config,
-                              const partitioner::TpSlice& slice, const partitioner::StagePlan& stage,
-                              int pp_size);
+                              const partitioner::TpSlice& slice,
+                              const partitioner::StagePlan& stage, int pp_size);
   // Everything on one rank.
   static ShardSpec SingleRank(const partitioner::ModelConfig& config);
 

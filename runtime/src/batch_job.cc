@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "completion_text.h"
 #include "job_agreement.h"
 #include "job_plan.h"
 #include "lockstep/base/check.h"
@@ -23,6 +24,7 @@
 #include "lockstep/runtime/request.h"
 #include "lockstep/runtime/result_writer.h"
 #include "lockstep/runtime/scheduler.h"
+#include "lockstep/runtime/tokenizer.h"
 #include "lockstep/transport/local_fabric.h"
 #include "pipeline.h"
 #include "resume.h"
@@ -67,10 +69,13 @@ struct JobInputs {
 // the moment its request finishes.
 class ResultSink final : public StepObserver {
  public:
+  // `tokenizer` (may be null) gives each result its text.
   ResultSink(const std::vector<Request>& requests, const BatchJobOptions& options,
-             ResultWriter* writer, ProgressReporter* progress, BatchJobSummary* summary)
+             const Tokenizer* tokenizer, ResultWriter* writer, ProgressReporter* progress,
+             BatchJobSummary* summary)
       : requests_(requests),
         options_(options),
+        tokenizer_(tokenizer),
         writer_(writer),
         progress_(progress),
         summary_(summary),
@@ -87,7 +92,12 @@ class ResultSink final : public StepObserver {
     for (const RowOutcome& row : outcomes.rows) {
       const size_t h = static_cast<size_t>(row.handle);
       Live& s = live_[h];
-      if (s.tokens.empty()) s.first_token = now;
+      if (s.tokens.empty()) {
+        s.first_token = now;
+        if (tokenizer_ != nullptr) s.text.emplace(*tokenizer_, requests_[h]);
+      }
+      // The same text the last stage built to find stop strings.
+      if (s.text) s.text->Append(row.token);
       s.last_token = now;
       s.tokens.push_back(row.token);
       if (options_.keep_results) s.fingerprints.push_back(row.fingerprint);
@@ -97,6 +107,7 @@ class ResultSink final : public StepObserver {
       RequestResult& result = done.result;
       result.id = r.id;
       result.tokens = std::move(s.tokens);
+      if (s.text) result.text = s.text->Text();
       result.finish_reason = row.stop ? FinishReason::kStop : FinishReason::kLength;
       result.prompt_tokens = static_cast<int64_t>(r.prompt_tokens.size());
       result.ttft_ms = Seconds(s.admitted, s.first_token) * 1e3;
@@ -130,10 +141,12 @@ class ResultSink final : public StepObserver {
   struct Live {
     std::vector<int32_t> tokens;
     std::vector<uint64_t> fingerprints;
+    std::optional<CompletionText> text;  // when the model has a tokenizer
     Clock::time_point admitted, first_token, last_token;
   };
   const std::vector<Request>& requests_;
   const BatchJobOptions& options_;
+  const Tokenizer* tokenizer_;
   ResultWriter* writer_;
   ProgressReporter* progress_;
   BatchJobSummary* summary_;
@@ -193,10 +206,11 @@ Result<std::string> ReadText(const std::string& path, const char* what) {
 
 // The leader's part of start-up phase 3: requests, resume state, plan.
 Result<JobInputs> PrepareInputs(const BatchJobOptions& options, const ModelFile& model,
-                                int num_ranks) {
+                                const Tokenizer* tokenizer, int num_ranks) {
   JobInputs in;
   LOCKSTEP_ASSIGN_OR_RETURN(in.request_text, ReadText(options.input_path, "request file"));
-  const RequestFile file = ParseRequestText(in.request_text, options.input_path, &model.config());
+  const RequestFile file =
+      ParseRequestText(in.request_text, options.input_path, &model.config(), tokenizer);
   ResumeState resume;
   if (options.resume) {
     LOCKSTEP_ASSIGN_OR_RETURN(resume, PrepareResume(options.output_path));
@@ -289,7 +303,19 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
   Result<ModelFileOptions> file_options = FileOptions(options.model_io, world);
   Result<ModelFile> opened = file_options.ok() ? ModelFile::Open(options.model_path, *file_options)
                                                : Result<ModelFile>(file_options.status());
-  LOCKSTEP_RETURN_IF_ERROR(Agree(world, opened.status()));
+  // The model's tokenizer, when it has one (every rank: text prompts are
+  // tokenized wherever requests are parsed, and the last stage finds stop
+  // strings).
+  std::unique_ptr<Tokenizer> tokenizer;
+  Status tokenizer_ok = Status::Ok();
+  if (opened.ok() && opened->has_tokenizer()) {
+    Result<TokenizerData> data = opened->ReadTokenizer();
+    Result<std::unique_ptr<Tokenizer>> made =
+        data.ok() ? CreateTokenizer(*data) : Result<std::unique_ptr<Tokenizer>>(data.status());
+    tokenizer_ok = made.status();
+    if (made.ok()) tokenizer = std::move(made).value();
+  }
+  LOCKSTEP_RETURN_IF_ERROR(Agree(world, opened.ok() ? tokenizer_ok : opened.status()));
   ModelFile model = std::move(opened).value();
   const partitioner::ModelConfig& config = model.config();
 
@@ -297,7 +323,7 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
   std::vector<std::byte> blob;
   Status prepared = Status::Ok();
   if (leader) {
-    Result<JobInputs> inputs = PrepareInputs(options, model, num_ranks);
+    Result<JobInputs> inputs = PrepareInputs(options, model, tokenizer.get(), num_ranks);
     prepared = inputs.status();
     if (inputs.ok()) blob = inputs->Encode();
   }
@@ -316,7 +342,8 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
   LOCKSTEP_RETURN_IF_ERROR(Agree(world, plan_ok));
   summary.plan = std::move(parsed).value();
   const partitioner::Plan& plan = summary.plan;
-  const RequestFile requests = ParseRequestText(inputs.request_text, options.input_path, &config);
+  const RequestFile requests =
+      ParseRequestText(inputs.request_text, options.input_path, &config, tokenizer.get());
 
   // What every rank derives from the plan, identically.
   const int pp = plan.pp;
@@ -427,7 +454,7 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
     so.hash_logits = options.hash_logits;
     so.fingerprints = options.hash_logits && options.keep_results;
     so.dump_logits_path = options.dump_logits_path;
-    sampler.emplace(requests.requests, so);
+    sampler.emplace(requests.requests, so, tokenizer.get());
     ran = sampler->OpenDump();
   }
   Pipeline pipeline(world, layout, {summary.window, summary.max_chunks}, *engine,
@@ -447,7 +474,9 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
       ++summary.failed;
     }
     std::optional<ResultSink> sink;
-    if (leader) sink.emplace(requests.requests, options, &*writer, &progress, &summary);
+    if (leader) {
+      sink.emplace(requests.requests, options, tokenizer.get(), &*writer, &progress, &summary);
+    }
     if (ran.ok()) ran = pipeline.RunFirstStage(scheduler, sink ? &*sink : nullptr);
   } else if (ran.ok()) {
     ran = pipeline.RunLaterStage();

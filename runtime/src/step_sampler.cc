@@ -20,11 +20,14 @@ uint64_t LogitsFingerprint(const float* logits, int64_t vocab) {
   return h;
 }
 
-StepSampler::StepSampler(const std::vector<Request>& requests, const StepSamplerOptions& options)
+StepSampler::StepSampler(const std::vector<Request>& requests, const StepSamplerOptions& options,
+                         const Tokenizer* tokenizer)
     : requests_(requests),
       options_(options),
       generated_(requests.size(), 0),
-      hashers_(requests.size()) {
+      hashers_(requests.size()),
+      tokenizer_(tokenizer),
+      texts_(tokenizer != nullptr ? requests.size() : 0) {
   streams_.reserve(requests.size());
   for (const Request& r : requests) streams_.push_back(RequestStream(r.id));
 }
@@ -65,7 +68,12 @@ Result<StepOutcomes> StepSampler::Sample(const StepDescriptor& step, const float
       token = SampleToken(options_.isa, row_logits, vocab, r, streams_[h], position, &scratch_);
     });
     const int32_t generated = ++generated_[h];
-    const bool stop = (token == options_.eos_token_id && !r.ignore_eos) ||
+    bool stop_text = false;
+    if (tokenizer_ != nullptr) {
+      if (generated == 1) texts_[h].emplace(*tokenizer_, r);
+      stop_text = texts_[h]->Append(token);
+    }
+    const bool stop = (token == options_.eos_token_id && !r.ignore_eos) || stop_text ||
                       std::find(r.stop_token_ids.begin(), r.stop_token_ids.end(), token) !=
                           r.stop_token_ids.end();
     const bool length = generated >= r.max_tokens;
@@ -98,7 +106,10 @@ Result<StepOutcomes> StepSampler::Sample(const StepDescriptor& step, const float
         if (!dump_) return IoError("{}: write failed", options_.dump_logits_path);
       }
     }
-    if (o.finished) generated_[h] = 0;
+    if (o.finished) {
+      generated_[h] = 0;
+      if (tokenizer_ != nullptr) texts_[h].reset();
+    }
     out.rows.push_back(std::move(o));
   }
   return out;

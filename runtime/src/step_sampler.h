@@ -10,7 +10,8 @@
 // world rank 0) hashes and dumps.
 //
 // A request's finish is decided here with the same rules as the one-rank
-// job: EOS (unless ignore_eos), a stop token id, or max_tokens reached.
+// job: EOS (unless ignore_eos), a stop token id, a stop string (with a
+// tokenizer), or max_tokens reached.
 //
 // Thread safety: one thread.
 #pragma once
@@ -22,11 +23,13 @@
 #include <string>
 #include <vector>
 
+#include "completion_text.h"
 #include "lockstep/base/status.h"
 #include "lockstep/kernels/isa.h"
 #include "lockstep/runtime/engine.h"
 #include "lockstep/runtime/logits_hash.h"
 #include "lockstep/runtime/request.h"
+#include "lockstep/runtime/tokenizer.h"
 #include "step_message.h"
 
 namespace lockstep::runtime {
@@ -42,7 +45,9 @@ struct StepSamplerOptions {
 
 class StepSampler {
  public:
-  StepSampler(const std::vector<Request>& requests, const StepSamplerOptions& options);
+  // `tokenizer` (may be null; not owned) finds the requests' stop strings.
+  StepSampler(const std::vector<Request>& requests, const StepSamplerOptions& options,
+              const Tokenizer* tokenizer = nullptr);
 
   Status OpenDump();
   Status CloseDump();
@@ -59,6 +64,8 @@ class StepSampler {
   std::vector<uint64_t> streams_;                       // RequestStream(id), by request index
   std::vector<int32_t> generated_;                      // tokens generated so far, by request index
   std::vector<std::unique_ptr<LogitsHasher>> hashers_;  // reporter with hash_logits
+  const Tokenizer* tokenizer_;
+  std::vector<std::optional<CompletionText>> texts_;  // by request index, with a tokenizer
   std::vector<float> scratch_;
   std::ofstream dump_;
 };

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `lockstep run` under mpirun through the real binary: a rank killed in the
-# middle of a job, --resume, and the start-up errors (plan against rank
+# middle of a job, --resume, text prompts and stop strings (a model with a
+# tokenizer; LOCKSTEP_SHARED_DIR names ../shared), and the start-up errors (plan against rank
 # count or model, a model file missing on one rank only, ranks started with
 # different arguments). Each must end every rank with a non-zero exit, one
 # clear error from rank 0 naming the rank, and no hang.
@@ -138,6 +139,36 @@ case "$case_name" in
     # --tp x --pp against the rank count.
     expect_job_error "--tp 2 --pp 2 needs 4 ranks but the job has 2" -- \
       -n 2 "$lockstep" "${run[@]}" --output out.jsonl --tp 2 --pp 2
+    ;;
+
+  text)
+    # A model with a tokenizer: text prompts, stop strings and echo give the
+    # one-rank results (text included) on tp 2 and on pp 2.
+    spm="${LOCKSTEP_SHARED_DIR:?}/data/tokenizers/ggml-vocab-llama-spm.gguf"
+    cat >config.json <<'JSON'
+{"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+ "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 32000,
+ "max_position_embeddings": 128}
+JSON
+    "$lockstep" synth --config config.json --tokenizer "$spm" --dtype bf16 --seed 3 --output text.h5 \
+      >/dev/null || fail "synth --tokenizer"
+    cat >text.jsonl <<'JSONL'
+{"custom_id": "t1", "body": {"prompt": "Once upon a time", "max_tokens": 24, "temperature": 0}}
+{"custom_id": "t2", "body": {"prompt": "The capital of France is", "max_tokens": 30, "temperature": 0.9, "seed": 4, "stop": ["e", "a"]}}
+{"custom_id": "t3", "body": {"prompt": "Hello", "max_tokens": 12, "temperature": 0, "echo": true}}
+{"custom_id": "t4", "body": {"prompt": [1, 15043, 3186], "max_tokens": 20, "temperature": 1.1, "seed": 9, "stop": ["o"]}}
+JSONL
+    text_run=(run --model text.h5 --input text.jsonl --no-progress --no-timings --hash-logits)
+    "$lockstep" "${text_run[@]}" --output one.jsonl || fail "one-rank text run exited $?"
+    grep -q '"text":' one.jsonl || fail "no text in the results: $(head -2 one.jsonl)"
+    sort one.jsonl >want.sorted
+    for split in "--tp 2" "--pp 2"; do
+      # shellcheck disable=SC2086
+      "${mpiexec[@]}" -n 2 "$lockstep" "${text_run[@]}" --output two.jsonl $split >two.txt 2>&1 \
+        || fail "$split: exited $?: $(tail -3 two.txt)"
+      sort two.jsonl >got.sorted
+      cmp -s got.sorted want.sorted || fail "$split: results differ: $(diff got.sorted want.sorted | head -4)"
+    done
     ;;
 
   *)

@@ -16,7 +16,7 @@
 //   decode16  16 such requests at once (--max-batch 16): per-token latency
 //             of one step and aggregate decode tokens/s, against the plan's
 //             prediction for batch 16;
-//   job64     64 requests of mixed lengths (prompts 4..200, 8..64 generated),
+//   job64     64 requests of mixed lengths (prompts 4..32, 8..40 generated),
 //             --max-batch 16, continuous batching: generated tokens/s of the
 //             job and mean time to first token (no prediction: the plan
 //             assumes uniform requests; its figure for the job's largest
@@ -102,7 +102,7 @@ std::string Requests(const std::string& scenario, int decode_tokens) {
   } else if (scenario == "decode16") {
     for (int i = 0; i < 16; ++i) add(i, 16, decode_tokens);
   } else {  // job64
-    for (int i = 0; i < 64; ++i) add(i, 4 + (i * 37) % 197, 8 + (i * 13) % 57);
+    for (int i = 0; i < 64; ++i) add(i, 4 + (i * 37) % 29, 8 + (i * 13) % 33);
   }
   return text;
 }

@@ -20,6 +20,9 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # the independent PyTorch reference (tests/reference/)
   python3 python3-torch python3-h5py python3-numpy
+  # site integration tests (tests/launch/): a real Slurm with PMIx, hosts as
+  # network namespaces, the Lmod modulefile; scaling plots (benchmarks/scaling/)
+  slurm-wlm munge iproute2 util-linux lmod gnuplot-nox
 )
 
 if [[ "${1:-}" == "--list" ]]; then

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# A real Slurm cluster of one node, started by this script, runs a two-rank
+# lockstep job through sbatch and srun --mpi=pmix.
+#
+#   slurm_test.sh LOCKSTEP WORK_DIR [JOB_SCRIPT]
+#
+# Everything runs inside fresh PID, network, UTS and mount namespaces
+# (unshare): the node is called "lsnode1" at 10.77.0.1, an address that
+# exists only in its namespace, so the test needs no DNS, takes no port of the host and cannot
+# collide with a second copy of itself; when the script ends, the kernel ends
+# every daemon with it (munged, slurmctld, slurmd and their steps). Needs
+# root (CI runs as root) and Debian's slurm-wlm and munge
+# (launch/install-deps.sh). Bounded: 150 s in all.
+#
+# The job (JOB_SCRIPT, default launch/slurm/ci-two-ranks.sbatch) gets
+# LOCKSTEP and WORK in its environment and must print "job ok" last.
+set -euo pipefail
+lockstep=$(realpath "$1")
+work=$2
+here=$(cd "$(dirname "$0")" && pwd)
+job=$(realpath "${3:-$here/../../launch/slurm/ci-two-ranks.sbatch}")
+fail() { echo "slurm_test: FAIL: $*" >&2; exit 1; }
+
+[[ $(id -u) -eq 0 ]] || fail "needs root (munged as user munge, slurmd as root, namespaces)"
+for tool in munged slurmctld slurmd sbatch srun unshare; do
+  command -v "$tool" > /dev/null || fail "$tool not found: run launch/install-deps.sh (slurm-wlm, munge)"
+done
+
+rm -rf "$work"
+mkdir -p "$work"
+work=$(realpath "$work")
+
+if [[ "${LOCKSTEP_SLURM_TEST_INSIDE:-}" != 1 ]]; then
+  export LOCKSTEP_SLURM_TEST_INSIDE=1
+  # PID 1 of the new PID namespace is this script again; all daemons die with it.
+  exec timeout -k 5 ${LOCKSTEP_SLURM_TEST_TIMEOUT:-150} unshare --pid --fork --mount-proc --net --uts --mount \
+    bash "$0" "$lockstep" "$work" "$job"
+fi
+
+# ---- inside the namespaces -------------------------------------------------
+# The node: hostname lsnode1, address 10.77.0.1 on a veth of its own (glibc's
+# getaddrinfo ignores a namespace with loopback only, AI_ADDRCONFIG), and an
+# /etc/hosts of its own (bind-mounted in this mount namespace only).
+node=lsnode1
+address=10.77.0.1
+hostname "$node"
+ip link set lo up
+ip link add ls-node0 type veth peer name ls-node1
+ip addr add "$address/24" dev ls-node0
+ip link set ls-node1 up
+ip link set ls-node0 up
+printf '127.0.0.1 localhost\n%s %s\n' "$address" "$node" > "$work/hosts"
+mount --bind "$work/hosts" /etc/hosts
+cpus=$(nproc)
+[[ $cpus -ge 2 ]] || fail "needs 2 cores for a 2-task job, this process has $cpus"
+
+dump_logs() {
+  for log in "$work"/munge/log/munged.log "$work"/slurm/slurmctld.log "$work"/slurm/slurmd.log; do
+    [[ -f "$log" ]] && { echo "---- $log (last 30 lines)"; tail -n 30 "$log"; }
+  done
+}
+trap 'rc=$?; [[ $rc -ne 0 ]] && dump_logs; exit $rc' EXIT
+
+# munge: its own key, socket, pid, log and seed under $work, run as user munge.
+# munged refuses a socket folder it shares with the key: separate folders,
+# the key's 0700, the socket's 0755.
+mkdir -p "$work"/munge/{etc,run,log,lib}
+dd if=/dev/urandom of="$work/munge/etc/munge.key" bs=1024 count=1 status=none
+chown -R munge:munge "$work/munge"
+chmod 0700 "$work/munge/etc" "$work/munge/lib" "$work/munge/log"
+chmod 0755 "$work/munge/run"
+chmod 0400 "$work/munge/etc/munge.key"
+chmod 0755 "$work" "$work/munge"
+socket="$work/munge/run/munge.socket.2"
+runuser -u munge -- munged --key-file="$work/munge/etc/munge.key" --socket="$socket" \
+  --pid-file="$work/munge/run/munged.pid" --log-file="$work/munge/log/munged.log" \
+  --seed-file="$work/munge/lib/munged.seed"
+
+# Slurm: one node, no cgroups, no accounting, state and spool under $work.
+mkdir -p "$work/slurm/state" "$work/slurm/spool"
+conf="$work/slurm/slurm.conf"
+cat > "$conf" <<CONF
+ClusterName=lockstep-ci
+SlurmctldHost=$node($address)
+SlurmUser=root
+AuthType=auth/munge
+AuthInfo=socket=$socket
+CredType=cred/munge
+StateSaveLocation=$work/slurm/state
+SlurmdSpoolDir=$work/slurm/spool
+SlurmctldPidFile=$work/slurm/slurmctld.pid
+SlurmdPidFile=$work/slurm/slurmd.pid
+SlurmctldLogFile=$work/slurm/slurmctld.log
+SlurmdLogFile=$work/slurm/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=info
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+MpiDefault=none
+ReturnToService=2
+SchedulerType=sched/builtin
+JobCompType=jobcomp/none
+AccountingStorageType=accounting_storage/none
+NodeName=$node NodeAddr=$address CPUs=$cpus State=UNKNOWN
+PartitionName=ci Nodes=$node Default=YES MaxTime=10 State=UP
+CONF
+export SLURM_CONF="$conf"
+slurmctld -f "$conf" -i
+slurmd -f "$conf" -N "$node"
+
+# Wait until the node is idle (up to 30 s).
+for _ in $(seq 60); do
+  state=$(sinfo -h -N -o '%T' 2> /dev/null || true)
+  [[ "$state" == idle ]] && break
+  sleep 0.5
+done
+[[ "$state" == idle ]] || fail "node not idle after 30 s (state '$state')"
+echo "slurm_test: cluster up ($(sinfo -h -N -o '%N %T %c CPUs'))"
+
+# The job, through sbatch; --wait returns the job's exit code.
+export LOCKSTEP="$lockstep" WORK="$work"
+cd "$work"
+rc=0
+timeout 90 sbatch --wait --export=ALL -o "$work/job.out" -e "$work/job.err" "$job" || rc=$?
+echo "---- job stdout"; cat "$work/job.out" || true
+echo "---- job stderr"; cat "$work/job.err" || true
+[[ $rc -eq 0 ]] || fail "sbatch --wait: exit $rc"
+[[ "$(tail -n 1 "$work/job.out")" == "job ok" ]] || fail "the job did not print 'job ok' last"
+echo "slurm_test: ok"

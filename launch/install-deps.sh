@@ -16,17 +16,22 @@ packages=(
   libhdf5-openmpi-dev hdf5-tools
   # kernels, command line, logging, JSON, hashing
   libtbb-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libssl-dev
+  # tokenizers: SentencePiece, PCRE2 regexes, utf8proc normalization
+  libsentencepiece-dev libpcre2-dev libutf8proc-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # the independent PyTorch reference (tests/reference/)
   python3 python3-torch python3-h5py python3-numpy
+  # tokenizer references (tests/tokenizers): SentencePiece's Python binding,
+  # and node (npm: see below) to fetch and run Hugging Face's tokenizers.js
+  python3-sentencepiece nodejs
   # site integration tests (tests/launch/): a real Slurm with PMIx, hosts as
   # network namespaces, the Lmod modulefile; scaling plots (benchmarks/scaling/)
   slurm-wlm munge iproute2 util-linux lmod gnuplot-nox
 )
 
 if [[ "${1:-}" == "--list" ]]; then
-  printf '%s\n' "${packages[@]}"
+  printf '%s\n' "${packages[@]}" npm
   exit 0
 fi
 
@@ -36,6 +41,12 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
+
+# npm: Debian's package, unless the installed nodejs already brings npm (a
+# NodeSource nodejs does, and conflicts with Debian's npm).
+if ! command -v npm >/dev/null; then
+  missing+=(npm)
+fi
 
 if [[ ${#missing[@]} -eq 0 ]]; then
   echo "install-deps: all ${#packages[@]} packages present"

@@ -1,4 +1,4 @@
-// `lockstep convert`: a Hugging Face or llama2.c checkpoint into model
+// `lockstep convert`: a Hugging Face, GGUF or llama2.c checkpoint into model
 // format v1 (runtime/convert.h, docs/converting.md).
 #include <memory>
 #include <string>
@@ -49,13 +49,13 @@ Command AddConvertCommand(CLI::App& app) {
   auto args = std::make_shared<ConvertArgs>();
   CLI::App* sub = app.add_subcommand(
       "convert",
-      "Convert a Hugging Face or llama2.c checkpoint into a model file (docs/converting.md)");
+      "Convert a Hugging Face, GGUF or llama2.c checkpoint into a model file (docs/converting.md)");
   sub->add_option("--from", args->from,
-                  "Checkpoint format: hf (a folder with config.json and safetensors) or llama2c "
-                  "(a .bin export)")
+                  "Checkpoint format: hf (a folder with config.json and safetensors), gguf, or "
+                  "llama2c (a .bin export)")
       ->required()
-      ->check(CLI::IsMember({"hf", "llama2c"}));
-  sub->add_option("input", args->input, "The checkpoint folder (hf) or file (llama2c)")
+      ->check(CLI::IsMember({"hf", "gguf", "llama2c"}));
+  sub->add_option("input", args->input, "The checkpoint folder (hf) or file (gguf, llama2c)")
       ->required();
   sub->add_option("--output", args->output, "The model file to write (HDF5)")->required();
   sub->add_option("--dtype", args->dtype,
@@ -63,7 +63,8 @@ Command AddConvertCommand(CLI::App& app) {
                   "where exact (quantised and mixed sources: f32)")
       ->check(CLI::IsMember({"f32", "f16", "bf16"}));
   sub->add_option("--tokenizer", args->tokenizer,
-                  "Tokenizer file to store in the model: llama2.c's tokenizer.bin (llama2c)");
+                  "Tokenizer to store in the model: llama2.c's tokenizer.bin (llama2c), or a "
+                  "tokenizer.json / tokenizer.model replacing the checkpoint's own");
   sub->add_flag("--no-progress", args->no_progress, "No progress lines on stderr");
   return Command{sub, [args] { return RunConvert(*args); }};
 }

@@ -1,12 +1,15 @@
 // `lockstep synth`: writes a model file with seeded random weights
-// (runtime/synth.h) for a Hugging Face style config.json or a preset.
+// (runtime/synth.h) for a Hugging Face style config.json or a preset,
+// optionally carrying a real tokenizer (--tokenizer).
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "command.h"
 #include "lockstep/partitioner/model_config.h"
 #include "lockstep/runtime/synth.h"
+#include "lockstep/runtime/tokenizer.h"
 
 namespace lockstep::launch {
 namespace {
@@ -17,6 +20,7 @@ struct SynthArgs {
   std::string dtype = "f32";
   uint64_t seed = 0;
   std::string output;
+  std::string tokenizer;
 };
 
 int RunSynth(const SynthArgs& args) {
@@ -26,7 +30,19 @@ int RunSynth(const SynthArgs& args) {
   if (!config.ok()) return ReportError(config.status());
   Result<DType> dtype = ParseDType(args.dtype);
   if (!dtype.ok()) return ReportError(dtype.status());
-  Status status = runtime::SynthesizeModel(*config, *dtype, args.seed, args.output);
+  std::optional<runtime::TokenizerData> tokenizer;
+  if (!args.tokenizer.empty()) {
+    Result<runtime::TokenizerData> data = runtime::ReadTokenizerData(args.tokenizer);
+    if (!data.ok()) return ReportError(data.status().WithContext("--tokenizer"));
+    tokenizer = std::move(data).value();
+    // The model stops on the tokenizer's EOS and starts with its BOS. (Ids
+    // outside the vocabulary are left for the writer's size check to report.)
+    auto fits = [&](int32_t id) { return id >= 0 && id < config->vocab_size; };
+    if (fits(tokenizer->bos_token_id)) config->bos_token_id = tokenizer->bos_token_id;
+    if (fits(tokenizer->eos_token_id)) config->eos_token_id = tokenizer->eos_token_id;
+  }
+  Status status = runtime::SynthesizeModel(*config, *dtype, args.seed, args.output,
+                                           tokenizer ? &*tokenizer : nullptr);
   if (!status.ok()) return ReportError(status);
   return kExitOk;
 }
@@ -52,6 +68,9 @@ Command AddSynthCommand(CLI::App& app) {
   sub->add_option("--seed", args->seed, "Seed of the counter-based generator")
       ->capture_default_str();
   sub->add_option("--output", args->output, "The model file to write (HDF5)")->required();
+  sub->add_option("--tokenizer", args->tokenizer,
+                  "Embed this tokenizer (tokenizer.json, tokenizer.model, a .gguf or a model .h5); "
+                  "its vocabulary must fit the model's vocab_size");
   return Command{sub, [args] { return RunSynth(*args); }};
 }
 

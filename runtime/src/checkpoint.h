@@ -1,7 +1,7 @@
 // A source checkpoint opened for conversion (runtime/convert.h): its config,
 // its rotary layout and, for every tensor of model format v1, where the
-// source holds it. One opener per format (convert_hf.cc, convert_llama2c.cc)
-// builds it; convert.cc writes it out.
+// source holds it. One opener per format (convert_hf.cc, convert_gguf.cc,
+// convert_llama2c.cc) builds it; convert.cc writes it out.
 #pragma once
 
 #include <map>
@@ -13,6 +13,7 @@
 #include "input_file.h"
 #include "lockstep/base/status.h"
 #include "lockstep/partitioner/model_config.h"
+#include "lockstep/runtime/tokenizer.h"
 #include "source_tensor.h"
 
 namespace lockstep::runtime {
@@ -40,6 +41,13 @@ struct Checkpoint {
   std::map<std::string, SourceTensor> tensors;
   // Source tensors that no model tensor uses (reported, not converted).
   std::vector<std::string> unused;
+  // The file holding the checkpoint's own tokenizer, for ReadTokenizerData
+  // (HF: tokenizer.json, else tokenizer.model in the folder; GGUF: the file
+  // itself when it has tokenizer.ggml.* metadata); "" if none.
+  std::string tokenizer_file;
+  // The tokenizer to store: `lockstep convert --tokenizer`, else the one in
+  // tokenizer_file (convert.cc fills it in).
+  std::optional<TokenizerData> tokenizer;
 };
 
 // Rows of each head of wq/wk, written by the HF rotate-half convention, from
@@ -52,6 +60,7 @@ void InterleavedToHalfRows(const float* in, int64_t rows, int64_t cols, int head
 
 // The openers, one per format (docs/converting.md).
 Result<Checkpoint> OpenHfCheckpoint(const std::string& folder);     // convert_hf.cc
+Result<Checkpoint> OpenGgufCheckpoint(const std::string& path);     // convert_gguf.cc
 Result<Checkpoint> OpenLlama2cCheckpoint(const std::string& path);  // convert_llama2c.cc
 
 }  // namespace lockstep::runtime

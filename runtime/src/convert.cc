@@ -20,9 +20,11 @@
 #include "checkpoint.h"
 #include "chunk_shape.h"
 #include "convert_progress.h"
+#include "llama2c_tokenizer.h"
 #include "lockstep/base/check.h"
 #include "lockstep/base/log.h"
 #include "lockstep/runtime/model_file.h"
+#include "lockstep/runtime/tokenizer.h"
 
 namespace lockstep::runtime {
 namespace {
@@ -46,6 +48,8 @@ Result<Checkpoint> OpenCheckpoint(const ConvertOptions& options) {
   switch (options.format) {
     case CheckpointFormat::kHuggingFace:
       return OpenHfCheckpoint(options.input);
+    case CheckpointFormat::kGguf:
+      return OpenGgufCheckpoint(options.input);
     case CheckpointFormat::kLlama2c:
       return OpenLlama2cCheckpoint(options.input);
   }
@@ -65,6 +69,38 @@ Status CheckTensors(const Checkpoint& ckpt, const std::vector<TensorSpec>& specs
                              ShapeString(spec.shape), spec.path);
     }
     LOCKSTEP_RETURN_IF_ERROR(CheckSourceTensorBounds(t));
+  }
+  return Status::Ok();
+}
+
+// The tokenizer to store: --tokenizer, else the checkpoint's own. Built
+// once here, so that a bad one is reported before anything is written, and
+// checked against the vocabulary (ModelWriter checks it again).
+Status ChooseTokenizer(const ConvertOptions& options, Checkpoint* ckpt) {
+  if (!options.tokenizer.empty()) {
+    if (options.format == CheckpointFormat::kLlama2c && options.tokenizer.ends_with(".bin")) {
+      LOCKSTEP_ASSIGN_OR_RETURN(ckpt->tokenizer,
+                                ReadLlama2cTokenizer(options.tokenizer, ckpt->config.vocab_size));
+    } else {
+      LOCKSTEP_ASSIGN_OR_RETURN(ckpt->tokenizer, ReadTokenizerData(options.tokenizer));
+    }
+  } else if (!ckpt->tokenizer_file.empty()) {
+    LOCKSTEP_ASSIGN_OR_RETURN(ckpt->tokenizer, ReadTokenizerData(ckpt->tokenizer_file));
+  }
+  if (!ckpt->tokenizer) {
+    LOCKSTEP_LOG_WARN("convert",
+                      "{}: no tokenizer (give --tokenizer FILE): the model will take token ids "
+                      "only",
+                      ckpt->source);
+    return Status::Ok();
+  }
+  LOCKSTEP_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer,
+                            CreateTokenizer(*ckpt->tokenizer));
+  if (tokenizer->vocab_size() > ckpt->config.vocab_size) {
+    return InvalidArgument(
+        "{}: the tokenizer has {} tokens but the model's vocabulary has {} (wrong tokenizer for "
+        "this checkpoint?)",
+        ckpt->tokenizer->source, tokenizer->vocab_size(), ckpt->config.vocab_size);
   }
   return Status::Ok();
 }
@@ -102,8 +138,11 @@ int64_t BlockRows(const TensorSpec& spec, DType dtype, bool whole_heads, int hea
 
 Status WriteModel(const Checkpoint& ckpt, const std::vector<TensorSpec>& specs, DType dtype,
                   const ConvertOptions& options, const std::string& path, ConvertSummary* summary) {
+  ModelWriterOptions writer_options;
+  writer_options.dtype = dtype;
+  writer_options.tokenizer = ckpt.tokenizer;
   LOCKSTEP_ASSIGN_OR_RETURN(ModelWriter writer,
-                            ModelWriter::Create(path, ckpt.config, ModelWriterOptions{dtype}));
+                            ModelWriter::Create(path, ckpt.config, writer_options));
   int64_t total_bytes = 0;
   for (const TensorSpec& spec : specs) {
     const int64_t elements =
@@ -169,6 +208,8 @@ std::string_view CheckpointFormatName(CheckpointFormat format) {
   switch (format) {
     case CheckpointFormat::kHuggingFace:
       return "hf";
+    case CheckpointFormat::kGguf:
+      return "gguf";
     case CheckpointFormat::kLlama2c:
       return "llama2c";
   }
@@ -176,10 +217,11 @@ std::string_view CheckpointFormatName(CheckpointFormat format) {
 }
 
 Result<CheckpointFormat> ParseCheckpointFormat(std::string_view name) {
-  for (CheckpointFormat f : {CheckpointFormat::kHuggingFace, CheckpointFormat::kLlama2c}) {
+  for (CheckpointFormat f :
+       {CheckpointFormat::kHuggingFace, CheckpointFormat::kGguf, CheckpointFormat::kLlama2c}) {
     if (CheckpointFormatName(f) == name) return f;
   }
-  return InvalidArgument("unknown checkpoint format '{}' (expected hf or llama2c)", name);
+  return InvalidArgument("unknown checkpoint format '{}' (expected hf, gguf or llama2c)", name);
 }
 
 void InterleavedToHalfRows(const float* in, int64_t rows, int64_t cols, int head_dim, float* out) {
@@ -205,10 +247,12 @@ Result<ConvertSummary> ConvertCheckpoint(const ConvertOptions& options) {
   LOCKSTEP_ASSIGN_OR_RETURN(Checkpoint ckpt, OpenCheckpoint(options));
   const std::vector<TensorSpec> specs = partitioner::ModelTensors(ckpt.config);
   LOCKSTEP_RETURN_IF_ERROR(CheckTensors(ckpt, specs));
+  LOCKSTEP_RETURN_IF_ERROR(ChooseTokenizer(options, &ckpt));
 
   ConvertSummary summary;
   summary.config = ckpt.config;
   summary.rope_permuted = ckpt.rope_layout == RopeLayout::kInterleaved;
+  if (ckpt.tokenizer) summary.tokenizer = ckpt.tokenizer->source;
   std::set<SourceEncoding> matrix_encodings;
   for (const TensorSpec& spec : specs) {
     if (spec.role != TensorRole::kNorm)

@@ -136,6 +136,14 @@ Result<Checkpoint> OpenHfCheckpoint(const std::string& folder) {
     LOCKSTEP_RETURN_IF_ERROR(CheckUnsupportedConfig(config_json, ckpt.config_source));
   }
 
+  // The tokenizer, read later unless --tokenizer replaces it.
+  for (const char* name : {"tokenizer.json", "tokenizer.model"}) {
+    if (Exists(dir + name)) {
+      ckpt.tokenizer_file = dir + name;
+      break;
+    }
+  }
+
   // Which files hold which tensors.
   std::map<std::string, std::string> shard_of;  // tensor -> file name ("" = the single file)
   std::vector<std::string> files;

@@ -22,6 +22,7 @@
 #include "hdf5_handle.h"
 #include "lockstep/base/check.h"
 #include "read_counter.h"
+#include "tokenizer_group.h"
 
 namespace lockstep::runtime {
 namespace {
@@ -201,7 +202,8 @@ Status CheckFileBeforeOpen(const std::string& path) {
 
 // The whole of Open() but the byte counting.
 Status OpenAndValidate(const std::string& path, const ModelFileOptions& options, H5File* file,
-                       ModelConfig* config, DType* weight_dtype, std::vector<TensorInfo>* tensors) {
+                       ModelConfig* config, DType* weight_dtype, std::vector<TensorInfo>* tensors,
+                       bool* has_tokenizer) {
   H5PropertyList fapl(H5Pcreate(H5P_FILE_ACCESS));
   if (options.comm != MPI_COMM_NULL) {
     int initialized = 0;
@@ -318,6 +320,12 @@ Status OpenAndValidate(const std::string& path, const ModelFileOptions& options,
         "contradicts the tensors",
         path, config->num_layers, extra_layer);
   }
+
+  // The optional tokenizer: its attributes now, its bytes on demand.
+  *has_tokenizer = PathExists(file->get(), kTokenizerGroup);
+  if (*has_tokenizer) {
+    LOCKSTEP_RETURN_IF_ERROR(ReadTokenizerAttributes(file->get(), path).status());
+  }
   return Status::Ok();
 }
 
@@ -350,6 +358,7 @@ struct ModelFile::Impl {
   H5PropertyList transfer;  // dataset transfer property list for reads
   uint64_t bytes_read = 0;
   uint64_t bytes_requested = 0;
+  bool has_tokenizer = false;
 };
 
 ModelFile::ModelFile(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -366,7 +375,8 @@ Result<ModelFile> ModelFile::Open(const std::string& path, const ModelFileOption
   {
     ReadCounter counter(&impl->bytes_read);
     LOCKSTEP_RETURN_IF_ERROR(OpenAndValidate(path, options, &impl->file, &impl->config,
-                                             &impl->weight_dtype, &impl->tensors));
+                                             &impl->weight_dtype, &impl->tensors,
+                                             &impl->has_tokenizer));
   }
   for (size_t i = 0; i < impl->tensors.size(); ++i) impl->index.emplace(impl->tensors[i].path, i);
   impl->transfer = H5PropertyList(H5Pcreate(H5P_DATASET_XFER));
@@ -396,6 +406,23 @@ uint64_t ModelFile::bytes_read() const {
 }
 uint64_t ModelFile::bytes_requested() const {
   return impl_->bytes_requested;
+}
+
+bool ModelFile::has_tokenizer() const {
+  return impl_->has_tokenizer;
+}
+
+Result<TokenizerData> ModelFile::ReadTokenizer() {
+  if (!impl_->has_tokenizer) {
+    return NotFound(
+        "{}: the model file has no tokenizer (no group '{}'); embed one with `lockstep synth "
+        "--tokenizer FILE` or convert the model with its tokenizer",
+        impl_->path, kTokenizerGroup);
+  }
+  Hdf5Lock lock;
+  SilenceHdf5Errors();
+  ReadCounter counter(&impl_->bytes_read);
+  return ReadTokenizerGroup(impl_->file.get(), impl_->path);
 }
 
 const TensorInfo* ModelFile::Find(std::string_view path) const {
@@ -510,6 +537,16 @@ Result<ModelWriter> ModelWriter::Create(const std::string& path, const ModelConf
     return InvalidArgument("{}: target_chunk_bytes must be positive, got {}", path,
                            options.target_chunk_bytes);
   }
+  if (options.tokenizer) {
+    LOCKSTEP_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer,
+                              CreateTokenizer(*options.tokenizer));
+    if (tokenizer->vocab_size() > config.vocab_size) {
+      return InvalidArgument(
+          "{}: the tokenizer ({}) has {} tokens but the model's vocab_size is {}; the tokenizer "
+          "does not belong to this model",
+          path, options.tokenizer->source, tokenizer->vocab_size(), config.vocab_size);
+    }
+  }
   Hdf5Lock lock;
   SilenceHdf5Errors();
   auto impl = std::make_unique<Impl>();
@@ -569,6 +606,9 @@ Result<ModelWriter> ModelWriter::Create(const std::string& path, const ModelConf
     Impl::Tensor tensor{spec, dtype, std::move(dataset), {}, 0};
     tensor.rows_written.assign(static_cast<size_t>(spec.shape[0]), 0);
     impl->tensors.push_back(std::move(tensor));
+  }
+  if (options.tokenizer) {
+    LOCKSTEP_RETURN_IF_ERROR(WriteTokenizerGroup(file, path, *options.tokenizer));
   }
   return ModelWriter(std::move(impl));
 }

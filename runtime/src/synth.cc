@@ -115,9 +115,10 @@ void SynthTensorValues(const ModelConfig& config, const TensorSpec& spec, uint64
 }
 
 Status SynthesizeModel(const ModelConfig& config, DType dtype, uint64_t seed,
-                       const std::string& path) {
+                       const std::string& path, const TokenizerData* tokenizer) {
   ModelWriterOptions options;
   options.dtype = dtype;
+  if (tokenizer != nullptr) options.tokenizer = *tokenizer;
   LOCKSTEP_ASSIGN_OR_RETURN(ModelWriter writer, ModelWriter::Create(path, config, options));
 
   const std::vector<TensorSpec> specs = partitioner::ModelTensors(config);

@@ -459,7 +459,7 @@ def gguf_encode(a, type_name):
 
 
 def gguf_string(s):
-    b = s.encode() if isinstance(s, str) else s
+    b = s.encode("utf-8", errors="surrogateescape") if isinstance(s, str) else s
     return struct.pack("<Q", len(b)) + b
 
 
@@ -547,10 +547,12 @@ def gguf_bytes(kv, tensors, alignment=32, version=3):
     return bytes(out)
 
 
-def write_gguf(path, cfg, w, types, alignment=32, vocab=None, name="random-llama"):
+def write_gguf(path, cfg, w, types, alignment=32, vocab=None, name="random-llama",
+               extra_kv=()):
     """A llama GGUF as llama.cpp's converter writes it. `types(name, key)`
-    gives each tensor's type name (F32, F16, BF16, Q8_0). Returns the stored
-    weights (float64)."""
+    gives each tensor's type name (F32, F16, BF16, Q8_0). `extra_kv`: more
+    metadata [(key, type, value)], e.g. a tokenizer copied from another GGUF.
+    Returns the stored weights (float64)."""
     stored = map_weights(w, lambda n, a: a)
     tensors = []
     quantized = False
@@ -565,6 +567,83 @@ def write_gguf(path, cfg, w, types, alignment=32, vocab=None, name="random-llama
         else:
             stored[key[0]] = values
     kv = gguf_llama_metadata(cfg, name, alignment if alignment != 32 else None, quantized, vocab)
+    kv += list(extra_kv)
     with open(path, "wb") as f:
         f.write(gguf_bytes(kv, tensors, alignment))
     return stored
+
+
+def read_gguf_metadata(path, typed=False):
+    """The metadata of a GGUF file (v2/v3) as {key: value}; arrays as lists.
+    Enough to copy a vocabulary out of llama.cpp's vocab files. typed=True:
+    {key: (type, value)} with arrays as (element type, list), the form
+    gguf_bytes() writes."""
+    scalar = {GGUF_UINT8: "<B", GGUF_INT8: "<b", GGUF_UINT16: "<H", GGUF_INT16: "<h",
+              GGUF_UINT32: "<I", GGUF_INT32: "<i", GGUF_FLOAT32: "<f", GGUF_BOOL: "<?",
+              GGUF_UINT64: "<Q", GGUF_INT64: "<q", GGUF_FLOAT64: "<d"}
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:4] != b"GGUF":
+        raise ValueError(f"{path}: not GGUF")
+    pos = 4
+
+    def take(fmt):
+        nonlocal pos
+        value = struct.unpack_from(fmt, data, pos)[0]
+        pos += struct.calcsize(fmt)
+        return value
+
+    def string():
+        nonlocal pos
+        n = take("<Q")
+        s = data[pos:pos + n]
+        pos += n
+        return s.decode("utf-8", errors="surrogateescape")
+
+    def value(vtype):
+        if vtype == GGUF_STRING:
+            return string()
+        if vtype == GGUF_ARRAY:
+            etype, count = take("<I"), take("<Q")
+            items = [value(etype) for _ in range(count)]
+            return (etype, items) if typed else items
+        return take(scalar[vtype])
+
+    version, _, n_kv = take("<I"), take("<Q"), take("<Q")
+    assert version in (2, 3), version
+    out = {}
+    for _ in range(n_kv):
+        key = string()
+        vtype = take("<I")
+        out[key] = (vtype, value(vtype)) if typed else value(vtype)
+    return out
+
+
+def llama2c_tokenizer_pieces(tokens, bos=1, eos=2):
+    """SentencePiece pieces as llama2.c's tokenizer.py exports them: BOS and
+    EOS as '\\n<s>\\n' / '\\n</s>\\n', '▁' replaced by a space; UTF-8 bytes."""
+    out = []
+    for i, t in enumerate(tokens):
+        if i == bos:
+            t = "\n<s>\n"
+        elif i == eos:
+            t = "\n</s>\n"
+        out.append(t.replace("\u2581", " ").encode("utf-8"))
+    return out
+
+
+def read_vocab_tests(path):
+    """llama.cpp's tokenizer test files: PATH.inp (cases separated by a line
+    '__ggml_vocab_test__') and PATH.out (the ids of each case, one line each)."""
+    separator = "\n__ggml_vocab_test__\n"
+    with open(path + ".inp", encoding="utf-8") as f:
+        text = f.read()
+    if text.endswith(separator):
+        text = text[:-len(separator)]
+    inputs = text.split(separator)
+    with open(path + ".out", encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    outputs = [[int(t) for t in line.split()] for line in lines[:len(inputs)]]
+    if len(outputs) != len(inputs):
+        raise ValueError(f"{path}: {len(inputs)} inputs but {len(outputs)} outputs")
+    return list(zip(inputs, outputs))

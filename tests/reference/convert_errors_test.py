@@ -249,23 +249,192 @@ def llama2c_cases(lockstep, work):
                  ["--from", "llama2c", variant("v2bad.bin", bytes(raw))],
                  r"v2bad\.bin: llama2\.c version 2 header has group_size 48")
     raw = bytearray(data)
-    raw[0:4] = struct.pack("<i", 60)  # dim 60 is not a multiple of n_heads 4 with even head_dim? 15
+    raw[0:4] = struct.pack("<i", 60)  # head size 60 / 4 = 15 is odd
     expect_error(lockstep, work, "llama2c: inconsistent header",
                  ["--from", "llama2c", variant("odd.bin", bytes(raw))],
                  r"odd\.bin: not a llama2\.c checkpoint .*dim=60")
 
 
+def gguf_cases(lockstep, work):
+    cfg = cf.Config()
+    w = cf.random_weights(cfg, 4)
+    norm_f32 = lambda n, k: "F32" if n.endswith("norm.weight") else "Q8_0"  # noqa: E731
+
+    def gguf(name, kv_edit=None, tensor_edit=None, raw_edit=None):
+        """A valid llama GGUF with its metadata, tensor list or bytes edited."""
+        tensors = []
+        for gname, key in cf.gguf_names(cfg):
+            a = cf.lookup(w, key)
+            tname = norm_f32(gname, key)
+            raw, _ = cf.gguf_encode(a, tname)
+            tensors.append([gname, cf.GGML_TYPES[tname], list(reversed(a.shape)), raw])
+        kv = cf.gguf_llama_metadata(cfg, quantized=True)
+        if kv_edit:
+            kv = kv_edit(kv)
+        if tensor_edit:
+            tensors = tensor_edit(tensors)
+        data = cf.gguf_bytes(kv, tensors)
+        if raw_edit:
+            data = raw_edit(data)
+        path = os.path.join(work, name + ".gguf")
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+    def set_kv(key, vtype, value):
+        return lambda kv: [e for e in kv if e[0] != key] + [(key, vtype, value)]
+
+    def drop_kv(key):
+        return lambda kv: [e for e in kv if e[0] != key]
+
+    def edit_tensor(name, fn):
+        def edit(tensors):
+            for t in tensors:
+                if t[0] == name:
+                    fn(t)
+            return tensors
+        return edit
+
+    expect_error(lockstep, work, "gguf: missing file",
+                 ["--from", "gguf", os.path.join(work, "nope.gguf")], r"nope\.gguf")
+    expect_error(lockstep, work, "gguf: wrong magic",
+                 ["--from", "gguf", gguf("magic", raw_edit=lambda d: b"GGUX" + d[4:])],
+                 r"magic\.gguf: not a GGUF file")
+    expect_error(lockstep, work, "gguf: truncated tensor data",
+                 ["--from", "gguf", gguf("cut", raw_edit=lambda d: d[:-40])],
+                 r"cut\.gguf: truncated or corrupt GGUF: tensor 'output\.weight'")
+    expect_error(lockstep, work, "gguf: truncated metadata",
+                 ["--from", "gguf", gguf("cut2", raw_edit=lambda d: d[:300])],
+                 r"cut2\.gguf: truncated")
+    expect_error(lockstep, work, "gguf: version 1",
+                 ["--from", "gguf", gguf("v1", raw_edit=lambda d: d[:4] + struct.pack("<I", 1) +
+                                         d[8:])],
+                 r"v1\.gguf: GGUF version 1 is not supported")
+
+    def lie_string(d):
+        # The first key's length field (after the 24-byte header) claims 2^40 bytes.
+        return d[:24] + struct.pack("<Q", 1 << 40) + d[32:]
+    expect_error(lockstep, work, "gguf: string length lies",
+                 ["--from", "gguf", gguf("lie", raw_edit=lie_string)],
+                 r"lie\.gguf: truncated or corrupt GGUF: .*claims a length of 1099511627776")
+    def set_offset(value):
+        def edit(d):
+            name = b"output.weight"
+            at = d.index(struct.pack("<Q", len(name)) + name) + 8 + len(name) + 4 + 16 + 4
+            return d[:at] + struct.pack("<Q", value) + d[at + 8:]
+        return edit
+    expect_error(lockstep, work, "gguf: offset beyond the file",
+                 ["--from", "gguf", gguf("offset", raw_edit=set_offset(1 << 40))],
+                 r"offset\.gguf: truncated or corrupt GGUF: tensor 'output\.weight'")
+    expect_error(lockstep, work, "gguf: misaligned offset",
+                 ["--from", "gguf", gguf("align", raw_edit=set_offset(33))],
+                 r"align\.gguf: GGUF tensor 'output\.weight' has offset 33, not a multiple of the "
+                 r"alignment 32")
+    expect_error(lockstep, work, "gguf: unknown tensor type",
+                 ["--from", "gguf", gguf("type", tensor_edit=edit_tensor(
+                     "blk.0.attn_v.weight", lambda t: t.__setitem__(1, 99)))],
+                 r"type\.gguf: GGUF tensor 'blk\.0\.attn_v\.weight' has ggml type 99, unknown")
+    expect_error(lockstep, work, "gguf: unsupported quantisation",
+                 ["--from", "gguf", gguf("q4", tensor_edit=edit_tensor(
+                     "blk.1.ffn_up.weight", lambda t: (t.__setitem__(1, 2),
+                                                        t.__setitem__(3, t[3][:len(t[3]) * 18 // 34]))))],
+                 r"q4\.gguf: tensor 'blk\.1\.ffn_up\.weight' has type Q4_0; only F32, F16, BF16 "
+                 r"and Q8_0 are read")
+    expect_error(lockstep, work, "gguf: missing tensor",
+                 ["--from", "gguf", gguf("missing", tensor_edit=lambda ts: [
+                     t for t in ts if t[0] != "blk.1.ffn_down.weight"])],
+                 r"missing\.gguf: tensor 'blk\.1\.ffn_down\.weight' is missing \(needed for "
+                 r"/layers/1/ffn/w_down\)")
+    expect_error(lockstep, work, "gguf: shape mismatch with the metadata",
+                 ["--from", "gguf", gguf("shape", kv_edit=set_kv(
+                     "llama.feed_forward_length", cf.GGUF_UINT32, 96))],
+                 r"shape\.gguf: tensor 'blk\.0\.ffn_gate\.weight' has shape \[160, 64\], but "
+                 r"the GGUF metadata of .*shape\.gguf implies \[96, 64\]")
+    expect_error(lockstep, work, "gguf: other architecture",
+                 ["--from", "gguf", gguf("arch", kv_edit=set_kv(
+                     "general.architecture", cf.GGUF_STRING, "gpt2"))],
+                 r"arch\.gguf: general\.architecture is 'gpt2', only 'llama'")
+    expect_error(lockstep, work, "gguf: required key missing",
+                 ["--from", "gguf", gguf("nokey", kv_edit=drop_kv("llama.block_count"))],
+                 r"nokey\.gguf: GGUF key 'llama\.block_count' is missing")
+    expect_error(lockstep, work, "gguf: key of the wrong type",
+                 ["--from", "gguf", gguf("keytype", kv_edit=set_kv(
+                     "llama.block_count", cf.GGUF_STRING, "two"))],
+                 r"keytype\.gguf: GGUF key 'llama\.block_count' is string")
+    expect_error(lockstep, work, "gguf: rope scaling",
+                 ["--from", "gguf", gguf("scaling", kv_edit=set_kv(
+                     "llama.rope.scaling.type", cf.GGUF_STRING, "linear"))],
+                 r"scaling\.gguf: GGUF key 'llama\.rope\.scaling\.type' is 'linear'")
+    expect_error(lockstep, work, "gguf: partial rotary",
+                 ["--from", "gguf", gguf("rotary", kv_edit=set_kv(
+                     "llama.rope.dimension_count", cf.GGUF_UINT32, 8))],
+                 r"rotary\.gguf: GGUF key 'llama\.rope\.dimension_count' is 8 but the head size "
+                 r"is 16")
+
+
+def tokenizer_cases(lockstep, work):
+    cfg = cf.Config(vocab=300)
+    model = os.path.join(work, "model.bin")
+    cf.write_llama2c(model, cfg, cf.random_weights(cfg, 6), version=0)
+    pieces = [b"<unk>", b"\n<s>\n", b"\n</s>\n"] + [b"<0x%02X>" % i for i in range(256)]
+    pieces += [b" t%d" % i for i in range(300 - len(pieces))]
+    scores = [0.0] * 259 + [-float(i) for i in range(300 - 259)]
+    good = os.path.join(work, "tokenizer.bin")
+    cf.write_llama2c_tokenizer(good, pieces, scores)
+    data = open(good, "rb").read()
+
+    def variant(name, content):
+        path = os.path.join(work, name)
+        with open(path, "wb") as f:
+            f.write(content)
+        return path
+    expect_error(lockstep, work, "tokenizer: missing file",
+                 ["--from", "llama2c", model, "--tokenizer", os.path.join(work, "nope.bin")],
+                 r"nope\.bin: file not found")
+    expect_error(lockstep, work, "tokenizer: truncated tokenizer.bin",
+                 ["--from", "llama2c", model, "--tokenizer", variant("cut.bin", data[:-3])],
+                 r"cut\.bin: truncated: token 299 needs bytes")
+    cf.write_llama2c_tokenizer(os.path.join(work, "big.bin"), pieces + [b" extra"], scores + [-99.0])
+    expect_error(lockstep, work, "tokenizer: more tokens than the model",
+                 ["--from", "llama2c", model, "--tokenizer", os.path.join(work, "big.bin")],
+                 r"big\.bin: \d+ bytes follow the model's 300 tokens")
+    raw = bytearray(data)
+    raw[0:4] = struct.pack("<i", 3)  # max_token_length smaller than the tokens
+    expect_error(lockstep, work, "tokenizer: token longer than max_token_length",
+                 ["--from", "llama2c", model, "--tokenizer", variant("short.bin", bytes(raw))],
+                 r"short\.bin: token 0 has length 5, outside \[0, max_token_length = 3\]")
+    small = cf.Config(vocab=200)
+    small_model = os.path.join(work, "small.bin")
+    cf.write_llama2c(small_model, small, cf.random_weights(small, 6), version=0)
+    gguf_vocab = os.path.join(work, "vocab.gguf")
+    meta = [("general.architecture", cf.GGUF_STRING, "llama"),
+            ("tokenizer.ggml.model", cf.GGUF_STRING, "llama"),
+            ("tokenizer.ggml.tokens", cf.GGUF_ARRAY,
+             (cf.GGUF_STRING, [p.decode().replace("\n", "").replace(" ", "\u2581")
+                               for p in pieces])),
+            ("tokenizer.ggml.scores", cf.GGUF_ARRAY, (cf.GGUF_FLOAT32, scores)),
+            ("tokenizer.ggml.token_type", cf.GGUF_ARRAY,
+             (cf.GGUF_INT32, [2, 3, 3] + [6] * 256 + [1] * 41))]
+    with open(gguf_vocab, "wb") as f:
+        f.write(cf.gguf_bytes(meta, []))
+    expect_error(lockstep, work, "tokenizer: larger than the model's vocabulary",
+                 ["--from", "llama2c", small_model, "--tokenizer", gguf_vocab],
+                 r"vocab\.gguf.*: the tokenizer has 300 tokens but the model's vocabulary has 200")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lockstep", required=True)
-    parser.add_argument("--format", choices=["hf", "llama2c", "gguf"], action="append")
+    parser.add_argument("--format", choices=["hf", "llama2c", "gguf", "tokenizer"],
+                        action="append")
     args = parser.parse_args()
-    formats = args.format or ["hf", "llama2c"]
+    formats = args.format or ["hf", "llama2c", "gguf", "tokenizer"]
     with tempfile.TemporaryDirectory(prefix="convert_errors_") as work:
         for fmt in formats:
             sub = os.path.join(work, fmt)
             os.makedirs(sub)
-            {"hf": hf_cases, "llama2c": llama2c_cases}[fmt](args.lockstep, sub)
+            {"hf": hf_cases, "llama2c": llama2c_cases, "gguf": gguf_cases,
+             "tokenizer": tokenizer_cases}[fmt](args.lockstep, sub)
     for f in failures:
         print(f"FAIL: {f}", file=sys.stderr)
     return 1 if failures else 0

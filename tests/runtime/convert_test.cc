@@ -324,7 +324,8 @@ TEST(ConvertTest, ProgressText) {
 }
 
 TEST(ConvertTest, FormatNames) {
-  for (CheckpointFormat f : {CheckpointFormat::kHuggingFace, CheckpointFormat::kLlama2c}) {
+  for (CheckpointFormat f :
+       {CheckpointFormat::kHuggingFace, CheckpointFormat::kGguf, CheckpointFormat::kLlama2c}) {
     EXPECT_EQ(*ParseCheckpointFormat(CheckpointFormatName(f)), f);
   }
   EXPECT_FALSE(ParseCheckpointFormat("onnx").ok());

@@ -116,18 +116,23 @@ TEST(SynthTest, DrawsAreStandardNormal) {
 TEST(SynthTest, SameSeedSameBytesOtherSeedOtherBytes) {
   ScratchDir dir;
   const ModelConfig config = MicroConfig();
-  for (DType dtype : {DType::kF32, DType::kBF16}) {
-    ASSERT_TRUE(SynthesizeModel(config, dtype, 42, dir.File("a.h5")).ok());
-    // Over a second apart: a modification time anywhere in the file would show.
-    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
-    ASSERT_TRUE(SynthesizeModel(config, dtype, 42, dir.File("b.h5")).ok());
-    ASSERT_TRUE(SynthesizeModel(config, dtype, 43, dir.File("c.h5")).ok());
-    const std::vector<char> a = ReadBytes(dir.File("a.h5"));
+  const DType dtypes[] = {DType::kF32, DType::kBF16};
+  for (DType dtype : dtypes) {
+    const std::string name(DTypeName(dtype));
+    ASSERT_TRUE(SynthesizeModel(config, dtype, 42, dir.File(name + "a.h5")).ok());
+  }
+  // Over a second apart: a modification time anywhere in the file would show.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  for (DType dtype : dtypes) {
+    const std::string name(DTypeName(dtype));
+    ASSERT_TRUE(SynthesizeModel(config, dtype, 42, dir.File(name + "b.h5")).ok());
+    ASSERT_TRUE(SynthesizeModel(config, dtype, 43, dir.File(name + "c.h5")).ok());
+    const std::vector<char> a = ReadBytes(dir.File(name + "a.h5"));
     EXPECT_GT(a.size(), 10000u);
-    EXPECT_TRUE(a == ReadBytes(dir.File("b.h5"))) << DTypeName(dtype);
-    const std::vector<char> c = ReadBytes(dir.File("c.h5"));
+    EXPECT_TRUE(a == ReadBytes(dir.File(name + "b.h5"))) << name;
+    const std::vector<char> c = ReadBytes(dir.File(name + "c.h5"));
     EXPECT_EQ(a.size(), c.size());
-    EXPECT_FALSE(a == c);
+    EXPECT_FALSE(a == c) << name;
   }
 }
 

@@ -2,7 +2,10 @@
 //
 // The format is documented in docs/model-format.md. In short: the root group
 // carries the configuration as attributes (format = "lockstep-model",
-// format_version = 1, and the ModelConfig fields); each tensor of
+// format_version = 1, and the ModelConfig fields); an optional /tokenizer
+// group holds the model's tokenizer (TokenizerData: its kind and conventions
+// as attributes, the tokenizer file's bytes as the uint8 dataset
+// /tokenizer/data); each tensor of
 // partitioner::ModelTensors() is one chunked dataset at its path, shape
 // [out][in] like torch Linear, in the file's weight dtype (f32, f16 or bf16;
 // norms are always f32). Chunks tile both dimensions so that a row range or a
@@ -21,29 +24,30 @@
 // different threads; one object must not be used by two threads at once.
 #pragma once
 
+#include <mpi.h>
+
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include <mpi.h>
-
 #include "lockstep/base/dtype.h"
 #include "lockstep/base/status.h"
 #include "lockstep/partitioner/model_config.h"
+#include "lockstep/runtime/tokenizer.h"
 
 namespace lockstep::runtime {
 
 inline constexpr int kModelFormatVersion = 1;
 
 struct TensorInfo {
-  std::string path;             // "/layers/0/attn/wq"
+  std::string path;  // "/layers/0/attn/wq"
   partitioner::TensorRole role;
   int layer = -1;
-  DType dtype = DType::kF32;    // as stored
-  std::vector<int64_t> shape;   // [rows][cols] or [n]
-  std::vector<int64_t> chunk;   // HDF5 chunk shape
+  DType dtype = DType::kF32;   // as stored
+  std::vector<int64_t> shape;  // [rows][cols] or [n]
+  std::vector<int64_t> chunk;  // HDF5 chunk shape
   int64_t elements() const;
   int64_t bytes() const { return elements() * static_cast<int64_t>(DTypeSize(dtype)); }
 };
@@ -88,6 +92,13 @@ class ModelFile {
   const std::vector<TensorInfo>& tensors() const;
   const TensorInfo* Find(std::string_view path) const;  // nullptr if absent
 
+  // Whether the file carries a tokenizer (the optional /tokenizer group,
+  // whose attributes Open checked), and the tokenizer itself (read from the
+  // file on each call; NotFound when there is none). Not collective: any
+  // rank may call it alone.
+  bool has_tokenizer() const;
+  Result<TokenizerData> ReadTokenizer();
+
   // Reads a slice of a tensor into `dst`, in the stored dtype, row-major and
   // tightly packed ((row_end-row_begin) x (col_end-col_begin) elements).
   // Checks that the slice lies inside the tensor. An empty slice reads
@@ -119,6 +130,11 @@ struct ModelWriterOptions {
   // power-of-two tensor-parallel shards up to 8 fall on chunk boundaries
   // (docs/model-format.md, "Chunking"). A chunk is at most this size.
   int64_t target_chunk_bytes = 1 << 20;
+  // The model's tokenizer, stored in the /tokenizer group when set. Create
+  // checks that it builds (CreateTokenizer) and that its ids fit the
+  // vocabulary: tokenizer vocab_size() <= config.vocab_size (embedding rows
+  // past the tokenizer's ids are padding, as in Qwen checkpoints).
+  std::optional<TokenizerData> tokenizer = std::nullopt;
 };
 
 // Writes a model file tensor by tensor (memory bounded by one tensor, or by

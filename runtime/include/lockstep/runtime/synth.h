@@ -42,6 +42,7 @@
 #include "lockstep/base/dtype.h"
 #include "lockstep/base/status.h"
 #include "lockstep/partitioner/model_config.h"
+#include "lockstep/runtime/tokenizer.h"
 
 namespace lockstep::runtime {
 
@@ -60,8 +61,10 @@ void SynthTensorValues(const partitioner::ModelConfig& config, const partitioner
 // Writes a complete model file at `path` (truncating it) with matrices in
 // `dtype` and norms in f32, tensor by tensor in blocks of rows (memory stays
 // around 16 MB whatever the model size). For models over 256 MB it logs a
-// progress line ("synth" component) every few seconds.
+// progress line ("synth" component) every few seconds. With `tokenizer`,
+// the file carries it (ModelWriterOptions::tokenizer, which checks that it
+// fits the vocabulary).
 Status SynthesizeModel(const partitioner::ModelConfig& config, DType dtype, uint64_t seed,
-                       const std::string& path);
+                       const std::string& path, const TokenizerData* tokenizer = nullptr);
 
 }  // namespace lockstep::runtime

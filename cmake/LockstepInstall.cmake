@@ -20,6 +20,14 @@ set(LOCKSTEP_INSTALL_MODULEFILEDIR "${CMAKE_INSTALL_DATADIR}/lockstep/modulefile
     "Where the Lmod modulefile (lockstep/VERSION.lua) goes, relative to the install prefix")
 
 set(_lockstep_components base kernels transport partitioner runtime)
+
+# Dependencies found through pkg-config (PREFIX=module, as in the top-level
+# CMakeLists.txt): the package config re-creates their PkgConfig::PREFIX
+# targets, and lockstep.pc requires the modules.
+set(LOCKSTEP_PKG_CONFIG_DEPS SENTENCEPIECE=sentencepiece PCRE2=libpcre2-8 UTF8PROC=libutf8proc)
+if(LOCKSTEP_WITH_UCX)
+  list(APPEND LOCKSTEP_PKG_CONFIG_DEPS UCX=ucx)
+endif()
 set(_lockstep_libraries "")
 foreach(component IN LISTS _lockstep_components)
   set_target_properties(lockstep_${component} PROPERTIES EXPORT_NAME ${component})
@@ -100,9 +108,10 @@ else()
   list(JOIN HDF5_LIBRARIES " " _hdf5_libs)
   string(APPEND LOCKSTEP_PC_LIBS_EXTRA " ${_hdf5_libs}")
 endif()
-if(LOCKSTEP_WITH_UCX)
-  string(APPEND LOCKSTEP_PC_REQUIRES " ucx")
-endif()
+foreach(entry IN LISTS LOCKSTEP_PKG_CONFIG_DEPS)
+  string(REGEX REPLACE "^[^=]*=" "" module "${entry}")
+  string(APPEND LOCKSTEP_PC_REQUIRES " ${module}")
+endforeach()
 lockstep_install_with_prefix(${PROJECT_SOURCE_DIR}/cmake/lockstep.pc.in lockstep.pc
                              ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 

@@ -2,7 +2,7 @@
 # Ranks on two "hosts" of one machine (network namespaces joined by a veth
 # pair, netns_cluster.sh) over TCP, Open MPI and UCX:
 #
-#   netns_test.sh WORK TRANSPORT_MPI_TEST [BACKENDS]   (BACKENDS: "mpi ucx")
+#   netns_test.sh WORK TRANSPORT_MPI_TEST [BACKENDS [LOCKSTEP]]   (BACKENDS: "mpi ucx")
 #
 # Runs the multi-rank transport test (allreduce bits equal to the canonical
 # tree computed on one rank, streams, groups) with one rank per host, for
@@ -14,6 +14,7 @@ set -euo pipefail
 work=$1
 transport_test=$(realpath "$2")
 backends=${3:-mpi ucx}
+lockstep=${4:+$(realpath "$4")}
 here=$(cd "$(dirname "$0")" && pwd)
 fail() { echo "netns_test: FAIL: $*" >&2; exit 1; }
 [[ $(id -u) -eq 0 ]] || fail "needs root (network namespaces)"
@@ -23,7 +24,7 @@ if [[ "${LOCKSTEP_NETNS_TEST_INSIDE:-}" != 1 ]]; then
   mkdir -p "$work"
   export LOCKSTEP_NETNS_TEST_INSIDE=1
   exec timeout -k 5 "${LOCKSTEP_NETNS_TEST_TIMEOUT:-150}" \
-    unshare --pid --fork --mount-proc --mount bash "$0" "$(realpath "$work")" "$transport_test" "$backends"
+    unshare --pid --fork --mount-proc --mount bash "$0" "$(realpath "$work")" "$transport_test" "$backends" "$lockstep"
 fi
 
 # shellcheck source=netns_cluster.sh
@@ -68,4 +69,41 @@ for backend in $backends; do
     *) fail "unknown backend '$backend'" ;;
   esac
 done
+
+if [[ -n "$lockstep" ]]; then
+  # The one-rank reference, run directly (no namespaces needed).
+  "$lockstep" synth --preset tiny --dtype bf16 --seed 3 --output "$work/model.h5" 2> /dev/null
+  for i in 0 1 2 3 4 5; do
+    printf '{"id": "r%d", "prompt_tokens": [1, %d, %d, 7], "max_tokens": %d, "temperature": %s, "seed": %d}\n' \
+      "$i" $((10 + i)) $((200 + 3 * i)) $((6 + 2 * i)) "$([[ $((i % 2)) == 0 ]] && echo 0 || echo 0.9)" "$i"
+  done > "$work/requests.jsonl"
+  job=(run --model "$work/model.h5" --input "$work/requests.jsonl" --hash-logits --no-timings --no-progress)
+  "$lockstep" "${job[@]}" --output "$work/one-rank.jsonl" 2> "$work/one-rank.log" ||
+    { cat "$work/one-rank.log"; fail "one-rank lockstep run"; }
+  sort "$work/one-rank.jsonl" > "$work/one-rank.sorted"
+  [[ $(wc -l < "$work/one-rank.sorted") -eq 6 ]] || fail "one-rank run wrote $(wc -l < "$work/one-rank.sorted") results"
+
+  run_job() {
+    local name=$1 np=$2 map=$3 tp=$4 pp=$5 backend=$6
+    local flags=("${NETNS_OMPI_TCP[@]}")
+    [[ $backend == ucx ]] && flags+=("${NETNS_UCX_TCP[@]}")
+    local start=$SECONDS tx_before
+    tx_before=$(tx_bytes)
+    if ! netns_mpirun -np "$np" --map-by "$map" "${flags[@]}" "$lockstep" "${job[@]}" \
+        --output "$work/$name.jsonl" --tp "$tp" --pp "$pp" --transport "$backend" > "$work/$name.log" 2>&1; then
+      cat "$work/$name.log"
+      fail "$name"
+    fi
+    sort "$work/$name.jsonl" > "$work/$name.sorted"
+    cmp -s "$work/one-rank.sorted" "$work/$name.sorted" ||
+      { diff "$work/one-rank.sorted" "$work/$name.sorted" | head -5; fail "$name: results differ from the one-rank run"; }
+    local sent=$(( $(tx_bytes) - tx_before ))
+    (( sent > 0 )) || fail "$name: nothing crossed lsnet0"
+    echo "netns_test: $name bit-identical to 1 rank ($((SECONDS - start)) s, $((sent / 1024)) KiB over lsnet0)"
+  }
+  for backend in $backends; do
+    run_job "run-$backend-tp2-two-hosts" 2 node 2 1 "$backend"
+    run_job "run-$backend-tp2xpp2-tp-group-per-host" 4 ppr:2:node 2 2 "$backend"
+  done
+fi
 echo "netns_test: ok"

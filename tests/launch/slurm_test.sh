@@ -2,7 +2,7 @@
 # A real Slurm cluster of one node, started by this script, runs a two-rank
 # lockstep job through sbatch and srun --mpi=pmix.
 #
-#   slurm_test.sh LOCKSTEP WORK_DIR [JOB_SCRIPT]
+#   slurm_test.sh LOCKSTEP WORK_DIR JOB_SCRIPT [EXAMPLE_SCRIPT]
 #
 # Everything runs inside fresh PID, network, UTS and mount namespaces
 # (unshare): the node is called "lsnode1" at 10.77.0.1, an address that
@@ -12,13 +12,17 @@
 # root (CI runs as root) and Debian's slurm-wlm and munge
 # (launch/install-deps.sh). Bounded: 150 s in all.
 #
-# The job (JOB_SCRIPT, default launch/slurm/ci-two-ranks.sbatch) gets
-# LOCKSTEP and WORK in its environment and must print "job ok" last.
+# JOB_SCRIPT gets LOCKSTEP and WORK in its environment and must print "job
+# ok" last. With EXAMPLE_SCRIPT (launch/slurm/lockstep-1node.sbatch), a
+# second job runs it as a user would (`sbatch --ntasks=2 SCRIPT MODEL
+# REQUESTS RESULTS 2`: tp 2 under srun --mpi=pmix) on a tiny synthetic model,
+# and its results must equal a one-rank run's (tokens and logits hashes).
 set -euo pipefail
 lockstep=$(realpath "$1")
 work=$2
 here=$(cd "$(dirname "$0")" && pwd)
-job=$(realpath "${3:-$here/../../launch/slurm/ci-two-ranks.sbatch}")
+job=$(realpath "$3")
+example=${4:+$(realpath "$4")}
 fail() { echo "slurm_test: FAIL: $*" >&2; exit 1; }
 
 [[ $(id -u) -eq 0 ]] || fail "needs root (munged as user munge, slurmd as root, namespaces)"
@@ -34,7 +38,7 @@ if [[ "${LOCKSTEP_SLURM_TEST_INSIDE:-}" != 1 ]]; then
   export LOCKSTEP_SLURM_TEST_INSIDE=1
   # PID 1 of the new PID namespace is this script again; all daemons die with it.
   exec timeout -k 5 ${LOCKSTEP_SLURM_TEST_TIMEOUT:-150} unshare --pid --fork --mount-proc --net --uts --mount \
-    bash "$0" "$lockstep" "$work" "$job"
+    bash "$0" "$lockstep" "$work" "$job" "$example"
 fi
 
 # ---- inside the namespaces -------------------------------------------------
@@ -55,6 +59,9 @@ cpus=$(nproc)
 [[ $cpus -ge 2 ]] || fail "needs 2 cores for a 2-task job, this process has $cpus"
 
 dump_logs() {
+  echo "---- squeue / sinfo"
+  squeue -o '%i %j %T %r %M' 2>&1 || true
+  sinfo -N -o '%N %T %E %c' 2>&1 || true
   for log in "$work"/munge/log/munged.log "$work"/slurm/slurmctld.log "$work"/slurm/slurmd.log; do
     [[ -f "$log" ]] && { echo "---- $log (last 30 lines)"; tail -n 30 "$log"; }
   done
@@ -104,7 +111,7 @@ SchedulerType=sched/builtin
 JobCompType=jobcomp/none
 AccountingStorageType=accounting_storage/none
 NodeName=$node NodeAddr=$address CPUs=$cpus State=UNKNOWN
-PartitionName=ci Nodes=$node Default=YES MaxTime=10 State=UP
+PartitionName=ci Nodes=$node Default=YES MaxTime=UNLIMITED State=UP
 CONF
 export SLURM_CONF="$conf"
 slurmctld -f "$conf" -i
@@ -128,4 +135,27 @@ echo "---- job stdout"; cat "$work/job.out" || true
 echo "---- job stderr"; cat "$work/job.err" || true
 [[ $rc -eq 0 ]] || fail "sbatch --wait: exit $rc"
 [[ "$(tail -n 1 "$work/job.out")" == "job ok" ]] || fail "the job did not print 'job ok' last"
+
+if [[ -n "$example" ]]; then
+  "$lockstep" synth --preset tiny --dtype bf16 --seed 5 --output "$work/model.h5" 2> /dev/null
+  for i in 0 1 2 3; do
+    printf '{"id": "s%d", "prompt_tokens": [1, %d, 42], "max_tokens": %d, "temperature": %s, "seed": 9}\n' \
+      "$i" $((30 + i)) $((5 + 3 * i)) "$([[ $i == 1 ]] && echo 0.7 || echo 0)"
+  done > "$work/requests.jsonl"
+  "$lockstep" run --model "$work/model.h5" --input "$work/requests.jsonl" --output "$work/one-rank.jsonl" \
+    --hash-logits --no-progress 2> "$work/one-rank.log" || { cat "$work/one-rank.log"; fail "one-rank run"; }
+  # The example as a user submits it (the job finds lockstep through LOCKSTEP).
+  rc=0
+  timeout ${LOCKSTEP_SLURM_EXAMPLE_TIMEOUT:-90} sbatch --wait --export=ALL --ntasks=2 -o "$work/example.out" -e "$work/example.out" \
+    "$example" "$work/model.h5" "$work/requests.jsonl" "$work/example.jsonl" 2 || rc=$?
+  echo "---- example job output"; cat "$work/example.out" || true
+  [[ $rc -eq 0 ]] || fail "example job: exit $rc"
+  # Same tokens and logits hashes; timings differ run to run.
+  strip() { /usr/bin/python3 -c 'import json,sys
+for line in sorted(open(sys.argv[1])):
+    r = json.loads(line); print(r["id"], r["tokens"], r["logits_sha256"], r["finish_reason"])' "$1"; }
+  diff <(strip "$work/one-rank.jsonl") <(strip "$work/example.jsonl") ||
+    fail "the tp 2 job's results differ from the one-rank run"
+  echo "slurm_test: example job (tp 2 under srun --mpi=pmix) bit-identical to one rank"
+fi
 echo "slurm_test: ok"

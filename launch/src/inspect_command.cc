@@ -63,6 +63,16 @@ int RunInspect(const std::string& path) {
   field("weight_dtype", DTypeName(file->weight_dtype()));
   field("rope_layout", "half");
   field("fingerprint", partitioner::ModelConfigFingerprint(c));
+  if (file->has_tokenizer()) {
+    Result<runtime::TokenizerData> t = file->ReadTokenizer();
+    if (!t.ok()) return ReportError(t.status());
+    field("tokenizer",
+          fmt::format("{} ({} bytes, bos {}, eos {}, add_bos {}) from {}",
+                      runtime::TokenizerKindName(t->kind), t->data.size(), t->bos_token_id,
+                      t->eos_token_id, t->add_bos_token ? 1 : 0, t->source));
+  } else {
+    field("tokenizer", "- (prompts as token ids only)");
+  }
 
   size_t path_width = 4;
   for (const runtime::TensorInfo& t : file->tensors())

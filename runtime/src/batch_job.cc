@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "completion_text.h"
 #include "lockstep/base/check.h"
 #include "lockstep/base/log.h"
 #include "lockstep/runtime/engine.h"
@@ -20,6 +21,7 @@
 #include "lockstep/runtime/result_writer.h"
 #include "lockstep/runtime/sampler.h"
 #include "lockstep/runtime/scheduler.h"
+#include "lockstep/runtime/tokenizer.h"
 
 namespace lockstep::runtime {
 namespace {
@@ -35,6 +37,7 @@ struct LiveRequest {
   uint64_t stream = 0;
   std::vector<int32_t> generated;
   std::optional<LogitsHasher> hasher;
+  std::optional<CompletionText> text;  // when the model has a tokenizer
   FinishReason finish_reason = FinishReason::kLength;
   Clock::time_point admitted, first_token, last_token;
 };
@@ -109,7 +112,15 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options) {
 
   LOCKSTEP_ASSIGN_OR_RETURN(ModelFile model, ModelFile::Open(options.model_path));
   const partitioner::ModelConfig& config = model.config();
-  LOCKSTEP_ASSIGN_OR_RETURN(RequestFile input, ReadRequestFile(options.input_path, &config));
+  // The model's tokenizer, when it has one: text prompts, stop strings, and
+  // the text of every result.
+  std::unique_ptr<Tokenizer> tokenizer;
+  if (model.has_tokenizer()) {
+    LOCKSTEP_ASSIGN_OR_RETURN(TokenizerData data, model.ReadTokenizer());
+    LOCKSTEP_ASSIGN_OR_RETURN(tokenizer, CreateTokenizer(data));
+  }
+  LOCKSTEP_ASSIGN_OR_RETURN(RequestFile input,
+                            ReadRequestFile(options.input_path, &config, tokenizer.get()));
   if (options.max_batch < 1) {
     return InvalidArgument("--max-batch must be at least 1, got {}", options.max_batch);
   }
@@ -170,6 +181,7 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options) {
     }
     live[i].stream = RequestStream(r.id);
     if (options.hash_logits) live[i].hasher.emplace();
+    if (tokenizer) live[i].text.emplace(*tokenizer, r);
   }
 
   ProgressReporter progress(total, options.progress, isatty(STDERR_FILENO) == 1);
@@ -208,7 +220,8 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options) {
       if (s.generated.empty()) s.first_token = step_end;
       s.last_token = step_end;
       s.generated.push_back(token);
-      const bool stop = (token == eos && !r.ignore_eos) ||
+      const bool stop_text = s.text && s.text->Append(token);
+      const bool stop = (token == eos && !r.ignore_eos) || stop_text ||
                         std::find(r.stop_token_ids.begin(), r.stop_token_ids.end(), token) !=
                             r.stop_token_ids.end();
       const bool length = static_cast<int64_t>(s.generated.size()) >= r.max_tokens;
@@ -226,6 +239,7 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options) {
       RequestResult result;
       result.id = r.id;
       result.tokens = std::move(s.generated);
+      if (s.text) result.text = s.text->Text();
       result.finish_reason = s.finish_reason;
       result.prompt_tokens = static_cast<int64_t>(r.prompt_tokens.size());
       result.ttft_ms = Seconds(s.admitted, s.first_token) * 1e3;

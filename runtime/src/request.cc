@@ -7,6 +7,8 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "lockstep/runtime/tokenizer.h"
+
 namespace lockstep::runtime {
 namespace {
 
@@ -94,10 +96,11 @@ class LineParser {
       return Error("field '{}' is missing", plain_form ? "prompt_tokens" : "body.prompt");
     }
     if (prompt->is_string()) {
-      return Error(
-          "field '{}prompt' is text; text prompts need a tokenizer, which this build "
-          "does not have yet: give the prompt as a list of token ids",
-          f.prefix);
+      if (prompt->get_ref<const std::string&>().empty()) {
+        return Error("field '{}prompt' is empty; a prompt needs at least one token", f.prefix);
+      }
+      r->prompt_text = prompt->get<std::string>();
+      return Status::Ok();
     }
     return ReadTokenList(f, "prompt", *prompt, false, &r->prompt_tokens);
   }
@@ -157,25 +160,13 @@ class LineParser {
   // Fields of the OpenAI API whose meaning lockstep cannot honour: refuse
   // them rather than silently produce something else.
   Status RejectUnsupported(const Fields& f) const {
-    if (const json* stop = Find(f, "stop")) {
-      bool empty = (stop->is_string() && stop->get<std::string>().empty()) ||
-                   (stop->is_array() && stop->empty());
-      if (!empty) {
-        return Error(
-            "field '{}stop' needs a tokenizer, which this build does not have yet: "
-            "use 'stop_token_ids'",
-            f.prefix);
-      }
-    }
     for (const char* name : {"n", "best_of"}) {
       if (const json* v = Find(f, name); v != nullptr && *v != json(1)) {
         return Error("field '{}{}' must be 1 (one completion per request line)", f.prefix, name);
       }
     }
-    for (const char* name : {"echo", "stream"}) {
-      if (const json* v = Find(f, name); v != nullptr && *v != json(false)) {
-        return Error("field '{}{}' is not supported", f.prefix, name);
-      }
+    if (const json* v = Find(f, "stream"); v != nullptr && *v != json(false)) {
+      return Error("field '{}stream' is not supported", f.prefix);
     }
     for (const char* name : {"presence_penalty", "frequency_penalty"}) {
       if (const json* v = Find(f, name); v != nullptr && !(v->is_number() && *v == json(0))) {
@@ -194,6 +185,29 @@ class LineParser {
     return Status::Ok();
   }
 
+  // "stop": a string or a list of strings; "" and [] mean none.
+  Status ReadStop(const Fields& f, Request* r) const {
+    const json* v = Find(f, "stop");
+    if (v == nullptr) return Status::Ok();
+    if (v->is_string()) {
+      if (!v->get_ref<const std::string&>().empty()) r->stop.push_back(v->get<std::string>());
+      return Status::Ok();
+    }
+    if (!v->is_array()) {
+      return Error("field '{}stop' must be a string or a list of strings, got {}", f.prefix,
+                   Shorten(*v));
+    }
+    for (size_t i = 0; i < v->size(); ++i) {
+      const json& s = (*v)[i];
+      if (!s.is_string() || s.get_ref<const std::string&>().empty()) {
+        return Error("field '{}stop' element {} must be a non-empty string, got {}", f.prefix, i,
+                     Shorten(s));
+      }
+      r->stop.push_back(s.get<std::string>());
+    }
+    return Status::Ok();
+  }
+
   Status ReadGeneration(const Fields& f, Request* r) const {
     LOCKSTEP_RETURN_IF_ERROR(RejectUnsupported(f));
     LOCKSTEP_RETURN_IF_ERROR(ReadInteger(f, "max_tokens", 1, INT32_MAX, &r->max_tokens));
@@ -206,6 +220,8 @@ class LineParser {
     if (const json* v = Find(f, "stop_token_ids")) {
       LOCKSTEP_RETURN_IF_ERROR(ReadTokenList(f, "stop_token_ids", *v, true, &r->stop_token_ids));
     }
+    LOCKSTEP_RETURN_IF_ERROR(ReadStop(f, r));
+    LOCKSTEP_RETURN_IF_ERROR(ReadBool(f, "echo", &r->echo));
     return ReadBool(f, "ignore_eos", &r->ignore_eos);
   }
 
@@ -284,6 +300,31 @@ Result<Request> ParseRequestLine(std::string_view text, std::string_view source,
   return LineParser(source, line).Parse(text);
 }
 
+Status TokenizeRequest(Request* request, const Tokenizer* tokenizer, std::string_view source) {
+  if (!request->NeedsTokenizer()) return Status::Ok();
+  if (tokenizer == nullptr) {
+    const char* what = request->prompt_text     ? "a text prompt"
+                       : !request->stop.empty() ? "'stop' strings"
+                                                : "'echo'";
+    return FailedPrecondition(
+        "{}:{}: {} needs a tokenizer and the model file has none: give 'prompt_tokens' (and "
+        "'stop_token_ids'), or use a model file converted with its tokenizer "
+        "(docs/tokenizers.md)",
+        source, request->line, what);
+  }
+  if (!request->prompt_text) return Status::Ok();
+  Result<std::vector<int32_t>> ids = tokenizer->Encode(*request->prompt_text, /*add_bos=*/true);
+  if (!ids.ok()) {
+    return InvalidArgument("{}:{}: field 'prompt': {}", source, request->line,
+                           ids.status().message());
+  }
+  if (ids->empty()) {
+    return InvalidArgument("{}:{}: field 'prompt' encodes to no tokens", source, request->line);
+  }
+  request->prompt_tokens = std::move(ids).value();
+  return Status::Ok();
+}
+
 Status ValidateRequestForModel(const Request& request, const partitioner::ModelConfig& config,
                                std::string_view source) {
   auto check_ids = [&](const std::vector<int32_t>& ids, const char* field) -> Status {
@@ -311,7 +352,7 @@ Status ValidateRequestForModel(const Request& request, const partitioner::ModelC
 }
 
 RequestFile ParseRequestText(std::string_view text, std::string_view source,
-                             const partitioner::ModelConfig* config) {
+                             const partitioner::ModelConfig* config, const Tokenizer* tokenizer) {
   RequestFile file;
   std::unordered_map<std::string, int64_t> first_line_of_id;
   int64_t line = 0;
@@ -327,6 +368,7 @@ RequestFile ParseRequestText(std::string_view text, std::string_view source,
 
     Result<Request> request = ParseRequestLine(row, source, line);
     Status status = request.ok() ? Status::Ok() : request.status();
+    if (status.ok()) status = TokenizeRequest(&*request, tokenizer, source);
     if (status.ok() && config != nullptr) {
       status = ValidateRequestForModel(*request, *config, source);
     }
@@ -346,14 +388,14 @@ RequestFile ParseRequestText(std::string_view text, std::string_view source,
   return file;
 }
 
-Result<RequestFile> ReadRequestFile(const std::string& path,
-                                    const partitioner::ModelConfig* config) {
+Result<RequestFile> ReadRequestFile(const std::string& path, const partitioner::ModelConfig* config,
+                                    const Tokenizer* tokenizer) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return NotFound("{}: cannot open the request file", path);
   std::ostringstream text;
   text << in.rdbuf();
   if (in.bad()) return IoError("{}: read failed", path);
-  return ParseRequestText(text.str(), path, config);
+  return ParseRequestText(text.str(), path, config, tokenizer);
 }
 
 }  // namespace lockstep::runtime

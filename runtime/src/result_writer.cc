@@ -34,6 +34,7 @@ std::string FormatResultLine(const RequestResult& r) {
   ordered_json j;
   j["id"] = r.id;
   j["tokens"] = r.tokens;
+  if (r.text) j["text"] = *r.text;
   j["finish_reason"] = FinishReasonName(r.finish_reason);
   const int64_t completion = static_cast<int64_t>(r.tokens.size());
   j["usage"] = {{"prompt_tokens", r.prompt_tokens},

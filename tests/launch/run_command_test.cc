@@ -7,13 +7,14 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
-#include <nlohmann/json.hpp>
-
 #include "lockstep/runtime/synth.h"
+#include "lockstep/runtime/tokenizer.h"
 #include "runtime/model_file_test_util.h"
+#include "runtime/tiny_tokenizer.h"
 
 namespace lockstep::runtime {
 namespace {
@@ -71,8 +72,8 @@ class RunCommandTest : public ::testing::Test {
     return run;
   }
   CommandRun RunJob(const std::string& model, const std::string& extra = "") {
-    return Lockstep("run --no-progress --model " + model + " --input " + requests_ +
-                    " --output " + output_ + " " + extra);
+    return Lockstep("run --no-progress --model " + model + " --input " + requests_ + " --output " +
+                    output_ + " " + extra);
   }
 
   // A failed job: exit 1, exactly one stderr line "lockstep: error: ..."
@@ -122,6 +123,77 @@ TEST_F(RunCommandTest, GoodJobExitsZeroWithOneResultPerRequest) {
   }
 }
 
+// A model carrying a tokenizer: text prompts, "text" in every result, echo
+// and stop strings, through the real binary.
+TEST_F(RunCommandTest, TextPromptsWithTheModelsTokenizer) {
+  partitioner::ModelConfig c = config_;
+  c.vocab_size = 269;
+  c.bos_token_id = 265;
+  c.eos_token_id = 266;
+  const TokenizerData data = testing::TinyHfData();
+  const std::string model = dir_.File("text.h5");
+  ASSERT_TRUE(SynthesizeModel(c, DType::kBF16, 7, model, &data).ok());
+  Result<std::unique_ptr<Tokenizer>> made = CreateTokenizer(data);
+  ASSERT_TRUE(made.ok());
+  const Tokenizer& tokenizer = **made;
+
+  const json greedy = {{"max_tokens", 20}, {"temperature", 0}, {"ignore_eos", true}};
+  json text_request = greedy, ids_request = greedy;
+  text_request.update({{"id", "text"}, {"prompt", "hello world"}});
+  ids_request.update({{"id", "ids"}, {"prompt_tokens", {265, 259, 264}}});
+  const json echo_request = {{"custom_id", "echo"},
+                             {"body", {{"prompt", "hello"}, {"max_tokens", 3}, {"echo", true}}}};
+  WriteText(requests_,
+            text_request.dump() + "\n" + ids_request.dump() + "\n" + echo_request.dump() + "\n");
+  CommandRun run = RunJob(model);
+  ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
+  std::map<std::string, json> by_id;
+  for (const std::string& line : Lines(ReadText(output_))) {
+    json j = json::parse(line);
+    by_id[j["id"]] = j;
+  }
+  ASSERT_EQ(by_id.size(), 3u);
+  // The text prompt is the ids its tokenizer gives (BOS included), so the
+  // tokens are the same; "text" is the tokens' bytes.
+  const std::vector<int32_t> tokens = by_id["text"]["tokens"].get<std::vector<int32_t>>();
+  EXPECT_EQ(by_id["text"]["usage"]["prompt_tokens"], 3);
+  EXPECT_EQ(tokens, by_id["ids"]["tokens"].get<std::vector<int32_t>>());
+  ASSERT_EQ(tokens.size(), 20u);
+  std::string raw;
+  std::vector<size_t> ends;  // bytes of text after each token
+  for (int32_t t : tokens) {
+    raw += tokenizer.DecodeToken(t);
+    ends.push_back(raw.size());
+  }
+  EXPECT_EQ(by_id["text"]["text"], ValidUtf8(raw));
+  EXPECT_EQ(by_id["ids"]["text"], ValidUtf8(raw));
+  EXPECT_EQ(by_id["echo"]["text"].get<std::string>().rfind("hello", 0), 0u);
+
+  // A stop string: the ASCII piece of a later token. Generation stops at the
+  // token that completes its first occurrence; the text ends before it.
+  std::string stop;
+  for (size_t i = 2; i < tokens.size() && stop.empty(); ++i) {
+    const std::string piece = tokenizer.DecodeToken(tokens[i]);
+    bool ascii = !piece.empty();
+    for (unsigned char ch : piece) ascii = ascii && ch >= 0x20 && ch < 0x7F;
+    if (ascii) stop = piece;
+  }
+  ASSERT_FALSE(stop.empty()) << "no ASCII token in the greedy output of this seed";
+  const size_t at = raw.find(stop);
+  size_t last = 0;  // index of the token that completes the stop string
+  while (ends[last] < at + stop.size()) ++last;
+  json stop_request = greedy;
+  stop_request.update({{"id", "stop"}, {"prompt", "hello world"}, {"stop", {"\u0001never", stop}}});
+  WriteText(requests_, stop_request.dump() + "\n");
+  run = RunJob(model);
+  ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
+  json j = json::parse(Lines(ReadText(output_)).at(0));
+  EXPECT_EQ(j["finish_reason"], "stop");
+  EXPECT_EQ(j["tokens"].get<std::vector<int32_t>>(),
+            std::vector<int32_t>(tokens.begin(), tokens.begin() + static_cast<long>(last) + 1));
+  EXPECT_EQ(j["text"], ValidUtf8(raw.substr(0, at)));
+}
+
 TEST_F(RunCommandTest, DumpLogitsWritesEveryStep) {
   const std::string dump = dir_.File("logits.jsonl");
   CommandRun run = RunJob(model_, "--dump-logits " + dump);
@@ -140,19 +212,18 @@ TEST_F(RunCommandTest, DumpLogitsWritesEveryStep) {
 }
 
 TEST_F(RunCommandTest, BadRequestLinesBecomeErrorRecordsAndTheRestCompletes) {
-  WriteText(requests_,
-            R"({"id": "ok-1", "prompt_tokens": [1, 2], "max_tokens": 3})"
-            "\n"
-            R"({"id": "broken", "prompt_tokens": [1, 2)"
-            "\n"
-            R"({"id": "oov", "prompt_tokens": [1, 67], "max_tokens": 3})"
-            "\n"
-            R"({"id": "long", "prompt_tokens": [1, 2, 3, 4], "max_tokens": 61})"
-            "\n"
-            R"({"custom_id": "text", "body": {"prompt": "Once upon a time"}})"
-            "\n"
-            R"({"custom_id": "ok-2", "body": {"prompt": [4, 5, 6], "max_tokens": 2}})"
-            "\n");
+  WriteText(requests_, R"({"id": "ok-1", "prompt_tokens": [1, 2], "max_tokens": 3})"
+                       "\n"
+                       R"({"id": "broken", "prompt_tokens": [1, 2)"
+                       "\n"
+                       R"({"id": "oov", "prompt_tokens": [1, 67], "max_tokens": 3})"
+                       "\n"
+                       R"({"id": "long", "prompt_tokens": [1, 2, 3, 4], "max_tokens": 61})"
+                       "\n"
+                       R"({"custom_id": "text", "body": {"prompt": "Once upon a time"}})"
+                       "\n"
+                       R"({"custom_id": "ok-2", "body": {"prompt": [4, 5, 6], "max_tokens": 2}})"
+                       "\n");
   CommandRun run = RunJob(model_);
   EXPECT_EQ(run.exit_code, 3) << run.stderr_text;
   std::map<int64_t, json> errors;
@@ -177,7 +248,8 @@ TEST_F(RunCommandTest, BadRequestLinesBecomeErrorRecordsAndTheRestCompletes) {
   EXPECT_NE(errors[4]["error"].get<std::string>().find("exceeds the model's context of 64"),
             std::string::npos);
   EXPECT_EQ(errors[5]["id"], "text");
-  EXPECT_NE(errors[5]["error"].get<std::string>().find("need a tokenizer"), std::string::npos);
+  EXPECT_NE(errors[5]["error"].get<std::string>().find("a text prompt needs a tokenizer"),
+            std::string::npos);
   // The errors are logged on stderr too, naming the line.
   EXPECT_NE(run.stderr_text.find("requests.jsonl:4:"), std::string::npos);
 }
@@ -193,11 +265,10 @@ TEST_F(RunCommandTest, RequestTooLargeForTheKvCacheIsAnErrorRecord) {
   c.max_position_embeddings = 4096;
   const std::string model = dir_.File("long_context.h5");
   ASSERT_TRUE(SynthesizeModel(c, DType::kBF16, 1, model).ok());
-  WriteText(requests_,
-            R"({"id": "fits", "prompt_tokens": [1], "max_tokens": 2})"
-            "\n"
-            R"({"id": "huge", "prompt_tokens": [1, 2], "max_tokens": 2047})"
-            "\n");
+  WriteText(requests_, R"({"id": "fits", "prompt_tokens": [1], "max_tokens": 2})"
+                       "\n"
+                       R"({"id": "huge", "prompt_tokens": [1, 2], "max_tokens": 2047})"
+                       "\n");
   CommandRun run = RunJob(model, "--kv-cache-mb 1");
   EXPECT_EQ(run.exit_code, 3) << run.stderr_text;
   std::vector<std::string> lines = Lines(ReadText(output_));
@@ -255,7 +326,7 @@ TEST_F(RunCommandTest, ConfigContradictsTheTensors) {
 TEST_F(RunCommandTest, UnreadableRequestFile) {
   WriteText(output_, "kept\n");
   CommandRun run = Lockstep("run --model " + model_ + " --input " + dir_.File("none.jsonl") +
-                     " --output " + output_);
+                            " --output " + output_);
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_NE(run.stderr_text.find("none.jsonl"), std::string::npos);
   EXPECT_EQ(ReadText(output_), "kept\n");

@@ -201,8 +201,81 @@ def case_hf_model(lockstep, shared, work):
           f"stored unchanged")
 
 
+def case_run_text(lockstep, shared, work):
+    """`lockstep run` with text on the model converted from a GGUF with
+    Meta's Llama vocabulary: prompts are the ids llama.cpp expects (plus BOS),
+    "text" is the generated pieces' bytes, stop strings cut it, echo leads
+    with the prompt."""
+    vocab_file = os.path.join(shared, "data/tokenizers/ggml-vocab-llama-spm.gguf")
+    meta = cf.read_gguf_metadata(vocab_file, typed=True)
+    tokens = meta["tokenizer.ggml.tokens"][1][1]
+    types = meta["tokenizer.ggml.token_type"][1][1]
+    cfg = small_config(len(tokens))
+    path = os.path.join(work, "model.gguf")
+    cf.write_gguf(path, cfg, cf.random_weights(cfg, 3), lambda n, k: "F32",
+                  extra_kv=tokenizer_kv(meta))
+    model = os.path.join(work, "model.h5")
+    convert(lockstep, ["--from", "gguf", path], model)
+
+    def piece_bytes(i):  # what a generated token adds to the text
+        t = tokens[i]
+        if types[i] == 3:  # control: <s>, </s>
+            return b""
+        if types[i] == 6:  # byte: <0x0A>
+            return bytes([int(t[3:5], 16)])
+        return t.replace("\u2581", " ").encode()
+
+    cases = [(t, ids) for t, ids in cf.read_vocab_tests(vocab_file) if t.strip() and len(ids) < 40]
+    requests = os.path.join(work, "requests.jsonl")
+    results = os.path.join(work, "results.jsonl")
+
+    def run(lines):
+        with open(requests, "w", encoding="utf-8") as f:
+            for line in lines:
+                f.write(json.dumps(line) + "\n")
+        done = subprocess.run([lockstep, "run", "--model", model, "--input", requests,
+                               "--output", results, "--no-progress"],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"lockstep run: exit {done.returncode}: {done.stderr.strip()}")
+        with open(results, encoding="utf-8") as f:
+            return {r["id"]: r for r in map(json.loads, f)}
+
+    greedy = {"max_tokens": 12, "temperature": 0, "ignore_eos": True}
+    out = run([{"id": str(i), "prompt": t, **greedy} for i, (t, _) in enumerate(cases)]
+              + [{"id": f"ids{i}", "prompt_tokens": [1] + ids, **greedy}
+                 for i, (_, ids) in enumerate(cases)])
+    stops = []
+    for i, (text, ids) in enumerate(cases):
+        r, r_ids = out[str(i)], out[f"ids{i}"]
+        check(r["usage"]["prompt_tokens"] == len(ids) + 1,
+              f"run_text: {text!r}: {r['usage']['prompt_tokens']} prompt tokens, "
+              f"llama.cpp + BOS {len(ids) + 1}")
+        check(r["tokens"] == r_ids["tokens"], f"run_text: {text!r}: text and ids prompts differ")
+        want = b"".join(piece_bytes(t) for t in r["tokens"]).decode("utf-8", errors="replace")
+        check(r["text"] == want, f"run_text: {text!r}: text {r['text']!r}, pieces {want!r}")
+        # A stop string from the middle of the text, when it has one.
+        printable = [c for c in want[3:] if c.isalnum()]
+        if printable:
+            stop = printable[0]
+            stops.append((str(i), text, stop, want[:want.index(stop)]))
+    check(len(stops) >= len(cases) // 2, f"run_text: only {len(stops)} texts with a stop string")
+    out = run([{"id": i, "prompt": t, "stop": ["\u0001never", s], **greedy}
+               for i, t, s, _ in stops]
+              + [{"custom_id": "echo", "body": {"prompt": cases[0][0], "echo": True,
+                                                 "max_tokens": 2}}])
+    for i, text, stop, want in stops:
+        check(out[i]["text"] == want and out[i]["finish_reason"] == "stop",
+              f"run_text: {text!r} stop {stop!r}: {out[i]['text']!r} "
+              f"({out[i]['finish_reason']}), want {want!r}")
+    check(out["echo"]["text"].startswith(cases[0][0]), f"run_text: echo {out['echo']['text']!r}")
+    print(f"run_text: {len(cases)} text prompts = llama.cpp ids + BOS; texts = pieces; "
+          f"{len(stops)} stop strings cut")
+
+
 CASES = {"llama2c_spm": case_llama2c_spm, "gguf_spm": case_gguf_spm,
-         "gguf_gpt2": case_gguf_gpt2, "hf_json": case_hf_json, "hf_model": case_hf_model}
+         "gguf_gpt2": case_gguf_gpt2, "hf_json": case_hf_json, "hf_model": case_hf_model,
+         "run_text": case_run_text}
 
 
 def main():

@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include "lockstep/runtime/tokenizer.h"
+#include "runtime/tiny_tokenizer.h"
+
 namespace lockstep::runtime {
 namespace {
 
@@ -87,6 +90,64 @@ TEST(RequestTest, OpenAiFormWithoutMethodAndUrlAndEmptyStop) {
   MustParse(R"({"custom_id": "x", "body": {"prompt": [1], "stop": ""}})");
 }
 
+TEST(RequestTest, TextPromptStopStringsAndEcho) {
+  Request r = MustParse(
+      R"({"custom_id": "t", "body": {"prompt": "Once upon a time", "stop": ["\n\n", "."],
+                                     "echo": true}})");
+  EXPECT_EQ(r.prompt_text, "Once upon a time");
+  EXPECT_TRUE(r.prompt_tokens.empty());  // until TokenizeRequest
+  EXPECT_EQ(r.stop, (std::vector<std::string>{"\n\n", "."}));
+  EXPECT_TRUE(r.echo);
+  EXPECT_TRUE(r.NeedsTokenizer());
+  r = MustParse(R"({"id": "s", "prompt_tokens": [1], "stop": "\n"})");
+  EXPECT_EQ(r.stop, (std::vector<std::string>{"\n"}));
+  EXPECT_FALSE(r.echo);
+  EXPECT_TRUE(r.NeedsTokenizer());
+  EXPECT_FALSE(MustParse(R"({"id": "s", "prompt_tokens": [1], "stop": ""})").NeedsTokenizer());
+}
+
+TEST(RequestTest, TokenizeRequestUsesTheModelsTokenizer) {
+  Result<std::unique_ptr<Tokenizer>> tiny = CreateTokenizer(testing::TinyHfData());
+  ASSERT_TRUE(tiny.ok()) << tiny.status().ToString();
+  Request r = MustParse(R"({"id": "t", "prompt": "hello world", "stop": "d"})");
+  ASSERT_TRUE(TokenizeRequest(&r, tiny->get(), "in.jsonl").ok());
+  EXPECT_EQ(r.prompt_tokens, (std::vector<int32_t>{265, 259, 264}));  // BOS by its template
+
+  // Without a tokenizer: one error per feature that needs one, naming the line.
+  for (const auto& [line, what] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"id": "t", "prompt": "hello"})", "a text prompt needs a tokenizer"},
+           {R"({"id": "t", "prompt_tokens": [1], "stop": ["x"]})", "'stop' strings needs"},
+           {R"({"id": "t", "prompt_tokens": [1], "echo": true})", "'echo' needs"}}) {
+    Request q = MustParse(line);
+    Status s = TokenizeRequest(&q, nullptr, "in.jsonl");
+    EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << line;
+    EXPECT_EQ(s.message().rfind("in.jsonl:3: " + what, 0), 0u) << s.message();
+  }
+  // Token prompts need none.
+  Request plain = MustParse(R"({"id": "t", "prompt_tokens": [1]})");
+  EXPECT_TRUE(TokenizeRequest(&plain, nullptr, "in.jsonl").ok());
+  // Invalid UTF-8 in the prompt names the field.
+  // (A JSON line cannot carry it -- the parser refuses the line -- but the
+  // API can.)
+  Request bad = plain;
+  bad.prompt_text = "a\xff";
+  Status s = TokenizeRequest(&bad, tiny->get(), "in.jsonl");
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("in.jsonl:3: field 'prompt': "), std::string::npos) << s.message();
+
+  // In a file: text lines become requests with a tokenizer, errors without.
+  const std::string text =
+      "{\"id\": \"a\", \"prompt\": \"hello\"}\n"
+      "{\"id\": \"b\", \"prompt_tokens\": [1]}\n";
+  RequestFile with = ParseRequestText(text, "in.jsonl", nullptr, tiny->get());
+  ASSERT_EQ(with.requests.size(), 2u);
+  EXPECT_EQ(with.requests[0].prompt_tokens, (std::vector<int32_t>{265, 259}));
+  RequestFile without = ParseRequestText(text, "in.jsonl", nullptr, nullptr);
+  ASSERT_EQ(without.requests.size(), 1u);
+  ASSERT_EQ(without.errors.size(), 1u);
+  EXPECT_EQ(without.errors[0].id, "a");
+}
+
 TEST(RequestTest, Errors) {
   struct Case {
     const char* line;
@@ -101,7 +162,7 @@ TEST(RequestTest, Errors) {
       {R"({"id": "a"})", "field 'prompt_tokens' is missing"},
       {R"({"id": "a", "prompt_tokens": []})", "is empty"},
       {R"({"id": "a", "prompt_tokens": "hello"})", "must be a list of token ids"},
-      {R"({"id": "a", "prompt": "hello"})", "text prompts need a tokenizer"},
+      {R"({"id": "a", "prompt": ""})", "'prompt' is empty"},
       {R"({"id": "a", "prompt_tokens": [1], "prompt": [1]})", "not both"},
       {R"({"id": "a", "prompt_tokens": [1, -2]})", "element 1 is -2"},
       {R"({"id": "a", "prompt_tokens": [1, 2.5]})", "element 1 must be an integer"},
@@ -118,11 +179,12 @@ TEST(RequestTest, Errors) {
       {R"({"id": "a", "prompt_tokens": [1], "seed": 1.5})", "'seed' must be an integer"},
       {R"({"id": "a", "prompt_tokens": [1], "stop_token_ids": [1, "x"]})", "stop_token_ids"},
       {R"({"id": "a", "prompt_tokens": [1], "ignore_eos": 1})", "'ignore_eos' must be true"},
-      {R"({"id": "a", "prompt_tokens": [1], "stop": "\n"})", "'stop' needs a tokenizer"},
-      {R"({"id": "a", "prompt_tokens": [1], "stop": ["x"]})", "'stop' needs a tokenizer"},
+      {R"({"id": "a", "prompt_tokens": [1], "stop": 13})", "'stop' must be a string or a list"},
+      {R"({"id": "a", "prompt_tokens": [1], "stop": ["x", ""]})", "'stop' element 1 must be"},
+      {R"({"id": "a", "prompt_tokens": [1], "stop": ["x", 5]})", "'stop' element 1 must be"},
       {R"({"id": "a", "prompt_tokens": [1], "n": 2})", "'n' must be 1"},
       {R"({"id": "a", "prompt_tokens": [1], "best_of": 3})", "'best_of' must be 1"},
-      {R"({"id": "a", "prompt_tokens": [1], "echo": true})", "'echo' is not supported"},
+      {R"({"id": "a", "prompt_tokens": [1], "echo": 1})", "'echo' must be true or false"},
       {R"({"id": "a", "prompt_tokens": [1], "stream": true})", "'stream' is not supported"},
       {R"({"id": "a", "prompt_tokens": [1], "logprobs": 5})", "'logprobs' is not supported"},
       {R"({"id": "a", "prompt_tokens": [1], "presence_penalty": 0.5})", "presence_penalty"},
@@ -134,10 +196,10 @@ TEST(RequestTest, Errors) {
        "only \"/v1/completions\""},
       {R"({"custom_id": "a"})", "'body' is missing"},
       {R"({"custom_id": "a", "body": {}})", "'body.prompt' is missing"},
-      {R"({"custom_id": "a", "body": {"prompt": "Once upon"}})", "'body.prompt' is text"},
+      {R"({"custom_id": "a", "body": {"prompt": 5}})", "'body.prompt' must be a list"},
       {R"({"custom_id": "a", "body": {"prompt": [1], "max_tokens": -3}})",
        "'body.max_tokens' is -3"},
-      {R"({"custom_id": "a", "body": {"prompt": [1], "stop": "."}})", "'body.stop' needs"},
+      {R"({"custom_id": "a", "body": {"prompt": [1], "stop": [null]}})", "'body.stop' element 0"},
   };
   for (const Case& c : cases) {
     std::string message = ErrorOf(c.line);

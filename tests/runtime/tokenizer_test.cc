@@ -15,6 +15,7 @@
 #include "lockstep/runtime/synth.h"
 #include "runtime/gguf_test_writer.h"
 #include "runtime/model_file_test_util.h"
+#include "runtime/tiny_tokenizer.h"
 #include "sentencepiece_tokenizer.h"
 #include "unicode_regex.h"
 
@@ -23,49 +24,8 @@ namespace {
 
 using nlohmann::json;
 using testing::ScratchDir;
-
-// A byte-level BPE tokenizer.json: ids 0..255 are the byte-level characters
-// of bytes 0..255, then the merge results, then added tokens.
-json TinyByteLevelSpec(bool list_merges = false) {
-  json vocab = json::object();
-  for (int b = 0; b < 256; ++b) vocab[BytesToByteLevel(std::string(1, static_cast<char>(b)))] = b;
-  const std::vector<std::pair<std::string, std::string>> merges = {
-      {"h", "e"}, {"l", "l"},   {"he", "ll"}, {"hell", "o"}, {"Ġ", "w"},
-      {"o", "r"}, {"Ġw", "or"}, {"l", "d"},   {"Ġwor", "ld"}};
-  json merge_list = json::array();
-  int next = 256;
-  for (const auto& [a, b] : merges) {
-    vocab[a + b] = next++;
-    if (list_merges) {
-      merge_list.push_back({a, b});
-    } else {
-      merge_list.push_back(a + " " + b);
-    }
-  }
-  auto added = [](int id, const char* content, bool special, bool lstrip = false) {
-    return json{{"id", id},          {"content", content}, {"single_word", false},
-                {"lstrip", lstrip},  {"rstrip", false},    {"normalized", false},
-                {"special", special}};
-  };
-  return json{
-      {"version", "1.0"},
-      {"added_tokens",
-       {added(265, "<|bos|>", true), added(266, "<|eos|>", true), added(267, "<tag>", false),
-        added(268, "<mask>", true, true)}},
-      {"normalizer", nullptr},
-      {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}},
-      {"post_processor",
-       {{"type", "TemplateProcessing"},
-        {"single",
-         {{{"SpecialToken", {{"id", "<|bos|>"}, {"type_id", 0}}}},
-          {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
-        {"pair", json::array()},
-        {"special_tokens",
-         {{"<|bos|>", {{"id", "<|bos|>"}, {"ids", {265}}, {"tokens", {"<|bos|>"}}}}}}}},
-      {"decoder", {{"type", "ByteLevel"}}},
-      {"model",
-       {{"type", "BPE"}, {"vocab", vocab}, {"merges", merge_list}, {"byte_fallback", false}}}};
-}
+using testing::TinyByteLevelSpec;
+using testing::TinyHfData;
 
 std::unique_ptr<Tokenizer> MakeHf(const json& spec, int32_t bos = -1, int32_t eos = -1) {
   TokenizerData data;
@@ -363,17 +323,6 @@ partitioner::ModelConfig ConfigWithVocab(int64_t vocab) {
   partitioner::ModelConfig c = testing::MicroConfig();
   c.vocab_size = vocab;
   return c;
-}
-
-TokenizerData TinyHfData() {
-  TokenizerData data;
-  data.kind = TokenizerKind::kHuggingFace;
-  data.data = TinyByteLevelSpec().dump();
-  data.bos_token_id = 265;
-  data.eos_token_id = 266;
-  data.add_bos_token = true;
-  data.source = "tiny tokenizer.json";
-  return data;
 }
 
 TEST(TokenizerStorageTest, ModelFileCarriesItsTokenizer) {

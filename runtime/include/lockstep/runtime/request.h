@@ -14,13 +14,15 @@
 //
 // Both forms take the same generation fields (in "body" for the OpenAI form);
 // a missing field takes the OpenAI API default: max_tokens 16, temperature 1,
-// top_p 1, top_k 0 (off), seed 0, no stop token ids, ignore_eos false. Text
-// prompts and "stop" strings need a tokenizer and are rejected with a
-// per-request error until one exists.
+// top_p 1, top_k 0 (off), seed 0, no stop token ids, no stop strings,
+// echo false, ignore_eos false. The prompt is token ids ("prompt_tokens", or
+// "prompt" as a list) or text ("prompt" as a string); text, "stop" strings
+// and "echo" need the model's tokenizer (docs/tokenizers.md).
 //
-// Parsing is split in two so that the parts can be tested alone:
+// Parsing is split in three so that the parts can be tested alone:
 // ParseRequestLine checks one line on its own (syntax, types, ranges that do
-// not depend on the model); ValidateRequestForModel checks it against the
+// not depend on the model); TokenizeRequest turns a text prompt into ids
+// with the model's tokenizer; ValidateRequestForModel checks it against the
 // model (token ids inside the vocabulary, prompt + max_tokens inside the
 // context). Error messages name the line ("requests.jsonl:7: ...") and the
 // field.
@@ -37,10 +39,17 @@
 
 namespace lockstep::runtime {
 
+class Tokenizer;
+
 struct Request {
-  std::string id;                       // "custom_id" or "id"; unique within a file
-  int64_t line = 0;                     // 1-based line of the request file
-  std::vector<int32_t> prompt_tokens;   // never empty
+  std::string id;    // "custom_id" or "id"; unique within a file
+  int64_t line = 0;  // 1-based line of the request file
+  // Never empty once TokenizeRequest has run; empty after ParseRequestLine
+  // when the prompt is text.
+  std::vector<int32_t> prompt_tokens;
+  // The prompt as given when it was text (tokenized with the tokenizer's
+  // own special tokens: BOS for Llama, none for Qwen).
+  std::optional<std::string> prompt_text;
   int64_t max_tokens = 16;              // >= 1
   float temperature = 1.0f;             // >= 0; 0 is greedy (argmax)
   int top_k = 0;                        // 0: no top-k cut (-1 is read as 0)
@@ -48,6 +57,13 @@ struct Request {
   uint64_t seed = 0;                    // negative JSON seeds wrap modulo 2^64
   std::vector<int32_t> stop_token_ids;  // generation stops after emitting one
   bool ignore_eos = false;              // true: the model's EOS does not stop
+  // Generation stops when the completion text contains one of these
+  // (non-empty) strings; the result's text ends before it.
+  std::vector<std::string> stop;
+  bool echo = false;  // the result's text starts with the prompt's text
+
+  // Whether the request needs a tokenizer (text prompt, stop strings, echo).
+  bool NeedsTokenizer() const { return prompt_text.has_value() || !stop.empty() || echo; }
 };
 
 // One line that could not become a request: the error record written to the
@@ -60,9 +76,14 @@ struct RequestError {
 
 // Parses one line (without its newline). `source` and `line` locate it in
 // messages ("source:line: ..."). Returns InvalidArgument for a malformed line,
-// a wrong type, a missing field, a value out of range or a feature that needs
-// a tokenizer.
+// a wrong type, a missing field or a value out of range.
 Result<Request> ParseRequestLine(std::string_view text, std::string_view source, int64_t line);
+
+// Encodes a text prompt into prompt_tokens with `tokenizer` (nullptr: the
+// model has none). FailedPrecondition when the request needs a tokenizer
+// and there is none; InvalidArgument when the prompt is not valid UTF-8 or
+// encodes to no token. A request without text is left as it is.
+Status TokenizeRequest(Request* request, const Tokenizer* tokenizer, std::string_view source);
 
 // Checks a parsed request against the model: every prompt and stop token id
 // in [0, vocab_size), and prompt length + max_tokens <= max_position_embeddings.
@@ -71,8 +92,9 @@ Status ValidateRequestForModel(const Request& request, const partitioner::ModelC
                                std::string_view source);
 
 // All requests of a file, and the lines that failed, in file order. Duplicate
-// ids are errors on their second and later occurrences. When `config` is
-// given, every request is also checked with ValidateRequestForModel.
+// ids are errors on their second and later occurrences. Every request goes
+// through TokenizeRequest with `tokenizer` (which may be nullptr), and when
+// `config` is given, through ValidateRequestForModel.
 struct RequestFile {
   std::vector<Request> requests;
   std::vector<RequestError> errors;
@@ -80,10 +102,11 @@ struct RequestFile {
 
 // Reads and parses `path`. Only an unreadable file is an error Status; bad
 // lines become RequestErrors.
-Result<RequestFile> ReadRequestFile(const std::string& path,
-                                    const partitioner::ModelConfig* config);
+Result<RequestFile> ReadRequestFile(const std::string& path, const partitioner::ModelConfig* config,
+                                    const Tokenizer* tokenizer = nullptr);
 // The same, from text already in memory (`source` names it in messages).
 RequestFile ParseRequestText(std::string_view text, std::string_view source,
-                             const partitioner::ModelConfig* config);
+                             const partitioner::ModelConfig* config,
+                             const Tokenizer* tokenizer = nullptr);
 
 }  // namespace lockstep::runtime

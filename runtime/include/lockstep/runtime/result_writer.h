@@ -3,7 +3,9 @@
 // job that dies loses no finished result.
 //
 // Result line (keys in this order):
-//   {"id": "r1", "tokens": [5, 9, 2], "finish_reason": "stop",
+//   {"id": "r1", "tokens": [5, 9, 2],
+//    "text": " Paris.",                     (only when the model has a tokenizer)
+//    "finish_reason": "stop",
 //    "usage": {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6},
 //    "ttft_ms": 12.5, "decode_tokens_per_s": 41.0,
 //    "logits_sha256": "9f86..."}            (only with --hash-logits)
@@ -30,6 +32,9 @@ std::string_view FinishReasonName(FinishReason reason);  // "length", "stop"
 struct RequestResult {
   std::string id;
   std::vector<int32_t> tokens;  // generated tokens (a stop token included)
+  // The completion's text (CompletionText: echo, cut before a stop string),
+  // valid UTF-8; only when the model has a tokenizer.
+  std::optional<std::string> text;
   FinishReason finish_reason = FinishReason::kLength;
   int64_t prompt_tokens = 0;
   double ttft_ms = 0.0;                      // admission to first generated token

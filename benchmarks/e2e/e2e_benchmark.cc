@@ -211,7 +211,8 @@ int Main(int argc, char** argv) {
             best_bw = std::max(best_bw, bw);
             best_peak = std::max(best_peak, peak);
           }
-          const auto [pw, pc] = TimeBoth(t, [&] { e.Forward(prompt, &logits); });
+          const auto [pw, pc] =
+              TimeBoth(t, [&] { LOCKSTEP_CHECK(e.Forward(prompt, &logits).ok()); });
           row.prefill.Update(pw, pc);
           // Decode after a short prompt, so that the steps stream the weights
           // and hardly any KV cache (the figure compared is weight bytes).
@@ -219,14 +220,15 @@ int Main(int argc, char** argv) {
           for (int i = 0; i < kDecodePrompt; ++i) {
             step.Add(prompt.tokens[size_t(i)], 0, i, i + 1 == kDecodePrompt);
           }
-          e.Forward(step, &logits);
+          LOCKSTEP_CHECK(e.Forward(step, &logits).ok());
           int32_t token = kernels::Argmax(logits.data(), config->vocab_size);
           // Each step timed on its own: on a shared machine a step more often
           // runs whole without another job taking a core in the middle.
           for (int i = 0; i < decode_tokens; ++i) {
             step.Clear();
             step.Add(token, 0, kDecodePrompt + i, true);
-            const auto [dw, dc] = TimeBoth(t, [&] { e.Forward(step, &logits); });
+            const auto [dw, dc] =
+                TimeBoth(t, [&] { LOCKSTEP_CHECK(e.Forward(step, &logits).ok()); });
             row.decode.Update(dw, dc);
             token = kernels::Argmax(logits.data(), config->vocab_size);
           }

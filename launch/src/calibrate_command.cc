@@ -28,6 +28,7 @@
 
 #include "command.h"
 #include "host_spec.h"
+#include "launcher.h"
 #include "lockstep/kernels/isa.h"
 #include "lockstep/kernels/probe.h"
 #include "lockstep/partitioner/chip_presets.h"
@@ -52,18 +53,6 @@ struct CalibrateOptions {
   std::string transport = "mpi";
   int64_t memory_bytes = 0;  // 0: the physical memory
 };
-
-// The job's size before MPI is initialised: set by mpirun (Open MPI) or a
-// PMI launcher (Slurm srun, MPICH). 1 when started directly.
-int LauncherWorldSize() {
-  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"}) {
-    if (const char* value = std::getenv(name); value != nullptr) {
-      const int size = std::atoi(value);
-      if (size > 0) return size;
-    }
-  }
-  return 1;
-}
 
 int64_t PhysicalMemoryBytes() {
   const long pages = sysconf(_SC_PHYS_PAGES);

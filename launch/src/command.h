@@ -36,6 +36,7 @@ Command AddTokenizeCommand(CLI::App& app);   // tokenize_command.cc
 Command AddPlanCommand(CLI::App& app);       // plan_command.cc
 Command AddCalibrateCommand(CLI::App& app);  // calibrate_command.cc
 Command AddRunCommand(CLI::App& app);        // run_command.cc
+Command AddDoctorCommand(CLI::App& app);     // doctor_command.cc
 
 // "lockstep 0.1.0 (git abc123def456)".
 std::string VersionString();

@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   commands.push_back(AddPlanCommand(app));
   commands.push_back(AddCalibrateCommand(app));
   commands.push_back(AddRunCommand(app));
+  commands.push_back(AddDoctorCommand(app));
 
   try {
     app.parse(argc, argv);

@@ -176,7 +176,7 @@ int Main(int argc, char** argv) {
         double best_prefill = 1e30, best_decode = 1e30;
         for (int r = 0; r < repeats; ++r) {
           Clock::time_point start = Clock::now();
-          e.Forward(prompt, &logits);
+          LOCKSTEP_CHECK(e.Forward(prompt, &logits).ok());
           best_prefill = std::min(best_prefill, Since(start));
           // Decode after a short prompt, so that the steps stream the weights
           // and hardly any KV cache (the figure compared is weight bytes).
@@ -184,13 +184,13 @@ int Main(int argc, char** argv) {
           for (int i = 0; i < kDecodePrompt; ++i) {
             step.Add(prompt.tokens[size_t(i)], 0, i, i + 1 == kDecodePrompt);
           }
-          e.Forward(step, &logits);
+          LOCKSTEP_CHECK(e.Forward(step, &logits).ok());
           int32_t token = kernels::Argmax(logits.data(), config->vocab_size);
           start = Clock::now();
           for (int i = 0; i < decode_tokens; ++i) {
             step.Clear();
             step.Add(token, 0, kDecodePrompt + i, true);
-            e.Forward(step, &logits);
+            LOCKSTEP_CHECK(e.Forward(step, &logits).ok());
             token = kernels::Argmax(logits.data(), config->vocab_size);
           }
           best_decode = std::min(best_decode, Since(start) / decode_tokens);

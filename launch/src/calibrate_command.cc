@@ -28,6 +28,7 @@
 
 #include "command.h"
 #include "host_spec.h"
+#include "launcher.h"
 #include "lockstep/kernels/isa.h"
 #include "lockstep/kernels/probe.h"
 #include "lockstep/partitioner/chip_presets.h"
@@ -52,21 +53,6 @@ struct CalibrateOptions {
   std::string transport = "mpi";
   int64_t memory_bytes = 0;  // 0: the physical memory
 };
-
-// The job's size before MPI is initialised: set by mpirun (Open MPI) or a
-// PMI launcher (MPICH). 1 when started directly. Slurm's srun --mpi=pmix
-// sets no PMIX_SIZE, only SLURM_STEP_NUM_TASKS (which a batch script itself
-// does not have: its SLURM_NTASKS is the allocation's, not a step's).
-int LauncherWorldSize() {
-  for (const char* name :
-       {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_STEP_NUM_TASKS"}) {
-    if (const char* value = std::getenv(name); value != nullptr) {
-      const int size = std::atoi(value);
-      if (size > 0) return size;
-    }
-  }
-  return 1;
-}
 
 int64_t PhysicalMemoryBytes() {
   const long pages = sysconf(_SC_PHYS_PAGES);

@@ -1,68 +1,271 @@
-// `lockstep run`: a batch job on one rank (docs/batch-jobs.md).
+// `lockstep run`: a batch job on one rank, on the ranks of an mpirun/srun
+// job, or on chips simulated as threads (docs/batch-jobs.md,
+// docs/distributed.md).
+//
+//   lockstep run --model M.h5 --input R.jsonl --output O.jsonl          one rank
+//   mpirun -np N lockstep run ... [--tp T --pp P | --plan plan.json]    N ranks
+//   lockstep run ... --transport local --chips N                        N threads
+#include <unistd.h>
+
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "command.h"
+#include "host_spec.h"
+#include "launcher.h"
 #include "lockstep/base/log.h"
 #include "lockstep/kernels/isa.h"
+#include "lockstep/partitioner/plan_report.h"
 #include "lockstep/runtime/batch_job.h"
+#include "lockstep/transport/communicator.h"
+#include "lockstep/transport/local_fabric.h"
+#include "lockstep/transport/mpi_session.h"
+#include "lockstep/transport/options.h"
 
 namespace lockstep::launch {
+namespace {
+
+struct Flags {
+  runtime::BatchJobOptions job;
+  std::string isa = "auto";
+  std::string transport = "mpi";
+  std::string comm_timeout;
+  std::string model_io = "posix";
+  int chips = 0;  // --transport local only
+  bool no_progress = false;
+  bool no_timings = false;
+};
+
+// Every flag's value, so that ranks can check they run the same command.
+uint64_t FlagsFingerprint(const Flags& f) {
+  const runtime::BatchJobOptions& j = f.job;
+  const std::vector<std::string> values = {j.model_path,
+                                           j.input_path,
+                                           j.output_path,
+                                           std::to_string(j.threads),
+                                           f.isa,
+                                           std::to_string(j.max_batch),
+                                           std::to_string(j.max_step_tokens),
+                                           std::to_string(j.kv_cache_mb),
+                                           j.hash_logits ? "h" : "-",
+                                           j.dump_logits_path,
+                                           f.no_progress ? "q" : "-",
+                                           j.resume ? "r" : "-",
+                                           f.no_timings ? "t" : "-",
+                                           j.plan_path,
+                                           std::to_string(j.tp),
+                                           std::to_string(j.pp),
+                                           std::to_string(j.micro_batches),
+                                           f.transport,
+                                           f.comm_timeout,
+                                           f.model_io,
+                                           std::to_string(f.chips)};
+  std::vector<std::string_view> views(values.begin(), values.end());
+  return runtime::ArgumentsFingerprint(views);
+}
+
+// The leader's closing lines: results, speed, and per rank what it read and
+// where its time went.
+void ReportSummary(const runtime::BatchJobOptions& job, const runtime::BatchJobSummary& s) {
+  const double rate = s.run_seconds > 0 ? s.generated_tokens / s.run_seconds : 0.0;
+  LOCKSTEP_LOG_INFO("run",
+                    "{}: {} results, {} error records, {} skipped (already done); {} tokens "
+                    "generated in {:.2f} s ({:.1f} tokens/s)",
+                    job.output_path, s.completed, s.failed, s.skipped, s.generated_tokens,
+                    s.run_seconds, rate);
+  if (s.ranks.size() <= 1 || !job.progress) return;
+  for (const runtime::RankStats& r : s.ranks) {
+    const double run = r.run_seconds > 0 ? r.run_seconds : 1.0;
+    const double read_ratio =
+        r.plan_weight_bytes > 0 ? static_cast<double>(r.bytes_read) / r.plan_weight_bytes : 0.0;
+    LOCKSTEP_LOG_INFO(
+        "run",
+        "rank {} (stage {}, tp {}): read {} for {} of shards ({:+.2f}%), loaded in {:.2f} s; "
+        "{} steps: compute {:.0f}%, tp collectives {:.0f}%, pipeline wait {:.0f}%",
+        r.rank, r.stage, r.tp_rank, partitioner::FormatBytes(static_cast<double>(r.bytes_read)),
+        partitioner::FormatBytes(static_cast<double>(r.plan_weight_bytes)),
+        (read_ratio - 1.0) * 100.0, r.load_seconds, r.steps, 100.0 * r.compute_seconds / run,
+        100.0 * r.collective_seconds / run, 100.0 * r.pipeline_wait_seconds / run);
+  }
+}
+
+int ExitCode(const runtime::BatchJobSummary& s) {
+  return s.failed > 0 ? kExitRequestErrors : kExitOk;
+}
+
+int RunLocalChips(Flags& f, const transport::CommOptions& comm_options) {
+  const int chips = f.chips > 0 ? f.chips : 1;
+  bool calibrated = false;
+  Result<partitioner::ClusterSpec> cluster = HostClusterSpec(chips, &calibrated);
+  if (!cluster.ok()) return ReportError(cluster.status());
+  f.job.cluster = *cluster;
+  std::mutex mutex;
+  Result<runtime::BatchJobSummary> leader = Internal("chip 0 did not run");
+  std::vector<Status> statuses =
+      transport::RunLocal(chips, comm_options, [&](transport::Communicator& chip) -> Status {
+        bool on_all = false;
+        Result<runtime::BatchJobSummary> s = runtime::RunBatchJob(f.job, chip, &on_all);
+        if (chip.rank() == 0) {
+          std::lock_guard<std::mutex> lock(mutex);
+          leader = std::move(s);
+          return leader.status();
+        }
+        return s.status();
+      });
+  if (!leader.ok()) return ReportError(leader.status());
+  for (size_t r = 1; r < statuses.size(); ++r) {
+    if (!statuses[r].ok()) return ReportError(statuses[r].WithContext(fmt::format("chip {}", r)));
+  }
+  ReportSummary(f.job, *leader);
+  return ExitCode(*leader);
+}
+
+int RunWorld(Flags& f, const transport::CommOptions& comm_options) {
+  Result<transport::MpiSession> session = transport::MpiSession::Init(nullptr, nullptr);
+  if (!session.ok()) return ReportError(session.status());
+  bool calibrated = false;
+  Result<partitioner::ClusterSpec> cluster = HostClusterSpec(session->world_size(), &calibrated);
+  if (!cluster.ok()) session->Abort(cluster.status());
+  f.job.cluster = *cluster;
+  if (session->world_rank() == 0 && !calibrated && f.job.progress && f.job.plan_path.empty()) {
+    LOCKSTEP_LOG_WARN("run",
+                      "this host is not calibrated: plans use the `host` preset's figures (run "
+                      "`lockstep calibrate`)");
+  }
+  Result<transport::Communicator> world =
+      transport::Communicator::CreateWorld(*session, comm_options);
+  if (!world.ok()) session->Abort(world.status());
+  bool on_all_ranks = false;
+  Result<runtime::BatchJobSummary> s = runtime::RunBatchJob(f.job, *world, &on_all_ranks);
+  if (!s.ok()) {
+    if (!on_all_ranks) session->Abort(s.status());  // peers may be waiting: end the job
+    if (session->world_rank() == 0) return ReportError(s.status());
+    return kExitError;
+  }
+  if (session->world_rank() == 0) ReportSummary(f.job, *s);
+  return ExitCode(*s);
+}
+
+}  // namespace
 
 Command AddRunCommand(CLI::App& app) {
-  struct Flags {
-    runtime::BatchJobOptions job;
-    std::string isa = "auto";
-    bool no_progress = false;
-  };
   auto flags = std::make_shared<Flags>();
+  Flags& f = *flags;
   CLI::App* run = app.add_subcommand(
-      "run", "Run a batch job: generate for every request of a JSONL file (docs/batch-jobs.md)");
-  run->add_option("--model", flags->job.model_path, "Model file (HDF5)")->required();
-  run->add_option("--input", flags->job.input_path,
+      "run",
+      "Run a batch job: generate for every request of a JSONL file, on one rank or under mpirun "
+      "(docs/batch-jobs.md, docs/distributed.md)");
+  run->add_option("--model", f.job.model_path, "Model file (HDF5)")->required();
+  run->add_option("--input", f.job.input_path,
                   "Requests, one JSON object per line (OpenAI batch or plain form)")
       ->required();
-  run->add_option("--output", flags->job.output_path,
+  run->add_option("--output", f.job.output_path,
                   "Results, one JSON object per line, each fsync'd when its request finishes")
       ->required();
-  run->add_option("--threads", flags->job.threads, "Compute threads")
+  run->add_option("--threads", f.job.threads, "Compute threads per rank")
       ->default_val(1)
       ->check(CLI::PositiveNumber);
-  run->add_option("--isa", flags->isa, "Kernel instruction set: auto, avx512, avx2 or scalar")
+  run->add_option("--isa", f.isa, "Kernel instruction set: auto, avx512, avx2 or scalar")
       ->default_val("auto");
-  run->add_option("--max-batch", flags->job.max_batch, "Requests in flight at once")
+  run->add_option("--max-batch", f.job.max_batch, "Requests in flight at once")
       ->default_val(8)
       ->check(CLI::PositiveNumber);
-  run->add_option("--max-step-tokens", flags->job.max_step_tokens,
+  run->add_option("--max-step-tokens", f.job.max_step_tokens,
                   "Tokens per forward step (bounds prefill chunks)")
       ->default_val(256)
       ->check(CLI::PositiveNumber);
-  run->add_option("--kv-cache-mb", flags->job.kv_cache_mb,
-                  "KV cache size in MiB (0: enough for the max-batch largest requests)")
+  run->add_option("--kv-cache-mb", f.job.kv_cache_mb,
+                  "KV cache per rank in MiB (0: the plan's budget, enough for the max-batch "
+                  "largest requests)")
       ->default_val(0)
       ->check(CLI::NonNegativeNumber);
-  run->add_flag("--hash-logits", flags->job.hash_logits,
+  run->add_flag("--hash-logits", f.job.hash_logits,
                 "Add logits_sha256 (SHA-256 of every generated step's f32 logits) to each result");
-  run->add_option("--dump-logits", flags->job.dump_logits_path,
+  run->add_option("--dump-logits", f.job.dump_logits_path,
                   "Debug: write every generated step's logits to this JSONL file");
-  run->add_flag("--no-progress", flags->no_progress, "No progress lines on stderr");
+  run->add_flag("--no-progress", f.no_progress, "No plan summary and progress lines on stderr");
+  run->add_flag("--resume", f.job.resume,
+                "Skip requests whose results are already in --output, and append the others");
+  run->add_flag("--no-timings", f.no_timings,
+                "Leave ttft_ms and decode_tokens_per_s out of the results (files of two runs then "
+                "compare byte for byte after sorting)");
+  // Distribution.
+  run->add_option("--tp", f.job.tp, "Tensor-parallel ranks per stage (0: from --pp or automatic)")
+      ->default_val(0)
+      ->check(CLI::NonNegativeNumber);
+  run->add_option("--pp", f.job.pp, "Pipeline stages (0: from --tp or automatic)")
+      ->default_val(0)
+      ->check(CLI::NonNegativeNumber);
+  run->add_option("--plan", f.job.plan_path, "A plan file from `lockstep plan --output`");
+  run->add_option("--micro-batches", f.job.micro_batches,
+                  "Steps in flight in the pipeline (0: the plan's micro-batch count)")
+      ->default_val(0)
+      ->check(CLI::NonNegativeNumber);
+  run->add_option("--transport", f.transport,
+                  "Backend between ranks: mpi, ucx, or local (threads of one process, --chips)")
+      ->default_val("mpi");
+  run->add_option("--chips", f.chips, "With --transport local: the number of chips (threads)")
+      ->check(CLI::PositiveNumber);
+  run->add_option("--comm-timeout", f.comm_timeout,
+                  "Deadline of every wait for a peer: seconds (300) or with a unit (500ms, 5min)");
+  run->add_option("--model-io", f.model_io,
+                  "How ranks read their shards: posix, mpiio or collective (MPI-IO)")
+      ->default_val("posix");
 
   Command command;
   command.app = run;
   command.run = [flags]() -> int {
-    Result<kernels::Isa> isa = kernels::ParseIsa(flags->isa);
+    Flags& f = *flags;
+    Result<kernels::Isa> isa = kernels::ParseIsa(f.isa);
     if (!isa.ok()) {
       ReportError(isa.status().WithContext("--isa"));
       return kExitUsage;
     }
-    flags->job.isa = *isa;
-    flags->job.progress = !flags->no_progress;
-    Result<runtime::BatchJobSummary> summary = runtime::RunBatchJob(flags->job);
-    if (!summary.ok()) return ReportError(summary.status());
-    LOCKSTEP_LOG_INFO("run", "{}: {} results, {} error records; {} tokens generated in {:.2f} s",
-                      flags->job.output_path, summary->completed, summary->failed,
-                      summary->generated_tokens, summary->run_seconds);
-    return summary->failed > 0 ? kExitRequestErrors : kExitOk;
+    Result<runtime::ModelIo> model_io = runtime::ParseModelIo(f.model_io);
+    if (!model_io.ok()) {
+      ReportError(model_io.status().WithContext("--model-io"));
+      return kExitUsage;
+    }
+    Result<transport::CommOptions> comm =
+        transport::CommOptionsFromFlags(f.transport, f.comm_timeout);
+    if (!comm.ok()) {
+      ReportError(comm.status());
+      return kExitUsage;
+    }
+    f.job.isa = *isa;
+    f.job.model_io = *model_io;
+    f.job.progress = !f.no_progress;
+    f.job.timings = !f.no_timings;
+    f.job.arguments_fingerprint = FlagsFingerprint(f);
+    const int launched = LauncherWorldSize();
+    if (comm->backend == transport::BackendKind::kLocal) {
+      if (launched > 1) {
+        ReportError(InvalidArgument(
+            "--transport local simulates every chip in one process; start it without mpirun "
+            "(--chips N), or use --transport mpi or ucx under mpirun"));
+        return kExitUsage;
+      }
+      return RunLocalChips(f, *comm);
+    }
+    if (f.chips > 0) {
+      ReportError(
+          InvalidArgument("--chips is for --transport local; under mpirun the ranks are "
+                          "the chips (mpirun -np N)"));
+      return kExitUsage;
+    }
+    if (launched == 1) {
+      // One rank without mpirun: no MPI at all.
+      bool calibrated = false;
+      Result<partitioner::ClusterSpec> cluster = HostClusterSpec(1, &calibrated);
+      if (!cluster.ok()) return ReportError(cluster.status());
+      f.job.cluster = *cluster;
+      Result<runtime::BatchJobSummary> s = runtime::RunBatchJob(f.job);
+      if (!s.ok()) return ReportError(s.status());
+      ReportSummary(f.job, *s);
+      return ExitCode(*s);
+    }
+    return RunWorld(f, *comm);
   };
   return command;
 }

@@ -243,6 +243,28 @@ const TensorShard* Plan::FindShard(int rank, std::string_view path, TensorRole r
   return nullptr;
 }
 
+std::vector<TensorSpec> StageTensors(const ModelConfig& model, const std::vector<TensorSpec>& all,
+                                     const StagePlan& stage) {
+  std::vector<TensorSpec> out;
+  for (const TensorSpec& t : all) {
+    if (t.role == TensorRole::kEmbedding) {
+      if (stage.embedding) out.push_back(t);
+      if (stage.lm_head && model.tie_word_embeddings) continue;  // added below, as lm_head
+    } else if (t.layer >= 0) {
+      if (t.layer >= stage.layer_begin && t.layer < stage.layer_end) out.push_back(t);
+    } else if (stage.lm_head) {
+      out.push_back(t);  // /norm and /lm_head
+    }
+  }
+  if (stage.lm_head && model.tie_word_embeddings) {
+    out.push_back({std::string(kEmbeddingPath),
+                   TensorRole::kLmHead,
+                   -1,
+                   {model.vocab_size, model.hidden_size}});
+  }
+  return out;
+}
+
 Status CheckPlanFor(const Plan& plan, const ModelConfig& model, int num_ranks,
                     std::string_view source) {
   const std::string fingerprint = ModelConfigFingerprint(model);

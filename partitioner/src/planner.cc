@@ -252,29 +252,6 @@ class Evaluator {
   std::map<std::tuple<int, int, bool, int, int64_t, int64_t>, PassCost> passes_;
 };
 
-// The tensors a stage holds, in file order.
-std::vector<TensorSpec> StageTensors(const ModelConfig& model, const std::vector<TensorSpec>& all,
-                                     const StagePlan& stage) {
-  std::vector<TensorSpec> out;
-  for (const TensorSpec& t : all) {
-    if (t.role == TensorRole::kEmbedding) {
-      if (stage.embedding) out.push_back(t);
-      if (stage.lm_head && model.tie_word_embeddings) continue;  // added below, as lm_head
-    } else if (t.layer >= 0) {
-      if (t.layer >= stage.layer_begin && t.layer < stage.layer_end) out.push_back(t);
-    } else if (stage.lm_head) {
-      out.push_back(t);  // /norm and /lm_head
-    }
-  }
-  if (stage.lm_head && model.tie_word_embeddings) {
-    out.push_back({std::string(kEmbeddingPath),
-                   TensorRole::kLmHead,
-                   -1,
-                   {model.vocab_size, model.hidden_size}});
-  }
-  return out;
-}
-
 Plan BuildPlan(const PlanRequest& q, const Candidate& c, Evaluator& ev) {
   const ModelConfig& model = q.model;
   const Workload& w = q.workload;

@@ -40,8 +40,10 @@ std::string FormatResultLine(const RequestResult& r) {
   j["usage"] = {{"prompt_tokens", r.prompt_tokens},
                 {"completion_tokens", completion},
                 {"total_tokens", r.prompt_tokens + completion}};
-  j["ttft_ms"] = Round3(r.ttft_ms);
-  j["decode_tokens_per_s"] = Round3(r.decode_tokens_per_s);
+  if (r.include_timings) {
+    j["ttft_ms"] = Round3(r.ttft_ms);
+    j["decode_tokens_per_s"] = Round3(r.decode_tokens_per_s);
+  }
   if (r.logits_sha256) j["logits_sha256"] = *r.logits_sha256;
   return j.dump();
 }

@@ -52,10 +52,11 @@ void Scheduler::Admit(StepPlan* plan) {
   }
 }
 
-StepPlan Scheduler::NextStep() {
+StepPlan Scheduler::NextStep(int max_sequences) {
   StepPlan plan;
   plan.step = next_step_++;
   Admit(&plan);
+  const size_t cap = max_sequences > 0 ? static_cast<size_t>(max_sequences) : running_.size();
 
   auto add_chunk = [&](Sequence& s, int64_t count) {
     const int64_t known = static_cast<int64_t>(s.tokens.size());
@@ -72,14 +73,17 @@ StepPlan Scheduler::NextStep() {
     }
     if (chunk.wants_logits) plan.logits_handles.push_back(s.handle);
     plan.chunks.push_back(chunk);
-    s.in_flight = true;
+    s.fed += count;
+    s.awaiting = chunk.wants_logits;
+    ++s.in_flight;
   };
 
   // Decode tokens first: every running sequence past its prompt has exactly
-  // one token to feed and always gets its turn.
+  // one token to feed and always gets its turn (within max_sequences).
   int64_t used = 0;
   for (Sequence& s : running_) {
-    if (s.in_flight || s.fed < s.prompt_length) continue;
+    if (plan.chunks.size() >= cap) break;
+    if (s.awaiting || s.fed < s.prompt_length) continue;
     const int64_t pending = static_cast<int64_t>(s.tokens.size()) - s.fed;
     if (pending <= 0) continue;
     LOCKSTEP_CHECK(static_cast<int64_t>(s.tokens.size()) <= s.reserved_positions,
@@ -89,7 +93,8 @@ StepPlan Scheduler::NextStep() {
   }
   // Then prompt chunks, in admission order, within the token budget.
   for (Sequence& s : running_) {
-    if (s.in_flight || s.fed >= s.prompt_length) continue;
+    if (plan.chunks.size() >= cap) break;
+    if (s.awaiting || s.fed >= s.prompt_length) continue;
     const int64_t budget = options_.max_step_tokens - used;
     if (budget <= 0) break;
     const int64_t count = std::min(budget, s.prompt_length - s.fed);
@@ -106,11 +111,13 @@ void Scheduler::CompleteStep(const StepPlan& plan, std::span<const TokenOutcome>
   std::vector<int64_t> finished;
   for (const StepChunk& chunk : plan.chunks) {
     Sequence* s = FindRunning(chunk.handle);
-    LOCKSTEP_CHECK(s != nullptr && s->in_flight, "step {} names sequence {} not in flight",
+    LOCKSTEP_CHECK(s != nullptr && s->in_flight > 0, "step {} names sequence {} not in flight",
                    plan.step, chunk.handle);
-    s->in_flight = false;
-    s->fed += chunk.num_tokens;
+    --s->in_flight;
     if (!chunk.wants_logits) continue;
+    LOCKSTEP_CHECK(s->awaiting && s->in_flight == 0, "step {} completes sequence {} out of order",
+                   plan.step, chunk.handle);
+    s->awaiting = false;
     const TokenOutcome& outcome = outcomes[next_outcome++];
     s->tokens.push_back(outcome.token);
     const int64_t generated = static_cast<int64_t>(s->tokens.size()) - s->prompt_length;

@@ -329,12 +329,12 @@ TEST(EngineTest, TwoPipelineStagesEqualOneStage) {
   }
   std::vector<float> expected, hidden, got(static_cast<size_t>(config.vocab_size));
   for (int step = 0; step < 6; ++step) {
-    whole->Forward(batch, &expected);
+    ASSERT_TRUE(whole->Forward(batch, &expected).ok());
     hidden.assign(static_cast<size_t>(batch.size() * config.hidden_size), 0.0f);
-    first->Embed(batch, hidden.data());
-    first->RunLayers(batch, hidden.data());
-    last->RunLayers(batch, hidden.data());
-    last->ComputeLogits(batch, hidden.data(), got.data());
+    ASSERT_TRUE(first->Embed(batch, hidden.data()).ok());
+    ASSERT_TRUE(first->RunLayers(batch, hidden.data()).ok());
+    ASSERT_TRUE(last->RunLayers(batch, hidden.data()).ok());
+    ASSERT_TRUE(last->ComputeLogits(batch, hidden.data(), got.data()).ok());
     ASSERT_EQ(expected.size(), got.size());
     EXPECT_EQ(std::memcmp(expected.data(), got.data(), got.size() * sizeof(float)), 0)
         << "step " << step;
@@ -363,7 +363,8 @@ TEST(EngineTest, RejectsBadOptions) {
   options.max_slots = 0;
   EXPECT_EQ(Engine::Create(weights(1), options).status().code(), StatusCode::kInvalidArgument);
   options.max_slots = 1;
-  EXPECT_EQ(Engine::Create(weights(2), options).status().code(), StatusCode::kUnimplemented);
+  // A tensor-parallel shard without its tp group.
+  EXPECT_EQ(Engine::Create(weights(2), options).status().code(), StatusCode::kInvalidArgument);
   EXPECT_TRUE(Engine::Create(weights(1), options).ok());
 }
 

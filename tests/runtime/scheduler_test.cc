@@ -264,3 +264,51 @@ TEST(SchedulerTest, EverySequenceSeesItsOwnTokensInOrder) {
 
 }  // namespace
 }  // namespace lockstep::runtime
+
+namespace lockstep::runtime {
+namespace {
+
+// Pipelining: a sequence still reading its prompt gets its next chunk in the
+// next step while the previous chunk is in flight; a sequence awaiting a
+// token does not.
+TEST(SchedulerTest, PromptChunksPipelineButTokensWait) {
+  Scheduler s({2, 4}, /*kv_pages=*/10);
+  ASSERT_TRUE(s.Submit(0, std::vector<int32_t>(10, 5), 3).ok());
+  StepPlan p0 = s.NextStep();
+  StepPlan p1 = s.NextStep();  // p0 still in flight
+  StepPlan p2 = s.NextStep();
+  EXPECT_EQ(p0.batch.positions, (std::vector<int32_t>{0, 1, 2, 3}));
+  EXPECT_EQ(p1.batch.positions, (std::vector<int32_t>{4, 5, 6, 7}));
+  EXPECT_EQ(p2.batch.positions, (std::vector<int32_t>{8, 9}));
+  EXPECT_EQ(p2.batch.logits_rows, (std::vector<int32_t>{1}));
+  EXPECT_TRUE(s.NextStep().batch.empty());  // awaiting its first token
+  s.CompleteStep(p0, {});
+  s.CompleteStep(p1, {});
+  EXPECT_TRUE(s.NextStep().batch.empty());
+  const TokenOutcome o[] = {{42, false}};
+  s.CompleteStep(p2, o);
+  StepPlan p3 = s.NextStep();
+  EXPECT_EQ(p3.batch.tokens, (std::vector<int32_t>{42}));
+  EXPECT_EQ(p3.batch.positions, (std::vector<int32_t>{10}));
+}
+
+// max_sequences cuts the running sequences into micro-batches, in admission
+// order, and every sequence gets its turn.
+TEST(SchedulerTest, MaxSequencesCutsMicroBatches) {
+  Scheduler s({4, 100}, /*kv_pages=*/10);
+  for (int h = 0; h < 4; ++h) ASSERT_TRUE(s.Submit(h, {1, 2}, 5).ok());
+  StepPlan a = s.NextStep(2);
+  StepPlan b = s.NextStep(2);
+  EXPECT_EQ(a.admitted, (std::vector<int64_t>{0, 1, 2, 3}));
+  EXPECT_EQ(a.logits_handles, (std::vector<int64_t>{0, 1}));
+  EXPECT_EQ(b.logits_handles, (std::vector<int64_t>{2, 3}));
+  EXPECT_TRUE(s.NextStep(2).batch.empty());
+  const TokenOutcome two[] = {{7, false}, {8, false}};
+  s.CompleteStep(a, two);
+  StepPlan c = s.NextStep(2);
+  EXPECT_EQ(c.logits_handles, (std::vector<int64_t>{0, 1}));
+  EXPECT_EQ(c.batch.tokens, (std::vector<int32_t>{7, 8}));
+}
+
+}  // namespace
+}  // namespace lockstep::runtime

@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include "lockstep/partitioner/chip_presets.h"
+#include "lockstep/partitioner/planner.h"
+
 namespace lockstep::runtime {
 namespace {
 
@@ -81,8 +84,55 @@ TEST(ShardTest, ImpossibleSplitsAreErrors) {
   EXPECT_FALSE(ShardSpec::Make(c, 1, 0, 2, 2, 0, 4).ok());   // stage out of range
   EXPECT_FALSE(ShardSpec::Make(c, 1, 0, 1, 0, 2, 5).ok());   // layers out of range
   Result<ShardSpec> s = ShardSpec::Make(c, 16, 0, 1, 0, 0, 4);
-  EXPECT_NE(s.status().message().find("num_attention_heads 8 is not a multiple of tp 16"),
-            std::string::npos);
+  EXPECT_NE(s.status().message().find("tp 16 exceeds the 8 attention heads of 'tiny'"),
+            std::string::npos)
+      << s.status().message();
+}
+
+}  // namespace
+}  // namespace lockstep::runtime
+
+namespace lockstep::runtime {
+namespace {
+
+// One source of truth: the spec of a plan's rank, and its shard list, are
+// the partitioner's -- for every rank of many plans, including uneven
+// hidden/vocabulary parts, replicated KV heads and tied embeddings.
+TEST(ShardTest, FromPlanMatchesThePlansShards) {
+  partitioner::ModelConfig tied = Tiny();
+  tied.name = "tied";
+  tied.tie_word_embeddings = true;
+  tied.vocab_size = 501;   // uneven vocabulary parts
+  tied.hidden_size = 132;  // uneven hidden parts for tp 8 (q_dim stays 8 x 16)
+  for (const partitioner::ModelConfig& c : {Tiny(), tied}) {
+    for (auto [tp, pp] : {std::pair{1, 1}, std::pair{2, 1}, std::pair{8, 1}, std::pair{1, 4},
+                          std::pair{2, 2}, std::pair{4, 2}}) {
+      partitioner::PlanRequest request;
+      request.model = c;
+      request.cluster = *partitioner::ChipPreset("host", tp * pp);
+      request.workload.weight_type = partitioner::ElementType::kF16;
+      request.workload.prompt_length = 32;
+      request.workload.generated_length = 32;
+      request.tp = tp;
+      request.pp = pp;
+      Result<partitioner::Plan> plan = partitioner::MakePlan(request);
+      ASSERT_TRUE(plan.ok()) << plan.status().message();
+      for (int r = 0; r < plan->num_ranks(); ++r) {
+        const ShardSpec s = ShardSpec::FromPlan(*plan, r);
+        EXPECT_EQ(s.tp_size, tp);
+        EXPECT_EQ(s.pp_size, pp);
+        EXPECT_EQ(s.layer_begin, plan->StageOfRank(r).layer_begin);
+        EXPECT_EQ(s.layer_end, plan->StageOfRank(r).layer_end);
+        EXPECT_EQ(s.Shards(c, partitioner::ElementType::kF16), plan->RankShards(r))
+            << c.name << " tp " << tp << " pp " << pp << " rank " << r;
+        // Make() from the same numbers gives the same spec.
+        Result<ShardSpec> made =
+            ShardSpec::Make(c, tp, s.tp_rank, pp, s.pp_stage, s.layer_begin, s.layer_end);
+        ASSERT_TRUE(made.ok());
+        EXPECT_EQ(*made, s);
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -13,6 +13,7 @@ Request::Request(std::unique_ptr<internal::PendingOp> op, const internal::World*
                  internal::OpLabel label)
     : op_(std::move(op)), world_(world), label_(label) {}
 
+Request::Request() = default;
 Request::Request(Request&& other) noexcept = default;
 Request& Request::operator=(Request&& other) noexcept = default;
 Request::~Request() = default;

@@ -146,6 +146,14 @@ struct Plan {
   bool operator==(const Plan&) const = default;
 };
 
+// The tensors stage `stage` holds, in file order, picked from `all`
+// (= ModelTensors(model)): the embedding on the first stage, the stage's
+// layers, /norm and the lm_head on the last stage (for tied embeddings a
+// kLmHead-role entry for /tok_embeddings). ShardTensor of each, with a
+// rank's TpSlice, is that rank's shard list (Plan::RankShards).
+std::vector<TensorSpec> StageTensors(const ModelConfig& model, const std::vector<TensorSpec>& all,
+                                     const StagePlan& stage);
+
 // Checks a plan against the job that wants to run it: the model's
 // fingerprint and the number of ranks. Messages name `source` and say what to
 // do ("re-plan with lockstep plan --model ...").

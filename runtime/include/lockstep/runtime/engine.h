@@ -9,19 +9,38 @@
 // count and the instruction set (the determinism contract, DESIGN.md
 // section 3).
 //
-// Work is split the way pipeline parallelism (issue 5) needs it:
+// Work is split the way pipeline parallelism needs it:
 //   Embed          first stage: token ids -> hidden [T][hidden]
 //   RunLayers      the stage's layers, in place on hidden [T][hidden]
 //   ComputeLogits  last stage: final norm + lm_head for batch.logits_rows
 // Forward runs the three in a row; with one stage holding everything that is
-// the whole model. Between stages only `hidden` travels, as raw bits.
-// Tensor parallelism (issue 5) adds the allreduce of the row-parallel
-// partial sums (after wo and w_down) and the gather of the vocabulary shards;
-// this engine runs tp_size == 1 only.
+// the whole model. Between stages only `hidden` travels, as raw bits
+// (docs/distributed.md).
+//
+// Tensor parallelism (shard().tp_size > 1; EngineOptions::tp_group is then
+// the rank's tp group):
+//   - Embed looks up the rank's hidden columns of the embedding table and
+//     all-gathers them into whole rows;
+//   - RunLayers computes the rank's query/KV heads and FFN rows
+//     (column-parallel wq, wk, wv, w_gate, w_up: exact by construction), and
+//     the row-parallel wo and w_down as the sums of the rank's canonical
+//     segments, which the group's AllReduceSum completes to the canonical
+//     tree before the residual add -- the one-rank bits;
+//   - RMSNorm, RoPE and the residual stream are replicated: every rank of the
+//     group holds the same hidden state after each allreduce;
+//   - ComputeLogits computes the rank's vocabulary rows and all-gathers them,
+//     so every rank of the group ends with the whole logits.
+// Every rank of a tp group must make the same calls with the same batches in
+// the same order (the collectives are matched by order).
 //
 // Threads: the engine owns a oneTBB task arena of `threads` threads; every
 // call below runs its kernels inside it. Calls must come from one thread at
-// a time (the engine keeps its scratch buffers between calls).
+// a time (the engine keeps its scratch buffers between calls); collectives
+// are called from that thread.
+//
+// Errors: only the tp collectives can fail (a peer that stops answering:
+// DeadlineExceeded naming the collective and the peer). After an error the
+// engine's state is undefined; end the job.
 #pragma once
 
 #include <cstdint>
@@ -35,6 +54,7 @@
 #include "lockstep/kernels/matmul.h"
 #include "lockstep/runtime/kv_cache.h"
 #include "lockstep/runtime/scheduler.h"
+#include "lockstep/runtime/tensor_parallel.h"
 #include "lockstep/runtime/token_batch.h"
 #include "lockstep/runtime/weights.h"
 
@@ -48,6 +68,16 @@ struct EngineOptions {
   // kPlain exists only so benchmarks can measure what the canonical order
   // costs; results then differ from every other configuration.
   kernels::ReductionOrder reduction_order = kernels::ReductionOrder::kCanonical;
+  // The rank's tensor-parallel group (not owned; must outlive the engine).
+  // Required when the shard's tp_size > 1, with size() == tp_size and
+  // rank() == tp_rank; ignored for tp_size 1.
+  TensorParallelGroup* tp_group = nullptr;
+};
+
+// Where an engine's time went, accumulated over its calls (wall clock).
+struct EngineTimes {
+  double compute_s = 0;     // kernels
+  double collective_s = 0;  // inside the tp group's collectives (waiting included)
 };
 
 class Engine {
@@ -55,7 +85,8 @@ class Engine {
   ~Engine();
 
   // Takes the weights of one shard; allocates the KV cache and the RoPE
-  // table. InvalidArgument for bad options, Unimplemented for tp_size > 1.
+  // table. InvalidArgument for bad options (including a missing or
+  // mismatched tp_group).
   static Result<std::unique_ptr<Engine>> Create(ModelWeights weights, const EngineOptions& options);
 
   const partitioner::ModelConfig& config() const { return weights_.config; }
@@ -63,20 +94,22 @@ class Engine {
   const ModelWeights& weights() const { return weights_; }
   const EngineOptions& options() const { return options_; }
   KvCache& kv_cache() { return kv_cache_; }
-  // Logits per row: the vocabulary rows this rank holds.
-  int64_t vocab_rows() const { return weights_.shard.vocab.size(); }
+  // Logits per row: the whole vocabulary (a tp group gathers its ranks' rows).
+  int64_t vocab_rows() const { return weights_.config.vocab_size; }
+  const EngineTimes& times() const { return times_; }
 
   // Binds newly admitted sequences to their pages (before their first step).
   void ApplyBindings(std::span<const SlotBinding> bindings);
 
   // The whole forward pass (a shard with the embedding, all layers and the
   // lm_head): `logits` gets [batch.logits_rows.size()][vocab_rows()].
-  void Forward(const TokenBatch& batch, std::vector<float>* logits);
+  Status Forward(const TokenBatch& batch, std::vector<float>* logits);
 
-  // The stage pieces. hidden: [batch.size()][hidden_size] f32.
-  void Embed(const TokenBatch& batch, float* hidden);
-  void RunLayers(const TokenBatch& batch, float* hidden);
-  void ComputeLogits(const TokenBatch& batch, const float* hidden, float* logits);
+  // The stage pieces. hidden: [batch.size()][hidden_size] f32; logits:
+  // [batch.logits_rows.size()][vocab_rows()] f32.
+  Status Embed(const TokenBatch& batch, float* hidden);
+  Status RunLayers(const TokenBatch& batch, float* hidden);
+  Status ComputeLogits(const TokenBatch& batch, const float* hidden, float* logits);
 
   // Runs `work` inside the engine's task arena, so that kernels it calls
   // (e.g. sampling) use the engine's threads and no others.
@@ -89,6 +122,7 @@ class Engine {
   ModelWeights weights_;
   EngineOptions options_;
   KvCache kv_cache_;
+  EngineTimes times_;
   std::unique_ptr<Impl> impl_;  // arena, RoPE table, scratch buffers
 };
 

@@ -7,7 +7,7 @@
 //    "text": " Paris.",                     (only when the model has a tokenizer)
 //    "finish_reason": "stop",
 //    "usage": {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6},
-//    "ttft_ms": 12.5, "decode_tokens_per_s": 41.0,
+//    "ttft_ms": 12.5, "decode_tokens_per_s": 41.0,   (not with --no-timings)
 //    "logits_sha256": "9f86..."}            (only with --hash-logits)
 // Error record (a request line that could not run):
 //   {"id": "r7", "line": 7, "error": "requests.jsonl:7: ..."}   (id null when
@@ -37,8 +37,11 @@ struct RequestResult {
   std::optional<std::string> text;
   FinishReason finish_reason = FinishReason::kLength;
   int64_t prompt_tokens = 0;
-  double ttft_ms = 0.0;                      // admission to first generated token
-  double decode_tokens_per_s = 0.0;          // (completion_tokens - 1) / (last - first token time)
+  double ttft_ms = 0.0;              // admission to first generated token
+  double decode_tokens_per_s = 0.0;  // (completion_tokens - 1) / (last - first token time)
+  // false: the line has no ttft_ms / decode_tokens_per_s (--no-timings), so
+  // that the results of two runs compare byte for byte (after sorting).
+  bool include_timings = true;
   std::optional<std::string> logits_sha256;  // 64 lowercase hex digits
 };
 

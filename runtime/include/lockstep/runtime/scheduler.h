@@ -14,10 +14,20 @@
 // None of this changes any request's logits or tokens (the forward pass of a
 // token does not depend on its batch neighbours); it only changes speed.
 //
-// Pipelining (issue 5): a sequence in a step that has not completed yet is
-// "in flight" and is not scheduled again until CompleteStep, so several
-// steps (micro-batches) can be outstanding at once, each over a disjoint set
-// of sequences. With one stage, steps simply alternate NextStep/CompleteStep.
+// Pipelining: several steps (micro-batches) can be outstanding at once.
+// A sequence whose step will produce logits (its last known token is in it)
+// is "awaiting" its next token and is not scheduled again until the
+// CompleteStep of that step. A sequence still reading its prompt is not
+// blocked: its next prompt chunk may go into the next step while the
+// previous chunk is still in the pipeline, because every stage runs the
+// steps in order, so the earlier chunk's keys and values are stored before
+// the later chunk reads them. NextStep's max_sequences cuts the running
+// sequences into micro-batches. With one stage, steps simply alternate
+// NextStep/CompleteStep.
+//
+// Every decision is a function of the calls made (submissions, the order of
+// NextStep and CompleteStep, the outcomes), never of time: replicas fed the
+// same calls make the same steps (docs/distributed.md, "Step protocol").
 //
 // Not thread-safe.
 #pragma once
@@ -84,9 +94,11 @@ class Scheduler {
   int num_queued() const { return static_cast<int>(queue_.size()); }
   int num_running() const { return static_cast<int>(running_.size()); }
 
-  // Admits and forms the next step (see the file comment). The batch is empty
-  // only when Idle() or every running sequence is in flight.
-  StepPlan NextStep();
+  // Admits and forms the next step (see the file comment), with chunks of at
+  // most `max_sequences` sequences (0: no limit). The batch is empty only
+  // when Idle() or every running sequence is awaiting a token (or the step
+  // would be empty for lack of sequences that can go).
+  StepPlan NextStep(int max_sequences = 0);
 
   // Ends step `plan`: `outcomes` has one entry per plan.batch.logits_rows, in
   // order. A finished sequence releases its slot and pages; an unfinished one
@@ -103,10 +115,12 @@ class Scheduler {
     std::vector<int32_t> tokens;  // prompt, then generated tokens
     int64_t prompt_length = 0;
     int64_t reserved_positions = 0;  // prompt + max_tokens
-    int64_t fed = 0;                 // tokens whose keys/values are in the cache
+    int64_t fed = 0;                 // tokens put into steps (their keys/values are
+                                     // stored once those steps have run)
     int32_t slot = -1;
     std::vector<int32_t> pages;
-    bool in_flight = false;
+    int in_flight = 0;      // outstanding steps holding a chunk of this sequence
+    bool awaiting = false;  // a step in flight will produce its next token
   };
 
   Sequence* FindRunning(int64_t handle);

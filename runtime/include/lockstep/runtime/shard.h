@@ -16,13 +16,24 @@
 //   - lm_head rows (vocabulary) [vocab.begin, vocab.end);
 //   - embedding hidden columns [embedding_columns.begin, .end).
 // One rank (tp 1, pp 1) holds everything: the degenerate case.
+//
+// One source of truth: every range here is derived from the partitioner's
+// TpSlice (partitioner/sharding.h) and StagePlan (partitioner/plan.h); the
+// rules are not re-implemented. FromPlan gives the spec of a rank of a plan,
+// Make the spec of a tp rank of a pipeline stage without a plan, and
+// Shards() the list of tensor slices (HDF5 hyperslabs) the rank loads, which
+// for a plan's rank equals Plan::RankShards(rank).
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "lockstep/base/status.h"
 #include "lockstep/kernels/matmul.h"
+#include "lockstep/partitioner/element_type.h"
 #include "lockstep/partitioner/model_config.h"
+#include "lockstep/partitioner/plan.h"
+#include "lockstep/partitioner/sharding.h"
 
 namespace lockstep::runtime {
 
@@ -50,17 +61,32 @@ struct ShardSpec {
   IndexRange embedding_columns;        // hidden columns of the embedding table
   kernels::ReductionSlice wo_slice;    // reduction part of wo (over q_dim)
   kernels::ReductionSlice down_slice;  // reduction part of w_down (over intermediate_size)
+  partitioner::TpSlice tp_slice;       // the partitioner's description the above come from
 
   int num_layers() const { return layer_end - layer_begin; }
 
   // The shard of tp rank `tp_rank` (of tp_size, a power of two dividing
   // num_heads and kernels::kNumSegments) in the pipeline stage running
   // layers [layer_begin, layer_end) (stage pp_stage of pp_size).
-  // InvalidArgument naming the field when the split is impossible.
+  // InvalidArgument naming the field when the split is impossible
+  // (partitioner::CheckTensorParallel's message for tp).
   static Result<ShardSpec> Make(const partitioner::ModelConfig& config, int tp_size, int tp_rank,
                                 int pp_size, int pp_stage, int layer_begin, int layer_end);
+  // The shard of world rank `rank` of `plan` (0 <= rank < plan.num_ranks()).
+  static ShardSpec FromPlan(const partitioner::Plan& plan, int rank);
+  // From the partitioner's description of a tp rank and a stage.
+  static ShardSpec FromSlices(const partitioner::ModelConfig& config,
+                              const partitioner::TpSlice& slice,
+                              const partitioner::StagePlan& stage, int pp_size);
   // Everything on one rank.
   static ShardSpec SingleRank(const partitioner::ModelConfig& config);
+
+  // The tensor slices this rank loads, in file order (embedding, layers,
+  // final norm, lm_head), matrices stored as `weight_type`: exactly
+  // partitioner::ShardTensor of every tensor of the stage. For a plan's rank
+  // this equals Plan::RankShards(rank).
+  std::vector<partitioner::TensorShard> Shards(const partitioner::ModelConfig& config,
+                                               partitioner::ElementType weight_type) const;
 
   bool operator==(const ShardSpec& other) const;
 };

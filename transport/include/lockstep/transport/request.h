@@ -52,7 +52,8 @@ struct OpLabel {
 
 class Request {
  public:
-  Request() = default;  // empty: Test() and Wait() succeed at once
+  Request();  // empty: Test() and Wait() succeed at once (defined out of line:
+              // PendingOp is incomplete here)
   Request(Request&& other) noexcept;
   Request& operator=(Request&& other) noexcept;
   Request(const Request&) = delete;

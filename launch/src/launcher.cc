@@ -1,0 +1,19 @@
+#include "launcher.h"
+
+#include <cstdlib>
+#include <initializer_list>
+
+namespace lockstep::launch {
+
+int LauncherWorldSize() {
+  for (const char* name :
+       {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_STEP_NUM_TASKS"}) {
+    if (const char* value = std::getenv(name); value != nullptr) {
+      const int size = std::atoi(value);
+      if (size > 0) return size;
+    }
+  }
+  return 1;
+}
+
+}  // namespace lockstep::launch

@@ -1,0 +1,153 @@
+#include "job_plan.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <limits>
+
+#include "lockstep/kernels/attention.h"
+#include "lockstep/partitioner/chip_presets.h"
+#include "lockstep/partitioner/element_type.h"
+#include "lockstep/partitioner/plan_report.h"
+#include "lockstep/partitioner/planner.h"
+
+namespace lockstep::runtime {
+
+partitioner::Workload JobWorkload(const BatchJobOptions& options,
+                                  const partitioner::ModelConfig& config, DType weight_dtype,
+                                  const std::vector<const Request*>& requests) {
+  int64_t context = 1;
+  int64_t prompt = 1;
+  for (const Request* r : requests) {
+    const int64_t p = static_cast<int64_t>(r->prompt_tokens.size());
+    context = std::max(context, p + r->max_tokens);
+    prompt = std::max(prompt, p);
+  }
+  const int64_t page = kernels::kKvPageSize;
+  context = std::max<int64_t>(
+      2, std::min((context + page - 1) / page * page, config.max_position_embeddings));
+  partitioner::Workload w;
+  w.batch_size = static_cast<int>(
+      std::clamp<int64_t>(static_cast<int64_t>(requests.size()), 1, options.max_batch));
+  w.prompt_length = std::min(prompt, context - 1);
+  w.generated_length = context - w.prompt_length;
+  w.weight_type = partitioner::FromDType(weight_dtype);
+  w.activation_type = partitioner::ElementType::kF32;
+  w.micro_batches = std::min(options.micro_batches, w.batch_size);
+  w.prefill_chunk = options.max_step_tokens < w.prompt_length ? options.max_step_tokens : 0;
+  return w;
+}
+
+Status CheckJobPlan(const partitioner::Plan& plan, const partitioner::ModelConfig& config,
+                    DType weight_dtype, int num_ranks, std::string_view source) {
+  LOCKSTEP_RETURN_IF_ERROR(partitioner::CheckPlanFor(plan, config, num_ranks, source));
+  if (!plan.executable()) {
+    return InvalidArgument(
+        "{}: the plan stores weights as {}, which the runtime cannot run; "
+        "re-plan with --weight-type {}",
+        source, partitioner::ElementTypeName(plan.request.workload.weight_type),
+        DTypeName(weight_dtype));
+  }
+  if (plan.request.workload.weight_type != partitioner::FromDType(weight_dtype)) {
+    return InvalidArgument(
+        "{}: the plan is for {} weights but the model file holds {}; re-plan with --weight-type {}",
+        source, partitioner::ElementTypeName(plan.request.workload.weight_type),
+        DTypeName(weight_dtype), DTypeName(weight_dtype));
+  }
+  return Status::Ok();
+}
+
+Result<partitioner::Plan> MakeJobPlan(const BatchJobOptions& options,
+                                      const partitioner::ModelConfig& config, DType weight_dtype,
+                                      const std::vector<const Request*>& requests, int num_ranks) {
+  if (!options.plan_path.empty()) {
+    if (options.tp != 0 || options.pp != 0) {
+      return InvalidArgument("give either --plan or --tp/--pp, not both");
+    }
+    LOCKSTEP_ASSIGN_OR_RETURN(partitioner::Plan plan, partitioner::LoadPlanFile(options.plan_path));
+    LOCKSTEP_RETURN_IF_ERROR(
+        CheckJobPlan(plan, config, weight_dtype, num_ranks, options.plan_path));
+    if (options.micro_batches > 0) plan.micro_batches = options.micro_batches;
+    return plan;
+  }
+  int tp = options.tp;
+  int pp = options.pp;
+  if (tp < 0 || pp < 0) return InvalidArgument("--tp and --pp must be positive");
+  if (tp > 0 && pp == 0) {
+    if (num_ranks % tp != 0) {
+      return InvalidArgument("--tp {} does not divide the job's {} ranks; use -np a multiple of {}",
+                             tp, num_ranks, tp);
+    }
+    pp = num_ranks / tp;
+  } else if (pp > 0 && tp == 0) {
+    if (num_ranks % pp != 0) {
+      return InvalidArgument("--pp {} does not divide the job's {} ranks; use -np a multiple of {}",
+                             pp, num_ranks, pp);
+    }
+    tp = num_ranks / pp;
+  } else if (tp > 0 && tp * pp != num_ranks) {
+    return InvalidArgument(
+        "--tp {} --pp {} needs {} ranks but the job has {}; start it with mpirun -np {} (or "
+        "--transport local --chips {})",
+        tp, pp, tp * pp, num_ranks, tp * pp, tp * pp);
+  }
+  partitioner::PlanRequest request;
+  request.model = config;
+  if (options.cluster) {
+    request.cluster = *options.cluster;
+  } else {
+    LOCKSTEP_ASSIGN_OR_RETURN(request.cluster, partitioner::ChipPreset("host", num_ranks));
+  }
+  request.cluster.num_chips = num_ranks;
+  request.workload = JobWorkload(options, config, weight_dtype, requests);
+  request.tp = tp;
+  request.pp = pp;
+  request.objective = partitioner::Objective::kThroughput;
+  Result<partitioner::Plan> plan = partitioner::MakePlan(request);
+  if (!plan.ok()) return plan.status().WithContext("planning the job");
+  return plan;
+}
+
+uint64_t KvBytesPerPage(const partitioner::Plan& plan, int rank) {
+  const partitioner::StagePlan& stage = plan.StageOfRank(rank);
+  const partitioner::TpSlice& slice = plan.SliceOf(rank);
+  return uint64_t{2} * static_cast<uint64_t>(stage.num_layers()) *
+         static_cast<uint64_t>(slice.kv_heads.size()) *
+         static_cast<uint64_t>(plan.request.model.head_dim) *
+         static_cast<uint64_t>(kernels::kKvPageSize) * sizeof(float);
+}
+
+int32_t JobKvPages(const partitioner::Plan& plan, int64_t kv_cache_mb) {
+  uint64_t pages = std::numeric_limits<int32_t>::max();
+  for (int r = 0; r < plan.num_ranks(); ++r) {
+    const uint64_t budget = kv_cache_mb > 0 ? static_cast<uint64_t>(kv_cache_mb) << 20
+                                            : static_cast<uint64_t>(plan.Rank(r).memory.kv_cache);
+    pages = std::min(pages, budget / std::max<uint64_t>(KvBytesPerPage(plan, r), 1));
+  }
+  return static_cast<int32_t>(pages);
+}
+
+std::string PlanSummary(const partitioner::Plan& plan, int window, int max_chunks,
+                        int32_t kv_pages) {
+  std::string out = fmt::format(
+      "plan: tp {} x pp {} = {} ranks, {} step(s) in flight of up to {} sequences, KV cache {} "
+      "pages of 64 positions",
+      plan.tp, plan.pp, plan.num_ranks(), window, max_chunks, kv_pages);
+  for (const partitioner::StagePlan& s : plan.stages) {
+    const std::vector<int> ranks = plan.TpGroup(s.stage);
+    out += fmt::format("\n  stage {}: layers {}-{}{}{}, ranks {}-{}", s.stage, s.layer_begin,
+                       s.layer_end - 1, s.embedding ? " + embedding" : "",
+                       s.lm_head ? " + lm_head" : "", ranks.front(), ranks.back());
+  }
+  const partitioner::Prediction& p = plan.prediction;
+  out += fmt::format(
+      "\n  predicted for batch {}, prompt {}, {} generated: decode {} per token, time to first "
+      "token {}, {:.1f} tokens/s",
+      plan.request.workload.batch_size, plan.request.workload.prompt_length,
+      plan.request.workload.generated_length,
+      partitioner::FormatSeconds(p.decode_latency_per_token_s),
+      partitioner::FormatSeconds(p.time_to_first_token_s), p.throughput_tokens_per_s);
+  return out;
+}
+
+}  // namespace lockstep::runtime

@@ -1,0 +1,81 @@
+#include "resume.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace lockstep::runtime {
+namespace {
+
+// A complete results line: a JSON object with an "id" (string or null) and
+// either "tokens" (a result) or "error" (an error record).
+bool ParseLine(std::string_view text, ResumeState* state) {
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return false;
+  auto id = j.find("id");
+  if (id == j.end() || !(id->is_string() || id->is_null())) return false;
+  const bool result = j.contains("tokens");
+  const bool error = j.contains("error");
+  if (!result && !error) return false;
+  if (id->is_string()) {
+    state->done_ids.insert(id->get<std::string>());
+  } else {
+    auto line = j.find("line");
+    if (!error || line == j.end() || !line->is_number_integer()) return false;
+    state->done_lines.insert(line->get<int64_t>());
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<ResumeState> PrepareResume(const std::string& path) {
+  ResumeState state;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    if (errno == ENOENT) return state;  // nothing done yet
+    return IoError("{}: cannot read the results file to resume: {}", path, std::strerror(errno));
+  }
+  state.existed = true;
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  const std::string text = buffer.str();
+
+  size_t begin = 0;
+  size_t kept = 0;  // bytes of complete lines
+  int64_t line_number = 0;
+  while (begin < text.size()) {
+    const size_t end = text.find('\n', begin);
+    ++line_number;
+    const bool last = end == std::string::npos || end + 1 == text.size();
+    const std::string_view line(text.data() + begin,
+                                (end == std::string::npos ? text.size() : end) - begin);
+    const bool complete = end != std::string::npos && ParseLine(line, &state);
+    if (!complete) {
+      if (!last) {
+        return DataLoss(
+            "{}:{}: not a lockstep result line, and not the last line (a torn last line is "
+            "expected after a crash, damage elsewhere is not); move the file away to start over",
+            path, line_number);
+      }
+      break;  // a torn last line
+    }
+    ++state.lines;
+    kept = end + 1;
+    begin = end + 1;
+  }
+  if (kept < text.size()) {
+    state.torn_bytes = text.size() - kept;
+    if (::truncate(path.c_str(), static_cast<off_t>(kept)) != 0) {
+      return IoError("{}: cannot cut off the torn last line: {}", path, std::strerror(errno));
+    }
+  }
+  return state;
+}
+
+}  // namespace lockstep::runtime

@@ -1,0 +1,33 @@
+// Resuming a batch job (`lockstep run --resume`): what an existing results
+// file already holds.
+//
+// Every line of a results file was written whole and fsync'd when its
+// request finished (result_writer.h), so after a crash the file is a
+// sequence of complete lines, possibly followed by one torn line (a write
+// cut short: no final newline, or not valid JSON). PrepareResume reads the
+// file, cuts a torn last line off (truncating the file to the end of the
+// last complete line), and returns the requests already done: the ids of
+// result lines and error records, and the input line numbers of error
+// records without an id. A damaged line that is not the last is DataLoss
+// (the file is not a lockstep results file, or was edited).
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <string>
+
+#include "lockstep/base/status.h"
+
+namespace lockstep::runtime {
+
+struct ResumeState {
+  bool existed = false;            // the file was there
+  std::set<std::string> done_ids;  // ids of result lines and error records
+  std::set<int64_t> done_lines;    // input lines of error records with a null id
+  int64_t lines = 0;               // complete lines kept
+  uint64_t torn_bytes = 0;         // bytes of a torn last line that were cut off
+};
+
+Result<ResumeState> PrepareResume(const std::string& path);
+
+}  // namespace lockstep::runtime

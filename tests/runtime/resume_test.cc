@@ -1,0 +1,81 @@
+// Resuming: what a results file holds after a crash, and cutting off a torn
+// last line.
+#include "resume.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "runtime/model_file_test_util.h"
+
+namespace lockstep::runtime {
+namespace {
+
+using testing::ScratchDir;
+
+std::string Read(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+void Write(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+}
+
+const char kComplete[] = R"({"id":"a","tokens":[1,2],"finish_reason":"length","usage":{}})"
+                         "\n"
+                         R"({"id":"b","line":2,"error":"x.jsonl:2: bad"})"
+                         "\n"
+                         R"({"id":null,"line":3,"error":"x.jsonl:3: not JSON"})"
+                         "\n";
+
+TEST(ResumeTest, MissingFileIsAFreshStart) {
+  ScratchDir dir;
+  Result<ResumeState> s = PrepareResume(dir.File("none.jsonl"));
+  ASSERT_TRUE(s.ok());
+  EXPECT_FALSE(s->existed);
+  EXPECT_TRUE(s->done_ids.empty());
+}
+
+TEST(ResumeTest, CompleteLinesAreDone) {
+  ScratchDir dir;
+  const std::string path = dir.File("out.jsonl");
+  Write(path, kComplete);
+  Result<ResumeState> s = PrepareResume(path);
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  EXPECT_EQ(s->done_ids, (std::set<std::string>{"a", "b"}));
+  EXPECT_EQ(s->done_lines, (std::set<int64_t>{3}));
+  EXPECT_EQ(s->lines, 3);
+  EXPECT_EQ(s->torn_bytes, 0u);
+  EXPECT_EQ(Read(path), kComplete);
+}
+
+TEST(ResumeTest, TornLastLineIsCutOff) {
+  ScratchDir dir;
+  const std::string path = dir.File("out.jsonl");
+  for (const std::string& torn :
+       std::vector<std::string>{R"({"id":"c","tokens":[4,)", R"({"id":"c","tokens":[4]})", "{"}) {
+    Write(path, std::string(kComplete) + torn);
+    Result<ResumeState> s = PrepareResume(path);
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    EXPECT_EQ(s->done_ids.count("c"), 0u) << torn;
+    EXPECT_EQ(s->torn_bytes, torn.size());
+    EXPECT_EQ(Read(path), kComplete) << torn;
+  }
+}
+
+TEST(ResumeTest, DamageBeforeTheEndIsDataLoss) {
+  ScratchDir dir;
+  const std::string path = dir.File("out.jsonl");
+  Write(path, std::string("garbage\n") + kComplete);
+  Result<ResumeState> s = PrepareResume(path);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(s.status().message().find("out.jsonl:1"), std::string::npos) << s.status().message();
+}
+
+}  // namespace
+}  // namespace lockstep::runtime

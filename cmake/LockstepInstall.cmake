@@ -9,9 +9,9 @@
 #
 # Imported targets: lockstep::base, lockstep::kernels, lockstep::transport,
 # lockstep::partitioner, lockstep::runtime (each brings what it links).
-# The libraries are static by default (BUILD_SHARED_LIBS=ON makes them
-# shared); the package config therefore finds every dependency the libraries
-# link, private ones included (docs/site-guide.md, "Building against lockstep").
+# The libraries are static; the package config therefore finds every
+# dependency the libraries link, private ones included (docs/site-guide.md,
+# "Building against lockstep").
 include(CMakePackageConfigHelpers)
 
 set(LOCKSTEP_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/lockstep" CACHE STRING

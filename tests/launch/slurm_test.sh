@@ -2,7 +2,7 @@
 # A real Slurm cluster of one node, started by this script, runs a two-rank
 # lockstep job through sbatch and srun --mpi=pmix.
 #
-#   slurm_test.sh LOCKSTEP WORK_DIR JOB_SCRIPT [EXAMPLE_SCRIPT]
+#   slurm_test.sh LOCKSTEP WORK_DIR JOB_SCRIPT [EXAMPLES_DIR]
 #
 # Everything runs inside fresh PID, network, UTS and mount namespaces
 # (unshare): the node is called "lsnode1" at 10.77.0.1, an address that
@@ -13,16 +13,18 @@
 # (launch/install-deps.sh). Bounded: 150 s in all.
 #
 # JOB_SCRIPT gets LOCKSTEP and WORK in its environment and must print "job
-# ok" last. With EXAMPLE_SCRIPT (launch/slurm/lockstep-1node.sbatch), a
-# second job runs it as a user would (`sbatch --ntasks=2 SCRIPT MODEL
-# REQUESTS RESULTS 2`: tp 2 under srun --mpi=pmix) on a tiny synthetic model,
-# and its results must equal a one-rank run's (tokens and logits hashes).
+# ok" last. With EXAMPLES_DIR (launch/slurm/), the example scripts run as a
+# user would submit them, on a tiny synthetic model: `sbatch --ntasks=2
+# lockstep-1node.sbatch MODEL REQUESTS RESULTS 2` (tp 2 under srun
+# --mpi=pmix) and `sbatch --nodes=1 --ntasks-per-node=2
+# lockstep-multinode.sbatch ...` (its one-node case, mpi transport); their
+# results must equal a one-rank run's (tokens and logits hashes).
 set -euo pipefail
 lockstep=$(realpath "$1")
 work=$2
 here=$(cd "$(dirname "$0")" && pwd)
 job=$(realpath "$3")
-example=${4:+$(realpath "$4")}
+examples=${4:+$(realpath "$4")}
 fail() { echo "slurm_test: FAIL: $*" >&2; exit 1; }
 
 [[ $(id -u) -eq 0 ]] || fail "needs root (munged as user munge, slurmd as root, namespaces)"
@@ -38,7 +40,7 @@ if [[ "${LOCKSTEP_SLURM_TEST_INSIDE:-}" != 1 ]]; then
   export LOCKSTEP_SLURM_TEST_INSIDE=1
   # PID 1 of the new PID namespace is this script again; all daemons die with it.
   exec timeout -k 5 ${LOCKSTEP_SLURM_TEST_TIMEOUT:-150} unshare --pid --fork --mount-proc --net --uts --mount \
-    bash "$0" "$lockstep" "$work" "$job" "$example"
+    bash "$0" "$lockstep" "$work" "$job" "$examples"
 fi
 
 # ---- inside the namespaces -------------------------------------------------
@@ -136,7 +138,7 @@ echo "---- job stderr"; cat "$work/job.err" || true
 [[ $rc -eq 0 ]] || fail "sbatch --wait: exit $rc"
 [[ "$(tail -n 1 "$work/job.out")" == "job ok" ]] || fail "the job did not print 'job ok' last"
 
-if [[ -n "$example" ]]; then
+if [[ -n "$examples" ]]; then
   "$lockstep" synth --preset tiny --dtype bf16 --seed 5 --output "$work/model.h5" 2> /dev/null
   for i in 0 1 2 3; do
     printf '{"id": "s%d", "prompt_tokens": [1, %d, 42], "max_tokens": %d, "temperature": %s, "seed": 9}\n' \
@@ -144,18 +146,24 @@ if [[ -n "$example" ]]; then
   done > "$work/requests.jsonl"
   "$lockstep" run --model "$work/model.h5" --input "$work/requests.jsonl" --output "$work/one-rank.jsonl" \
     --hash-logits --no-progress 2> "$work/one-rank.log" || { cat "$work/one-rank.log"; fail "one-rank run"; }
-  # The example as a user submits it (the job finds lockstep through LOCKSTEP).
-  rc=0
-  timeout ${LOCKSTEP_SLURM_EXAMPLE_TIMEOUT:-90} sbatch --wait --export=ALL --ntasks=2 -o "$work/example.out" -e "$work/example.out" \
-    "$example" "$work/model.h5" "$work/requests.jsonl" "$work/example.jsonl" 2 || rc=$?
-  echo "---- example job output"; cat "$work/example.out" || true
-  [[ $rc -eq 0 ]] || fail "example job: exit $rc"
   # Same tokens and logits hashes; timings differ run to run.
   strip() { /usr/bin/python3 -c 'import json,sys
 for line in sorted(open(sys.argv[1])):
     r = json.loads(line); print(r["id"], r["tokens"], r["logits_sha256"], r["finish_reason"])' "$1"; }
-  diff <(strip "$work/one-rank.jsonl") <(strip "$work/example.jsonl") ||
-    fail "the tp 2 job's results differ from the one-rank run"
-  echo "slurm_test: example job (tp 2 under srun --mpi=pmix) bit-identical to one rank"
+  # The examples as a user submits them (the job finds lockstep through LOCKSTEP).
+  run_example() {
+    local name=$1; shift
+    local rc=0
+    timeout "${LOCKSTEP_SLURM_EXAMPLE_TIMEOUT:-90}" sbatch --wait --export=ALL -o "$work/$name.out" \
+      -e "$work/$name.out" "$@" "$work/model.h5" "$work/requests.jsonl" "$work/$name.jsonl" || rc=$?
+    echo "---- $name job output"; cat "$work/$name.out" || true
+    [[ $rc -eq 0 ]] || fail "$name job: exit $rc"
+    diff <(strip "$work/one-rank.jsonl") <(strip "$work/$name.jsonl") ||
+      fail "$name: the results differ from the one-rank run"
+    echo "slurm_test: $name bit-identical to one rank"
+  }
+  run_example lockstep-1node-tp2 --ntasks=2 "$examples/lockstep-1node.sbatch"
+  LOCKSTEP_TRANSPORT=mpi run_example lockstep-multinode-1x2 --nodes=1 --ntasks-per-node=2 \
+    "$examples/lockstep-multinode.sbatch"
 fi
 echo "slurm_test: ok"

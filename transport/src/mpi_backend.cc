@@ -48,8 +48,8 @@ Result<MpiComm> DuplicateWorld(const CommOptions& options) {
                                "MPI_Comm_get_attr(MPI_TAG_UB)");
   if (!found || *static_cast<int*>(tag_ub) < static_cast<int>(kMaxTag)) {
     return FailedPrecondition(
-        "this MPI's MPI_TAG_UB is {} but lockstep needs 2^31-1; use Open MPI "
-        "with the ob1 or ucx PML",
+        "this MPI's MPI_TAG_UB is {} but lockstep needs 2^31-1 (Open MPI's UCX "
+        "PML allows 2^23-1): run with `--mca pml ob1`, or use --transport ucx",
         found ? *static_cast<int*>(tag_ub) : -1);
   }
   return owned;

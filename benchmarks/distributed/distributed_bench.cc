@@ -8,8 +8,9 @@
 //       [--anchor]
 //
 // Scenarios (each a whole `lockstep run` job through runtime::RunBatchJob,
-// plan made for the job's requests with the host chip spec: $LOCKSTEP_HOST_SPEC
-// or ~/.config/lockstep/host.json, else the uncalibrated `host` preset):
+// plan made for the job's requests with the host chip spec of --host-spec,
+// default $LOCKSTEP_HOST_SPEC or ~/.config/lockstep/host.json as written by
+// `lockstep calibrate`; without one, the uncalibrated `host` preset):
 //   decode1   1 request, prompt 16, --decode-tokens generated: per-token
 //             decode latency (the result's decode_tokens_per_s) and time to
 //             first token, against the plan's prediction for batch 1;
@@ -36,15 +37,18 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "lockstep/base/log.h"
 #include "lockstep/kernels/isa.h"
 #include "lockstep/kernels/probe.h"
+#include "lockstep/partitioner/cluster_spec.h"
 #include "lockstep/runtime/batch_job.h"
 #include "lockstep/runtime/tensor_parallel.h"
 #include "lockstep/transport/communicator.h"
@@ -65,7 +69,17 @@ struct Flags {
   std::string reduction = "canonical";
   bool anchor = false;
   std::string scratch;
+  std::string host_spec;
 };
+
+// Where `lockstep run` finds the calibrated host (launch/src/host_spec.cc).
+std::string DefaultHostSpec() {
+  if (const char* path = std::getenv("LOCKSTEP_HOST_SPEC"); path != nullptr && *path != '\0') {
+    return path;
+  }
+  const char* home = std::getenv("HOME");
+  return std::string(home != nullptr ? home : ".") + "/.config/lockstep/host.json";
+}
 
 std::vector<std::string> Split(const std::string& text) {
   std::vector<std::string> parts;
@@ -205,6 +219,8 @@ int Main(int argc, char** argv) {
   app.add_option("--reduction", f.reduction, "canonical or plain");
   app.add_flag("--anchor", f.anchor, "Measure the 1- and 2-thread read bandwidth first (rank 0)");
   app.add_option("--scratch", f.scratch, "Folder for requests and results (default: a temp dir)");
+  f.host_spec = DefaultHostSpec();
+  app.add_option("--host-spec", f.host_spec, "Calibrated chip spec (lockstep calibrate --output)");
   CLI11_PARSE(app, argc, argv);
 
   Result<transport::MpiSession> session = transport::MpiSession::Init(&argc, &argv);
@@ -237,6 +253,21 @@ int Main(int argc, char** argv) {
   }
   if (leader) std::filesystem::create_directories(scratch);
 
+  // The chips: every rank on this one node, as `lockstep run` plans them.
+  std::optional<partitioner::ClusterSpec> cluster;
+  std::error_code exists_error;
+  if (std::filesystem::exists(f.host_spec, exists_error)) {
+    Result<partitioner::ClusterSpec> spec = partitioner::LoadClusterSpecFile(f.host_spec);
+    if (!spec.ok()) session->Abort(spec.status());
+    spec->num_chips = session->world_size();
+    spec->chips_per_node = session->world_size();
+    cluster = *spec;
+  }
+  if (leader) {
+    std::printf("# chip spec: %s\n",
+                cluster ? f.host_spec.c_str() : "the uncalibrated `host` preset (no host spec)");
+  }
+
   const bool plain = f.reduction == "plain";
   if (leader) {
     std::printf("%-5s %-5s %-9s %-7s %9s %9s %7s %10s %10s %8s %8s %6s %6s %7s %10s\n", "tp", "pp",
@@ -257,6 +288,7 @@ int Main(int argc, char** argv) {
     o.tp = f.tp;
     o.pp = f.pp;
     o.keep_results = true;
+    o.cluster = cluster;
     o.progress = false;
     if (plain) {
       o.reduction_order = kernels::ReductionOrder::kPlain;

@@ -12,7 +12,7 @@
 #   the anchor (read bandwidth, 1 and 2 threads) and tp 1 x pp 1,
 #   tp 2, pp 2 (real ranks, one thread each), tp 2 x pp 2, tp 4 x pp 2,
 #   tp 2 with the plain reduction order and MPI_Allreduce (determinism cost).
-# CONFIGS="1x1 2x1" and SCENARIOS=decode1 narrow the run.
+# CONFIGS="1x1 2x1", SCENARIOS=decode1 and DECODE_TOKENS=16 narrow the run.
 set -euo pipefail
 build="${1:?usage: run_matrix.sh BUILD_DIR [MODEL_PRESET] [DTYPE]}"
 preset="${2:-tinyllama-1.1b}"
@@ -20,6 +20,7 @@ dtype="${3:-bf16}"
 scratch="${SCRATCH:-/tmp/lockstep_bench}"
 configs="${CONFIGS:-1x1 2x1 1x2 2x2 4x2}"
 scenarios="${SCENARIOS:-decode1,decode16,job64}"
+decode_tokens="${DECODE_TOKENS:-48}"
 lockstep="$build/launch/lockstep"
 bench="$build/benchmarks/distributed/distributed_bench"
 mpi=(mpirun --oversubscribe --allow-run-as-root --bind-to none)
@@ -39,7 +40,7 @@ for config in $configs; do
   anchor=()
   ((first)) && anchor=(--anchor)
   out=$("${mpi[@]}" -np "$np" "$bench" --model "$model" --tp "$tp" --pp "$pp" \
-    --scenarios "$scenarios" "${anchor[@]}")
+    --scenarios "$scenarios" --decode-tokens "$decode_tokens" "${anchor[@]}")
   if ((first)); then echo "$out"; else echo "$out" | grep -v '^tp '; fi
   first=0
 done
@@ -47,6 +48,6 @@ if [[ " $configs " == *" 2x1 "* ]]; then
   for config in 1x1 2x1; do
     tp=${config%x*}
     "${mpi[@]}" -np "$tp" "$bench" --model "$model" --tp "$tp" --pp 1 --scenarios decode1 \
-      --reduction plain | grep -v '^tp '
+      --decode-tokens "$decode_tokens" --reduction plain | grep -v '^tp '
   done
 fi

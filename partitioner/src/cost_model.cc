@@ -73,6 +73,16 @@ CostModel::CostModel(const ModelConfig& model, const ClusterSpec& cluster, const
                  cluster.num_chips);
   LOCKSTEP_CHECK(CheckRates(cluster, workload).ok());
   for (int r = 0; r < tp; ++r) slices_.push_back(MakeTpSlice(model, tp, r));
+  // Node sharing (ChipSpec::shared_by_node): the node's figures are divided
+  // among the chips that work at the same time, not among all of them. A
+  // pipeline has at most min(pp, sequences in flight) stages busy at once --
+  // at batch 1 one stage, whose tp ranks then have the node to themselves
+  // (measured: benchmarks/RESULTS.md, ## distributed).
+  if (cluster.chip.shared_by_node) {
+    const int in_flight = workload.micro_batches > 0 ? workload.micro_batches : workload.batch_size;
+    const int busy = tp * std::min(pp, std::max(1, in_flight));
+    node_sharing_ = std::max(1, std::min({cluster.chips_per_node, cluster.num_chips, busy}));
+  }
 }
 
 std::vector<int> CostModel::Group(int stage) const {
@@ -100,8 +110,8 @@ OpCost CostModel::Compute(std::string name, int launches, double flops, double b
   op.launches = launches;
   op.flops = flops;
   op.bytes = bytes;
-  op.compute_s = flops / cluster_.ChipPeakFlops(type);
-  op.memory_s = bytes / cluster_.ChipMemoryBandwidth();
+  op.compute_s = flops / (cluster_.chip.PeakFlops(type) / node_sharing_);
+  op.memory_s = bytes / (cluster_.chip.memory_bandwidth_bytes_per_s / node_sharing_);
   op.overhead_s = launches * cluster_.chip.op_overhead_s;
   op.time_s = std::max(op.compute_s, op.memory_s) + op.overhead_s;
   op.bound = op.compute_s >= op.memory_s ? OpBound::kCompute : OpBound::kMemory;

@@ -102,6 +102,14 @@ expect_error 1 "<stdin>:1: .*'text'" -- t --tokenizer "$spm" --jsonl <<<'{"promp
 expect_error 1 "<stdin>:1: .*UTF-8" -- t --tokenizer "$spm" <<<$'\xff\xfe'
 expect_error 1 "bare\.h5: the model file has no tokenizer" -- t --tokenizer bare.h5 </dev/null
 expect_error 1 "nope\.json" -- t --tokenizer nope.json </dev/null
+# Damaged tokenizer files: one line naming the file, no crash (also run
+# under the asan preset).
+head -c 700000 "$gpt2" >cut.gguf
+expect_error 1 "cut\.gguf: truncated or corrupt GGUF" -- t --tokenizer cut.gguf </dev/null
+printf '{"model": {"type": "BPE", "vocab": {"a": 0' >cut.json
+expect_error 1 "cut\.json: not valid JSON" -- t --tokenizer cut.json </dev/null
+head -c 1000 m.h5 >cut.h5
+expect_error 1 "cut\.h5" -- t --tokenizer cut.h5 </dev/null
 expect_error 1 "missing\.txt: cannot open" -- t --tokenizer "$spm" --input missing.txt
 t </dev/null >/dev/null 2>&1
 [[ $? -eq 2 ]] || fail "tokenize without --tokenizer: want exit 2"

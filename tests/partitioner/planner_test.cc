@@ -121,6 +121,33 @@ TEST(PlannerTest, ManualPlansAreWellFormed) {
   }
 }
 
+// Ranks sharing one host (shared_by_node): at batch 1 only one pipeline
+// stage works at a time, so a stage's ranks have the node's bandwidth to
+// themselves and pp 2 streams the weights about as fast as one rank; tp 2
+// splits the node between two busy ranks, so it is no faster either.
+TEST(PlannerTest, SharedHostDividesTheNodeAmongBusyChips) {
+  auto decode = [](int tp, int pp, int batch) {
+    PlanRequest q = Request("tinyllama-1.1b", *ChipPreset("host", tp * pp), tp, pp);
+    q.workload.batch_size = batch;
+    q.workload.micro_batches = batch;
+    return MustPlan(q).prediction.decode_latency_per_token_s;
+  };
+  const double one = decode(1, 1, 1);
+  EXPECT_NEAR(decode(1, 2, 1) / one, 1.0, 0.05);
+  EXPECT_NEAR(decode(2, 1, 1) / one, 1.0, 0.05);
+  // Not shared (a node per chip): pp 2 at batch 1 is still one stage at a
+  // time, tp 2 halves the weights each chip reads.
+  auto alone = [](int tp, int pp) {
+    ClusterSpec c = *ChipPreset("host", tp * pp);
+    c.chip.shared_by_node = false;
+    PlanRequest q = Request("tinyllama-1.1b", c, tp, pp);
+    q.workload.batch_size = 1;
+    return MustPlan(q).prediction.decode_latency_per_token_s;
+  };
+  EXPECT_NEAR(alone(1, 2) / alone(1, 1), 1.0, 0.05);
+  EXPECT_LT(alone(2, 1) / alone(1, 1), 0.6);
+}
+
 TEST(PlannerTest, TiedEmbeddingsGiveTheLastStageAnLmHeadShard) {
   Plan plan = MustPlan(Request("llama-110m", testing::TestCluster(4), 2, 2));
   ExpectEveryTensorPlaced(plan);

@@ -153,6 +153,9 @@ class CostModel {
   int tp_;
   int pp_;
   ElementType matmul_type_;
+  // Chips of a node sharing its rates at once (1 without
+  // ChipSpec::shared_by_node); see the constructor.
+  int node_sharing_ = 1;
   std::vector<TpSlice> slices_;
 };
 

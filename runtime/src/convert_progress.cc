@@ -2,10 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <cstdio>
-
-#include "lockstep/base/log.h"
-
 namespace lockstep::runtime {
 namespace {
 
@@ -15,25 +11,13 @@ std::string Bytes(double b) {
   return fmt::format("{:.0f} kB", b / 1e3);
 }
 
-std::string Duration(double s) {
-  if (s < 0 || s != s) return "?";
-  const int64_t total = static_cast<int64_t>(s + 0.5);
-  if (total < 60) return fmt::format("{}s", total);
-  if (total < 3600) return fmt::format("{}m{:02}s", total / 60, total % 60);
-  return fmt::format("{}h{:02}m", total / 3600, total % 3600 / 60);
-}
-
 }  // namespace
 
 ConvertProgress::ConvertProgress(int64_t total_tensors, int64_t total_bytes, bool enabled,
                                  bool terminal, double plain_interval_s)
     : total_tensors_(total_tensors),
       total_bytes_(total_bytes),
-      enabled_(enabled),
-      terminal_(terminal),
-      interval_s_(plain_interval_s),
-      start_(Clock::now()),
-      last_print_(start_) {}
+      line_("convert", enabled, terminal, plain_interval_s) {}
 
 std::string ConvertProgress::Format(int64_t tensors_done, int64_t total_tensors, int64_t bytes_done,
                                     int64_t total_bytes, double elapsed_s, bool bar) {
@@ -53,33 +37,21 @@ std::string ConvertProgress::Format(int64_t tensors_done, int64_t total_tensors,
   text += fmt::format("{}/{} tensors, {}/{} ({:.0f}%), {}/s, elapsed {}, ETA {}", tensors_done,
                       total_tensors, Bytes(static_cast<double>(bytes_done)),
                       Bytes(static_cast<double>(total_bytes)), fraction * 100.0, Bytes(rate),
-                      Duration(elapsed_s), Duration(eta));
+                      FormatDuration(elapsed_s), FormatDuration(eta));
   return text;
 }
 
 void ConvertProgress::Print(int64_t tensors_done, int64_t bytes_done, bool final) {
-  const Clock::time_point now = Clock::now();
-  const double elapsed = std::chrono::duration<double>(now - start_).count();
-  const std::string text =
-      Format(tensors_done, total_tensors_, bytes_done, total_bytes_, elapsed, terminal_);
-  if (terminal_) {
-    const std::string line = fmt::format("\r\033[K{}{}", text, final ? "\n" : "");
-    std::fwrite(line.data(), 1, line.size(), stderr);
-    std::fflush(stderr);
-  } else {
-    LOCKSTEP_LOG_INFO("convert", "{}", text);
-  }
-  last_print_ = now;
+  line_.Write(Format(tensors_done, total_tensors_, bytes_done, total_bytes_, line_.ElapsedSeconds(),
+                     line_.terminal()),
+              final);
 }
 
 void ConvertProgress::Update(int64_t tensors_done, int64_t bytes_done) {
-  if (!enabled_) return;
-  const double since = std::chrono::duration<double>(Clock::now() - last_print_).count();
-  if (since >= (terminal_ ? 0.2 : interval_s_)) Print(tensors_done, bytes_done, false);
+  if (line_.Due()) Print(tensors_done, bytes_done, false);
 }
 
 void ConvertProgress::Finish(int64_t tensors_done, int64_t bytes_done) {
-  if (!enabled_) return;
   Print(tensors_done, bytes_done, true);
 }
 

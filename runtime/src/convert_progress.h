@@ -4,9 +4,10 @@
 // `plain_interval_s` seconds and at the end. Not thread-safe.
 #pragma once
 
-#include <chrono>
 #include <cstdint>
 #include <string>
+
+#include "lockstep/runtime/progress.h"
 
 namespace lockstep::runtime {
 
@@ -24,16 +25,11 @@ class ConvertProgress {
                             int64_t total_bytes, double elapsed_s, bool bar);
 
  private:
-  using Clock = std::chrono::steady_clock;
   void Print(int64_t tensors_done, int64_t bytes_done, bool final);
 
   int64_t total_tensors_;
   int64_t total_bytes_;
-  bool enabled_;
-  bool terminal_;
-  double interval_s_;
-  Clock::time_point start_;
-  Clock::time_point last_print_;
+  ProgressLine line_;
 };
 
 }  // namespace lockstep::runtime

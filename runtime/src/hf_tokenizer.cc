@@ -360,7 +360,8 @@ struct PreTokenizerStep {
           SplitPiece(piece, *regex, behavior, invert, &out);
           break;
         case Kind::kByteLevel: {
-          if (add_prefix_space && !piece.text.starts_with(' ')) piece.text.insert(0, " ");
+          // Not insert(0, " "): GCC 12 warns a -Wrestrict false positive on it.
+          if (add_prefix_space && !piece.text.starts_with(' ')) piece.text = " " + piece.text;
           std::vector<Piece> split_pieces;
           if (regex) {
             SplitPiece(piece, *regex, SplitBehavior::kIsolated, false, &split_pieces);

@@ -16,5 +16,23 @@ TEST(ProgressTest, FormatsRequestsRateElapsedAndEta) {
             "requests 10/10 done, 7 tokens, 2.0 tokens/s, elapsed 4s, ETA 0s");
 }
 
+TEST(ProgressTest, FormatsDurations) {
+  EXPECT_EQ(FormatDuration(0.4), "0s");
+  EXPECT_EQ(FormatDuration(59.4), "59s");
+  EXPECT_EQ(FormatDuration(185.0), "3m05s");
+  EXPECT_EQ(FormatDuration(3720.0), "1h02m");
+  EXPECT_EQ(FormatDuration(-1.0), "?");
+}
+
+TEST(ProgressTest, LineIsDueOnlyWhenEnabledAndTheIntervalPassed) {
+  const ProgressLine disabled("test", /*enabled=*/false, /*terminal=*/false, 0.0);
+  EXPECT_FALSE(disabled.Due());
+  const ProgressLine every_time("test", /*enabled=*/true, /*terminal=*/false, 0.0);
+  EXPECT_TRUE(every_time.Due());
+  const ProgressLine hourly("test", /*enabled=*/true, /*terminal=*/false, 3600.0);
+  EXPECT_FALSE(hourly.Due());
+  EXPECT_GE(hourly.ElapsedSeconds(), 0.0);
+}
+
 }  // namespace
 }  // namespace lockstep::runtime

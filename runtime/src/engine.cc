@@ -35,6 +35,35 @@ int64_t CeilDiv(int64_t a, int64_t b) {
   return (a + b - 1) / b;
 }
 
+// Tensor parallel gather of a row-major [rows][width] matrix whose columns
+// are split over the tp ranks: rank r holds columns [r*width/tp,
+// (r+1)*width/tp) in `part`, a block [rows][ceil(width/tp)] (zero padded).
+// The blocks are gathered in rank order into `gathered` and each rank's
+// columns are copied into place in `out`: pure data movement, so the rows
+// are the one-rank rows bit for bit. Adds the collective's time to
+// `*collective_s`.
+Status GatherColumnBlocks(TensorParallelGroup& group, const std::vector<float>& part,
+                          std::vector<float>& gathered, int64_t rows, int64_t width,
+                          const char* what, float* out, double* collective_s) {
+  const int tp = group.size();
+  const int64_t block = CeilDiv(width, tp);
+  gathered.resize(static_cast<size_t>(tp * rows * block));
+  const Clock::time_point c0 = Clock::now();
+  Status status = group.AllGather(part, gathered);
+  *collective_s += Since(c0);
+  LOCKSTEP_RETURN_IF_ERROR(status.WithContext(what));
+  for (int r = 0; r < tp; ++r) {
+    const int64_t begin = r * width / tp;
+    const int64_t n = (r + 1) * width / tp - begin;
+    const float* src = gathered.data() + static_cast<int64_t>(r) * rows * block;
+    for (int64_t row = 0; row < rows; ++row) {
+      std::memcpy(out + row * width + begin, src + row * block,
+                  static_cast<size_t>(n) * sizeof(float));
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 struct Engine::Impl {
@@ -152,27 +181,14 @@ Status Engine::Embed(const TokenBatch& batch, float* hidden) {
     times_.compute_s += Since(start);
     return Status::Ok();
   }
-  // Tensor parallel: rank r holds columns part(r) of every row. Each rank
-  // fills a block [T][ceil(h/tp)] (its columns, zero padded), the blocks are
-  // gathered in rank order, and each rank's columns are copied into place:
-  // a pure data movement, so the rows are the one-rank rows bit for bit.
+  // Tensor parallel: rank r looks up its columns of every row into a block
+  // [T][ceil(h/tp)], gathered and put in place (GatherColumnBlocks).
   Impl& s = *impl_;
   const int64_t block = CeilDiv(h, tp);
   s.part.assign(static_cast<size_t>(T * block), 0.0f);
-  s.gathered.resize(static_cast<size_t>(tp * T * block));
   lookup(s.part.data(), block);
-  const Clock::time_point c0 = Clock::now();
-  Status gathered = options_.tp_group->AllGather(s.part, s.gathered);
-  times_.collective_s += Since(c0);
-  LOCKSTEP_RETURN_IF_ERROR(gathered.WithContext("embedding allgather"));
-  for (int r = 0; r < tp; ++r) {
-    const int64_t begin = r * h / tp;
-    const int64_t n = (r + 1) * h / tp - begin;
-    const float* src = s.gathered.data() + static_cast<int64_t>(r) * T * block;
-    for (int64_t t = 0; t < T; ++t) {
-      std::memcpy(hidden + t * h + begin, src + t * block, static_cast<size_t>(n) * sizeof(float));
-    }
-  }
+  LOCKSTEP_RETURN_IF_ERROR(GatherColumnBlocks(*options_.tp_group, s.part, s.gathered, T, h,
+                                              "embedding allgather", hidden, &times_.collective_s));
   times_.compute_s += Since(start) - (times_.collective_s - collective_before);
   return Status::Ok();
 }
@@ -302,20 +318,8 @@ Status Engine::ComputeLogits(const TokenBatch& batch, const float* hidden, float
                     options_.reduction_order);
   });
   if (tp > 1) {
-    s.gathered.resize(static_cast<size_t>(tp * rows * block));
-    const Clock::time_point c0 = Clock::now();
-    Status gathered = options_.tp_group->AllGather(s.part, s.gathered);
-    times_.collective_s += Since(c0);
-    LOCKSTEP_RETURN_IF_ERROR(gathered.WithContext("logits allgather"));
-    for (int r = 0; r < tp; ++r) {
-      const int64_t begin = r * vocab / tp;
-      const int64_t n = (r + 1) * vocab / tp - begin;
-      const float* src = s.gathered.data() + static_cast<int64_t>(r) * rows * block;
-      for (int64_t row = 0; row < rows; ++row) {
-        std::memcpy(logits + row * vocab + begin, src + row * block,
-                    static_cast<size_t>(n) * sizeof(float));
-      }
-    }
+    LOCKSTEP_RETURN_IF_ERROR(GatherColumnBlocks(*options_.tp_group, s.part, s.gathered, rows, vocab,
+                                                "logits allgather", logits, &times_.collective_s));
   }
   times_.compute_s += Since(start) - (times_.collective_s - collective_before);
   return Status::Ok();

@@ -9,7 +9,6 @@
 #include <cstring>
 #include <fstream>
 #include <map>
-
 #include <nlohmann/json.hpp>
 
 #include "lockstep/kernels/isa.h"
@@ -17,6 +16,7 @@
 #include "lockstep/runtime/batch_job.h"
 #include "lockstep/runtime/model_file.h"
 #include "lockstep/runtime/synth.h"
+#include "runtime/distributed_test_util.h"
 #include "runtime/model_file_test_util.h"
 
 namespace lockstep::runtime {
@@ -33,18 +33,6 @@ struct Outcome {
   bool operator==(const Outcome&) const = default;
 };
 using Outcomes = std::map<std::string, Outcome>;
-
-std::vector<int32_t> PromptTokens(int length, int64_t vocab, int salt) {
-  std::vector<int32_t> p;
-  uint64_t x = 0x9e3779b97f4a7c15ull * static_cast<uint64_t>(salt + 1);
-  for (int i = 0; i < length; ++i) {
-    x ^= x >> 31;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 29;
-    p.push_back(static_cast<int32_t>(x % static_cast<uint64_t>(vocab)));
-  }
-  return p;
-}
 
 // Seven requests of mixed prompt lengths (across page boundaries) and output
 // lengths; four greedy, three sampled with different cuts and seeds; some
@@ -70,7 +58,7 @@ std::string MixedRequests(int64_t vocab) {
   int salt = 0;
   for (const Spec& s : specs) {
     json j = {{"id", s.id},
-              {"prompt_tokens", PromptTokens(s.prompt, vocab, salt++)},
+              {"prompt_tokens", runtime::testing::TestPrompt(s.prompt, vocab, salt++)},
               {"max_tokens", s.max_tokens},
               {"temperature", s.temperature},
               {"top_k", s.top_k},
@@ -144,7 +132,9 @@ std::vector<kernels::Isa> SupportedIsas() {
   return isas;
 }
 
-partitioner::ModelConfig TinyPreset() { return *partitioner::ModelPreset("tiny"); }
+partitioner::ModelConfig TinyPreset() {
+  return *partitioner::ModelPreset("tiny");
+}
 
 // Multi-head attention (no GQA), tied embeddings, head_dim 32, an odd
 // vocabulary and hidden size, rope_theta 500000.
@@ -212,12 +202,13 @@ TEST_P(DeterminismTest, SameBitsForEveryBatchThreadAndIsa) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Models, DeterminismTest,
-    ::testing::Values(ModelCase{"tiny_bf16", &TinyPreset, DType::kBF16},
-                      ModelCase{"tiny_f32", &TinyPreset, DType::kF32},
-                      ModelCase{"odd_f16", &OddConfig, DType::kF16}),
-    [](const ::testing::TestParamInfo<ModelCase>& info) { return std::string(info.param.name); });
+INSTANTIATE_TEST_SUITE_P(Models, DeterminismTest,
+                         ::testing::Values(ModelCase{"tiny_bf16", &TinyPreset, DType::kBF16},
+                                           ModelCase{"tiny_f32", &TinyPreset, DType::kF32},
+                                           ModelCase{"odd_f16", &OddConfig, DType::kF16}),
+                         [](const ::testing::TestParamInfo<ModelCase>& info) {
+                           return std::string(info.param.name);
+                         });
 
 // A request's tokens do not depend on the other requests of the file, and
 // sampling does depend on the seed and the id (the stream), as documented.
@@ -226,7 +217,7 @@ TEST(BatchJobTest, SamplingIsKeyedBySeedAndIdOnly) {
   const std::string model = dir.File("model.h5");
   const partitioner::ModelConfig config = TinyPreset();
   ASSERT_TRUE(SynthesizeModel(config, DType::kBF16, 3, model).ok());
-  const std::vector<int32_t> prompt = PromptTokens(10, config.vocab_size, 5);
+  const std::vector<int32_t> prompt = runtime::testing::TestPrompt(10, config.vocab_size, 5);
   auto line = [&](const std::string& id, int seed) {
     return json({{"id", id},
                  {"prompt_tokens", prompt},
@@ -254,7 +245,7 @@ TEST(BatchJobTest, StopsOnStopTokensEosAndLength) {
   partitioner::ModelConfig config = TinyPreset();
   const std::string model = dir.File("model.h5");
   ASSERT_TRUE(SynthesizeModel(config, DType::kF32, 5, model).ok());
-  const std::vector<int32_t> prompt = PromptTokens(8, config.vocab_size, 1);
+  const std::vector<int32_t> prompt = runtime::testing::TestPrompt(8, config.vocab_size, 1);
   auto line = [&](const std::string& id, json extra) {
     json j = {{"id", id}, {"prompt_tokens", prompt}, {"max_tokens", 12}, {"temperature", 0}};
     j.update(extra);
@@ -323,7 +314,7 @@ TEST(EngineTest, TwoPipelineStagesEqualOneStage) {
 
   // A 70-token prompt in one step, then 5 greedy decode steps.
   TokenBatch batch;
-  const std::vector<int32_t> prompt = PromptTokens(70, config.vocab_size, 2);
+  const std::vector<int32_t> prompt = runtime::testing::TestPrompt(70, config.vocab_size, 2);
   for (size_t i = 0; i < prompt.size(); ++i) {
     batch.Add(prompt[i], 0, static_cast<int32_t>(i), i + 1 == prompt.size());
   }

@@ -38,6 +38,11 @@ import sys
 import time
 
 SUMMARY = re.compile(r"(\d+) tokens generated in ([\d.]+) s")
+
+
+def ratio(a, b):
+    """a / b, or 0 when b is 0 (a run too short for the summary's ms resolution)."""
+    return a / b if b else 0.0
 RANK = re.compile(
     r"rank (\d+) \(stage (\d+), tp (\d+)\): .*?; (\d+) steps: compute (\d+)%, "
     r"tp collectives (\d+)%, pipeline wait (\d+)%")
@@ -309,14 +314,14 @@ class Study:
             for (w, n), r in sorted(best.items(), key=lambda kv: kv[0][1]):
                 if w != "strong" or not base["strong"]:
                     continue
-                eff = r["tokens_per_s"] / (n * base["strong"]["tokens_per_s"])
+                eff = ratio(r["tokens_per_s"], n * base["strong"]["tokens_per_s"])
                 f.write(f"{n} {r['tokens_per_s']} {eff:.4f} {r['predicted_tokens_per_s']} "
                         f"{r['tp']} {r['pp']}\n")
         with open(self.out / "strong_local.dat", "w") as f:
             f.write("# chips tokens_per_s efficiency\n")
             local = sorted((r for r in self.runs if r["kind"] == "local"), key=lambda r: r["chips"])
             for r in local:
-                eff = r["tokens_per_s"] / (r["chips"] * local[0]["tokens_per_s"]) if local else 0
+                eff = ratio(r["tokens_per_s"], r["chips"] * local[0]["tokens_per_s"]) if local else 0
                 f.write(f"{r['chips']} {r['tokens_per_s']} {eff:.4f}\n")
         with open(self.out / "weak.dat", "w") as f:
             f.write("# chips tokens_per_s_per_chip efficiency predicted_per_chip batch\n")
@@ -324,7 +329,7 @@ class Study:
                 if w != "weak" or not base["weak"]:
                     continue
                 per = r["tokens_per_s"] / n
-                eff = per / base["weak"]["tokens_per_s"]
+                eff = ratio(per, base["weak"]["tokens_per_s"])
                 f.write(f"{n} {per:.3f} {eff:.4f} {r['predicted_tokens_per_s'] / n:.3f} {r['batch']}\n")
         with open(self.out / "latency.dat", "w") as f:
             f.write("# predicted_ms measured_ms label\n")

@@ -71,7 +71,7 @@ void ReportSummary(const runtime::BatchJobOptions& job, const runtime::BatchJobS
   const double rate = s.run_seconds > 0 ? s.generated_tokens / s.run_seconds : 0.0;
   LOCKSTEP_LOG_INFO("run",
                     "{}: {} results, {} error records, {} skipped (already done); {} tokens "
-                    "generated in {:.2f} s ({:.1f} tokens/s)",
+                    "generated in {:.3f} s ({:.1f} tokens/s)",
                     job.output_path, s.completed, s.failed, s.skipped, s.generated_tokens,
                     s.run_seconds, rate);
   if (s.ranks.size() <= 1 || !job.progress) return;

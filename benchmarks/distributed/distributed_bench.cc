@@ -5,7 +5,7 @@
 //   mpirun -np N distributed_bench --model M.h5 --tp T --pp P
 //       [--scenarios decode1,decode16,job64] [--decode-tokens 48]
 //       [--threads 1] [--transport mpi|ucx] [--reduction canonical|plain]
-//       [--anchor]
+//       [--model-io posix|mpiio|collective] [--anchor]
 //
 // Scenarios (each a whole `lockstep run` job through runtime::RunBatchJob,
 // plan made for the job's requests with the host chip spec of --host-spec,
@@ -26,6 +26,9 @@
 // (mean over ranks), the load time and the largest bytes read by a rank.
 // --reduction plain: matmuls in the plain order and tp allreduces by
 // MPI_Allreduce -- what the determinism contract costs (bits then differ).
+// --model-io: how ranks read their shards (lockstep run --model-io); the
+// order column then reads e.g. "canonical,mpiio" and the load time is the one
+// to compare.
 // --anchor: first measure the memory read bandwidth with 1 and 2 threads on
 // rank 0 (kernels/probe.h): the ratio the tp = 2 speed-up is compared with.
 //
@@ -67,6 +70,7 @@ struct Flags {
   int threads = 1;
   std::string transport = "mpi";
   std::string reduction = "canonical";
+  std::string model_io = "posix";
   bool anchor = false;
   std::string scratch;
   std::string host_spec;
@@ -217,6 +221,7 @@ int Main(int argc, char** argv) {
   app.add_option("--threads", f.threads, "Engine threads per rank");
   app.add_option("--transport", f.transport, "mpi or ucx");
   app.add_option("--reduction", f.reduction, "canonical or plain");
+  app.add_option("--model-io", f.model_io, "posix, mpiio or collective (lockstep run --model-io)");
   app.add_flag("--anchor", f.anchor, "Measure the 1- and 2-thread read bandwidth first (rank 0)");
   app.add_option("--scratch", f.scratch, "Folder for requests and results (default: a temp dir)");
   f.host_spec = DefaultHostSpec();
@@ -269,6 +274,10 @@ int Main(int argc, char** argv) {
   }
 
   const bool plain = f.reduction == "plain";
+  Result<runtime::ModelIo> model_io = runtime::ParseModelIo(f.model_io);
+  if (!model_io.ok()) session->Abort(model_io.status().WithContext("--model-io"));
+  const std::string order =
+      f.model_io == "posix" ? f.reduction : fmt::format("{},{}", f.reduction, f.model_io);
   if (leader) {
     std::printf("%-5s %-5s %-9s %-7s %9s %9s %7s %10s %10s %8s %8s %6s %6s %7s %10s\n", "tp", "pp",
                 "scenario", "order", "ms/token", "pred ms", "meas/pr", "tokens/s", "pred tok/s",
@@ -290,6 +299,7 @@ int Main(int argc, char** argv) {
     o.keep_results = true;
     o.cluster = cluster;
     o.progress = false;
+    o.model_io = *model_io;
     if (plain) {
       o.reduction_order = kernels::ReductionOrder::kPlain;
       const int tp = f.tp;
@@ -305,7 +315,7 @@ int Main(int argc, char** argv) {
     const bool predicted = scenario != "job64";
     std::printf(
         "%-5d %-5d %-9s %-7s %9.3f %9s %7s %10.1f %10s %8.2f %8s %6.1f %6.1f %7.2f %10s\n", f.tp,
-        f.pp, scenario.c_str(), f.reduction.c_str(), r.ms_per_token,
+        f.pp, scenario.c_str(), order.c_str(), r.ms_per_token,
         predicted ? fmt::format("{:.3f}", r.predicted_ms_per_token).c_str() : "-",
         predicted ? fmt::format("{:.2f}", r.ms_per_token / r.predicted_ms_per_token).c_str() : "-",
         r.tokens_per_s, predicted ? fmt::format("{:.1f}", r.predicted_tokens_per_s).c_str() : "-",

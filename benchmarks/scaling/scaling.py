@@ -166,6 +166,7 @@ class Study:
     def predict(self, model, n, tp, pp, batch):
         plan = self.work / f"plan-n{n}-tp{tp}-pp{pp}-b{batch}.json"
         run([self.lockstep, "plan", "--model", model, "--chip", "host", "--chips", str(n),
+             "--threads-per-chip", str(self.args.threads),
              "--tp", str(tp), "--pp", str(pp), "--batch", str(batch),
              "--prompt-length", str(self.args.prompt), "--generate", str(self.args.generate),
              "--output", str(plan), "--quiet"], timeout=120)

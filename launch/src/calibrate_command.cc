@@ -22,6 +22,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -131,6 +132,9 @@ struct HostFigures {
   int threads = 1;
   kernels::Isa isa = kernels::Isa::kScalar;
   kernels::MemoryBandwidth bandwidth;
+  // Read bandwidth with 1, 2, 4, ... threads below `threads`: a rank that runs
+  // fewer threads than the host has cores reaches only part of `bandwidth`.
+  std::map<int, double> read_by_threads;
   double flops = 0;
 };
 
@@ -143,6 +147,11 @@ HostFigures MeasureHost(const CalibrateOptions& o) {
   std::fprintf(stderr, "calibrate: memory bandwidth (%d threads, %s array)...\n", h.threads,
                FormatBytes(static_cast<double>(bytes)).c_str());
   h.bandwidth = kernels::MeasureReadBandwidth(h.threads, bytes, o.quick ? 2 : 5);
+  for (int n = 1; n < h.threads; n *= 2) {
+    std::fprintf(stderr, "calibrate: memory bandwidth (%d of %d threads)...\n", n, h.threads);
+    h.read_by_threads[n] =
+        kernels::MeasureReadBandwidth(n, bytes, o.quick ? 2 : 5).read_bytes_per_second;
+  }
   std::fprintf(stderr, "calibrate: FMA peak (%d threads, %s)...\n", h.threads,
                std::string(kernels::IsaName(h.isa)).c_str());
   h.flops = kernels::MeasureFmaPeak(h.isa, h.threads);
@@ -166,6 +175,11 @@ int Run(const CalibrateOptions& o) {
     if (session->world_size() >= 2) {
       transport::CommOptions comm;
       comm.backend = *backend;
+      // Ranks other than 0 wait seconds in the barrier while rank 0 probes
+      // the host: past the spin and yield phases they poll every 2 ms, not
+      // every 20 us, so their wake-ups do not eat into the probe's cores.
+      // (Ping-pong waits are far shorter than the spin phase.)
+      comm.sleep = std::chrono::milliseconds(2);
       Result<transport::Communicator> w = transport::Communicator::CreateWorld(*session, comm);
       if (!w.ok()) session->Abort(w.status());
       world.emplace(std::move(*w));
@@ -193,6 +207,8 @@ int Run(const CalibrateOptions& o) {
   spec.chip.memory_bytes = o.memory_bytes > 0 ? o.memory_bytes : PhysicalMemoryBytes();
   if (spec.chip.memory_bytes <= 0) spec.chip.memory_bytes = preset->chip.memory_bytes;
   spec.chip.memory_bandwidth_bytes_per_s = host.bandwidth.read_bytes_per_second;
+  spec.chip.cores = host.threads;
+  spec.chip.memory_bandwidth_by_threads = host.read_by_threads;
   spec.chip.peak_flops = {};
   spec.chip.peak_flops[static_cast<int>(ElementType::kF32)] = host.flops;
   spec.allreduce_large_min_bytes =
@@ -231,6 +247,10 @@ int Run(const CalibrateOptions& o) {
   text += fmt::format("  memory bandwidth   {}/s read ({}/s triad), {} threads\n",
                       FormatBytes(host.bandwidth.read_bytes_per_second),
                       FormatBytes(host.bandwidth.triad_bytes_per_second), host.threads);
+  for (const auto& [n, rate] : host.read_by_threads) {
+    text += fmt::format("                     {}/s read, {} thread{}\n", FormatBytes(rate), n,
+                        n == 1 ? "" : "s");
+  }
   text += fmt::format("  FMA peak (f32)     {:.1f} GFLOP/s ({})\n", host.flops / 1e9,
                       kernels::IsaName(host.isa));
   if (link) {

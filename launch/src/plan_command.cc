@@ -31,6 +31,7 @@ struct PlanOptions {
   std::string chip;
   int chips = 0;
   int chips_per_node = 0;
+  int threads_per_chip = 0;  // 0: the cluster file's, or 1 (`lockstep run`'s) for --chip host
   Workload workload;
   std::string weight_type;  // default: the model file's dtype, else bf16
   std::string activation_type = "f32";
@@ -201,6 +202,11 @@ Result<ClusterSpec> LoadCluster(const PlanOptions& o) {
     }
   }
   if (o.chips_per_node > 0) spec.chips_per_node = o.chips_per_node;
+  if (o.threads_per_chip != 0) {
+    spec.threads_per_chip = o.threads_per_chip;  // a negative count fails Validate() below
+  } else if (o.chip == "host") {
+    spec.threads_per_chip = 1;  // `lockstep run --threads` default
+  }
   Status valid = spec.Validate();
   if (!valid.ok()) return valid.WithContext("cluster");
   return spec;
@@ -264,6 +270,9 @@ Command AddPlanCommand(CLI::App& app) {
   cmd->add_option("--chip", o.chip, "Chip preset: host, groq-lpu, h100-nvlink");
   cmd->add_option("--chips", o.chips, "Number of chips (ranks)");
   cmd->add_option("--chips-per-node", o.chips_per_node, "Chips per node (default: the preset's)");
+  cmd->add_option("--threads-per-chip", o.threads_per_chip,
+                  "Compute threads per chip, as `lockstep run --threads` (ranks sharing a host; "
+                  "default 1 with --chip host)");
   cmd->add_option("--batch", o.workload.batch_size, "Sequences decoded together")
       ->capture_default_str();
   cmd->add_option("--prompt-length", o.workload.prompt_length, "Prompt tokens per sequence")

@@ -17,6 +17,8 @@ ClusterSpec Host() {
   s.chip.op_overhead_s = 2e-6;                        // one oneTBB parallel_for per op
   s.chip.links_per_chip = 0;
   s.chip.shared_by_node = true;
+  s.chip.cores = 2;
+  s.chip.memory_bandwidth_by_threads = {{1, 14.5e9}};  // STREAM read, 1 thread (notes)
   s.chip.source = "uncalibrated defaults (docs/partitioner.md); run `lockstep calibrate`";
   s.intra_node_link = {10e9, 0.35e-6, 1};  // Open MPI shared memory, 2 ranks (notes)
   s.inter_node_link = {1.25e9, 20e-6, 1};  // assumption: 10 Gb/s Ethernet, TCP

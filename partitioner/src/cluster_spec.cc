@@ -1,5 +1,6 @@
 #include "lockstep/partitioner/cluster_spec.h"
 
+#include <charconv>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -46,6 +47,28 @@ Status CheckLink(const LinkSpec& link, std::string_view name) {
   return Status::Ok();
 }
 
+// {"1": 1.4e10, "2": 2.6e10}: thread counts (decimal keys) to bytes/s.
+void ReadBandwidthTable(JsonReader& chip, const nlohmann::json& table, std::map<int, double>* out) {
+  constexpr std::string_view kField = "memory_bandwidth_by_threads";
+  if (!table.is_object()) {
+    chip.Fail(kField, "must be an object of thread counts to bytes/s, e.g. {\"1\": 1.4e10}");
+    return;
+  }
+  for (const auto& [key, value] : table.items()) {
+    int threads = 0;
+    const auto [end, ec] = std::from_chars(key.data(), key.data() + key.size(), threads);
+    if (ec != std::errc() || end != key.data() + key.size() || threads < 1) {
+      chip.Fail(kField, fmt::format("has key \"{}\"; keys are thread counts (1, 2, ...)", key));
+      return;
+    }
+    if (!value.is_number()) {
+      chip.Fail(kField, fmt::format("entry \"{}\" must be a number, got {}", key, value.dump()));
+      return;
+    }
+    (*out)[threads] = value.get<double>();
+  }
+}
+
 }  // namespace
 
 double ChipSpec::PeakFlops(ElementType t) const {
@@ -86,6 +109,29 @@ Status ClusterSpec::Validate() const {
         "field 'chip.links_per_chip' must be zero (unlimited) or positive, got {}",
         chip.links_per_chip);
   }
+  if (chip.cores < 0) {
+    return InvalidArgument("field 'chip.cores' must be zero (unknown) or positive, got {}",
+                           chip.cores);
+  }
+  for (const auto& [threads, rate] : chip.memory_bandwidth_by_threads) {
+    if (threads < 1 || (chip.cores > 0 && threads > chip.cores)) {
+      return InvalidArgument(
+          "field 'chip.memory_bandwidth_by_threads' has {} threads; keys must be from 1 to "
+          "chip.cores ({})",
+          threads, chip.cores);
+    }
+    LOCKSTEP_RETURN_IF_ERROR(
+        CheckPositive(rate, fmt::format("chip.memory_bandwidth_by_threads.{}", threads)));
+  }
+  if (!chip.memory_bandwidth_by_threads.empty() && chip.cores == 0) {
+    return InvalidArgument(
+        "field 'chip.memory_bandwidth_by_threads' needs 'chip.cores' (the threads of the full "
+        "node)");
+  }
+  if (threads_per_chip < 0) {
+    return InvalidArgument("field 'threads_per_chip' must be zero (unknown) or positive, got {}",
+                           threads_per_chip);
+  }
   LOCKSTEP_RETURN_IF_ERROR(CheckLink(intra_node_link, "intra_node_link"));
   LOCKSTEP_RETURN_IF_ERROR(CheckLink(inter_node_link, "inter_node_link"));
   if (chip.links_per_chip > 0) {
@@ -113,13 +159,52 @@ int64_t ClusterSpec::ChipMemoryBytes() const {
 }
 
 double ClusterSpec::ChipMemoryBandwidth() const {
-  if (!chip.shared_by_node) return chip.memory_bandwidth_bytes_per_s;
-  return chip.memory_bandwidth_bytes_per_s / std::min(chips_per_node, num_chips);
+  return BusyChipMemoryBandwidth(std::min(chips_per_node, num_chips));
 }
 
 double ClusterSpec::ChipPeakFlops(ElementType t) const {
+  return BusyChipPeakFlops(t, std::min(chips_per_node, num_chips));
+}
+
+int ClusterSpec::BusyThreads(int busy) const {
+  if (!chip.shared_by_node || chip.cores <= 0 || threads_per_chip <= 0) return 0;
+  return static_cast<int>(
+      std::min<int64_t>(int64_t{std::max(busy, 1)} * threads_per_chip, chip.cores));
+}
+
+double ClusterSpec::NodeBandwidthWithThreads(int threads) const {
+  const double full = chip.memory_bandwidth_bytes_per_s;
+  if (chip.cores <= 0 || threads >= chip.cores) return full;
+  // Points (0, 0), the measured ones, (cores, full); linear in between.
+  int below_threads = 0;
+  double below = 0;
+  for (const auto& [n, rate] : chip.memory_bandwidth_by_threads) {
+    if (n == threads) return rate;
+    if (n > threads) {
+      return below + (rate - below) * (threads - below_threads) / (n - below_threads);
+    }
+    below_threads = n;
+    below = rate;
+  }
+  return below + (full - below) * (threads - below_threads) / (chip.cores - below_threads);
+}
+
+double ClusterSpec::BusyChipMemoryBandwidth(int busy) const {
+  if (!chip.shared_by_node) return chip.memory_bandwidth_bytes_per_s;
+  busy = std::max(busy, 1);
+  const int threads = BusyThreads(busy);
+  const double node =
+      threads > 0 ? NodeBandwidthWithThreads(threads) : chip.memory_bandwidth_bytes_per_s;
+  return node / busy;
+}
+
+double ClusterSpec::BusyChipPeakFlops(ElementType t, int busy) const {
   if (!chip.shared_by_node) return chip.PeakFlops(t);
-  return chip.PeakFlops(t) / std::min(chips_per_node, num_chips);
+  busy = std::max(busy, 1);
+  const int threads = BusyThreads(busy);
+  // FMA units scale with cores, unlike the memory bus.
+  const double node = threads > 0 ? chip.PeakFlops(t) * threads / chip.cores : chip.PeakFlops(t);
+  return node / busy;
 }
 
 Result<ClusterSpec> ClusterSpecFromJson(const nlohmann::json& json, std::string_view source) {
@@ -143,12 +228,17 @@ Result<ClusterSpec> ClusterSpecFromJson(const nlohmann::json& json, std::string_
     c.Double("op_overhead_s", &spec.chip.op_overhead_s, /*required=*/false);
     c.Int("links_per_chip", &spec.chip.links_per_chip, /*required=*/false);
     c.Bool("shared_by_node", &spec.chip.shared_by_node, /*required=*/false);
+    c.Int("cores", &spec.chip.cores, /*required=*/false);
+    if (const nlohmann::json* table = c.Raw("memory_bandwidth_by_threads", /*required=*/false)) {
+      ReadBandwidthTable(c, *table, &spec.chip.memory_bandwidth_by_threads);
+    }
     c.String("source", &spec.chip.source, /*required=*/false);
     r.Fail(c.Finish());
   }
   ReadLink(r, "intra_node_link", &spec.intra_node_link);
   ReadLink(r, "inter_node_link", &spec.inter_node_link);
   r.Int("allreduce_large_min_bytes", &spec.allreduce_large_min_bytes, /*required=*/false);
+  r.Int("threads_per_chip", &spec.threads_per_chip, /*required=*/false);
   LOCKSTEP_RETURN_IF_ERROR(r.Finish());
   Status valid = spec.Validate();
   if (!valid.ok()) return valid.WithContext(source);
@@ -182,12 +272,22 @@ nlohmann::json ClusterSpecToJson(const ClusterSpec& spec) {
                          {"links_per_chip", spec.chip.links_per_chip},
                          {"shared_by_node", spec.chip.shared_by_node},
                          {"source", spec.chip.source}};
-  return {{"num_chips", spec.num_chips},
-          {"chips_per_node", spec.chips_per_node},
-          {"chip", chip},
-          {"intra_node_link", LinkToJson(spec.intra_node_link)},
-          {"inter_node_link", LinkToJson(spec.inter_node_link)},
-          {"allreduce_large_min_bytes", spec.allreduce_large_min_bytes}};
+  if (spec.chip.cores > 0) chip["cores"] = spec.chip.cores;
+  if (!spec.chip.memory_bandwidth_by_threads.empty()) {
+    nlohmann::json table = nlohmann::json::object();
+    for (const auto& [threads, rate] : spec.chip.memory_bandwidth_by_threads) {
+      table[std::to_string(threads)] = rate;
+    }
+    chip["memory_bandwidth_by_threads"] = table;
+  }
+  nlohmann::json out = {{"num_chips", spec.num_chips},
+                        {"chips_per_node", spec.chips_per_node},
+                        {"chip", chip},
+                        {"intra_node_link", LinkToJson(spec.intra_node_link)},
+                        {"inter_node_link", LinkToJson(spec.inter_node_link)},
+                        {"allreduce_large_min_bytes", spec.allreduce_large_min_bytes}};
+  if (spec.threads_per_chip > 0) out["threads_per_chip"] = spec.threads_per_chip;
+  return out;
 }
 
 Status SaveClusterSpecFile(const ClusterSpec& spec, const std::string& path) {

@@ -76,8 +76,9 @@ CostModel::CostModel(const ModelConfig& model, const ClusterSpec& cluster, const
   // Node sharing (ChipSpec::shared_by_node): the node's figures are divided
   // among the chips that work at the same time, not among all of them. A
   // pipeline has at most min(pp, sequences in flight) stages busy at once --
-  // at batch 1 one stage, whose tp ranks then have the node to themselves
-  // (measured: benchmarks/RESULTS.md, ## distributed).
+  // at batch 1 one stage, whose tp ranks then have the node to themselves,
+  // as far as their threads reach (ClusterSpec::BusyChipMemoryBandwidth;
+  // measured: benchmarks/RESULTS.md, ## distributed).
   if (cluster.chip.shared_by_node) {
     const int in_flight = workload.micro_batches > 0 ? workload.micro_batches : workload.batch_size;
     const int busy = tp * std::min(pp, std::max(1, in_flight));
@@ -110,8 +111,8 @@ OpCost CostModel::Compute(std::string name, int launches, double flops, double b
   op.launches = launches;
   op.flops = flops;
   op.bytes = bytes;
-  op.compute_s = flops / (cluster_.chip.PeakFlops(type) / node_sharing_);
-  op.memory_s = bytes / (cluster_.chip.memory_bandwidth_bytes_per_s / node_sharing_);
+  op.compute_s = flops / cluster_.BusyChipPeakFlops(type, node_sharing_);
+  op.memory_s = bytes / cluster_.BusyChipMemoryBandwidth(node_sharing_);
   op.overhead_s = launches * cluster_.chip.op_overhead_s;
   op.time_s = std::max(op.compute_s, op.memory_s) + op.overhead_s;
   op.bound = op.compute_s >= op.memory_s ? OpBound::kCompute : OpBound::kMemory;

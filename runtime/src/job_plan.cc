@@ -99,6 +99,7 @@ Result<partitioner::Plan> MakeJobPlan(const BatchJobOptions& options,
     LOCKSTEP_ASSIGN_OR_RETURN(request.cluster, partitioner::ChipPreset("host", num_ranks));
   }
   request.cluster.num_chips = num_ranks;
+  request.cluster.threads_per_chip = options.threads;
   request.workload = JobWorkload(options, config, weight_dtype, requests);
   request.tp = tp;
   request.pp = pp;

@@ -28,6 +28,10 @@ else
 fi
 grep -q 'measured by lockstep calibrate' "$spec" || { cat "$spec"; fail "no source in the spec"; }
 grep -q '"f32"' "$spec" || fail "no FMA peak in the spec"
+grep -q "\"cores\": $(nproc)" "$spec" || { cat "$spec"; fail "no core count in the spec"; }
+if [ "$(nproc)" -ge 2 ]; then
+  grep -q '"memory_bandwidth_by_threads"' "$spec" || { cat "$spec"; fail "no 1-thread bandwidth"; }
+fi
 
 # plan --chip host reads it (no 'not calibrated' warning) and splits the host among 2 ranks.
 LOCKSTEP_HOST_SPEC="$spec" "$lockstep" plan --preset tiny --chip host --chips 2 --tp 2 --pp 1 \

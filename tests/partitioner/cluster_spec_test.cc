@@ -139,6 +139,83 @@ TEST(ChipPresetTest, PresetsAreValidAndCiteTheirFigures) {
   EXPECT_NE(bad.status().message().find("known: host, groq-lpu, h100-nvlink"), std::string::npos);
 }
 
+// A host whose ranks share 4 cores: 10 GB/s with 1 thread, 18 with 2, 30
+// with all 4; 400 GFLOP/s in all.
+ClusterSpec SharedHost(int chips, int threads_per_chip) {
+  ClusterSpec c = *ChipPreset("host", chips);
+  c.chip.cores = 4;
+  c.chip.memory_bandwidth_bytes_per_s = 30e9;
+  c.chip.memory_bandwidth_by_threads = {{1, 10e9}, {2, 18e9}};
+  c.chip.peak_flops = {};
+  c.chip.peak_flops[static_cast<int>(ElementType::kF32)] = 400e9;
+  c.threads_per_chip = threads_per_chip;
+  return c;
+}
+
+TEST(ClusterSpecTest, BusyChipsGetWhatTheirThreadsReach) {
+  // One busy rank of one thread: the 1-thread bandwidth, a quarter of the FLOP/s.
+  ClusterSpec c = SharedHost(4, 1);
+  EXPECT_DOUBLE_EQ(c.BusyChipMemoryBandwidth(1), 10e9);
+  EXPECT_DOUBLE_EQ(c.BusyChipPeakFlops(ElementType::kF32, 1), 100e9);
+  // Two ranks: 2 threads' bandwidth split between them; 3: interpolated
+  // between 2 threads (18) and the full node (30); 8 ranks: 4 threads' worth.
+  EXPECT_DOUBLE_EQ(c.BusyChipMemoryBandwidth(2), 9e9);
+  EXPECT_DOUBLE_EQ(c.NodeBandwidthWithThreads(3), 24e9);
+  EXPECT_DOUBLE_EQ(c.BusyChipMemoryBandwidth(3), 8e9);
+  EXPECT_DOUBLE_EQ(c.BusyChipMemoryBandwidth(8), 30e9 / 8);
+  EXPECT_DOUBLE_EQ(c.BusyChipPeakFlops(ElementType::kF32, 8), 400e9 / 8);
+  EXPECT_DOUBLE_EQ(c.ChipMemoryBandwidth(), 30e9 / 4);  // all 4 chips of the node busy
+  // Two threads per rank: one busy rank gets 2 threads' bandwidth.
+  EXPECT_DOUBLE_EQ(SharedHost(4, 2).BusyChipMemoryBandwidth(1), 18e9);
+  EXPECT_DOUBLE_EQ(SharedHost(4, 2).BusyChipPeakFlops(ElementType::kF32, 1), 200e9);
+  // Threads unknown: the node split evenly among the busy chips, as before.
+  EXPECT_DOUBLE_EQ(SharedHost(4, 0).BusyChipMemoryBandwidth(1), 30e9);
+  EXPECT_DOUBLE_EQ(SharedHost(4, 0).BusyChipMemoryBandwidth(2), 15e9);
+  // Below the first measured point the curve goes through 0 threads = 0 B/s.
+  ClusterSpec sparse = SharedHost(4, 1);
+  sparse.chip.memory_bandwidth_by_threads = {{2, 18e9}};
+  EXPECT_DOUBLE_EQ(sparse.NodeBandwidthWithThreads(1), 9e9);
+  // Not shared (a node per chip): the chip's own figures whatever the threads.
+  ClusterSpec own = SharedHost(4, 1);
+  own.chip.shared_by_node = false;
+  EXPECT_DOUBLE_EQ(own.BusyChipMemoryBandwidth(1), 30e9);
+}
+
+TEST(ClusterSpecTest, ThreadFieldsRoundTripAndNameTheirErrors) {
+  ClusterSpec c = SharedHost(2, 1);
+  nlohmann::json j = ClusterSpecToJson(c);
+  EXPECT_EQ(j["chip"]["cores"], 4);
+  EXPECT_EQ(j["chip"]["memory_bandwidth_by_threads"]["2"], 18e9);
+  EXPECT_EQ(j["threads_per_chip"], 1);
+  Result<ClusterSpec> again = ClusterSpecFromJson(j, "again");
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_EQ(*again, c);
+
+  nlohmann::json bad = j;
+  bad["chip"]["memory_bandwidth_by_threads"] = {{"two", 1e9}};
+  EXPECT_EQ(ErrorOf(bad),
+            "spec.json: field 'chip.memory_bandwidth_by_threads' has key \"two\"; keys are "
+            "thread counts (1, 2, ...)");
+  bad = j;
+  bad["chip"]["memory_bandwidth_by_threads"] = {{"8", 1e9}};
+  EXPECT_NE(ErrorOf(bad).find("has 8 threads; keys must be from 1 to chip.cores (4)"),
+            std::string::npos);
+  bad = j;
+  bad["chip"]["memory_bandwidth_by_threads"] = {{"1", -1}};
+  EXPECT_NE(ErrorOf(bad).find("'chip.memory_bandwidth_by_threads.1' must be a positive number"),
+            std::string::npos);
+  bad = j;
+  bad["chip"]["memory_bandwidth_by_threads"] = 5;
+  EXPECT_NE(ErrorOf(bad).find("must be an object of thread counts"), std::string::npos);
+  bad = j;
+  bad["chip"].erase("cores");
+  EXPECT_NE(ErrorOf(bad).find("needs 'chip.cores'"), std::string::npos);
+  bad = j;
+  bad["threads_per_chip"] = -2;
+  EXPECT_NE(ErrorOf(bad).find("field 'threads_per_chip' must be zero (unknown) or positive"),
+            std::string::npos);
+}
+
 TEST(WorkloadTest, ParsesValidatesAndRoundTrips) {
   nlohmann::json j = {{"batch_size", 8},       {"prompt_length", 100},     {"generated_length", 50},
                       {"weight_type", "int8"}, {"activation_type", "f16"}, {"micro_batches", 4}};

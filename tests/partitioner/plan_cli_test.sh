@@ -64,6 +64,21 @@ expect 1 "unknown chip preset 'tpu'" --preset tiny --chip tpu --chips 2
 expect 1 "give the model with exactly one of" --chip host --chips 2
 expect 1 "config.json: field 'num_chips' is missing" --preset tiny --cluster "$dir/config.json"
 expect 1 "unknown objective 'fast'" --preset tiny --chip host --chips 2 --objective fast
+# Threads per chip (ranks sharing the host): one busy rank of one thread
+# streams less than one of two threads, so its decode is predicted slower.
+expect 0 'decode latency' --preset tinyllama-1.1b --chip host --chips 1 --threads-per-chip 1 \
+  --output "$dir/threads1.json"
+expect 0 'decode latency' --preset tinyllama-1.1b --chip host --chips 1 --threads-per-chip 2 \
+  --output "$dir/threads2.json"
+latency() { grep -o '"decode_latency_per_token_s": *[0-9.e+-]*' "$1" | head -1 | sed 's/.*: *//'; }
+if ! grep -q '"threads_per_chip": 2' "$dir/threads2.json"; then
+  echo "FAIL: the plan's cluster lacks threads_per_chip"; failures=$((failures + 1))
+elif ! awk -v a="$(latency "$dir/threads1.json")" -v b="$(latency "$dir/threads2.json")" \
+    'BEGIN { exit !(a > 1.5 * b) }'; then
+  echo "FAIL: 1 thread per chip should be predicted >1.5x slower than 2"; failures=$((failures + 1))
+fi
+expect 1 "field 'threads_per_chip' must be zero \\(unknown\\) or positive, got -1" --preset tiny \
+  --chip host --chips 1 --threads-per-chip -1
 # A bad command line: exit 2.
 expect 2 'tp' --preset tiny --chip host --chips 2 --tp x
 

@@ -122,19 +122,32 @@ TEST(PlannerTest, ManualPlansAreWellFormed) {
 }
 
 // Ranks sharing one host (shared_by_node): at batch 1 only one pipeline
-// stage works at a time, so a stage's ranks have the node's bandwidth to
-// themselves and pp 2 streams the weights about as fast as one rank; tp 2
-// splits the node between two busy ranks, so it is no faster either.
+// stage works at a time, so a stage's ranks have the node to themselves, as
+// far as their threads reach. pp 2 streams the weights about as fast as one
+// rank. With the threads unknown, tp 2 splits the node between two busy
+// ranks and is no faster; with one thread per rank (`lockstep run`'s
+// default), one rank reaches only the 1-thread bandwidth and tp 2 is faster
+// by the 2-thread/1-thread bandwidth ratio.
 TEST(PlannerTest, SharedHostDividesTheNodeAmongBusyChips) {
-  auto decode = [](int tp, int pp, int batch) {
-    PlanRequest q = Request("tinyllama-1.1b", *ChipPreset("host", tp * pp), tp, pp);
+  auto decode = [](int tp, int pp, int batch, int threads) {
+    ClusterSpec c = *ChipPreset("host", tp * pp);
+    c.threads_per_chip = threads;
+    PlanRequest q = Request("tinyllama-1.1b", c, tp, pp);
     q.workload.batch_size = batch;
     q.workload.micro_batches = batch;
     return MustPlan(q).prediction.decode_latency_per_token_s;
   };
-  const double one = decode(1, 1, 1);
-  EXPECT_NEAR(decode(1, 2, 1) / one, 1.0, 0.05);
-  EXPECT_NEAR(decode(2, 1, 1) / one, 1.0, 0.05);
+  const double one = decode(1, 1, 1, 0);
+  EXPECT_NEAR(decode(1, 2, 1, 0) / one, 1.0, 0.05);
+  EXPECT_NEAR(decode(2, 1, 1, 0) / one, 1.0, 0.05);
+  const ClusterSpec host = *ChipPreset("host", 1);
+  const double ratio = host.chip.memory_bandwidth_bytes_per_s /
+                       host.chip.memory_bandwidth_by_threads.at(1);  // 2 threads over 1
+  const double one_thread = decode(1, 1, 1, 1);
+  EXPECT_NEAR(one_thread / one, ratio, 0.05 * ratio);
+  EXPECT_NEAR(decode(1, 2, 1, 1) / one_thread, 1.0, 0.05);
+  EXPECT_NEAR(one_thread / decode(2, 1, 1, 1), ratio, 0.1 * ratio);
+  EXPECT_NEAR(decode(2, 1, 1, 2) / one, 1.0, 0.05);  // 2 ranks x 2 threads on 2 cores
   // Not shared (a node per chip): pp 2 at batch 1 is still one stage at a
   // time, tp 2 halves the weights each chip reads.
   auto alone = [](int tp, int pp) {

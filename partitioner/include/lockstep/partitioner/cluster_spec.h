@@ -15,6 +15,7 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
@@ -48,6 +49,14 @@ struct ChipSpec {
   // placed on it (ranks simulated on one host): each chip then gets memory,
   // bandwidth and FLOP/s divided by the number of chips on its node.
   bool shared_by_node = false;
+  // With shared_by_node: the hardware threads (cores) the node's figures were
+  // measured with, and the read bandwidth measured with fewer threads
+  // (threads -> bytes/s; `lockstep calibrate` records 1, 2, 4, ... cores).
+  // A rank that runs ClusterSpec::threads_per_chip threads cannot use more of
+  // the node than those threads reach: one thread streams ~55% of what two do.
+  // 0 / empty: unknown, the busy chips split the node's figures evenly.
+  int cores = 0;
+  std::map<int, double> memory_bandwidth_by_threads;
   std::string source;  // where the figures come from (free text)
 
   // The rate for multiplications in type t: peak_flops[t], else peak_flops[f32].
@@ -65,6 +74,9 @@ struct ClusterSpec {
   // reduce-scatter + allgather at this message size (bytes). Must match what
   // transport/ runs; `lockstep calibrate` records it.
   int64_t allreduce_large_min_bytes = 64 * 1024;
+  // Compute threads each chip (MPI rank) runs: `lockstep run --threads`.
+  // Used with ChipSpec::shared_by_node and ChipSpec::cores; 0 = unknown.
+  int threads_per_chip = 0;
 
   // Positive counts and rates; links_per_chip respected inside a node. The
   // message names the field, e.g. "field 'chip.memory_bytes' must be positive".
@@ -77,10 +89,25 @@ struct ClusterSpec {
     return SameNode(a, b) ? intra_node_link : inter_node_link;
   }
 
-  // Per-chip figures after node sharing (ChipSpec::shared_by_node).
+  // Per-chip figures after node sharing (ChipSpec::shared_by_node), when
+  // every chip of a (full) node works at once.
   int64_t ChipMemoryBytes() const;
   double ChipMemoryBandwidth() const;
   double ChipPeakFlops(ElementType t) const;
+  // The same when only `busy` chips of a node work at once (the others wait
+  // for their turn in the pipeline). With ChipSpec::cores and
+  // threads_per_chip known, the busy chips run min(busy x threads_per_chip,
+  // cores) threads, which get the bandwidth measured for that many threads
+  // (interpolated in ChipSpec::memory_bandwidth_by_threads) and that share of
+  // the FLOP/s; the busy chips split it evenly.
+  double BusyChipMemoryBandwidth(int busy) const;
+  double BusyChipPeakFlops(ElementType t, int busy) const;
+  // Threads working on a node when `busy` chips do (0 = unknown).
+  int BusyThreads(int busy) const;
+  // The node's read bandwidth with `threads` threads (1 <= threads <= cores):
+  // memory_bandwidth_by_threads interpolated linearly between its points,
+  // through 0 below the first; memory_bandwidth_bytes_per_s at `cores`.
+  double NodeBandwidthWithThreads(int threads) const;
 
   bool operator==(const ClusterSpec&) const = default;
 };

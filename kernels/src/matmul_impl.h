@@ -71,6 +71,10 @@ struct Operands {
   const Elem* const* w;
   const float* const* x;
   int64_t origin;
+  // kDirect only: if > 0, each column k also prefetches into L2 the weights
+  // of column k + prefetch of every panel (prefetches never fault, so it may
+  // run past the pack's end).
+  int64_t prefetch = 0;
 };
 
 // Advances a P-panel x T-token block over columns [k0, k1) (the block must
@@ -112,6 +116,10 @@ void RunColumns(const internal::MatmulCall& c,
     } else if constexpr (kForm == OperandForm::kDirect) {
       const float* x = ops.x[0] + (k - ops.origin) * kXStride;
       for (; k < stop; ++k, x += kXStride) {
+        if (ops.prefetch > 0) {
+#pragma GCC unroll 16
+          for (int p = 0; p < P; ++p) PrefetchL2(ops.w[p] + (k + ops.prefetch) * 16);
+        }
         VecF wv[P];
 #pragma GCC unroll 16
         for (int p = 0; p < P; ++p) wv[p] = W::Load(ops.w[p] + k * 16);
@@ -383,16 +391,22 @@ void PrefillPanels(const internal::MatmulCall& c, int64_t panel0, int64_t token_
   }
 }
 
+// How far ahead (columns) a single few-token block prefetches its weights
+// into L2. Measured against 256 and against leaving it to the hardware
+// prefetchers (matmul_bench, 4 tokens): a little faster than either.
+inline constexpr int64_t kDirectPrefetchColumns = 64;
+
 // Few tokens (matmul.cc takes this path for 2..kMatmulSmallMaxTokens): too
 // little work per weight to hide a widening copy and a prefetch behind, so
 // the blocks read the weights straight from the pack (kDirect operands,
 // widened in registers as in decode) and every token of a block shares each
 // weight load. With one token block (up to kMatmulSmallBlockTokens tokens)
 // the caller makes K one chunk, and the walk is a single pass over the
-// weights, a sequential stream the hardware prefetchers keep ahead of the
-// FMAs (as in decode). With more blocks, K is walked in the usual chunks,
-// the first block of a chunk brings its weights in, the others find them in
-// L1, and the next chunk is prefetched into L2 a slice per block. The
+// weights, a sequential stream prefetched a little ahead of the FMAs. With
+// more blocks, K is walked in the usual chunks, the first block of a chunk
+// brings its weights in and prefetches the next chunk's, column by column
+// (spread over its FMAs, not in a burst), and the others find the chunk in
+// L1. The
 // activations are the caller's chunk-major copy for token blocks of T
 // (MatmulCall::block_tokens); a partial last block computes on its zero
 // padding and stores only its real tokens. Same lanes, same chains, same
@@ -413,15 +427,18 @@ void DirectPanels(const internal::MatmulCall& c, int64_t panel0, int64_t token_b
   }
   for (int ci = 0; ci < c.num_chunks; ++ci) {
     const int64_t k0 = c.chunk_bounds[ci], k1 = c.chunk_bounds[ci + 1];
-    const NextChunkPrefetch<Elem, P> next(c, panel0, ci, num_blocks);
     for (int64_t b = 0; b < num_blocks; ++b) {
-      if (num_blocks > 1) next.Slice(b);
       const int64_t token0 = token_begin + b * T;
       const int rest = static_cast<int>(token_end - token0 < T ? token_end - token0 : T);
       const float* xb = c.xp + (ci * c.xp_tokens + token0) * c.chunk_stride;
       VecF* s = states + b * kStateVecs<P, T>;
       BlockState state{s, s + P * T, segment[b], acc_live[b], local, c.chunk_levels};
-      RunColumns<kType, P, T, OperandForm::kDirect>(c, {w, &xb, k0}, k0, k1, state);
+      // The first block prefetches, column by column, the weights it will
+      // read next: the same columns of the next chunk, or with one block
+      // kDirectPrefetchColumns ahead in its single pass.
+      const int64_t prefetch =
+          b > 0 ? 0 : (num_blocks > 1 ? c.chunk_stride : kDirectPrefetchColumns);
+      RunColumns<kType, P, T, OperandForm::kDirect>(c, {w, &xb, k0, prefetch}, k0, k1, state);
       segment[b] = state.segment;
       acc_live[b] = state.acc_live;
       if (ci + 1 == c.num_chunks) StoreBlock<P, T>(c, panel0, token0, s + P * T, rest);

@@ -58,6 +58,12 @@ struct MatmulCall {
   int64_t chunk_stride = 0;
   const float* xp = nullptr;
   int64_t xp_tokens = 0;
+  // T of the layout above: matmul_block_tokens, or for the few-token path
+  // (direct) the block size the caller chose (<= matmul_small_block_tokens).
+  int block_tokens = 0;
+  // The few-token path: blocks read the weights straight from the pack
+  // (matmul_impl.h, DirectPanels) instead of through a widened L1 copy.
+  bool direct = false;
   float* y = nullptr;  // [M][ldy]
   int64_t ldy = 0;
 };
@@ -82,6 +88,12 @@ struct KernelTable {
   int matmul_block_tokens;
   int matmul_decode_panels;
   int matmul_chunk_columns;  // preferred chunk length for prefill
+  // The few-token path serves 2..matmul_small_max_tokens tokens, in token
+  // blocks of at most matmul_small_block_tokens; a block of T tokens covers
+  // matmul_small_panels(T) panels.
+  int matmul_small_max_tokens;
+  int matmul_small_block_tokens;
+  int (*matmul_small_panels)(int block_tokens);
 
   // Computes y for panels [panel_begin, panel_end) and tokens
   // [token_begin, token_end).

@@ -16,6 +16,12 @@ inline constexpr int kMatmulBlockPanels = 1;
 inline constexpr int kMatmulBlockTokens = 6;
 inline constexpr int kMatmulDecodePanels = 4;
 inline constexpr int kFmaPeakChains = 6;  // 12 ymm chains: 2 FMA ports x 4 cycles, with slack
+// Few tokens (2..32): blocks of up to 6 tokens (as prefill), one panel
+// (2 with 2 tokens) within a 7-VecF register budget.
+inline constexpr int kMatmulSmallMaxTokens = 32;
+inline constexpr int kMatmulSmallBlockTokens = 6;
+inline constexpr int kMatmulSmallRegisters = 7;
+inline constexpr int kMatmulSmallMaxPanels = 2;
 }  // namespace lockstep::kernels::avx2
 
 // The kernel bodies. Order matters: elementwise_impl.h defines ExpV, which
@@ -36,6 +42,9 @@ const KernelTable& Avx2KernelTable() {
       k::kMatmulBlockTokens,
       k::kMatmulDecodePanels,
       static_cast<int>(k::kChunkColumns),
+      k::kMatmulSmallMaxTokens,
+      k::kMatmulSmallBlockTokens,
+      k::MatmulSmallPanels,
       k::MatmulRange,
       k::ConvertToF32,
       k::SwiGlu,

@@ -15,6 +15,16 @@ inline constexpr int kMatmulBlockPanels = 4;
 inline constexpr int kMatmulBlockTokens = 6;
 inline constexpr int kMatmulDecodePanels = 8;
 inline constexpr int kFmaPeakChains = 12;  // 2 FMA ports x 4 cycles latency, with slack
+// Few tokens (2..32, matmul_impl.h DirectPanels): balanced token blocks of at
+// most 8, each block as many panels side by side as 28 registers hold with
+// their weight vectors, at most 4 (8 tokens: 3 panels = 24 accumulators).
+// Measured (matmul_bench, RESULTS.md): blocks of up to 12 tokens ran the same,
+// of 6 slower; one block of 16 tokens x 1 panel ran at ~50% of the FMA peak
+// from L2 against ~60% for 8 x 3.
+inline constexpr int kMatmulSmallMaxTokens = 32;
+inline constexpr int kMatmulSmallBlockTokens = 8;
+inline constexpr int kMatmulSmallRegisters = 28;
+inline constexpr int kMatmulSmallMaxPanels = 4;
 }  // namespace lockstep::kernels::avx512
 
 // The kernel bodies. Order matters: elementwise_impl.h defines ExpV, which
@@ -35,6 +45,9 @@ const KernelTable& Avx512KernelTable() {
       k::kMatmulBlockTokens,
       k::kMatmulDecodePanels,
       static_cast<int>(k::kChunkColumns),
+      k::kMatmulSmallMaxTokens,
+      k::kMatmulSmallBlockTokens,
+      k::MatmulSmallPanels,
       k::MatmulRange,
       k::ConvertToF32,
       k::SwiGlu,

@@ -14,6 +14,12 @@ inline constexpr int kMatmulBlockPanels = 1;
 inline constexpr int kMatmulBlockTokens = 1;
 inline constexpr int kMatmulDecodePanels = 1;
 inline constexpr int kFmaPeakChains = 4;
+// Few tokens: the same path as the vector builds (blocks of up to 4 tokens),
+// so it is tested against them.
+inline constexpr int kMatmulSmallMaxTokens = 32;
+inline constexpr int kMatmulSmallBlockTokens = 4;
+inline constexpr int kMatmulSmallRegisters = 7;
+inline constexpr int kMatmulSmallMaxPanels = 2;
 }  // namespace lockstep::kernels::scalar
 
 // The kernel bodies. Order matters: elementwise_impl.h defines ExpV, which
@@ -34,6 +40,9 @@ const KernelTable& ScalarKernelTable() {
       k::kMatmulBlockTokens,
       k::kMatmulDecodePanels,
       static_cast<int>(k::kChunkColumns),
+      k::kMatmulSmallMaxTokens,
+      k::kMatmulSmallBlockTokens,
+      k::MatmulSmallPanels,
       k::MatmulRange,
       k::ConvertToF32,
       k::SwiGlu,

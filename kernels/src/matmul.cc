@@ -173,12 +173,19 @@ void Matmul(Isa isa, const PackedMatrix& w, const float* x, int64_t num_tokens, 
         });
     return;
   }
-  // Prefill: split panel blocks x token blocks of the kernel's register
-  // blocking, so no task ends in a partial block except at the matrix edge.
-  // Token blocks are split only when there are too few panel blocks to keep
-  // every thread busy: each task copies its tokens' activations once and
-  // reuses them for all its panels.
-  const int64_t pb = table.matmul_block_panels, tb = table.matmul_block_tokens;
+  // More than one token. Few tokens (up to the kernel's small-token limit)
+  // take the direct path (matmul_impl.h, DirectPanels): token blocks of at
+  // most matmul_small_block_tokens, balanced, so that every block shares each
+  // weight load among as many tokens as the registers allow. Otherwise the
+  // prefill path with the kernel's register blocking.
+  const bool direct = num_tokens <= table.matmul_small_max_tokens;
+  int64_t pb = table.matmul_block_panels, tb = table.matmul_block_tokens;
+  if (direct) {
+    const int64_t blocks =
+        (num_tokens + table.matmul_small_block_tokens - 1) / table.matmul_small_block_tokens;
+    tb = (num_tokens + blocks - 1) / blocks;
+    pb = table.matmul_small_panels(static_cast<int>(tb));
+  }
   const int64_t num_pblocks = (num_panels + pb - 1) / pb;
   const int64_t num_tblocks = (num_tokens + tb - 1) / tb;
 
@@ -186,8 +193,9 @@ void Matmul(Isa isa, const PackedMatrix& w, const float* x, int64_t num_tokens, 
   // whole, aligned runs of 2^j segments of about the kernel's preferred
   // length, so no chunk edge falls inside a segment (the kernel then never
   // has to carry a half-done FMA chain across chunks). Plain order: cuts of
-  // the preferred length.
-  const int64_t target = table.matmul_chunk_columns;
+  // the preferred length. The direct path with one token block walks K in
+  // one chunk (one pass over each weight, nothing to share between chunks).
+  const int64_t target = direct && num_tblocks == 1 ? cols : table.matmul_chunk_columns;
   std::vector<int64_t> chunk_bounds = {0};
   if (order == ReductionOrder::kCanonical) {
     const int num_segments = call.num_segments;
@@ -234,7 +242,23 @@ void Matmul(Isa isa, const PackedMatrix& w, const float* x, int64_t num_tokens, 
                     });
   call.xp = xp.get();
   call.xp_tokens = xp_tokens;
+  call.block_tokens = static_cast<int>(tb);
+  call.direct = direct;
 
+  if (direct) {
+    // Split panel groups only: all tokens of a panel group in one task, so
+    // each weight comes from memory once.
+    tbb::parallel_for(
+        tbb::blocked_range<int64_t>(0, num_pblocks), [&](const tbb::blocked_range<int64_t>& r) {
+          table.matmul(call, r.begin() * pb, std::min(num_panels, r.end() * pb), 0, num_tokens);
+        });
+    return;
+  }
+  // Prefill: split panel blocks x token blocks of the kernel's register
+  // blocking, so no task ends in a partial block except at the matrix edge.
+  // Token blocks are split only when there are too few panel blocks to keep
+  // every thread busy: each task reuses its tokens' activations for all its
+  // panels.
   const int64_t wanted = 4 * tbb::this_task_arena::max_concurrency();
   const int64_t token_parts = num_pblocks >= wanted ? 1 : (wanted + num_pblocks - 1) / num_pblocks;
   const int64_t tgrain = std::max<int64_t>(1, (num_tblocks + token_parts - 1) / token_parts);

@@ -55,25 +55,34 @@ struct BlockState {
   int local_levels = 0;
 };
 
-// Where a block finds its operands. The pack form (decode): weight vector p
-// of column k at w[p] + k * 16, activation t at x[t][k]. The interleaved form
-// (prefill scratch): weight vector p at w[0] + (k - origin) * P * 16 + p * 16
-// and activation t at x[0][(k - origin) * kXStride + t] -- compile-time
-// offsets from two pointers, which keeps the general-purpose registers free.
+// Where a block finds its operands:
+//   kPack (decode): weight vector p of column k at w[p] + k * 16, activation
+//     t at x[t][k].
+//   kInterleaved (prefill scratch): weight vector p at
+//     w[0] + (k - origin) * P * 16 + p * 16 and activation t at
+//     x[0][(k - origin) * kXStride + t] -- compile-time offsets from two
+//     pointers, which keeps the general-purpose registers free.
+//   kDirect (few tokens): weights as in kPack, straight from the packed
+//     matrix, activations as in kInterleaved.
+enum class OperandForm { kPack, kInterleaved, kDirect };
+
 template <typename Elem, int P, int T>
 struct Operands {
   const Elem* const* w;
   const float* const* x;
   int64_t origin;
+  // kDirect only: if > 0, each column k also prefetches into L2 the weights
+  // of column k + prefetch of every panel (prefetches never fault, so it may
+  // run past the pack's end).
+  int64_t prefetch = 0;
 };
 
 // Advances a P-panel x T-token block over columns [k0, k1) (the block must
-// have consumed exactly the columns before k0), with operands in the pack
-// form (kInterleaved false) or the interleaved form.
+// have consumed exactly the columns before k0), with operands in kForm.
 // Segment boundaries may fall anywhere in [k0, k1]; a segment cut by k1 keeps
 // its accumulators in `state` and resumes in the next call, which continues
 // the same FMA chain (storing an f32 is exact).
-template <internal::WeightType kType, int P, int T, bool kInterleaved, int kXStride = T>
+template <internal::WeightType kType, int P, int T, OperandForm kForm, int kXStride = T>
 void RunColumns(const internal::MatmulCall& c,
                 const Operands<typename PackedWeights<kType>::Elem, P, T>& ops, int64_t k0,
                 int64_t k1, BlockState& state) {
@@ -90,13 +99,30 @@ void RunColumns(const internal::MatmulCall& c,
     const int s = state.segment;
     const int64_t seg_end = c.segment_bounds[s + 1];
     const int64_t stop = seg_end < k1 ? seg_end : k1;
-    if constexpr (kInterleaved) {
+    if constexpr (kForm == OperandForm::kInterleaved) {
       const typename PackedWeights<kType>::Elem* w = ops.w[0] + (k - ops.origin) * P * 16;
       const float* x = ops.x[0] + (k - ops.origin) * kXStride;
       for (; k < stop; ++k, w += P * 16, x += kXStride) {
         VecF wv[P];
 #pragma GCC unroll 16
         for (int p = 0; p < P; ++p) wv[p] = W::Load(w + p * 16);
+#pragma GCC unroll 16
+        for (int t = 0; t < T; ++t) {
+          const VecF xb = VecF::Set1(x[t]);
+#pragma GCC unroll 16
+          for (int p = 0; p < P; ++p) acc[p][t] = VecF::Fma(wv[p], xb, acc[p][t]);
+        }
+      }
+    } else if constexpr (kForm == OperandForm::kDirect) {
+      const float* x = ops.x[0] + (k - ops.origin) * kXStride;
+      for (; k < stop; ++k, x += kXStride) {
+        if (ops.prefetch > 0) {
+#pragma GCC unroll 16
+          for (int p = 0; p < P; ++p) PrefetchL2(ops.w[p] + (k + ops.prefetch) * 16);
+        }
+        VecF wv[P];
+#pragma GCC unroll 16
+        for (int p = 0; p < P; ++p) wv[p] = W::Load(ops.w[p] + k * 16);
 #pragma GCC unroll 16
         for (int t = 0; t < T; ++t) {
           const VecF xb = VecF::Set1(x[t]);
@@ -140,6 +166,10 @@ void RunColumns(const internal::MatmulCall& c,
       }
     }
     VecF* slot = (level < state.local_levels ? state.local : state.stack) + level * P * T;
+    // Hide the slot's provenance from the optimiser: otherwise GCC gives each
+    // of the P * T stores its own precomputed address, more than there are
+    // registers, and this once-per-segment step grows to ~130 instructions.
+    asm("" : "+r"(slot));
 #pragma GCC unroll 16
     for (int p = 0; p < P; ++p) {
 #pragma GCC unroll 16
@@ -153,14 +183,16 @@ void RunColumns(const internal::MatmulCall& c,
 }
 
 // After all segments: the root of the tree is at level log2(num_segments).
+// Stores the first `tokens` (<= T) tokens of the block.
 template <int P, int T>
-void StoreBlock(const internal::MatmulCall& c, int64_t panel0, int64_t token0, const VecF* stack) {
+void StoreBlock(const internal::MatmulCall& c, int64_t panel0, int64_t token0, const VecF* stack,
+                int tokens = T) {
   int top = 0;
   while ((1 << top) < c.num_segments) ++top;
   for (int p = 0; p < P; ++p) {
     const int64_t row0 = (panel0 + p) * 16;
     const int64_t valid = c.rows - row0 < 16 ? c.rows - row0 : 16;
-    for (int t = 0; t < T; ++t) {
+    for (int t = 0; t < tokens; ++t) {
       float* y = c.y + (token0 + t) * c.ldy + row0;
       const VecF& v = stack[(top * P + p) * T + t];
       if (valid == 16) {
@@ -191,7 +223,7 @@ void MatmulBlock(const internal::MatmulCall& c, int64_t panel0, int64_t token0) 
   VecF parked[P * T];  // unused: one pass over all of K never parks a segment
   VecF stack[internal::kSegmentStackDepth * P * T];
   BlockState state{parked, stack, 0, false};
-  RunColumns<kType, P, T, false>(c, {w, x, 0}, 0, c.cols, state);
+  RunColumns<kType, P, T, OperandForm::kPack>(c, {w, x, 0}, 0, c.cols, state);
   StoreBlock<P, T>(c, panel0, token0, stack);
 }
 
@@ -215,8 +247,8 @@ void RunColumnsTokens(int r, const internal::MatmulCall& c, const float* w, cons
                       int64_t origin, int64_t k0, int64_t k1, BlockState& state) {
   if constexpr (R <= kMaxT) {
     if (r == R) {
-      return RunColumns<internal::WeightType::kF32, P, R, true, kMaxT>(c, {&w, &x, origin}, k0, k1,
-                                                                       state);
+      return RunColumns<internal::WeightType::kF32, P, R, OperandForm::kInterleaved, kMaxT>(
+          c, {&w, &x, origin}, k0, k1, state);
     }
     RunColumnsTokens<P, kMaxT, R + 1>(r, c, w, x, origin, k0, k1, state);
   }
@@ -243,6 +275,46 @@ struct ScratchArray {
   ScratchArray& operator=(const ScratchArray&) = delete;
 };
 
+// The L2 prefetch of the weights a panel walk reads after chunk `ci` of
+// panels [panel0, panel0 + P): the next chunk of the same panels, or the first
+// chunk of the next panel group. Cut into `num_slices` slices of whole cache
+// lines, one issued before each token block, so memory streams under the
+// blocks' FMAs instead of in a burst.
+template <typename Elem, int P>
+struct NextChunkPrefetch {
+  const char* base;
+  int64_t panel_bytes, lines_per_panel, lines, num_slices;
+
+  NextChunkPrefetch(const internal::MatmulCall& c, int64_t panel0, int ci, int64_t slices)
+      : num_slices(slices) {
+    const bool last = ci + 1 == c.num_chunks;
+    const int64_t nk0 = last ? 0 : c.chunk_bounds[ci + 1];
+    const int64_t nk1 = last ? c.chunk_bounds[1] : c.chunk_bounds[ci + 2];
+    const int64_t num_panels = (c.rows + 15) / 16;
+    const int64_t next_panel0 = last ? panel0 + P : panel0;
+    const int64_t next_count = num_panels - next_panel0 < P ? num_panels - next_panel0 : P;
+    lines_per_panel = ((nk1 - nk0) * 16 * static_cast<int64_t>(sizeof(Elem)) + 63) / 64;
+    lines = next_count > 0 ? lines_per_panel * next_count : 0;
+    base = reinterpret_cast<const char*>(static_cast<const Elem*>(c.panels) +
+                                         (next_panel0 * c.cols + nk0) * 16);
+    panel_bytes = c.cols * 16 * static_cast<int64_t>(sizeof(Elem));
+  }
+
+  void Slice(int64_t b) const {
+    const int64_t line_begin = b * lines / num_slices;
+    const int64_t line_end = (b + 1) * lines / num_slices;
+    if (line_begin >= line_end) return;
+    int64_t panel = line_begin / lines_per_panel, line = line_begin % lines_per_panel;
+    for (int64_t n = line_begin; n < line_end; ++n) {
+      PrefetchL2(base + panel * panel_bytes + line * 64);
+      if (++line == lines_per_panel) {
+        line = 0;
+        ++panel;
+      }
+    }
+  }
+};
+
 // Prefill: P panels against all token blocks of [token_begin, token_end).
 // K is walked in the caller's chunks (MatmulCall::chunk_bounds): for each
 // chunk, the P panels' columns are copied (f16/bf16 widened, exactly) into
@@ -257,7 +329,6 @@ void PrefillPanels(const internal::MatmulCall& c, int64_t panel0, int64_t token_
                    int64_t token_end, VecF* states, float* scratch) {
   using Elem = typename PackedWeights<kType>::Elem;
   const int64_t num_blocks = (token_end - token_begin + T - 1) / T;
-  const int64_t num_panels = (c.rows + 15) / 16;
   const Elem* w[P];
   PanelPointers<kType, P>(c, panel0, w);
   int segment[kMaxPrefillBlocks];  // per token block
@@ -279,30 +350,9 @@ void PrefillPanels(const internal::MatmulCall& c, int64_t panel0, int64_t token_
     // weights of the next chunk (or of the next panel group's first chunk),
     // a slice per block, so memory streams under the FMAs.
     const bool last = ci + 1 == c.num_chunks;
-    const int64_t nk0 = last ? 0 : k1;
-    const int64_t nk1 = last ? c.chunk_bounds[1] : c.chunk_bounds[ci + 2];
-    const int64_t next_panel0 = last ? panel0 + P : panel0;
-    const int64_t next_count = num_panels - next_panel0 < P ? num_panels - next_panel0 : P;
-    const int64_t lines_per_panel =
-        ((nk1 - nk0) * 16 * static_cast<int64_t>(sizeof(Elem)) + 63) / 64;
-    const int64_t next_lines = next_count > 0 ? lines_per_panel * next_count : 0;
-    const char* next_base = reinterpret_cast<const char*>(static_cast<const Elem*>(c.panels) +
-                                                          (next_panel0 * c.cols + nk0) * 16);
-    const int64_t panel_bytes = c.cols * 16 * static_cast<int64_t>(sizeof(Elem));
-
+    const NextChunkPrefetch<Elem, P> next(c, panel0, ci, num_blocks);
     for (int64_t b = 0; b < num_blocks; ++b) {
-      const int64_t line_begin = b * next_lines / num_blocks;
-      const int64_t line_end = (b + 1) * next_lines / num_blocks;
-      if (line_begin < line_end) {
-        int64_t panel = line_begin / lines_per_panel, line = line_begin % lines_per_panel;
-        for (int64_t n = line_begin; n < line_end; ++n) {
-          PrefetchL2(next_base + panel * panel_bytes + line * 64);
-          if (++line == lines_per_panel) {
-            line = 0;
-            ++panel;
-          }
-        }
-      }
+      next.Slice(b);
       const int64_t token0 = token_begin + b * T;
       const int rest = static_cast<int>(token_end - token0 < T ? token_end - token0 : T);
       // This block's activations for the chunk, interleaved [kk][t].
@@ -311,7 +361,8 @@ void PrefillPanels(const internal::MatmulCall& c, int64_t panel0, int64_t token_
       BlockState state{s, s + P * T, segment[b], acc_live[b], local, c.chunk_levels};
       if (rest == T) {
         const float* wp = scratch;
-        RunColumns<internal::WeightType::kF32, P, T, true>(c, {&wp, &xb, k0}, k0, k1, state);
+        RunColumns<internal::WeightType::kF32, P, T, OperandForm::kInterleaved>(c, {&wp, &xb, k0},
+                                                                                k0, k1, state);
       } else {
         // The last, partial token block: a narrower register block, using
         // the first part of the same state storage. (Its activations keep
@@ -340,6 +391,95 @@ void PrefillPanels(const internal::MatmulCall& c, int64_t panel0, int64_t token_
   }
 }
 
+// How far ahead (columns) a single few-token block prefetches its weights
+// into L2. Measured against 256 and against leaving it to the hardware
+// prefetchers (matmul_bench, 4 tokens): a little faster than either.
+inline constexpr int64_t kDirectPrefetchColumns = 64;
+
+// Few tokens (matmul.cc takes this path for 2..kMatmulSmallMaxTokens): too
+// little work per weight to hide a widening copy and a prefetch behind, so
+// the blocks read the weights straight from the pack (kDirect operands,
+// widened in registers as in decode) and every token of a block shares each
+// weight load. With one token block (up to kMatmulSmallBlockTokens tokens)
+// the caller makes K one chunk, and the walk is a single pass over the
+// weights, a sequential stream prefetched a little ahead of the FMAs. With
+// more blocks, K is walked in the usual chunks, the first block of a chunk
+// brings its weights in and prefetches the next chunk's, column by column
+// (spread over its FMAs, not in a burst), and the others find the chunk in
+// L1. The
+// activations are the caller's chunk-major copy for token blocks of T
+// (MatmulCall::block_tokens); a partial last block computes on its zero
+// padding and stores only its real tokens. Same lanes, same chains, same
+// tree as every other path.
+template <internal::WeightType kType, int P, int T>
+void DirectPanels(const internal::MatmulCall& c, int64_t panel0, int64_t token_begin,
+                  int64_t token_end, VecF* states) {
+  using Elem = typename PackedWeights<kType>::Elem;
+  const int64_t num_blocks = (token_end - token_begin + T - 1) / T;
+  const Elem* w[P];
+  PanelPointers<kType, P>(c, panel0, w);
+  int segment[kMaxPrefillBlocks];  // per token block
+  bool acc_live[kMaxPrefillBlocks];
+  VecF local[internal::kSegmentStackDepth * P * T];  // the within-chunk levels
+  for (int64_t b = 0; b < num_blocks; ++b) {
+    segment[b] = 0;
+    acc_live[b] = false;
+  }
+  for (int ci = 0; ci < c.num_chunks; ++ci) {
+    const int64_t k0 = c.chunk_bounds[ci], k1 = c.chunk_bounds[ci + 1];
+    for (int64_t b = 0; b < num_blocks; ++b) {
+      const int64_t token0 = token_begin + b * T;
+      const int rest = static_cast<int>(token_end - token0 < T ? token_end - token0 : T);
+      const float* xb = c.xp + (ci * c.xp_tokens + token0) * c.chunk_stride;
+      VecF* s = states + b * kStateVecs<P, T>;
+      BlockState state{s, s + P * T, segment[b], acc_live[b], local, c.chunk_levels};
+      // The first block prefetches, column by column, the weights it will
+      // read next: the same columns of the next chunk, or with one block
+      // kDirectPrefetchColumns ahead in its single pass.
+      const int64_t prefetch =
+          b > 0 ? 0 : (num_blocks > 1 ? c.chunk_stride : kDirectPrefetchColumns);
+      RunColumns<kType, P, T, OperandForm::kDirect>(c, {w, &xb, k0, prefetch}, k0, k1, state);
+      segment[b] = state.segment;
+      acc_live[b] = state.acc_live;
+      if (ci + 1 == c.num_chunks) StoreBlock<P, T>(c, panel0, token0, s + P * T, rest);
+    }
+  }
+}
+
+// Panels per few-token block of T tokens: as many as the register budget
+// (P * T accumulators plus P weight vectors) allows, at most
+// kMatmulSmallMaxPanels.
+constexpr int SmallBlockPanels(int t) {
+  const int p = kMatmulSmallRegisters / (t + 1);
+  return p < 1 ? 1 : (p > kMatmulSmallMaxPanels ? kMatmulSmallMaxPanels : p);
+}
+inline int MatmulSmallPanels(int block_tokens) {
+  return SmallBlockPanels(block_tokens);
+}
+
+// The few-token path for the runtime block size c.block_tokens (1..
+// kMatmulSmallBlockTokens).
+template <internal::WeightType kType, int T = 1>
+void DirectRange(const internal::MatmulCall& c, int64_t panel_begin, int64_t panel_end,
+                 int64_t token_begin, int64_t token_end) {
+  if constexpr (T <= kMatmulSmallBlockTokens) {
+    if (c.block_tokens != T) {
+      return DirectRange<kType, T + 1>(c, panel_begin, panel_end, token_begin, token_end);
+    }
+    constexpr int P = SmallBlockPanels(T);
+    const int64_t num_blocks = (token_end - token_begin + T - 1) / T;
+    ScratchArray<VecF> states(num_blocks * kStateVecs<P, T>);
+    int64_t p = panel_begin;
+    for (; p + P <= panel_end; p += P) {
+      DirectPanels<kType, P, T>(c, p, token_begin, token_end, states.data);
+    }
+    if constexpr (P > 1) {
+      for (; p < panel_end; ++p)
+        DirectPanels<kType, 1, T>(c, p, token_begin, token_end, states.data);
+    }
+  }
+}
+
 template <internal::WeightType kType>
 void MatmulRangeTyped(const internal::MatmulCall& c, int64_t panel_begin, int64_t panel_end,
                       int64_t token_begin, int64_t token_end) {
@@ -352,6 +492,7 @@ void MatmulRangeTyped(const internal::MatmulCall& c, int64_t panel_begin, int64_
     for (; p < panel_end; ++p) MatmulBlock<kType, 1, 1>(c, p, token_begin);
     return;
   }
+  if (c.direct) return DirectRange<kType>(c, panel_begin, panel_end, token_begin, token_end);
   // Many tokens: rounds of at most kMaxPrefillBlocks token blocks.
   const int64_t round_tokens = kMaxPrefillBlocks * T;
   const int64_t tokens = token_end - token_begin;

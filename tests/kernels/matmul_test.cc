@@ -97,6 +97,51 @@ TEST(MatmulTest, LongPrefillEqualsReference) {
   }
 }
 
+// y = x W^T in one plain FMA chain over K per output (ReductionOrder::kPlain).
+std::vector<float> PlainReference(const std::vector<float>& w, int64_t rows, int64_t cols,
+                                  const std::vector<float>& x, int64_t tokens) {
+  std::vector<float> y(static_cast<size_t>(tokens * rows));
+  for (int64_t m = 0; m < tokens; ++m) {
+    for (int64_t n = 0; n < rows; ++n) {
+      float acc = 0.0f;
+      for (int64_t k = 0; k < cols; ++k) acc = std::fma(w[n * cols + k], x[m * cols + k], acc);
+      y[m * rows + n] = acc;
+    }
+  }
+  return y;
+}
+
+TEST(MatmulTest, FewTokensEqualReference) {
+  // 2..33 tokens: the few-token path (straight from the pack; one token
+  // block, or several of balanced size with K in chunks) up to its limit,
+  // and the prefill path just past it. Rows leave a partial last panel and
+  // an odd panel count; K = 300 gives one chunk or several depending on the
+  // path, K = 40 empty segments; the plain order is one FMA chain.
+  const int64_t rows = 37;
+  for (int64_t cols : {300, 40}) {
+    const std::vector<float> x = RandomVector(static_cast<size_t>(33 * cols), 81);
+    for (DType dtype : kDTypes) {
+      const Weights w = MakeWeights(dtype, rows, cols, 82);
+      const PackedMatrix packed = PackedMatrix::Pack(dtype, w.data(), rows, cols);
+      for (int64_t tokens = 2; tokens <= 33; ++tokens) {
+        std::vector<float> canonical(static_cast<size_t>(tokens * rows));
+        MatmulReference(w.f32.data(), rows, cols, ReductionSlice::Full(cols), x.data(), tokens,
+                        cols, canonical.data(), rows);
+        const std::vector<float> plain = PlainReference(w.f32, rows, cols, x, tokens);
+        for (Isa isa : SupportedIsas()) {
+          std::vector<float> y(canonical.size(), -1.0f);
+          Matmul(isa, packed, x.data(), tokens, y.data());
+          EXPECT_TRUE(SameBits(y, canonical)) << IsaName(isa) << " " << DTypeName(dtype) << " K "
+                                              << cols << " tokens " << tokens << " canonical";
+          Matmul(isa, packed, x.data(), tokens, cols, y.data(), rows, ReductionOrder::kPlain);
+          EXPECT_TRUE(SameBits(y, plain)) << IsaName(isa) << " " << DTypeName(dtype) << " K "
+                                          << cols << " tokens " << tokens << " plain";
+        }
+      }
+    }
+  }
+}
+
 TEST(MatmulTest, StridedInputsAndOutputs) {
   const int64_t rows = 21, cols = 70, tokens = 9, ld = 75, ldx = 80, ldy = 30;
   const Weights w = MakeWeights(DType::kF32, rows, ld, 3);
@@ -165,7 +210,7 @@ TEST(MatmulTest, OneAndTwoThreadsGiveTheSameBits) {
   const int64_t rows = 1000, cols = 512;
   const Weights w = MakeWeights(DType::kBF16, rows, cols, 31);
   const PackedMatrix packed = PackedMatrix::Pack(DType::kBF16, w.data(), rows, cols);
-  for (int64_t tokens : {1, 40}) {
+  for (int64_t tokens : {1, 16, 29, 40}) {
     const std::vector<float> x = RandomVector(static_cast<size_t>(tokens * cols), 32);
     for (Isa isa : SupportedIsas()) {
       std::vector<float> y1(static_cast<size_t>(tokens * rows)), y2(y1.size());
@@ -180,36 +225,39 @@ TEST(MatmulTest, ShardsCombinedPairwiseEqualTheFullResult) {
   // Row-parallel tensor parallelism: shard r holds columns
   // [floor(r*K/parts), floor((r+1)*K/parts)), its result is a subtree of the
   // canonical tree, and the allreduce adds neighbours at distance 1, 2, 4...
-  const int64_t rows = 37, tokens = 3;
-  for (int64_t k : {1, 5, 63, 64, 65, 1000, 2051}) {
-    const std::vector<float> x = RandomVector(static_cast<size_t>(tokens * k), 41);
-    for (DType dtype : {DType::kF32, DType::kBF16}) {
-      const Weights w = MakeWeights(dtype, rows, k, 42);
-      const PackedMatrix full = PackedMatrix::Pack(dtype, w.data(), rows, k);
-      for (int parts : {2, 4, 8, 64}) {
-        for (Isa isa : SupportedIsas()) {
-          std::vector<float> expected(static_cast<size_t>(tokens * rows));
-          Matmul(isa, full, x.data(), tokens, expected.data());
-          std::vector<std::vector<float>> partial(parts);
-          for (int r = 0; r < parts; ++r) {
-            const ReductionSlice slice = ReductionSlice::Shard(k, r, parts);
-            const int64_t c0 = slice.column_begin();
-            EXPECT_EQ(c0, r * k / parts);
-            const size_t elem = DTypeSize(dtype);
-            const PackedMatrix shard = PackedMatrix::Pack(
-                dtype, static_cast<const unsigned char*>(w.data()) + c0 * elem, rows, k, slice);
-            partial[r].assign(static_cast<size_t>(tokens * rows), -1.0f);
-            Matmul(isa, shard, x.data() + c0, tokens, k, partial[r].data(), rows);
-          }
-          for (int step = 1; step < parts; step *= 2) {
-            for (int r = 0; r < parts; r += 2 * step) {
-              for (size_t i = 0; i < partial[r].size(); ++i) {
-                partial[r][i] = partial[r][i] + partial[r + step][i];
+  const int64_t rows = 37;
+  for (int64_t tokens : {3, 34}) {  // the few-token and the prefill path
+    for (int64_t k : {1, 5, 63, 64, 65, 1000, 2051}) {
+      const std::vector<float> x = RandomVector(static_cast<size_t>(tokens * k), 41);
+      for (DType dtype : {DType::kF32, DType::kBF16}) {
+        const Weights w = MakeWeights(dtype, rows, k, 42);
+        const PackedMatrix full = PackedMatrix::Pack(dtype, w.data(), rows, k);
+        for (int parts : {2, 4, 8, 64}) {
+          for (Isa isa : SupportedIsas()) {
+            std::vector<float> expected(static_cast<size_t>(tokens * rows));
+            Matmul(isa, full, x.data(), tokens, expected.data());
+            std::vector<std::vector<float>> partial(parts);
+            for (int r = 0; r < parts; ++r) {
+              const ReductionSlice slice = ReductionSlice::Shard(k, r, parts);
+              const int64_t c0 = slice.column_begin();
+              EXPECT_EQ(c0, r * k / parts);
+              const size_t elem = DTypeSize(dtype);
+              const PackedMatrix shard = PackedMatrix::Pack(
+                  dtype, static_cast<const unsigned char*>(w.data()) + c0 * elem, rows, k, slice);
+              partial[r].assign(static_cast<size_t>(tokens * rows), -1.0f);
+              Matmul(isa, shard, x.data() + c0, tokens, k, partial[r].data(), rows);
+            }
+            for (int step = 1; step < parts; step *= 2) {
+              for (int r = 0; r < parts; r += 2 * step) {
+                for (size_t i = 0; i < partial[r].size(); ++i) {
+                  partial[r][i] = partial[r][i] + partial[r + step][i];
+                }
               }
             }
+            EXPECT_TRUE(SameBits(partial[0], expected))
+                << IsaName(isa) << " " << DTypeName(dtype) << " K " << k << " parts " << parts
+                << " tokens " << tokens;
           }
-          EXPECT_TRUE(SameBits(partial[0], expected))
-              << IsaName(isa) << " " << DTypeName(dtype) << " K " << k << " parts " << parts;
         }
       }
     }
@@ -217,24 +265,20 @@ TEST(MatmulTest, ShardsCombinedPairwiseEqualTheFullResult) {
 }
 
 TEST(MatmulTest, PlainOrderIsOneFmaChain) {
-  const int64_t rows = 45, cols = 777, tokens = 8;
-  for (DType dtype : kDTypes) {
-    const Weights w = MakeWeights(dtype, rows, cols, 51);
-    const PackedMatrix packed = PackedMatrix::Pack(dtype, w.data(), rows, cols);
-    const std::vector<float> x = RandomVector(static_cast<size_t>(tokens * cols), 52);
-    std::vector<float> expected(static_cast<size_t>(tokens * rows));
-    for (int64_t m = 0; m < tokens; ++m) {
-      for (int64_t n = 0; n < rows; ++n) {
-        float acc = 0.0f;
-        for (int64_t k = 0; k < cols; ++k)
-          acc = std::fma(w.f32[n * cols + k], x[m * cols + k], acc);
-        expected[m * rows + n] = acc;
+  // 8 tokens: the few-token path; 40: prefill, whose chunk edges cut the chain.
+  const int64_t rows = 45, cols = 777;
+  for (int64_t tokens : {8, 40}) {
+    for (DType dtype : kDTypes) {
+      const Weights w = MakeWeights(dtype, rows, cols, 51);
+      const PackedMatrix packed = PackedMatrix::Pack(dtype, w.data(), rows, cols);
+      const std::vector<float> x = RandomVector(static_cast<size_t>(tokens * cols), 52);
+      const std::vector<float> expected = PlainReference(w.f32, rows, cols, x, tokens);
+      for (Isa isa : SupportedIsas()) {
+        std::vector<float> y(expected.size());
+        Matmul(isa, packed, x.data(), tokens, cols, y.data(), rows, ReductionOrder::kPlain);
+        EXPECT_TRUE(SameBits(y, expected))
+            << IsaName(isa) << " " << DTypeName(dtype) << " tokens " << tokens;
       }
-    }
-    for (Isa isa : SupportedIsas()) {
-      std::vector<float> y(expected.size());
-      Matmul(isa, packed, x.data(), tokens, cols, y.data(), rows, ReductionOrder::kPlain);
-      EXPECT_TRUE(SameBits(y, expected)) << IsaName(isa) << " " << DTypeName(dtype);
     }
   }
 }

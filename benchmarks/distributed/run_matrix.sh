@@ -11,8 +11,9 @@
 # ranks share the machine's cores):
 #   the anchor (read bandwidth, 1 and 2 threads) and tp 1 x pp 1,
 #   tp 2, pp 2 (real ranks, one thread each), tp 2 x pp 2, tp 4 x pp 2,
-#   1 and 2 ranks with the plain reduction order and MPI_Allreduce, alternating
-#   with the canonical order ROUNDS (default 3) times (determinism cost),
+#   1 and 2 ranks at batch 1 and 16 with the plain reduction order and
+#   MPI_Allreduce, alternating with the canonical order ROUNDS (default 3)
+#   times (determinism cost),
 #   tp 2 loading with --model-io posix, mpiio and collective.
 # CONFIGS="1x1 2x1", SCENARIOS=decode1 and DECODE_TOKENS=16 narrow the run.
 set -euo pipefail
@@ -49,13 +50,14 @@ done
 if [[ " $configs " == *" 2x1 "* ]]; then
   # What determinism costs: the canonical order against the plain one (matmuls
   # in one FMA chain, MPI_Allreduce), alternating, $ROUNDS times each.
-  echo "# determinism cost: decode1, canonical and plain alternating, ${ROUNDS:-3} rounds"
+  echo "# determinism cost: decode1 and decode16, canonical and plain alternating, ${ROUNDS:-3} rounds"
   for ((round = 0; round < ${ROUNDS:-3}; ++round)); do
     for config in 1x1 2x1; do
       tp=${config%x*}
       for reduction in canonical plain; do
-        "${mpi[@]}" -np "$tp" "$bench" --model "$model" --tp "$tp" --pp 1 --scenarios decode1 \
-          --decode-tokens "$decode_tokens" --reduction "$reduction" | grep -v '^[t#]'
+        "${mpi[@]}" -np "$tp" "$bench" --model "$model" --tp "$tp" --pp 1 \
+          --scenarios decode1,decode16 --decode-tokens "$decode_tokens" --reduction "$reduction" |
+          grep -v '^[t#]'
       done
     done
   done

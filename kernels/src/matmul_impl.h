@@ -406,8 +406,7 @@ inline constexpr int64_t kDirectPrefetchColumns = 64;
 // more blocks, K is walked in the usual chunks, the first block of a chunk
 // brings its weights in and prefetches the next chunk's, column by column
 // (spread over its FMAs, not in a burst), and the others find the chunk in
-// L1. The
-// activations are the caller's chunk-major copy for token blocks of T
+// L1. The activations are the caller's chunk-major copy for token blocks of T
 // (MatmulCall::block_tokens); a partial last block computes on its zero
 // padding and stores only its real tokens. Same lanes, same chains, same
 // tree as every other path.

@@ -315,6 +315,36 @@ struct NextChunkPrefetch {
   }
 };
 
+// The FMA chains of the token blocks of one panel group while K is walked
+// chunk by chunk: each block's accumulators and stack in `states` (block b
+// at b * kStateVecs<P, T>), its segment index and live flag here, and the
+// within-chunk stack levels, which all blocks share.
+template <int P, int T>
+struct TokenBlockChains {
+  TokenBlockChains(const internal::MatmulCall& c, VecF* states, int64_t num_blocks)
+      : states(states), local_levels(c.chunk_levels) {
+    for (int64_t b = 0; b < num_blocks; ++b) {
+      segment[b] = 0;
+      acc_live[b] = false;
+    }
+  }
+  // Block b's state for the next chunk, and back when the chunk is done.
+  BlockState Resume(int64_t b) {
+    VecF* s = states + b * kStateVecs<P, T>;
+    return {s, s + P * T, segment[b], acc_live[b], local, local_levels};
+  }
+  void Park(int64_t b, const BlockState& state) {
+    segment[b] = state.segment;
+    acc_live[b] = state.acc_live;
+  }
+
+  VecF* states;
+  int local_levels;
+  int segment[kMaxPrefillBlocks];
+  bool acc_live[kMaxPrefillBlocks];
+  VecF local[internal::kSegmentStackDepth * P * T];
+};
+
 // Prefill: P panels against all token blocks of [token_begin, token_end).
 // K is walked in the caller's chunks (MatmulCall::chunk_bounds): for each
 // chunk, the P panels' columns are copied (f16/bf16 widened, exactly) into
@@ -331,13 +361,7 @@ void PrefillPanels(const internal::MatmulCall& c, int64_t panel0, int64_t token_
   const int64_t num_blocks = (token_end - token_begin + T - 1) / T;
   const Elem* w[P];
   PanelPointers<kType, P>(c, panel0, w);
-  int segment[kMaxPrefillBlocks];  // per token block
-  bool acc_live[kMaxPrefillBlocks];
-  VecF local[internal::kSegmentStackDepth * P * T];  // the within-chunk levels
-  for (int64_t b = 0; b < num_blocks; ++b) {
-    segment[b] = 0;
-    acc_live[b] = false;
-  }
+  TokenBlockChains<P, T> chains(c, states, num_blocks);
 
   for (int ci = 0; ci < c.num_chunks; ++ci) {
     const int64_t k0 = c.chunk_bounds[ci], k1 = c.chunk_bounds[ci + 1];
@@ -358,7 +382,7 @@ void PrefillPanels(const internal::MatmulCall& c, int64_t panel0, int64_t token_
       // This block's activations for the chunk, interleaved [kk][t].
       const float* xb = c.xp + (ci * c.xp_tokens + token0) * c.chunk_stride;
       VecF* s = states + b * kStateVecs<P, T>;
-      BlockState state{s, s + P * T, segment[b], acc_live[b], local, c.chunk_levels};
+      BlockState state = chains.Resume(b);
       if (rest == T) {
         const float* wp = scratch;
         RunColumns<internal::WeightType::kF32, P, T, OperandForm::kInterleaved>(c, {&wp, &xb, k0},
@@ -370,8 +394,7 @@ void PrefillPanels(const internal::MatmulCall& c, int64_t panel0, int64_t token_
         state.stack = s + P * rest;
         RunColumnsTokens<P, T>(rest, c, scratch, xb, k0, k0, k1, state);
       }
-      segment[b] = state.segment;
-      acc_live[b] = state.acc_live;
+      chains.Park(b, state);
       if (last) {
         // Done: store now, so the stores (which miss: y was not touched
         // before) spread out between blocks instead of piling up in the
@@ -417,13 +440,7 @@ void DirectPanels(const internal::MatmulCall& c, int64_t panel0, int64_t token_b
   const int64_t num_blocks = (token_end - token_begin + T - 1) / T;
   const Elem* w[P];
   PanelPointers<kType, P>(c, panel0, w);
-  int segment[kMaxPrefillBlocks];  // per token block
-  bool acc_live[kMaxPrefillBlocks];
-  VecF local[internal::kSegmentStackDepth * P * T];  // the within-chunk levels
-  for (int64_t b = 0; b < num_blocks; ++b) {
-    segment[b] = 0;
-    acc_live[b] = false;
-  }
+  TokenBlockChains<P, T> chains(c, states, num_blocks);
   for (int ci = 0; ci < c.num_chunks; ++ci) {
     const int64_t k0 = c.chunk_bounds[ci], k1 = c.chunk_bounds[ci + 1];
     for (int64_t b = 0; b < num_blocks; ++b) {
@@ -431,15 +448,14 @@ void DirectPanels(const internal::MatmulCall& c, int64_t panel0, int64_t token_b
       const int rest = static_cast<int>(token_end - token0 < T ? token_end - token0 : T);
       const float* xb = c.xp + (ci * c.xp_tokens + token0) * c.chunk_stride;
       VecF* s = states + b * kStateVecs<P, T>;
-      BlockState state{s, s + P * T, segment[b], acc_live[b], local, c.chunk_levels};
+      BlockState state = chains.Resume(b);
       // The first block prefetches, column by column, the weights it will
       // read next: the same columns of the next chunk, or with one block
       // kDirectPrefetchColumns ahead in its single pass.
       const int64_t prefetch =
           b > 0 ? 0 : (num_blocks > 1 ? c.chunk_stride : kDirectPrefetchColumns);
       RunColumns<kType, P, T, OperandForm::kDirect>(c, {w, &xb, k0, prefetch}, k0, k1, state);
-      segment[b] = state.segment;
-      acc_live[b] = state.acc_live;
+      chains.Park(b, state);
       if (ci + 1 == c.num_chunks) StoreBlock<P, T>(c, panel0, token0, s + P * T, rest);
     }
   }

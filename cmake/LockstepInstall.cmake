@@ -1,14 +1,18 @@
 # Install rules: `cmake --install build/release --prefix PREFIX` places
 #
 #   PREFIX/bin/lockstep                               the command
-#   PREFIX/lib/liblockstep_{base,kernels,transport,partitioner,runtime}.a
+#   PREFIX/lib/liblockstep_{base,kernels,transport,partitioner}.a
+#   PREFIX/lib/liblockstep_{tokenizer,model,formats,convert,engine,job}.a
 #   PREFIX/include/lockstep/<component>/*.h           public headers only
 #   PREFIX/lib/cmake/lockstep/lockstep-config.cmake   find_package(lockstep)
 #   PREFIX/lib/pkgconfig/lockstep.pc                  pkg-config lockstep
 #   PREFIX/share/lockstep/modulefiles/lockstep/VERSION.lua   Lmod modulefile
 #
 # Imported targets: lockstep::base, lockstep::kernels, lockstep::transport,
-# lockstep::partitioner, lockstep::runtime (each brings what it links).
+# lockstep::partitioner, the runtime's parts lockstep::tokenizer,
+# lockstep::model, lockstep::formats, lockstep::convert, lockstep::engine,
+# lockstep::job, and lockstep::runtime for all six (each brings what it
+# links).
 # The libraries are static; the package config therefore finds every
 # dependency the libraries link, private ones included (docs/site-guide.md,
 # "Building against lockstep").
@@ -19,7 +23,12 @@ set(LOCKSTEP_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/lockstep" CACHE STR
 set(LOCKSTEP_INSTALL_MODULEFILEDIR "${CMAKE_INSTALL_DATADIR}/lockstep/modulefiles" CACHE STRING
     "Where the Lmod modulefile (lockstep/VERSION.lua) goes, relative to the install prefix")
 
-set(_lockstep_components base kernels transport partitioner runtime)
+# Each library and the folder of its public headers. runtime's six parts
+# live under runtime/ (runtime/CMakeLists.txt); lockstep::runtime is an
+# interface target that links them all.
+set(_lockstep_components base kernels transport partitioner tokenizer model formats convert engine
+    job)
+set(_lockstep_runtime_parts tokenizer model formats convert engine job)
 
 # Dependencies found through pkg-config (PREFIX=module, as in the top-level
 # CMakeLists.txt): the package config re-creates their PkgConfig::PREFIX
@@ -32,10 +41,16 @@ set(_lockstep_libraries "")
 foreach(component IN LISTS _lockstep_components)
   set_target_properties(lockstep_${component} PROPERTIES EXPORT_NAME ${component})
   list(APPEND _lockstep_libraries lockstep_${component})
-  install(DIRECTORY ${PROJECT_SOURCE_DIR}/${component}/include/
+  set(_dir ${PROJECT_SOURCE_DIR}/${component})
+  if(component IN_LIST _lockstep_runtime_parts)
+    set(_dir ${PROJECT_SOURCE_DIR}/runtime/${component})
+  endif()
+  install(DIRECTORY ${_dir}/include/
           DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
           FILES_MATCHING PATTERN "*.h")
 endforeach()
+set_target_properties(lockstep_runtime PROPERTIES EXPORT_NAME runtime)
+list(APPEND _lockstep_libraries lockstep_runtime)
 set_target_properties(lockstep_compile_options PROPERTIES EXPORT_NAME compile_options)
 
 install(TARGETS ${_lockstep_libraries}

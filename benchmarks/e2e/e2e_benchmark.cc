@@ -38,9 +38,9 @@
 #include "lockstep/kernels/isa.h"
 #include "lockstep/kernels/probe.h"
 #include "lockstep/kernels/sampling.h"
-#include "lockstep/runtime/engine.h"
-#include "lockstep/runtime/model_file.h"
-#include "lockstep/runtime/synth.h"
+#include "lockstep/engine/engine.h"
+#include "lockstep/model/model_file.h"
+#include "lockstep/model/synth.h"
 
 namespace lockstep {
 namespace {

@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "lockstep/runtime/model_file.h"
+#include "lockstep/model/model_file.h"
 
 namespace {
 

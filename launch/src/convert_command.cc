@@ -5,7 +5,7 @@
 
 #include "command.h"
 #include "lockstep/base/log.h"
-#include "lockstep/runtime/convert.h"
+#include "lockstep/convert/convert.h"
 
 namespace lockstep::launch {
 namespace {

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "command.h"
-#include "lockstep/runtime/model_file.h"
+#include "lockstep/model/model_file.h"
 
 namespace lockstep::launch {
 namespace {

@@ -16,7 +16,7 @@
 #include "lockstep/partitioner/chip_presets.h"
 #include "lockstep/partitioner/plan_report.h"
 #include "lockstep/partitioner/planner.h"
-#include "lockstep/runtime/model_file.h"
+#include "lockstep/model/model_file.h"
 
 namespace lockstep::launch {
 namespace {

@@ -17,7 +17,7 @@
 #include "lockstep/base/log.h"
 #include "lockstep/kernels/isa.h"
 #include "lockstep/partitioner/plan_report.h"
-#include "lockstep/runtime/batch_job.h"
+#include "lockstep/job/batch_job.h"
 #include "lockstep/transport/communicator.h"
 #include "lockstep/transport/local_fabric.h"
 #include "lockstep/transport/mpi_session.h"

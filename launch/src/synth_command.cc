@@ -8,8 +8,9 @@
 
 #include "command.h"
 #include "lockstep/partitioner/model_config.h"
-#include "lockstep/runtime/synth.h"
-#include "lockstep/runtime/tokenizer.h"
+#include "lockstep/model/synth.h"
+#include "lockstep/convert/tokenizer_file.h"
+#include "lockstep/tokenizer/tokenizer.h"
 
 namespace lockstep::launch {
 namespace {

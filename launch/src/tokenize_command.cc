@@ -22,7 +22,8 @@
 #include <vector>
 
 #include "command.h"
-#include "lockstep/runtime/tokenizer.h"
+#include "lockstep/convert/tokenizer_file.h"
+#include "lockstep/tokenizer/tokenizer.h"
 
 namespace lockstep::launch {
 namespace {

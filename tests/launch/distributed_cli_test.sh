@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `lockstep run` under mpirun through the real binary: a rank killed in the
 # middle of a job, --resume, text prompts and stop strings (a model with a
-# tokenizer; LOCKSTEP_SHARED_DIR names ../shared), and the start-up errors (plan against rank
+# tokenizer; LOCKSTEP_TEST_DATA_DIR names tests/data), and the start-up errors (plan against rank
 # count or model, a model file missing on one rank only, ranks started with
 # different arguments). Each must end every rank with a non-zero exit, one
 # clear error from rank 0 naming the rank, and no hang.
@@ -144,7 +144,7 @@ case "$case_name" in
   text)
     # A model with a tokenizer: text prompts, stop strings and echo give the
     # one-rank results (text included) on tp 2 and on pp 2.
-    spm="${LOCKSTEP_SHARED_DIR:?}/data/tokenizers/ggml-vocab-llama-spm.gguf"
+    spm="${LOCKSTEP_TEST_DATA_DIR:?}/tokenizers/ggml-vocab-llama-spm.gguf"
     cat >config.json <<'JSON'
 {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
  "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 32000,

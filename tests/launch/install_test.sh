@@ -23,7 +23,7 @@ cmake --install "$build" --prefix "$prefix" > "$work/install.log"
 config=$(find "$prefix" -name lockstep-config.cmake)
 [[ -n "$config" ]] || fail "no lockstep-config.cmake under $prefix"
 libdir=$(dirname "$(dirname "$(dirname "$config")")")
-for component in base kernels transport partitioner runtime; do
+for component in base kernels transport partitioner tokenizer model formats convert engine job; do
   ls "$libdir"/liblockstep_"$component".* > /dev/null 2>&1 || fail "no liblockstep_$component in $libdir"
   [[ -d "$prefix/include/lockstep/$component" ]] || fail "no include/lockstep/$component"
 done

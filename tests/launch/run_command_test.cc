@@ -11,8 +11,8 @@
 #include <set>
 #include <sstream>
 
-#include "lockstep/runtime/synth.h"
-#include "lockstep/runtime/tokenizer.h"
+#include "lockstep/model/synth.h"
+#include "lockstep/tokenizer/tokenizer.h"
 #include "runtime/model_file_test_util.h"
 #include "runtime/tiny_tokenizer.h"
 

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Command-level tests of `lockstep tokenize` on llama.cpp's vocab files
-# (../shared/data/tokenizers): plain lines and JSONL, encode and decode,
+# (tests/data/tokenizers): plain lines and JSONL, encode and decode,
 # special tokens, the tokenizer stored in a model file, and errors.
 #
-#   tokenize_command_test.sh LOCKSTEP_BINARY SHARED_DIR
+#   tokenize_command_test.sh LOCKSTEP_BINARY TEST_DATA_DIR
 set -uo pipefail
 
 lockstep="$1"
-vocab="$2/data/tokenizers"
+vocab="$2/tokenizers"
 spm="$vocab/ggml-vocab-llama-spm.gguf"
 gpt2="$vocab/ggml-vocab-gpt-2.gguf"
 work=$(mktemp -d "${TMPDIR:-/tmp}/lockstep_tokenize_XXXXXX")

@@ -3,7 +3,7 @@
 reference).
 
 Vocabularies no one here wrote -- llama.cpp's vocab files for Meta's Llama
-SentencePiece vocabulary and GPT-2's BPE (../shared/data/tokenizers/, with
+SentencePiece vocabulary and GPT-2's BPE (tests/data/tokenizers/, with
 llama.cpp's expected ids) -- are put into checkpoints the way each format
 carries them:
 
@@ -21,7 +21,7 @@ For SentencePiece tokenizers the stored ModelProto is loaded by Debian's
 python3-sentencepiece and must give llama.cpp's expected ids for every test
 string, with the pieces of the source vocabulary at the same ids.
 
-  convert_tokenizer_test.py --lockstep path/to/lockstep --shared path/to/shared
+  convert_tokenizer_test.py --lockstep path/to/lockstep --data path/to/tests/data
                             [--case NAME]
 """
 
@@ -92,8 +92,8 @@ def small_config(vocab):
     return cf.Config(vocab=vocab, tied=True, layers=1)
 
 
-def case_llama2c_spm(lockstep, shared, work):
-    vocab_file = os.path.join(shared, "data/tokenizers/ggml-vocab-llama-spm.gguf")
+def case_llama2c_spm(lockstep, data, work):
+    vocab_file = os.path.join(data, "tokenizers/ggml-vocab-llama-spm.gguf")
     meta = cf.read_gguf_metadata(vocab_file)
     tokens, scores = meta["tokenizer.ggml.tokens"], meta["tokenizer.ggml.scores"]
     cfg = small_config(len(tokens))
@@ -110,8 +110,8 @@ def tokenizer_kv(meta_typed):
     return [(k, t, v) for k, (t, v) in meta_typed.items() if k.startswith("tokenizer.")]
 
 
-def case_gguf_spm(lockstep, shared, work):
-    vocab_file = os.path.join(shared, "data/tokenizers/ggml-vocab-llama-spm.gguf")
+def case_gguf_spm(lockstep, data, work):
+    vocab_file = os.path.join(data, "tokenizers/ggml-vocab-llama-spm.gguf")
     meta = cf.read_gguf_metadata(vocab_file, typed=True)
     tokens = meta["tokenizer.ggml.tokens"][1][1]
     cfg = small_config(len(tokens))
@@ -124,8 +124,8 @@ def case_gguf_spm(lockstep, shared, work):
     check_sentencepiece("gguf_spm", model, vocab_file, tokens)
 
 
-def case_gguf_gpt2(lockstep, shared, work):
-    vocab_file = os.path.join(shared, "data/tokenizers/ggml-vocab-gpt-2.gguf")
+def case_gguf_gpt2(lockstep, data, work):
+    vocab_file = os.path.join(data, "tokenizers/ggml-vocab-gpt-2.gguf")
     meta = cf.read_gguf_metadata(vocab_file, typed=True)
     tokens = meta["tokenizer.ggml.tokens"][1][1]
     cfg = small_config(len(tokens))
@@ -150,10 +150,10 @@ def case_gguf_gpt2(lockstep, shared, work):
     return data
 
 
-def case_hf_json(lockstep, shared, work):
+def case_hf_json(lockstep, data, work):
     sub = os.path.join(work, "from_gguf")
     os.makedirs(sub)
-    data = case_gguf_gpt2(lockstep, shared, sub)
+    data = case_gguf_gpt2(lockstep, data, sub)
     if data is None:
         return
     spec = json.loads(data)
@@ -170,11 +170,11 @@ def case_hf_json(lockstep, shared, work):
     print(f"hf_json: tokenizer.json of {len(data)} bytes stored unchanged")
 
 
-def case_hf_model(lockstep, shared, work):
+def case_hf_model(lockstep, data, work):
     # A small BPE SentencePiece model with byte fallback, trained on the
     # llama.cpp test strings and some English.
     corpus = os.path.join(work, "corpus.txt")
-    cases = cf.read_vocab_tests(os.path.join(shared, "data/tokenizers/ggml-vocab-llama-spm.gguf"))
+    cases = cf.read_vocab_tests(os.path.join(data, "tokenizers/ggml-vocab-llama-spm.gguf"))
     with open(corpus, "w", encoding="utf-8") as f:
         for _ in range(20):
             for text, _ in cases:
@@ -201,12 +201,12 @@ def case_hf_model(lockstep, shared, work):
           f"stored unchanged")
 
 
-def case_run_text(lockstep, shared, work):
+def case_run_text(lockstep, data, work):
     """`lockstep run` with text on the model converted from a GGUF with
     Meta's Llama vocabulary: prompts are the ids llama.cpp expects (plus BOS),
     "text" is the generated pieces' bytes, stop strings cut it, echo leads
     with the prompt."""
-    vocab_file = os.path.join(shared, "data/tokenizers/ggml-vocab-llama-spm.gguf")
+    vocab_file = os.path.join(data, "tokenizers/ggml-vocab-llama-spm.gguf")
     meta = cf.read_gguf_metadata(vocab_file, typed=True)
     tokens = meta["tokenizer.ggml.tokens"][1][1]
     types = meta["tokenizer.ggml.token_type"][1][1]
@@ -281,13 +281,13 @@ CASES = {"llama2c_spm": case_llama2c_spm, "gguf_spm": case_gguf_spm,
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lockstep", required=True)
-    parser.add_argument("--shared", required=True)
+    parser.add_argument("--data", required=True, help="tests/data of the checkout")
     parser.add_argument("--case", action="append")
     args = parser.parse_args()
     for name in args.case or list(CASES):
         with tempfile.TemporaryDirectory(prefix=f"convert_tok_{name}_") as work:
             try:
-                CASES[name](args.lockstep, args.shared, work)
+                CASES[name](args.lockstep, args.data, work)
             except RuntimeError as e:
                 check(False, f"{name}: {e}")
     return 1 if failures else 0

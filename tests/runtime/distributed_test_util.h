@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "lockstep/partitioner/model_config.h"
-#include "lockstep/runtime/batch_job.h"
+#include "lockstep/job/batch_job.h"
 
 namespace lockstep::runtime::testing {
 

@@ -9,8 +9,8 @@
 #include <utility>
 #include <vector>
 
-#include "byte_level.h"  // runtime/src
-#include "lockstep/runtime/tokenizer.h"
+#include "lockstep/tokenizer/byte_level.h"
+#include "lockstep/tokenizer/tokenizer.h"
 
 namespace lockstep::runtime::testing {
 

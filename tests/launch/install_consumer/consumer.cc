@@ -11,9 +11,11 @@
 #include "lockstep/base/dtype.h"
 #include "lockstep/base/status.h"
 #include "lockstep/kernels/isa.h"
+#include "lockstep/job/request.h"
+#include "lockstep/model/model_file.h"
+#include "lockstep/model/synth.h"
 #include "lockstep/partitioner/model_config.h"
-#include "lockstep/runtime/model_file.h"
-#include "lockstep/runtime/synth.h"
+#include "lockstep/tokenizer/tokenizer.h"
 #include "lockstep/transport/communicator.h"
 #include "lockstep/transport/local_fabric.h"
 #include "lockstep/transport/options.h"
@@ -41,6 +43,13 @@ int main(int argc, char** argv) {
   Result<runtime::ModelFile> file = runtime::ModelFile::Open(path);
   if (!file.ok()) return Fail(file.status());
 
+  // A request line (job) and a tokenizer kind (tokenizer).
+  Result<runtime::Request> request = runtime::ParseRequestLine(
+      R"({"id": "r", "prompt_tokens": [1, 2], "max_tokens": 3})", "consumer", 1);
+  if (!request.ok()) return Fail(request.status());
+  Result<runtime::TokenizerKind> kind = runtime::ParseTokenizerKind("sentencepiece");
+  if (!kind.ok()) return Fail(kind.status());
+
   // Two chips of the local fabric: 1 + 2 = 3 on both.
   std::vector<float> sums(2, 0.0f);
   std::vector<Status> statuses =
@@ -57,8 +66,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "consumer: allreduce gave %g and %g, expected 3\n", sums[0], sums[1]);
     return 1;
   }
-  std::printf("consumer ok: isa %s, %zu tensors, %lld parameters, allreduce 3\n",
+  std::printf("consumer ok: isa %s, %zu tensors, %lld parameters, allreduce 3, request %s\n",
               std::string(kernels::IsaName(kernels::BestIsa())).c_str(), file->tensors().size(),
-              static_cast<long long>(file->config().NumParameters()));
+              static_cast<long long>(file->config().NumParameters()), request->id.c_str());
   return 0;
 }

@@ -1,0 +1,328 @@
+#include "lockstep/engine/engine.h"
+
+#include <oneapi/tbb/global_control.h>
+#include <oneapi/tbb/task_arena.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <optional>
+#include <thread>
+
+#include "lockstep/base/check.h"
+#include "lockstep/kernels/kernels.h"
+
+namespace lockstep::runtime {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+KvCacheShape CacheShape(const ModelWeights& w, const EngineOptions& options) {
+  KvCacheShape shape;
+  shape.num_layers = w.shard.num_layers();
+  shape.page.num_kv_heads = static_cast<int>(w.shard.kv_heads.size());
+  shape.page.head_dim = w.config.head_dim;
+  shape.num_pages = options.kv_pages;
+  shape.num_slots = options.max_slots;
+  return shape;
+}
+
+int64_t CeilDiv(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
+
+// Tensor parallel gather of a row-major [rows][width] matrix whose columns
+// are split over the tp ranks: rank r holds columns [r*width/tp,
+// (r+1)*width/tp) in `part`, a block [rows][ceil(width/tp)] (zero padded).
+// The blocks are gathered in rank order into `gathered` and each rank's
+// columns are copied into place in `out`: pure data movement, so the rows
+// are the one-rank rows bit for bit. Adds the collective's time to
+// `*collective_s`.
+Status GatherColumnBlocks(TensorParallelGroup& group, const std::vector<float>& part,
+                          std::vector<float>& gathered, int64_t rows, int64_t width,
+                          const char* what, float* out, double* collective_s) {
+  const int tp = group.size();
+  const int64_t block = CeilDiv(width, tp);
+  gathered.resize(static_cast<size_t>(tp * rows * block));
+  const Clock::time_point c0 = Clock::now();
+  Status status = group.AllGather(part, gathered);
+  *collective_s += Since(c0);
+  LOCKSTEP_RETURN_IF_ERROR(status.WithContext(what));
+  for (int r = 0; r < tp; ++r) {
+    const int64_t begin = r * width / tp;
+    const int64_t n = (r + 1) * width / tp - begin;
+    const float* src = gathered.data() + static_cast<int64_t>(r) * rows * block;
+    for (int64_t row = 0; row < rows; ++row) {
+      std::memcpy(out + row * width + begin, src + row * block,
+                  static_cast<size_t>(n) * sizeof(float));
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+struct Engine::Impl {
+  // Raises oneTBB's thread limit when more threads are asked for than there
+  // are cores (tests run 4 threads on 2 cores); otherwise absent, so engines
+  // with different thread counts in one process do not cap each other.
+  std::optional<tbb::global_control> thread_limit;
+  tbb::task_arena arena;
+  kernels::RopeTable rope;
+
+  // Scratch, grown to the largest step seen. Shapes for T tokens:
+  std::vector<float> norm;                       // [T][hidden]   RMSNorm output (matmul input)
+  std::vector<float> q;                          // [T][q_local]  queries, then rotated
+  std::vector<float> k;                          // [T][kv_local]
+  std::vector<float> v;                          // [T][kv_local]
+  std::vector<float> attn;                       // [T][q_local]  attention output
+  std::vector<float> proj;                       // [T][hidden]   wo / w_down output
+  std::vector<float> gate;                       // [T][ffn]      gate, then SwiGLU output
+  std::vector<float> up;                         // [T][ffn]
+  std::vector<float> hidden;                     // [T][hidden]   Forward's residual stream
+  std::vector<float> part;                       // [T][ceil(n/tp)] this rank's gather block
+  std::vector<float> gathered;                   // [tp][T][ceil(n/tp)] all ranks' blocks
+  std::vector<kernels::AttentionQuery> queries;  // [T]
+
+  Impl(int threads, const partitioner::ModelConfig& c)
+      : arena(threads),
+        rope(c.head_dim, c.rope_theta, static_cast<int>(c.max_position_embeddings)) {
+    if (static_cast<unsigned>(threads) > std::thread::hardware_concurrency()) {
+      thread_limit.emplace(tbb::global_control::max_allowed_parallelism,
+                           static_cast<size_t>(threads));
+    }
+    arena.initialize();
+  }
+};
+
+Engine::Engine(ModelWeights weights, const EngineOptions& options)
+    : weights_(std::move(weights)),
+      options_(options),
+      kv_cache_(CacheShape(weights_, options)),
+      impl_(std::make_unique<Impl>(options.threads, weights_.config)) {}
+
+Engine::~Engine() = default;
+
+Result<std::unique_ptr<Engine>> Engine::Create(ModelWeights weights, const EngineOptions& options) {
+  if (options.threads < 1) {
+    return InvalidArgument("--threads must be at least 1, got {}", options.threads);
+  }
+  if (!kernels::IsaSupported(options.isa)) {
+    return InvalidArgument("instruction set '{}' is not supported by this CPU",
+                           kernels::IsaName(options.isa));
+  }
+  if (options.max_slots < 1) {
+    return InvalidArgument("--max-batch must be at least 1, got {}", options.max_slots);
+  }
+  if (options.kv_pages < 0) return InvalidArgument("negative KV page count {}", options.kv_pages);
+  const ShardSpec& shard = weights.shard;
+  if (shard.tp_size > 1) {
+    if (options.tp_group == nullptr) {
+      return InvalidArgument("a tensor-parallel shard (tp {}) needs its tp group", shard.tp_size);
+    }
+    if (options.tp_group->size() != shard.tp_size || options.tp_group->rank() != shard.tp_rank) {
+      return InvalidArgument("tp group of size {} rank {} given to the shard of tp rank {} of {}",
+                             options.tp_group->size(), options.tp_group->rank(), shard.tp_rank,
+                             shard.tp_size);
+    }
+  }
+  return std::unique_ptr<Engine>(new Engine(std::move(weights), options));
+}
+
+void Engine::Execute(const std::function<void()>& work) {
+  impl_->arena.execute(work);
+}
+
+void Engine::ApplyBindings(std::span<const SlotBinding> bindings) {
+  for (const SlotBinding& b : bindings) kv_cache_.Bind(b.slot, b.pages);
+}
+
+Status Engine::Forward(const TokenBatch& batch, std::vector<float>* logits) {
+  LOCKSTEP_CHECK(weights_.shard.has_embedding && weights_.shard.has_lm_head,
+                 "Forward needs a shard with the embedding and the lm_head");
+  const int64_t hidden_size = config().hidden_size;
+  impl_->hidden.resize(static_cast<size_t>(batch.size() * hidden_size));
+  logits->resize(batch.logits_rows.size() * static_cast<size_t>(vocab_rows()));
+  LOCKSTEP_RETURN_IF_ERROR(Embed(batch, impl_->hidden.data()));
+  LOCKSTEP_RETURN_IF_ERROR(RunLayers(batch, impl_->hidden.data()));
+  return ComputeLogits(batch, impl_->hidden.data(), logits->data());
+}
+
+Status Engine::Embed(const TokenBatch& batch, float* hidden) {
+  LOCKSTEP_CHECK(weights_.shard.has_embedding);
+  const Clock::time_point start = Clock::now();
+  const double collective_before = times_.collective_s;
+  const int64_t T = batch.size();
+  const int64_t h = config().hidden_size;
+  const int tp = shard().tp_size;
+  // This rank's hidden columns of each token's row ([T][cols] into `dst`
+  // with row stride ld), widened to f32 exactly.
+  const IndexRange cols = shard().embedding_columns;
+  const size_t table_row_bytes = static_cast<size_t>(cols.size()) * DTypeSize(weights_.dtype);
+  auto lookup = [&](float* dst, int64_t ld) {
+    impl_->arena.execute([&] {
+      for (int64_t t = 0; t < T; ++t) {
+        const int32_t token = batch.tokens[static_cast<size_t>(t)];
+        LOCKSTEP_CHECK(token >= 0 && token < config().vocab_size, "token id {} out of range",
+                       token);
+        kernels::ConvertToF32(
+            options_.isa, weights_.dtype,
+            weights_.embedding.data() + static_cast<size_t>(token) * table_row_bytes, cols.size(),
+            dst + t * ld);
+      }
+    });
+  };
+  if (tp == 1) {
+    lookup(hidden, h);
+    times_.compute_s += Since(start);
+    return Status::Ok();
+  }
+  // Tensor parallel: rank r looks up its columns of every row into a block
+  // [T][ceil(h/tp)], gathered and put in place (GatherColumnBlocks).
+  Impl& s = *impl_;
+  const int64_t block = CeilDiv(h, tp);
+  s.part.assign(static_cast<size_t>(T * block), 0.0f);
+  lookup(s.part.data(), block);
+  LOCKSTEP_RETURN_IF_ERROR(GatherColumnBlocks(*options_.tp_group, s.part, s.gathered, T, h,
+                                              "embedding allgather", hidden, &times_.collective_s));
+  times_.compute_s += Since(start) - (times_.collective_s - collective_before);
+  return Status::Ok();
+}
+
+Status Engine::RunLayers(const TokenBatch& batch, float* hidden) {
+  const partitioner::ModelConfig& c = config();
+  const kernels::Isa isa = options_.isa;
+  const kernels::ReductionOrder order = options_.reduction_order;
+  const int64_t T = batch.size();
+  if (T == 0) return Status::Ok();
+  const Clock::time_point start = Clock::now();
+  const double collective_before = times_.collective_s;
+  const int64_t h = c.hidden_size;
+  const int num_heads = static_cast<int>(shard().q_heads.size());
+  const int num_kv_heads = static_cast<int>(shard().kv_heads.size());
+  const int64_t q_dim = int64_t{num_heads} * c.head_dim;
+  const int64_t kv_dim = int64_t{num_kv_heads} * c.head_dim;
+  const int64_t ffn = shard().ffn.size();
+  const kernels::KvPageShape page = kv_cache_.shape().page;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  TensorParallelGroup* tp = shard().tp_size > 1 ? options_.tp_group : nullptr;
+
+  Impl& s = *impl_;
+  auto grow = [T](std::vector<float>& v, int64_t cols) { v.resize(static_cast<size_t>(T * cols)); };
+  grow(s.norm, h);
+  grow(s.q, q_dim);
+  grow(s.k, kv_dim);
+  grow(s.v, kv_dim);
+  grow(s.attn, q_dim);
+  grow(s.proj, h);
+  grow(s.gate, ffn);
+  grow(s.up, ffn);
+  s.queries.resize(static_cast<size_t>(T));
+
+  // Row-parallel completion: the rank's subtree sums of the canonical
+  // segments, summed over the group by the canonical tree (transport's
+  // recursive doubling), outside the arena so the arena's threads do not
+  // wait on the network.
+  auto complete = [&](const char* what) -> Status {
+    if (tp == nullptr) return Status::Ok();
+    const Clock::time_point c0 = Clock::now();
+    Status st = tp->AllReduceSum(std::span<float>(s.proj.data(), static_cast<size_t>(T * h)));
+    times_.collective_s += Since(c0);
+    return st.WithContext(what);
+  };
+
+  for (int local = 0; local < shard().num_layers(); ++local) {
+    const LayerWeights& w = weights_.layers[static_cast<size_t>(local)];
+
+    // Attention block: hidden += wo(attention(rope(wq x), rope(wk x), wv x)), x = norm(hidden).
+    s.arena.execute([&] {
+      kernels::RmsNorm(isa, hidden, T, h, w.attn_norm.data(), eps, s.norm.data());
+      kernels::Matmul(isa, w.wq, s.norm.data(), T, h, s.q.data(), q_dim, order);
+      kernels::Matmul(isa, w.wk, s.norm.data(), T, h, s.k.data(), kv_dim, order);
+      kernels::Matmul(isa, w.wv, s.norm.data(), T, h, s.v.data(), kv_dim, order);
+      kernels::ApplyRope(isa, s.rope, s.q.data(), T, q_dim, num_heads, batch.positions.data());
+      kernels::ApplyRope(isa, s.rope, s.k.data(), T, kv_dim, num_kv_heads, batch.positions.data());
+      // Store every token's key and value before any query reads the cache:
+      // a prefill chunk's tokens then see each other exactly as they would
+      // had they been fed one by one.
+      for (int64_t t = 0; t < T; ++t) {
+        const int32_t slot = batch.slots[static_cast<size_t>(t)];
+        const int32_t pos = batch.positions[static_cast<size_t>(t)];
+        kernels::KvStore(page, kv_cache_.KPageAt(slot, local, pos),
+                         kv_cache_.VPageAt(slot, local, pos), pos % kernels::kKvPageSize,
+                         s.k.data() + t * kv_dim, s.v.data() + t * kv_dim);
+        kernels::AttentionQuery& query = s.queries[static_cast<size_t>(t)];
+        query.q = s.q.data() + t * q_dim;
+        query.out = s.attn.data() + t * q_dim;
+        query.position = pos;
+        query.k_pages = kv_cache_.KPageTable(slot, local);
+        query.v_pages = kv_cache_.VPageTable(slot, local);
+      }
+      kernels::Attention(isa, page, num_heads, scale, s.queries.data(), T);
+      // Row-parallel: with tp > 1 this is the subtree sum of the rank's
+      // canonical segments (its heads), completed by the allreduce.
+      kernels::Matmul(isa, w.wo, s.attn.data(), T, q_dim, s.proj.data(), h, order);
+    });
+    LOCKSTEP_RETURN_IF_ERROR(complete("attention output allreduce"));
+
+    // FFN block: hidden += w_down(silu(w_gate x) * w_up x), x = norm(hidden).
+    s.arena.execute([&] {
+      kernels::Add(isa, hidden, s.proj.data(), T * h);
+      kernels::RmsNorm(isa, hidden, T, h, w.ffn_norm.data(), eps, s.norm.data());
+      kernels::Matmul(isa, w.w_gate, s.norm.data(), T, h, s.gate.data(), ffn, order);
+      kernels::Matmul(isa, w.w_up, s.norm.data(), T, h, s.up.data(), ffn, order);
+      kernels::SwiGlu(isa, s.gate.data(), s.up.data(), T * ffn, s.gate.data());
+      kernels::Matmul(isa, w.w_down, s.gate.data(), T, ffn, s.proj.data(), h, order);
+    });
+    LOCKSTEP_RETURN_IF_ERROR(complete("FFN output allreduce"));
+    s.arena.execute([&] { kernels::Add(isa, hidden, s.proj.data(), T * h); });
+  }
+  times_.compute_s += Since(start) - (times_.collective_s - collective_before);
+  return Status::Ok();
+}
+
+Status Engine::ComputeLogits(const TokenBatch& batch, const float* hidden, float* logits) {
+  LOCKSTEP_CHECK(weights_.shard.has_lm_head);
+  const int64_t h = config().hidden_size;
+  const int64_t rows = static_cast<int64_t>(batch.logits_rows.size());
+  if (rows == 0) return Status::Ok();
+  const Clock::time_point start = Clock::now();
+  const double collective_before = times_.collective_s;
+  const int tp = shard().tp_size;
+  const int64_t vocab = config().vocab_size;
+  Impl& s = *impl_;
+  // Only the rows whose logits are wanted go through the final norm and the
+  // lm_head; each row's arithmetic is the same as if all rows went.
+  s.norm.resize(static_cast<size_t>(rows * h));
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* src = hidden + int64_t{batch.logits_rows[static_cast<size_t>(r)]} * h;
+    std::copy(src, src + h, s.norm.data() + r * h);
+  }
+  // tp 1: straight into `logits`. tp > 1: this rank's vocabulary rows into a
+  // block [rows][ceil(vocab/tp)], gathered, then put in place.
+  const int64_t block = tp == 1 ? vocab : CeilDiv(vocab, tp);
+  float* out = logits;
+  if (tp > 1) {
+    s.part.assign(static_cast<size_t>(rows * block), 0.0f);
+    out = s.part.data();
+  }
+  s.arena.execute([&] {
+    kernels::RmsNorm(options_.isa, s.norm.data(), rows, h, weights_.final_norm.data(),
+                     static_cast<float>(config().rms_norm_eps), s.norm.data());
+    kernels::Matmul(options_.isa, weights_.lm_head, s.norm.data(), rows, h, out, block,
+                    options_.reduction_order);
+  });
+  if (tp > 1) {
+    LOCKSTEP_RETURN_IF_ERROR(GatherColumnBlocks(*options_.tp_group, s.part, s.gathered, rows, vocab,
+                                                "logits allgather", logits, &times_.collective_s));
+  }
+  times_.compute_s += Since(start) - (times_.collective_s - collective_before);
+  return Status::Ok();
+}
+
+}  // namespace lockstep::runtime

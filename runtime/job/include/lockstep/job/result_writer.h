@@ -1,0 +1,78 @@
+// The results file of a batch job: one JSON object per line, each durable
+// (written, flushed and fsync'd) before the call that wrote it returns, so a
+// job that dies loses no finished result.
+//
+// Result line (keys in this order):
+//   {"id": "r1", "tokens": [5, 9, 2],
+//    "text": " Paris.",                     (only when the model has a tokenizer)
+//    "finish_reason": "stop",
+//    "usage": {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6},
+//    "ttft_ms": 12.5, "decode_tokens_per_s": 41.0,   (not with --no-timings)
+//    "logits_sha256": "9f86..."}            (only with --hash-logits)
+// Error record (a request line that could not run):
+//   {"id": "r7", "line": 7, "error": "requests.jsonl:7: ..."}   (id null when
+//                                                               unreadable)
+//
+// Thread safety: one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lockstep/base/status.h"
+#include "lockstep/job/request.h"
+
+namespace lockstep::runtime {
+
+enum class FinishReason { kLength, kStop };
+std::string_view FinishReasonName(FinishReason reason);  // "length", "stop"
+
+struct RequestResult {
+  std::string id;
+  std::vector<int32_t> tokens;  // generated tokens (a stop token included)
+  // The completion's text (CompletionText: echo, cut before a stop string),
+  // valid UTF-8; only when the model has a tokenizer.
+  std::optional<std::string> text;
+  FinishReason finish_reason = FinishReason::kLength;
+  int64_t prompt_tokens = 0;
+  double ttft_ms = 0.0;              // admission to first generated token
+  double decode_tokens_per_s = 0.0;  // (completion_tokens - 1) / (last - first token time)
+  // false: the line has no ttft_ms / decode_tokens_per_s (--no-timings), so
+  // that the results of two runs compare byte for byte (after sorting).
+  bool include_timings = true;
+  std::optional<std::string> logits_sha256;  // 64 lowercase hex digits
+};
+
+// The JSON text of a line (no newline). Exposed for tests and tools.
+std::string FormatResultLine(const RequestResult& result);
+std::string FormatErrorLine(const RequestError& error);
+
+class ResultWriter {
+ public:
+  ~ResultWriter();
+  ResultWriter(ResultWriter&&) noexcept;
+  ResultWriter& operator=(ResultWriter&&) noexcept;
+
+  // Creates `path` (truncating it, or appending to it with `append`), and
+  // fsyncs its directory so the file itself survives a crash.
+  static Result<ResultWriter> Open(const std::string& path, bool append = false);
+
+  // Write one line, then fsync. IoError names the file.
+  Status Write(const RequestResult& result);
+  Status WriteError(const RequestError& error);
+
+  const std::string& path() const { return path_; }
+  int64_t lines_written() const { return lines_written_; }
+
+ private:
+  ResultWriter(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  Status WriteLine(const std::string& line);
+
+  std::string path_;
+  int fd_ = -1;
+  int64_t lines_written_ = 0;
+};
+
+}  // namespace lockstep::runtime

@@ -1,0 +1,503 @@
+#include "lockstep/job/batch_job.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <sstream>
+
+#include "completion_text.h"
+#include "job_agreement.h"
+#include "job_plan.h"
+#include "lockstep/base/check.h"
+#include "lockstep/base/log.h"
+#include "lockstep/partitioner/plan_report.h"
+#include "lockstep/engine/engine.h"
+#include "lockstep/model/model_file.h"
+#include "lockstep/base/progress.h"
+#include "lockstep/job/request.h"
+#include "lockstep/job/result_writer.h"
+#include "lockstep/engine/scheduler.h"
+#include "lockstep/tokenizer/tokenizer.h"
+#include "lockstep/transport/local_fabric.h"
+#include "pipeline.h"
+#include "resume.h"
+#include "step_sampler.h"
+
+namespace lockstep::runtime {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+// What the leader broadcasts after reading the requests and making the plan.
+struct JobInputs {
+  std::string request_text;
+  std::string plan_json;
+  std::vector<int64_t> skip;  // request indices already done (resume)
+
+  std::vector<std::byte> Encode() const {
+    nlohmann::json j = {{"requests", request_text}, {"plan", plan_json}, {"skip", skip}};
+    const std::string text = j.dump(-1, ' ', false, nlohmann::detail::error_handler_t::replace);
+    std::vector<std::byte> bytes(text.size());
+    std::memcpy(bytes.data(), text.data(), text.size());
+    return bytes;
+  }
+  static Result<JobInputs> Decode(const std::vector<std::byte>& bytes) {
+    nlohmann::json j = nlohmann::json::parse(
+        std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), nullptr,
+        false);
+    if (!j.is_object()) return Internal("the job inputs from rank 0 are not valid JSON");
+    JobInputs in;
+    in.request_text = j.at("requests").get<std::string>();
+    in.plan_json = j.at("plan").get<std::string>();
+    in.skip = j.at("skip").get<std::vector<int64_t>>();
+    return in;
+  }
+};
+
+// The leader's view of the requests while they run: it writes every result
+// the moment its request finishes.
+class ResultSink final : public StepObserver {
+ public:
+  // `tokenizer` (may be null) gives each result its text.
+  ResultSink(const std::vector<Request>& requests, const BatchJobOptions& options,
+             const Tokenizer* tokenizer, ResultWriter* writer, ProgressReporter* progress,
+             BatchJobSummary* summary)
+      : requests_(requests),
+        options_(options),
+        tokenizer_(tokenizer),
+        writer_(writer),
+        progress_(progress),
+        summary_(summary),
+        live_(requests.size()) {}
+
+  Status OnIssued(const StepPlan& plan) override {
+    const Clock::time_point now = Clock::now();
+    for (int64_t h : plan.admitted) live_[static_cast<size_t>(h)].admitted = now;
+    return Status::Ok();
+  }
+
+  Status OnCompleted(const StepPlan&, const StepOutcomes& outcomes) override {
+    const Clock::time_point now = Clock::now();
+    for (const RowOutcome& row : outcomes.rows) {
+      const size_t h = static_cast<size_t>(row.handle);
+      Live& s = live_[h];
+      if (s.tokens.empty()) {
+        s.first_token = now;
+        if (tokenizer_ != nullptr) s.text.emplace(*tokenizer_, requests_[h]);
+      }
+      // The same text the last stage built to find stop strings.
+      if (s.text) s.text->Append(row.token);
+      s.last_token = now;
+      s.tokens.push_back(row.token);
+      if (options_.keep_results) s.fingerprints.push_back(row.fingerprint);
+      if (!row.finished) continue;
+      const Request& r = requests_[h];
+      JobResult done;
+      RequestResult& result = done.result;
+      result.id = r.id;
+      result.tokens = std::move(s.tokens);
+      if (s.text) result.text = s.text->Text();
+      result.finish_reason = row.stop ? FinishReason::kStop : FinishReason::kLength;
+      result.prompt_tokens = static_cast<int64_t>(r.prompt_tokens.size());
+      result.ttft_ms = Seconds(s.admitted, s.first_token) * 1e3;
+      const double decode_s = Seconds(s.first_token, s.last_token);
+      if (result.tokens.size() > 1 && decode_s > 0) {
+        result.decode_tokens_per_s = static_cast<double>(result.tokens.size() - 1) / decode_s;
+      }
+      result.include_timings = options_.timings;
+      if (options_.hash_logits) {
+        if (row.logits_sha256.empty()) {
+          return Internal("request {} finished without its logits hash", r.id);
+        }
+        result.logits_sha256 = row.logits_sha256;
+      }
+      LOCKSTEP_RETURN_IF_ERROR(writer_->Write(result));
+      ++summary_->completed;
+      summary_->prompt_tokens += result.prompt_tokens;
+      summary_->generated_tokens += static_cast<int64_t>(result.tokens.size());
+      if (options_.keep_results) {
+        done.step_fingerprints = std::move(s.fingerprints);
+        summary_->results.push_back(std::move(done));
+      }
+      s = Live{};
+    }
+    progress_->Update(summary_->completed + summary_->failed + summary_->skipped,
+                      summary_->generated_tokens);
+    return Status::Ok();
+  }
+
+ private:
+  struct Live {
+    std::vector<int32_t> tokens;
+    std::vector<uint64_t> fingerprints;
+    std::optional<CompletionText> text;  // when the model has a tokenizer
+    Clock::time_point admitted, first_token, last_token;
+  };
+  const std::vector<Request>& requests_;
+  const BatchJobOptions& options_;
+  const Tokenizer* tokenizer_;
+  ResultWriter* writer_;
+  ProgressReporter* progress_;
+  BatchJobSummary* summary_;
+  std::vector<Live> live_;
+};
+
+// RankStats on the wire (fixed size, for an allgather).
+struct RankStatsWire {
+  int64_t ints[8];
+  double doubles[6];
+};
+
+RankStatsWire ToWire(const RankStats& s) {
+  RankStatsWire w{};
+  w.ints[0] = s.rank;
+  w.ints[1] = s.stage;
+  w.ints[2] = s.tp_rank;
+  w.ints[3] = static_cast<int64_t>(s.bytes_read);
+  w.ints[4] = static_cast<int64_t>(s.plan_weight_bytes);
+  w.ints[5] = s.steps;
+  w.ints[6] = s.kv_pages;
+  w.ints[7] = static_cast<int64_t>(s.kv_cache_bytes);
+  w.doubles[0] = s.load_seconds;
+  w.doubles[1] = s.run_seconds;
+  w.doubles[2] = s.compute_seconds;
+  w.doubles[3] = s.collective_seconds;
+  w.doubles[4] = s.pipeline_wait_seconds;
+  return w;
+}
+
+RankStats FromWire(const RankStatsWire& w) {
+  RankStats s;
+  s.rank = static_cast<int>(w.ints[0]);
+  s.stage = static_cast<int>(w.ints[1]);
+  s.tp_rank = static_cast<int>(w.ints[2]);
+  s.bytes_read = static_cast<uint64_t>(w.ints[3]);
+  s.plan_weight_bytes = static_cast<uint64_t>(w.ints[4]);
+  s.steps = w.ints[5];
+  s.kv_pages = static_cast<int32_t>(w.ints[6]);
+  s.kv_cache_bytes = static_cast<uint64_t>(w.ints[7]);
+  s.load_seconds = w.doubles[0];
+  s.run_seconds = w.doubles[1];
+  s.compute_seconds = w.doubles[2];
+  s.collective_seconds = w.doubles[3];
+  s.pipeline_wait_seconds = w.doubles[4];
+  return s;
+}
+
+Result<std::string> ReadText(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFound("{}: cannot open the {}", path, what);
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return IoError("{}: read failed", path);
+  return text.str();
+}
+
+// The leader's part of start-up phase 3: requests, resume state, plan.
+Result<JobInputs> PrepareInputs(const BatchJobOptions& options, const ModelFile& model,
+                                const Tokenizer* tokenizer, int num_ranks) {
+  JobInputs in;
+  LOCKSTEP_ASSIGN_OR_RETURN(in.request_text, ReadText(options.input_path, "request file"));
+  const RequestFile file =
+      ParseRequestText(in.request_text, options.input_path, &model.config(), tokenizer);
+  ResumeState resume;
+  if (options.resume) {
+    LOCKSTEP_ASSIGN_OR_RETURN(resume, PrepareResume(options.output_path));
+  }
+  std::vector<const Request*> pending;
+  for (size_t i = 0; i < file.requests.size(); ++i) {
+    if (resume.done_ids.count(file.requests[i].id) != 0) {
+      in.skip.push_back(static_cast<int64_t>(i));
+    } else {
+      pending.push_back(&file.requests[i]);
+    }
+  }
+  // A plan for the whole file when nothing is left, so that the job still
+  // starts (and ends) the same way.
+  if (pending.empty()) {
+    for (const Request& r : file.requests) pending.push_back(&r);
+  }
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      partitioner::Plan plan,
+      MakeJobPlan(options, model.config(), model.weight_dtype(), pending, num_ranks));
+  in.plan_json = partitioner::PlanToJson(plan).dump();
+  return in;
+}
+
+Result<ModelFileOptions> FileOptions(ModelIo io, const transport::Communicator& world) {
+  ModelFileOptions o;
+  if (io == ModelIo::kPosix) return o;
+  if (world.backend() == transport::BackendKind::kLocal) {
+    return InvalidArgument("--model-io {} needs MPI: use --transport mpi or ucx under mpirun",
+                           ModelIoName(io));
+  }
+  o.comm = MPI_COMM_WORLD;
+  o.collective_reads = io == ModelIo::kCollective;
+  return o;
+}
+
+}  // namespace
+
+std::string_view ModelIoName(ModelIo io) {
+  switch (io) {
+    case ModelIo::kPosix:
+      return "posix";
+    case ModelIo::kMpiIo:
+      return "mpiio";
+    case ModelIo::kCollective:
+      return "collective";
+  }
+  return "?";
+}
+
+Result<ModelIo> ParseModelIo(std::string_view name) {
+  for (ModelIo io : {ModelIo::kPosix, ModelIo::kMpiIo, ModelIo::kCollective}) {
+    if (ModelIoName(io) == name) return io;
+  }
+  return InvalidArgument("unknown model I/O '{}'; use posix, mpiio or collective", name);
+}
+
+Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options) {
+  LOCKSTEP_ASSIGN_OR_RETURN(std::shared_ptr<transport::LocalFabric> fabric,
+                            transport::LocalFabric::Create(1));
+  transport::CommOptions comm_options;
+  comm_options.backend = transport::BackendKind::kLocal;
+  LOCKSTEP_ASSIGN_OR_RETURN(transport::Communicator world,
+                            transport::Communicator::CreateLocal(fabric, 0, comm_options));
+  bool on_all_ranks = false;
+  return RunBatchJob(options, world, &on_all_ranks);
+}
+
+Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::Communicator& world,
+                                    bool* error_on_all_ranks) {
+  *error_on_all_ranks = true;
+  const int rank = world.rank();
+  const int num_ranks = world.size();
+  const bool leader = rank == 0;
+  BatchJobSummary summary;
+  const Clock::time_point load_start = Clock::now();
+
+  // 1. The same command line everywhere.
+  LOCKSTEP_RETURN_IF_ERROR(AgreeOnArguments(world, options.arguments_fingerprint));
+  Status options_ok = Status::Ok();
+  if (options.max_batch < 1) {
+    options_ok = InvalidArgument("--max-batch must be at least 1, got {}", options.max_batch);
+  } else if (options.max_step_tokens < 1) {
+    options_ok =
+        InvalidArgument("--max-step-tokens must be at least 1, got {}", options.max_step_tokens);
+  }
+  LOCKSTEP_RETURN_IF_ERROR(Agree(world, options_ok));
+
+  // 2. Every rank opens the model file.
+  Result<ModelFileOptions> file_options = FileOptions(options.model_io, world);
+  Result<ModelFile> opened = file_options.ok() ? ModelFile::Open(options.model_path, *file_options)
+                                               : Result<ModelFile>(file_options.status());
+  // The model's tokenizer, when it has one (every rank: text prompts are
+  // tokenized wherever requests are parsed, and the last stage finds stop
+  // strings).
+  std::unique_ptr<Tokenizer> tokenizer;
+  Status tokenizer_ok = Status::Ok();
+  if (opened.ok() && opened->has_tokenizer()) {
+    Result<TokenizerData> data = opened->ReadTokenizer();
+    Result<std::unique_ptr<Tokenizer>> made =
+        data.ok() ? CreateTokenizer(*data) : Result<std::unique_ptr<Tokenizer>>(data.status());
+    tokenizer_ok = made.status();
+    if (made.ok()) tokenizer = std::move(made).value();
+  }
+  LOCKSTEP_RETURN_IF_ERROR(Agree(world, opened.ok() ? tokenizer_ok : opened.status()));
+  ModelFile model = std::move(opened).value();
+  const partitioner::ModelConfig& config = model.config();
+
+  // 3. The leader reads the requests and makes the plan; everyone gets them.
+  std::vector<std::byte> blob;
+  Status prepared = Status::Ok();
+  if (leader) {
+    Result<JobInputs> inputs = PrepareInputs(options, model, tokenizer.get(), num_ranks);
+    prepared = inputs.status();
+    if (inputs.ok()) blob = inputs->Encode();
+  }
+  LOCKSTEP_RETURN_IF_ERROR(Agree(world, prepared));
+  LOCKSTEP_RETURN_IF_ERROR(BroadcastBytes(world, 0, &blob));
+  LOCKSTEP_ASSIGN_OR_RETURN(JobInputs inputs, JobInputs::Decode(blob));
+
+  // 4. Every rank checks the plan against its own model file.
+  Result<partitioner::Plan> parsed =
+      partitioner::PlanFromJson(nlohmann::json::parse(inputs.plan_json), "the job's plan");
+  Status plan_ok = parsed.status();
+  if (plan_ok.ok()) {
+    plan_ok = CheckJobPlan(*parsed, config, model.weight_dtype(), num_ranks,
+                           options.plan_path.empty() ? "the job's plan" : options.plan_path);
+  }
+  LOCKSTEP_RETURN_IF_ERROR(Agree(world, plan_ok));
+  summary.plan = std::move(parsed).value();
+  const partitioner::Plan& plan = summary.plan;
+  const RequestFile requests =
+      ParseRequestText(inputs.request_text, options.input_path, &config, tokenizer.get());
+
+  // What every rank derives from the plan, identically.
+  const int pp = plan.pp;
+  summary.window = pp == 1 ? 1 : std::clamp(plan.micro_batches, 1, options.max_batch);
+  summary.max_chunks = (options.max_batch + summary.window - 1) / summary.window;
+  summary.kv_pages = JobKvPages(plan, options.kv_cache_mb);
+  const ShardSpec shard = ShardSpec::FromPlan(plan, rank);
+  const PipelineLayout layout = PipelineLayout::FromPlan(plan, rank);
+
+  // Tensor-parallel groups (every rank splits, in the same order).
+  std::optional<transport::Communicator> tp_comm;
+  std::unique_ptr<TensorParallelGroup> tp_group;
+  if (plan.tp > 1) {
+    std::vector<std::vector<int>> groups;
+    for (int s = 0; s < pp; ++s) groups.push_back(plan.TpGroup(s));
+    LOCKSTEP_ASSIGN_OR_RETURN(tp_comm, world.Split(groups, "tp"));
+    tp_group = options.tp_group_factory ? options.tp_group_factory(*tp_comm)
+                                        : std::make_unique<TransportTpGroup>(*tp_comm);
+  }
+
+  // 5. Every rank loads its shards.
+  RankStats stats;
+  stats.rank = rank;
+  stats.stage = layout.stage;
+  stats.tp_rank = layout.tp_rank;
+  stats.plan_weight_bytes = static_cast<uint64_t>(plan.Rank(rank).memory.weights);
+  stats.kv_pages = summary.kv_pages;
+  std::unique_ptr<Engine> engine;
+  Status loaded = [&]() -> Status {
+    LoadOptions load_options;
+    load_options.collective = options.model_io == ModelIo::kCollective;
+    LOCKSTEP_ASSIGN_OR_RETURN(ModelWeights weights,
+                              LoadWeights(model, shard, plan.RankShards(rank), load_options));
+    EngineOptions engine_options;
+    engine_options.threads = options.threads;
+    engine_options.isa = options.isa;
+    engine_options.max_slots = options.max_batch;
+    engine_options.kv_pages = summary.kv_pages;
+    engine_options.reduction_order = options.reduction_order;
+    engine_options.tp_group = tp_group.get();
+    LOCKSTEP_ASSIGN_OR_RETURN(engine, Engine::Create(std::move(weights), engine_options));
+    return Status::Ok();
+  }();
+  LOCKSTEP_RETURN_IF_ERROR(Agree(world, loaded));
+  stats.bytes_read = model.bytes_read();
+  stats.kv_cache_bytes = engine->kv_cache().shape().bytes();
+  stats.load_seconds = Seconds(load_start, Clock::now());
+  summary.load_seconds = stats.load_seconds;
+
+  // 6. The leader opens the results file and writes the error records.
+  std::optional<ResultWriter> writer;
+  std::set<int64_t> skip(inputs.skip.begin(), inputs.skip.end());
+  summary.skipped = static_cast<int64_t>(skip.size());
+  Status opened_results = Status::Ok();
+  if (leader) {
+    ResumeState resume;
+    if (options.resume) {
+      // Read again: the file was prepared (a torn line cut off) in phase 3.
+      Result<ResumeState> state = PrepareResume(options.output_path);
+      if (state.ok()) resume = std::move(state).value();
+      opened_results = state.status();
+    }
+    if (opened_results.ok()) {
+      Result<ResultWriter> w = ResultWriter::Open(options.output_path, options.resume);
+      opened_results = w.status();
+      if (w.ok()) writer.emplace(std::move(w).value());
+    }
+    for (const RequestError& e : requests.errors) {
+      if (!opened_results.ok()) break;
+      const bool done =
+          e.id ? resume.done_ids.count(*e.id) != 0 : resume.done_lines.count(e.line) != 0;
+      if (done) {
+        ++summary.skipped;
+        continue;
+      }
+      LOCKSTEP_LOG_WARN("run", "{}", e.message);
+      opened_results = writer->WriteError(e);
+      ++summary.failed;
+    }
+  }
+  LOCKSTEP_RETURN_IF_ERROR(Agree(world, opened_results));
+
+  if (leader && options.progress) {
+    LOCKSTEP_LOG_INFO("run", "{}",
+                      PlanSummary(plan, summary.window, summary.max_chunks, summary.kv_pages));
+    LOCKSTEP_LOG_INFO("run",
+                      "{}: {} layers, {} weights; rank 0 loaded {:.1f} MiB ({} read) in {:.2f} s; "
+                      "isa {}, {} thread(s) per rank",
+                      options.model_path, config.num_layers, DTypeName(model.weight_dtype()),
+                      engine->weights().bytes() / 1048576.0,
+                      partitioner::FormatBytes(static_cast<double>(stats.bytes_read)),
+                      stats.load_seconds, kernels::IsaName(options.isa), options.threads);
+  }
+
+  // The run. Stage 0 ranks submit every request (identical replicas); the
+  // leader writes the error record of a request that can never fit.
+  *error_on_all_ranks = false;
+  const int64_t total = static_cast<int64_t>(requests.requests.size() + requests.errors.size());
+  ProgressReporter progress(total, leader && options.progress, isatty(STDERR_FILENO) == 1);
+  const Clock::time_point run_start = Clock::now();
+  Status ran = Status::Ok();
+  std::optional<StepSampler> sampler;
+  if (layout.is_last()) {
+    StepSamplerOptions so;
+    so.isa = options.isa;
+    so.eos_token_id = config.eos_token_id;
+    so.reporter = layout.tp_rank == 0;
+    so.hash_logits = options.hash_logits;
+    so.fingerprints = options.hash_logits && options.keep_results;
+    so.dump_logits_path = options.dump_logits_path;
+    sampler.emplace(requests.requests, so, tokenizer.get());
+    ran = sampler->OpenDump();
+  }
+  Pipeline pipeline(world, layout, {summary.window, summary.max_chunks}, *engine,
+                    sampler ? &*sampler : nullptr);
+  if (layout.is_first()) {
+    Scheduler scheduler({options.max_batch, options.max_step_tokens}, summary.kv_pages);
+    for (size_t i = 0; i < requests.requests.size() && ran.ok(); ++i) {
+      if (skip.count(static_cast<int64_t>(i)) != 0) continue;
+      const Request& r = requests.requests[i];
+      Status submitted = scheduler.Submit(static_cast<int64_t>(i), r.prompt_tokens, r.max_tokens);
+      if (submitted.ok() || !leader) continue;
+      RequestError e{r.id, r.line,
+                     fmt::format("{}:{}: {} (the plan's KV budget)", options.input_path, r.line,
+                                 submitted.message())};
+      LOCKSTEP_LOG_WARN("run", "{}", e.message);
+      ran = writer->WriteError(e);
+      ++summary.failed;
+    }
+    std::optional<ResultSink> sink;
+    if (leader) {
+      sink.emplace(requests.requests, options, tokenizer.get(), &*writer, &progress, &summary);
+    }
+    if (ran.ok()) ran = pipeline.RunFirstStage(scheduler, sink ? &*sink : nullptr);
+  } else if (ran.ok()) {
+    ran = pipeline.RunLaterStage();
+  }
+  if (ran.ok() && sampler) ran = sampler->CloseDump();
+  stats.pipeline_wait_seconds = pipeline.times().wait_s;
+  stats.steps = pipeline.times().steps;
+  LOCKSTEP_RETURN_IF_ERROR(ran.WithContext(fmt::format("rank {}", rank)));
+  stats.run_seconds = Seconds(run_start, Clock::now());
+  stats.compute_seconds = engine->times().compute_s;
+  stats.collective_seconds = engine->times().collective_s;
+  summary.run_seconds = stats.run_seconds;
+  progress.Finish(summary.completed + summary.failed + summary.skipped, summary.generated_tokens);
+
+  // Statistics of every rank, on every rank (the leader reports them).
+  const RankStatsWire mine = ToWire(stats);
+  std::vector<RankStatsWire> all(static_cast<size_t>(num_ranks));
+  LOCKSTEP_RETURN_IF_ERROR(world.AllGather(std::as_bytes(std::span<const RankStatsWire>(&mine, 1)),
+                                           std::as_writable_bytes(std::span<RankStatsWire>(all))));
+  for (const RankStatsWire& w : all) summary.ranks.push_back(FromWire(w));
+  return summary;
+}
+
+}  // namespace lockstep::runtime

@@ -1,0 +1,401 @@
+#include "lockstep/job/request.h"
+
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <unordered_map>
+
+#include "lockstep/tokenizer/tokenizer.h"
+
+namespace lockstep::runtime {
+namespace {
+
+using nlohmann::json;
+
+// Where the generation fields of a line live, for messages: "" (plain form)
+// or "body." (OpenAI form).
+struct Fields {
+  const json& object;
+  std::string prefix;
+};
+
+// nlohmann's messages start with "[json.exception.parse_error.101] "; the
+// bracketed code helps nobody running a batch job.
+std::string CleanJsonError(const char* what) {
+  std::string_view text(what);
+  if (!text.empty() && text.front() == '[') {
+    if (size_t end = text.find("] "); end != std::string_view::npos) text.remove_prefix(end + 2);
+  }
+  return std::string(text);
+}
+
+std::string Shorten(const json& value) {
+  std::string text = value.dump();
+  if (text.size() > 40) text = text.substr(0, 37) + "...";
+  return text;
+}
+
+class LineParser {
+ public:
+  LineParser(std::string_view source, int64_t line) : source_(source), line_(line) {}
+
+  template <typename... Args>
+  Status Error(fmt::format_string<Args...> format, Args&&... args) const {
+    return InvalidArgument("{}:{}: {}", source_, line_,
+                           fmt::format(format, std::forward<Args>(args)...));
+  }
+
+  const json* Find(const Fields& f, const char* name) const {
+    auto it = f.object.find(name);
+    if (it == f.object.end() || it->is_null()) return nullptr;
+    return &*it;
+  }
+
+  Status ReadTokenList(const Fields& f, const char* name, const json& value, bool allow_empty,
+                       std::vector<int32_t>* out) const {
+    if (!value.is_array()) {
+      return Error("field '{}{}' must be a list of token ids, got {}", f.prefix, name,
+                   Shorten(value));
+    }
+    if (value.empty() && !allow_empty) {
+      return Error("field '{}{}' is empty; a prompt needs at least one token", f.prefix, name);
+    }
+    out->clear();
+    out->reserve(value.size());
+    for (size_t i = 0; i < value.size(); ++i) {
+      const json& v = value[i];
+      if (v.is_array()) {
+        return Error("field '{}{}' holds several prompts; give one prompt per line", f.prefix,
+                     name);
+      }
+      if (!v.is_number_integer()) {
+        return Error("field '{}{}' element {} must be an integer token id, got {}", f.prefix, name,
+                     i, Shorten(v));
+      }
+      if (v.is_number_unsigned() ? v.get<uint64_t>() > uint64_t{INT32_MAX}
+                                 : (v.get<int64_t>() < 0 || v.get<int64_t>() > INT32_MAX)) {
+        return Error("field '{}{}' element {} is {}, not a token id (0 or more)", f.prefix, name, i,
+                     v.dump());
+      }
+      out->push_back(static_cast<int32_t>(v.get<int64_t>()));
+    }
+    return Status::Ok();
+  }
+
+  Status ReadPrompt(const Fields& f, bool plain_form, Request* r) const {
+    const json* tokens = plain_form ? Find(f, "prompt_tokens") : nullptr;
+    const json* prompt = Find(f, "prompt");
+    if (tokens != nullptr && prompt != nullptr) {
+      return Error("give either 'prompt_tokens' or 'prompt', not both");
+    }
+    if (tokens != nullptr)
+      return ReadTokenList(f, "prompt_tokens", *tokens, false, &r->prompt_tokens);
+    if (prompt == nullptr) {
+      return Error("field '{}' is missing", plain_form ? "prompt_tokens" : "body.prompt");
+    }
+    if (prompt->is_string()) {
+      if (prompt->get_ref<const std::string&>().empty()) {
+        return Error("field '{}prompt' is empty; a prompt needs at least one token", f.prefix);
+      }
+      r->prompt_text = prompt->get<std::string>();
+      return Status::Ok();
+    }
+    return ReadTokenList(f, "prompt", *prompt, false, &r->prompt_tokens);
+  }
+
+  Status ReadInteger(const Fields& f, const char* name, int64_t min, int64_t max,
+                     int64_t* out) const {
+    const json* v = Find(f, name);
+    if (v == nullptr) return Status::Ok();
+    if (!v->is_number_integer()) {
+      return Error("field '{}{}' must be an integer, got {}", f.prefix, name, Shorten(*v));
+    }
+    bool too_big = v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(max);
+    if (too_big || v->get<int64_t>() < min || v->get<int64_t>() > max) {
+      return Error("field '{}{}' is {}, must be in [{}, {}]", f.prefix, name, v->dump(), min, max);
+    }
+    *out = v->get<int64_t>();
+    return Status::Ok();
+  }
+
+  // A finite number in [min, max] (min_open: min itself excluded).
+  Status ReadNumber(const Fields& f, const char* name, double min, bool min_open, double max,
+                    float* out) const {
+    const json* v = Find(f, name);
+    if (v == nullptr) return Status::Ok();
+    if (!v->is_number()) {
+      return Error("field '{}{}' must be a number, got {}", f.prefix, name, Shorten(*v));
+    }
+    double d = v->get<double>();
+    if (!std::isfinite(d) || d > max || d < min || (min_open && d == min)) {
+      return Error("field '{}{}' is {}, must be in {}{}, {}]", f.prefix, name, v->dump(),
+                   min_open ? "(" : "[", min, max);
+    }
+    *out = static_cast<float>(d);
+    return Status::Ok();
+  }
+
+  Status ReadSeed(const Fields& f, uint64_t* out) const {
+    const json* v = Find(f, "seed");
+    if (v == nullptr) return Status::Ok();
+    if (!v->is_number_integer()) {
+      return Error("field '{}seed' must be an integer, got {}", f.prefix, Shorten(*v));
+    }
+    *out = v->is_number_unsigned() ? v->get<uint64_t>() : static_cast<uint64_t>(v->get<int64_t>());
+    return Status::Ok();
+  }
+
+  Status ReadBool(const Fields& f, const char* name, bool* out) const {
+    const json* v = Find(f, name);
+    if (v == nullptr) return Status::Ok();
+    if (!v->is_boolean()) {
+      return Error("field '{}{}' must be true or false, got {}", f.prefix, name, Shorten(*v));
+    }
+    *out = v->get<bool>();
+    return Status::Ok();
+  }
+
+  // Fields of the OpenAI API whose meaning lockstep cannot honour: refuse
+  // them rather than silently produce something else.
+  Status RejectUnsupported(const Fields& f) const {
+    for (const char* name : {"n", "best_of"}) {
+      if (const json* v = Find(f, name); v != nullptr && *v != json(1)) {
+        return Error("field '{}{}' must be 1 (one completion per request line)", f.prefix, name);
+      }
+    }
+    if (const json* v = Find(f, "stream"); v != nullptr && *v != json(false)) {
+      return Error("field '{}stream' is not supported", f.prefix);
+    }
+    for (const char* name : {"presence_penalty", "frequency_penalty"}) {
+      if (const json* v = Find(f, name); v != nullptr && !(v->is_number() && *v == json(0))) {
+        return Error("field '{}{}' is not supported (only 0)", f.prefix, name);
+      }
+    }
+    if (const json* v = Find(f, "logprobs"); v != nullptr && *v != json(false)) {
+      return Error("field '{}logprobs' is not supported", f.prefix);
+    }
+    if (const json* v = Find(f, "logit_bias"); v != nullptr && !(v->is_object() && v->empty())) {
+      return Error("field '{}logit_bias' is not supported", f.prefix);
+    }
+    if (const json* v = Find(f, "suffix"); v != nullptr && *v != json("")) {
+      return Error("field '{}suffix' is not supported", f.prefix);
+    }
+    return Status::Ok();
+  }
+
+  // "stop": a string or a list of strings; "" and [] mean none.
+  Status ReadStop(const Fields& f, Request* r) const {
+    const json* v = Find(f, "stop");
+    if (v == nullptr) return Status::Ok();
+    if (v->is_string()) {
+      if (!v->get_ref<const std::string&>().empty()) r->stop.push_back(v->get<std::string>());
+      return Status::Ok();
+    }
+    if (!v->is_array()) {
+      return Error("field '{}stop' must be a string or a list of strings, got {}", f.prefix,
+                   Shorten(*v));
+    }
+    for (size_t i = 0; i < v->size(); ++i) {
+      const json& s = (*v)[i];
+      if (!s.is_string() || s.get_ref<const std::string&>().empty()) {
+        return Error("field '{}stop' element {} must be a non-empty string, got {}", f.prefix, i,
+                     Shorten(s));
+      }
+      r->stop.push_back(s.get<std::string>());
+    }
+    return Status::Ok();
+  }
+
+  Status ReadGeneration(const Fields& f, Request* r) const {
+    LOCKSTEP_RETURN_IF_ERROR(RejectUnsupported(f));
+    LOCKSTEP_RETURN_IF_ERROR(ReadInteger(f, "max_tokens", 1, INT32_MAX, &r->max_tokens));
+    LOCKSTEP_RETURN_IF_ERROR(ReadNumber(f, "temperature", 0.0, false, 1e6, &r->temperature));
+    LOCKSTEP_RETURN_IF_ERROR(ReadNumber(f, "top_p", 0.0, true, 1.0, &r->top_p));
+    int64_t top_k = 0;
+    LOCKSTEP_RETURN_IF_ERROR(ReadInteger(f, "top_k", -1, INT32_MAX, &top_k));
+    r->top_k = top_k < 0 ? 0 : static_cast<int>(top_k);
+    LOCKSTEP_RETURN_IF_ERROR(ReadSeed(f, &r->seed));
+    if (const json* v = Find(f, "stop_token_ids")) {
+      LOCKSTEP_RETURN_IF_ERROR(ReadTokenList(f, "stop_token_ids", *v, true, &r->stop_token_ids));
+    }
+    LOCKSTEP_RETURN_IF_ERROR(ReadStop(f, r));
+    LOCKSTEP_RETURN_IF_ERROR(ReadBool(f, "echo", &r->echo));
+    return ReadBool(f, "ignore_eos", &r->ignore_eos);
+  }
+
+  Result<Request> Parse(std::string_view text) const {
+    json j;
+    try {
+      j = json::parse(text);
+    } catch (const json::parse_error& e) {
+      return Error("not valid JSON: {}", CleanJsonError(e.what()));
+    }
+    if (!j.is_object()) return Error("expected a JSON object, got {}", Shorten(j));
+
+    Request r;
+    r.line = line_;
+    const bool openai = j.contains("custom_id") || j.contains("body");
+    if (openai) {
+      auto id = j.find("custom_id");
+      if (id == j.end() || !id->is_string() || id->get<std::string>().empty()) {
+        return Error("field 'custom_id' must be a non-empty string");
+      }
+      r.id = id->get<std::string>();
+      if (auto m = j.find("method"); m != j.end() && *m != json("POST")) {
+        return Error("field 'method' must be \"POST\", got {}", Shorten(*m));
+      }
+      if (auto u = j.find("url"); u != j.end() && *u != json("/v1/completions")) {
+        return Error(
+            "field 'url' is {}; only \"/v1/completions\" is supported (chat requests "
+            "need a tokenizer and a chat template)",
+            Shorten(*u));
+      }
+      auto body = j.find("body");
+      if (body == j.end() || !body->is_object()) {
+        return Error("field 'body' is missing or not an object");
+      }
+      Fields f{*body, "body."};
+      LOCKSTEP_RETURN_IF_ERROR(ReadPrompt(f, false, &r));
+      LOCKSTEP_RETURN_IF_ERROR(ReadGeneration(f, &r));
+    } else {
+      auto id = j.find("id");
+      if (id == j.end() || id->is_null()) return Error("field 'id' is missing");
+      if (id->is_string() && !id->get<std::string>().empty()) {
+        r.id = id->get<std::string>();
+      } else if (id->is_number_integer()) {
+        r.id = id->dump();
+      } else {
+        return Error("field 'id' must be a non-empty string or an integer, got {}", Shorten(*id));
+      }
+      Fields f{j, ""};
+      LOCKSTEP_RETURN_IF_ERROR(ReadPrompt(f, true, &r));
+      LOCKSTEP_RETURN_IF_ERROR(ReadGeneration(f, &r));
+    }
+    return r;
+  }
+
+ private:
+  std::string_view source_;
+  int64_t line_;
+};
+
+// The id of a line that failed to parse, when one can still be read.
+std::optional<std::string> BestEffortId(std::string_view text) {
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return std::nullopt;
+  for (const char* key : {"custom_id", "id"}) {
+    auto it = j.find(key);
+    if (it == j.end()) continue;
+    if (it->is_string()) return it->get<std::string>();
+    if (it->is_number_integer()) return it->dump();
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+Result<Request> ParseRequestLine(std::string_view text, std::string_view source, int64_t line) {
+  return LineParser(source, line).Parse(text);
+}
+
+Status TokenizeRequest(Request* request, const Tokenizer* tokenizer, std::string_view source) {
+  if (!request->NeedsTokenizer()) return Status::Ok();
+  if (tokenizer == nullptr) {
+    const char* what = request->prompt_text     ? "a text prompt"
+                       : !request->stop.empty() ? "'stop' strings"
+                                                : "'echo'";
+    return FailedPrecondition(
+        "{}:{}: {} needs a tokenizer and the model file has none: give 'prompt_tokens' (and "
+        "'stop_token_ids'), or use a model file converted with its tokenizer "
+        "(docs/tokenizers.md)",
+        source, request->line, what);
+  }
+  if (!request->prompt_text) return Status::Ok();
+  Result<std::vector<int32_t>> ids = tokenizer->Encode(*request->prompt_text, /*add_bos=*/true);
+  if (!ids.ok()) {
+    return InvalidArgument("{}:{}: field 'prompt': {}", source, request->line,
+                           ids.status().message());
+  }
+  if (ids->empty()) {
+    return InvalidArgument("{}:{}: field 'prompt' encodes to no tokens", source, request->line);
+  }
+  request->prompt_tokens = std::move(ids).value();
+  return Status::Ok();
+}
+
+Status ValidateRequestForModel(const Request& request, const partitioner::ModelConfig& config,
+                               std::string_view source) {
+  auto check_ids = [&](const std::vector<int32_t>& ids, const char* field) -> Status {
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (ids[i] >= config.vocab_size) {
+        return OutOfRange(
+            "{}:{}: {} element {} is token id {}, outside the model's vocabulary "
+            "of {} (ids 0..{})",
+            source, request.line, field, i, ids[i], config.vocab_size, config.vocab_size - 1);
+      }
+    }
+    return Status::Ok();
+  };
+  LOCKSTEP_RETURN_IF_ERROR(check_ids(request.prompt_tokens, "prompt"));
+  LOCKSTEP_RETURN_IF_ERROR(check_ids(request.stop_token_ids, "stop_token_ids"));
+  const int64_t total = static_cast<int64_t>(request.prompt_tokens.size()) + request.max_tokens;
+  if (total > config.max_position_embeddings) {
+    return OutOfRange(
+        "{}:{}: prompt ({} tokens) + max_tokens ({}) = {} exceeds the model's "
+        "context of {} positions",
+        source, request.line, request.prompt_tokens.size(), request.max_tokens, total,
+        config.max_position_embeddings);
+  }
+  return Status::Ok();
+}
+
+RequestFile ParseRequestText(std::string_view text, std::string_view source,
+                             const partitioner::ModelConfig* config, const Tokenizer* tokenizer) {
+  RequestFile file;
+  std::unordered_map<std::string, int64_t> first_line_of_id;
+  int64_t line = 0;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view row = text.substr(pos, end - pos);
+    pos = end + 1;
+    ++line;
+    if (!row.empty() && row.back() == '\r') row.remove_suffix(1);
+    if (row.find_first_not_of(" \t") == std::string_view::npos) continue;
+
+    Result<Request> request = ParseRequestLine(row, source, line);
+    Status status = request.ok() ? Status::Ok() : request.status();
+    if (status.ok()) status = TokenizeRequest(&*request, tokenizer, source);
+    if (status.ok() && config != nullptr) {
+      status = ValidateRequestForModel(*request, *config, source);
+    }
+    if (status.ok()) {
+      auto [it, inserted] = first_line_of_id.emplace(request->id, line);
+      if (!inserted) {
+        status = InvalidArgument("{}:{}: id '{}' was already used on line {}; ids must be unique",
+                                 source, line, request->id, it->second);
+      }
+    }
+    if (status.ok()) {
+      file.requests.push_back(std::move(request).value());
+    } else {
+      file.errors.push_back({BestEffortId(row), line, status.message()});
+    }
+  }
+  return file;
+}
+
+Result<RequestFile> ReadRequestFile(const std::string& path, const partitioner::ModelConfig* config,
+                                    const Tokenizer* tokenizer) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFound("{}: cannot open the request file", path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return IoError("{}: read failed", path);
+  return ParseRequestText(text.str(), path, config, tokenizer);
+}
+
+}  // namespace lockstep::runtime

@@ -1,0 +1,181 @@
+// Model format v1: reading and writing lockstep model files (HDF5).
+//
+// The format is documented in docs/model-format.md. In short: the root group
+// carries the configuration as attributes (format = "lockstep-model",
+// format_version = 1, and the ModelConfig fields); an optional /tokenizer
+// group holds the model's tokenizer (TokenizerData: its kind and conventions
+// as attributes, the tokenizer file's bytes as the uint8 dataset
+// /tokenizer/data); each tensor of
+// partitioner::ModelTensors() is one chunked dataset at its path, shape
+// [out][in] like torch Linear, in the file's weight dtype (f32, f16 or bf16;
+// norms are always f32). Chunks tile both dimensions so that a row range or a
+// column range (a tensor-parallel shard) is read without reading the rest.
+//
+// Error messages are one line and start with the file name, then name the
+// tensor or attribute at fault. Codes: kNotFound (missing file, attribute or
+// tensor), kInvalidArgument (not HDF5, wrong format/version/type/shape/dtype,
+// a config that fails Validate() or contradicts the tensors), kDataLoss
+// (truncated or damaged HDF5), kIo (the file system), kOutOfRange (a slice
+// outside its tensor).
+//
+// Thread safety: the HDF5 library is not thread-safe in Debian's parallel
+// build, so every call into it -- from any ModelFile or ModelWriter -- is
+// serialised by one process-wide lock. Different objects may be used from
+// different threads; one object must not be used by two threads at once.
+#pragma once
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lockstep/base/dtype.h"
+#include "lockstep/base/status.h"
+#include "lockstep/partitioner/model_config.h"
+#include "lockstep/tokenizer/tokenizer.h"
+
+namespace lockstep::runtime {
+
+inline constexpr int kModelFormatVersion = 1;
+
+struct TensorInfo {
+  std::string path;  // "/layers/0/attn/wq"
+  partitioner::TensorRole role;
+  int layer = -1;
+  DType dtype = DType::kF32;   // as stored
+  std::vector<int64_t> shape;  // [rows][cols] or [n]
+  std::vector<int64_t> chunk;  // HDF5 chunk shape
+  int64_t elements() const;
+  int64_t bytes() const { return elements() * static_cast<int64_t>(DTypeSize(dtype)); }
+};
+
+// A rectangular part of a tensor: rows [row_begin, row_end) and columns
+// [col_begin, col_end). For a 1-D tensor only the row range is used.
+struct TensorSlice {
+  int64_t row_begin = 0, row_end = 0;
+  int64_t col_begin = 0, col_end = 0;
+  int64_t elements(int rank) const {
+    return rank == 1 ? row_end - row_begin : (row_end - row_begin) * (col_end - col_begin);
+  }
+};
+
+struct ModelFileOptions {
+  // With a communicator other than MPI_COMM_NULL, the file is opened with the
+  // MPI-IO driver of parallel HDF5 and, with collective_reads, reads are
+  // collective: every rank of the communicator must then make the same
+  // sequence of Read calls. MPI_COMM_NULL: plain POSIX reads, no MPI needed.
+  MPI_Comm comm = MPI_COMM_NULL;
+  bool collective_reads = false;
+};
+
+class ModelFile {
+ public:
+  ~ModelFile();
+  ModelFile(ModelFile&&) noexcept;
+  ModelFile& operator=(ModelFile&&) noexcept;
+
+  // Opens `path` and checks, without reading tensor data: that it is HDF5, the
+  // format name and version, the config attributes (ModelConfig::Validate),
+  // and that every tensor of the inventory exists with the shape the config
+  // implies and a supported dtype (norms f32, all weights one dtype, equal
+  // to the weight_dtype attribute); also that the file has no lm_head when
+  // tied and no layer beyond num_hidden_layers. Other datasets are ignored.
+  // With options.comm set this is collective over that communicator.
+  static Result<ModelFile> Open(const std::string& path, const ModelFileOptions& options = {});
+
+  const std::string& path() const;
+  const partitioner::ModelConfig& config() const;
+  DType weight_dtype() const;  // dtype of the matrices
+  const std::vector<TensorInfo>& tensors() const;
+  const TensorInfo* Find(std::string_view path) const;  // nullptr if absent
+
+  // Whether the file carries a tokenizer (the optional /tokenizer group,
+  // whose attributes Open checked), and the tokenizer itself (read from the
+  // file on each call; NotFound when there is none). Not collective: any
+  // rank may call it alone.
+  bool has_tokenizer() const;
+  Result<TokenizerData> ReadTokenizer();
+
+  // Reads a slice of a tensor into `dst`, in the stored dtype, row-major and
+  // tightly packed ((row_end-row_begin) x (col_end-col_begin) elements).
+  // Checks that the slice lies inside the tensor. An empty slice reads
+  // nothing (dst may be null) but still takes part in a collective read.
+  Status Read(std::string_view tensor_path, const TensorSlice& slice, void* dst);
+  // The whole tensor.
+  Status ReadAll(std::string_view tensor_path, void* dst);
+
+  // Bytes this process read from the file system for this file so far
+  // (measured at the file-driver level, including HDF5 metadata and whole
+  // chunks touched by a partial selection), and the bytes of the selections
+  // requested. Used to prove that a rank reads only its own shards.
+  // Measured as the growth of the calling thread's `rchar` counter
+  // (/proc/thread-self/io) across Open and each Read: the bytes the read
+  // system calls returned, page-cache hits included. Zero where /proc is
+  // absent. docs/model-format.md ("Measuring reads") gives the limits.
+  uint64_t bytes_read() const;
+  uint64_t bytes_requested() const;
+
+ private:
+  struct Impl;
+  explicit ModelFile(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+struct ModelWriterOptions {
+  DType dtype = DType::kF32;  // for the matrices; norms are always f32
+  // Target chunk size in bytes; chunk shapes tile rows and columns so that
+  // power-of-two tensor-parallel shards up to 8 fall on chunk boundaries
+  // (docs/model-format.md, "Chunking"). A chunk is at most this size.
+  int64_t target_chunk_bytes = 1 << 20;
+  // The model's tokenizer, stored in the /tokenizer group when set. Create
+  // checks that it builds (CreateTokenizer) and that its ids fit the
+  // vocabulary: tokenizer vocab_size() <= config.vocab_size (embedding rows
+  // past the tokenizer's ids are padding, as in Qwen checkpoints).
+  std::optional<TokenizerData> tokenizer = std::nullopt;
+};
+
+// Writes a model file tensor by tensor (memory bounded by one tensor, or by
+// one row block with WriteRows).
+//
+// Create() lays out the whole file: attributes, groups and every dataset in
+// inventory order, with all chunks allocated. Writes then only fill chunks,
+// so the bytes of the file depend on the config, dtype, chunk target and
+// values alone -- not on the order or the row blocks in which tensors are
+// written, nor on the time (no timestamps are stored). The attributes
+// `format` and `format_version` are written by Close(), last, so a file
+// whose writer did not finish is refused by ModelFile::Open.
+class ModelWriter {
+ public:
+  ~ModelWriter();
+  ModelWriter(ModelWriter&&) noexcept;
+  ModelWriter& operator=(ModelWriter&&) noexcept;
+
+  // Creates (truncates) `path` and writes the config attributes.
+  static Result<ModelWriter> Create(const std::string& path, const partitioner::ModelConfig& config,
+                                    const ModelWriterOptions& options);
+
+  // Writes a whole tensor given as f32 values; converts to the file dtype
+  // (round to nearest even, base/dtype.h). `spec` must be one of
+  // ModelTensors(config) (path and shape are checked).
+  Status WriteTensor(const partitioner::TensorSpec& spec, const float* values);
+  // Writes rows [row_begin, row_begin + num_rows) of a tensor (f32 values,
+  // row-major). Rows may come in any order; writing a row twice overwrites.
+  Status WriteRows(const partitioner::TensorSpec& spec, int64_t row_begin, int64_t num_rows,
+                   const float* values);
+
+  // Checks every tensor of the inventory was written completely, writes the
+  // format attributes, flushes and closes (also on error). The file is not a
+  // valid model until Close() returns OK. Destroying a writer without
+  // Close() closes the file, leaving it invalid.
+  Status Close();
+
+ private:
+  struct Impl;
+  explicit ModelWriter(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace lockstep::runtime

@@ -1,0 +1,37 @@
+// The /tokenizer group of a model file (docs/model-format.md, "Tokenizer"):
+//
+//   /tokenizer            group, attributes:
+//       kind              string: "sentencepiece" | "huggingface"
+//       bos_token_id      int64, -1 for none
+//       eos_token_id      int64, -1 for none
+//       add_bos_token     int64 0 | 1
+//       source            string, informational
+//   /tokenizer/data       1-D uint8 dataset: the bytes of the tokenizer file
+//                         (a tokenizer.model ModelProto or tokenizer.json text)
+//
+// Call under Hdf5Lock. `file` in messages is the model file's name.
+#pragma once
+
+#include <hdf5.h>
+
+#include <string_view>
+
+#include "lockstep/base/status.h"
+#include "lockstep/tokenizer/tokenizer.h"
+
+namespace lockstep::runtime {
+
+inline constexpr const char* kTokenizerGroup = "/tokenizer";
+inline constexpr const char* kTokenizerDataset = "/tokenizer/data";
+
+Status WriteTokenizerGroup(hid_t file, std::string_view file_name, const TokenizerData& tokenizer);
+
+// The attributes only (data left empty), checking that the group is well
+// formed: every attribute present with its type, the kind known, the ids
+// >= -1, and the data dataset 1-D uint8 and not empty.
+Result<TokenizerData> ReadTokenizerAttributes(hid_t file, std::string_view file_name);
+
+// Attributes and data.
+Result<TokenizerData> ReadTokenizerGroup(hid_t file, std::string_view file_name);
+
+}  // namespace lockstep::runtime

@@ -1,0 +1,188 @@
+#include "lockstep/tokenizer/sentencepiece_tokenizer.h"
+
+#include <sentencepiece_processor.h>
+
+#include <cstring>
+
+#include "utf8.h"
+
+namespace lockstep::runtime {
+namespace {
+
+constexpr std::string_view kMetaspace = "\xE2\x96\x81";  // ▁
+
+class SentencePieceTokenizer final : public Tokenizer {
+ public:
+  static Result<std::unique_ptr<Tokenizer>> Create(const TokenizerData& data) {
+    auto t = std::make_unique<SentencePieceTokenizer>();
+    const auto loaded = t->processor_.LoadFromSerializedProto(data.data);
+    if (!loaded.ok()) {
+      return InvalidArgument("{}: not a valid SentencePiece model: {}", data.source,
+                             loaded.ToString());
+    }
+    const int32_t bos = t->processor_.bos_id(), eos = t->processor_.eos_id();
+    if (data.bos_token_id != -1 && data.bos_token_id != bos) {
+      return InvalidArgument("{}: bos_token_id {} disagrees with the SentencePiece model's {}",
+                             data.source, data.bos_token_id, bos);
+    }
+    if (data.eos_token_id != -1 && data.eos_token_id != eos) {
+      return InvalidArgument("{}: eos_token_id {} disagrees with the SentencePiece model's {}",
+                             data.source, data.eos_token_id, eos);
+    }
+    t->add_bos_ = data.add_bos_token && bos >= 0;
+    const int size = t->processor_.GetPieceSize();
+    t->running_text_.resize(static_cast<size_t>(size));
+    for (int id = 0; id < size; ++id) t->running_text_[id] = t->RunningText(id);
+    return std::unique_ptr<Tokenizer>(std::move(t));
+  }
+
+  TokenizerKind kind() const override { return TokenizerKind::kSentencePiece; }
+  int32_t vocab_size() const override { return processor_.GetPieceSize(); }
+  int32_t bos_token_id() const override { return processor_.bos_id(); }
+  int32_t eos_token_id() const override { return processor_.eos_id(); }
+
+  Result<std::vector<int32_t>> Encode(std::string_view text, bool add_bos) const override {
+    if (std::optional<size_t> bad = FindInvalidUtf8(text)) {
+      return InvalidArgument("text is not valid UTF-8 (byte {} of {})", *bad, text.size());
+    }
+    std::vector<int> ids;
+    const auto status = processor_.Encode(text, &ids);
+    if (!status.ok()) return Internal("SentencePiece failed to encode: {}", status.ToString());
+    std::vector<int32_t> out;
+    out.reserve(ids.size() + 1);
+    if (add_bos && add_bos_) out.push_back(processor_.bos_id());
+    out.insert(out.end(), ids.begin(), ids.end());
+    return out;
+  }
+
+  std::string Decode(std::span<const int32_t> ids, bool /*skip_special_tokens*/) const override {
+    // The library drops control pieces whatever is asked.
+    std::vector<int> valid;
+    valid.reserve(ids.size());
+    for (int32_t id : ids) {
+      if (id >= 0 && id < vocab_size()) valid.push_back(id);
+    }
+    std::string text;
+    const auto status = processor_.Decode(valid, &text);
+    if (!status.ok()) return std::string();  // only for ids out of range, removed above
+    return text;
+  }
+
+  std::string DecodeToken(int32_t id) const override {
+    if (id < 0 || id >= vocab_size()) return "";
+    return running_text_[id];
+  }
+
+  bool IsSpecial(int32_t id) const override {
+    return id >= 0 && id < vocab_size() && processor_.IsControl(id);
+  }
+  std::string TokenText(int32_t id) const override {
+    if (id < 0 || id >= vocab_size()) return "";
+    return processor_.IdToPiece(id);
+  }
+  std::optional<int32_t> TokenId(std::string_view token_text) const override {
+    const int id = processor_.PieceToId(token_text);
+    if (id < 0 || processor_.IdToPiece(id) != token_text) return std::nullopt;
+    return id;
+  }
+
+ private:
+  std::string RunningText(int id) const {
+    if (processor_.IsControl(id)) return "";
+    if (processor_.IsUnknown(id)) {
+      std::string surface;
+      if (processor_.Decode(std::vector<int>{id}, &surface).ok()) return surface;
+      return "";
+    }
+    const std::string& piece = processor_.IdToPiece(id);
+    if (processor_.IsByte(id) && piece.size() == 6) {
+      return std::string(1,
+                         static_cast<char>(std::strtol(piece.substr(3, 2).c_str(), nullptr, 16)));
+    }
+    std::string text;
+    size_t pos = 0;
+    while (true) {
+      const size_t hit = piece.find(kMetaspace, pos);
+      text.append(piece, pos, hit == std::string::npos ? std::string::npos : hit - pos);
+      if (hit == std::string::npos) break;
+      text.push_back(' ');
+      pos = hit + kMetaspace.size();
+    }
+    return text;
+  }
+
+  sentencepiece::SentencePieceProcessor processor_;
+  bool add_bos_ = false;
+  std::vector<std::string> running_text_;  // DecodeToken of every id
+};
+
+// Protobuf wire format (varint, length-delimited, fixed32).
+void Varint(uint64_t v, std::string* out) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7F) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+void Tag(int field, int wire_type, std::string* out) {
+  Varint((static_cast<uint64_t>(field) << 3) | static_cast<uint64_t>(wire_type), out);
+}
+void VarintField(int field, int64_t v, std::string* out) {
+  Tag(field, 0, out);
+  Varint(static_cast<uint64_t>(v), out);  // negative int32: 10-byte two's complement
+}
+void BytesField(int field, std::string_view bytes, std::string* out) {
+  Tag(field, 2, out);
+  Varint(bytes.size(), out);
+  out->append(bytes);
+}
+void FloatField(int field, float v, std::string* out) {
+  Tag(field, 5, out);
+  char bytes[4];
+  std::memcpy(bytes, &v, 4);
+  out->append(bytes, 4);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Tokenizer>> CreateSentencePieceTokenizer(const TokenizerData& data) {
+  return SentencePieceTokenizer::Create(data);
+}
+
+std::string WriteSentencePieceModel(const SentencePieceVocab& vocab) {
+  std::string out;
+  bool has_bytes = false;
+  // ModelProto.pieces = 1: SentencePiece {piece = 1, score = 2, type = 3}.
+  for (size_t i = 0; i < vocab.pieces.size(); ++i) {
+    std::string piece;
+    BytesField(1, vocab.pieces[i], &piece);
+    FloatField(2, i < vocab.scores.size() ? vocab.scores[i] : 0.0f, &piece);
+    int32_t type = i < vocab.types.size() ? vocab.types[i] : 1;
+    if (type <= 0 || type > 6) type = 1;
+    has_bytes = has_bytes || type == 6;
+    VarintField(3, type, &piece);
+    BytesField(1, piece, &out);
+  }
+  // ModelProto.trainer_spec = 2: model_type = 3 (BPE = 2), vocab_size = 4,
+  // byte_fallback = 35, unk_id = 40, bos_id = 41, eos_id = 42, pad_id = 43.
+  std::string trainer;
+  VarintField(3, 2, &trainer);
+  VarintField(4, static_cast<int64_t>(vocab.pieces.size()), &trainer);
+  VarintField(35, has_bytes ? 1 : 0, &trainer);
+  VarintField(40, vocab.unk_id, &trainer);
+  VarintField(41, vocab.bos_id, &trainer);
+  VarintField(42, vocab.eos_id, &trainer);
+  VarintField(43, vocab.pad_id, &trainer);
+  BytesField(2, trainer, &out);
+  // ModelProto.normalizer_spec = 3: name = 1, add_dummy_prefix = 3,
+  // remove_extra_whitespaces = 4, escape_whitespaces = 5.
+  std::string normalizer;
+  BytesField(1, "identity", &normalizer);
+  VarintField(3, vocab.add_dummy_prefix ? 1 : 0, &normalizer);
+  VarintField(4, 0, &normalizer);
+  VarintField(5, 1, &normalizer);
+  BytesField(3, normalizer, &out);
+  return out;
+}
+
+}  // namespace lockstep::runtime

@@ -1,0 +1,213 @@
+// The distributed runtime on the local backend (one thread per chip): every
+// (tp, pp) of issue 5 gives the one-rank bits, for batch 1 and batch 16,
+// greedy and sampled, with different --max-batch, prefill chunks and
+// micro-batch counts; each rank reads only its shards; KV budget errors.
+#include <gtest/gtest.h>
+
+#include <mutex>
+
+#include "lockstep/partitioner/chip_presets.h"
+#include "lockstep/partitioner/planner.h"
+#include "lockstep/job/batch_job.h"
+#include "lockstep/model/synth.h"
+#include "lockstep/transport/local_fabric.h"
+#include "runtime/distributed_test_util.h"
+#include "runtime/model_file_test_util.h"
+
+namespace lockstep::runtime {
+namespace {
+
+using testing::DeterminismRequests;
+using testing::FirstDifference;
+using testing::JobOptions;
+using testing::JobVariant;
+using testing::ResultsById;
+using testing::ScratchDir;
+using testing::WriteTextFile;
+
+// Runs `options` on `chips` local chips; returns chip 0's summary (every
+// chip must succeed).
+Result<BatchJobSummary> RunOnChips(int chips, const BatchJobOptions& options) {
+  std::mutex mutex;
+  Result<BatchJobSummary> leader = Internal("chip 0 did not run");
+  transport::CommOptions comm;
+  comm.backend = transport::BackendKind::kLocal;
+  comm.timeout = std::chrono::seconds(120);
+  std::vector<Status> statuses =
+      transport::RunLocal(chips, comm, [&](transport::Communicator& chip) -> Status {
+        bool on_all = false;
+        Result<BatchJobSummary> s = RunBatchJob(options, chip, &on_all);
+        if (chip.rank() != 0) return s.status();
+        std::lock_guard<std::mutex> lock(mutex);
+        leader = std::move(s);
+        return leader.status();
+      });
+  for (size_t r = 1; r < statuses.size(); ++r) {
+    if (!statuses[r].ok()) return statuses[r].WithContext(fmt::format("chip {}", r));
+  }
+  return leader;
+}
+
+// The tiny preset (8 heads, 2 KV heads, 4 layers), bf16, and its one-rank,
+// batch-1 reference: shared by every test of the suite.
+class DistributedLocalTest : public ::testing::TestWithParam<std::pair<int, int>> {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new ScratchDir();
+    config_ = *partitioner::ModelPreset("tiny");
+    model_ = dir_->File("tiny.h5");
+    ASSERT_TRUE(SynthesizeModel(config_, DType::kBF16, 23, model_).ok());
+    requests_ = dir_->File("requests.jsonl");
+    WriteTextFile(requests_, DeterminismRequests(config_.vocab_size));
+    // Batch 1, one rank: the reference.
+    Result<BatchJobSummary> s = RunBatchJob(
+        JobOptions(model_, requests_, dir_->File("reference.jsonl"), {1, 256, 0}, 1, 1));
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    ASSERT_EQ(s->completed, 16);
+    reference_ = new ResultsById(testing::ById(*s));
+  }
+  static void TearDownTestSuite() {
+    delete reference_;
+    delete dir_;
+  }
+
+  static ScratchDir* dir_;
+  static partitioner::ModelConfig config_;
+  static std::string model_;
+  static std::string requests_;
+  static ResultsById* reference_;
+};
+
+ScratchDir* DistributedLocalTest::dir_ = nullptr;
+partitioner::ModelConfig DistributedLocalTest::config_;
+std::string DistributedLocalTest::model_;
+std::string DistributedLocalTest::requests_;
+ResultsById* DistributedLocalTest::reference_ = nullptr;
+
+TEST_P(DistributedLocalTest, SameBitsAsOneRank) {
+  ASSERT_NE(reference_, nullptr);
+  const auto [tp, pp] = GetParam();
+  std::vector<JobVariant> variants = {
+      {16, 256, 0},  // batch 16, whole prompts
+      {3, 16, 0},    // continuous admission, prompts in chunks of 16 tokens
+  };
+  if (pp > 1) variants.push_back({16, 32, 4});  // more micro-batches than stages
+  for (const JobVariant& v : variants) {
+    BatchJobOptions o = JobOptions(model_, requests_, dir_->File("out.jsonl"), v, tp, pp);
+    Result<BatchJobSummary> s = RunOnChips(tp * pp, o);
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    EXPECT_EQ(s->plan.tp, tp);
+    EXPECT_EQ(s->plan.pp, pp);
+    EXPECT_EQ(FirstDifference(*reference_, testing::ById(*s)), "")
+        << "tp " << tp << " pp " << pp << ", " << v.Name();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Plans, DistributedLocalTest,
+                         ::testing::Values(std::pair{2, 1}, std::pair{4, 1}, std::pair{8, 1},
+                                           std::pair{1, 2}, std::pair{1, 4}, std::pair{2, 2},
+                                           std::pair{2, 4}, std::pair{4, 2}),
+                         [](const ::testing::TestParamInfo<std::pair<int, int>>& info) {
+                           return fmt::format("tp{}_pp{}", info.param.first, info.param.second);
+                         });
+
+// The comparison can fail: a run with the plain reduction order differs, and
+// the message names a request and a step.
+TEST_F(DistributedLocalTest, PlainReductionOrderIsCaught) {
+  ASSERT_NE(reference_, nullptr);
+  BatchJobOptions o = JobOptions(model_, requests_, dir_->File("plain.jsonl"), {16, 256, 0}, 2, 1);
+  o.reduction_order = kernels::ReductionOrder::kPlain;
+  Result<BatchJobSummary> s = RunOnChips(2, o);
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  const std::string diff = FirstDifference(*reference_, testing::ById(*s));
+  EXPECT_NE(diff.find("request r"), std::string::npos) << diff;
+  EXPECT_NE(diff.find("step "), std::string::npos) << diff;
+}
+
+// The automatic plan uses every chip, and the job still gives the bits.
+TEST_F(DistributedLocalTest, AutomaticPlan) {
+  ASSERT_NE(reference_, nullptr);
+  BatchJobOptions o = JobOptions(model_, requests_, dir_->File("auto.jsonl"), {8, 64, 0}, 0, 0);
+  Result<BatchJobSummary> s = RunOnChips(4, o);
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  EXPECT_EQ(s->plan.num_ranks(), 4);
+  EXPECT_EQ(FirstDifference(*reference_, testing::ById(*s)), "");
+}
+
+// A plan file whose workload is one sequence of 64 positions: its KV budget
+// holds one page per rank. A request needing more pages gets an error record
+// naming the budget; the others run, with the one-rank bits.
+TEST_F(DistributedLocalTest, RequestOverThePlansKvBudgetIsAnErrorRecord) {
+  ASSERT_NE(reference_, nullptr);
+  ScratchDir dir;
+  partitioner::PlanRequest request;
+  request.model = config_;
+  request.cluster = *partitioner::ChipPreset("host", 4);
+  request.workload.batch_size = 1;
+  request.workload.prompt_length = 32;
+  request.workload.generated_length = 32;
+  request.workload.weight_type = partitioner::ElementType::kBF16;
+  request.tp = 2;
+  request.pp = 2;
+  Result<partitioner::Plan> plan = partitioner::MakePlan(request);
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  const std::string plan_path = dir.File("plan.json");
+  ASSERT_TRUE(partitioner::SavePlanFile(*plan, plan_path).ok());
+
+  const std::string requests = dir.File("requests.jsonl");
+  WriteTextFile(requests, R"({"id": "small", "prompt_tokens": [1, 2, 3], "max_tokens": 4})"
+                          "\n"
+                          R"({"id": "big", "prompt_tokens": [1, 2, 3], "max_tokens": 300})"
+                          "\n");
+  BatchJobOptions o = JobOptions(model_, requests, dir.File("out.jsonl"), {2, 256, 0}, 0, 0);
+  o.plan_path = plan_path;
+  Result<BatchJobSummary> s = RunOnChips(4, o);
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  EXPECT_EQ(s->kv_pages, 1);
+  EXPECT_EQ(s->completed, 1);
+  EXPECT_EQ(s->failed, 1);
+  std::ifstream in(o.output_path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find(R"("id":"big")"), std::string::npos) << text;
+  EXPECT_NE(text.find("KV cache pages"), std::string::npos) << text;
+  EXPECT_NE(text.find("the plan's KV budget"), std::string::npos) << text;
+}
+
+// Each rank reads its shards and little else: the measured bytes are within
+// 2% of the plan's weight bytes for that rank (HDF5 metadata and chunk
+// indexes are the difference), for tensor and pipeline splits.
+TEST(DistributedLoadTest, EachRankReadsOnlyItsShards) {
+  ScratchDir dir;
+  partitioner::ModelConfig c;
+  c.name = "load";
+  c.vocab_size = 8192;
+  c.hidden_size = 512;
+  c.intermediate_size = 1536;
+  c.num_layers = 4;
+  c.num_heads = 8;
+  c.num_kv_heads = 4;
+  c.head_dim = 64;
+  c.max_position_embeddings = 128;
+  const std::string model = dir.File("load.h5");
+  ASSERT_TRUE(SynthesizeModel(c, DType::kBF16, 2, model).ok());
+  const std::string requests = dir.File("requests.jsonl");
+  WriteTextFile(requests, R"({"id": "x", "prompt_tokens": [1, 2, 3], "max_tokens": 2})"
+                          "\n");
+  for (auto [tp, pp] : {std::pair{1, 1}, std::pair{2, 1}, std::pair{4, 1}, std::pair{1, 2},
+                        std::pair{2, 2}, std::pair{1, 4}}) {
+    BatchJobOptions o = JobOptions(model, requests, dir.File("out.jsonl"), {1, 256, 0}, tp, pp);
+    Result<BatchJobSummary> s = RunOnChips(tp * pp, o);
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    ASSERT_EQ(s->ranks.size(), static_cast<size_t>(tp * pp));
+    for (const RankStats& r : s->ranks) {
+      ASSERT_GT(r.plan_weight_bytes, 0u);
+      const double ratio = static_cast<double>(r.bytes_read) / r.plan_weight_bytes;
+      EXPECT_GE(ratio, 1.0) << "tp " << tp << " pp " << pp << " rank " << r.rank;
+      EXPECT_LE(ratio, 1.02) << "tp " << tp << " pp " << pp << " rank " << r.rank << ": read "
+                             << r.bytes_read << " for " << r.plan_weight_bytes;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace lockstep::runtime

@@ -1,0 +1,275 @@
+// Request parsing: both forms, defaults, and every error.
+#include "lockstep/job/request.h"
+
+#include <gtest/gtest.h>
+
+#include "lockstep/tokenizer/tokenizer.h"
+#include "runtime/tiny_tokenizer.h"
+
+namespace lockstep::runtime {
+namespace {
+
+partitioner::ModelConfig SmallConfig() {
+  partitioner::ModelConfig c;
+  c.vocab_size = 100;
+  c.max_position_embeddings = 32;
+  return c;
+}
+
+Request MustParse(std::string_view line) {
+  Result<Request> r = ParseRequestLine(line, "in.jsonl", 3);
+  EXPECT_TRUE(r.ok()) << r.status().message();
+  return r.ok() ? r.value() : Request{};
+}
+
+// The message of a line that must fail; checks it names the line.
+std::string ErrorOf(std::string_view line) {
+  Result<Request> r = ParseRequestLine(line, "in.jsonl", 3);
+  EXPECT_FALSE(r.ok()) << line;
+  if (r.ok()) return "";
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(r.status().message().rfind("in.jsonl:3: ", 0), 0u) << r.status().message();
+  EXPECT_EQ(r.status().message().find('\n'), std::string::npos);
+  return r.status().message();
+}
+
+TEST(RequestTest, PlainFormAllFields) {
+  Request r = MustParse(
+      R"({"id": "a", "prompt_tokens": [1, 2, 3], "max_tokens": 5, "temperature": 0.5,
+          "top_k": 7, "top_p": 0.9, "seed": 42, "stop_token_ids": [9, 8], "ignore_eos": true})");
+  EXPECT_EQ(r.id, "a");
+  EXPECT_EQ(r.line, 3);
+  EXPECT_EQ(r.prompt_tokens, (std::vector<int32_t>{1, 2, 3}));
+  EXPECT_EQ(r.max_tokens, 5);
+  EXPECT_FLOAT_EQ(r.temperature, 0.5f);
+  EXPECT_EQ(r.top_k, 7);
+  EXPECT_FLOAT_EQ(r.top_p, 0.9f);
+  EXPECT_EQ(r.seed, 42u);
+  EXPECT_EQ(r.stop_token_ids, (std::vector<int32_t>{9, 8}));
+  EXPECT_TRUE(r.ignore_eos);
+}
+
+TEST(RequestTest, PlainFormDefaultsAreOpenAis) {
+  Request r = MustParse(R"({"id": 17, "prompt_tokens": [4]})");
+  EXPECT_EQ(r.id, "17");  // integer ids become their decimal text
+  EXPECT_EQ(r.max_tokens, 16);
+  EXPECT_EQ(r.temperature, 1.0f);
+  EXPECT_EQ(r.top_p, 1.0f);
+  EXPECT_EQ(r.top_k, 0);
+  EXPECT_EQ(r.seed, 0u);
+  EXPECT_TRUE(r.stop_token_ids.empty());
+  EXPECT_FALSE(r.ignore_eos);
+}
+
+TEST(RequestTest, PlainFormAcceptsPromptAsTokenList) {
+  Request r = MustParse(R"({"id": "p", "prompt": [5, 6], "top_k": -1, "seed": -1})");
+  EXPECT_EQ(r.prompt_tokens, (std::vector<int32_t>{5, 6}));
+  EXPECT_EQ(r.top_k, 0);
+  EXPECT_EQ(r.seed, ~uint64_t{0});  // negative seeds wrap modulo 2^64
+}
+
+TEST(RequestTest, OpenAiBatchForm) {
+  Request r = MustParse(
+      R"({"custom_id": "req-1", "method": "POST", "url": "/v1/completions",
+          "body": {"model": "x", "prompt": [10, 11], "max_tokens": 3, "temperature": 0,
+                   "top_p": 0.5, "seed": 9, "stop": null, "n": 1, "stream": false,
+                   "logprobs": null, "echo": false, "presence_penalty": 0,
+                   "stop_token_ids": [2], "ignore_eos": false, "user": "ignored"}})");
+  EXPECT_EQ(r.id, "req-1");
+  EXPECT_EQ(r.prompt_tokens, (std::vector<int32_t>{10, 11}));
+  EXPECT_EQ(r.max_tokens, 3);
+  EXPECT_EQ(r.temperature, 0.0f);
+  EXPECT_FLOAT_EQ(r.top_p, 0.5f);
+  EXPECT_EQ(r.seed, 9u);
+  EXPECT_EQ(r.stop_token_ids, (std::vector<int32_t>{2}));
+}
+
+TEST(RequestTest, OpenAiFormWithoutMethodAndUrlAndEmptyStop) {
+  Request r = MustParse(R"({"custom_id": "x", "body": {"prompt": [1], "stop": []}})");
+  EXPECT_EQ(r.id, "x");
+  MustParse(R"({"custom_id": "x", "body": {"prompt": [1], "stop": ""}})");
+}
+
+TEST(RequestTest, TextPromptStopStringsAndEcho) {
+  Request r = MustParse(
+      R"({"custom_id": "t", "body": {"prompt": "Once upon a time", "stop": ["\n\n", "."],
+                                     "echo": true}})");
+  EXPECT_EQ(r.prompt_text, "Once upon a time");
+  EXPECT_TRUE(r.prompt_tokens.empty());  // until TokenizeRequest
+  EXPECT_EQ(r.stop, (std::vector<std::string>{"\n\n", "."}));
+  EXPECT_TRUE(r.echo);
+  EXPECT_TRUE(r.NeedsTokenizer());
+  r = MustParse(R"({"id": "s", "prompt_tokens": [1], "stop": "\n"})");
+  EXPECT_EQ(r.stop, (std::vector<std::string>{"\n"}));
+  EXPECT_FALSE(r.echo);
+  EXPECT_TRUE(r.NeedsTokenizer());
+  EXPECT_FALSE(MustParse(R"({"id": "s", "prompt_tokens": [1], "stop": ""})").NeedsTokenizer());
+}
+
+TEST(RequestTest, TokenizeRequestUsesTheModelsTokenizer) {
+  Result<std::unique_ptr<Tokenizer>> tiny = CreateTokenizer(testing::TinyHfData());
+  ASSERT_TRUE(tiny.ok()) << tiny.status().ToString();
+  Request r = MustParse(R"({"id": "t", "prompt": "hello world", "stop": "d"})");
+  ASSERT_TRUE(TokenizeRequest(&r, tiny->get(), "in.jsonl").ok());
+  EXPECT_EQ(r.prompt_tokens, (std::vector<int32_t>{265, 259, 264}));  // BOS by its template
+
+  // Without a tokenizer: one error per feature that needs one, naming the line.
+  for (const auto& [line, what] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"id": "t", "prompt": "hello"})", "a text prompt needs a tokenizer"},
+           {R"({"id": "t", "prompt_tokens": [1], "stop": ["x"]})", "'stop' strings needs"},
+           {R"({"id": "t", "prompt_tokens": [1], "echo": true})", "'echo' needs"}}) {
+    Request q = MustParse(line);
+    Status s = TokenizeRequest(&q, nullptr, "in.jsonl");
+    EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << line;
+    EXPECT_EQ(s.message().rfind("in.jsonl:3: " + what, 0), 0u) << s.message();
+  }
+  // Token prompts need none.
+  Request plain = MustParse(R"({"id": "t", "prompt_tokens": [1]})");
+  EXPECT_TRUE(TokenizeRequest(&plain, nullptr, "in.jsonl").ok());
+  // Invalid UTF-8 in the prompt names the field.
+  // (A JSON line cannot carry it -- the parser refuses the line -- but the
+  // API can.)
+  Request bad = plain;
+  bad.prompt_text = "a\xff";
+  Status s = TokenizeRequest(&bad, tiny->get(), "in.jsonl");
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("in.jsonl:3: field 'prompt': "), std::string::npos) << s.message();
+
+  // In a file: text lines become requests with a tokenizer, errors without.
+  const std::string text =
+      "{\"id\": \"a\", \"prompt\": \"hello\"}\n"
+      "{\"id\": \"b\", \"prompt_tokens\": [1]}\n";
+  RequestFile with = ParseRequestText(text, "in.jsonl", nullptr, tiny->get());
+  ASSERT_EQ(with.requests.size(), 2u);
+  EXPECT_EQ(with.requests[0].prompt_tokens, (std::vector<int32_t>{265, 259}));
+  RequestFile without = ParseRequestText(text, "in.jsonl", nullptr, nullptr);
+  ASSERT_EQ(without.requests.size(), 1u);
+  ASSERT_EQ(without.errors.size(), 1u);
+  EXPECT_EQ(without.errors[0].id, "a");
+}
+
+TEST(RequestTest, Errors) {
+  struct Case {
+    const char* line;
+    const char* expected;  // substring of the message
+  };
+  const Case cases[] = {
+      {R"({"id": "a", "prompt_tokens": [1,)", "not valid JSON"},
+      {R"([1, 2])", "expected a JSON object"},
+      {R"({"prompt_tokens": [1]})", "field 'id' is missing"},
+      {R"({"id": "", "prompt_tokens": [1]})", "field 'id' must be a non-empty string"},
+      {R"({"id": 1.5, "prompt_tokens": [1]})", "field 'id'"},
+      {R"({"id": "a"})", "field 'prompt_tokens' is missing"},
+      {R"({"id": "a", "prompt_tokens": []})", "is empty"},
+      {R"({"id": "a", "prompt_tokens": "hello"})", "must be a list of token ids"},
+      {R"({"id": "a", "prompt": ""})", "'prompt' is empty"},
+      {R"({"id": "a", "prompt_tokens": [1], "prompt": [1]})", "not both"},
+      {R"({"id": "a", "prompt_tokens": [1, -2]})", "element 1 is -2"},
+      {R"({"id": "a", "prompt_tokens": [1, 2.5]})", "element 1 must be an integer"},
+      {R"({"id": "a", "prompt_tokens": [1, 4294967296]})", "element 1 is 4294967296"},
+      {R"({"id": "a", "prompt_tokens": [[1], [2]]})", "several prompts"},
+      {R"({"id": "a", "prompt_tokens": [1], "max_tokens": 0})", "field 'max_tokens' is 0"},
+      {R"({"id": "a", "prompt_tokens": [1], "max_tokens": "5"})",
+       "'max_tokens' must be an integer"},
+      {R"({"id": "a", "prompt_tokens": [1], "temperature": -1})", "'temperature' is -1"},
+      {R"({"id": "a", "prompt_tokens": [1], "temperature": "hot"})", "must be a number"},
+      {R"({"id": "a", "prompt_tokens": [1], "top_p": 0})", "'top_p' is 0"},
+      {R"({"id": "a", "prompt_tokens": [1], "top_p": 1.5})", "'top_p' is 1.5"},
+      {R"({"id": "a", "prompt_tokens": [1], "top_k": -2})", "'top_k' is -2"},
+      {R"({"id": "a", "prompt_tokens": [1], "seed": 1.5})", "'seed' must be an integer"},
+      {R"({"id": "a", "prompt_tokens": [1], "stop_token_ids": [1, "x"]})", "stop_token_ids"},
+      {R"({"id": "a", "prompt_tokens": [1], "ignore_eos": 1})", "'ignore_eos' must be true"},
+      {R"({"id": "a", "prompt_tokens": [1], "stop": 13})", "'stop' must be a string or a list"},
+      {R"({"id": "a", "prompt_tokens": [1], "stop": ["x", ""]})", "'stop' element 1 must be"},
+      {R"({"id": "a", "prompt_tokens": [1], "stop": ["x", 5]})", "'stop' element 1 must be"},
+      {R"({"id": "a", "prompt_tokens": [1], "n": 2})", "'n' must be 1"},
+      {R"({"id": "a", "prompt_tokens": [1], "best_of": 3})", "'best_of' must be 1"},
+      {R"({"id": "a", "prompt_tokens": [1], "echo": 1})", "'echo' must be true or false"},
+      {R"({"id": "a", "prompt_tokens": [1], "stream": true})", "'stream' is not supported"},
+      {R"({"id": "a", "prompt_tokens": [1], "logprobs": 5})", "'logprobs' is not supported"},
+      {R"({"id": "a", "prompt_tokens": [1], "presence_penalty": 0.5})", "presence_penalty"},
+      {R"({"id": "a", "prompt_tokens": [1], "logit_bias": {"5": 1}})", "logit_bias"},
+      {R"({"id": "a", "prompt_tokens": [1], "suffix": "x"})", "suffix"},
+      {R"({"custom_id": 5, "body": {"prompt": [1]}})", "'custom_id' must be a non-empty string"},
+      {R"({"custom_id": "a", "method": "GET", "body": {"prompt": [1]}})", "'method' must be"},
+      {R"({"custom_id": "a", "url": "/v1/chat/completions", "body": {"prompt": [1]}})",
+       "only \"/v1/completions\""},
+      {R"({"custom_id": "a"})", "'body' is missing"},
+      {R"({"custom_id": "a", "body": {}})", "'body.prompt' is missing"},
+      {R"({"custom_id": "a", "body": {"prompt": 5}})", "'body.prompt' must be a list"},
+      {R"({"custom_id": "a", "body": {"prompt": [1], "max_tokens": -3}})",
+       "'body.max_tokens' is -3"},
+      {R"({"custom_id": "a", "body": {"prompt": [1], "stop": [null]}})", "'body.stop' element 0"},
+  };
+  for (const Case& c : cases) {
+    std::string message = ErrorOf(c.line);
+    EXPECT_NE(message.find(c.expected), std::string::npos)
+        << "line: " << c.line << "\nmessage: " << message << "\nexpected: " << c.expected;
+  }
+}
+
+TEST(RequestTest, ModelChecks) {
+  const partitioner::ModelConfig c = SmallConfig();
+  Request r = MustParse(R"({"id": "a", "prompt_tokens": [0, 99], "max_tokens": 30})");
+  EXPECT_TRUE(ValidateRequestForModel(r, c, "in.jsonl").ok());
+
+  r.max_tokens = 31;  // 2 + 31 = 33 > 32
+  Status s = ValidateRequestForModel(r, c, "in.jsonl");
+  EXPECT_EQ(s.code(), StatusCode::kOutOfRange);
+  EXPECT_NE(s.message().find("in.jsonl:3: prompt (2 tokens) + max_tokens (31) = 33 exceeds the "
+                             "model's context of 32"),
+            std::string::npos)
+      << s.message();
+
+  r = MustParse(R"({"id": "a", "prompt_tokens": [0, 100]})");
+  s = ValidateRequestForModel(r, c, "in.jsonl");
+  EXPECT_EQ(s.code(), StatusCode::kOutOfRange);
+  EXPECT_NE(s.message().find("prompt element 1 is token id 100, outside the model's vocabulary "
+                             "of 100"),
+            std::string::npos)
+      << s.message();
+
+  r = MustParse(R"({"id": "a", "prompt_tokens": [0], "stop_token_ids": [250]})");
+  s = ValidateRequestForModel(r, c, "in.jsonl");
+  EXPECT_NE(s.message().find("stop_token_ids element 0 is token id 250"), std::string::npos);
+}
+
+TEST(RequestTest, FileKeepsGoodLinesAndRecordsBadOnes) {
+  const partitioner::ModelConfig c = SmallConfig();
+  const std::string text =
+      "{\"id\": \"a\", \"prompt_tokens\": [1]}\n"
+      "\n"                                             // blank: skipped, still counted
+      "{\"id\": \"b\", \"prompt_tokens\": [1, \n"      // malformed
+      "{\"id\": \"c\", \"prompt_tokens\": [500]}\r\n"  // out of vocabulary (CRLF tolerated)
+      "{\"id\": \"a\", \"prompt_tokens\": [2]}\n"      // duplicate id
+      "{\"id\": \"d\", \"prompt_tokens\": [1], \"max_tokens\": 40}\n"  // past the context
+      "   \n"
+      "{\"custom_id\": \"e\", \"body\": {\"prompt\": [3]}}";  // no final newline
+  RequestFile f = ParseRequestText(text, "in.jsonl", &c);
+  ASSERT_EQ(f.requests.size(), 2u);
+  EXPECT_EQ(f.requests[0].id, "a");
+  EXPECT_EQ(f.requests[0].line, 1);
+  EXPECT_EQ(f.requests[1].id, "e");
+  EXPECT_EQ(f.requests[1].line, 8);
+  ASSERT_EQ(f.errors.size(), 4u);
+  EXPECT_EQ(f.errors[0].line, 3);
+  EXPECT_FALSE(f.errors[0].id.has_value());  // unreadable line: no id
+  EXPECT_NE(f.errors[0].message.find("in.jsonl:3: not valid JSON"), std::string::npos);
+  EXPECT_EQ(f.errors[1].line, 4);
+  EXPECT_EQ(f.errors[1].id, "c");
+  EXPECT_NE(f.errors[1].message.find("outside the model's vocabulary"), std::string::npos);
+  EXPECT_EQ(f.errors[2].line, 5);
+  EXPECT_EQ(f.errors[2].id, "a");
+  EXPECT_NE(f.errors[2].message.find("already used on line 1"), std::string::npos);
+  EXPECT_EQ(f.errors[3].line, 6);
+  EXPECT_NE(f.errors[3].message.find("exceeds the model's context"), std::string::npos);
+}
+
+TEST(RequestTest, MissingFile) {
+  Result<RequestFile> f = ReadRequestFile("/nonexistent/requests.jsonl", nullptr);
+  ASSERT_FALSE(f.ok());
+  EXPECT_NE(f.status().message().find("/nonexistent/requests.jsonl"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace lockstep::runtime

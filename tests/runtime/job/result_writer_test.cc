@@ -1,0 +1,102 @@
+#include "lockstep/job/result_writer.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace lockstep::runtime {
+namespace {
+
+std::string TempPath(const std::string& name) {
+  return (std::filesystem::temp_directory_path() /
+          ("lockstep_result_writer_" + std::to_string(getpid()) + "_" + name))
+      .string();
+}
+
+std::vector<std::string> Lines(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+TEST(ResultWriterTest, FormatsResults) {
+  RequestResult r;
+  r.id = "r\"1";
+  r.tokens = {5, 9, 2};
+  r.finish_reason = FinishReason::kStop;
+  r.prompt_tokens = 4;
+  r.ttft_ms = 12.34567;
+  r.decode_tokens_per_s = 41.0;
+  EXPECT_EQ(FormatResultLine(r),
+            R"({"id":"r\"1","tokens":[5,9,2],"finish_reason":"stop",)"
+            R"("usage":{"prompt_tokens":4,"completion_tokens":3,"total_tokens":7},)"
+            R"("ttft_ms":12.346,"decode_tokens_per_s":41.0})");
+  r.finish_reason = FinishReason::kLength;
+  r.logits_sha256 = std::string(64, 'a');
+  nlohmann::json j = nlohmann::json::parse(FormatResultLine(r));
+  EXPECT_EQ(j["finish_reason"], "length");
+  EXPECT_EQ(j["logits_sha256"], std::string(64, 'a'));
+}
+
+TEST(ResultWriterTest, FormatsErrorRecords) {
+  EXPECT_EQ(FormatErrorLine({std::string("x"), 7, "in.jsonl:7: bad"}),
+            R"({"id":"x","line":7,"error":"in.jsonl:7: bad"})");
+  EXPECT_EQ(FormatErrorLine({std::nullopt, 2, "in.jsonl:2: not valid JSON"}),
+            R"({"id":null,"line":2,"error":"in.jsonl:2: not valid JSON"})");
+  // Invalid UTF-8 from a broken input line does not stop the record.
+  std::string message = "bad byte \xff here";
+  nlohmann::json j = nlohmann::json::parse(FormatErrorLine({std::nullopt, 1, message}));
+  EXPECT_EQ(j["line"], 1);
+}
+
+TEST(ResultWriterTest, EachLineIsOnDiskWhenWriteReturns) {
+  const std::string path = TempPath("durable.jsonl");
+  {
+    Result<ResultWriter> writer = ResultWriter::Open(path);
+    ASSERT_TRUE(writer.ok()) << writer.status().message();
+    RequestResult r;
+    r.id = "a";
+    r.tokens = {1};
+    ASSERT_TRUE(writer->Write(r).ok());
+    // Read back through another descriptor while the writer is still open.
+    EXPECT_EQ(Lines(path).size(), 1u);
+    ASSERT_TRUE(writer->WriteError({std::string("b"), 3, "in:3: bad"}).ok());
+    std::vector<std::string> lines = Lines(path);
+    ASSERT_EQ(lines.size(), 2u);
+    EXPECT_EQ(nlohmann::json::parse(lines[0])["id"], "a");
+    EXPECT_EQ(nlohmann::json::parse(lines[1])["error"], "in:3: bad");
+    EXPECT_EQ(writer->lines_written(), 2);
+  }
+  // Opening again truncates; append keeps.
+  {
+    Result<ResultWriter> writer = ResultWriter::Open(path, /*append=*/true);
+    ASSERT_TRUE(writer.ok());
+    ASSERT_TRUE(writer->WriteError({std::nullopt, 9, "x"}).ok());
+  }
+  EXPECT_EQ(Lines(path).size(), 3u);
+  { ASSERT_TRUE(ResultWriter::Open(path).ok()); }
+  EXPECT_EQ(Lines(path).size(), 0u);
+  std::filesystem::remove(path);
+}
+
+TEST(ResultWriterTest, ErrorsNameTheFile) {
+  Result<ResultWriter> bad = ResultWriter::Open("/nonexistent-dir/out.jsonl");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kIo);
+  EXPECT_NE(bad.status().message().find("/nonexistent-dir/out.jsonl"), std::string::npos);
+
+  // A full disk: the write fails with a Status naming the file.
+  Result<ResultWriter> full = ResultWriter::Open("/dev/full", /*append=*/true);
+  ASSERT_TRUE(full.ok()) << full.status().message();
+  Status s = full->WriteError({std::nullopt, 1, "x"});
+  EXPECT_EQ(s.code(), StatusCode::kIo);
+  EXPECT_NE(s.message().find("/dev/full"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace lockstep::runtime

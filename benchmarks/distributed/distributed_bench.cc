@@ -49,11 +49,11 @@
 #include <vector>
 
 #include "lockstep/base/log.h"
+#include "lockstep/engine/tensor_parallel.h"
+#include "lockstep/job/batch_job.h"
 #include "lockstep/kernels/isa.h"
 #include "lockstep/kernels/probe.h"
 #include "lockstep/partitioner/cluster_spec.h"
-#include "lockstep/job/batch_job.h"
-#include "lockstep/engine/tensor_parallel.h"
 #include "lockstep/transport/communicator.h"
 #include "lockstep/transport/mpi_session.h"
 #include "lockstep/transport/options.h"

@@ -35,10 +35,10 @@
 
 #include "lockstep/base/check.h"
 #include "lockstep/base/log.h"
+#include "lockstep/engine/engine.h"
 #include "lockstep/kernels/isa.h"
 #include "lockstep/kernels/probe.h"
 #include "lockstep/kernels/sampling.h"
-#include "lockstep/engine/engine.h"
 #include "lockstep/model/model_file.h"
 #include "lockstep/model/synth.h"
 

@@ -13,10 +13,10 @@
 #include "command.h"
 #include "host_spec.h"
 #include "lockstep/base/log.h"
+#include "lockstep/model/model_file.h"
 #include "lockstep/partitioner/chip_presets.h"
 #include "lockstep/partitioner/plan_report.h"
 #include "lockstep/partitioner/planner.h"
-#include "lockstep/model/model_file.h"
 
 namespace lockstep::launch {
 namespace {

@@ -7,9 +7,9 @@
 #include <string>
 
 #include "command.h"
-#include "lockstep/partitioner/model_config.h"
-#include "lockstep/model/synth.h"
 #include "lockstep/convert/tokenizer_file.h"
+#include "lockstep/model/synth.h"
+#include "lockstep/partitioner/model_config.h"
 #include "lockstep/tokenizer/tokenizer.h"
 
 namespace lockstep::launch {

@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "lockstep/partitioner/model_config.h"
 #include "lockstep/job/batch_job.h"
+#include "lockstep/partitioner/model_config.h"
 
 namespace lockstep::runtime::testing {
 

@@ -10,11 +10,11 @@
 #include <string>
 #include <vector>
 
-#include "lockstep/formats/input_file.h"
 #include "lockstep/base/status.h"
+#include "lockstep/formats/input_file.h"
+#include "lockstep/formats/source_tensor.h"
 #include "lockstep/partitioner/model_config.h"
 #include "lockstep/tokenizer/tokenizer.h"
-#include "lockstep/formats/source_tensor.h"
 
 namespace lockstep::runtime {
 

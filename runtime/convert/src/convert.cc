@@ -18,13 +18,13 @@
 #include <vector>
 
 #include "checkpoint.h"
-#include "lockstep/model/chunk_shape.h"
 #include "convert_progress.h"
-#include "lockstep/formats/llama2c_tokenizer.h"
 #include "lockstep/base/check.h"
 #include "lockstep/base/log.h"
-#include "lockstep/model/model_file.h"
 #include "lockstep/convert/tokenizer_file.h"
+#include "lockstep/formats/llama2c_tokenizer.h"
+#include "lockstep/model/chunk_shape.h"
+#include "lockstep/model/model_file.h"
 #include "lockstep/tokenizer/tokenizer.h"
 
 namespace lockstep::runtime {

@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "lockstep/formats/gguf_tokenizer.h"
-#include "lockstep/tokenizer/tokenizer.h"
 #include "lockstep/tokenizer/sentencepiece_tokenizer.h"
+#include "lockstep/tokenizer/tokenizer.h"
 
 namespace lockstep::runtime {
 namespace {

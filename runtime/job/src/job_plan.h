@@ -9,9 +9,9 @@
 
 #include "lockstep/base/dtype.h"
 #include "lockstep/base/status.h"
-#include "lockstep/partitioner/plan.h"
 #include "lockstep/job/batch_job.h"
 #include "lockstep/job/request.h"
+#include "lockstep/partitioner/plan.h"
 
 namespace lockstep::runtime {
 

@@ -33,9 +33,9 @@
 #include <vector>
 
 #include "lockstep/base/status.h"
-#include "lockstep/partitioner/plan.h"
 #include "lockstep/engine/engine.h"
 #include "lockstep/engine/scheduler.h"
+#include "lockstep/partitioner/plan.h"
 #include "lockstep/transport/communicator.h"
 #include "step_message.h"
 #include "step_sampler.h"

@@ -25,10 +25,10 @@
 
 #include "completion_text.h"
 #include "lockstep/base/status.h"
-#include "lockstep/kernels/isa.h"
 #include "lockstep/engine/engine.h"
 #include "lockstep/job/logits_hash.h"
 #include "lockstep/job/request.h"
+#include "lockstep/kernels/isa.h"
 #include "lockstep/tokenizer/tokenizer.h"
 #include "step_message.h"
 

@@ -10,8 +10,8 @@
 
 #include "lockstep/base/dtype.h"
 #include "lockstep/base/status.h"
-#include "lockstep/kernels/isa.h"
 #include "lockstep/job/request.h"
+#include "lockstep/kernels/isa.h"
 #include "lockstep/model/model_file.h"
 #include "lockstep/model/synth.h"
 #include "lockstep/partitioner/model_config.h"

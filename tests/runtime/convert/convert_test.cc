@@ -14,12 +14,12 @@
 
 #include "checkpoint.h"
 #include "convert_progress.h"
-#include "lockstep/formats/input_file.h"
 #include "lockstep/base/dtype.h"
-#include "lockstep/model/model_file.h"
-#include "runtime/model_file_test_util.h"
+#include "lockstep/formats/input_file.h"
 #include "lockstep/formats/safetensors.h"
 #include "lockstep/formats/source_tensor.h"
+#include "lockstep/model/model_file.h"
+#include "runtime/model_file_test_util.h"
 
 namespace lockstep::runtime {
 namespace {

@@ -11,9 +11,9 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "lockstep/job/batch_job.h"
 #include "lockstep/kernels/isa.h"
 #include "lockstep/kernels/sampling.h"
-#include "lockstep/job/batch_job.h"
 #include "lockstep/model/model_file.h"
 #include "lockstep/model/synth.h"
 #include "runtime/distributed_test_util.h"

@@ -6,10 +6,10 @@
 
 #include <mutex>
 
-#include "lockstep/partitioner/chip_presets.h"
-#include "lockstep/partitioner/planner.h"
 #include "lockstep/job/batch_job.h"
 #include "lockstep/model/synth.h"
+#include "lockstep/partitioner/chip_presets.h"
+#include "lockstep/partitioner/planner.h"
 #include "lockstep/transport/local_fabric.h"
 #include "runtime/distributed_test_util.h"
 #include "runtime/model_file_test_util.h"

@@ -22,8 +22,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "lockstep/formats/gguf.h"
 #include "lockstep/convert/tokenizer_file.h"
+#include "lockstep/formats/gguf.h"
 #include "lockstep/tokenizer/tokenizer.h"
 
 namespace lockstep::runtime {

@@ -10,15 +10,15 @@
 
 #include <nlohmann/json.hpp>
 
-#include "lockstep/tokenizer/byte_level.h"
 #include "lockstep/formats/gguf.h"
 #include "lockstep/formats/gguf_tokenizer.h"
 #include "lockstep/model/model_file.h"
 #include "lockstep/model/synth.h"
+#include "lockstep/tokenizer/byte_level.h"
+#include "lockstep/tokenizer/sentencepiece_tokenizer.h"
 #include "runtime/gguf_test_writer.h"
 #include "runtime/model_file_test_util.h"
 #include "runtime/tiny_tokenizer.h"
-#include "lockstep/tokenizer/sentencepiece_tokenizer.h"
 #include "unicode_regex.h"
 
 namespace lockstep::runtime {

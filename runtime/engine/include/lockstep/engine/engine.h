@@ -50,13 +50,13 @@
 #include <vector>
 
 #include "lockstep/base/status.h"
-#include "lockstep/kernels/isa.h"
-#include "lockstep/kernels/matmul.h"
 #include "lockstep/engine/kv_cache.h"
 #include "lockstep/engine/scheduler.h"
 #include "lockstep/engine/tensor_parallel.h"
 #include "lockstep/engine/token_batch.h"
 #include "lockstep/engine/weights.h"
+#include "lockstep/kernels/isa.h"
+#include "lockstep/kernels/matmul.h"
 
 namespace lockstep::runtime {
 

@@ -16,9 +16,9 @@
 
 #include "lockstep/base/dtype.h"
 #include "lockstep/base/status.h"
+#include "lockstep/engine/shard.h"
 #include "lockstep/kernels/matmul.h"
 #include "lockstep/model/model_file.h"
-#include "lockstep/engine/shard.h"
 
 namespace lockstep::runtime {
 

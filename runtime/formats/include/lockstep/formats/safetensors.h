@@ -20,8 +20,8 @@
 #include <string>
 #include <vector>
 
-#include "lockstep/formats/input_file.h"
 #include "lockstep/base/status.h"
+#include "lockstep/formats/input_file.h"
 
 namespace lockstep::runtime {
 

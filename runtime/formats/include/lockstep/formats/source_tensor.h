@@ -24,8 +24,8 @@
 #include <string_view>
 #include <vector>
 
-#include "lockstep/formats/input_file.h"
 #include "lockstep/base/status.h"
+#include "lockstep/formats/input_file.h"
 
 namespace lockstep::runtime {
 

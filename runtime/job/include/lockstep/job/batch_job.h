@@ -41,12 +41,12 @@
 #include <vector>
 
 #include "lockstep/base/status.h"
+#include "lockstep/engine/tensor_parallel.h"
+#include "lockstep/job/result_writer.h"
 #include "lockstep/kernels/isa.h"
 #include "lockstep/kernels/matmul.h"
 #include "lockstep/partitioner/cluster_spec.h"
 #include "lockstep/partitioner/plan.h"
-#include "lockstep/job/result_writer.h"
-#include "lockstep/engine/tensor_parallel.h"
 #include "lockstep/transport/communicator.h"
 
 namespace lockstep::runtime {

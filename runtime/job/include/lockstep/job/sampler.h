@@ -16,8 +16,8 @@
 #include <string_view>
 #include <vector>
 
-#include "lockstep/kernels/isa.h"
 #include "lockstep/job/request.h"
+#include "lockstep/kernels/isa.h"
 
 namespace lockstep::runtime {
 

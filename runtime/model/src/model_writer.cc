@@ -1,0 +1,257 @@
+// Model format v1 writer (ModelWriter; the reader is model_file.cc). The
+// format is specified in docs/model-format.md; the tensor inventory in
+// partitioner/model_config.h.
+#include "lockstep/model/model_file.h"
+
+#include <fmt/format.h>
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+
+#include "hdf5_attribute.h"
+#include "hdf5_dtype.h"
+#include "hdf5_error.h"
+#include "hdf5_handle.h"
+#include "lockstep/base/check.h"
+#include "lockstep/model/chunk_shape.h"
+#include "model_attributes.h"
+#include "tokenizer_group.h"
+
+namespace lockstep::runtime {
+
+using partitioner::ModelConfig;
+using partitioner::TensorRole;
+using partitioner::TensorSpec;
+
+struct ModelWriter::Impl {
+  ~Impl() {
+    Hdf5Lock lock;
+    for (Tensor& tensor : tensors) tensor.dataset = H5Dataset();
+    file = H5File();
+  }
+
+  struct Tensor {
+    TensorSpec spec;
+    DType dtype;
+    H5Dataset dataset;                  // open while the tensor is incomplete
+    std::vector<uint8_t> rows_written;  // one flag per row
+    int64_t num_rows_written = 0;
+  };
+
+  std::string path;
+  ModelConfig config;
+  ModelWriterOptions options;
+  H5File file;
+  std::vector<Tensor> tensors;  // inventory order
+  std::map<std::string, size_t, std::less<>> index;
+  std::vector<uint16_t> narrow;  // conversion buffer for f16/bf16
+  bool closed = false;
+};
+
+ModelWriter::ModelWriter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ModelWriter::~ModelWriter() = default;
+ModelWriter::ModelWriter(ModelWriter&&) noexcept = default;
+ModelWriter& ModelWriter::operator=(ModelWriter&&) noexcept = default;
+
+Result<ModelWriter> ModelWriter::Create(const std::string& path, const ModelConfig& config,
+                                        const ModelWriterOptions& options) {
+  if (Status valid = config.Validate(); !valid.ok()) {
+    return valid.WithContext(fmt::format("{}: cannot write model", path));
+  }
+  if (options.target_chunk_bytes <= 0) {
+    return InvalidArgument("{}: target_chunk_bytes must be positive, got {}", path,
+                           options.target_chunk_bytes);
+  }
+  if (options.tokenizer) {
+    LOCKSTEP_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer,
+                              CreateTokenizer(*options.tokenizer));
+    if (tokenizer->vocab_size() > config.vocab_size) {
+      return InvalidArgument(
+          "{}: the tokenizer ({}) has {} tokens but the model's vocab_size is {}; the tokenizer "
+          "does not belong to this model",
+          path, options.tokenizer->source, tokenizer->vocab_size(), config.vocab_size);
+    }
+  }
+  Hdf5Lock lock;
+  SilenceHdf5Errors();
+  auto impl = std::make_unique<Impl>();
+  impl->path = path;
+  impl->config = config;
+  impl->options = options;
+
+  // No modification times anywhere (the file creation property list carries
+  // the setting for the root group): same inputs, same bytes.
+  H5PropertyList fcpl(H5Pcreate(H5P_FILE_CREATE));
+  H5Pset_obj_track_times(fcpl.get(), 0);
+  impl->file = H5File(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl.get(), H5P_DEFAULT));
+  if (!impl->file.valid()) {
+    return Hdf5Error(StatusCode::kIo, fmt::format("{}: cannot create model file", path));
+  }
+  hid_t file = impl->file.get();
+  LOCKSTEP_RETURN_IF_ERROR(WriteConfig(file, path, config, options.dtype));
+
+  // The whole layout is fixed here, in inventory order: groups, datasets, and
+  // (allocation time EARLY) every chunk's place in the file. Writing tensors
+  // later only fills chunks, so the bytes do not depend on the write order.
+  H5PropertyList gcpl(H5Pcreate(H5P_GROUP_CREATE));
+  H5Pset_obj_track_times(gcpl.get(), 0);
+  auto ensure_parents = [&](std::string_view tensor_path) -> Status {
+    size_t pos = 0;
+    while ((pos = tensor_path.find('/', pos + 1)) != std::string_view::npos) {
+      std::string group(tensor_path.substr(0, pos));
+      if (H5Lexists(file, group.c_str(), H5P_DEFAULT) > 0) continue;
+      H5Group created(H5Gcreate2(file, group.c_str(), H5P_DEFAULT, gcpl.get(), H5P_DEFAULT));
+      if (!created.valid()) {
+        return Hdf5Error(StatusCode::kIo, fmt::format("{}: cannot create group '{}'", path, group));
+      }
+    }
+    return Status::Ok();
+  };
+  for (const TensorSpec& spec : partitioner::ModelTensors(config)) {
+    LOCKSTEP_RETURN_IF_ERROR(ensure_parents(spec.path));
+    const DType dtype = spec.role == TensorRole::kNorm ? DType::kF32 : options.dtype;
+    H5Datatype type = MakeHdf5Type(dtype);
+    std::vector<hsize_t> dims(spec.shape.begin(), spec.shape.end());
+    H5Dataspace space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr));
+    std::vector<int64_t> chunk64 =
+        ModelChunkShape(spec.shape, DTypeSize(dtype), options.target_chunk_bytes);
+    std::vector<hsize_t> chunk(chunk64.begin(), chunk64.end());
+    H5PropertyList dcpl(H5Pcreate(H5P_DATASET_CREATE));
+    H5Pset_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data());
+    H5Pset_alloc_time(dcpl.get(), H5D_ALLOC_TIME_EARLY);
+    H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER);
+    H5Pset_obj_track_times(dcpl.get(), 0);
+    H5Dataset dataset(H5Dcreate2(file, spec.path.c_str(), type.get(), space.get(), H5P_DEFAULT,
+                                 dcpl.get(), H5P_DEFAULT));
+    if (!dataset.valid()) {
+      return Hdf5Error(StatusCode::kIo,
+                       fmt::format("{}: cannot create tensor '{}'", path, spec.path));
+    }
+    impl->index.emplace(spec.path, impl->tensors.size());
+    Impl::Tensor tensor{spec, dtype, std::move(dataset), {}, 0};
+    tensor.rows_written.assign(static_cast<size_t>(spec.shape[0]), 0);
+    impl->tensors.push_back(std::move(tensor));
+  }
+  if (options.tokenizer) {
+    LOCKSTEP_RETURN_IF_ERROR(WriteTokenizerGroup(file, path, *options.tokenizer));
+  }
+  return ModelWriter(std::move(impl));
+}
+
+Status ModelWriter::WriteTensor(const TensorSpec& spec, const float* values) {
+  return WriteRows(spec, 0, spec.shape.empty() ? 0 : spec.shape[0], values);
+}
+
+Status ModelWriter::WriteRows(const TensorSpec& spec, int64_t row_begin, int64_t num_rows,
+                              const float* values) {
+  Impl& impl = *impl_;
+  if (impl.closed) return FailedPrecondition("{}: writer already closed", impl.path);
+  auto it = impl.index.find(spec.path);
+  if (it == impl.index.end()) {
+    return InvalidArgument("{}: '{}' is not a tensor of this model (see ModelTensors)", impl.path,
+                           spec.path);
+  }
+  Impl::Tensor& tensor = impl.tensors[it->second];
+  if (spec.shape != tensor.spec.shape) {
+    return InvalidArgument("{}: tensor '{}' given with shape {}, the model's is {}", impl.path,
+                           spec.path, ShapeString(spec.shape), ShapeString(tensor.spec.shape));
+  }
+  const int64_t rows = tensor.spec.shape[0];
+  if (row_begin < 0 || num_rows < 0 || row_begin + num_rows > rows) {
+    return OutOfRange("{}: rows [{}, {}) lie outside tensor '{}' of {} rows", impl.path, row_begin,
+                      row_begin + num_rows, spec.path, rows);
+  }
+  if (num_rows == 0) return Status::Ok();
+  const int rank = static_cast<int>(tensor.spec.shape.size());
+  const int64_t cols = rank == 2 ? tensor.spec.shape[1] : 1;
+
+  Hdf5Lock lock;
+  SilenceHdf5Errors();
+  if (!tensor.dataset.valid()) {  // written completely before, and written again
+    tensor.dataset = H5Dataset(H5Dopen2(impl.file.get(), spec.path.c_str(), H5P_DEFAULT));
+    if (!tensor.dataset.valid()) {
+      return Hdf5Error(StatusCode::kIo,
+                       fmt::format("{}: cannot open tensor '{}'", impl.path, spec.path));
+    }
+  }
+  H5Datatype type = MakeHdf5Type(tensor.dtype);
+  H5Dataspace file_space(H5Dget_space(tensor.dataset.get()));
+  // f16/bf16 are converted in blocks of rows to bound the extra memory.
+  const int64_t block_rows =
+      tensor.dtype == DType::kF32 ? num_rows : std::max<int64_t>(1, (int64_t{4} << 20) / cols);
+  for (int64_t r = 0; r < num_rows; r += block_rows) {
+    const int64_t n = std::min(block_rows, num_rows - r);
+    const float* src = values + r * cols;
+    const void* buffer = src;
+    if (tensor.dtype != DType::kF32) {
+      impl.narrow.resize(static_cast<size_t>(n * cols));
+      uint16_t* dst = impl.narrow.data();
+      const bool bf16 = tensor.dtype == DType::kBF16;
+      tbb::parallel_for(tbb::blocked_range<int64_t>(0, n * cols, 65536),
+                        [&](const tbb::blocked_range<int64_t>& range) {
+                          for (int64_t i = range.begin(); i != range.end(); ++i) {
+                            dst[i] = bf16 ? F32ToBf16(src[i]) : F32ToF16(src[i]);
+                          }
+                        });
+      buffer = dst;
+    }
+    hsize_t start[2] = {static_cast<hsize_t>(row_begin + r), 0};
+    hsize_t count[2] = {static_cast<hsize_t>(n), static_cast<hsize_t>(cols)};
+    H5Dataspace memory_space(H5Screate_simple(rank, count, nullptr));
+    H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
+    if (H5Dwrite(tensor.dataset.get(), type.get(), memory_space.get(), file_space.get(),
+                 H5P_DEFAULT, buffer) < 0) {
+      return Hdf5Error(StatusCode::kIo,
+                       fmt::format("{}: cannot write tensor '{}'", impl.path, spec.path));
+    }
+  }
+  for (int64_t r = row_begin; r < row_begin + num_rows; ++r) {
+    if (!tensor.rows_written[static_cast<size_t>(r)]) {
+      tensor.rows_written[static_cast<size_t>(r)] = 1;
+      ++tensor.num_rows_written;
+    }
+  }
+  // A complete tensor is closed now: its chunk cache is flushed and freed, so
+  // memory stays bounded by one tensor however many there are.
+  if (tensor.num_rows_written == rows) tensor.dataset = H5Dataset();
+  return Status::Ok();
+}
+
+Status ModelWriter::Close() {
+  Impl& impl = *impl_;
+  if (impl.closed) return FailedPrecondition("{}: writer already closed", impl.path);
+  impl.closed = true;
+  Hdf5Lock lock;
+  SilenceHdf5Errors();
+  Status status;
+  for (const Impl::Tensor& tensor : impl.tensors) {
+    if (tensor.num_rows_written == tensor.spec.shape[0]) continue;
+    auto first = std::find(tensor.rows_written.begin(), tensor.rows_written.end(), 0);
+    status = FailedPrecondition(
+        "{}: tensor '{}' was not completely written ({} of {} rows, first missing row {}); the "
+        "file is not a valid model",
+        impl.path, tensor.spec.path, tensor.num_rows_written, tensor.spec.shape[0],
+        first - tensor.rows_written.begin());
+    break;
+  }
+  // The format name and version go last: a file without them is not a model,
+  // which is what an interrupted writer leaves behind.
+  if (status.ok()) {
+    H5Group root(H5Gopen2(impl.file.get(), "/", H5P_DEFAULT));
+    status = WriteStringAttribute(root.get(), impl.path, "format", kFormatName);
+    if (status.ok()) {
+      status = WriteIntAttribute(root.get(), impl.path, "format_version", kModelFormatVersion);
+    }
+  }
+  for (Impl::Tensor& tensor : impl.tensors) tensor.dataset = H5Dataset();
+  if (H5Fclose(impl.file.release()) < 0 && status.ok()) {
+    status = Hdf5Error(StatusCode::kIo, fmt::format("{}: cannot close model file", impl.path));
+  }
+  return status;
+}
+
+}  // namespace lockstep::runtime

@@ -127,7 +127,7 @@ std::string Requests(const std::string& scenario, int decode_tokens) {
 
 // A plain allreduce / allgather over MPI (MPI_Allreduce's own order): what
 // determinism is measured against. The tp group of world rank r is the
-// ranks r / tp * tp .. + tp - 1 (DESIGN.md section 4).
+// ranks r / tp * tp .. + tp - 1 (docs/architecture.md, "Process layout").
 class MpiTpGroup final : public runtime::TensorParallelGroup {
  public:
   explicit MpiTpGroup(int tp) {

@@ -4,7 +4,7 @@
 // Why one 16-lane type for every instruction set: a kernel written once as a
 // template over VecF executes, per lane, exactly the same sequence of IEEE
 // operations whichever build instantiates it, so the scalar, AVX2 and AVX-512
-// paths give the same bits by construction (DESIGN.md section 3). Sixteen lanes
+// paths give the same bits by construction (docs/determinism.md). Sixteen lanes
 // is one AVX-512 register, two AVX2 registers, or a 16-element loop here; it
 // is also kPanelWidth, so one VecF holds one packed matmul panel row.
 //

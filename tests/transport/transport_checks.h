@@ -19,7 +19,7 @@ namespace lockstep::transport::testing {
 // (seed, rank, index): sums of these depend on the order of addition.
 float TestValue(uint32_t seed, int rank, size_t index);
 
-// The canonical tree of DESIGN.md section 3 over `leaves` (any count): the
+// The canonical tree of docs/determinism.md over `leaves` (any count): the
 // balanced tree of the next power of two, pairs in index order, missing
 // leaves pruned. Written independently of transport/ (recursive).
 float CanonicalTreeSum(std::span<const float> leaves);

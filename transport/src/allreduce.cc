@@ -1,4 +1,4 @@
-// AllReduceSum: the canonical tree over the group's ranks (DESIGN.md 3.3).
+// AllReduceSum: the canonical tree over the group's ranks (docs/determinism.md).
 //
 // Recursive doubling. At step j (j = 0, 1, 2, ...) the ranks form blocks of
 // 2^(j+1); the lower half [b, b+2^j) and the upper half [b+2^j, b+2^(j+1))

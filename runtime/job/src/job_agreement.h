@@ -1,6 +1,6 @@
 // Start-up agreement of a distributed job: every rank learns whether every
 // other rank succeeded, so that a failure on one rank ends the job on all
-// of them with one clear message and no hang (DESIGN.md section 7).
+// of them with one clear message and no hang (docs/architecture.md, "Errors").
 //
 // Each start-up phase ends with Agree(world, my_status): an allgather of a
 // fixed-size record (status code and the first kMessageBytes bytes of the

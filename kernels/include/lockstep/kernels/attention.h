@@ -8,7 +8,7 @@
 // Position p of a sequence lives in page table entry p / kKvPageSize at slot
 // p % kKvPageSize.
 //
-// Order (DESIGN.md section 3.5), per query token and head:
+// Order (docs/determinism.md), per query token and head:
 //   for each chunk c of kKvPageSize key positions 0..position, in order:
 //     s_j = dot(q, k_j) * scale        dot: one FMA chain over d = 0..head_dim-1
 //                                      from +0.0f, then one multiply by scale

@@ -1,7 +1,7 @@
 // lockstep kernels: CPU compute on plain buffers.
 //
 // Everything here follows the determinism contract (docs/determinism.md,
-// DESIGN.md section 3): every result is bit-identical whatever the batch size,
+// docs/determinism.md): every result is bit-identical whatever the batch size,
 // the batch neighbours, the number of threads and the instruction set
 // (AVX-512, AVX2+FMA or the portable scalar path). To get there:
 //   - reductions over a dot-product length K use the canonical segmented tree

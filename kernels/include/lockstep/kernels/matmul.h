@@ -3,7 +3,7 @@
 //   y[m][n] = sum_k x[m][k] * W[n][k]      x: [M][K] f32, W: [N][K] (torch Linear
 //                                          layout: out x in), y: [M][N] f32
 //
-// The canonical order (DESIGN.md section 3.1). A reduction of global length
+// The canonical order (docs/determinism.md). A reduction of global length
 // K_global is cut into S = kNumSegments segments; segment i covers
 // [floor(i*K_global/S), floor((i+1)*K_global/S)) (empty when K_global < S).
 // Inside a segment: one fused multiply-add chain in increasing k starting from

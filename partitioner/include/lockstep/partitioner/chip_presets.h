@@ -4,7 +4,8 @@
 //
 //   host         this machine, one rank per chip, all ranks on one node sharing
 //                its memory, bandwidth and cores (shared_by_node). Uncalibrated
-//                defaults from /work/shared/notes/dependencies.md; `lockstep
+//                defaults measured on a 2-core Debian 12 VM (docs/partitioner.md,
+//                "Chip presets"); `lockstep
 //                calibrate` measures the real figures and writes a spec file
 //                that `lockstep plan --chip host` prefers.
 //   groq-lpu     Groq LPU (TSP v1): 220 MiB SRAM at 80 TB/s, 188 TFLOP/s f16,

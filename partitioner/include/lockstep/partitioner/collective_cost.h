@@ -1,5 +1,5 @@
-// Alpha-beta times of the communication transport/ actually runs (DESIGN.md
-// sections 3.3 and 4): what a collective costs is the sum of its steps, each
+// Alpha-beta times of the communication transport/ actually runs (docs/determinism.md
+// and docs/architecture.md, "Process layout"): what a collective costs is the sum of its steps, each
 // step `latency + bytes / bandwidth` on the link between the two partners
 // (intra- or inter-node), plus the local additions of a reducing step.
 //

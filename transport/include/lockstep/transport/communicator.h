@@ -14,7 +14,7 @@
 // Ranks. rank() is this chip's index in the communicator, 0..size()-1; for a
 // group made by Split it is the position in the group's list of world ranks.
 //
-// Determinism (DESIGN.md section 3). AllReduceSum realises the canonical
+// Determinism (docs/determinism.md). AllReduceSum realises the canonical
 // tree: for a power-of-two group of p ranks the result is
 //   ((x0 + x1) + (x2 + x3)) + ((x4 + x5) + (x6 + x7)) ...
 // for every element, on every rank, for every message size, algorithm and

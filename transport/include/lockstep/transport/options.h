@@ -17,7 +17,7 @@
 namespace lockstep::transport {
 
 // Which library carries the bytes. Chosen at run time; every backend gives the
-// same bits for every collective (DESIGN.md section 3).
+// same bits for every collective (docs/determinism.md).
 enum class BackendKind {
   kMpi,    // Open MPI point-to-point (MPI_Isend/MPI_Irecv); never MPI reductions
   kUcx,    // UCX UCP tag matching; worker addresses exchanged over MPI at start-up

@@ -1,5 +1,5 @@
 // The process layout of a plan: tp x pp chips, world rank = stage * tp + tp_rank
-// (DESIGN.md section 4). A tensor-parallel group is tp consecutive world ranks
+// (docs/architecture.md, "Process layout"). A tensor-parallel group is tp consecutive world ranks
 // (one pipeline stage), so `mpirun --map-by` keeps its allreduces inside a
 // node; a pipeline group is the pp ranks with the same tp_rank.
 //

@@ -6,8 +6,8 @@
 // row (kernels.h), the engine has no batch-size-dependent code path, and keys
 // and values are stored before attention reads them. So the logits of a
 // token are the same bits whatever else is in the step, whatever the thread
-// count and the instruction set (the determinism contract, DESIGN.md
-// section 3).
+// count and the instruction set (the determinism contract,
+// docs/determinism.md).
 //
 // Work is split the way pipeline parallelism needs it:
 //   Embed          first stage: token ids -> hidden [T][hidden]

@@ -5,7 +5,7 @@
 // stage (pp_stage of pp_size). The stage runs layers [layer_begin, layer_end);
 // the first stage also does the embedding lookup and the last one the final
 // norm and the lm_head. Within a stage, tensor parallelism splits
-// (DESIGN.md section 3.2, partitioner::TensorRole):
+// (docs/determinism.md, partitioner::TensorRole):
 //   - query heads: [q_heads.begin, q_heads.end), num_heads / tp_size each;
 //   - KV heads: num_kv_heads / tp_size each, or, when tp_size exceeds
 //     num_kv_heads, the one KV head its query heads read (replicated);

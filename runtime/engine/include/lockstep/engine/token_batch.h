@@ -5,7 +5,7 @@
 // one step may mix prefill chunks of several sequences and decode tokens of
 // others, in any order: the arithmetic for one token depends only on its own
 // id, position and the cache contents of its slot at positions < its own, so
-// it is the same whatever shares the step (DESIGN.md section 3). A sequence's
+// it is the same whatever shares the step (docs/determinism.md). A sequence's
 // tokens within one step must be in increasing consecutive positions (a
 // chunk); their keys and values are stored before attention runs, so a token
 // sees the earlier tokens of its own chunk.

@@ -15,6 +15,7 @@ Poller::Poller(const CommOptions& options) {
   yield_until_ = start + options.yield;
   deadline_ = start + options.timeout;
   sleep_ = options.sleep;
+  max_sleep_ = std::max(options.sleep, options.max_sleep);
 }
 
 bool Poller::IdleUntilExpired() {
@@ -35,8 +36,10 @@ bool Poller::IdleUntilExpired() {
     sched_yield();
   } else {
     // Past the yield phase the peer is slow (or the cores are oversubscribed):
-    // sleeping hands the core to the rank we wait for.
+    // sleeping hands the core to the rank we wait for; the longer the wait,
+    // the longer the sleeps (up to max_sleep).
     std::this_thread::sleep_for(sleep_);
+    sleep_ = std::min(max_sleep_, 2 * sleep_);
   }
   return false;
 }
@@ -48,6 +51,10 @@ CommOptions AdaptPolling(const CommOptions& options, int ranks_on_node) {
   if (ranks_on_node > cores) {
     adapted.spin = CommOptions::kOversubscribedSpin;
     adapted.yield = CommOptions::kOversubscribedYield;
+    const int per_core = (ranks_on_node + cores - 1) / cores;
+    adapted.max_sleep = std::max(
+        options.max_sleep,
+        std::min(CommOptions::kOversubscribedMaxSleep, options.sleep * per_core));
   }
   return adapted;
 }

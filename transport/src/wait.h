@@ -14,8 +14,9 @@
 
 namespace lockstep::transport::internal {
 
-// Spin, then yield, then sleep (CommOptions::spin / yield / sleep), and
-// tell when the deadline (CommOptions::timeout) has passed.
+// Spin, then yield, then sleep (CommOptions::spin / yield / sleep, each
+// sleep doubling up to max_sleep), and tell when the deadline
+// (CommOptions::timeout) has passed.
 class Poller {
  public:
   explicit Poller(const CommOptions& options);
@@ -30,6 +31,7 @@ class Poller {
   Clock::time_point yield_until_;
   Clock::time_point deadline_;
   std::chrono::microseconds sleep_;
+  std::chrono::microseconds max_sleep_;
   bool spinning_ = true;
   unsigned spins_ = 0;
 };

@@ -68,14 +68,22 @@ struct CommOptions {
   std::chrono::microseconds spin = std::chrono::microseconds(20000);
   std::chrono::microseconds yield = std::chrono::microseconds(200000);
   std::chrono::microseconds sleep = std::chrono::microseconds(20);
+  // Past the yield phase each further sleep doubles, up to max_sleep (0:
+  // `sleep`, no backoff). Adaptive polling sets it for oversubscribed nodes.
+  std::chrono::microseconds max_sleep = std::chrono::microseconds(0);
 
   // When true, creating a world replaces spin and yield by values for the
   // node: if the ranks (or local chips) on this node outnumber its cores,
-  // spin = kOversubscribedSpin and yield = kOversubscribedYield; otherwise
-  // the fields above are kept. Set false to use spin/yield exactly as given.
+  // spin = kOversubscribedSpin and yield = kOversubscribedYield, and a wait
+  // that lasts backs off: its sleeps double up to `sleep` times the ranks per
+  // core (at most kOversubscribedMaxSleep), so that hundreds of waiting chips
+  // on a few cores (576 in the Llama-2-70B scale test) do not keep the cores
+  // busy waking up while the chip they wait for computes. Otherwise the
+  // fields above are kept. Set false to use spin/yield/sleep exactly as given.
   bool adaptive_polling = true;
   static constexpr std::chrono::microseconds kOversubscribedSpin{5};
   static constexpr std::chrono::microseconds kOversubscribedYield{200};
+  static constexpr std::chrono::microseconds kOversubscribedMaxSleep{5000};
 };
 
 // The options from the `lockstep` command's flags: --transport NAME and

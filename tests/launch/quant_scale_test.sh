@@ -31,7 +31,7 @@ int8, q8 = (json.load(open(p)) for p in sys.argv[1:])
 assert (int8["tp"], int8["pp"]) == (8, 72), (int8["tp"], int8["pp"])
 assert int8["executable"] is False
 assert q8["tp"] * q8["pp"] == 576 and q8["executable"] is True
-assert q8["request"]["workload"]["weight_type"] == "q8_0"
+assert q8["inputs"]["workload"]["weight_type"] == "q8_0"
 print("llama-2-70b on 576 chips: int8 tp 8 x pp 72; q8_0 tp", q8["tp"], "x pp", q8["pp"])
 EOF
 

@@ -48,9 +48,9 @@ double ProcessCpuSeconds() {
 }
 
 // 255 local chips waiting 300 ms for a slow one, on a node with far fewer
-// cores: with adaptive polling their sleeps back off (docs/transport.md,
-// "Polling"), so together they use less than one core; with fixed 20 us
-// sleeps they kept every core busy waking up.
+// cores: waiting chips block (docs/transport.md, "Polling"), so together
+// they use less than one core; with fixed 20 us sleeps they kept every core
+// busy waking up (load average above 200 with 576 chips).
 TEST(PollingTest, WaitingChipsLeaveTheCoresIdle) {
   const int chips = 256;
   if (std::thread::hardware_concurrency() * 8 > static_cast<unsigned>(chips)) {

@@ -76,6 +76,42 @@ double ChipSpec::PeakFlops(ElementType t) const {
   return rate > 0 ? rate : peak_flops[static_cast<int>(ElementType::kF32)];
 }
 
+ElementType ChipSpec::DefaultActivationType() const {
+  if (activation_type) return *activation_type;
+  for (ElementType t : {ElementType::kF32, ElementType::kBF16, ElementType::kF16}) {
+    if (peak_flops[static_cast<int>(t)] > 0) return t;
+  }
+  return ElementType::kF32;
+}
+
+std::vector<ElementType> ChipSpec::DefaultWeightTypes() const {
+  if (!weight_types.empty()) return weight_types;
+  // 16-bit floats first (how checkpoints ship), widened to f32 where the chip
+  // has no unit for them; int8 only with a unit of its own.
+  std::vector<ElementType> types;
+  for (ElementType t : {ElementType::kBF16, ElementType::kF16, ElementType::kF32}) {
+    if (PeakFlops(t) > 0) types.push_back(t);
+  }
+  if (peak_flops[static_cast<int>(ElementType::kInt8)] > 0) types.push_back(ElementType::kInt8);
+  return types;
+}
+
+namespace {
+
+// "f16" -> kF16 for a field of `reader`; records an error otherwise.
+std::optional<ElementType> ReadType(JsonReader& reader, std::string_view field,
+                                    const nlohmann::json& value) {
+  if (value.is_string()) {
+    Result<ElementType> t = ParseElementType(value.get<std::string>());
+    if (t.ok()) return *t;
+  }
+  reader.Fail(field, fmt::format("must be one of \"f32\", \"f16\", \"bf16\", \"int8\", got {}",
+                                 value.dump()));
+  return std::nullopt;
+}
+
+}  // namespace
+
 Status ClusterSpec::Validate() const {
   if (num_chips < 1)
     return InvalidArgument("field 'num_chips' must be at least 1, got {}", num_chips);
@@ -233,6 +269,20 @@ Result<ClusterSpec> ClusterSpecFromJson(const nlohmann::json& json, std::string_
       ReadBandwidthTable(c, *table, &spec.chip.memory_bandwidth_by_threads);
     }
     c.String("source", &spec.chip.source, /*required=*/false);
+    if (const nlohmann::json* t = c.Raw("activation_type", /*required=*/false)) {
+      spec.chip.activation_type = ReadType(c, "activation_type", *t);
+    }
+    if (const nlohmann::json* list = c.Raw("weight_types", /*required=*/false)) {
+      if (!list->is_array() || list->empty()) {
+        c.Fail("weight_types", "must be a non-empty list of types, e.g. [\"f16\", \"int8\"]");
+      } else {
+        for (const nlohmann::json& t : *list) {
+          if (std::optional<ElementType> type = ReadType(c, "weight_types", t)) {
+            spec.chip.weight_types.push_back(*type);
+          }
+        }
+      }
+    }
     r.Fail(c.Finish());
   }
   ReadLink(r, "intra_node_link", &spec.intra_node_link);
@@ -273,6 +323,14 @@ nlohmann::json ClusterSpecToJson(const ClusterSpec& spec) {
                          {"shared_by_node", spec.chip.shared_by_node},
                          {"source", spec.chip.source}};
   if (spec.chip.cores > 0) chip["cores"] = spec.chip.cores;
+  if (spec.chip.activation_type) {
+    chip["activation_type"] = std::string(ElementTypeName(*spec.chip.activation_type));
+  }
+  if (!spec.chip.weight_types.empty()) {
+    nlohmann::json types = nlohmann::json::array();
+    for (ElementType t : spec.chip.weight_types) types.push_back(std::string(ElementTypeName(t)));
+    chip["weight_types"] = types;
+  }
   if (!spec.chip.memory_bandwidth_by_threads.empty()) {
     nlohmann::json table = nlohmann::json::object();
     for (const auto& [threads, rate] : spec.chip.memory_bandwidth_by_threads) {

@@ -17,8 +17,10 @@
 #include <cstdint>
 #include <map>
 #include <nlohmann/json_fwd.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "lockstep/base/status.h"
 #include "lockstep/partitioner/element_type.h"
@@ -58,9 +60,23 @@ struct ChipSpec {
   int cores = 0;
   std::map<int, double> memory_bandwidth_by_threads;
   std::string source;  // where the figures come from (free text)
+  // The chip's native types, which a plan uses when the request gives none
+  // (`lockstep plan` without --activation-type / --weight-type): the type of
+  // activations, KV cache and messages, and the weight types in order of
+  // preference (the first that fits is taken). Unset: derived from
+  // peak_flops (DefaultActivationType, DefaultWeightTypes).
+  std::optional<ElementType> activation_type;
+  std::vector<ElementType> weight_types;
 
   // The rate for multiplications in type t: peak_flops[t], else peak_flops[f32].
   double PeakFlops(ElementType t) const;
+  // activation_type, else f32 when the chip has an f32 rate, else the first of
+  // bf16, f16 with a rate (else f32: computed at the f32 rate of 0, which
+  // CostModel::CheckRates refuses with a message naming the field).
+  ElementType DefaultActivationType() const;
+  // weight_types, else bf16, f16 and f32 where PeakFlops gives them a rate
+  // (their own or f32's), then int8 if it has a rate of its own.
+  std::vector<ElementType> DefaultWeightTypes() const;
   bool operator==(const ChipSpec&) const = default;
 };
 

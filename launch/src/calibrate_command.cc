@@ -160,9 +160,9 @@ HostFigures MeasureHost(const CalibrateOptions& o) {
 
 int Run(const CalibrateOptions& o) {
   Result<transport::BackendKind> backend = transport::ParseBackend(o.transport);
-  if (!backend.ok()) return ReportError(backend.status());
+  if (!backend.ok()) return ReportUsage(backend.status().WithContext("--transport"));
   if (*backend == transport::BackendKind::kLocal) {
-    return ReportError(InvalidArgument(
+    return ReportUsage(InvalidArgument(
         "--transport local has no link to measure; use mpi or ucx (under mpirun -np 2)"));
   }
   // Under mpirun with 2+ ranks: MPI and a world communicator for the links.
@@ -240,6 +240,7 @@ int Run(const CalibrateOptions& o) {
   if (!parent.empty()) std::filesystem::create_directories(parent, ec);
   Status saved = partitioner::SaveClusterSpecFile(spec, path);
   if (!saved.ok()) return ReportError(saved);
+  if (o.output.empty()) std::filesystem::remove(UncalibratedMarkerPath(), ec);
 
   std::string text = fmt::format("host chip spec written to {}\n", path);
   text += fmt::format("  memory             {}\n",

@@ -281,6 +281,16 @@ int Run(PlanOptions o) {
                                plan.status().message());
     }
   }
+  if (!plan.ok() && weight_types->size() > 1) {
+    std::string others;
+    for (size_t i = 0; i + 1 < weight_types->size(); ++i) {
+      others +=
+          fmt::format("{}{}", others.empty() ? "" : ", ", ElementTypeName((*weight_types)[i]));
+    }
+    plan = Result<Plan>(
+        InvalidArgument("{}; the chip's preferred weight types before it ({}) do not plan either",
+                        plan.status().message(), others));
+  }
   if (!plan.ok()) {
     // A split the flags chose that cannot be made, where the automatic one
     // can, is a bad command line (tp not a power of two, tp x pp not the chip

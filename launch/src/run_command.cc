@@ -124,6 +124,27 @@ Status UseHostCluster(Flags& f, int chips, bool leader) {
   return Status::Ok();
 }
 
+// --tp/--pp/--plan that cannot work with the ranks launched: a bad command
+// line, found before MPI starts (MakeJobPlan says the same to library
+// callers).
+Status CheckSplit(const runtime::BatchJobOptions& j, int ranks, std::string_view start) {
+  if (!j.plan_path.empty() && (j.tp != 0 || j.pp != 0)) {
+    return InvalidArgument("give either --plan or --tp/--pp, not both");
+  }
+  if (j.tp > 0 && j.pp > 0 && j.tp * j.pp != ranks) {
+    return InvalidArgument("--tp {} --pp {} needs {} but the job has {}; {}", j.tp, j.pp,
+                           Plural(j.tp * j.pp, "rank"), ranks,
+                           fmt::format(fmt::runtime(start), j.tp * j.pp, j.tp * j.pp));
+  }
+  for (auto [flag, value] : {std::pair{"--tp", j.tp}, std::pair{"--pp", j.pp}}) {
+    if (value > 0 && (j.tp == 0 || j.pp == 0) && ranks % value != 0) {
+      return InvalidArgument("{} {} does not divide the job's {}; {}", flag, value,
+                             Plural(ranks, "rank"), fmt::format(fmt::runtime(start), value, value));
+    }
+  }
+  return Status::Ok();
+}
+
 int RunLocalChips(Flags& f, const transport::CommOptions& comm_options) {
   const int chips = f.chips > 0 ? f.chips : 1;
   if (Status host = UseHostCluster(f, chips, true); !host.ok()) return ReportError(host);
@@ -284,6 +305,8 @@ Command AddRunCommand(CLI::App& app) {
             "(--chips N), or use --transport mpi or ucx under mpirun"));
         return kExitUsage;
       }
+      const Status split = CheckSplit(f.job, f.chips > 0 ? f.chips : 1, "use --chips {}");
+      if (!split.ok()) return ReportUsage(split);
       return RunLocalChips(f, *comm);
     }
     if (f.chips > 0) {
@@ -292,6 +315,10 @@ Command AddRunCommand(CLI::App& app) {
                           "the chips (mpirun -np N)"));
       return kExitUsage;
     }
+    // Every rank finds a bad split; rank 0 says so.
+    const Status split = CheckSplit(
+        f.job, launched, "start it with mpirun -np {} (or --transport local --chips {})");
+    if (!split.ok()) return LauncherWorldRank() == 0 ? ReportUsage(split) : kExitUsage;
     if (launched == 1) {
       // One rank without mpirun: no MPI at all.
       if (Status host = UseHostCluster(f, 1, true); !host.ok()) return ReportError(host);

@@ -31,6 +31,27 @@ TEST(ProbeTest, FmaPeakIsPlausible) {
   }
 }
 
+TEST(ProbeTest, KernelRatesArePlausible) {
+  MatmulProbe probe;
+  probe.rows = 256;
+  probe.cols = 512;
+  probe.footprint = size_t{4} << 20;
+  probe.min_time_s = 0.01;
+  const double peak = MeasureFmaPeak(BestIsa(), 1);
+  for (DType dtype : {DType::kBF16, DType::kF32}) {
+    probe.dtype = dtype;
+    const std::vector<double> rates = MeasureMatmulFlops(BestIsa(), 1, probe, {1, 8});
+    ASSERT_EQ(rates.size(), 2u);
+    for (double r : rates) {
+      EXPECT_GT(r, 1e7) << DTypeName(dtype);
+      EXPECT_LT(r, 2 * peak) << DTypeName(dtype);  // the peak bounds a matmul, up to noise
+    }
+  }
+  const double seconds = MeasureAttentionSeconds(BestIsa(), 1, 64, 8, 2, 16, 2);
+  EXPECT_GT(seconds, 0.0);
+  EXPECT_LT(seconds, 10.0);
+}
+
 TEST(ProbeTest, CpuClockFiguresArePlausible) {
   // CPU time / threads never runs faster than the wall clock, so the CPU-clock
   // figure is at least the wall-clock one up to timing noise; both plausible.

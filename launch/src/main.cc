@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   commands.push_back(AddSynthCommand(app));
   commands.push_back(AddConvertCommand(app));
   commands.push_back(AddInspectCommand(app));
+  commands.push_back(AddVerifyCommand(app));
   commands.push_back(AddTokenizeCommand(app));
   commands.push_back(AddPlanCommand(app));
   commands.push_back(AddCalibrateCommand(app));

@@ -9,4 +9,9 @@ namespace lockstep::launch {
 // SLURM_NTASKS is the allocation's, not a step's); 1 when started directly.
 int LauncherWorldSize();
 
+// This process's rank in that job (OMPI_COMM_WORLD_RANK, PMI_RANK,
+// PMIX_RANK, SLURM_PROCID); 0 when started directly. For deciding who
+// prints an error found before MPI starts.
+int LauncherWorldRank();
+
 }  // namespace lockstep::launch

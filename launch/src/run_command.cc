@@ -52,6 +52,7 @@ uint64_t FlagsFingerprint(const Flags& f) {
                                            j.dump_logits_path,
                                            f.no_progress ? "q" : "-",
                                            j.resume ? "r" : "-",
+                                           j.force ? "f" : "-",
                                            f.no_timings ? "t" : "-",
                                            j.plan_path,
                                            std::to_string(j.tp),
@@ -187,6 +188,9 @@ Command AddRunCommand(CLI::App& app) {
   run->add_flag("--no-progress", f.no_progress, "No plan summary and progress lines on stderr");
   run->add_flag("--resume", f.job.resume,
                 "Skip requests whose results are already in --output, and append the others");
+  run->add_flag("--force", f.job.force,
+                "Overwrite --output if it already holds results (without --resume or --force a "
+                "non-empty --output is refused)");
   run->add_flag("--no-timings", f.no_timings,
                 "Leave ttft_ms and decode_tokens_per_s out of the results (files of two runs then "
                 "compare byte for byte after sorting)");
@@ -237,6 +241,17 @@ Command AddRunCommand(CLI::App& app) {
     f.job.model_io = *model_io;
     f.job.progress = !f.no_progress;
     f.job.timings = !f.no_timings;
+    if (f.job.resume && f.job.force) {
+      ReportError(InvalidArgument("--resume keeps the results in --output and --force overwrites "
+                                  "them: give one of them"));
+      return kExitUsage;
+    }
+    // --output naming --input or --model is a bad command line (exit 2),
+    // caught here before anything starts; the leader checks again.
+    if (Status files = runtime::CheckJobFiles(f.job); !files.ok()) {
+      if (LauncherWorldRank() == 0) ReportError(files);
+      return kExitUsage;
+    }
     f.job.arguments_fingerprint = FlagsFingerprint(f);
     const int launched = LauncherWorldSize();
     if (comm->backend == transport::BackendKind::kLocal) {

@@ -164,7 +164,7 @@ JSONL
     sort one.jsonl >want.sorted
     for split in "--tp 2" "--pp 2"; do
       # shellcheck disable=SC2086
-      "${mpiexec[@]}" -n 2 "$lockstep" "${text_run[@]}" --output two.jsonl $split >two.txt 2>&1 \
+      "${mpiexec[@]}" -n 2 "$lockstep" "${text_run[@]}" --output two.jsonl --force $split >two.txt 2>&1 \
         || fail "$split: exited $?: $(tail -3 two.txt)"
       sort two.jsonl >got.sorted
       cmp -s got.sorted want.sorted || fail "$split: results differ: $(diff got.sorted want.sorted | head -4)"

@@ -4,7 +4,10 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <unistd.h>
+
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -77,10 +80,11 @@ class RunCommandTest : public ::testing::Test {
   }
 
   // A failed job: exit 1, exactly one stderr line "lockstep: error: ..."
-  // containing every string of `names`, and the old results file untouched.
+  // containing every string of `names`, and the old results file untouched
+  // (even with --force: it is truncated only once the model has loaded).
   void ExpectModelError(const std::string& model, const std::vector<std::string>& names) {
     WriteText(output_, "results of an earlier job\n");
-    CommandRun run = RunJob(model);
+    CommandRun run = RunJob(model, "--force");
     EXPECT_EQ(run.exit_code, 1) << run.stderr_text;
     std::vector<std::string> lines = Lines(run.stderr_text);
     ASSERT_EQ(lines.size(), 1u) << run.stderr_text;
@@ -185,7 +189,7 @@ TEST_F(RunCommandTest, TextPromptsWithTheModelsTokenizer) {
   json stop_request = greedy;
   stop_request.update({{"id", "stop"}, {"prompt", "hello world"}, {"stop", {"\u0001never", stop}}});
   WriteText(requests_, stop_request.dump() + "\n");
-  run = RunJob(model);
+  run = RunJob(model, "--force");
   ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
   json j = json::parse(Lines(ReadText(output_)).at(0));
   EXPECT_EQ(j["finish_reason"], "stop");
@@ -238,8 +242,11 @@ TEST_F(RunCommandTest, BadRequestLinesBecomeErrorRecordsAndTheRestCompletes) {
   }
   EXPECT_EQ(done, (std::set<std::string>{"ok-1", "ok-2"}));
   ASSERT_EQ(errors.size(), 4u);
-  EXPECT_TRUE(errors[2]["id"].is_null());  // unreadable line: no id
-  EXPECT_NE(errors[2]["error"].get<std::string>().find(":2: not valid JSON"), std::string::npos);
+  EXPECT_EQ(errors[2]["id"], "broken");  // read before the line broke off
+  EXPECT_NE(errors[2]["error"].get<std::string>().find(":2: field 'prompt_tokens[]': not valid "
+                                                       "JSON"),
+            std::string::npos)
+      << errors[2]["error"];
   EXPECT_EQ(errors[3]["id"], "oov");
   EXPECT_NE(errors[3]["error"].get<std::string>().find("token id 67, outside the model's "
                                                        "vocabulary of 67"),
@@ -330,6 +337,59 @@ TEST_F(RunCommandTest, UnreadableRequestFile) {
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_NE(run.stderr_text.find("none.jsonl"), std::string::npos);
   EXPECT_EQ(ReadText(output_), "kept\n");
+}
+
+// The results file (issue 15): never truncated without --resume or
+// --force, never the requests or the model, never written by a job whose
+// --input is not a request file.
+TEST_F(RunCommandTest, ResultsFileIsNeverLostOrConfused) {
+  // An existing non-empty results file: refused, kept byte for byte.
+  WriteText(output_, "{\"id\":\"x\",\"tokens\":[1]}\n");
+  CommandRun run = RunJob(model_);
+  EXPECT_EQ(run.exit_code, 1) << run.stderr_text;
+  EXPECT_NE(run.stderr_text.find("results.jsonl: the results file already holds 24 bytes; "
+                                 "--resume continues that job, --force overwrites it"),
+            std::string::npos)
+      << run.stderr_text;
+  EXPECT_EQ(ReadText(output_), "{\"id\":\"x\",\"tokens\":[1]}\n");
+  EXPECT_EQ(RunJob(model_, "--force").exit_code, 0);
+  EXPECT_EQ(Lines(ReadText(output_)).size(), 2u);
+  // --resume and --force together: a bad command line.
+  EXPECT_EQ(RunJob(model_, "--resume --force").exit_code, 2);
+
+  // --output naming --input or --model (also through a hard link): exit 2,
+  // nothing touched.
+  const std::string requests_text = ReadText(requests_);
+  const std::vector<char> model_bytes = testing::ReadBytes(model_);
+  run = Lockstep("run --model " + model_ + " --input " + requests_ + " --output " + requests_);
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.stderr_text.find("--output " + requests_ + " is the same file as --input"),
+            std::string::npos)
+      << run.stderr_text;
+  const std::string link = dir_.File("model-link.h5");
+  ASSERT_EQ(::link(model_.c_str(), link.c_str()), 0);
+  run = Lockstep("run --model " + model_ + " --input " + requests_ + " --output " + link +
+                 " --force");
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.stderr_text.find("is the same file as --model"), std::string::npos)
+      << run.stderr_text;
+  EXPECT_EQ(ReadText(requests_), requests_text);
+  EXPECT_EQ(testing::ReadBytes(model_), model_bytes);
+
+  // --input a directory: refused before the results file is touched.
+  const std::string kept = ReadText(output_);
+  run = Lockstep("run --model " + model_ + " --input " + dir_.File("") + " --output " + output_ +
+                 " --force");
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.stderr_text.find("is a directory, not a request file"), std::string::npos)
+      << run.stderr_text;
+  EXPECT_EQ(ReadText(output_), kept);
+  // A job that fails at start-up leaves no new results file behind.
+  const std::string fresh = dir_.File("fresh.jsonl");
+  run = Lockstep("run --model " + dir_.File("missing.h5") + " --input " + requests_ +
+                 " --output " + fresh);
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_FALSE(std::filesystem::exists(fresh));
 }
 
 TEST_F(RunCommandTest, BadCommandLineExitsTwo) {

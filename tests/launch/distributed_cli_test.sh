@@ -132,6 +132,13 @@ case "$case_name" in
     expect_job_error "rank 1: tiny.h5" -- \
       -n 1 -wdir "$work/node0" "$lockstep" "${local_run[@]}" --tp 2 : \
       -n 1 -wdir "$work/node1" "$lockstep" "${local_run[@]}" --tp 2
+    # Different weights at the same path (same config, another seed): the
+    # ranks compare the digests of the files they opened and refuse to run.
+    "$lockstep" synth --preset tiny --dtype bf16 --seed 99 --output node1/tiny.h5 >/dev/null
+    expect_job_error "rank 1 opened a different model file than rank 0 at tiny\.h5" -- \
+      -n 1 -wdir "$work/node0" "$lockstep" "${local_run[@]}" --tp 2 : \
+      -n 1 -wdir "$work/node1" "$lockstep" "${local_run[@]}" --tp 2
+    [[ -e "$work/out.jsonl" ]] && fail "a job that did not start left $work/out.jsonl"
     # Ranks started with different arguments.
     expect_job_error "rank 1 was started with different arguments than rank 0" -- \
       -n 1 "$lockstep" "${run[@]}" --output out.jsonl --max-batch 4 : \

@@ -240,6 +240,15 @@ Result<JobInputs> PrepareInputs(const BatchJobOptions& options, const ModelFile&
   return in;
 }
 
+// What AgreeOnModelFile compares: the manifest digest, or for a file without
+// one its size.
+std::string ModelIdentity(const ModelFile& model) {
+  if (!model.integrity().manifest_sha256.empty()) return model.integrity().manifest_sha256;
+  struct stat st {};
+  if (::stat(model.path().c_str(), &st) != 0) return "size:?";
+  return fmt::format("size:{} bytes", static_cast<int64_t>(st.st_size));
+}
+
 // The request file must be readable and a file, not a directory: checked
 // before the results file is claimed.
 Status CheckInputFile(const std::string& path) {
@@ -384,6 +393,11 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
   LOCKSTEP_RETURN_IF_ERROR(Agree(world, opened.ok() ? tokenizer_ok : opened.status()));
   ModelFile model = std::move(opened).value();
   const partitioner::ModelConfig& config = model.config();
+  // The same file on every rank: its manifest digest, else its size.
+  if (leader && !model.integrity().complete()) {
+    LOCKSTEP_LOG_WARN("run", "{}", model.integrity().Warning(options.model_path));
+  }
+  LOCKSTEP_RETURN_IF_ERROR(AgreeOnModelFile(world, options.model_path, ModelIdentity(model)));
 
   // 3. The leader reads the requests and makes the plan; everyone gets them.
   std::vector<std::byte> blob;

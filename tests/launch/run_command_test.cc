@@ -14,6 +14,7 @@
 #include <set>
 #include <sstream>
 
+#include "lockstep/model/model_file.h"
 #include "lockstep/model/synth.h"
 #include "lockstep/tokenizer/tokenizer.h"
 #include "runtime/model_file_test_util.h"
@@ -390,6 +391,45 @@ TEST_F(RunCommandTest, ResultsFileIsNeverLostOrConfused) {
                  " --output " + fresh);
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_FALSE(std::filesystem::exists(fresh));
+}
+
+// Finite weights whose activations overflow (a final norm of 3e38): the
+// logits are not finite, and each request ends with an error record naming
+// the generation step instead of tokens sampled from NaNs.
+TEST_F(RunCommandTest, NonFiniteLogitsEndTheRequestWithAnErrorRecordNamingTheStep) {
+  const std::string model = dir_.File("overflow.h5");
+  {
+    ModelWriterOptions options;
+    options.dtype = DType::kF32;
+    Result<ModelWriter> writer = ModelWriter::Create(model, config_, options);
+    ASSERT_TRUE(writer.ok());
+    for (const partitioner::TensorSpec& spec : partitioner::ModelTensors(config_)) {
+      int64_t n = 1;
+      for (int64_t d : spec.shape) n *= d;
+      std::vector<float> values(static_cast<size_t>(n));
+      SynthTensorValues(config_, spec, 1, 0, n, values.data());
+      if (spec.path == partitioner::kFinalNormPath) values.assign(values.size(), 3e38f);
+      ASSERT_TRUE(writer->WriteTensor(spec, values.data()).ok());
+    }
+    ASSERT_TRUE(writer->Close().ok());
+  }
+  CommandRun run = RunJob(model, "--hash-logits");
+  EXPECT_EQ(run.exit_code, 3) << run.stderr_text;
+  std::vector<std::string> lines = Lines(ReadText(output_));
+  ASSERT_EQ(lines.size(), 2u) << ReadText(output_);
+  std::set<std::string> ids;
+  for (const std::string& line : lines) {
+    json j = json::parse(line);
+    ASSERT_TRUE(j.contains("error")) << line;
+    ids.insert(j["id"]);
+    const std::string error = j["error"];
+    EXPECT_NE(error.find("the logits of generation step 0 (position "), std::string::npos)
+        << error;
+    EXPECT_TRUE(error.find("hold a NaN") != std::string::npos ||
+                error.find("hold an infinity") != std::string::npos)
+        << error;
+  }
+  EXPECT_EQ(ids, (std::set<std::string>{"a", "b"}));
 }
 
 TEST_F(RunCommandTest, BadCommandLineExitsTwo) {

@@ -94,6 +94,26 @@ class ResultSink final : public StepObserver {
     for (const RowOutcome& row : outcomes.rows) {
       const size_t h = static_cast<size_t>(row.handle);
       Live& s = live_[h];
+      if (row.non_finite != RowOutcome::NonFinite::kNone) {
+        // The logits of this step were not finite: an error record naming
+        // the step, in place of a result.
+        const Request& r = requests_[h];
+        const int64_t step = static_cast<int64_t>(s.tokens.size());
+        RequestError e{r.id, r.line,
+                       fmt::format("{}:{}: the logits of generation step {} (position {}) hold {} "
+                                   "at token id {}; the request was stopped (the model's "
+                                   "activations overflow: `lockstep verify` checks its weights)",
+                                   options_.input_path, r.line, step,
+                                   static_cast<int64_t>(r.prompt_tokens.size()) + step,
+                                   row.non_finite == RowOutcome::NonFinite::kNan ? "a NaN"
+                                                                                 : "an infinity",
+                                   row.token)};
+        LOCKSTEP_LOG_WARN("run", "{}", e.message);
+        LOCKSTEP_RETURN_IF_ERROR(writer_->WriteError(e));
+        ++summary_->failed;
+        s = Live{};
+        continue;
+      }
       if (s.tokens.empty()) {
         s.first_token = now;
         if (tokenizer_ != nullptr) s.text.emplace(*tokenizer_, requests_[h]);

@@ -482,6 +482,14 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
     engine_options.isa = options.isa;
     engine_options.max_slots = options.max_batch;
     engine_options.kv_pages = summary.kv_pages;
+    // The RoPE table covers the longest request of the file, not the
+    // model's whole context.
+    for (const Request& r : requests.requests) {
+      engine_options.max_positions =
+          std::max(engine_options.max_positions,
+                   static_cast<int64_t>(r.prompt_tokens.size()) + r.max_tokens);
+    }
+    engine_options.max_positions = std::max<int64_t>(engine_options.max_positions, 1);
     engine_options.reduction_order = options.reduction_order;
     engine_options.tp_group = tp_group.get();
     LOCKSTEP_ASSIGN_OR_RETURN(engine, Engine::Create(std::move(weights), engine_options));

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "command.h"
+#include "flag_bounds.h"
 #include "host_spec.h"
 #include "launcher.h"
 #include "lockstep/base/log.h"
@@ -164,23 +165,24 @@ Command AddRunCommand(CLI::App& app) {
   run->add_option("--output", f.job.output_path,
                   "Results, one JSON object per line, each fsync'd when its request finishes")
       ->required();
+  const std::string cpus = fmt::format("the {} CPUs this process may use", ThisMachine().cpus);
   run->add_option("--threads", f.job.threads, "Compute threads per rank")
       ->default_val(1)
-      ->check(CLI::PositiveNumber);
+      ->check(WholeNumber(1, MaxThreads(), "4 x " + cpus));
   run->add_option("--isa", f.isa, "Kernel instruction set: auto, avx512, avx2 or scalar")
       ->default_val("auto");
   run->add_option("--max-batch", f.job.max_batch, "Requests in flight at once")
       ->default_val(8)
-      ->check(CLI::PositiveNumber);
+      ->check(WholeNumber(1, kMaxBatch));
   run->add_option("--max-step-tokens", f.job.max_step_tokens,
                   "Tokens per forward step (bounds prefill chunks)")
       ->default_val(256)
-      ->check(CLI::PositiveNumber);
+      ->check(WholeNumber(1, kMaxStepTokens));
   run->add_option("--kv-cache-mb", f.job.kv_cache_mb,
                   "KV cache per rank in MiB (0: the plan's budget, enough for the max-batch "
                   "largest requests)")
       ->default_val(0)
-      ->check(CLI::NonNegativeNumber);
+      ->check(WholeNumber(0, MaxKvCacheMiB(), "this machine's memory"));
   run->add_flag("--hash-logits", f.job.hash_logits,
                 "Add logits_sha256 (SHA-256 of every generated step's f32 logits) to each result");
   run->add_option("--dump-logits", f.job.dump_logits_path,
@@ -197,20 +199,20 @@ Command AddRunCommand(CLI::App& app) {
   // Distribution.
   run->add_option("--tp", f.job.tp, "Tensor-parallel ranks per stage (0: from --pp or automatic)")
       ->default_val(0)
-      ->check(CLI::NonNegativeNumber);
+      ->check(WholeNumber(0, kMaxSplit));
   run->add_option("--pp", f.job.pp, "Pipeline stages (0: from --tp or automatic)")
       ->default_val(0)
-      ->check(CLI::NonNegativeNumber);
+      ->check(WholeNumber(0, kMaxSplit));
   run->add_option("--plan", f.job.plan_path, "A plan file from `lockstep plan --output`");
   run->add_option("--micro-batches", f.job.micro_batches,
                   "Steps in flight in the pipeline (0: the plan's micro-batch count)")
       ->default_val(0)
-      ->check(CLI::NonNegativeNumber);
+      ->check(WholeNumber(0, kMaxSplit));
   run->add_option("--transport", f.transport,
                   "Backend between ranks: mpi, ucx, or local (threads of one process, --chips)")
       ->default_val("mpi");
   run->add_option("--chips", f.chips, "With --transport local: the number of chips (threads)")
-      ->check(CLI::PositiveNumber);
+      ->check(WholeNumber(1, MaxLocalChips(), "16 x " + cpus + ", at most 256"));
   run->add_option("--comm-timeout", f.comm_timeout,
                   "Deadline of every wait for a peer: seconds (300) or with a unit (500ms, 5min)");
   run->add_option("--model-io", f.model_io,
@@ -259,6 +261,15 @@ Command AddRunCommand(CLI::App& app) {
         ReportError(InvalidArgument(
             "--transport local simulates every chip in one process; start it without mpirun "
             "(--chips N), or use --transport mpi or ucx under mpirun"));
+        return kExitUsage;
+      }
+      // Every chip is a thread running --threads compute threads.
+      const int64_t total = int64_t{std::max(f.chips, 1)} * f.job.threads;
+      if (total > 16 * int64_t{ThisMachine().cpus}) {
+        ReportError(InvalidArgument(
+            "--chips {} x --threads {} = {} threads, more than 16 x the {} CPUs this process "
+            "may use; use fewer chips or threads",
+            std::max(f.chips, 1), f.job.threads, total, ThisMachine().cpus));
         return kExitUsage;
       }
       return RunLocalChips(f, *comm);

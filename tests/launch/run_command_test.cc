@@ -432,6 +432,55 @@ TEST_F(RunCommandTest, NonFiniteLogitsEndTheRequestWithAnErrorRecordNamingTheSte
   EXPECT_EQ(ids, (std::set<std::string>{"a", "b"}));
 }
 
+// Every bad command line: exit 2, one line, in plain words, naming the
+// flag; bounds from the machine; the nearest valid name for a misspelling.
+// Nothing starts (no thread, no allocation, no results file).
+TEST_F(RunCommandTest, BadCommandLinesAreOneLineInPlainWords) {
+  struct Case {
+    std::string args;
+    std::vector<std::string> expected;
+  };
+  const std::string job =
+      "run --model " + model_ + " --input " + requests_ + " --output " + output_ + " ";
+  const std::vector<Case> cases = {
+      {"rnu --model m.h5", {"unknown command 'rnu'; did you mean 'run'?"}},
+      {"frobnicate", {"unknown command 'frobnicate'; `lockstep --help` lists the commands"}},
+      {job + "--thraeds 2", {"unknown flag '--thraeds' for `lockstep run`; did you mean "
+                             "'--threads'?"}},
+      {job + "--max_batch=4", {"unknown flag '--max_batch'", "did you mean '--max-batch'?"}},
+      {"inspect --modle x.h5", {"unknown flag '--modle' for `lockstep inspect`"}},
+      {job + "--threads 100000", {"--threads: must be a whole number from 1 to ",
+                                  "CPUs this process may use), got 100000"}},
+      {job + "--threads abc", {"--threads: must be a whole number", "got 'abc'"}},
+      {job + "--threads 1.5", {"--threads: must be a whole number", "got '1.5'"}},
+      {job + "--threads 0", {"--threads: must be a whole number from 1"}},
+      {job + "--transport local --chips 100000", {"--chips: must be a whole number from 1 to"}},
+      {job + "--max-batch 1000000000", {"--max-batch: must be a whole number from 1 to 4096"}},
+      {job + "--kv-cache-mb 99999999999", {"--kv-cache-mb: must be a whole number from 0 to ",
+                                           "(this machine's memory), got 99999999999"}},
+      {job + "--kv-cache-mb -1", {"--kv-cache-mb: must be a whole number from 0"}},
+      {job + "--max-step-tokens 99999999999999999999", {"--max-step-tokens: must be a whole "
+                                                        "number from 1 to 65536"}},
+      {job + "--tp 1000000", {"--tp: must be a whole number from 0 to 4096"}},
+      {job + "--isa sse9", {"sse9"}},
+      {"plan --preset tiny --chips 100000000", {"--chips: must be a whole number from 1 to "
+                                                "1048576"}},
+  };
+  for (const Case& c : cases) {
+    CommandRun run = Lockstep(c.args);
+    EXPECT_EQ(run.exit_code, 2) << c.args << "\n" << run.stderr_text;
+    std::vector<std::string> lines = Lines(run.stderr_text);
+    ASSERT_EQ(lines.size(), 1u) << c.args << "\n" << run.stderr_text;
+    EXPECT_EQ(lines[0].rfind("lockstep: error: ", 0), 0u) << lines[0];
+    for (const std::string& expected : c.expected) {
+      EXPECT_NE(lines[0].find(expected), std::string::npos)
+          << c.args << "\nmessage: " << lines[0] << "\nexpected: " << expected;
+    }
+    EXPECT_EQ(lines[0].find("1.797"), std::string::npos) << lines[0];
+    EXPECT_FALSE(std::filesystem::exists(output_)) << c.args;
+  }
+}
+
 TEST_F(RunCommandTest, BadCommandLineExitsTwo) {
   EXPECT_EQ(Lockstep("run --input x --output y").exit_code, 2);
   EXPECT_EQ(RunJob(model_, "--threads 0").exit_code, 2);

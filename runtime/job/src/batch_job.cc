@@ -47,20 +47,31 @@ struct JobInputs {
   std::string plan_json;
   std::vector<int64_t> skip;  // request indices already done (resume)
 
+  // The request text travels byte for byte (a JSON string would have to
+  // replace invalid UTF-8, and the ranks would then parse other bytes than
+  // the leader did): [u64 length][request bytes][JSON {plan, skip}].
   std::vector<std::byte> Encode() const {
-    nlohmann::json j = {{"requests", request_text}, {"plan", plan_json}, {"skip", skip}};
-    const std::string text = j.dump(-1, ' ', false, nlohmann::detail::error_handler_t::replace);
-    std::vector<std::byte> bytes(text.size());
-    std::memcpy(bytes.data(), text.data(), text.size());
+    const std::string rest = nlohmann::json({{"plan", plan_json}, {"skip", skip}}).dump();
+    const uint64_t length = request_text.size();
+    std::vector<std::byte> bytes(sizeof(length) + request_text.size() + rest.size());
+    std::memcpy(bytes.data(), &length, sizeof(length));
+    std::memcpy(bytes.data() + sizeof(length), request_text.data(), request_text.size());
+    std::memcpy(bytes.data() + sizeof(length) + request_text.size(), rest.data(), rest.size());
     return bytes;
   }
   static Result<JobInputs> Decode(const std::vector<std::byte>& bytes) {
+    uint64_t length = 0;
+    if (bytes.size() < sizeof(length)) return Internal("the job inputs from rank 0 are truncated");
+    std::memcpy(&length, bytes.data(), sizeof(length));
+    if (length > bytes.size() - sizeof(length)) {
+      return Internal("the job inputs from rank 0 are truncated");
+    }
+    const char* text = reinterpret_cast<const char*>(bytes.data()) + sizeof(length);
     nlohmann::json j = nlohmann::json::parse(
-        std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), nullptr,
-        false);
+        std::string_view(text + length, bytes.size() - sizeof(length) - length), nullptr, false);
     if (!j.is_object()) return Internal("the job inputs from rank 0 are not valid JSON");
     JobInputs in;
-    in.request_text = j.at("requests").get<std::string>();
+    in.request_text.assign(text, length);
     in.plan_json = j.at("plan").get<std::string>();
     in.skip = j.at("skip").get<std::vector<int64_t>>();
     return in;

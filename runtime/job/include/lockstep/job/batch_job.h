@@ -82,7 +82,7 @@ struct BatchJobOptions {
                                  // by tp rank 0 of the last stage
   bool progress = true;          // plan summary and progress lines (leader)
   bool resume = false;           // skip requests already in the results file
-  bool force = false;            // overwrite a results file that holds lines
+  bool force = false;            // overwrite a results file that holds lines (not with resume)
   bool timings = true;           // false: results without timing fields (--no-timings)
 
   // The plan (docs/distributed.md, "Plans"): a plan file, else tp x pp (0:

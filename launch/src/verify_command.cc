@@ -2,8 +2,9 @@
 // tokenizer and checks them against the file's checksums (docs/model-format.md,
 // "Checksums"): the Fletcher32 checksum of every chunk, every tensor's
 // SHA-256 and the manifest, and that every value is finite. Exit 0 when the
-// file is sound, 1 when it is damaged (one line per damaged tensor, then a
-// summary), 2 for a bad command line.
+// file is sound; 1 when it is damaged ("DAMAGED <message>" on stdout for each
+// damaged tensor, one error line on stderr with the summary); 2 for a bad
+// command line.
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -36,7 +37,9 @@ int RunVerify(const std::string& path, bool progress) {
     Result<runtime::TensorCheck> check = file->VerifyTensor(t.path);
     if (!check.ok()) return ReportError(check.status());
     if (!check->status.ok()) {
-      ReportError(check->status);
+      // The report of every damaged tensor goes to stdout; stderr gets the
+      // one error line of the summary.
+      std::fputs(fmt::format("DAMAGED {}\n", check->status.message()).c_str(), stdout);
       damaged.push_back(t.path);
     }
     done_bytes += t.bytes();
@@ -49,13 +52,13 @@ int RunVerify(const std::string& path, bool progress) {
   }
   Status tokenizer = file->VerifyTokenizer();
   if (!tokenizer.ok()) {
-    ReportError(tokenizer);
+    std::fputs(fmt::format("DAMAGED {}\n", tokenizer.message()).c_str(), stdout);
     damaged.push_back("/tokenizer/data");
   }
   if (line.enabled() && line.terminal()) line.Write("", true);
   if (!damaged.empty()) {
-    return ReportError(DataLoss("{}: {} of {} tensors{} damaged: {}{}", path, damaged.size(),
-                                file->tensors().size(),
+    return ReportError(DataLoss("{}: {} of {} tensors{} damaged: {}{} (each listed on stdout)",
+                                path, damaged.size(), file->tensors().size(),
                                 file->has_tokenizer() ? " (and the tokenizer)" : "",
                                 damaged.front(), damaged.size() > 1 ? ", ..." : ""));
   }

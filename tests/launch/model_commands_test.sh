@@ -117,8 +117,9 @@ JSON
     "$lockstep" verify bad.h5 >out.txt 2>err.txt
     code=$?
     [[ $code -eq 1 ]] || fail "verify bad.h5: exit $code, want 1"
-    grep -qE "^lockstep: error: bad\.h5: tensor '/[a-z0-9_/]+'.*(checksum|sha256)" err.txt \
-      || fail "verify bad.h5 stderr: $(cat err.txt)"
+    grep -qE "^DAMAGED bad\.h5: tensor '/[a-z0-9_/]+'.*(checksum|sha256)" out.txt \
+      || fail "verify bad.h5 stdout: $(cat out.txt)"
+    [[ $(wc -l <err.txt) -eq 1 ]] || fail "verify bad.h5: want one stderr line: $(cat err.txt)"
     grep -qE "^lockstep: error: bad\.h5: 1 of 39 tensors damaged: /" err.txt \
       || fail "verify bad.h5 summary: $(cat err.txt)"
     expect_error 1 "nope\.h5: model file not found" -- "$lockstep" verify nope.h5

@@ -19,6 +19,17 @@
 
 namespace lockstep::partitioner {
 
+// Limits (ModelConfig::Validate): far beyond any published Llama-family
+// model, low enough that no size computed from a config overflows and a
+// mistyped or damaged value is refused instead of allocated.
+inline constexpr int64_t kMaxVocabSize = int64_t{1} << 24;       // token ids are int32
+inline constexpr int64_t kMaxModelDimension = int64_t{1} << 20;  // hidden and FFN sizes
+inline constexpr int64_t kMaxLayers = 4096;
+inline constexpr int64_t kMaxHeads = 4096;
+inline constexpr int64_t kMaxHeadDim = 4096;
+// Positions travel as int32 and are exact in f32 up to 2^24.
+inline constexpr int64_t kMaxContext = int64_t{1} << 24;
+
 struct ModelConfig {
   std::string name;                    // free text, e.g. the preset name
   std::string architecture = "llama";  // only "llama" is supported
@@ -40,8 +51,9 @@ struct ModelConfig {
   int64_t kv_dim() const { return int64_t{num_kv_heads} * head_dim; }
   int64_t NumParameters() const;
 
-  // Consistency of the numbers (positive sizes, heads divisible by KV heads,
-  // ...). The message names the field.
+  // Consistency of the numbers (positive sizes within the limits above,
+  // heads divisible by KV heads, rms_norm_eps in (0, 1], rope_theta finite
+  // and positive, ...). The message names the field.
   Status Validate() const;
 
   bool operator==(const ModelConfig&) const = default;

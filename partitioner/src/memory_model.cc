@@ -13,8 +13,9 @@ int64_t LayerWeightBytes(const ModelConfig& model, const TpSlice& s, ElementType
   const int64_t wo_cols = EvenPart(model.q_dim(), s.tp, s.tp_rank).size();
   const int64_t down_cols = EvenPart(model.intermediate_size, s.tp, s.tp_rank).size();
   const int64_t norms = 2 * h * 4;
-  return norms + (q_rows + 2 * kv_rows) * h * w + h * wo_cols * w + 2 * s.ffn.size() * h * w +
-         h * down_cols * w;
+  const int64_t biases = model.qkv_bias ? (q_rows + 2 * kv_rows) * 4 : 0;  // f32, like norms
+  return norms + biases + (q_rows + 2 * kv_rows) * h * w + h * wo_cols * w +
+         2 * s.ffn.size() * h * w + h * down_cols * w;
 }
 
 int64_t LayerKvCacheBytes(const ModelConfig& model, const TpSlice& s, const Workload& workload) {

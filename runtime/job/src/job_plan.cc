@@ -24,8 +24,8 @@ partitioner::Workload JobWorkload(const BatchJobOptions& options,
     prompt = std::max(prompt, p);
   }
   const int64_t page = kernels::kKvPageSize;
-  context = std::max<int64_t>(
-      2, std::min((context + page - 1) / page * page, config.max_position_embeddings));
+  context =
+      std::max<int64_t>(2, std::min((context + page - 1) / page * page, config.ContextLength()));
   partitioner::Workload w;
   w.batch_size = static_cast<int>(
       std::clamp<int64_t>(static_cast<int64_t>(requests.size()), 1, options.max_batch));

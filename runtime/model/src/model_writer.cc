@@ -113,7 +113,7 @@ Result<ModelWriter> ModelWriter::Create(const std::string& path, const ModelConf
   };
   for (const TensorSpec& spec : partitioner::ModelTensors(config)) {
     LOCKSTEP_RETURN_IF_ERROR(ensure_parents(spec.path));
-    const DType dtype = spec.role == TensorRole::kNorm ? DType::kF32 : options.dtype;
+    const DType dtype = partitioner::IsF32Tensor(spec.role) ? DType::kF32 : options.dtype;
     H5Datatype type = MakeHdf5Type(dtype);
     std::vector<hsize_t> dims(spec.shape.begin(), spec.shape.end());
     H5Dataspace space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr));
@@ -244,7 +244,8 @@ Status ModelWriter::Close() {
     H5Group root(H5Gopen2(impl.file.get(), "/", H5P_DEFAULT));
     status = WriteStringAttribute(root.get(), impl.path, "format", kFormatName);
     if (status.ok()) {
-      status = WriteIntAttribute(root.get(), impl.path, "format_version", kModelFormatVersion);
+      status = WriteIntAttribute(root.get(), impl.path, "format_version",
+                                 ModelFormatVersionFor(impl.config));
     }
   }
   for (Impl::Tensor& tensor : impl.tensors) tensor.dataset = H5Dataset();

@@ -86,6 +86,10 @@ SynthDistribution SynthTensorDistribution(const ModelConfig& c, const TensorSpec
       return {0.0, 1.0 / std::sqrt(hidden)};
     case TensorRole::kLmHead:
       return {0.0, 1.0 / std::sqrt(hidden)};
+    case TensorRole::kColumnBias:
+      // Small against q, k, v (rms ~1): larger biases make a tied model's
+      // greedy decoding repeat one token.
+      return {0.0, 0.1};
     case TensorRole::kRowParallel: {
       const double fan_in = static_cast<double>(spec.shape[1]);  // q_dim or intermediate_size
       // w_down gets x2: silu(g) * u has an rms of only ~0.6 for unit-normal g
@@ -126,8 +130,9 @@ Status SynthesizeModel(const ModelConfig& config, DType dtype, uint64_t seed,
   for (const TensorSpec& spec : specs) {
     int64_t elements = 1;
     for (int64_t d : spec.shape) elements *= d;
-    total_bytes += elements * static_cast<int64_t>(
-                                  DTypeSize(spec.role == TensorRole::kNorm ? DType::kF32 : dtype));
+    total_bytes +=
+        elements *
+        static_cast<int64_t>(DTypeSize(partitioner::IsF32Tensor(spec.role) ? DType::kF32 : dtype));
   }
   const bool report = total_bytes > (int64_t{256} << 20);
   using Clock = std::chrono::steady_clock;
@@ -181,7 +186,7 @@ Status SynthesizeModel(const ModelConfig& config, DType dtype, uint64_t seed,
     }
     done_bytes +=
         block.num_rows * block.cols *
-        static_cast<int64_t>(DTypeSize(spec.role == TensorRole::kNorm ? DType::kF32 : dtype));
+        static_cast<int64_t>(DTypeSize(partitioner::IsF32Tensor(spec.role) ? DType::kF32 : dtype));
     if (report && seconds_since(last_report) >= 2.0) {
       last_report = Clock::now();
       LOCKSTEP_LOG_INFO("synth", "{:3.0f}%  {:.2f} / {:.2f} GB, tensor {}/{} ({}), {:.1f} s",

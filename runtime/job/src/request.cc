@@ -503,12 +503,12 @@ Status ValidateRequestForModel(const Request& request, const partitioner::ModelC
   LOCKSTEP_RETURN_IF_ERROR(check_ids(request.prompt_tokens, "prompt"));
   LOCKSTEP_RETURN_IF_ERROR(check_ids(request.stop_token_ids, "stop_token_ids"));
   const int64_t total = static_cast<int64_t>(request.prompt_tokens.size()) + request.max_tokens;
-  if (total > config.max_position_embeddings) {
+  if (total > config.ContextLength()) {
     return OutOfRange(
         "{}:{}: prompt ({} tokens) + max_tokens ({}) = {} exceeds the model's "
         "context of {} positions",
         source, request.line, request.prompt_tokens.size(), request.max_tokens, total,
-        config.max_position_embeddings);
+        config.ContextLength());
   }
   return Status::Ok();
 }

@@ -514,7 +514,7 @@ TEST_F(RunCommandTest, BadCommandLinesOfEverySubcommandExitTwo) {
        "pigeon"},
       {"run --model " + model_ + " --input " + requests_ + " --output " + output_ + " --chips 2",
        "--chips"},
-      {"frobnicate", "subcommand"},
+      {"frobnicate", "unknown command 'frobnicate'"},
   };
   for (const auto& [args, names] : cases) {
     CommandRun run = Lockstep(args);
@@ -531,8 +531,8 @@ TEST_F(RunCommandTest, NoProgressPrintsNothingButErrors) {
   EXPECT_EQ(run.exit_code, 0);
   EXPECT_EQ(run.stderr_text, "");
   WriteText(requests_, "{\"id\": \"bad\", \"prompt_tokens\": []}\n");
-  run = Lockstep("run --no-progress --model " + model_ + " --input " + requests_ + " --output " +
-                 output_);
+  run = Lockstep("run --no-progress --force --model " + model_ + " --input " + requests_ +
+                 " --output " + output_);
   EXPECT_EQ(run.exit_code, 3);
   EXPECT_EQ(Lines(run.stderr_text).size(), 1u) << run.stderr_text;  // the request's error
   EXPECT_NE(run.stderr_text.find("requests.jsonl:1"), std::string::npos) << run.stderr_text;
@@ -544,7 +544,7 @@ TEST_F(RunCommandTest, NoProgressPrintsNothingButErrors) {
 TEST_F(RunCommandTest, JobLinesSpeakPlainly) {
   const std::string env = "env LOCKSTEP_HOST_SPEC=" + dir_.File("host.json") + " ";
   const std::string args =
-      "run --model " + model_ + " --input " + requests_ + " --output " + output_ + " --max-batch 4";
+      "run --model " + model_ + " --input " + requests_ + " --output " + output_ + " --max-batch 4 --force";
   CommandRun first = Lockstep(args, env);
   ASSERT_EQ(first.exit_code, 0) << first.stderr_text;
   const std::string& e = first.stderr_text;
@@ -600,7 +600,7 @@ TEST_F(RunCommandTest, SummaryFileHasPercentilesMeasuredPredictedAndRanks) {
 TEST_F(RunCommandTest, DefaultThreadsAreTheCoresAvailableAndGiveTheSameBits) {
   auto run_with = [&](const std::string& prefix, const std::string& flags) {
     const std::string summary_path = dir_.File("threads.json");
-    CommandRun run = Lockstep("run --no-progress --hash-logits --no-timings --model " + model_ +
+    CommandRun run = Lockstep("run --no-progress --force --hash-logits --no-timings --model " + model_ +
                                   " --input " + requests_ + " --output " + output_ + " --summary " +
                                   summary_path + " " + flags,
                               prefix);

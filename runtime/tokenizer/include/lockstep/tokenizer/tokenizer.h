@@ -79,6 +79,16 @@ class Tokenizer {
   // UTF-8 (naming the byte offset).
   virtual Result<std::vector<int32_t>> Encode(std::string_view text, bool add_bos) const = 0;
 
+  // Text -> ids for a prompt rendered from a chat template: no tokens are
+  // added, and text that spells a special token of the vocabulary becomes
+  // that token, as Hugging Face's apply_chat_template(tokenize=True) and
+  // llama.cpp (parse_special) do -- "<|eot_id|>" is 128009 for Llama-3,
+  // "<s>" is BOS and "<|user|>" 32010 for a Phi-3 SentencePiece vocabulary
+  // (its control and user-defined pieces, longest match first; the text
+  // between them is encoded as by Encode, each piece with the space
+  // SentencePiece puts in front). InvalidArgument for invalid UTF-8.
+  virtual Result<std::vector<int32_t>> EncodeSpecial(std::string_view text) const = 0;
+
   // Ids -> text, as the reference's decode does (SentencePiece drops the
   // space it added in front of the first word; byte-level tokens become
   // their bytes). skip_special_tokens drops BOS/EOS/control tokens (the

@@ -71,6 +71,9 @@ Result<TokenizerData> TokenizerDataFromGguf(const GgufFile& gguf) {
                             OptionalTokenId(gguf, "tokenizer.ggml.bos_token_id", vocab));
   LOCKSTEP_ASSIGN_OR_RETURN(data.eos_token_id,
                             OptionalTokenId(gguf, "tokenizer.ggml.eos_token_id", vocab));
+  if (gguf.Find("tokenizer.chat_template") != nullptr) {
+    LOCKSTEP_ASSIGN_OR_RETURN(data.chat_template, gguf.GetString("tokenizer.chat_template"));
+  }
 
   if (model == "llama") {
     SentencePieceVocab v;

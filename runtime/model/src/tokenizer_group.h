@@ -23,6 +23,8 @@ namespace lockstep::runtime {
 
 inline constexpr const char* kTokenizerGroup = "/tokenizer";
 inline constexpr const char* kTokenizerDataset = "/tokenizer/data";
+// The chat template's UTF-8 text, when the model has one.
+inline constexpr const char* kChatTemplateDataset = "/tokenizer/chat_template";
 
 Status WriteTokenizerGroup(hid_t file, std::string_view file_name, const TokenizerData& tokenizer);
 

@@ -53,6 +53,11 @@ struct TokenizerData {
   // tokenizer.json whose post_processor is a TemplateProcessing, the
   // template decides instead and this flag is ignored.
   bool add_bos_token = false;
+  // The model's Jinja chat template (chat_template.h): the chat_template of
+  // the tokenizer_config.json beside a tokenizer file (a string, or the
+  // entry named "default" of a list), GGUF tokenizer.chat_template; "" when
+  // the model has none. Stored with the tokenizer; chat requests need it.
+  std::string chat_template;
   // Where it came from, for people ("tokenizer.json", "x.gguf
   // (tokenizer.ggml.model = llama)"); stored but never interpreted.
   std::string source;

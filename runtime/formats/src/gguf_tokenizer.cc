@@ -8,10 +8,11 @@
 //     byte-level vocabulary with tokenizer.ggml.merges, the pre-tokenizer
 //     regex named by tokenizer.ggml.pre (GPT-2's when absent), control and
 //     user-defined tokens as added tokens (control ones special).
+#include "lockstep/formats/gguf_tokenizer.h"
+
 #include <nlohmann/json.hpp>
 
 #include "gguf_pre_tokenizer.h"
-#include "lockstep/formats/gguf_tokenizer.h"
 #include "lockstep/tokenizer/sentencepiece_tokenizer.h"
 #include "lockstep/tokenizer/tokenizer.h"
 
@@ -128,9 +129,10 @@ Result<TokenizerData> TokenizerDataFromGguf(const GgufFile& gguf) {
                                 {"behavior", "Isolated"},
                                 {"invert", false}});
     }
-    pre_tokenizers.push_back(
-        {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false},
-         {"use_regex", false}});
+    pre_tokenizers.push_back({{"type", "ByteLevel"},
+                              {"add_prefix_space", false},
+                              {"trim_offsets", false},
+                              {"use_regex", false}});
     json vocab_json = json::object();
     json added = json::array();
     for (size_t i = 0; i < tokens.size(); ++i) {
@@ -159,9 +161,8 @@ Result<TokenizerData> TokenizerDataFromGguf(const GgufFile& gguf) {
           {"vocab", vocab_json},
           {"merges", merges}}},
     };
-    LOCKSTEP_ASSIGN_OR_RETURN(
-        data.add_bos_token,
-        OptionalBool(gguf, "tokenizer.ggml.add_bos_token", found->add_bos));
+    LOCKSTEP_ASSIGN_OR_RETURN(data.add_bos_token,
+                              OptionalBool(gguf, "tokenizer.ggml.add_bos_token", found->add_bos));
     data.add_bos_token = data.add_bos_token && data.bos_token_id >= 0;
     data.kind = TokenizerKind::kHuggingFace;
     data.data = spec.dump(-1, ' ', false, json::error_handler_t::replace);

@@ -128,8 +128,8 @@ class LineParser {
       if (!m.is_object()) return Error("field '{}' must be an object, got {}", where, Shorten(m));
       for (auto it = m.begin(); it != m.end(); ++it) {
         if (it.key() != "role" && it.key() != "content") {
-          return Error("field '{}.{}' is not supported (a message has a role and a content)",
-                       where, it.key());
+          return Error("field '{}.{}' is not supported (a message has a role and a content)", where,
+                       it.key());
         }
       }
       auto role = m.find("role");
@@ -164,8 +164,7 @@ class LineParser {
     // max_completion_tokens: the newer name of max_tokens.
     const json* newer = Find(f, "max_completion_tokens");
     if (newer != nullptr && Find(f, "max_tokens") != nullptr) {
-      return Error("give either '{0}max_tokens' or '{0}max_completion_tokens', not both",
-                   f.prefix);
+      return Error("give either '{0}max_tokens' or '{0}max_completion_tokens', not both", f.prefix);
     }
     return Status::Ok();
   }
@@ -385,8 +384,7 @@ std::vector<int32_t> EndOfTurnTokens(const Tokenizer& tokenizer) {
   for (const char* text : {"<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>",
                            "<|endoftext|>", "<EOT>"}) {
     std::optional<int32_t> id = tokenizer.TokenId(text);
-    if (id && tokenizer.IsSpecial(*id) &&
-        std::find(ids.begin(), ids.end(), *id) == ids.end()) {
+    if (id && tokenizer.IsSpecial(*id) && std::find(ids.begin(), ids.end(), *id) == ids.end()) {
       ids.push_back(*id);
     }
   }
@@ -426,8 +424,10 @@ Status TokenizeRequest(Request* request, const PromptEncoder& encoder, std::stri
     ChatTemplateInputs inputs;
     inputs.messages = *request->messages;
     inputs.add_generation_prompt = true;
-    if (tokenizer->bos_token_id() >= 0) inputs.bos_token = tokenizer->TokenText(tokenizer->bos_token_id());
-    if (tokenizer->eos_token_id() >= 0) inputs.eos_token = tokenizer->TokenText(tokenizer->eos_token_id());
+    if (tokenizer->bos_token_id() >= 0)
+      inputs.bos_token = tokenizer->TokenText(tokenizer->bos_token_id());
+    if (tokenizer->eos_token_id() >= 0)
+      inputs.eos_token = tokenizer->TokenText(tokenizer->eos_token_id());
     Result<std::string> text = encoder.chat_template->Render(inputs);
     if (!text.ok()) {
       return InvalidArgument("{}:{}: field 'messages': {}", source, request->line,
@@ -439,8 +439,7 @@ Status TokenizeRequest(Request* request, const PromptEncoder& encoder, std::stri
                              ids.status().message());
     }
     if (ids->empty()) {
-      return InvalidArgument("{}:{}: field 'messages' renders to no tokens", source,
-                             request->line);
+      return InvalidArgument("{}:{}: field 'messages' renders to no tokens", source, request->line);
     }
     request->prompt_tokens = std::move(ids).value();
     for (int32_t id : EndOfTurnTokens(*tokenizer)) {
@@ -496,8 +495,7 @@ RequestFile ParseRequestText(std::string_view text, std::string_view source,
 }
 
 RequestFile ParseRequestText(std::string_view text, std::string_view source,
-                             const partitioner::ModelConfig* config,
-                             const PromptEncoder& encoder) {
+                             const partitioner::ModelConfig* config, const PromptEncoder& encoder) {
   RequestFile file;
   std::unordered_map<std::string, int64_t> first_line_of_id;
   int64_t line = 0;

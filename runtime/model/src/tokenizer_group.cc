@@ -23,11 +23,13 @@ Status WriteBytesDataset(hid_t file, std::string_view file_name, const char* nam
   H5Dataset dataset(
       H5Dcreate2(file, name, H5T_STD_U8LE, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT));
   if (!dataset.valid()) {
-    return Hdf5Error(StatusCode::kIo, fmt::format("{}: cannot create dataset '{}'", file_name, name));
+    return Hdf5Error(StatusCode::kIo,
+                     fmt::format("{}: cannot create dataset '{}'", file_name, name));
   }
   if (size > 0 &&
       H5Dwrite(dataset.get(), H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes.data()) < 0) {
-    return Hdf5Error(StatusCode::kIo, fmt::format("{}: cannot write dataset '{}'", file_name, name));
+    return Hdf5Error(StatusCode::kIo,
+                     fmt::format("{}: cannot write dataset '{}'", file_name, name));
   }
   return Status::Ok();
 }
@@ -144,8 +146,8 @@ Result<TokenizerData> ReadTokenizerGroup(hid_t file, std::string_view file_name)
     t.chat_template.resize(size);
     if (size > 0 && H5Dread(chat.get(), H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT,
                             t.chat_template.data()) < 0) {
-      return Hdf5Error(StatusCode::kDataLoss,
-                       fmt::format("{}: cannot read dataset '{}'", file_name, kChatTemplateDataset));
+      return Hdf5Error(StatusCode::kDataLoss, fmt::format("{}: cannot read dataset '{}'", file_name,
+                                                          kChatTemplateDataset));
     }
   }
   return t;

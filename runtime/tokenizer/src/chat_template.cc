@@ -55,8 +55,8 @@ struct Value;
 using Array = std::vector<Value>;
 struct Object;
 struct Macro;
-using Builtin = std::function<Value(std::vector<Value>&, std::vector<std::pair<std::string, Value>>&,
-                                    int line)>;
+using Builtin = std::function<Value(std::vector<Value>&,
+                                    std::vector<std::pair<std::string, Value>>&, int line)>;
 
 struct Value {
   enum class Type { kUndefined, kNone, kBool, kInt, kFloat, kString, kArray, kObject, kFunction };
@@ -305,9 +305,8 @@ std::string Str(const Value& v, int line) {
 // Python's repr of lists and dicts ('a', ['x', 1], {'k': 'v'}).
 std::string Repr(const Value& v, int line) {
   if (v.is(Value::Type::kString)) {
-    const char quote = v.s.find('\'') != std::string::npos && v.s.find('"') == std::string::npos
-                           ? '"'
-                           : '\'';
+    const char quote =
+        v.s.find('\'') != std::string::npos && v.s.find('"') == std::string::npos ? '"' : '\'';
     std::string out(1, quote);
     for (char c : v.s) {
       if (c == quote || c == '\\') out.push_back('\\');
@@ -416,7 +415,9 @@ struct Token {
   int line;
 };
 
-bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+bool IsSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
 
 std::vector<Token> Lex(std::string_view src) {
   // A single trailing newline is not part of the template (Jinja's
@@ -465,8 +466,8 @@ std::vector<Token> Lex(std::string_view src) {
       // Mark whether the text begins a line (for lstrip_blocks): line 0
       // means "starts at a line start" in the check above.
       const bool at_line_start = pos == 0 || src[pos - 1] == '\n';
-      tokens.push_back({Tok::kText, std::string(src.substr(pos, next - pos)),
-                        at_line_start ? 1 : 0});
+      tokens.push_back(
+          {Tok::kText, std::string(src.substr(pos, next - pos)), at_line_start ? 1 : 0});
       (void)text_line;
       advance(next - pos);
       if (pos >= src.size()) break;
@@ -529,8 +530,8 @@ std::vector<Token> Lex(std::string_view src) {
       } else if (std::isdigit(static_cast<unsigned char>(c))) {
         size_t end = pos;
         bool is_float = false;
-        while (end < src.size() && (std::isdigit(static_cast<unsigned char>(src[end])) ||
-                                    src[end] == '_')) {
+        while (end < src.size() &&
+               (std::isdigit(static_cast<unsigned char>(src[end])) || src[end] == '_')) {
           ++end;
         }
         if (end + 1 < src.size() && src[end] == '.' &&
@@ -600,9 +601,9 @@ std::vector<Token> Lex(std::string_view src) {
         tokens.push_back({Tok::kString, std::move(value), tok_line});
         advance(k + 1 - pos);
       } else {
-        static const char* kOps[] = {"//", "**", "==", "!=", "<=", ">=", "+", "-", "*", "/",
-                                     "%",  "~",  "<",  ">",  "(",  ")",  "[", "]", "{", "}",
-                                     ",",  ".",  ":",  "|",  "="};
+        static const char* kOps[] = {"//", "**", "==", "!=", "<=", ">=", "+", "-", "*",
+                                     "/",  "%",  "~",  "<",  ">",  "(",  ")", "[", "]",
+                                     "{",  "}",  ",",  ".",  ":",  "|",  "="};
         bool found = false;
         for (const char* op : kOps) {
           const std::string_view o(op);
@@ -658,14 +659,25 @@ struct Expr {
   std::string name;  // kName, kAttr attribute, kFilter/kTest name, kUnary/kBinary operator
   ExprPtr a, b, c;   // operands (kSlice: a[b:c:d] with d in extra)
   ExprPtr d;
-  std::vector<ExprPtr> items;              // kList; kDict keys
-  std::vector<ExprPtr> values;             // kDict values
-  std::vector<Arg> args;                   // kCall, kFilter, kTest
-  bool negate = false;                     // kTest: "is not"
+  std::vector<ExprPtr> items;   // kList; kDict keys
+  std::vector<ExprPtr> values;  // kDict values
+  std::vector<Arg> args;        // kCall, kFilter, kTest
+  bool negate = false;          // kTest: "is not"
 };
 
 struct Node {
-  enum class Kind { kText, kOutput, kIf, kFor, kSet, kSetBlock, kMacro, kBreak, kContinue, kCallBlock };
+  enum class Kind {
+    kText,
+    kOutput,
+    kIf,
+    kFor,
+    kSet,
+    kSetBlock,
+    kMacro,
+    kBreak,
+    kContinue,
+    kCallBlock
+  };
   Kind kind;
   int line = 0;
   std::string text;
@@ -718,7 +730,8 @@ class Parser {
     Next();
   }
   std::string ExpectName() {
-    if (Peek().kind != Tok::kName) Throw(Peek().line, fmt::format("expected a name, found {}", Describe(Peek())));
+    if (Peek().kind != Tok::kName)
+      Throw(Peek().line, fmt::format("expected a name, found {}", Describe(Peek())));
     return Next().text;
   }
   void ExpectClose() {
@@ -774,8 +787,7 @@ class Parser {
       }
       if (tok.kind != Tok::kOpenStmt) Throw(tok.line, "unexpected token");
       const Token& name = Peek(1);
-      if (name.kind == Tok::kName &&
-          std::find(ends.begin(), ends.end(), name.text) != ends.end()) {
+      if (name.kind == Tok::kName && std::find(ends.begin(), ends.end(), name.text) != ends.end()) {
         Next();  // {%
         return body;
       }
@@ -1171,9 +1183,8 @@ class Parser {
           t->args = ParseArgs();
         } else if (Peek().kind == Tok::kString || Peek().kind == Tok::kInt ||
                    Peek().kind == Tok::kFloat ||
-                   (Peek().kind == Tok::kName && !IsName("and") && !IsName("or") &&
-                    !IsName("if") && !IsName("else") && !IsName("in") && !IsName("is") &&
-                    !IsName("not"))) {
+                   (Peek().kind == Tok::kName && !IsName("and") && !IsName("or") && !IsName("if") &&
+                    !IsName("else") && !IsName("in") && !IsName("is") && !IsName("not"))) {
           t->args.push_back({"", ParsePostfix(ParsePrimary())});
         }
         e = t;
@@ -1194,7 +1205,9 @@ struct ContinueSignal {};
 
 class Interpreter {
  public:
-  explicit Interpreter(std::map<std::string, Value> globals) { scopes_.push_back(std::move(globals)); }
+  explicit Interpreter(std::map<std::string, Value> globals) {
+    scopes_.push_back(std::move(globals));
+  }
 
   void Run(const Body& body, std::string* out) { Exec(body, out); }
 
@@ -1239,8 +1252,9 @@ class Interpreter {
         } else {
           Value target = Lookup(node.text);
           if (!target.is(Value::Type::kObject) || !target.object->is_namespace) {
-            Throw(node.line, fmt::format("cannot set attribute '{}' of '{}', which is not a namespace",
-                                         node.attr, node.text));
+            Throw(node.line,
+                  fmt::format("cannot set attribute '{}' of '{}', which is not a namespace",
+                              node.attr, node.text));
           }
           target.object->Set(node.attr, std::move(v));
         }
@@ -1255,8 +1269,8 @@ class Interpreter {
       case Node::Kind::kMacro: {
         const Node* macro = &node;
         scopes_.back()[node.text] = Value::Function(
-            [this, macro](std::vector<Value>& args, std::vector<std::pair<std::string, Value>>& kwargs,
-                          int line) {
+            [this, macro](std::vector<Value>& args,
+                          std::vector<std::pair<std::string, Value>>& kwargs, int line) {
               Scope scope;
               if (args.size() > macro->params.size()) {
                 Throw(line, fmt::format("macro '{}' takes {} arguments", macro->text,
@@ -1273,7 +1287,8 @@ class Interpreter {
               for (auto& [key, v] : kwargs) {
                 bool known = false;
                 for (const auto& p : macro->params) known = known || p.first == key;
-                if (!known) Throw(line, fmt::format("macro '{}' has no argument '{}'", macro->text, key));
+                if (!known)
+                  Throw(line, fmt::format("macro '{}' has no argument '{}'", macro->text, key));
                 scope[key] = v;
               }
               scopes_.push_back(std::move(scope));
@@ -1317,8 +1332,8 @@ class Interpreter {
         return;
       }
       if (!item.is(Value::Type::kArray) || item.array->size() != node.targets.size()) {
-        Throw(node.line, fmt::format("cannot unpack a {} into {} names", TypeName(item),
-                                     node.targets.size()));
+        Throw(node.line,
+              fmt::format("cannot unpack a {} into {} names", TypeName(item), node.targets.size()));
       }
       for (size_t k = 0; k < node.targets.size(); ++k) (*scope)[node.targets[k]] = (*item.array)[k];
     };
@@ -1376,7 +1391,8 @@ class Interpreter {
       if (const Value* v = base.object->Find(name)) return *v;
       return Method(base, name, line);
     }
-    if (base.is(Value::Type::kString) || base.is(Value::Type::kArray)) return Method(base, name, line);
+    if (base.is(Value::Type::kString) || base.is(Value::Type::kArray))
+      return Method(base, name, line);
     if (base.undefined()) Throw(line, fmt::format("'{}' of an undefined value", name));
     if (base.is(Value::Type::kNone)) Throw(line, fmt::format("'{}' of none", name));
     return Value();
@@ -1390,7 +1406,8 @@ class Interpreter {
     }
     if (base.is(Value::Type::kArray) || base.is(Value::Type::kString)) {
       if (!key.is(Value::Type::kInt)) {
-        Throw(line, fmt::format("a {} index must be an integer, not a {}", TypeName(base), TypeName(key)));
+        Throw(line, fmt::format("a {} index must be an integer, not a {}", TypeName(base),
+                                TypeName(key)));
       }
       if (base.is(Value::Type::kArray)) {
         const int64_t k = Index(key.i, base.array->size());
@@ -1457,9 +1474,9 @@ class Interpreter {
   // Methods of strings, dicts and lists, as bound functions.
   Value Method(const Value& base, const std::string& name, int line) {
     if (base.is(Value::Type::kString)) {
-      static const char* kStringMethods[] = {"strip", "lstrip", "rstrip", "split", "startswith",
-                                             "endswith", "lower", "upper", "title", "capitalize",
-                                             "replace", "join", "find", "count"};
+      static const char* kStringMethods[] = {"strip",    "lstrip", "rstrip", "split", "startswith",
+                                             "endswith", "lower",  "upper",  "title", "capitalize",
+                                             "replace",  "join",   "find",   "count"};
       if (std::find_if(std::begin(kStringMethods), std::end(kStringMethods),
                        [&](const char* m) { return name == m; }) == std::end(kStringMethods)) {
         Throw(line, fmt::format("string method '{}' is not supported", name));
@@ -1475,7 +1492,8 @@ class Interpreter {
     return Value::Function([this, self, name](std::vector<Value>& args,
                                               std::vector<std::pair<std::string, Value>>& kwargs,
                                               int call_line) {
-      if (!kwargs.empty()) Throw(call_line, fmt::format("method '{}' with keyword arguments is not supported", name));
+      if (!kwargs.empty())
+        Throw(call_line, fmt::format("method '{}' with keyword arguments is not supported", name));
       return CallMethod(self, name, args, call_line);
     });
   }
@@ -1527,8 +1545,9 @@ class Interpreter {
     bool word_start = true;
     for (char c : s) {
       const bool alpha = std::isalpha(static_cast<unsigned char>(c)) != 0;
-      out.push_back(alpha ? static_cast<char>(word_start ? std::toupper(static_cast<unsigned char>(c))
-                                                         : std::tolower(static_cast<unsigned char>(c)))
+      out.push_back(alpha ? static_cast<char>(word_start
+                                                  ? std::toupper(static_cast<unsigned char>(c))
+                                                  : std::tolower(static_cast<unsigned char>(c)))
                           : c);
       word_start = !alpha && !std::isdigit(static_cast<unsigned char>(c));
     }
@@ -1552,20 +1571,25 @@ class Interpreter {
       if (name == "title") return Value::Str(Title(s));
       if (name == "capitalize") {
         std::string out = Lower(s);
-        if (!out.empty()) out[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(out[0])));
+        if (!out.empty())
+          out[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(out[0])));
         return Value::Str(out);
       }
       if (name == "startswith") return Value::Bool(s.starts_with(need_string(0)));
       if (name == "endswith") return Value::Bool(s.ends_with(need_string(0)));
       if (name == "find") {
         const size_t at = s.find(need_string(0));
-        return Value::Int(at == std::string::npos ? -1 : static_cast<int64_t>(Utf8CodePoints(s.substr(0, at)).size()));
+        return Value::Int(at == std::string::npos
+                              ? -1
+                              : static_cast<int64_t>(Utf8CodePoints(s.substr(0, at)).size()));
       }
       if (name == "count") {
         const std::string& needle = need_string(0);
         if (needle.empty()) return Value::Int(static_cast<int64_t>(Utf8CodePoints(s).size()) + 1);
         int64_t count = 0;
-        for (size_t at = s.find(needle); at != std::string::npos; at = s.find(needle, at + needle.size())) ++count;
+        for (size_t at = s.find(needle); at != std::string::npos;
+             at = s.find(needle, at + needle.size()))
+          ++count;
         return Value::Int(count);
       }
       if (name == "replace") {
@@ -1584,8 +1608,7 @@ class Interpreter {
       }
       if (name == "split") {
         Value out = Value::List();
-        const int64_t max_split =
-            args.size() > 1 && args[1].is(Value::Type::kInt) ? args[1].i : -1;
+        const int64_t max_split = args.size() > 1 && args[1].is(Value::Type::kInt) ? args[1].i : -1;
         if (args.empty() || args[0].is(Value::Type::kNone)) {
           // Runs of whitespace, leading/trailing ignored.
           size_t k = 0;
@@ -1612,7 +1635,8 @@ class Interpreter {
         size_t k = 0;
         int64_t splits = 0;
         while (true) {
-          const size_t at = (max_split >= 0 && splits == max_split) ? std::string::npos : s.find(sep, k);
+          const size_t at =
+              (max_split >= 0 && splits == max_split) ? std::string::npos : s.find(sep, k);
           if (at == std::string::npos) {
             out.array->push_back(Value::Str(s.substr(k)));
             break;
@@ -1640,7 +1664,9 @@ class Interpreter {
         return out;
       }
       if (name == "get") {
-        const Value* v = args.empty() || !args[0].is(Value::Type::kString) ? nullptr : self.object->Find(args[0].s);
+        const Value* v = args.empty() || !args[0].is(Value::Type::kString)
+                             ? nullptr
+                             : self.object->Find(args[0].s);
         if (v) return *v;
         return args.size() > 1 ? args[1] : Value::None();
       }
@@ -1667,7 +1693,8 @@ class Interpreter {
     Throw(line, fmt::format("method '{}' of a {} is not supported", name, TypeName(self)));
   }
 
-  static std::string ReplaceAllCopy(const std::string& s, const std::string& from, const std::string& to) {
+  static std::string ReplaceAllCopy(const std::string& s, const std::string& from,
+                                    const std::string& to) {
     if (from.empty()) {
       // Python: "ab".replace("", "-") == "-a-b-"
       std::string out = to;
@@ -1895,7 +1922,8 @@ class Interpreter {
     const int line = e.line;
     using T = Value::Type;
     auto need_string = [&]() -> const std::string& {
-      if (!v.is(T::kString)) Throw(line, fmt::format("filter '{}' needs a string, not a {}", f, TypeName(v)));
+      if (!v.is(T::kString))
+        Throw(line, fmt::format("filter '{}' needs a string, not a {}", f, TypeName(v)));
       return v.s;
     };
     if (f == "trim") {
@@ -2036,7 +2064,8 @@ class Interpreter {
     if (f == "selectattr" || f == "rejectattr" || f == "select" || f == "reject") {
       const bool by_attr = f == "selectattr" || f == "rejectattr";
       const bool keep_if = f == "selectattr" || f == "select";
-      if (!args.named.empty()) Throw(line, fmt::format("filter '{}' with keyword arguments is not supported", f));
+      if (!args.named.empty())
+        Throw(line, fmt::format("filter '{}' with keyword arguments is not supported", f));
       size_t k = 0;
       std::string attr;
       if (by_attr) {
@@ -2048,7 +2077,8 @@ class Interpreter {
       std::string test;
       std::vector<Value> test_args;
       if (k < args.positional.size()) {
-        if (!args.positional[k].is(T::kString)) Throw(line, fmt::format("filter '{}': the test must be a name", f));
+        if (!args.positional[k].is(T::kString))
+          Throw(line, fmt::format("filter '{}': the test must be a name", f));
         test = args.positional[k++].s;
         test_args.assign(args.positional.begin() + static_cast<long>(k), args.positional.end());
       }
@@ -2103,10 +2133,11 @@ class Interpreter {
       const Value* width = ArgAt(args, 0, "width");
       const Value* first = ArgAt(args, 1, "first");
       const Value* blank = ArgAt(args, 2, "blank");
-      std::string pad = width == nullptr ? std::string(4, ' ')
+      std::string pad = width == nullptr        ? std::string(4, ' ')
                         : width->is(T::kString) ? width->s
-                        : width->is(T::kInt) ? std::string(static_cast<size_t>(std::max<int64_t>(0, width->i)), ' ')
-                        : std::string(4, ' ');
+                        : width->is(T::kInt)
+                            ? std::string(static_cast<size_t>(std::max<int64_t>(0, width->i)), ' ')
+                            : std::string(4, ' ');
       const std::string& s = need_string();
       std::string out;
       size_t k = 0;
@@ -2116,7 +2147,8 @@ class Interpreter {
         const bool last = end == std::string::npos;
         if (last) end = s.size();
         const std::string text = s.substr(k, end - k);
-        const bool do_pad = first_line ? (first && Truthy(*first)) : (!text.empty() || (blank && Truthy(*blank)));
+        const bool do_pad =
+            first_line ? (first && Truthy(*first)) : (!text.empty() || (blank && Truthy(*blank)));
         if (do_pad) out += pad;
         out += text;
         if (last) break;
@@ -2136,13 +2168,15 @@ class Interpreter {
       Value fn = Lookup(name);
       if (fn.undefined()) {
         if (name == "strftime_now") {
-          Throw(e.line, "function 'strftime_now' is not defined (a prompt must not depend on the clock)");
+          Throw(e.line,
+                "function 'strftime_now' is not defined (a prompt must not depend on the clock)");
         }
         Throw(e.line, fmt::format("function '{}' is not supported", name));
       }
     }
     Value fn = Eval(*e.a);
-    if (!fn.is(Value::Type::kFunction)) Throw(e.line, fmt::format("a {} is not callable", TypeName(fn)));
+    if (!fn.is(Value::Type::kFunction))
+      Throw(e.line, fmt::format("a {} is not callable", TypeName(fn)));
     Args args = EvalArgs(e.args);
     return (*fn.function)(args.positional, args.named, e.line);
   }
@@ -2280,7 +2314,9 @@ ChatTemplate::ChatTemplate(const ChatTemplate&) = default;
 ChatTemplate& ChatTemplate::operator=(const ChatTemplate&) = default;
 ChatTemplate::~ChatTemplate() = default;
 
-const std::string& ChatTemplate::source() const { return program_->source; }
+const std::string& ChatTemplate::source() const {
+  return program_->source;
+}
 
 Result<ChatTemplate> ChatTemplate::Parse(std::string_view source) {
   if (std::optional<size_t> bad = FindInvalidUtf8(source)) {

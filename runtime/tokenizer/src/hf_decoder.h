@@ -4,11 +4,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_set>
-#include <memory>
 #include <vector>
 
 #include "hf_spec.h"

@@ -86,8 +86,7 @@ Result<TokenizerData> ReadHfJson(const std::string& path, std::string text) {
       std::filesystem::path(path).parent_path() / "tokenizer_config.json";
   LOCKSTEP_ASSIGN_OR_RETURN(const json config, ConfigBeside(path));
   if (config.is_null()) return data;
-  LOCKSTEP_ASSIGN_OR_RETURN(data.chat_template,
-                            ConfigChatTemplate(config, config_path.string()));
+  LOCKSTEP_ASSIGN_OR_RETURN(data.chat_template, ConfigChatTemplate(config, config_path.string()));
   LOCKSTEP_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, CreateTokenizer(data));
   auto id_of = [&](const char* key) -> Result<int32_t> {
     std::optional<std::string> name = ConfigTokenName(config, key);

@@ -259,8 +259,7 @@ TEST(RequestTest, ChatRequestsAreRenderedWithTheChatTemplate) {
   ASSERT_TRUE(TokenizeRequest(&r, encoder, "in.jsonl").ok());
   // <|bos|> <tag> S <|eos|> <tag> hello world <|eos|> <mask>: special-token
   // text becomes the tokens, nothing is added around the rendered text.
-  EXPECT_EQ(r.prompt_tokens,
-            (std::vector<int32_t>{265, 267, 'S', 266, 267, 259, 264, 266, 268}));
+  EXPECT_EQ(r.prompt_tokens, (std::vector<int32_t>{265, 267, 'S', 266, 267, 259, 264, 266, 268}));
   EXPECT_EQ(r.stop_token_ids, (std::vector<int32_t>{266}));  // EOS ends the turn
 
   // No template; a template that did not parse; one that raises.

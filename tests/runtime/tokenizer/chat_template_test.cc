@@ -37,15 +37,16 @@ TEST(ChatTemplateTest, RendersTheJinjaChatTemplatesUse) {
   // Whitespace control and transformers' trim_blocks / lstrip_blocks.
   EXPECT_EQ(Render("a\n  {% if true %}\n  b\n  {%- endif %}\n{{- ' c' }}\n", "{}"), "a\n  b c");
   // tojson as Python's json.dumps(ensure_ascii=False), with indent.
-  EXPECT_EQ(Render(R"({{ {"a": [1, "é\n"], "b": none} | tojson }}|{{ [1] | tojson(indent=2) }})",
-                   "{}"),
-            "{\"a\": [1, \"é\\n\"], \"b\": null}|[\n  1\n]");
+  EXPECT_EQ(
+      Render(R"({{ {"a": [1, "é\n"], "b": none} | tojson }}|{{ [1] | tojson(indent=2) }})", "{}"),
+      "{\"a\": [1, \"é\\n\"], \"b\": null}|[\n  1\n]");
   // Macros, set blocks, string methods, items().
-  EXPECT_EQ(Render("{% macro m(x, y='!') %}[{{ x }}{{ y }}]{% endmacro %}{{ m('a') }}{{ m('b', y='?') }}"
-                   "{% set s %}in{{ 1 + 2 }}{% endset %}{{ s }}{{ ' x y '.split() }}"
-                   "{% for k, v in {'p': 1}.items() %}{{ k }}={{ v }}{% endfor %}",
-                   "{}"),
-            "[a!][b?]in3['x', 'y']p=1");
+  EXPECT_EQ(
+      Render("{% macro m(x, y='!') %}[{{ x }}{{ y }}]{% endmacro %}{{ m('a') }}{{ m('b', y='?') }}"
+             "{% set s %}in{{ 1 + 2 }}{% endset %}{{ s }}{{ ' x y '.split() }}"
+             "{% for k, v in {'p': 1}.items() %}{{ k }}={{ v }}{% endfor %}",
+             "{}"),
+      "[a!][b?]in3['x', 'y']p=1");
 }
 
 TEST(ChatTemplateTest, ErrorsNameTheLineAndTheConstruct) {

@@ -109,8 +109,7 @@ TEST_P(LlamaCppVocabTest, EveryCaseIdentical) {
 
 INSTANTIATE_TEST_SUITE_P(AllVocabularies, LlamaCppVocabTest,
                          ::testing::Values("llama-spm", "phi-3", "gpt-2", "deepseek-coder",
-                                           "deepseek-llm", "falcon", "mpt", "refact",
-                                           "starcoder"),
+                                           "deepseek-llm", "falcon", "mpt", "refact", "starcoder"),
                          [](const auto& info) {
                            std::string name = info.param;
                            for (char& c : name) {

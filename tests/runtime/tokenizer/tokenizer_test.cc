@@ -3,13 +3,13 @@
 // ModelProto writer, storage in model files, and bad input. The checks
 // against real tokenizers and their references are in
 // tokenizer_reference_test.cc.
-#include "lockstep/convert/tokenizer_file.h"
 #include "lockstep/tokenizer/tokenizer.h"
 
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
+#include "lockstep/convert/tokenizer_file.h"
 #include "lockstep/formats/gguf.h"
 #include "lockstep/formats/gguf_tokenizer.h"
 #include "lockstep/model/model_file.h"
@@ -502,13 +502,15 @@ namespace {
 // byte-level BPE over all 256 byte tokens round-trips it.
 TEST(GgufTokenizerTest, EveryPreTokenizerLlamaCppKnows) {
   const char* names[] = {
-      "default",      "llama3",     "llama-v3",   "llama-bpe",  "falcon3",      "deepseek-llm",
-      "deepseek-coder", "deepseek-v3", "falcon",   "mpt",        "starcoder",    "gpt-2",
-      "phi-2",        "jina-es",    "jina-de",    "gigachat",   "jina-v1-en",   "jina-v2-es",
-      "jina-v2-de",   "jina-v2-code", "roberta-bpe", "refact",   "command-r",    "qwen2",
-      "deepseek-r1-qwen", "stablelm2", "olmo",    "dbrx",       "smaug-bpe",    "poro-chat",
-      "chatglm-bpe",  "viking",     "jais",       "tekken",     "smollm",       "codeshell",
-      "bloom",        "gpt3-finnish", "exaone",   "chameleon",  "minerva-7b",   "megrez"};
+      "default",      "llama3",         "llama-v3",     "llama-bpe",  "falcon3",
+      "deepseek-llm", "deepseek-coder", "deepseek-v3",  "falcon",     "mpt",
+      "starcoder",    "gpt-2",          "phi-2",        "jina-es",    "jina-de",
+      "gigachat",     "jina-v1-en",     "jina-v2-es",   "jina-v2-de", "jina-v2-code",
+      "roberta-bpe",  "refact",         "command-r",    "qwen2",      "deepseek-r1-qwen",
+      "stablelm2",    "olmo",           "dbrx",         "smaug-bpe",  "poro-chat",
+      "chatglm-bpe",  "viking",         "jais",         "tekken",     "smollm",
+      "codeshell",    "bloom",          "gpt3-finnish", "exaone",     "chameleon",
+      "minerva-7b",   "megrez"};
   std::vector<std::string> tokens;
   for (int b = 0; b < 256; ++b) tokens.push_back(BytesToByteLevel(std::string(1, char(b))));
   const std::string text =

@@ -79,9 +79,7 @@ struct Request {
   bool chat() const { return messages.has_value(); }
   // Whether the request needs a tokenizer (text prompt, chat, stop strings,
   // echo).
-  bool NeedsTokenizer() const {
-    return prompt_text.has_value() || chat() || !stop.empty() || echo;
-  }
+  bool NeedsTokenizer() const { return prompt_text.has_value() || chat() || !stop.empty() || echo; }
 };
 
 // What turns text prompts and conversations into ids: the model's tokenizer

@@ -165,7 +165,7 @@ void CheckInterleavedStreams(Communicator& comm, int messages, size_t max_bytes)
   const int next = (comm.rank() + 1) % p;
   const int prev = (comm.rank() - 1 + p) % p;
   constexpr int kStreams = 3;
-  const uint32_t ids[kStreams] = {5, 0, 1234};  // any ids; not contiguous
+  const uint32_t ids[kStreams] = {5, 0, kMaxStreamId};  // any ids; not contiguous
   std::vector<SendStream> out;
   std::vector<RecvStream> in;
   for (int s = 0; s < kStreams; ++s) {
@@ -222,7 +222,7 @@ void CheckInterleavedStreams(Communicator& comm, int messages, size_t max_bytes)
 void CheckStreamSizeMismatch(Communicator& comm) {
   const int p = comm.size();
   if (p < 2) return;
-  constexpr uint32_t kStream = 77;
+  constexpr uint32_t kStream = 37;
   if (comm.rank() == 0) {
     auto out = comm.OpenSendStream(1, kStream);
     ASSERT_TRUE(out.ok());
@@ -239,7 +239,7 @@ void CheckStreamSizeMismatch(Communicator& comm) {
     ASSERT_TRUE(request.ok());
     Status status = request->Wait();
     EXPECT_EQ(status.code(), StatusCode::kInvalidArgument) << status.ToString();
-    EXPECT_NE(status.message().find("stream 77 seq 0"), std::string::npos) << status.message();
+    EXPECT_NE(status.message().find("stream 37 seq 0"), std::string::npos) << status.message();
     EXPECT_NE(status.message().find("32 bytes"), std::string::npos) << status.message();
     EXPECT_NE(status.message().find("from rank 0"), std::string::npos) << status.message();
   }

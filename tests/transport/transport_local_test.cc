@@ -10,6 +10,7 @@
 #include "lockstep/transport/local_fabric.h"
 #include "lockstep/transport/options.h"
 #include "lockstep/transport/rank_layout.h"
+#include "tag.h"
 #include "transport_checks.h"
 
 namespace lockstep::transport {
@@ -68,6 +69,40 @@ TEST(OptionsTest, ParseBackendAndTimeout) {
   EXPECT_EQ(options->timeout.count(), 2500);
   EXPECT_EQ(CommOptionsFromFlags("mpi", "")->timeout, CommOptions().timeout);
   EXPECT_FALSE(CommOptionsFromFlags("mpi", "soon").ok());
+}
+
+// Every tag fits Open MPI's UCX PML (MPI_TAG_UB = 2^23 - 1), and stream and
+// collective tags never collide.
+TEST(TagTest, EveryTagFitsTheUcxPmlRange) {
+  EXPECT_EQ(internal::kMaxTag, 8388607u);
+  for (uint32_t id = 0; id <= kMaxStreamId; ++id) {
+    for (uint64_t seq : {uint64_t{0}, uint64_t{65535}, uint64_t{65536}, uint64_t{1} << 40}) {
+      const uint32_t tag = internal::StreamTag(id, seq);
+      EXPECT_LE(tag, internal::kMaxTag);
+      EXPECT_EQ(tag >> 22, 0u);
+      EXPECT_EQ((tag >> 16) & 63, id);
+    }
+  }
+  for (uint32_t context = 0; context <= internal::kMaxContext; ++context) {
+    for (uint64_t call : {uint64_t{0}, uint64_t{1023}, uint64_t{1} << 33}) {
+      for (int step : {0, 63}) {
+        const uint32_t tag = internal::CollectiveTag(context, call, step);
+        EXPECT_LE(tag, internal::kMaxTag);
+        EXPECT_EQ(tag >> 22, 1u);
+        EXPECT_EQ((tag >> 16) & 63, context);
+      }
+    }
+  }
+}
+
+TEST(TagTest, AtMostSixtyThreeSplitsPerWorld) {
+  RunOnChips(1, [](Communicator& comm) {
+    for (uint32_t i = 0; i < internal::kMaxContext; ++i) {
+      ASSERT_TRUE(comm.Split({{0}}, "g").ok()) << i;
+    }
+    auto one_more = comm.Split({{0}}, "g");
+    EXPECT_EQ(one_more.status().code(), StatusCode::kResourceExhausted);
+  });
 }
 
 TEST(RankLayoutTest, GroupsFollowWorldRankFormula) {

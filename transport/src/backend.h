@@ -2,7 +2,7 @@
 // point-to-point messages between world ranks with exact matching.
 //
 // Matching rules (the same for mpi, ucx and local): a receive names its
-// sender and a 31-bit tag (tag.h); it matches only a message from that
+// sender and a 23-bit tag (tag.h); it matches only a message from that
 // sender with that tag, and messages with the same (sender, tag) match in the
 // order they were sent. There are no wildcards. A receive whose message has a
 // different size than posted fails (InvalidArgument) when it completes.

@@ -5,7 +5,7 @@
 // deadline of every wait (UCX 1.13's shared-memory transports do not support
 // UCP_ERR_HANDLING_MODE_PEER).
 //
-// The 64-bit UCP tag is (sender world rank << 32) | 31-bit lockstep tag and is
+// The 64-bit UCP tag is (sender world rank << 32) | 23-bit lockstep tag (tag.h) and is
 // matched with a full mask: the sender is part of the tag because UCP
 // matches tags alone (no source field), and no bit is a wildcard.
 //

@@ -105,7 +105,7 @@ class Communicator {
   // groups in the same order with the same partitions (the layout is known
   // everywhere), because each call takes the next group context number of
   // the world, and messages of different groups are told apart by it. At
-  // most 255 groups per world. InvalidArgument when this rank is in no group
+  // most 63 Split calls per world. InvalidArgument when this rank is in no group
   // or in two, or when a group names a rank outside this communicator.
   Result<Communicator> Split(const std::vector<std::vector<int>>& groups, std::string_view name);
 

@@ -150,6 +150,13 @@ TEST_P(LocalCollectivesTest, AllGatherBroadcastBarrier) {
   });
 }
 
+TEST_P(LocalCollectivesTest, AllReduceRecordsAndGather) {
+  RunOnChips(GetParam(), [](Communicator& comm) {
+    testing::CheckAllReduceRecords(comm, 6);
+    for (size_t block : {size_t{0}, size_t{1}, size_t{100}}) testing::CheckGather(comm, block, 7);
+  });
+}
+
 TEST_P(LocalCollectivesTest, InterleavedStreams) {
   RunOnChips(GetParam(),
              [](Communicator& comm) { testing::CheckInterleavedStreams(comm, 5, 65536); });
@@ -177,6 +184,8 @@ TEST(LocalSixtyFourChipsTest, CollectivesAndStreams) {
     testing::CheckOrderMatters(comm, 256, 33);
     testing::CheckAllGather(comm, 1000, 34);
     testing::CheckBroadcast(comm, 100000, 63, 35);
+    testing::CheckAllReduceRecords(comm, 37);
+    testing::CheckGather(comm, 48, 38);
     testing::CheckInterleavedStreams(comm, 3, 4096);
     testing::CheckTensorParallelSubtrees(comm, 1000, 36);
     testing::CheckLayoutGroups(comm);

@@ -77,6 +77,12 @@ TEST_F(MpiTransportTest, Broadcast) {
   testing::CheckBroadcast(world(), 16 << 20, world().size() - 1, 403);
 }
 
+TEST_F(MpiTransportTest, AllReduceRecordsAndGather) {
+  testing::CheckAllReduceRecords(world(), 404);
+  for (size_t block : {size_t{0}, size_t{1}, size_t{100}})
+    testing::CheckGather(world(), block, 405);
+}
+
 TEST_F(MpiTransportTest, Barrier) {
   testing::CheckBarrier(world());
 }

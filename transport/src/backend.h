@@ -49,6 +49,11 @@ class Backend {
   // only while this rank drives progress): a waiter then blocks on it instead
   // of sleeping and polling (wait.h).
   virtual WakeSignal* wake_signal() { return nullptr; }
+
+  // Bytes this rank received while setting up the backend and its
+  // connections outside the tagged messages (the ucx backend's worker
+  // addresses); counted into Communicator::traffic().
+  virtual uint64_t bootstrap_bytes_received() const { return 0; }
 };
 
 }  // namespace lockstep::transport::internal

@@ -31,6 +31,7 @@ int ReportError(const Status& status);
 // Subcommand registrations, in help order.
 Command AddSynthCommand(CLI::App& app);      // synth_command.cc
 Command AddConvertCommand(CLI::App& app);    // convert_command.cc
+Command AddQuantizeCommand(CLI::App& app);   // quantize_command.cc
 Command AddInspectCommand(CLI::App& app);    // inspect_command.cc
 Command AddTokenizeCommand(CLI::App& app);   // tokenize_command.cc
 Command AddPlanCommand(CLI::App& app);       // plan_command.cc

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   // Subcommand registrations (one per *_command.cc) go here, in help order.
   commands.push_back(AddSynthCommand(app));
   commands.push_back(AddConvertCommand(app));
+  commands.push_back(AddQuantizeCommand(app));
   commands.push_back(AddInspectCommand(app));
   commands.push_back(AddTokenizeCommand(app));
   commands.push_back(AddPlanCommand(app));

@@ -96,9 +96,7 @@ std::string Assumptions(const Plan& plan) {
   out += fmt::format(
       "  - every operator runs at the chip's peak: max(flops / {}, bytes / {}/s) plus {} "
       "per launch; no overlap of compute with tp collectives\n",
-      FormatFlops(c.ChipPeakFlops(ElementSize(w.weight_type) > ElementSize(w.activation_type)
-                                      ? w.weight_type
-                                      : w.activation_type)),
+      FormatFlops(c.ChipPeakFlops(MatmulComputeType(w.weight_type, w.activation_type))),
       FormatBytes(c.ChipMemoryBandwidth()), FormatSeconds(c.chip.op_overhead_s));
   out += fmt::format(
       "  - tp allreduce by recursive doubling (reduce-scatter + allgather from {}), alpha-beta on "

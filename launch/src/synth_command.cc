@@ -63,8 +63,10 @@ Command AddSynthCommand(CLI::App& app) {
   }
   source->add_option("--preset", args->preset, "A named preset: " + presets);
   source->require_option(1);
-  sub->add_option("--dtype", args->dtype, "Weight dtype of the matrices (norms are always f32)")
-      ->check(CLI::IsMember({"f32", "f16", "bf16"}))
+  sub->add_option("--dtype", args->dtype,
+                  "Weight dtype of the matrices (norms are always f32); q8_0 / q4_0 quantize the "
+                  "same random values with ggml's reference quantizer")
+      ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0", "q4_0"}))
       ->capture_default_str();
   sub->add_option("--seed", args->seed, "Seed of the counter-based generator")
       ->capture_default_str();

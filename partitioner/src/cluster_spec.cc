@@ -88,7 +88,7 @@ Status ClusterSpec::Validate() const {
   LOCKSTEP_RETURN_IF_ERROR(
       CheckPositive(chip.memory_bandwidth_bytes_per_s, "chip.memory_bandwidth_bytes_per_s"));
   bool any_rate = false;
-  for (int i = 0; i < kNumElementTypes; ++i) {
+  for (int i = 0; i < kNumComputeTypes; ++i) {
     double rate = chip.peak_flops[i];
     if (rate < 0 || !std::isfinite(rate)) {
       return InvalidArgument("field 'chip.peak_flops.{}' must be positive, got {}",
@@ -219,7 +219,7 @@ Result<ClusterSpec> ClusterSpecFromJson(const nlohmann::json& json, std::string_
     c.Double("memory_bandwidth_bytes_per_s", &spec.chip.memory_bandwidth_bytes_per_s);
     {
       JsonReader f = c.Object("peak_flops");
-      for (int i = 0; i < kNumElementTypes; ++i) {
+      for (int i = 0; i < kNumComputeTypes; ++i) {
         f.Double(ElementTypeName(static_cast<ElementType>(i)), &spec.chip.peak_flops[i],
                  /*required=*/false);
       }
@@ -259,7 +259,7 @@ Result<ClusterSpec> LoadClusterSpecFile(const std::string& path) {
 
 nlohmann::json ClusterSpecToJson(const ClusterSpec& spec) {
   nlohmann::json flops = nlohmann::json::object();
-  for (int i = 0; i < kNumElementTypes; ++i) {
+  for (int i = 0; i < kNumComputeTypes; ++i) {
     if (spec.chip.peak_flops[i] > 0) {
       flops[std::string(ElementTypeName(static_cast<ElementType>(i)))] = spec.chip.peak_flops[i];
     }

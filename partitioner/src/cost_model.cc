@@ -8,10 +8,9 @@
 namespace lockstep::partitioner {
 namespace {
 
-// The wider of two types; on a tie the activation type.
+// The type matmuls multiply in (element_type.h: int8 for quantized weights).
 ElementType MatmulType(const Workload& w) {
-  return ElementSize(w.weight_type) > ElementSize(w.activation_type) ? w.weight_type
-                                                                     : w.activation_type;
+  return MatmulComputeType(w.weight_type, w.activation_type);
 }
 
 // Causal attention of `tokens` queries at positions [position, position +
@@ -123,7 +122,7 @@ OpCost CostModel::Compute(std::string name, int launches, double flops, double b
 OpCost CostModel::Matmul(std::string name, int launches, int64_t tokens, int64_t rows,
                          int64_t k) const {
   const double a = static_cast<double>(ElementSize(workload_.activation_type));
-  const double w = static_cast<double>(ElementSize(workload_.weight_type));
+  const double w = BytesPerElement(workload_.weight_type);
   const double t = static_cast<double>(tokens);
   const double flops = 2.0 * t * static_cast<double>(rows) * static_cast<double>(k);
   const double bytes = static_cast<double>(rows) * static_cast<double>(k) * w +
@@ -203,7 +202,7 @@ PassCost CostModel::StagePass(const StageShape& stage, const PassShape& shape) c
   const int sequences = shape.sequences;
   const ElementType act = workload_.activation_type;
   const double a = static_cast<double>(ElementSize(act));
-  const double w = static_cast<double>(ElementSize(workload_.weight_type));
+  const double w = BytesPerElement(workload_.weight_type);
   const int64_t tokens = int64_t{sequences} * shape.tokens;
   const std::vector<int> group = Group(stage.stage);
 

@@ -77,31 +77,55 @@ Result<TensorInfo> InspectTensor(hid_t file, std::string_view file_name, const T
     H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
     shape.assign(dims.begin(), dims.end());
   }
-  if (shape != spec.shape) {
-    return InvalidArgument(
-        "{}: tensor '{}' has shape {}, but the config attributes imply {}; the config "
-        "contradicts the tensors",
-        file_name, spec.path, ShapeString(shape), expected);
-  }
   H5Datatype type(H5Dget_type(dataset.get()));
   std::optional<DType> dtype = ClassifyHdf5Type(type.get());
   if (!dtype) {
     return InvalidArgument(
-        "{}: tensor '{}' has an unsupported datatype, {}; expected f32, f16 or bf16 "
-        "(little-endian, see docs/model-format.md)",
+        "{}: tensor '{}' has an unsupported datatype, {}; expected f32, f16, bf16, or the q8_0 / "
+        "q4_0 block compounds (little-endian, see docs/model-format.md)",
         file_name, spec.path, DescribeHdf5Type(type.get()));
+  }
+  // A quantized matrix is stored as [rows, cols / 32] blocks.
+  std::vector<int64_t> stored = spec.shape;
+  if (DTypeIsQuantized(*dtype)) {
+    if (spec.shape.size() != 2) {
+      return InvalidArgument("{}: tensor '{}' is {}, but only weight matrices can be quantized",
+                             file_name, spec.path, DTypeName(*dtype));
+    }
+    if (spec.shape[1] % kQuantBlockSize != 0) {
+      return InvalidArgument(
+          "{}: tensor '{}' is {}, but its rows of {} = {} values are not whole blocks of {}",
+          file_name, spec.path, DTypeName(*dtype), ShapeFormula(spec), spec.shape[1],
+          kQuantBlockSize);
+    }
+    stored[1] = spec.shape[1] / kQuantBlockSize;
+    if (shape.size() == 2 && shape[0] == stored[0] && shape[1] != stored[1]) {
+      return InvalidArgument(
+          "{}: tensor '{}' is {} with {} blocks per row, but the config attributes imply rows "
+          "of {} values = {} blocks of {} ({}); the block count contradicts the shape",
+          file_name, spec.path, DTypeName(*dtype), shape[1], spec.shape[1], stored[1],
+          kQuantBlockSize, expected);
+    }
+  }
+  if (shape != stored) {
+    return InvalidArgument(
+        "{}: tensor '{}' has shape {}{}, but the config attributes imply {}; the config "
+        "contradicts the tensors",
+        file_name, spec.path, ShapeString(shape),
+        DTypeIsQuantized(*dtype) ? " (blocks of 32)" : "", expected);
   }
   TensorInfo info;
   info.path = spec.path;
   info.role = spec.role;
   info.layer = spec.layer;
   info.dtype = *dtype;
-  info.shape = shape;
+  info.shape = spec.shape;
   H5PropertyList dcpl(H5Dget_create_plist(dataset.get()));
   if (H5Pget_layout(dcpl.get()) == H5D_CHUNKED) {
     std::vector<hsize_t> chunk(shape.size());
     H5Pget_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data());
     info.chunk.assign(chunk.begin(), chunk.end());
+    if (DTypeIsQuantized(*dtype)) info.chunk[1] *= kQuantBlockSize;  // in values, like shape
   }
   return info;
 }
@@ -188,8 +212,9 @@ Status OpenAndValidate(const std::string& path, const ModelFileOptions& options,
                             ReadStringAttribute(root.get(), path, "weight_dtype"));
   Result<DType> declared_dtype = ParseDType(dtype_name);
   if (!declared_dtype.ok()) {
-    return InvalidArgument("{}: attribute 'weight_dtype' is '{}', expected f32, f16 or bf16", path,
-                           dtype_name);
+    return InvalidArgument(
+        "{}: attribute 'weight_dtype' is '{}', expected f32, f16, bf16, q8_0 or q4_0", path,
+        dtype_name);
   }
   LOCKSTEP_ASSIGN_OR_RETURN(std::string rope_layout,
                             ReadStringAttribute(root.get(), path, "rope_layout"));
@@ -373,6 +398,16 @@ Status ModelFile::Read(std::string_view tensor_path, const TensorSlice& slice, v
                       info->path, ShapeString(info->shape));
   }
   const int64_t elements = slice.elements(rank);
+  const bool quantized = DTypeIsQuantized(info->dtype);
+  if (quantized && (slice.col_begin % kQuantBlockSize != 0 || slice.col_end % kQuantBlockSize != 0)) {
+    return InvalidArgument(
+        "{}: columns [{}, {}) of tensor '{}' cut its {}-value {} blocks; a split of a quantized "
+        "tensor must fall on block boundaries",
+        impl_->path, slice.col_begin, slice.col_end, info->path, kQuantBlockSize,
+        DTypeName(info->dtype));
+  }
+  // Quantized tensors are stored as blocks: the hyperslab's columns count blocks.
+  const int64_t unit = quantized ? kQuantBlockSize : 1;
 
   Hdf5Lock lock;
   SilenceHdf5Errors();
@@ -392,9 +427,9 @@ Status ModelFile::Read(std::string_view tensor_path, const TensorSlice& slice, v
     H5Sselect_none(file_space.get());
   } else {
     hsize_t start[2] = {static_cast<hsize_t>(slice.row_begin),
-                        static_cast<hsize_t>(slice.col_begin)};
+                        static_cast<hsize_t>(slice.col_begin / unit)};
     hsize_t count[2] = {static_cast<hsize_t>(slice.row_end - slice.row_begin),
-                        static_cast<hsize_t>(slice.col_end - slice.col_begin)};
+                        static_cast<hsize_t>((slice.col_end - slice.col_begin) / unit)};
     memory_space = H5Dataspace(H5Screate_simple(rank, count, nullptr));
     H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
   }
@@ -405,7 +440,7 @@ Status ModelFile::Read(std::string_view tensor_path, const TensorSlice& slice, v
     return Hdf5Error(StatusCode::kIo,
                      fmt::format("{}: cannot read tensor '{}'", impl_->path, info->path));
   }
-  impl_->bytes_requested += static_cast<uint64_t>(elements) * DTypeSize(info->dtype);
+  impl_->bytes_requested += static_cast<uint64_t>(DTypeBytes(info->dtype, elements));
   return Status::Ok();
 }
 

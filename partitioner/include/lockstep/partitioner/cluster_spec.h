@@ -42,7 +42,7 @@ struct ChipSpec {
   double memory_bandwidth_bytes_per_s = 0;
   // Peak FLOP/s per element type of the multiplication; 0 = no native unit for
   // that type. A missing type is computed in f32 (widened), at the f32 rate.
-  std::array<double, kNumElementTypes> peak_flops{};
+  std::array<double, kNumComputeTypes> peak_flops{};
   double op_overhead_s = 0;  // fixed cost per operator launch
   int links_per_chip = 0;    // physical chip-to-chip links; 0 = not limited
   // True when the figures above are those of a whole node shared by the chips

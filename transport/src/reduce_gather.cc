@@ -5,7 +5,9 @@
 // lowbit(v) (the root: below p), and child v + m holds the blocks [v + m,
 // v + 2m) (cut at p). A rank receives from all its children in one step,
 // then sends to its parent v - lowbit(v): log2(p) levels, and only the
-// blocks of its own subtree.
+// blocks of its own subtree. Every message of one call uses step 0 (as
+// Broadcast does): a pair of ranks exchanges one message per call, and the
+// receive and its send must carry the same tag.
 #include <algorithm>
 #include <bit>
 #include <cstring>
@@ -57,7 +59,7 @@ Status Communicator::AllReduce(std::span<std::byte> data, const Combine& combine
     }
     if (v != 0) {
       Transfer send = Transfer::Send(v - (v & -v), data.data(), n);
-      LOCKSTEP_RETURN_IF_ERROR(run.Step(1, std::span(&send, 1)));
+      LOCKSTEP_RETURN_IF_ERROR(run.Step(0, std::span(&send, 1)));
     }
   }
   return Broadcast(data, 0);
@@ -103,7 +105,7 @@ Status Communicator::Gather(std::span<const std::byte> mine, std::span<std::byte
   }
   if (v != 0) {
     Transfer send = Transfer::Send(member(v - (v & -v)), buffer, n * blocks);
-    LOCKSTEP_RETURN_IF_ERROR(run.Step(1, std::span(&send, 1)));
+    LOCKSTEP_RETURN_IF_ERROR(run.Step(0, std::span(&send, 1)));
   } else if (root != 0) {
     for (int i = 0; i < p; ++i) {
       std::memcpy(all.data() + member(i) * n, rooted.data() + i * n, n);

@@ -266,6 +266,8 @@ Status Pipeline::RunLaterStage() {
       }
       in.hidden = TakeBuffer(static_cast<size_t>(d.num_tokens() * h));
       LOCKSTEP_ASSIGN_OR_RETURN(in.hidden_request, hidden_in.Post(AsBytes(in.hidden)));
+      times_.hidden_bytes_received += in.hidden.size() * sizeof(float);
+      times_.hidden_tokens_received += d.num_tokens();
     }
     in.descriptor = std::move(d);
     ready.push_back(std::move(in));

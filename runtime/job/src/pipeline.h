@@ -65,6 +65,10 @@ struct PipelineOptions {
 struct PipelineTimes {
   double wait_s = 0;  // blocked on a descriptor, bindings, hidden state or outcomes
   int64_t steps = 0;  // steps this rank ran
+  // Hidden states this rank received from the previous stage: bytes and
+  // tokens (stage-to-stage traffic, benchmarks/RESULTS.md "## scale").
+  uint64_t hidden_bytes_received = 0;
+  int64_t hidden_tokens_received = 0;
 };
 
 // What stage 0 tells the job about steps (world rank 0 writes results).

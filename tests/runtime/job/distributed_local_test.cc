@@ -220,6 +220,70 @@ TEST_F(DistributedLocalTest, PlainReductionOrderIsCaught) {
   EXPECT_NE(diff.find("step "), std::string::npos) << diff;
 }
 
+// Start-up that scales (issue 12): each chip receives its part of the plan
+// (Plan::part_rank) and the request data of its stage, and the agreements are
+// trees, so the bytes a chip receives at start-up do not grow with the chip
+// count (at most 2x from 2 to 32 chips), a chip other than the leader talks
+// to at most log2(p) + 1 peers, and the job still gives the one-rank bits.
+TEST_F(DistributedLocalTest, StartUpCostDoesNotGrowWithTheChipCount) {
+  ASSERT_NE(reference_, nullptr);
+  struct Shape {
+    int tp, pp;
+  };
+  uint64_t max_bytes[2] = {0, 0};
+  int i = 0;
+  for (const Shape shape : {Shape{2, 1}, Shape{8, 4}}) {
+    const int p = shape.tp * shape.pp;
+    BatchJobOptions o =
+        JobOptions(model_, requests_, dir_->File("startup.jsonl"), {16, 256, 0}, shape.tp, shape.pp);
+    std::mutex mutex;
+    std::vector<int> part_ranks(static_cast<size_t>(p), -2);
+    std::vector<size_t> listed(static_cast<size_t>(p), 0);
+    Result<BatchJobSummary> leader = Internal("chip 0 did not run");
+    transport::CommOptions comm;
+    comm.backend = transport::BackendKind::kLocal;
+    comm.timeout = std::chrono::seconds(120);
+    std::vector<Status> statuses =
+        transport::RunLocal(p, comm, [&](transport::Communicator& chip) -> Status {
+          bool on_all = false;
+          Result<BatchJobSummary> s = RunBatchJob(o, chip, &on_all);
+          std::lock_guard<std::mutex> lock(mutex);
+          if (s.ok()) {
+            part_ranks[static_cast<size_t>(chip.rank())] = s->plan.part_rank;
+            listed[static_cast<size_t>(chip.rank())] = s->plan.ranks.size();
+          }
+          if (chip.rank() != 0) return s.status();
+          leader = std::move(s);
+          return leader.status();
+        });
+    for (const Status& st : statuses) ASSERT_TRUE(st.ok()) << st.message();
+    ASSERT_TRUE(leader.ok()) << leader.status().message();
+    EXPECT_EQ(FirstDifference(*reference_, testing::ById(*leader)), "")
+        << "tp " << shape.tp << " pp " << shape.pp;
+    // The leader keeps the whole plan; every other chip holds its part.
+    EXPECT_EQ(part_ranks[0], -1);
+    EXPECT_EQ(listed[0], static_cast<size_t>(p));
+    for (int r = 1; r < p; ++r) {
+      EXPECT_EQ(part_ranks[static_cast<size_t>(r)], r);
+      EXPECT_EQ(listed[static_cast<size_t>(r)], 1u);
+    }
+    ASSERT_EQ(leader->ranks.size(), static_cast<size_t>(p));
+    int log2p = 0;
+    while ((1 << log2p) < p) ++log2p;
+    for (const RankStats& r : leader->ranks) {
+      EXPECT_GT(r.startup_bytes_received, 0u) << "rank " << r.rank;
+      EXPECT_GT(r.startup_seconds, 0.0);
+      EXPECT_GT(r.peak_rss_bytes, 0u);
+      if (r.rank != 0) EXPECT_LE(r.startup_peers, log2p + 1) << "rank " << r.rank;
+      max_bytes[i] = std::max(max_bytes[i], r.startup_bytes_received);
+    }
+    EXPECT_EQ(leader->ranks[0].startup_peers, p - 1);  // it sends every chip its part
+    ++i;
+  }
+  EXPECT_LE(max_bytes[1], 2 * max_bytes[0])
+      << "2 chips: " << max_bytes[0] << " bytes, 32 chips: " << max_bytes[1];
+}
+
 // The automatic plan uses every chip, and the job still gives the bits.
 TEST_F(DistributedLocalTest, AutomaticPlan) {
   ASSERT_NE(reference_, nullptr);

@@ -76,7 +76,8 @@ struct Traffic {
   uint64_t bytes_received = 0;     // payload bytes of completed or posted receives,
                                    // plus the backend's own bootstrap bytes
   uint64_t messages_received = 0;  // receives posted
-  int peers = 0;                   // distinct world ranks messaged, either way
+  int peers = 0;                   // distinct world ranks messaged, either way, or the
+                                   // backend's connections if more (ucx: every peer)
 };
 
 class Communicator {

@@ -581,7 +581,7 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
     ran = sampler->OpenDump();
   }
   Pipeline pipeline(world, layout, {summary.window, summary.max_chunks}, *engine,
-                    sampler ? &*sampler : nullptr);
+                    sampler ? &*sampler : nullptr, tp_comm ? &*tp_comm : nullptr);
   if (layout.is_first()) {
     Scheduler scheduler({options.max_batch, options.max_step_tokens}, summary.kv_pages);
     for (size_t k = 0; k < inputs.pending.size() && ran.ok(); ++k) {

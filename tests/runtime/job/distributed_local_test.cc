@@ -284,6 +284,35 @@ TEST_F(DistributedLocalTest, StartUpCostDoesNotGrowWithTheChipCount) {
       << "2 chips: " << max_bytes[0] << " bytes, 32 chips: " << max_bytes[1];
 }
 
+// Pipeline traffic without duplication (issue 12): each tp rank sends its
+// 1/tp slice of the hidden state to its counterpart on the next stage, which
+// completes it with an allgather in its tp group. Every stage boundary then
+// carries each token's hidden state once (hidden_size x 4 bytes), not tp
+// times, and the bits stay the one-rank bits.
+TEST_F(DistributedLocalTest, StagesSendEachTokensHiddenStateOnce) {
+  ASSERT_NE(reference_, nullptr);
+  for (const auto [tp, pp] : {std::pair{1, 2}, std::pair{2, 2}, std::pair{4, 2}, std::pair{2, 4}}) {
+    BatchJobOptions o =
+        JobOptions(model_, requests_, dir_->File("slices.jsonl"), {16, 32, 4}, tp, pp);
+    Result<BatchJobSummary> s = RunOnChips(tp * pp, o);
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    EXPECT_EQ(FirstDifference(*reference_, testing::ById(*s)), "") << "tp " << tp << " pp " << pp;
+    ASSERT_EQ(s->ranks.size(), static_cast<size_t>(tp * pp));
+    for (const RankStats& r : s->ranks) {
+      if (r.stage == 0) {
+        EXPECT_EQ(r.hidden_bytes_received, 0u);
+        continue;
+      }
+      ASSERT_GT(r.hidden_tokens_received, 0);
+      // tp ranks of a stage receive a slice each: together one hidden state.
+      EXPECT_EQ(r.hidden_bytes_received * static_cast<uint64_t>(tp),
+                static_cast<uint64_t>(r.hidden_tokens_received) *
+                    static_cast<uint64_t>(config_.hidden_size) * sizeof(float))
+          << "tp " << tp << " pp " << pp << " rank " << r.rank;
+    }
+  }
+}
+
 // The automatic plan uses every chip, and the job still gives the bits.
 TEST_F(DistributedLocalTest, AutomaticPlan) {
   ASSERT_NE(reference_, nullptr);

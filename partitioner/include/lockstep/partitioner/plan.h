@@ -6,8 +6,9 @@
 // contiguous, so with chips_per_node a multiple of tp it shares a node and its
 // two allreduces per layer stay inside it. Stage s holds layers
 // [layer_begin, layer_end); the first stage also holds the embedding, the last
-// the final norm and lm_head. Pipeline traffic: tp rank r of stage s sends the
-// full hidden state of a micro-batch to tp rank r of stage s+1; the last
+// the final norm and lm_head. Pipeline traffic: tp rank r of stage s sends
+// its 1/tp slice of a micro-batch's hidden state to tp rank r of stage s+1
+// (which completes it with an allgather in its tp group); the last
 // stage's tp rank r sends the sampled token ids to tp rank r of stage 0.
 //
 // Shards. RankShards(rank) lists every tensor slice the rank loads, as HDF5

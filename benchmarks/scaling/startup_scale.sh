@@ -11,6 +11,7 @@
 #   startup_scale.sh LOCKSTEP WORKDIR mpi|local N TP PP [REQUESTS]
 #
 # WORKDIR keeps the model and the requests between runs (made on first use).
+# TRANSPORT=ucx (environment, mpi mode) uses the ucx backend.
 # REQUESTS (default 8) sets how many requests the job runs; prompts of 5 to
 # 26 tokens, 3 generated tokens each, greedy and sampled alternately.
 set -euo pipefail
@@ -49,6 +50,8 @@ rss=rss-$mode-$n
 rm -f "$out" "$rss".*
 common=(run --model m32.h5 --input "$input" --output "$out" --hash-logits --no-timings
         --tp "$tp" --pp "$pp" --comm-timeout 600)
+# mpi mode: TRANSPORT=ucx runs the ucx backend (UCX_TLS=self,sm on one host).
+[[ $mode == mpi && ${TRANSPORT:-mpi} == ucx ]] && common+=(--transport ucx)
 start=$(date +%s%N)
 if [[ $mode == mpi ]]; then
   mpirun -np "$n" --oversubscribe --allow-run-as-root --bind-to none \

@@ -77,6 +77,35 @@ TEST_F(MpiTransportTest, Broadcast) {
   testing::CheckBroadcast(world(), 16 << 20, world().size() - 1, 403);
 }
 
+// Connections on demand: a fresh world has no endpoint; after a ring
+// exchange (send to the right, receive from the left) a ucx rank holds one
+// endpoint, to the peer it sent to, not p - 1.
+TEST(MpiTransportConnections, MadeOnDemand) {
+  auto made = Communicator::CreateWorld(lockstep::testing::TestSession(), TestOptions());
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  Communicator& world = *made;
+  const int p = world.size();
+  const bool ucx = world.backend() == BackendKind::kUcx;
+  EXPECT_EQ(world.traffic().connections, ucx ? 0 : -1);
+  if (p > 1) {
+    const int right = (world.rank() + 1) % p;
+    const int left = (world.rank() + p - 1) % p;
+    auto out = world.OpenSendStream(right, 5);
+    auto in = world.OpenRecvStream(left, 5);
+    ASSERT_TRUE(out.ok() && in.ok());
+    uint64_t got = 0;
+    const uint64_t mine = 1000 + static_cast<uint64_t>(world.rank());
+    auto received = in->Post(std::span<uint64_t>(&got, 1));
+    auto sent = out->Send(std::span<const uint64_t>(&mine, 1));
+    ASSERT_TRUE(received.ok() && sent.ok());
+    ASSERT_TRUE(received->Wait().ok());
+    ASSERT_TRUE(sent->Wait().ok());
+    EXPECT_EQ(got, 1000 + static_cast<uint64_t>(left));
+    EXPECT_EQ(world.traffic().connections, ucx ? 1 : -1);
+  }
+  ASSERT_TRUE(world.Barrier().ok());
+}
+
 TEST_F(MpiTransportTest, AllReduceRecordsAndGather) {
   testing::CheckAllReduceRecords(world(), 404);
   for (size_t block : {size_t{0}, size_t{1}, size_t{100}})

@@ -55,8 +55,7 @@ class Backend {
   // addresses); counted into Communicator::traffic().
   virtual uint64_t bootstrap_bytes_received() const { return 0; }
   // Peers this rank holds a connection to (the ucx backend's endpoints), or
-  // -1 when the backend connects on first use (mpi, local): then the peers
-  // messaged are the peers connected.
+  // -1 when the backend has no such notion (mpi, local).
   virtual int connected_peers() const { return -1; }
 };
 

@@ -107,8 +107,8 @@ Traffic Communicator::traffic() const {
   Traffic t;
   t.bytes_received = world_->traffic.bytes_received + world_->backend->bootstrap_bytes_received();
   t.messages_received = world_->traffic.messages_received;
-  t.peers = std::max(static_cast<int>(world_->traffic.peers.size()),
-                     world_->backend->connected_peers());
+  t.peers = static_cast<int>(world_->traffic.peers.size());
+  t.connections = world_->backend->connected_peers();
   return t;
 }
 

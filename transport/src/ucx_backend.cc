@@ -172,26 +172,17 @@ class UcxBackend final : public Backend {
       offsets[i] = total;
       total += lengths[i];
     }
-    std::vector<char> addresses(total);
+    addresses_.assign(static_cast<size_t>(total), 0);
     LOCKSTEP_MPI_RETURN_IF_ERROR(
-        MPI_Iallgatherv(mine.data(), my_length, MPI_BYTE, addresses.data(), lengths.data(),
+        MPI_Iallgatherv(mine.data(), my_length, MPI_BYTE, addresses_.data(), lengths.data(),
                         offsets.data(), MPI_BYTE, bootstrap_.get(), &request),
         "MPI_Iallgatherv(ucx addresses)");
     LOCKSTEP_RETURN_IF_ERROR(WaitMpiRequest(&request, options_, "ucx address exchange"));
+    offsets_ = std::move(offsets);
+    // Endpoints are made on demand (Endpoint): a rank connects only to the
+    // peers it sends to -- its schedule's, a handful -- not to all p - 1.
+    // Receives need none (tag matching is per worker).
     endpoints_.assign(size_, nullptr);
-    for (int peer = 0; peer < size_; ++peer) {
-      if (peer == rank_) continue;
-      ucp_ep_params_t params{};
-      // UCP_ERR_HANDLING_MODE_NONE: UCX 1.13's shared-memory transports do
-      // not support peer error handling (ucp_ep_create says "Destination is
-      // unreachable" with UCX_TLS=self,sm). A peer that fails is detected by
-      // the deadline of every wait instead, the same as on the other backends.
-      params.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE;
-      params.address = reinterpret_cast<const ucp_address_t*>(addresses.data() + offsets[peer]);
-      params.err_mode = UCP_ERR_HANDLING_MODE_NONE;
-      LOCKSTEP_UCS_RETURN_IF_ERROR(ucp_ep_create(worker_.get(), &params, &endpoints_[peer]),
-                                   fmt::format("ucp_ep_create(world rank {})", peer));
-    }
     connected_ = true;
     bootstrap_bytes_ =
         static_cast<uint64_t>(total - my_length) + static_cast<uint64_t>(size_ - 1) * sizeof(int);
@@ -199,7 +190,7 @@ class UcxBackend final : public Backend {
   }
 
   uint64_t bootstrap_bytes_received() const override { return bootstrap_bytes_; }
-  int connected_peers() const override { return connected_ ? size_ - 1 : 0; }
+  int connected_peers() const override { return connected_peers_; }
 
   BackendKind kind() const override { return BackendKind::kUcx; }
   int rank() const override { return rank_; }
@@ -208,10 +199,11 @@ class UcxBackend final : public Backend {
   Result<std::unique_ptr<PendingOp>> StartSend(int peer, uint32_t tag, const void* data,
                                                size_t bytes) override {
     if (peer == rank_) return InvalidArgument("the ucx backend does not send to itself");
+    LOCKSTEP_ASSIGN_OR_RETURN(ucp_ep_h ep, Endpoint(peer));
     auto op = std::make_unique<UcxOp>(worker_.get(), false, bytes);
     ucp_request_param_t param{};
     LOCKSTEP_RETURN_IF_ERROR(
-        op->Started(ucp_tag_send_nbx(endpoints_[peer], data, bytes, WireTag(rank_, tag), &param)));
+        op->Started(ucp_tag_send_nbx(ep, data, bytes, WireTag(rank_, tag), &param)));
     return std::unique_ptr<PendingOp>(std::move(op));
   }
 
@@ -231,11 +223,31 @@ class UcxBackend final : public Backend {
   }
 
  private:
+  // The endpoint to `peer`, created on the first send to it.
+  Result<ucp_ep_h> Endpoint(int peer) {
+    if (endpoints_[peer] != nullptr) return endpoints_[peer];
+    ucp_ep_params_t params{};
+    // UCP_ERR_HANDLING_MODE_NONE: UCX 1.13's shared-memory transports do
+    // not support peer error handling (ucp_ep_create says "Destination is
+    // unreachable" with UCX_TLS=self,sm). A peer that fails is detected by
+    // the deadline of every wait instead, the same as on the other backends.
+    params.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE;
+    params.address = reinterpret_cast<const ucp_address_t*>(addresses_.data() + offsets_[peer]);
+    params.err_mode = UCP_ERR_HANDLING_MODE_NONE;
+    LOCKSTEP_UCS_RETURN_IF_ERROR(ucp_ep_create(worker_.get(), &params, &endpoints_[peer]),
+                                 fmt::format("ucp_ep_create(world rank {})", peer));
+    ++connected_peers_;
+    return endpoints_[peer];
+  }
+
   MpiComm bootstrap_;
   UcpContext context_;
   UcpWorker worker_;
   CommOptions options_;
-  std::vector<ucp_ep_h> endpoints_;  // by world rank; null for this rank
+  std::vector<ucp_ep_h> endpoints_;  // by world rank; null until the first send to it
+  std::vector<char> addresses_;      // every rank's worker address, concatenated
+  std::vector<int> offsets_;         // of each rank's address in addresses_
+  int connected_peers_ = 0;          // endpoints made
   int rank_ = 0;
   int size_ = 1;
   uint64_t bootstrap_bytes_ = 0;  // the other ranks' address lengths and addresses

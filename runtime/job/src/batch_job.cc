@@ -544,7 +544,7 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
     const transport::Traffic traffic = world.traffic();
     stats.startup_bytes_received = traffic.bytes_received;
     stats.startup_messages_received = traffic.messages_received;
-    stats.startup_peers = traffic.peers;
+    stats.startup_peers = std::max(traffic.peers, traffic.connections);
     stats.startup_seconds = Seconds(load_start, Clock::now());
   }
 

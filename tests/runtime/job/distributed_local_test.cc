@@ -133,8 +133,8 @@ class DistributedQuantTest : public ::testing::TestWithParam<QuantPlan> {
       ASSERT_TRUE(SynthesizeModel(config, dtype, 29, c.model).ok());
       c.requests = dir_->File("requests.jsonl");
       WriteTextFile(c.requests, DeterminismRequests(config.vocab_size));
-      Result<BatchJobSummary> s = RunBatchJob(JobOptions(
-          c.model, c.requests, dir_->File("reference.jsonl"), {1, 256, 0}, 1, 1));
+      Result<BatchJobSummary> s = RunBatchJob(
+          JobOptions(c.model, c.requests, dir_->File("reference.jsonl"), {1, 256, 0}, 1, 1));
       ASSERT_TRUE(s.ok()) << s.status().message();
       ASSERT_EQ(s->completed, 16);
       c.reference = testing::ById(*s);
@@ -172,21 +172,16 @@ TEST_P(DistributedQuantTest, SameBitsAsOneRank) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Plans, DistributedQuantTest,
-                         ::testing::Values(QuantPlan{DType::kQ8_0, 2, 1},
-                                           QuantPlan{DType::kQ8_0, 4, 1},
-                                           QuantPlan{DType::kQ8_0, 8, 1},
-                                           QuantPlan{DType::kQ8_0, 1, 4},
-                                           QuantPlan{DType::kQ8_0, 2, 2},
-                                           QuantPlan{DType::kQ8_0, 4, 2},
-                                           QuantPlan{DType::kQ4_0, 2, 1},
-                                           QuantPlan{DType::kQ4_0, 8, 1},
-                                           QuantPlan{DType::kQ4_0, 1, 2},
-                                           QuantPlan{DType::kQ4_0, 2, 4}),
-                         [](const ::testing::TestParamInfo<QuantPlan>& info) {
-                           return fmt::format("{}_tp{}_pp{}", DTypeName(info.param.dtype),
-                                              info.param.tp, info.param.pp);
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Plans, DistributedQuantTest,
+    ::testing::Values(QuantPlan{DType::kQ8_0, 2, 1}, QuantPlan{DType::kQ8_0, 4, 1},
+                      QuantPlan{DType::kQ8_0, 8, 1}, QuantPlan{DType::kQ8_0, 1, 4},
+                      QuantPlan{DType::kQ8_0, 2, 2}, QuantPlan{DType::kQ8_0, 4, 2},
+                      QuantPlan{DType::kQ4_0, 2, 1}, QuantPlan{DType::kQ4_0, 8, 1},
+                      QuantPlan{DType::kQ4_0, 1, 2}, QuantPlan{DType::kQ4_0, 2, 4}),
+    [](const ::testing::TestParamInfo<QuantPlan>& info) {
+      return fmt::format("{}_tp{}_pp{}", DTypeName(info.param.dtype), info.param.tp, info.param.pp);
+    });
 
 // The tiny preset in q8_0 cannot be split by tp 2 (intermediate_size 352 is
 // 11 blocks): one error naming the tensor, on every chip.
@@ -203,8 +198,7 @@ TEST(DistributedQuantErrors, SplitThatCutsABlockIsRefused) {
   EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument) << s.status().message();
   EXPECT_NE(s.status().message().find("'/layers/0/ffn/w_down'"), std::string::npos)
       << s.status().message();
-  EXPECT_NE(s.status().message().find("tp 2 would cut"), std::string::npos)
-      << s.status().message();
+  EXPECT_NE(s.status().message().find("tp 2 would cut"), std::string::npos) << s.status().message();
 }
 
 // The comparison can fail: a run with the plain reduction order differs, and
@@ -234,8 +228,8 @@ TEST_F(DistributedLocalTest, StartUpCostDoesNotGrowWithTheChipCount) {
   int i = 0;
   for (const Shape shape : {Shape{2, 1}, Shape{8, 4}}) {
     const int p = shape.tp * shape.pp;
-    BatchJobOptions o =
-        JobOptions(model_, requests_, dir_->File("startup.jsonl"), {16, 256, 0}, shape.tp, shape.pp);
+    BatchJobOptions o = JobOptions(model_, requests_, dir_->File("startup.jsonl"), {16, 256, 0},
+                                   shape.tp, shape.pp);
     std::mutex mutex;
     std::vector<int> part_ranks(static_cast<size_t>(p), -2);
     std::vector<size_t> listed(static_cast<size_t>(p), 0);

@@ -76,8 +76,10 @@ struct Traffic {
   uint64_t bytes_received = 0;     // payload bytes of completed or posted receives,
                                    // plus the backend's own bootstrap bytes
   uint64_t messages_received = 0;  // receives posted
-  int peers = 0;                   // distinct world ranks messaged, either way, or the
-                                   // backend's connections if more (ucx: every peer)
+  int peers = 0;                   // distinct world ranks messaged, either way
+  // Connections the backend holds (ucx: endpoints, made on the first send to
+  // a peer), or -1 when the backend has no such notion (mpi, local).
+  int connections = -1;
 };
 
 class Communicator {

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "command.h"
+#include "lockstep/base/log.h"
 #include "lockstep/model/model_file.h"
 
 namespace lockstep::launch {
@@ -63,6 +64,16 @@ int RunInspect(const std::string& path) {
   field("weight_dtype", DTypeName(file->weight_dtype()));
   field("rope_layout", "half");
   field("fingerprint", partitioner::ModelConfigFingerprint(c));
+  const runtime::ModelIntegrity& integrity = file->integrity();
+  if (integrity.complete()) {
+    field("checksums", fmt::format("every chunk (Fletcher32), every tensor (sha256); manifest_sha256 {}",
+                                   integrity.manifest_sha256));
+  } else {
+    field("checksums", fmt::format("{} of {} tensors{}", integrity.tensors_with_checksums,
+                                   integrity.tensors,
+                                   integrity.manifest_sha256.empty() ? ", no manifest" : ""));
+    LOCKSTEP_LOG_WARN("inspect", "{}", integrity.Warning(path));
+  }
   if (file->has_tokenizer()) {
     Result<runtime::TokenizerData> t = file->ReadTokenizer();
     if (!t.ok()) return ReportError(t.status());

@@ -16,4 +16,12 @@ int LauncherWorldSize() {
   return 1;
 }
 
+int LauncherWorldRank() {
+  if (LauncherWorldSize() == 1) return 0;
+  for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID"}) {
+    if (const char* value = std::getenv(name); value != nullptr) return std::atoi(value);
+  }
+  return 0;
+}
+
 }  // namespace lockstep::launch

@@ -1,10 +1,14 @@
 #include "lockstep/partitioner/model_config.h"
 
+#include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
+
+#include "lockstep/base/json_nesting.h"
 
 namespace lockstep::partitioner {
 namespace {
@@ -124,18 +128,26 @@ Status ModelConfig::Validate() const {
   if (architecture != "llama") {
     return InvalidArgument("architecture '{}' is not supported (only 'llama')", architecture);
   }
-  auto positive = [](int64_t v, const char* field) -> Status {
+  // Positive, and at most the limit (model_config.h, "Limits"): a value
+  // beyond it is a damaged or mistyped config, and would otherwise overflow
+  // a size or allocate without bound.
+  auto in_range = [](int64_t v, int64_t limit, const char* field) -> Status {
     if (v <= 0) return InvalidArgument("field '{}' must be positive, got {}", field, v);
+    if (v > limit) {
+      return InvalidArgument("field '{}' is {}, more than lockstep supports ({})", field, v,
+                             limit);
+    }
     return Status::Ok();
   };
-  LOCKSTEP_RETURN_IF_ERROR(positive(vocab_size, "vocab_size"));
-  LOCKSTEP_RETURN_IF_ERROR(positive(hidden_size, "hidden_size"));
-  LOCKSTEP_RETURN_IF_ERROR(positive(intermediate_size, "intermediate_size"));
-  LOCKSTEP_RETURN_IF_ERROR(positive(num_layers, "num_hidden_layers"));
-  LOCKSTEP_RETURN_IF_ERROR(positive(num_heads, "num_attention_heads"));
-  LOCKSTEP_RETURN_IF_ERROR(positive(num_kv_heads, "num_key_value_heads"));
-  LOCKSTEP_RETURN_IF_ERROR(positive(head_dim, "head_dim"));
-  LOCKSTEP_RETURN_IF_ERROR(positive(max_position_embeddings, "max_position_embeddings"));
+  LOCKSTEP_RETURN_IF_ERROR(in_range(vocab_size, kMaxVocabSize, "vocab_size"));
+  LOCKSTEP_RETURN_IF_ERROR(in_range(hidden_size, kMaxModelDimension, "hidden_size"));
+  LOCKSTEP_RETURN_IF_ERROR(in_range(intermediate_size, kMaxModelDimension, "intermediate_size"));
+  LOCKSTEP_RETURN_IF_ERROR(in_range(num_layers, kMaxLayers, "num_hidden_layers"));
+  LOCKSTEP_RETURN_IF_ERROR(in_range(num_heads, kMaxHeads, "num_attention_heads"));
+  LOCKSTEP_RETURN_IF_ERROR(in_range(num_kv_heads, kMaxHeads, "num_key_value_heads"));
+  LOCKSTEP_RETURN_IF_ERROR(in_range(head_dim, kMaxHeadDim, "head_dim"));
+  LOCKSTEP_RETURN_IF_ERROR(
+      in_range(max_position_embeddings, kMaxContext, "max_position_embeddings"));
   if (head_dim % 2 != 0) {
     return InvalidArgument("field 'head_dim' must be even for rotary embeddings, got {}", head_dim);
   }
@@ -144,11 +156,13 @@ Status ModelConfig::Validate() const {
         "field 'num_attention_heads' ({}) must be a multiple of 'num_key_value_heads' ({})",
         num_heads, num_kv_heads);
   }
-  if (!(rms_norm_eps > 0.0)) {
-    return InvalidArgument("field 'rms_norm_eps' must be positive, got {}", rms_norm_eps);
+  if (!(rms_norm_eps > 0.0 && rms_norm_eps <= 1.0)) {
+    return InvalidArgument("field 'rms_norm_eps' must be a number in (0, 1], got {}",
+                           rms_norm_eps);
   }
-  if (!(rope_theta > 0.0)) {
-    return InvalidArgument("field 'rope_theta' must be positive, got {}", rope_theta);
+  if (!(rope_theta > 0.0 && std::isfinite(rope_theta))) {
+    return InvalidArgument("field 'rope_theta' must be a finite positive number, got {}",
+                           rope_theta);
   }
   for (auto [field, id] :
        {std::pair{"bos_token_id", bos_token_id}, std::pair{"eos_token_id", eos_token_id}}) {
@@ -208,12 +222,27 @@ Result<ModelConfig> LoadHfConfigFile(const std::string& path) {
   std::ifstream in(path);
   if (!in) return NotFound("{}: cannot open model config", path);
   nlohmann::json json;
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  LOCKSTEP_RETURN_IF_ERROR(CheckJsonNesting(text, path));
   try {
-    json = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
+    json = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {  // syntax, a number beyond a double
     return InvalidArgument("{}: not valid JSON: {}", path, e.what());
   }
-  return ModelConfigFromHfJson(json, path);
+  LOCKSTEP_ASSIGN_OR_RETURN(ModelConfig config, ModelConfigFromHfJson(json, path));
+  if (config.name.empty()) config.name = ModelNameFromPath(path);
+  return config;
+}
+
+std::string ModelNameFromPath(std::string_view path) {
+  std::filesystem::path p{std::string(path)};
+  std::string stem = p.stem().string();
+  // Hugging Face folders: "Llama-2-7b-hf/config.json" is "Llama-2-7b-hf".
+  if (stem == "config" && p.has_parent_path()) {
+    const std::string folder = std::filesystem::absolute(p).parent_path().filename().string();
+    if (!folder.empty()) return folder;
+  }
+  return stem;
 }
 
 nlohmann::json ModelConfigToHfJson(const ModelConfig& c) {

@@ -45,6 +45,7 @@ expect_job_error() {
   start=$(now_ms)
   timeout --kill-after=5 120 "${mpiexec[@]}" "$@" >out.txt 2>err.txt
   local code=$? elapsed=$(($(now_ms) - start))
+  last_code=$code
   [[ $code -ne 0 ]] || fail "$*: exit 0"
   [[ $code -ne 124 ]] || fail "$*: hung (ended by timeout)"
   ((elapsed < 60000)) || fail "$*: took ${elapsed} ms"
@@ -135,13 +136,25 @@ case "$case_name" in
     expect_job_error "rank 1: tiny.h5" -- \
       -n 1 -wdir "$work/node0" "$lockstep" "${local_run[@]}" --tp 2 : \
       -n 1 -wdir "$work/node1" "$lockstep" "${local_run[@]}" --tp 2
+    # Different weights at the same path (same config, another seed): the
+    # ranks compare the digests of the files they opened and refuse to run.
+    "$lockstep" synth --preset tiny --dtype bf16 --seed 99 --output node1/tiny.h5 >/dev/null
+    expect_job_error "rank 1 opened a different model file than rank 0 at tiny\.h5" -- \
+      -n 1 -wdir "$work/node0" "$lockstep" "${local_run[@]}" --tp 2 : \
+      -n 1 -wdir "$work/node1" "$lockstep" "${local_run[@]}" --tp 2
+    [[ -e "$work/out.jsonl" ]] && fail "a job that did not start left $work/out.jsonl"
     # Ranks started with different arguments.
     expect_job_error "rank 1 was started with different arguments than rank 0" -- \
       -n 1 "$lockstep" "${run[@]}" --output out.jsonl --max-batch 4 : \
       -n 1 "$lockstep" "${run[@]}" --output out.jsonl --max-batch 8
     # --tp x --pp against the rank count.
+    # A bad command line: exit 2 (found before MPI starts, said once).
     expect_job_error "--tp 2 --pp 2 needs 4 ranks but the job has 2" -- \
       -n 2 "$lockstep" "${run[@]}" --output out.jsonl --tp 2 --pp 2
+    [[ $last_code -eq 2 ]] || fail "--tp 2 --pp 2 on 2 ranks: exit $last_code, want 2"
+    expect_job_error "--tp 3 does not divide the job's 2 ranks" -- \
+      -n 2 "$lockstep" "${run[@]}" --output out.jsonl --tp 3
+    [[ $last_code -eq 2 ]] || fail "--tp 3 on 2 ranks: exit $last_code, want 2"
     ;;
 
   text)
@@ -167,7 +180,7 @@ JSONL
     sort one.jsonl >want.sorted
     for split in "--tp 2" "--pp 2"; do
       # shellcheck disable=SC2086
-      "${mpiexec[@]}" -n 2 "$lockstep" "${text_run[@]}" --output two.jsonl $split >two.txt 2>&1 \
+      "${mpiexec[@]}" -n 2 "$lockstep" "${text_run[@]}" --output two.jsonl --force $split >two.txt 2>&1 \
         || fail "$split: exited $?: $(tail -3 two.txt)"
       sort two.jsonl >got.sorted
       cmp -s got.sorted want.sorted || fail "$split: results differ: $(diff got.sorted want.sorted | head -4)"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Command-level tests of `lockstep synth` and `lockstep inspect`: they run the
+# Command-level tests of `lockstep synth`, `inspect` and `verify`: they run the
 # built binary as a user would and check output, exit codes and error lines.
 #
 #   model_commands_test.sh LOCKSTEP_BINARY CASE
@@ -76,7 +76,7 @@ JSON
     "$lockstep" synth --preset tiny --output good.h5 || fail "synth good"
     head -c 20000 good.h5 >cut.h5
     expect_error 1 "cut\.h5: .*truncated" -- "$lockstep" inspect cut.h5
-    expect_error 1 "unknown model preset 'gpt-5'" -- \
+    expect_error 2 "unknown model preset 'gpt-5'" -- \
       "$lockstep" synth --preset gpt-5 --output x.h5
     expect_error 1 "missing\.json: cannot open model config" -- \
       "$lockstep" synth --config missing.json --output x.h5
@@ -94,6 +94,37 @@ JSON
     [[ $? -eq 2 ]] || fail "synth --dtype int8: want exit 2"
     "$lockstep" inspect >/dev/null 2>&1
     [[ $? -eq 2 ]] || fail "inspect without a file: want exit 2"
+    ;;
+
+  verify)
+    # A sound file: exit 0, one OK line naming the manifest digest.
+    "$lockstep" synth --preset tiny --dtype f16 --output good.h5 || fail "synth"
+    "$lockstep" verify good.h5 >out.txt 2>err.txt || fail "verify good.h5 exited $?"
+    grep -qE "^good\.h5: OK: 39 tensors .*manifest_sha256 [0-9a-f]{64}\)$" out.txt \
+      || fail "verify good.h5 said: $(cat out.txt)"
+    [[ ! -s err.txt ]] || fail "verify good.h5 wrote to stderr: $(cat err.txt)"
+    "$lockstep" inspect good.h5 | grep -qE "^  checksums +every chunk \(Fletcher32\)" \
+      || fail "inspect shows no checksums"
+    if command -v h5dump >/dev/null; then
+      h5dump -p -H -d /layers/0/attn/wq good.h5 | grep -q "CHECKSUM FLETCHER32" \
+        || fail "h5dump -p shows no Fletcher32 filter"
+    fi
+    # Eight 0xFF bytes in the middle of the data: one line per damaged
+    # tensor, then the summary; exit 1.
+    cp good.h5 bad.h5
+    size=$(stat -c %s bad.h5)
+    printf '\xff\xff\xff\xff\xff\xff\xff\xff' | dd of=bad.h5 bs=1 seek=$((size * 2 / 3)) conv=notrunc status=none
+    "$lockstep" verify bad.h5 >out.txt 2>err.txt
+    code=$?
+    [[ $code -eq 1 ]] || fail "verify bad.h5: exit $code, want 1"
+    grep -qE "^DAMAGED bad\.h5: tensor '/[a-z0-9_/]+'.*(checksum|sha256)" out.txt \
+      || fail "verify bad.h5 stdout: $(cat out.txt)"
+    [[ $(wc -l <err.txt) -eq 1 ]] || fail "verify bad.h5: want one stderr line: $(cat err.txt)"
+    grep -qE "^lockstep: error: bad\.h5: 1 of 39 tensors damaged: /" err.txt \
+      || fail "verify bad.h5 summary: $(cat err.txt)"
+    expect_error 1 "nope\.h5: model file not found" -- "$lockstep" verify nope.h5
+    "$lockstep" verify >/dev/null 2>&1
+    [[ $? -eq 2 ]] || fail "verify without a file: want exit 2"
     ;;
 
   *)

@@ -330,6 +330,20 @@ def gguf_cases(lockstep, work):
                  ["--from", "gguf", gguf("align", raw_edit=set_offset(33))],
                  r"align\.gguf: GGUF tensor 'output\.weight' has offset 33, not a multiple of the "
                  r"alignment 32")
+    def overlap(d):
+        # output.weight claims the bytes of the tensor before it.
+        name = b"output.weight"
+        at = d.index(struct.pack("<Q", len(name)) + name) + 8 + len(name) + 4 + 16 + 4
+        return d[:at] + struct.pack("<Q", 0) + d[at + 8:]
+    expect_error(lockstep, work, "gguf: overlapping tensors",
+                 ["--from", "gguf", gguf("overlap", raw_edit=overlap)],
+                 r"overlap\.gguf: corrupt GGUF: tensors '.*' \(data offset 0, [0-9]+ bytes\) and "
+                 r"'.*' \(data offset 0\) overlap")
+    expect_error(lockstep, work, "gguf: infinite freq_base",
+                 ["--from", "gguf", gguf("theta", kv_edit=set_kv(
+                     "llama.rope.freq_base", cf.GGUF_FLOAT32, float("inf")))],
+                 r"theta\.gguf: GGUF key 'llama\.rope\.freq_base' is inf; it must be a finite "
+                 r"positive number")
     expect_error(lockstep, work, "gguf: unknown tensor type",
                  ["--from", "gguf", gguf("type", tensor_edit=edit_tensor(
                      "blk.0.attn_v.weight", lambda t: t.__setitem__(1, 99)))],

@@ -9,6 +9,7 @@
 // this source is RopeLayout::kInterleaved.
 #include <fmt/format.h>
 
+#include <cmath>
 #include <map>
 #include <set>
 
@@ -174,6 +175,13 @@ Result<Checkpoint> OpenGgufCheckpoint(const std::string& path) {
                             gguf.GetFloat("llama.attention.layer_norm_rms_epsilon"));
   if (gguf.Find("llama.rope.freq_base") != nullptr) {
     LOCKSTEP_ASSIGN_OR_RETURN(c.rope_theta, gguf.GetFloat("llama.rope.freq_base"));
+  }
+  for (auto [key, value] : {std::pair{"llama.attention.layer_norm_rms_epsilon", c.rms_norm_eps},
+                            std::pair{"llama.rope.freq_base", c.rope_theta}}) {
+    if (!std::isfinite(value) || value <= 0) {
+      return InvalidArgument("{}: GGUF key '{}' is {}; it must be a finite positive number", path,
+                             key, value);
+    }
   }
   LOCKSTEP_RETURN_IF_ERROR(CheckUnsupported(gguf, c.head_dim));
 

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "checkpoint.h"
+#include "lockstep/base/json_nesting.h"
 #include "lockstep/formats/safetensors.h"
 
 namespace lockstep::runtime {
@@ -44,9 +45,11 @@ bool Exists(const std::string& path) {
 Result<nlohmann::json> ReadJson(const std::string& path) {
   std::ifstream in(path);
   if (!in) return NotFound("{}: cannot open", path);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  LOCKSTEP_RETURN_IF_ERROR(CheckJsonNesting(text, path));
   try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {  // syntax, a number beyond a double
     return InvalidArgument("{}: not valid JSON: {}", path, e.what());
   }
 }

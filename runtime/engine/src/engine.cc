@@ -3,6 +3,7 @@
 #include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/task_arena.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -88,9 +89,12 @@ struct Engine::Impl {
   std::vector<float> gathered;                   // [tp][T][ceil(n/tp)] all ranks' blocks
   std::vector<kernels::AttentionQuery> queries;  // [T]
 
-  Impl(int threads, const partitioner::ModelConfig& c)
+  Impl(int threads, const partitioner::ModelConfig& c, int64_t max_positions)
       : arena(threads),
-        rope(c.head_dim, c.rope_theta, static_cast<int>(c.max_position_embeddings)) {
+        rope(c.head_dim, c.rope_theta,
+             static_cast<int>(max_positions > 0
+                                  ? std::min(max_positions, c.max_position_embeddings)
+                                  : c.max_position_embeddings)) {
     if (static_cast<unsigned>(threads) > std::thread::hardware_concurrency()) {
       thread_limit.emplace(tbb::global_control::max_allowed_parallelism,
                            static_cast<size_t>(threads));
@@ -103,7 +107,7 @@ Engine::Engine(ModelWeights weights, const EngineOptions& options)
     : weights_(std::move(weights)),
       options_(options),
       kv_cache_(CacheShape(weights_, options)),
-      impl_(std::make_unique<Impl>(options.threads, weights_.config)) {}
+      impl_(std::make_unique<Impl>(options.threads, weights_.config, options.max_positions)) {}
 
 Engine::~Engine() = default;
 
@@ -119,6 +123,9 @@ Result<std::unique_ptr<Engine>> Engine::Create(ModelWeights weights, const Engin
     return InvalidArgument("--max-batch must be at least 1, got {}", options.max_slots);
   }
   if (options.kv_pages < 0) return InvalidArgument("negative KV page count {}", options.kv_pages);
+  if (options.max_positions < 0) {
+    return InvalidArgument("negative position count {}", options.max_positions);
+  }
   const ShardSpec& shard = weights.shard;
   if (shard.tp_size > 1) {
     if (options.tp_group == nullptr) {
@@ -213,6 +220,11 @@ Status Engine::RunLayers(const TokenBatch& batch, float* hidden) {
   TensorParallelGroup* tp = shard().tp_size > 1 ? options_.tp_group : nullptr;
 
   Impl& s = *impl_;
+  for (int32_t p : batch.positions) {
+    LOCKSTEP_CHECK(p >= 0 && p < s.rope.max_positions(),
+                   "position {} outside the {} positions the engine was made for", p,
+                   s.rope.max_positions());
+  }
   auto grow = [T](std::vector<float>& v, int64_t cols) { v.resize(static_cast<size_t>(T * cols)); };
   grow(s.norm, h);
   grow(s.q, q_dim);

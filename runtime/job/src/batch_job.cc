@@ -2,9 +2,11 @@
 
 #include <fmt/format.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -18,6 +20,7 @@
 #include "job_plan.h"
 #include "lockstep/base/check.h"
 #include "lockstep/base/log.h"
+#include "lockstep/base/plural.h"
 #include "lockstep/base/progress.h"
 #include "lockstep/engine/engine.h"
 #include "lockstep/engine/scheduler.h"
@@ -28,6 +31,7 @@
 #include "lockstep/tokenizer/tokenizer.h"
 #include "lockstep/transport/local_fabric.h"
 #include "pipeline.h"
+#include "rank_threads.h"
 #include "resume.h"
 #include "step_sampler.h"
 
@@ -58,6 +62,7 @@ struct RankInputs {
   int32_t kv_pages = 0;    // JobKvPages of the whole plan
   int64_t num_requests = 0;
   bool needs_tokenizer = false;  // a request has stop strings (the last stage decodes)
+  int64_t max_positions = 0;     // the longest request's prompt + max_tokens (RoPE table)
   // Indexed by request (handle); only the fields above are filled, and only
   // for the requests in `pending`.
   std::vector<Request> requests;
@@ -72,6 +77,11 @@ std::vector<std::byte> EncodeRankInputs(const LeaderInputs& in, int rank, int32_
   nlohmann::json prompts = nlohmann::json::array();
   nlohmann::json sampling = nlohmann::json::array();
   bool needs_tokenizer = false;
+  int64_t max_positions = 0;
+  for (const Request& r : in.requests.requests) {
+    max_positions =
+        std::max(max_positions, static_cast<int64_t>(r.prompt_tokens.size()) + r.max_tokens);
+  }
   for (size_t i = 0; i < in.requests.requests.size(); ++i) {
     if (in.skip.count(static_cast<int64_t>(i)) != 0) continue;
     const Request& r = in.requests.requests[i];
@@ -86,6 +96,7 @@ std::vector<std::byte> EncodeRankInputs(const LeaderInputs& in, int rank, int32_
                             {"kv_pages", kv_pages},
                             {"num_requests", in.requests.requests.size()},
                             {"needs_tokenizer", needs_tokenizer},
+                            {"max_positions", max_positions},
                             {"prompts", std::move(prompts)},
                             {"sampling", std::move(sampling)}};
   std::vector<uint8_t> cbor = nlohmann::json::to_cbor(j);
@@ -106,6 +117,7 @@ Result<RankInputs> DecodeRankInputs(const std::vector<std::byte>& bytes) {
     in.kv_pages = j.at("kv_pages").get<int32_t>();
     in.num_requests = j.at("num_requests").get<int64_t>();
     in.needs_tokenizer = j.at("needs_tokenizer").get<bool>();
+    in.max_positions = j.at("max_positions").get<int64_t>();
     in.requests.resize(static_cast<size_t>(in.num_requests));
     std::set<int64_t> pending;
     for (const nlohmann::json& p : j.at("prompts")) {
@@ -165,13 +177,35 @@ class ResultSink final : public StepObserver {
     for (const RowOutcome& row : outcomes.rows) {
       const size_t h = static_cast<size_t>(row.handle);
       Live& s = live_[h];
+      if (row.non_finite != RowOutcome::NonFinite::kNone) {
+        // The logits of this step were not finite: an error record naming
+        // the step, in place of a result.
+        const Request& r = requests_[h];
+        const int64_t step = static_cast<int64_t>(s.tokens.size());
+        RequestError e{r.id, r.line,
+                       fmt::format("{}:{}: the logits of generation step {} (position {}) hold {} "
+                                   "at token id {}; the request was stopped (the model's "
+                                   "activations overflow: `lockstep verify` checks its weights)",
+                                   options_.input_path, r.line, step,
+                                   static_cast<int64_t>(r.prompt_tokens.size()) + step,
+                                   row.non_finite == RowOutcome::NonFinite::kNan ? "a NaN"
+                                                                                 : "an infinity",
+                                   row.token)};
+        LOCKSTEP_LOG_WARN("run", "{}", e.message);
+        LOCKSTEP_RETURN_IF_ERROR(writer_->WriteError(e));
+        ++summary_->failed;
+        s = Live{};
+        continue;
+      }
       if (s.tokens.empty()) {
         s.first_token = now;
         if (tokenizer_ != nullptr) s.text.emplace(*tokenizer_, requests_[h]);
       }
       // The same text the last stage built to find stop strings.
       if (s.text) s.text->Append(row.token);
+      if (!s.tokens.empty()) s.gaps.push_back(Seconds(s.last_token, now));
       s.last_token = now;
+      ++tokens_seen_;
       s.tokens.push_back(row.token);
       if (options_.keep_results) s.fingerprints.push_back(row.fingerprint);
       if (!row.finished) continue;
@@ -199,16 +233,22 @@ class ResultSink final : public StepObserver {
       ++summary_->completed;
       summary_->prompt_tokens += result.prompt_tokens;
       summary_->generated_tokens += static_cast<int64_t>(result.tokens.size());
+      summary_->ttft_s.push_back(Seconds(s.admitted, s.first_token));
+      summary_->inter_token_s.insert(summary_->inter_token_s.end(), s.gaps.begin(), s.gaps.end());
       if (options_.keep_results) {
         done.step_fingerprints = std::move(s.fingerprints);
         summary_->results.push_back(std::move(done));
       }
       s = Live{};
     }
-    progress_->Update(summary_->completed + summary_->failed + summary_->skipped,
-                      summary_->generated_tokens);
+    // Tokens of the requests still running count too: a job of long
+    // requests shows its speed before the first one finishes.
+    progress_->Update(summary_->completed + summary_->failed + summary_->skipped, tokens_seen_);
     return Status::Ok();
   }
+
+  // Tokens generated so far, of finished and running requests.
+  int64_t tokens_seen() const { return tokens_seen_; }
 
  private:
   struct Live {
@@ -216,6 +256,7 @@ class ResultSink final : public StepObserver {
     std::vector<uint64_t> fingerprints;
     std::optional<CompletionText> text;  // when the model has a tokenizer
     Clock::time_point admitted, first_token, last_token;
+    std::vector<double> gaps;  // seconds between consecutive tokens
   };
   const std::vector<Request>& requests_;
   const BatchJobOptions& options_;
@@ -224,11 +265,12 @@ class ResultSink final : public StepObserver {
   ProgressReporter* progress_;
   BatchJobSummary* summary_;
   std::vector<Live> live_;
+  int64_t tokens_seen_ = 0;
 };
 
 // RankStats on the wire (fixed size, for an allgather).
 struct RankStatsWire {
-  int64_t ints[14];
+  int64_t ints[15];
   double doubles[6];
 };
 
@@ -248,6 +290,7 @@ RankStatsWire ToWire(const RankStats& s) {
   w.ints[11] = static_cast<int64_t>(s.peak_rss_bytes);
   w.ints[12] = static_cast<int64_t>(s.hidden_bytes_received);
   w.ints[13] = s.hidden_tokens_received;
+  w.ints[14] = s.threads;
   w.doubles[0] = s.load_seconds;
   w.doubles[1] = s.run_seconds;
   w.doubles[2] = s.compute_seconds;
@@ -273,6 +316,7 @@ RankStats FromWire(const RankStatsWire& w) {
   s.peak_rss_bytes = static_cast<uint64_t>(w.ints[11]);
   s.hidden_bytes_received = static_cast<uint64_t>(w.ints[12]);
   s.hidden_tokens_received = w.ints[13];
+  s.threads = static_cast<int>(w.ints[14]);
   s.load_seconds = w.doubles[0];
   s.run_seconds = w.doubles[1];
   s.compute_seconds = w.doubles[2];
@@ -304,7 +348,10 @@ Result<LeaderInputs> PrepareInputs(const BatchJobOptions& options, const ModelFi
   }
   std::vector<const Request*> pending;
   for (size_t i = 0; i < file.requests.size(); ++i) {
-    if (resume.done_ids.count(file.requests[i].id) != 0) {
+    // Done: a result with its id, or an error record for its line (a
+    // request the KV budget could never hold).
+    if (resume.done_ids.count(file.requests[i].id) != 0 ||
+        resume.done_lines.count(file.requests[i].line) != 0) {
       in.skip.insert(static_cast<int64_t>(i));
     } else {
       pending.push_back(&file.requests[i]);
@@ -325,6 +372,31 @@ uint64_t PeakRssBytes() {
   struct rusage usage {};
   if (getrusage(RUSAGE_SELF, &usage) != 0) return 0;
   return static_cast<uint64_t>(usage.ru_maxrss) * 1024;
+}
+
+// What AgreeOnModelFile compares: the manifest digest, or for a file without
+// one its size.
+std::string ModelIdentity(const ModelFile& model) {
+  if (!model.integrity().manifest_sha256.empty()) return model.integrity().manifest_sha256;
+  struct stat st {};
+  if (::stat(model.path().c_str(), &st) != 0) return "size:?";
+  return fmt::format("size:{} bytes", static_cast<int64_t>(st.st_size));
+}
+
+// The request file must be readable and a file, not a directory: checked
+// before the results file is claimed.
+Status CheckInputFile(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return NotFound("{}: cannot open the request file: {}", path, std::strerror(errno));
+  }
+  if (S_ISDIR(st.st_mode)) {
+    return InvalidArgument("{}: is a directory, not a request file (--input)", path);
+  }
+  if (::access(path.c_str(), R_OK) != 0) {
+    return IoError("{}: cannot read the request file: {}", path, std::strerror(errno));
+  }
+  return Status::Ok();
 }
 
 Result<ModelFileOptions> FileOptions(ModelIo io, const transport::Communicator& world) {
@@ -360,6 +432,36 @@ Result<ModelIo> ParseModelIo(std::string_view name) {
   return InvalidArgument("unknown model I/O '{}'; use posix, mpiio or collective", name);
 }
 
+Status CheckJobFiles(const BatchJobOptions& options) {
+  struct Named {
+    const char* flag;
+    const std::string* path;
+  };
+  const Named read[] = {{"--input", &options.input_path}, {"--model", &options.model_path}};
+  const Named written[] = {{"--output", &options.output_path},
+                           {"--dump-logits", &options.dump_logits_path}};
+  auto same = [](const std::string& a, const std::string& b) {
+    if (a.empty() || b.empty()) return false;
+    struct stat sa {}, sb {};
+    if (::stat(a.c_str(), &sa) != 0 || ::stat(b.c_str(), &sb) != 0) return false;
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  };
+  for (const Named& w : written) {
+    for (const Named& r : read) {
+      if (same(*w.path, *r.path)) {
+        return InvalidArgument("{} {} is the same file as {} {}: the job would overwrite its {}",
+                               w.flag, *w.path, r.flag, *r.path,
+                               r.path == &options.input_path ? "requests" : "model");
+      }
+    }
+  }
+  if (same(options.output_path, options.dump_logits_path)) {
+    return InvalidArgument("--dump-logits {} is the same file as --output {}",
+                           options.dump_logits_path, options.output_path);
+  }
+  return Status::Ok();
+}
+
 Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options) {
   LOCKSTEP_ASSIGN_OR_RETURN(std::shared_ptr<transport::LocalFabric> fabric,
                             transport::LocalFabric::Create(1));
@@ -389,7 +491,30 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
     options_ok =
         InvalidArgument("--max-step-tokens must be at least 1, got {}", options.max_step_tokens);
   }
+  // The leader's files: distinct, the requests readable, the results file
+  // claimed for this job (locked; kept as it is until phase 6).
+  std::optional<ResultWriter> writer;
+  if (leader && options_ok.ok()) {
+    options_ok = CheckJobFiles(options);
+    if (options_ok.ok()) options_ok = CheckInputFile(options.input_path);
+    if (options_ok.ok()) {
+      const ExistingResults existing = options.resume  ? ExistingResults::kAppend
+                                       : options.force ? ExistingResults::kOverwrite
+                                                       : ExistingResults::kRefuse;
+      Result<ResultWriter> claimed = ResultWriter::Claim(options.output_path, existing);
+      options_ok = claimed.status();
+      if (claimed.ok()) writer.emplace(std::move(claimed).value());
+    }
+  }
   LOCKSTEP_RETURN_IF_ERROR(Agree(world, options_ok));
+  // Threads: the flag's value, or the cores available to this rank. The
+  // plan models the leader's count (BatchJobOptions is the leader's too).
+  summary.threads = options.threads;
+  if (options.threads <= 0) {
+    LOCKSTEP_ASSIGN_OR_RETURN(summary.threads, AutoThreads(world));
+  }
+  BatchJobOptions resolved = options;
+  resolved.threads = summary.threads;
 
   // 2. Every rank opens the model file; the leader also its tokenizer (it
   // tokenizes the requests, once, and builds the results' text).
@@ -408,6 +533,11 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
   LOCKSTEP_RETURN_IF_ERROR(Agree(world, opened.ok() ? tokenizer_ok : opened.status()));
   ModelFile model = std::move(opened).value();
   const partitioner::ModelConfig& config = model.config();
+  // The same file on every rank: its manifest digest, else its size.
+  if (leader && !model.integrity().complete()) {
+    LOCKSTEP_LOG_WARN("run", "{}", model.integrity().Warning(options.model_path));
+  }
+  LOCKSTEP_RETURN_IF_ERROR(AgreeOnModelFile(world, options.model_path, ModelIdentity(model)));
 
   // 3. The leader reads the requests and makes the plan; each rank gets its
   // part of the plan and the request data its stage uses.
@@ -415,7 +545,7 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
   std::vector<std::vector<std::byte>> parts;
   Status prepared = Status::Ok();
   if (leader) {
-    Result<LeaderInputs> inputs = PrepareInputs(options, model, tokenizer.get(), num_ranks);
+    Result<LeaderInputs> inputs = PrepareInputs(resolved, model, tokenizer.get(), num_ranks);
     prepared = inputs.status();
     if (inputs.ok()) {
       leader_inputs.emplace(std::move(inputs).value());
@@ -485,6 +615,7 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
   stats.tp_rank = layout.tp_rank;
   stats.plan_weight_bytes = static_cast<uint64_t>(plan.Rank(rank).memory.weights);
   stats.kv_pages = summary.kv_pages;
+  stats.threads = summary.threads;
   std::unique_ptr<Engine> engine;
   Status loaded = [&]() -> Status {
     LoadOptions load_options;
@@ -492,10 +623,14 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
     LOCKSTEP_ASSIGN_OR_RETURN(ModelWeights weights,
                               LoadWeights(model, shard, plan.RankShards(rank), load_options));
     EngineOptions engine_options;
-    engine_options.threads = options.threads;
+    engine_options.threads = summary.threads;
     engine_options.isa = options.isa;
     engine_options.max_slots = options.max_batch;
     engine_options.kv_pages = summary.kv_pages;
+    // The RoPE table covers the longest request of the file, not the
+    // model's whole context (the leader computes it: only it has every
+    // request).
+    engine_options.max_positions = std::max<int64_t>(inputs.max_positions, 1);
     engine_options.reduction_order = options.reduction_order;
     engine_options.tp_group = tp_group.get();
     LOCKSTEP_ASSIGN_OR_RETURN(engine, Engine::Create(std::move(weights), engine_options));
@@ -507,8 +642,7 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
   stats.load_seconds = Seconds(load_start, Clock::now());
   summary.load_seconds = stats.load_seconds;
 
-  // 6. The leader opens the results file and writes the error records.
-  std::optional<ResultWriter> writer;
+  // 6. The leader starts the results file and writes the error records.
   Status opened_results = Status::Ok();
   if (leader) {
     summary.skipped = static_cast<int64_t>(leader_inputs->skip.size());
@@ -519,15 +653,10 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
       if (state.ok()) resume = std::move(state).value();
       opened_results = state.status();
     }
-    if (opened_results.ok()) {
-      Result<ResultWriter> w = ResultWriter::Open(options.output_path, options.resume);
-      opened_results = w.status();
-      if (w.ok()) writer.emplace(std::move(w).value());
-    }
+    if (opened_results.ok()) opened_results = writer->Start();
     for (const RequestError& e : leader_inputs->requests.errors) {
       if (!opened_results.ok()) break;
-      const bool done =
-          e.id ? resume.done_ids.count(*e.id) != 0 : resume.done_lines.count(e.line) != 0;
+      const bool done = resume.done_lines.count(e.line) != 0;
       if (done) {
         ++summary.skipped;
         continue;
@@ -552,12 +681,14 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
     LOCKSTEP_LOG_INFO("run", "{}",
                       PlanSummary(plan, summary.window, summary.max_chunks, summary.kv_pages));
     LOCKSTEP_LOG_INFO("run",
-                      "{}: {} layers, {} weights; rank 0 loaded {:.1f} MiB ({} read) in {:.2f} s; "
-                      "isa {}, {} thread(s) per rank",
-                      options.model_path, config.num_layers, DTypeName(model.weight_dtype()),
-                      engine->weights().bytes() / 1048576.0,
+                      "{}: {}, {} weights; rank 0 loaded {:.1f} MiB ({} read) in {:.2f} s; "
+                      "isa {}, {} per rank{}",
+                      options.model_path, Plural(config.num_layers, "layer"),
+                      DTypeName(model.weight_dtype()), engine->weights().bytes() / 1048576.0,
                       partitioner::FormatBytes(static_cast<double>(stats.bytes_read)),
-                      stats.load_seconds, kernels::IsaName(options.isa), options.threads);
+                      stats.load_seconds, kernels::IsaName(options.isa),
+                      Plural(summary.threads, "thread"),
+                      options.threads <= 0 ? " (the cores available to each rank)" : "");
   }
 
   // The run. Stage 0 ranks submit every request (identical replicas); the
@@ -565,7 +696,8 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
   *error_on_all_ranks = false;
   const int64_t total =
       leader ? static_cast<int64_t>(requests.size() + leader_inputs->requests.errors.size()) : 0;
-  ProgressReporter progress(total, leader && options.progress, isatty(STDERR_FILENO) == 1);
+  ProgressReporter progress(total, leader && options.progress, isatty(STDERR_FILENO) == 1,
+                            options.progress_interval_s);
   const Clock::time_point run_start = Clock::now();
   Status ran = Status::Ok();
   std::optional<StepSampler> sampler;

@@ -197,6 +197,51 @@ Status ScatterBytes(transport::Communicator& world, int root,
   return received.Wait();
 }
 
+Status AgreeOnModelFile(transport::Communicator& world, std::string_view path,
+                        std::string_view identity) {
+  // Rank 0's identity to everyone (a tree), then the ranks whose file
+  // differs, with the first one's identity, reduced up a tree.
+  struct Identity {
+    char text[96] = {};
+  };
+  struct Differ {
+    RankSet ranks;
+    Identity first;  // the identity of ranks.ranks[0]
+  };
+  Identity mine;
+  std::memcpy(mine.text, identity.data(), std::min(identity.size(), sizeof(mine.text) - 1));
+  Identity leader = mine;
+  LOCKSTEP_RETURN_IF_ERROR(
+      world.Broadcast(std::as_writable_bytes(std::span<Identity>(&leader, 1)), 0));
+  Differ differ;
+  if (std::strncmp(mine.text, leader.text, sizeof(Identity::text)) != 0) {
+    differ.ranks.count = 1;
+    differ.ranks.ranks[0] = world.rank();
+    differ.first = mine;
+  }
+  LOCKSTEP_RETURN_IF_ERROR(world.AllReduce(
+      std::as_writable_bytes(std::span<Differ>(&differ, 1)),
+      [](std::span<std::byte> lower, std::span<const std::byte> upper) {
+        Differ l;
+        Differ u;
+        std::memcpy(&l, lower.data(), sizeof l);
+        std::memcpy(&u, upper.data(), sizeof u);
+        if (l.ranks.count == 0) l.first = u.first;
+        l.ranks.Add(u.ranks);
+        std::memcpy(lower.data(), &l, sizeof l);
+      }));
+  if (differ.ranks.count == 0) return Status::Ok();
+  auto shown = [](const Identity& r) {
+    std::string text(r.text, strnlen(r.text, sizeof(r.text)));
+    return text.find(':') == std::string::npos ? "manifest_sha256 " + text.substr(0, 16) + "..."
+                                               : text;
+  };
+  return FailedPrecondition(
+      "{} opened a different model file than rank 0 at {} ({} on rank 0, {} on rank {}): every "
+      "rank must read the same file (copy it again, or put it on a shared file system)",
+      differ.ranks.Text(), path, shown(leader), shown(differ.first), differ.ranks.ranks[0]);
+}
+
 uint64_t ArgumentsFingerprint(const std::vector<std::string_view>& arguments) {
   uint64_t h = 0xcbf29ce484222325ull;
   for (std::string_view a : arguments) {

@@ -37,6 +37,13 @@ Status Agree(transport::Communicator& world, const Status& mine);
 // ranks whose fingerprint differs from rank 0's.
 Status AgreeOnArguments(transport::Communicator& world, uint64_t fingerprint);
 
+// Collective: checks that every rank opened the same model file: the same
+// manifest_sha256 (docs/model-format.md, "Checksums"), or for a file without
+// checksums the same size. The error names the ranks whose file differs
+// from rank 0's. Tree collectives, as Agree.
+Status AgreeOnModelFile(transport::Communicator& world, std::string_view path,
+                        std::string_view identity);
+
 // The stream id ScatterBytes uses (distinct from the pipeline's, 1..4).
 inline constexpr uint32_t kScatterStream = 8;
 

@@ -113,6 +113,7 @@ Outcomes RunJob(const ScratchDir& dir, const std::string& model, const std::stri
   options.model_path = model;
   options.input_path = requests;
   options.output_path = dir.File("results.jsonl");
+  options.force = true;  // every run overwrites the last one's results
   options.threads = config.threads;
   options.isa = config.isa;
   options.max_batch = config.max_batch;

@@ -19,6 +19,17 @@
 
 namespace lockstep::partitioner {
 
+// Limits (ModelConfig::Validate): far beyond any published Llama-family
+// model, low enough that no size computed from a config overflows and a
+// mistyped or damaged value is refused instead of allocated.
+inline constexpr int64_t kMaxVocabSize = int64_t{1} << 24;       // token ids are int32
+inline constexpr int64_t kMaxModelDimension = int64_t{1} << 20;  // hidden and FFN sizes
+inline constexpr int64_t kMaxLayers = 4096;
+inline constexpr int64_t kMaxHeads = 4096;
+inline constexpr int64_t kMaxHeadDim = 4096;
+// Positions travel as int32 and are exact in f32 up to 2^24.
+inline constexpr int64_t kMaxContext = int64_t{1} << 24;
+
 struct ModelConfig {
   std::string name;                    // free text, e.g. the preset name
   std::string architecture = "llama";  // only "llama" is supported
@@ -40,8 +51,9 @@ struct ModelConfig {
   int64_t kv_dim() const { return int64_t{num_kv_heads} * head_dim; }
   int64_t NumParameters() const;
 
-  // Consistency of the numbers (positive sizes, heads divisible by KV heads,
-  // ...). The message names the field.
+  // Consistency of the numbers (positive sizes within the limits above,
+  // heads divisible by KV heads, rms_norm_eps in (0, 1], rope_theta finite
+  // and positive, ...). The message names the field.
   Status Validate() const;
 
   bool operator==(const ModelConfig&) const = default;
@@ -54,7 +66,12 @@ struct ModelConfig {
 // (optional), bos_token_id, eos_token_id (optional). `source` names the file
 // in error messages.
 Result<ModelConfig> ModelConfigFromHfJson(const nlohmann::json& json, std::string_view source);
+// A config without "_name_or_path" is named after its file
+// (ModelNameFromPath), so that plans and model files made from it have a name.
 Result<ModelConfig> LoadHfConfigFile(const std::string& path);
+// "small-llama" for "small-llama.json" or "small-llama.h5"; the folder's name
+// for ".../Llama-2-7b-hf/config.json".
+std::string ModelNameFromPath(std::string_view path);
 nlohmann::json ModelConfigToHfJson(const ModelConfig& config);
 
 // Presets: "tiny" (for tests), "llama-110m", "tinyllama-1.1b", "llama-2-7b",

@@ -9,9 +9,13 @@
 // order chosen so that a bad model or request file costs nothing and every
 // failure ends every rank with one message from the leader (each phase ends
 // with an agreement, see below):
-//   1. every rank checks that all were started with the same arguments;
+//   1. every rank checks that all were started with the same arguments; the
+//      leader checks that the request file can be read and claims the
+//      results file (ResultWriter::Claim: an exclusive lock, a non-empty
+//      file refused without resume or force; nothing truncated yet);
 //   2. every rank opens and checks the model file (its own copy or a shared
-//      file system);
+//      file system), and the ranks compare the digests of the files they
+//      opened (docs/model-format.md, "Checksums");
 //   3. the leader reads every request line (and tokenizes it, once) and the
 //      results file to resume, and loads, or makes with the partitioner, the
 //      plan; it sends each rank its part of the plan (Plan::part_rank) and
@@ -20,7 +24,7 @@
 //   4. every rank checks its part of the plan against its model file and the
 //      rank count (the last stage loads the tokenizer for stop strings);
 //   5. every rank loads its shards (Plan::RankShards) and creates its engine;
-//   6. the leader creates (or, resuming, opens) the results file.
+//   6. the leader starts the results file (truncating it only with force).
 // Every agreement is a reduction up a tree and back (job_agreement.h), and
 // no start-up step sends a rank data in proportion to the rank count.
 // Then the requests run through the pipeline (continuous batching, each
@@ -71,7 +75,10 @@ struct BatchJobOptions {
   std::string model_path;                    // model file (HDF5, docs/model-format.md)
   std::string input_path;                    // requests (JSONL); read by the leader
   std::string output_path;                   // results (JSONL); written by the leader
-  int threads = 1;                           // engine threads per rank
+  // Engine threads per rank; 0: the cores available to each rank (its CPU
+  // affinity divided among the ranks of its host sharing the same CPUs,
+  // rank_threads.h). The bits do not depend on it.
+  int threads = 1;
   kernels::Isa isa = kernels::Isa::kScalar;  // kernels' instruction set
   int max_batch = 8;                         // requests in flight at once
   int max_step_tokens = 256;                 // tokens per forward step (prefill chunk budget)
@@ -82,7 +89,9 @@ struct BatchJobOptions {
   std::string dump_logits_path;  // debug: every step's logits as JSONL ("" = off); written
                                  // by tp rank 0 of the last stage
   bool progress = true;          // plan summary and progress lines (leader)
+  double progress_interval_s = 10.0;  // between progress lines when stderr is not a terminal
   bool resume = false;           // skip requests already in the results file
+  bool force = false;            // overwrite a results file that holds lines (not with resume)
   bool timings = true;           // false: results without timing fields (--no-timings)
 
   // The plan (docs/distributed.md, "Plans"): a plan file, else tp x pp (0:
@@ -124,6 +133,7 @@ struct RankStats {
   int64_t steps = 0;
   int32_t kv_pages = 0;
   uint64_t kv_cache_bytes = 0;  // the rank's KV cache memory
+  int threads = 0;              // engine threads the rank ran
   // Start-up (phases 1-6, docs/distributed.md "Start-up"): its time, the
   // bytes and messages this rank received (transport::Traffic, the ucx
   // backend's address exchange included) and the peers it messaged or
@@ -159,6 +169,12 @@ struct BatchJobSummary {
   int window = 1;      // steps in flight
   int max_chunks = 1;  // sequences per step
   int32_t kv_pages = 0;
+  int threads = 0;  // this rank's engine threads (BatchJobOptions::threads resolved)
+  // Timings the leader saw (completed requests only): each request's time
+  // to first token (from admission), and every gap between two consecutive
+  // tokens of a request (the inter-token latency), in seconds.
+  std::vector<double> ttft_s;
+  std::vector<double> inter_token_s;
   std::vector<RankStats> ranks;    // by world rank (leader; empty elsewhere)
   std::vector<JobResult> results;  // completion order (leader, keep_results)
 };
@@ -168,6 +184,12 @@ struct BatchJobSummary {
 uint64_t ArgumentsFingerprint(const std::vector<std::string_view>& arguments);
 
 // One rank without MPI: the job on a world of one chip.
+// The files of a job must be distinct: --output (and --dump-logits) must
+// not be --input or --model, as a path, a link or another name of the same
+// file. InvalidArgument naming both flags otherwise. Touches nothing; the
+// leader calls it at start-up, launch before that (a bad command line).
+Status CheckJobFiles(const BatchJobOptions& options);
+
 Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options);
 
 // One rank of a job over `world` (see the file comment for errors).

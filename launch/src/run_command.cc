@@ -7,6 +7,7 @@
 //   lockstep run ... --transport local --chips N                        N threads
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <memory>
 #include <mutex>
@@ -91,6 +92,39 @@ int ReportSummary(const Flags& f, const runtime::BatchJobSummary& s) {
     }
   }
   if (s.ranks.size() > 1 && job.progress) {
+    // Start-up over the ranks (docs/distributed.md, "Start-up"): min /
+    // median / max, so that one line stays readable at any rank count.
+    const auto spread = [&](auto value, auto format) {
+      std::vector<double> v;
+      for (const runtime::RankStats& r : s.ranks) v.push_back(static_cast<double>(value(r)));
+      std::sort(v.begin(), v.end());
+      return fmt::format("{} / {} / {}", format(v.front()), format(v[v.size() / 2]),
+                         format(v.back()));
+    };
+    const auto bytes = [](double b) { return partitioner::FormatBytes(b); };
+    const auto seconds = [](double t) { return fmt::format("{:.2f} s", t); };
+    const auto count = [](double n) { return fmt::format("{:.0f}", n); };
+    LOCKSTEP_LOG_INFO(
+        "run",
+        "start-up over {} ranks (min / median / max): {}; received {} in {} messages; {} peers; "
+        "peak RSS {}",
+        s.ranks.size(), spread([](const auto& r) { return r.startup_seconds; }, seconds),
+        spread([](const auto& r) { return r.startup_bytes_received; }, bytes),
+        spread([](const auto& r) { return r.startup_messages_received; }, count),
+        spread([](const auto& r) { return r.startup_peers; }, count),
+        spread([](const auto& r) { return r.peak_rss_bytes; }, bytes));
+    // Stage-to-stage traffic: hidden-state bytes received over every stage
+    // boundary, per token crossing one boundary.
+    uint64_t hidden_bytes = 0;
+    int64_t hidden_tokens = 0;
+    for (const runtime::RankStats& r : s.ranks) {
+      hidden_bytes += r.hidden_bytes_received;
+      hidden_tokens += r.hidden_tokens_received;
+    }
+    if (hidden_tokens > 0) {
+      LOCKSTEP_LOG_INFO("run", "stage-to-stage traffic: {:.0f} bytes per token and boundary",
+                        static_cast<double>(hidden_bytes) * s.plan.tp / hidden_tokens);
+    }
     for (const runtime::RankStats& r : s.ranks) {
       const double run = r.run_seconds > 0 ? r.run_seconds : 1.0;
       const double read_ratio =
@@ -98,10 +132,14 @@ int ReportSummary(const Flags& f, const runtime::BatchJobSummary& s) {
       LOCKSTEP_LOG_INFO(
           "run",
           "rank {} (stage {}, tp {}): read {} for {} of shards ({:+.2f}%), loaded in {:.2f} s; "
+          "start-up {:.2f} s, received {} from {}, peak RSS {}; "
           "{}: compute {:.0f}%, tp collectives {:.0f}%, pipeline wait {:.0f}%",
           r.rank, r.stage, r.tp_rank, partitioner::FormatBytes(static_cast<double>(r.bytes_read)),
           partitioner::FormatBytes(static_cast<double>(r.plan_weight_bytes)),
-          (read_ratio - 1.0) * 100.0, r.load_seconds, Plural(r.steps, "step"),
+          (read_ratio - 1.0) * 100.0, r.load_seconds, r.startup_seconds,
+          partitioner::FormatBytes(static_cast<double>(r.startup_bytes_received)),
+          Plural(r.startup_peers, "peer"),
+          partitioner::FormatBytes(static_cast<double>(r.peak_rss_bytes)), Plural(r.steps, "step"),
           100.0 * r.compute_seconds / run, 100.0 * r.collective_seconds / run,
           100.0 * r.pipeline_wait_seconds / run);
     }

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "json_reader.h"
+#include "lockstep/base/check.h"
 #include "lockstep/base/json_nesting.h"
 
 namespace lockstep::partitioner {
@@ -183,9 +184,14 @@ Status CheckStructure(const Plan& plan) {
         "kv_replicated differ); re-plan with `lockstep plan`",
         r, plan.tp, r);
   }
-  if (static_cast<int>(plan.ranks.size()) != plan.num_ranks()) {
-    return InvalidArgument("{} ranks listed for tp {} x pp {}", plan.ranks.size(), plan.tp,
-                           plan.pp);
+  if (plan.part_rank >= plan.num_ranks()) {
+    return InvalidArgument("part_rank {} is outside the plan's {} ranks", plan.part_rank,
+                           plan.num_ranks());
+  }
+  const size_t listed = plan.part_rank >= 0 ? 1 : static_cast<size_t>(plan.num_ranks());
+  if (plan.ranks.size() != listed) {
+    return InvalidArgument("{} ranks listed for tp {} x pp {}{}", plan.ranks.size(), plan.tp,
+                           plan.pp, plan.part_rank >= 0 ? " (a part holds one)" : "");
   }
   int next_layer = 0;
   for (int s = 0; s < plan.pp; ++s) {
@@ -203,8 +209,9 @@ Status CheckStructure(const Plan& plan) {
     return InvalidArgument("the stages cover {} layers but the model has {}", next_layer,
                            model.num_layers);
   }
-  for (int r = 0; r < plan.num_ranks(); ++r) {
-    const RankPlan& rp = plan.ranks[r];
+  for (size_t i = 0; i < plan.ranks.size(); ++i) {
+    const int r = plan.part_rank >= 0 ? plan.part_rank : static_cast<int>(i);
+    const RankPlan& rp = plan.ranks[i];
     if (rp.rank != r || rp.stage != plan.StageOf(r) || rp.tp_rank != plan.TpRankOf(r) ||
         rp.node != plan.request.cluster.NodeOf(r)) {
       return InvalidArgument(
@@ -267,8 +274,31 @@ std::vector<int> Plan::PipelineGroup(int tp_rank) const {
   return group;
 }
 
+const RankPlan& Plan::Rank(int rank) const {
+  if (part_rank < 0) return ranks[rank];
+  LOCKSTEP_CHECK(rank == part_rank && ranks.size() == 1,
+                 "rank {} asked of the part of the plan for rank {}", rank, part_rank);
+  return ranks[0];
+}
+
+Plan PlanPart(const Plan& plan, int rank) {
+  LOCKSTEP_CHECK(plan.part_rank < 0 && rank >= 0 && rank < plan.num_ranks(),
+                 "part {} of a plan of {} ranks", rank, plan.num_ranks());
+  Plan part;
+  part.request = plan.request;
+  part.model_fingerprint = plan.model_fingerprint;
+  part.tp = plan.tp;
+  part.pp = plan.pp;
+  part.micro_batches = plan.micro_batches;
+  part.stages = plan.stages;
+  part.tp_slices = plan.tp_slices;
+  part.ranks = {plan.ranks[rank]};
+  part.part_rank = rank;
+  return part;
+}
+
 const TensorShard* Plan::FindShard(int rank, std::string_view path, TensorRole role) const {
-  for (const TensorShard& s : ranks[rank].shards) {
+  for (const TensorShard& s : Rank(rank).shards) {
     if (s.path == path && s.role == role) return &s;
   }
   return nullptr;
@@ -358,6 +388,22 @@ json PlanToJson(const Plan& plan) {
                        {"total", r.memory.total()}}},
                      {"shards", shards}});
   }
+  json out = {{"format", kFormat},
+              {"version", kVersion},
+              {"inputs", inputs},
+              {"tp", plan.tp},
+              {"pp", plan.pp},
+              {"micro_batches", plan.micro_batches},
+              {"num_ranks", plan.num_ranks()},
+              {"canonical_segments", kCanonicalSegments},
+              {"executable", plan.executable()},
+              {"stages", stages},
+              {"tp_slices", slices},
+              {"ranks", ranks}};
+  if (plan.part_rank >= 0) {
+    out["part_rank"] = plan.part_rank;
+    return out;
+  }
   const Prediction& p = plan.prediction;
   json stage_predictions = json::array();
   for (const StagePrediction& s : p.stages) {
@@ -382,19 +428,8 @@ json PlanToJson(const Plan& plan) {
                      {"decode_context", p.decode_context},
                      {"stages", stage_predictions},
                      {"ranks", rank_shares}};
-  return {{"format", kFormat},
-          {"version", kVersion},
-          {"inputs", inputs},
-          {"tp", plan.tp},
-          {"pp", plan.pp},
-          {"micro_batches", plan.micro_batches},
-          {"num_ranks", plan.num_ranks()},
-          {"canonical_segments", kCanonicalSegments},
-          {"executable", plan.executable()},
-          {"stages", stages},
-          {"tp_slices", slices},
-          {"ranks", ranks},
-          {"prediction", prediction}};
+  out["prediction"] = prediction;
+  return out;
 }
 
 Result<Plan> PlanFromJson(const json& j, std::string_view source) {
@@ -463,6 +498,7 @@ Result<Plan> PlanFromJson(const json& j, std::string_view source) {
   r.Int("num_ranks", &num_ranks);
   r.Int("canonical_segments", &segments);
   r.Bool("executable", &executable);
+  r.Int("part_rank", &plan.part_rank, /*required=*/false);
   if (r.ok() && segments != kCanonicalSegments) {
     r.Fail("canonical_segments",
            fmt::format("is {}, this build uses {}", segments, kCanonicalSegments));
@@ -540,7 +576,7 @@ Result<Plan> PlanFromJson(const json& j, std::string_view source) {
     });
     plan.ranks.push_back(std::move(rp));
   });
-  {
+  if (plan.part_rank < 0) {
     JsonReader p = r.Object("prediction");
     Prediction& pr = plan.prediction;
     p.Double("time_to_first_token_s", &pr.time_to_first_token_s);

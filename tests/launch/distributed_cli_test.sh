@@ -7,6 +7,7 @@
 # clear error from rank 0 naming the rank, and no hang.
 #
 #   distributed_cli_test.sh LOCKSTEP CASE MPIEXEC [MPIEXEC FLAGS...]
+#   (environment: LOCKSTEP_TEST_TRANSPORT=mpi|ucx, the backend; default mpi)
 set -uo pipefail
 
 lockstep="$1"
@@ -55,7 +56,9 @@ expect_job_error() {
   echo "--- $case_name: exit $code after ${elapsed} ms: $(grep '^lockstep: error:' err.txt)"
 }
 
-run=(run --model tiny.h5 --input requests.jsonl --no-progress --no-timings --comm-timeout 10)
+# LOCKSTEP_TEST_TRANSPORT: the backend of the multi-rank runs (default mpi).
+run=(run --model tiny.h5 --input requests.jsonl --no-progress --no-timings --comm-timeout 10
+  --transport "${LOCKSTEP_TEST_TRANSPORT:-mpi}")
 
 case "$case_name" in
   kill_resume)

@@ -385,6 +385,55 @@ TEST(PlanJsonTest, RoundTripIsExact) {
   }
 }
 
+// A rank's part of a plan (what the runtime sends it at start-up): its own
+// RankPlan, no prediction; it round-trips through JSON, and its size does
+// not grow with the rank count: a rank of the 2688-rank Llama-3.1-405B plan
+// (27 MB of JSON whole) gets well under 1 MB.
+TEST(PlanJsonTest, PartsHoldOneRankAndRoundTrip) {
+  PlanRequest q;
+  q.model = *ModelPreset("llama-3.1-405b");
+  q.cluster = *ChipPreset("groq-lpu", 2688);
+  q.workload.batch_size = 1;
+  q.workload.prompt_length = 128;
+  q.workload.generated_length = 128;
+  q.workload.weight_type = ElementType::kInt8;
+  q.workload.activation_type = ElementType::kF16;
+  const Plan plan = MustPlan(q);
+  ASSERT_EQ(plan.num_ranks(), 2688);
+  const size_t whole = PlanToJson(plan).dump().size();
+  size_t largest = 0;
+  for (int rank = 0; rank < plan.num_ranks(); rank += 67) {
+    const Plan part = PlanPart(plan, rank);
+    EXPECT_EQ(part.part_rank, rank);
+    ASSERT_EQ(part.ranks.size(), 1u);
+    EXPECT_EQ(part.Rank(rank), plan.Rank(rank));
+    EXPECT_EQ(part.RankShards(rank), plan.RankShards(rank));
+    EXPECT_EQ(part.SliceOf(rank), plan.SliceOf(rank));
+    EXPECT_EQ(part.StageOfRank(rank), plan.StageOfRank(rank));
+    EXPECT_EQ(part.num_ranks(), plan.num_ranks());
+    const std::string json = PlanToJson(part).dump();
+    largest = std::max(largest, json.size());
+    Result<Plan> back = PlanFromJson(nlohmann::json::parse(json), "part.json");
+    ASSERT_TRUE(back.ok()) << back.status().message();
+    EXPECT_TRUE(*back == part);
+    EXPECT_TRUE(CheckPlanFor(*back, q.model, 2688, "part.json").ok());
+  }
+  EXPECT_LT(largest, size_t{1} << 20);
+  EXPECT_LT(largest * 200, whole) << "largest part " << largest << " of " << whole;
+  // A whole plan is not a part, and a part names one rank inside the plan.
+  nlohmann::json bad = PlanToJson(PlanPart(plan, 5));
+  bad["part_rank"] = 2688;
+  Result<Plan> outside = PlanFromJson(bad, "part.json");
+  ASSERT_FALSE(outside.ok());
+  EXPECT_NE(outside.status().message().find("part_rank 2688 is outside"), std::string::npos)
+      << outside.status().message();
+  bad["part_rank"] = 6;
+  EXPECT_FALSE(PlanFromJson(bad, "part.json").ok());  // ranks[0] is rank 5
+  nlohmann::json two = PlanToJson(PlanPart(plan, 5));
+  two["ranks"].push_back(two["ranks"][0]);
+  EXPECT_FALSE(PlanFromJson(two, "part.json").ok());
+}
+
 TEST(PlanJsonTest, SameInputsSamePlan) {
   PlanRequest q = Request("tinyllama-1.1b", testing::TestCluster(8));
   q.workload.batch_size = 6;

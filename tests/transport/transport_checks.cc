@@ -128,6 +128,78 @@ void CheckBroadcast(Communicator& comm, size_t bytes, int root, uint32_t seed) {
   EXPECT_EQ(wrong, 0u) << "rank " << comm.rank() << ", root " << root << ", " << bytes << " bytes";
 }
 
+namespace {
+size_t MessageBytes(int stream, int sequence, size_t max_bytes) {
+  if (sequence == 0) return stream == 0 ? 0 : max_bytes;  // the extremes
+  return (static_cast<size_t>(stream) * 977 + static_cast<size_t>(sequence) * 131) % 4099 + 1;
+}
+std::byte StreamByte(int sender, int stream, int sequence, size_t i) {
+  return static_cast<std::byte>(SplitMix64((uint64_t(sender) << 48) ^ (uint64_t(stream) << 40) ^
+                                           (uint64_t(sequence) << 32) ^ i) >>
+                                56);
+}
+}  // namespace
+
+namespace {
+struct Mat2 {
+  uint64_t a, b, c, d;
+};
+Mat2 Multiply(const Mat2& x, const Mat2& y) {
+  return {x.a * y.a + x.b * y.c, x.a * y.b + x.b * y.d, x.c * y.a + x.d * y.c,
+          x.c * y.b + x.d * y.d};
+}
+Mat2 RankMatrix(uint32_t seed, int rank) {
+  const uint64_t h = SplitMix64((uint64_t(seed) << 32) ^ uint64_t(rank));
+  return {h | 1, h >> 7, SplitMix64(h), (h >> 3) | 1};
+}
+}  // namespace
+
+void CheckAllReduceRecords(Communicator& comm, uint32_t seed) {
+  Mat2 mine = RankMatrix(seed, comm.rank());
+  const uint64_t before = comm.traffic().messages_received;
+  Status s = comm.AllReduce(std::as_writable_bytes(std::span<Mat2>(&mine, 1)),
+                            [](std::span<std::byte> lower, std::span<const std::byte> upper) {
+                              Mat2 x, y;
+                              std::memcpy(&x, lower.data(), sizeof(x));
+                              std::memcpy(&y, upper.data(), sizeof(y));
+                              const Mat2 z = Multiply(x, y);
+                              std::memcpy(lower.data(), &z, sizeof(z));
+                            });
+  ASSERT_TRUE(s.ok()) << "rank " << comm.rank() << ": " << s.ToString();
+  Mat2 want = RankMatrix(seed, 0);
+  for (int r = 1; r < comm.size(); ++r) want = Multiply(want, RankMatrix(seed, r));
+  EXPECT_TRUE(mine.a == want.a && mine.b == want.b && mine.c == want.c && mine.d == want.d)
+      << "rank " << comm.rank() << " of " << comm.size();
+  int log2p = 0;
+  while ((1 << log2p) < comm.size()) ++log2p;
+  EXPECT_LE(comm.traffic().messages_received - before, uint64_t(log2p) + 1)
+      << "rank " << comm.rank();
+}
+
+void CheckGather(Communicator& comm, size_t block, uint32_t seed) {
+  const int p = comm.size();
+  for (int root = 0; root < p; root += (p > 8 ? 5 : 1)) {
+    std::vector<std::byte> mine(block);
+    for (size_t i = 0; i < block; ++i) mine[i] = StreamByte(comm.rank(), int(seed), root, i);
+    std::vector<std::byte> all(comm.rank() == root ? block * p : 0);
+    const uint64_t before = comm.traffic().bytes_received;
+    Status s = comm.Gather(mine, all, root);
+    ASSERT_TRUE(s.ok()) << "rank " << comm.rank() << ": " << s.ToString();
+    const int v = (comm.rank() - root + p) % p;
+    const int subtree = v == 0 ? p : std::min(v & -v, p - v);
+    EXPECT_EQ(comm.traffic().bytes_received - before, block * size_t(subtree - 1))
+        << "rank " << comm.rank() << " root " << root;
+    if (comm.rank() != root) continue;
+    size_t wrong = 0;
+    for (int r = 0; r < p; ++r) {
+      for (size_t i = 0; i < block; ++i) {
+        if (all[r * block + i] != StreamByte(r, int(seed), root, i)) ++wrong;
+      }
+    }
+    EXPECT_EQ(wrong, 0u) << "root " << root << " of " << p;
+  }
+}
+
 void CheckBarrier(Communicator& comm) {
   // Rank 0 enters the barrier 200 ms late and records when; nobody may leave
   // before that moment. steady_clock is CLOCK_MONOTONIC, one clock for every
@@ -147,25 +219,13 @@ void CheckBarrier(Communicator& comm) {
                            << (entered - left) / 1000 << " us before rank 0 entered it";
 }
 
-namespace {
-size_t MessageBytes(int stream, int sequence, size_t max_bytes) {
-  if (sequence == 0) return stream == 0 ? 0 : max_bytes;  // the extremes
-  return (static_cast<size_t>(stream) * 977 + static_cast<size_t>(sequence) * 131) % 4099 + 1;
-}
-std::byte StreamByte(int sender, int stream, int sequence, size_t i) {
-  return static_cast<std::byte>(SplitMix64((uint64_t(sender) << 48) ^ (uint64_t(stream) << 40) ^
-                                           (uint64_t(sequence) << 32) ^ i) >>
-                                56);
-}
-}  // namespace
-
 void CheckInterleavedStreams(Communicator& comm, int messages, size_t max_bytes) {
   const int p = comm.size();
   if (p < 2) return;
   const int next = (comm.rank() + 1) % p;
   const int prev = (comm.rank() - 1 + p) % p;
   constexpr int kStreams = 3;
-  const uint32_t ids[kStreams] = {5, 0, 1234};  // any ids; not contiguous
+  const uint32_t ids[kStreams] = {5, 0, kMaxStreamId};  // any ids; not contiguous
   std::vector<SendStream> out;
   std::vector<RecvStream> in;
   for (int s = 0; s < kStreams; ++s) {
@@ -222,7 +282,7 @@ void CheckInterleavedStreams(Communicator& comm, int messages, size_t max_bytes)
 void CheckStreamSizeMismatch(Communicator& comm) {
   const int p = comm.size();
   if (p < 2) return;
-  constexpr uint32_t kStream = 77;
+  constexpr uint32_t kStream = 37;
   if (comm.rank() == 0) {
     auto out = comm.OpenSendStream(1, kStream);
     ASSERT_TRUE(out.ok());
@@ -239,7 +299,7 @@ void CheckStreamSizeMismatch(Communicator& comm) {
     ASSERT_TRUE(request.ok());
     Status status = request->Wait();
     EXPECT_EQ(status.code(), StatusCode::kInvalidArgument) << status.ToString();
-    EXPECT_NE(status.message().find("stream 77 seq 0"), std::string::npos) << status.message();
+    EXPECT_NE(status.message().find("stream 37 seq 0"), std::string::npos) << status.message();
     EXPECT_NE(status.message().find("32 bytes"), std::string::npos) << status.message();
     EXPECT_NE(status.message().find("from rank 0"), std::string::npos) << status.message();
   }

@@ -38,6 +38,14 @@ void CheckAllGather(Communicator& comm, size_t block, uint32_t seed);
 // Broadcast of `bytes` bytes from `root`.
 void CheckBroadcast(Communicator& comm, size_t bytes, int root, uint32_t seed);
 
+// AllReduce of records with a combine that is associative but not
+// commutative (2x2 matrix products mod 2^64): every rank must get the
+// product in rank order. Gather of `block` bytes per rank to every root.
+// Both also check what the rank received: at most log2(p) + 1 records for
+// AllReduce, its subtree's blocks for Gather.
+void CheckAllReduceRecords(Communicator& comm, uint32_t seed);
+void CheckGather(Communicator& comm, size_t block, uint32_t seed);
+
 // Barrier: rank 0 enters late; nobody leaves before it entered.
 void CheckBarrier(Communicator& comm);
 

@@ -13,6 +13,7 @@
 #include "lockstep/transport/local_fabric.h"
 #include "lockstep/transport/options.h"
 #include "lockstep/transport/rank_layout.h"
+#include "tag.h"
 #include "transport_checks.h"
 
 namespace lockstep::transport {
@@ -108,6 +109,40 @@ TEST(OptionsTest, ParseBackendAndTimeout) {
   EXPECT_FALSE(CommOptionsFromFlags("mpi", "soon").ok());
 }
 
+// Every tag fits Open MPI's UCX PML (MPI_TAG_UB = 2^23 - 1), and stream and
+// collective tags never collide.
+TEST(TagTest, EveryTagFitsTheUcxPmlRange) {
+  EXPECT_EQ(internal::kMaxTag, 8388607u);
+  for (uint32_t id = 0; id <= kMaxStreamId; ++id) {
+    for (uint64_t seq : {uint64_t{0}, uint64_t{65535}, uint64_t{65536}, uint64_t{1} << 40}) {
+      const uint32_t tag = internal::StreamTag(id, seq);
+      EXPECT_LE(tag, internal::kMaxTag);
+      EXPECT_EQ(tag >> 22, 0u);
+      EXPECT_EQ((tag >> 16) & 63, id);
+    }
+  }
+  for (uint32_t context = 0; context <= internal::kMaxContext; ++context) {
+    for (uint64_t call : {uint64_t{0}, uint64_t{1023}, uint64_t{1} << 33}) {
+      for (int step : {0, 63}) {
+        const uint32_t tag = internal::CollectiveTag(context, call, step);
+        EXPECT_LE(tag, internal::kMaxTag);
+        EXPECT_EQ(tag >> 22, 1u);
+        EXPECT_EQ((tag >> 16) & 63, context);
+      }
+    }
+  }
+}
+
+TEST(TagTest, AtMostSixtyThreeSplitsPerWorld) {
+  RunOnChips(1, [](Communicator& comm) {
+    for (uint32_t i = 0; i < internal::kMaxContext; ++i) {
+      ASSERT_TRUE(comm.Split({{0}}, "g").ok()) << i;
+    }
+    auto one_more = comm.Split({{0}}, "g");
+    EXPECT_EQ(one_more.status().code(), StatusCode::kResourceExhausted);
+  });
+}
+
 TEST(RankLayoutTest, GroupsFollowWorldRankFormula) {
   auto layout = RankLayout::Create(4, 3);
   ASSERT_TRUE(layout.ok());
@@ -153,6 +188,13 @@ TEST_P(LocalCollectivesTest, AllGatherBroadcastBarrier) {
   });
 }
 
+TEST_P(LocalCollectivesTest, AllReduceRecordsAndGather) {
+  RunOnChips(GetParam(), [](Communicator& comm) {
+    testing::CheckAllReduceRecords(comm, 6);
+    for (size_t block : {size_t{0}, size_t{1}, size_t{100}}) testing::CheckGather(comm, block, 7);
+  });
+}
+
 TEST_P(LocalCollectivesTest, InterleavedStreams) {
   RunOnChips(GetParam(),
              [](Communicator& comm) { testing::CheckInterleavedStreams(comm, 5, 65536); });
@@ -180,6 +222,8 @@ TEST(LocalSixtyFourChipsTest, CollectivesAndStreams) {
     testing::CheckOrderMatters(comm, 256, 33);
     testing::CheckAllGather(comm, 1000, 34);
     testing::CheckBroadcast(comm, 100000, 63, 35);
+    testing::CheckAllReduceRecords(comm, 37);
+    testing::CheckGather(comm, 48, 38);
     testing::CheckInterleavedStreams(comm, 3, 4096);
     testing::CheckTensorParallelSubtrees(comm, 1000, 36);
     testing::CheckLayoutGroups(comm);

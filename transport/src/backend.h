@@ -2,7 +2,7 @@
 // point-to-point messages between world ranks with exact matching.
 //
 // Matching rules (the same for mpi, ucx and local): a receive names its
-// sender and a 31-bit tag (tag.h); it matches only a message from that
+// sender and a 23-bit tag (tag.h); it matches only a message from that
 // sender with that tag, and messages with the same (sender, tag) match in the
 // order they were sent. There are no wildcards. A receive whose message has a
 // different size than posted fails (InvalidArgument) when it completes.
@@ -49,6 +49,14 @@ class Backend {
   // only while this rank drives progress): a waiter then blocks on it instead
   // of sleeping and polling (wait.h).
   virtual WakeSignal* wake_signal() { return nullptr; }
+
+  // Bytes this rank received while setting up the backend and its
+  // connections outside the tagged messages (the ucx backend's worker
+  // addresses); counted into Communicator::traffic().
+  virtual uint64_t bootstrap_bytes_received() const { return 0; }
+  // Peers this rank holds a connection to (the ucx backend's endpoints), or
+  // -1 when the backend has no such notion (mpi, local).
+  virtual int connected_peers() const { return -1; }
 };
 
 }  // namespace lockstep::transport::internal

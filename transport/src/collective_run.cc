@@ -35,6 +35,7 @@ Status CollectiveRun::Step(int step, std::span<const Transfer> transfers) {
                            t.peer,
                            peer_world,
                            t.bytes};
+      world.traffic.Count(t.is_recv, peer_world, t.bytes);
       Result<std::unique_ptr<PendingOp>> op =
           t.is_recv ? backend.StartRecv(peer_world, tag, t.data, t.bytes)
                     : backend.StartSend(peer_world, tag, t.data, t.bytes);

@@ -103,6 +103,15 @@ const CommOptions& Communicator::options() const {
   return world_->options;
 }
 
+Traffic Communicator::traffic() const {
+  Traffic t;
+  t.bytes_received = world_->traffic.bytes_received + world_->backend->bootstrap_bytes_received();
+  t.messages_received = world_->traffic.messages_received;
+  t.peers = static_cast<int>(world_->traffic.peers.size());
+  t.connections = world_->backend->connected_peers();
+  return t;
+}
+
 Result<Communicator> Communicator::Split(const std::vector<std::vector<int>>& groups,
                                          std::string_view name) {
   if (world_->next_context > internal::kMaxContext) {

@@ -43,17 +43,21 @@ Result<MpiComm> DuplicateWorld(const CommOptions& options) {
   MpiComm owned(comm);
   LOCKSTEP_MPI_RETURN_IF_ERROR(MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN),
                                "MPI_Comm_set_errhandler");
+  return owned;
+}
+
+Status CheckTagRange(const MpiComm& comm) {
   void* tag_ub = nullptr;
   int found = 0;
-  LOCKSTEP_MPI_RETURN_IF_ERROR(MPI_Comm_get_attr(comm, MPI_TAG_UB, &tag_ub, &found),
+  LOCKSTEP_MPI_RETURN_IF_ERROR(MPI_Comm_get_attr(comm.get(), MPI_TAG_UB, &tag_ub, &found),
                                "MPI_Comm_get_attr(MPI_TAG_UB)");
   if (!found || *static_cast<int*>(tag_ub) < static_cast<int>(kMaxTag)) {
     return FailedPrecondition(
-        "this MPI's MPI_TAG_UB is {} but lockstep needs 2^31-1 (Open MPI's UCX "
-        "PML allows 2^23-1): run with `--mca pml ob1`, or use --transport ucx",
-        found ? *static_cast<int*>(tag_ub) : -1);
+        "this MPI's MPI_TAG_UB is {} but the mpi backend needs 2^{}-1 = {} (Open MPI's ob1 "
+        "and UCX PMLs both allow it); use --transport ucx, which does not use MPI's tags",
+        found ? *static_cast<int*>(tag_ub) : -1, kTagBits, kMaxTag);
   }
-  return owned;
+  return Status::Ok();
 }
 
 namespace {
@@ -150,6 +154,7 @@ class MpiBackend final : public Backend {
 
 Result<std::unique_ptr<Backend>> CreateMpiBackend(const CommOptions& options) {
   LOCKSTEP_ASSIGN_OR_RETURN(MpiComm comm, DuplicateWorld(options));
+  LOCKSTEP_RETURN_IF_ERROR(CheckTagRange(comm));
   return std::unique_ptr<Backend>(std::make_unique<MpiBackend>(std::move(comm)));
 }
 

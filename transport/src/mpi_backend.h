@@ -32,6 +32,10 @@ class MpiComm {
 // MPI_ERRORS_RETURN on the copy.
 Result<MpiComm> DuplicateWorld(const CommOptions& options);
 
+// The mpi backend's check that the MPI allows every lockstep tag (MPI_TAG_UB
+// >= 2^23 - 1, tag.h): FailedPrecondition naming the limit otherwise.
+Status CheckTagRange(const MpiComm& comm);
+
 // Waits for an MPI request with a deadline; `what` names it in errors.
 Status WaitMpiRequest(MPI_Request* request, const CommOptions& options, std::string_view what);
 

@@ -20,6 +20,8 @@ namespace {
 Result<Request> Start(const internal::World* world, internal::OpLabel label, uint32_t tag,
                       void* data) {
   internal::Backend& backend = *world->backend;
+  world->traffic.Count(label.kind == internal::OpLabel::Kind::kRecv, label.peer_world,
+                       label.bytes);
   Result<std::unique_ptr<internal::PendingOp>> op =
       label.kind == internal::OpLabel::Kind::kRecv
           ? backend.StartRecv(label.peer_world, tag, data, label.bytes)

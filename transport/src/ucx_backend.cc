@@ -240,8 +240,13 @@ class UcxBackend final : public Backend {
                                    fmt::format("ucp_ep_create(world rank {})", peer));
     }
     connected_ = true;
+    bootstrap_bytes_ =
+        static_cast<uint64_t>(total - my_length) + static_cast<uint64_t>(size_ - 1) * sizeof(int);
     return Status::Ok();
   }
+
+  uint64_t bootstrap_bytes_received() const override { return bootstrap_bytes_; }
+  int connected_peers() const override { return connected_ ? size_ - 1 : 0; }
 
   BackendKind kind() const override { return BackendKind::kUcx; }
   int rank() const override { return rank_; }
@@ -301,6 +306,7 @@ class UcxBackend final : public Backend {
   std::vector<HandlerArg> handler_args_;  // by world rank (stable addresses)
   int rank_ = 0;
   int size_ = 1;
+  uint64_t bootstrap_bytes_ = 0;  // the other ranks' address lengths and addresses
   bool connected_ = false;  // the teardown barrier is only entered by connected ranks
 };
 

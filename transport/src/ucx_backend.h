@@ -9,7 +9,7 @@
 // transports do not support peer error handling; there a failed peer is
 // detected by the deadline of every wait.
 //
-// The 64-bit UCP tag is (sender world rank << 32) | 31-bit lockstep tag and is
+// The 64-bit UCP tag is (sender world rank << 32) | 23-bit lockstep tag (tag.h) and is
 // matched with a full mask: the sender is part of the tag because UCP
 // matches tags alone (no source field), and no bit is a wildcard.
 //

@@ -1,6 +1,7 @@
 #include "lockstep/job/batch_job.h"
 
 #include <fmt/format.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -44,42 +45,111 @@ double Seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
-// What the leader broadcasts after reading the requests and making the plan.
-struct JobInputs {
-  std::string request_text;
-  std::string plan_json;
-  std::vector<int64_t> skip;  // request indices already done (resume)
-
-  // The request text travels byte for byte (a JSON string would have to
-  // replace invalid UTF-8, and the ranks would then parse other bytes than
-  // the leader did): [u64 length][request bytes][JSON {plan, skip}].
-  std::vector<std::byte> Encode() const {
-    const std::string rest = nlohmann::json({{"plan", plan_json}, {"skip", skip}}).dump();
-    const uint64_t length = request_text.size();
-    std::vector<std::byte> bytes(sizeof(length) + request_text.size() + rest.size());
-    std::memcpy(bytes.data(), &length, sizeof(length));
-    std::memcpy(bytes.data() + sizeof(length), request_text.data(), request_text.size());
-    std::memcpy(bytes.data() + sizeof(length) + request_text.size(), rest.data(), rest.size());
-    return bytes;
-  }
-  static Result<JobInputs> Decode(const std::vector<std::byte>& bytes) {
-    uint64_t length = 0;
-    if (bytes.size() < sizeof(length)) return Internal("the job inputs from rank 0 are truncated");
-    std::memcpy(&length, bytes.data(), sizeof(length));
-    if (length > bytes.size() - sizeof(length)) {
-      return Internal("the job inputs from rank 0 are truncated");
-    }
-    const char* text = reinterpret_cast<const char*>(bytes.data()) + sizeof(length);
-    nlohmann::json j = nlohmann::json::parse(
-        std::string_view(text + length, bytes.size() - sizeof(length) - length), nullptr, false);
-    if (!j.is_object()) return Internal("the job inputs from rank 0 are not valid JSON");
-    JobInputs in;
-    in.request_text.assign(text, length);
-    in.plan_json = j.at("plan").get<std::string>();
-    in.skip = j.at("skip").get<std::vector<int64_t>>();
-    return in;
-  }
+// What the leader prepares in start-up phase 3: the requests, parsed and
+// tokenized once, the plan, and the requests already done (resume).
+struct LeaderInputs {
+  RequestFile requests;
+  partitioner::Plan plan;
+  std::set<int64_t> skip;  // request indices already done
 };
+
+// What one rank receives from the leader in phase 3 (docs/distributed.md,
+// "Start-up"): its part of the plan and only the request data its stage
+// uses -- prompt ids and max_tokens on the first stage, the sampling fields
+// on the last, nothing in between -- for the requests still to run. Its
+// size does not grow with the rank count.
+struct RankInputs {
+  partitioner::Plan plan;  // the rank's part (Plan::part_rank)
+  int32_t kv_pages = 0;    // JobKvPages of the whole plan
+  int64_t num_requests = 0;
+  bool needs_tokenizer = false;  // a request has stop strings (the last stage decodes)
+  int64_t max_positions = 0;     // the longest request's prompt + max_tokens (RoPE table)
+  // Indexed by request (handle); only the fields above are filled, and only
+  // for the requests in `pending`.
+  std::vector<Request> requests;
+  std::vector<int64_t> pending;  // in file order
+};
+
+std::vector<std::byte> EncodeRankInputs(const LeaderInputs& in, int rank, int32_t kv_pages) {
+  const partitioner::Plan& plan = in.plan;
+  const int stage = plan.StageOf(rank);
+  const bool first = stage == 0;
+  const bool last = stage == plan.pp - 1;
+  nlohmann::json prompts = nlohmann::json::array();
+  nlohmann::json sampling = nlohmann::json::array();
+  bool needs_tokenizer = false;
+  int64_t max_positions = 0;
+  for (const Request& r : in.requests.requests) {
+    max_positions =
+        std::max(max_positions, static_cast<int64_t>(r.prompt_tokens.size()) + r.max_tokens);
+  }
+  for (size_t i = 0; i < in.requests.requests.size(); ++i) {
+    if (in.skip.count(static_cast<int64_t>(i)) != 0) continue;
+    const Request& r = in.requests.requests[i];
+    if (first) prompts.push_back({i, r.max_tokens, r.prompt_tokens});
+    if (last) {
+      sampling.push_back({i, r.id, r.max_tokens, r.temperature, r.top_k, r.top_p, r.seed,
+                          r.stop_token_ids, r.ignore_eos, r.stop});
+      needs_tokenizer = needs_tokenizer || !r.stop.empty();
+    }
+  }
+  const nlohmann::json j = {{"plan", partitioner::PlanToJson(partitioner::PlanPart(plan, rank))},
+                            {"kv_pages", kv_pages},
+                            {"num_requests", in.requests.requests.size()},
+                            {"needs_tokenizer", needs_tokenizer},
+                            {"max_positions", max_positions},
+                            {"prompts", std::move(prompts)},
+                            {"sampling", std::move(sampling)}};
+  std::vector<uint8_t> cbor = nlohmann::json::to_cbor(j);
+  std::vector<std::byte> bytes(cbor.size());
+  std::memcpy(bytes.data(), cbor.data(), cbor.size());
+  return bytes;
+}
+
+Result<RankInputs> DecodeRankInputs(const std::vector<std::byte>& bytes) {
+  const nlohmann::json j = nlohmann::json::from_cbor(
+      reinterpret_cast<const uint8_t*>(bytes.data()),
+      reinterpret_cast<const uint8_t*>(bytes.data()) + bytes.size(), true, false);
+  if (!j.is_object()) return Internal("the job inputs from rank 0 are not valid CBOR");
+  RankInputs in;
+  try {
+    LOCKSTEP_ASSIGN_OR_RETURN(in.plan,
+                              partitioner::PlanFromJson(j.at("plan"), "the job's plan (part)"));
+    in.kv_pages = j.at("kv_pages").get<int32_t>();
+    in.num_requests = j.at("num_requests").get<int64_t>();
+    in.needs_tokenizer = j.at("needs_tokenizer").get<bool>();
+    in.max_positions = j.at("max_positions").get<int64_t>();
+    in.requests.resize(static_cast<size_t>(in.num_requests));
+    std::set<int64_t> pending;
+    for (const nlohmann::json& p : j.at("prompts")) {
+      const int64_t i = p.at(0).get<int64_t>();
+      if (i < 0 || i >= in.num_requests) return Internal("request {} out of range", i);
+      Request& r = in.requests[static_cast<size_t>(i)];
+      r.max_tokens = p.at(1).get<int64_t>();
+      r.prompt_tokens = p.at(2).get<std::vector<int32_t>>();
+      pending.insert(i);
+    }
+    for (const nlohmann::json& p : j.at("sampling")) {
+      const int64_t i = p.at(0).get<int64_t>();
+      if (i < 0 || i >= in.num_requests) return Internal("request {} out of range", i);
+      Request& r = in.requests[static_cast<size_t>(i)];
+      r.id = p.at(1).get<std::string>();
+      r.max_tokens = p.at(2).get<int64_t>();
+      r.temperature = p.at(3).get<float>();
+      r.top_k = p.at(4).get<int>();
+      r.top_p = p.at(5).get<float>();
+      r.seed = p.at(6).get<uint64_t>();
+      r.stop_token_ids = p.at(7).get<std::vector<int32_t>>();
+      r.ignore_eos = p.at(8).get<bool>();
+      r.stop = p.at(9).get<std::vector<std::string>>();
+      pending.insert(i);
+    }
+    in.pending.assign(pending.begin(), pending.end());
+  } catch (const nlohmann::json::exception& e) {
+    return Internal("the job inputs from rank 0 are malformed: {}", e.what());
+  }
+  return in;
+}
 
 // The leader's view of the requests while they run: it writes every result
 // the moment its request finishes.
@@ -202,7 +272,7 @@ class ResultSink final : public StepObserver {
 
 // RankStats on the wire (fixed size, for an allgather).
 struct RankStatsWire {
-  int64_t ints[9];
+  int64_t ints[15];
   double doubles[6];
 };
 
@@ -216,12 +286,19 @@ RankStatsWire ToWire(const RankStats& s) {
   w.ints[5] = s.steps;
   w.ints[6] = s.kv_pages;
   w.ints[7] = static_cast<int64_t>(s.kv_cache_bytes);
-  w.ints[8] = s.threads;
+  w.ints[8] = static_cast<int64_t>(s.startup_bytes_received);
+  w.ints[9] = static_cast<int64_t>(s.startup_messages_received);
+  w.ints[10] = s.startup_peers;
+  w.ints[11] = static_cast<int64_t>(s.peak_rss_bytes);
+  w.ints[12] = static_cast<int64_t>(s.hidden_bytes_received);
+  w.ints[13] = s.hidden_tokens_received;
+  w.ints[14] = s.threads;
   w.doubles[0] = s.load_seconds;
   w.doubles[1] = s.run_seconds;
   w.doubles[2] = s.compute_seconds;
   w.doubles[3] = s.collective_seconds;
   w.doubles[4] = s.pipeline_wait_seconds;
+  w.doubles[5] = s.startup_seconds;
   return w;
 }
 
@@ -235,12 +312,19 @@ RankStats FromWire(const RankStatsWire& w) {
   s.steps = w.ints[5];
   s.kv_pages = static_cast<int32_t>(w.ints[6]);
   s.kv_cache_bytes = static_cast<uint64_t>(w.ints[7]);
-  s.threads = static_cast<int>(w.ints[8]);
+  s.startup_bytes_received = static_cast<uint64_t>(w.ints[8]);
+  s.startup_messages_received = static_cast<uint64_t>(w.ints[9]);
+  s.startup_peers = static_cast<int>(w.ints[10]);
+  s.peak_rss_bytes = static_cast<uint64_t>(w.ints[11]);
+  s.hidden_bytes_received = static_cast<uint64_t>(w.ints[12]);
+  s.hidden_tokens_received = w.ints[13];
+  s.threads = static_cast<int>(w.ints[14]);
   s.load_seconds = w.doubles[0];
   s.run_seconds = w.doubles[1];
   s.compute_seconds = w.doubles[2];
   s.collective_seconds = w.doubles[3];
   s.pipeline_wait_seconds = w.doubles[4];
+  s.startup_seconds = w.doubles[5];
   return s;
 }
 
@@ -254,12 +338,12 @@ Result<std::string> ReadText(const std::string& path, const char* what) {
 }
 
 // The leader's part of start-up phase 3: requests, resume state, plan.
-Result<JobInputs> PrepareInputs(const BatchJobOptions& options, const ModelFile& model,
-                                const PromptEncoder& encoder, int num_ranks) {
-  JobInputs in;
-  LOCKSTEP_ASSIGN_OR_RETURN(in.request_text, ReadText(options.input_path, "request file"));
-  const RequestFile file =
-      ParseRequestText(in.request_text, options.input_path, &model.config(), encoder);
+Result<LeaderInputs> PrepareInputs(const BatchJobOptions& options, const ModelFile& model,
+                                   const PromptEncoder& encoder, int num_ranks) {
+  LeaderInputs in;
+  LOCKSTEP_ASSIGN_OR_RETURN(const std::string text, ReadText(options.input_path, "request file"));
+  in.requests = ParseRequestText(text, options.input_path, &model.config(), encoder);
+  const RequestFile& file = in.requests;
   ResumeState resume;
   if (options.resume) {
     LOCKSTEP_ASSIGN_OR_RETURN(resume, PrepareResume(options.output_path));
@@ -270,7 +354,7 @@ Result<JobInputs> PrepareInputs(const BatchJobOptions& options, const ModelFile&
     // request the KV budget could never hold).
     if (resume.done_ids.count(file.requests[i].id) != 0 ||
         resume.done_lines.count(file.requests[i].line) != 0) {
-      in.skip.push_back(static_cast<int64_t>(i));
+      in.skip.insert(static_cast<int64_t>(i));
     } else {
       pending.push_back(&file.requests[i]);
     }
@@ -281,10 +365,15 @@ Result<JobInputs> PrepareInputs(const BatchJobOptions& options, const ModelFile&
     for (const Request& r : file.requests) pending.push_back(&r);
   }
   LOCKSTEP_ASSIGN_OR_RETURN(
-      partitioner::Plan plan,
-      MakeJobPlan(options, model.config(), model.weight_dtype(), pending, num_ranks));
-  in.plan_json = partitioner::PlanToJson(plan).dump();
+      in.plan, MakeJobPlan(options, model.config(), model.weight_dtype(), pending, num_ranks));
   return in;
+}
+
+// Peak resident set of this process (bytes): getrusage's ru_maxrss.
+uint64_t PeakRssBytes() {
+  struct rusage usage {};
+  if (getrusage(RUSAGE_SELF, &usage) != 0) return 0;
+  return static_cast<uint64_t>(usage.ru_maxrss) * 1024;
 }
 
 // What AgreeOnModelFile compares: the manifest digest, or for a file without
@@ -429,34 +518,33 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
   BatchJobOptions resolved = options;
   resolved.threads = summary.threads;
 
-  // 2. Every rank opens the model file.
+  // 2. Every rank opens the model file; the leader also its tokenizer (it
+  // tokenizes the requests, once, and builds the results' text).
   Result<ModelFileOptions> file_options = FileOptions(options.model_io, world);
   Result<ModelFile> opened = file_options.ok() ? ModelFile::Open(options.model_path, *file_options)
                                                : Result<ModelFile>(file_options.status());
-  // The model's tokenizer, when it has one (every rank: text prompts are
-  // tokenized wherever requests are parsed, and the last stage finds stop
-  // strings).
   std::unique_ptr<Tokenizer> tokenizer;
-  // Its chat template, for chat requests: one that does not parse is not
-  // an error of the job, but of each chat request (the others still run).
+  // Its chat template (the leader's, for chat requests): one that does not
+  // parse is not an error of the job, but of each chat request (the others
+  // still run).
   std::optional<ChatTemplate> chat_template;
   PromptEncoder encoder;
-  Status tokenizer_ok = Status::Ok();
-  if (opened.ok() && opened->has_tokenizer()) {
-    Result<TokenizerData> data = opened->ReadTokenizer();
-    Result<std::unique_ptr<Tokenizer>> made =
-        data.ok() ? CreateTokenizer(*data) : Result<std::unique_ptr<Tokenizer>>(data.status());
-    tokenizer_ok = made.status();
-    if (made.ok()) tokenizer = std::move(made).value();
-    if (made.ok() && !data->chat_template.empty()) {
-      Result<ChatTemplate> parsed = ChatTemplate::Parse(data->chat_template);
+  const auto load_tokenizer = [&](ModelFile& file, bool with_chat_template) -> Status {
+    if (!file.has_tokenizer()) return Status::Ok();
+    LOCKSTEP_ASSIGN_OR_RETURN(TokenizerData data, file.ReadTokenizer());
+    LOCKSTEP_ASSIGN_OR_RETURN(tokenizer, CreateTokenizer(data));
+    if (with_chat_template && !data.chat_template.empty()) {
+      Result<ChatTemplate> parsed = ChatTemplate::Parse(data.chat_template);
       if (parsed.ok()) {
         chat_template = std::move(parsed).value();
       } else {
         encoder.chat_template_error = parsed.status().message();
       }
     }
-  }
+    return Status::Ok();
+  };
+  Status tokenizer_ok = Status::Ok();
+  if (opened.ok() && leader) tokenizer_ok = load_tokenizer(*opened, true);
   encoder.tokenizer = tokenizer.get();
   encoder.chat_template = chat_template ? &*chat_template : nullptr;
   LOCKSTEP_RETURN_IF_ERROR(Agree(world, opened.ok() ? tokenizer_ok : opened.status()));
@@ -468,37 +556,61 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
   }
   LOCKSTEP_RETURN_IF_ERROR(AgreeOnModelFile(world, options.model_path, ModelIdentity(model)));
 
-  // 3. The leader reads the requests and makes the plan; everyone gets them.
-  std::vector<std::byte> blob;
+  // 3. The leader reads the requests and makes the plan; each rank gets its
+  // part of the plan and the request data its stage uses.
+  std::optional<LeaderInputs> leader_inputs;
+  std::vector<std::vector<std::byte>> parts;
   Status prepared = Status::Ok();
   if (leader) {
-    Result<JobInputs> inputs = PrepareInputs(resolved, model, encoder, num_ranks);
+    Result<LeaderInputs> inputs = PrepareInputs(resolved, model, encoder, num_ranks);
     prepared = inputs.status();
-    if (inputs.ok()) blob = inputs->Encode();
+    if (inputs.ok()) {
+      leader_inputs.emplace(std::move(inputs).value());
+      const int32_t kv_pages = JobKvPages(leader_inputs->plan, options.kv_cache_mb);
+      for (int r = 0; r < num_ranks; ++r) {
+        parts.push_back(EncodeRankInputs(*leader_inputs, r, kv_pages));
+      }
+    }
   }
   LOCKSTEP_RETURN_IF_ERROR(Agree(world, prepared));
-  LOCKSTEP_RETURN_IF_ERROR(BroadcastBytes(world, 0, &blob));
-  LOCKSTEP_ASSIGN_OR_RETURN(JobInputs inputs, JobInputs::Decode(blob));
+  std::vector<std::byte> blob;
+  LOCKSTEP_RETURN_IF_ERROR(ScatterBytes(world, 0, parts, &blob));
+  parts = {};
+  Result<RankInputs> decoded = DecodeRankInputs(blob);
+  blob = {};
 
-  // 4. Every rank checks the plan against its own model file.
-  Result<partitioner::Plan> parsed =
-      partitioner::PlanFromJson(nlohmann::json::parse(inputs.plan_json), "the job's plan");
-  Status plan_ok = parsed.status();
+  // 4. Every rank checks its part of the plan against its own model file;
+  // the last stage loads the tokenizer when a request has stop strings.
+  Status plan_ok = decoded.status();
   if (plan_ok.ok()) {
-    plan_ok = CheckJobPlan(*parsed, config, model.weight_dtype(), num_ranks,
+    plan_ok = CheckJobPlan(decoded->plan, config, model.weight_dtype(), num_ranks,
                            options.plan_path.empty() ? "the job's plan" : options.plan_path);
   }
+  if (plan_ok.ok() && !leader && decoded->needs_tokenizer) plan_ok = load_tokenizer(model, false);
   LOCKSTEP_RETURN_IF_ERROR(Agree(world, plan_ok));
-  summary.plan = std::move(parsed).value();
+  RankInputs inputs = std::move(decoded).value();
+  // The leader keeps the whole plan (the report and its own part); the
+  // others their part.
+  summary.plan = leader ? std::move(leader_inputs->plan) : std::move(inputs.plan);
   const partitioner::Plan& plan = summary.plan;
-  const RequestFile requests =
-      ParseRequestText(inputs.request_text, options.input_path, &config, encoder);
+  // The requests this rank reads while running: the leader every field of
+  // every request; the others the fields their stage uses.
+  const std::vector<Request>& requests =
+      leader ? leader_inputs->requests.requests : inputs.requests;
+  if (leader) {
+    inputs.pending.clear();
+    for (size_t i = 0; i < requests.size(); ++i) {
+      if (leader_inputs->skip.count(static_cast<int64_t>(i)) == 0) {
+        inputs.pending.push_back(static_cast<int64_t>(i));
+      }
+    }
+  }
 
   // What every rank derives from the plan, identically.
   const int pp = plan.pp;
   summary.window = pp == 1 ? 1 : std::clamp(plan.micro_batches, 1, options.max_batch);
   summary.max_chunks = (options.max_batch + summary.window - 1) / summary.window;
-  summary.kv_pages = JobKvPages(plan, options.kv_cache_mb);
+  summary.kv_pages = inputs.kv_pages;
   const ShardSpec shard = ShardSpec::FromPlan(plan, rank);
   const PipelineLayout layout = PipelineLayout::FromPlan(plan, rank);
 
@@ -533,13 +645,9 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
     engine_options.max_slots = options.max_batch;
     engine_options.kv_pages = summary.kv_pages;
     // The RoPE table covers the longest request of the file, not the
-    // model's whole context.
-    for (const Request& r : requests.requests) {
-      engine_options.max_positions =
-          std::max(engine_options.max_positions,
-                   static_cast<int64_t>(r.prompt_tokens.size()) + r.max_tokens);
-    }
-    engine_options.max_positions = std::max<int64_t>(engine_options.max_positions, 1);
+    // model's whole context (the leader computes it: only it has every
+    // request).
+    engine_options.max_positions = std::max<int64_t>(inputs.max_positions, 1);
     engine_options.reduction_order = options.reduction_order;
     engine_options.tp_group = tp_group.get();
     LOCKSTEP_ASSIGN_OR_RETURN(engine, Engine::Create(std::move(weights), engine_options));
@@ -552,10 +660,9 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
   summary.load_seconds = stats.load_seconds;
 
   // 6. The leader starts the results file and writes the error records.
-  std::set<int64_t> skip(inputs.skip.begin(), inputs.skip.end());
-  summary.skipped = static_cast<int64_t>(skip.size());
   Status opened_results = Status::Ok();
   if (leader) {
+    summary.skipped = static_cast<int64_t>(leader_inputs->skip.size());
     ResumeState resume;
     if (options.resume) {
       // Read again: the file was prepared (a torn line cut off) in phase 3.
@@ -564,7 +671,7 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
       opened_results = state.status();
     }
     if (opened_results.ok()) opened_results = writer->Start();
-    for (const RequestError& e : requests.errors) {
+    for (const RequestError& e : leader_inputs->requests.errors) {
       if (!opened_results.ok()) break;
       const bool done = resume.done_lines.count(e.line) != 0;
       if (done) {
@@ -577,6 +684,15 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
     }
   }
   LOCKSTEP_RETURN_IF_ERROR(Agree(world, opened_results));
+  // The start-up report (docs/distributed.md, "Start-up"): what this rank
+  // received and whom it talked to until now.
+  {
+    const transport::Traffic traffic = world.traffic();
+    stats.startup_bytes_received = traffic.bytes_received;
+    stats.startup_messages_received = traffic.messages_received;
+    stats.startup_peers = std::max(traffic.peers, traffic.connections);
+    stats.startup_seconds = Seconds(load_start, Clock::now());
+  }
 
   if (leader && options.progress) {
     LOCKSTEP_LOG_INFO("run", "{}",
@@ -595,7 +711,8 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
   // The run. Stage 0 ranks submit every request (identical replicas); the
   // leader writes the error record of a request that can never fit.
   *error_on_all_ranks = false;
-  const int64_t total = static_cast<int64_t>(requests.requests.size() + requests.errors.size());
+  const int64_t total =
+      leader ? static_cast<int64_t>(requests.size() + leader_inputs->requests.errors.size()) : 0;
   ProgressReporter progress(total, leader && options.progress, isatty(STDERR_FILENO) == 1,
                             options.progress_interval_s);
   const Clock::time_point run_start = Clock::now();
@@ -609,17 +726,17 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
     so.hash_logits = options.hash_logits;
     so.fingerprints = options.hash_logits && options.keep_results;
     so.dump_logits_path = options.dump_logits_path;
-    sampler.emplace(requests.requests, so, tokenizer.get());
+    sampler.emplace(requests, so, tokenizer.get());
     ran = sampler->OpenDump();
   }
   Pipeline pipeline(world, layout, {summary.window, summary.max_chunks}, *engine,
-                    sampler ? &*sampler : nullptr);
+                    sampler ? &*sampler : nullptr, tp_comm ? &*tp_comm : nullptr);
   if (layout.is_first()) {
     Scheduler scheduler({options.max_batch, options.max_step_tokens}, summary.kv_pages);
-    for (size_t i = 0; i < requests.requests.size() && ran.ok(); ++i) {
-      if (skip.count(static_cast<int64_t>(i)) != 0) continue;
-      const Request& r = requests.requests[i];
-      Status submitted = scheduler.Submit(static_cast<int64_t>(i), r.prompt_tokens, r.max_tokens);
+    for (size_t k = 0; k < inputs.pending.size() && ran.ok(); ++k) {
+      const int64_t i = inputs.pending[k];
+      const Request& r = requests[static_cast<size_t>(i)];
+      Status submitted = scheduler.Submit(i, r.prompt_tokens, r.max_tokens);
       if (submitted.ok() || !leader) continue;
       RequestError e{r.id, r.line,
                      fmt::format("{}:{}: {} (the plan's KV budget)", options.input_path, r.line,
@@ -630,7 +747,7 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
     }
     std::optional<ResultSink> sink;
     if (leader) {
-      sink.emplace(requests.requests, options, tokenizer.get(), &*writer, &progress, &summary);
+      sink.emplace(requests, options, tokenizer.get(), &*writer, &progress, &summary);
     }
     if (ran.ok()) ran = pipeline.RunFirstStage(scheduler, sink ? &*sink : nullptr);
   } else if (ran.ok()) {
@@ -639,6 +756,8 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
   if (ran.ok() && sampler) ran = sampler->CloseDump();
   stats.pipeline_wait_seconds = pipeline.times().wait_s;
   stats.steps = pipeline.times().steps;
+  stats.hidden_bytes_received = pipeline.times().hidden_bytes_received;
+  stats.hidden_tokens_received = pipeline.times().hidden_tokens_received;
   LOCKSTEP_RETURN_IF_ERROR(ran.WithContext(fmt::format("rank {}", rank)));
   stats.run_seconds = Seconds(run_start, Clock::now());
   stats.compute_seconds = engine->times().compute_s;
@@ -646,11 +765,14 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
   summary.run_seconds = stats.run_seconds;
   progress.Finish(summary.completed + summary.failed + summary.skipped, summary.generated_tokens);
 
-  // Statistics of every rank, on every rank (the leader reports them).
+  stats.peak_rss_bytes = PeakRssBytes();
+
+  // Statistics of every rank, gathered on the leader (a tree: no rank but
+  // the leader receives a record per rank), which reports them.
   const RankStatsWire mine = ToWire(stats);
-  std::vector<RankStatsWire> all(static_cast<size_t>(num_ranks));
-  LOCKSTEP_RETURN_IF_ERROR(world.AllGather(std::as_bytes(std::span<const RankStatsWire>(&mine, 1)),
-                                           std::as_writable_bytes(std::span<RankStatsWire>(all))));
+  std::vector<RankStatsWire> all(leader ? static_cast<size_t>(num_ranks) : 0);
+  LOCKSTEP_RETURN_IF_ERROR(world.Gather(std::as_bytes(std::span<const RankStatsWire>(&mine, 1)),
+                                        std::as_writable_bytes(std::span<RankStatsWire>(all)), 0));
   for (const RankStatsWire& w : all) summary.ranks.push_back(FromWire(w));
   return summary;
 }

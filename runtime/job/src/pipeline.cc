@@ -24,10 +24,6 @@ double Since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-std::span<std::byte> AsBytes(std::vector<float>& v) {
-  return std::as_writable_bytes(std::span<float>(v));
-}
-
 }  // namespace
 
 PipelineLayout PipelineLayout::FromPlan(const partitioner::Plan& plan, int rank) {
@@ -36,6 +32,7 @@ PipelineLayout PipelineLayout::FromPlan(const partitioner::Plan& plan, int rank)
   l.stage = plan.StageOf(rank);
   l.tp_rank = plan.TpRankOf(rank);
   l.pp = plan.pp;
+  l.tp = plan.tp;
   if (l.stage > 0) l.prev = plan.WorldRank(l.stage - 1, l.tp_rank);
   if (l.stage + 1 < plan.pp) l.next = plan.WorldRank(l.stage + 1, l.tp_rank);
   if (l.stage == 0 && plan.pp > 1) l.last = plan.WorldRank(plan.pp - 1, l.tp_rank);
@@ -44,10 +41,24 @@ PipelineLayout PipelineLayout::FromPlan(const partitioner::Plan& plan, int rank)
 }
 
 Pipeline::Pipeline(transport::Communicator& world, const PipelineLayout& layout,
-                   const PipelineOptions& options, Engine& engine, StepSampler* sampler)
-    : world_(world), layout_(layout), options_(options), engine_(engine), sampler_(sampler) {
+                   const PipelineOptions& options, Engine& engine, StepSampler* sampler,
+                   transport::Communicator* tp_group)
+    : world_(world),
+      layout_(layout),
+      options_(options),
+      engine_(engine),
+      sampler_(sampler),
+      tp_group_(tp_group) {
   LOCKSTEP_CHECK(options.window >= 1 && options.max_chunks >= 1);
   LOCKSTEP_CHECK(!layout.is_last() || sampler != nullptr, "the last stage needs a sampler");
+  LOCKSTEP_CHECK(layout.tp == 1 || (tp_group != nullptr && tp_group->size() == layout.tp &&
+                                    tp_group->rank() == layout.tp_rank),
+                 "tp {} needs its tp group", layout.tp);
+}
+
+size_t Pipeline::SliceFloats(size_t floats) const {
+  const size_t tp = static_cast<size_t>(layout_.tp);
+  return (floats + tp - 1) / tp;
 }
 
 Status Pipeline::Wait(transport::Request& request) {
@@ -65,12 +76,21 @@ Status Pipeline::Send(transport::SendStream& stream, std::vector<std::byte> byte
   return ReapSends(false);
 }
 
-Status Pipeline::SendFloats(transport::SendStream& stream, std::vector<float> floats) {
+Status Pipeline::SendFloats(transport::SendStream& stream, std::vector<float> floats, size_t offset,
+                            size_t count) {
   PendingSend p;
   p.floats = std::move(floats);
-  LOCKSTEP_ASSIGN_OR_RETURN(p.request, stream.Send(std::span<const float>(p.floats)));
+  LOCKSTEP_ASSIGN_OR_RETURN(p.request,
+                            stream.Send(std::span<const float>(p.floats).subspan(offset, count)));
   sends_.push_back(std::move(p));
   return ReapSends(false);
+}
+
+Status Pipeline::SendHidden(transport::SendStream& stream, std::vector<float> hidden) {
+  if (layout_.tp == 1) return SendFloats(stream, std::move(hidden));
+  const size_t slice = SliceFloats(hidden.size());
+  hidden.resize(slice * static_cast<size_t>(layout_.tp));  // the padding is never read
+  return SendFloats(stream, std::move(hidden), static_cast<size_t>(layout_.tp_rank) * slice, slice);
 }
 
 // Releases completed sends from the front (in order); waits for the oldest
@@ -154,7 +174,7 @@ Status Pipeline::RunFirstStage(Scheduler& scheduler, StepObserver* observer) {
       std::vector<float> hidden = TakeBuffer(static_cast<size_t>(f.plan.batch.size() * h));
       LOCKSTEP_RETURN_IF_ERROR(engine_.Embed(f.plan.batch, hidden.data()));
       LOCKSTEP_RETURN_IF_ERROR(engine_.RunLayers(f.plan.batch, hidden.data()));
-      LOCKSTEP_RETURN_IF_ERROR(SendFloats(*hidden_out, std::move(hidden)));
+      LOCKSTEP_RETURN_IF_ERROR(SendHidden(*hidden_out, std::move(hidden)));
     }
     if (in_flight.empty()) break;
 
@@ -264,8 +284,15 @@ Status Pipeline::RunLaterStage() {
         LOCKSTEP_ASSIGN_OR_RETURN(in.bindings_request,
                                   bind_in.Post(std::span<std::byte>(in.bindings)));
       }
-      in.hidden = TakeBuffer(static_cast<size_t>(d.num_tokens() * h));
-      LOCKSTEP_ASSIGN_OR_RETURN(in.hidden_request, hidden_in.Post(AsBytes(in.hidden)));
+      // This tp rank's slice lands in its place of the padded whole; the
+      // allgather fills in the others' before the layers run.
+      const size_t slice = SliceFloats(static_cast<size_t>(d.num_tokens() * h));
+      in.hidden = TakeBuffer(slice * static_cast<size_t>(layout_.tp));
+      std::span<float> mine =
+          std::span<float>(in.hidden).subspan(static_cast<size_t>(layout_.tp_rank) * slice, slice);
+      LOCKSTEP_ASSIGN_OR_RETURN(in.hidden_request, hidden_in.Post(std::as_writable_bytes(mine)));
+      times_.hidden_bytes_received += slice * sizeof(float);
+      times_.hidden_tokens_received += d.num_tokens();
     }
     in.descriptor = std::move(d);
     ready.push_back(std::move(in));
@@ -292,6 +319,15 @@ Status Pipeline::RunLaterStage() {
     engine_.ApplyBindings(d.bindings);
     const TokenBatch batch = d.Batch();
     LOCKSTEP_RETURN_IF_ERROR(Wait(in.hidden_request));
+    if (layout_.tp > 1) {
+      const Clock::time_point start = Clock::now();
+      const size_t slice = in.hidden.size() / static_cast<size_t>(layout_.tp);
+      LOCKSTEP_RETURN_IF_ERROR(
+          tp_group_->AllGather(std::span<const float>(in.hidden).subspan(
+                                   static_cast<size_t>(layout_.tp_rank) * slice, slice),
+                               std::span<float>(in.hidden)));
+      times_.wait_s += Since(start);
+    }
     LOCKSTEP_RETURN_IF_ERROR(engine_.RunLayers(batch, in.hidden.data()));
     ++times_.steps;
     if (last) {
@@ -304,7 +340,8 @@ Status Pipeline::RunLaterStage() {
       LOCKSTEP_RETURN_IF_ERROR(Send(*outcome_out, std::move(bytes)));
       free_buffers_.push_back(std::move(in.hidden));
     } else {
-      LOCKSTEP_RETURN_IF_ERROR(SendFloats(*hidden_out, std::move(in.hidden)));
+      // Padded already: the same slices as the ones received.
+      LOCKSTEP_RETURN_IF_ERROR(SendHidden(*hidden_out, std::move(in.hidden)));
     }
     ready.pop_front();
   }

@@ -21,6 +21,12 @@
 // Streams (world ranks, tp rank r of each stage talks to tp rank r):
 //   1 descriptors  s -> s+1      3 hidden states  s -> s+1
 //   2 bindings     s -> s+1      4 outcomes       last -> 0
+// Hidden states travel without duplication: the hidden state of a step,
+// flat ([tokens][hidden] f32) and padded to tp equal slices, is identical on
+// every tp rank of a stage, so tp rank r sends only slice r to its
+// counterpart, and the next stage completes it with an allgather in its tp
+// group (pure data movement: the bits are those of the whole state). Per
+// token a stage boundary carries hidden x 4 bytes instead of tp times that.
 //
 // Errors: a transport failure (deadline, peer gone) or a malformed message
 // is returned; the job must then end (peers are at different points).
@@ -28,6 +34,7 @@
 // Thread safety: one thread (the rank's).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <vector>
@@ -47,6 +54,7 @@ struct PipelineLayout {
   int stage = 0;
   int tp_rank = 0;
   int pp = 1;
+  int tp = 1;      // ranks of the stage's tp group
   int prev = -1;   // world rank of the same tp rank on stage - 1 (-1 on stage 0)
   int next = -1;   // on stage + 1 (-1 on the last stage)
   int last = -1;   // stage 0: the same tp rank on the last stage (its outcomes)
@@ -65,6 +73,10 @@ struct PipelineOptions {
 struct PipelineTimes {
   double wait_s = 0;  // blocked on a descriptor, bindings, hidden state or outcomes
   int64_t steps = 0;  // steps this rank ran
+  // Hidden states this rank received from the previous stage: bytes and
+  // tokens (stage-to-stage traffic, benchmarks/RESULTS.md "## scale").
+  uint64_t hidden_bytes_received = 0;
+  int64_t hidden_tokens_received = 0;
 };
 
 // What stage 0 tells the job about steps (world rank 0 writes results).
@@ -79,9 +91,12 @@ class StepObserver {
 
 class Pipeline {
  public:
-  // `sampler` is required on the last stage. None of the references is owned.
+  // `sampler` is required on the last stage; `tp_group` (this rank's
+  // stage's tp group, the one the engine's collectives use) when tp > 1.
+  // None of the references is owned.
   Pipeline(transport::Communicator& world, const PipelineLayout& layout,
-           const PipelineOptions& options, Engine& engine, StepSampler* sampler);
+           const PipelineOptions& options, Engine& engine, StepSampler* sampler,
+           transport::Communicator* tp_group);
 
   // Stage 0: runs every step of `scheduler` (until Idle()), then ends the
   // pipeline. `observer` may be null.
@@ -100,7 +115,14 @@ class Pipeline {
   Status Wait(transport::Request& request);
   // Starts a send that owns its buffer until it completes (ReapSends).
   Status Send(transport::SendStream& stream, std::vector<std::byte> bytes);
-  Status SendFloats(transport::SendStream& stream, std::vector<float> floats);
+  // Sends floats[offset, offset + count) (all of them by default).
+  Status SendFloats(transport::SendStream& stream, std::vector<float> floats, size_t offset = 0,
+                    size_t count = SIZE_MAX);
+  // Sends this tp rank's slice of a hidden state to the next stage (all of
+  // it when tp == 1); `hidden` is padded to tp whole slices.
+  Status SendHidden(transport::SendStream& stream, std::vector<float> hidden);
+  // Floats of one tp rank's slice of a hidden state of `floats` floats.
+  size_t SliceFloats(size_t floats) const;
   Status ReapSends(bool all);
   std::vector<float> TakeBuffer(size_t floats);
 
@@ -109,6 +131,7 @@ class Pipeline {
   PipelineOptions options_;
   Engine& engine_;
   StepSampler* sampler_;
+  transport::Communicator* tp_group_;
   PipelineTimes times_;
   std::deque<PendingSend> sends_;
   std::vector<std::vector<float>> free_buffers_;  // hidden-state buffers for reuse

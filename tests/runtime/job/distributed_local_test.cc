@@ -135,8 +135,8 @@ class DistributedQuantTest : public ::testing::TestWithParam<QuantPlan> {
       ASSERT_TRUE(SynthesizeModel(config, dtype, 29, c.model).ok());
       c.requests = dir_->File("requests.jsonl");
       WriteTextFile(c.requests, DeterminismRequests(config.vocab_size));
-      Result<BatchJobSummary> s = RunBatchJob(JobOptions(
-          c.model, c.requests, dir_->File("reference.jsonl"), {1, 256, 0}, 1, 1));
+      Result<BatchJobSummary> s = RunBatchJob(
+          JobOptions(c.model, c.requests, dir_->File("reference.jsonl"), {1, 256, 0}, 1, 1));
       ASSERT_TRUE(s.ok()) << s.status().message();
       ASSERT_EQ(s->completed, 16);
       c.reference = testing::ById(*s);
@@ -174,21 +174,16 @@ TEST_P(DistributedQuantTest, SameBitsAsOneRank) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Plans, DistributedQuantTest,
-                         ::testing::Values(QuantPlan{DType::kQ8_0, 2, 1},
-                                           QuantPlan{DType::kQ8_0, 4, 1},
-                                           QuantPlan{DType::kQ8_0, 8, 1},
-                                           QuantPlan{DType::kQ8_0, 1, 4},
-                                           QuantPlan{DType::kQ8_0, 2, 2},
-                                           QuantPlan{DType::kQ8_0, 4, 2},
-                                           QuantPlan{DType::kQ4_0, 2, 1},
-                                           QuantPlan{DType::kQ4_0, 8, 1},
-                                           QuantPlan{DType::kQ4_0, 1, 2},
-                                           QuantPlan{DType::kQ4_0, 2, 4}),
-                         [](const ::testing::TestParamInfo<QuantPlan>& info) {
-                           return fmt::format("{}_tp{}_pp{}", DTypeName(info.param.dtype),
-                                              info.param.tp, info.param.pp);
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Plans, DistributedQuantTest,
+    ::testing::Values(QuantPlan{DType::kQ8_0, 2, 1}, QuantPlan{DType::kQ8_0, 4, 1},
+                      QuantPlan{DType::kQ8_0, 8, 1}, QuantPlan{DType::kQ8_0, 1, 4},
+                      QuantPlan{DType::kQ8_0, 2, 2}, QuantPlan{DType::kQ8_0, 4, 2},
+                      QuantPlan{DType::kQ4_0, 2, 1}, QuantPlan{DType::kQ4_0, 8, 1},
+                      QuantPlan{DType::kQ4_0, 1, 2}, QuantPlan{DType::kQ4_0, 2, 4}),
+    [](const ::testing::TestParamInfo<QuantPlan>& info) {
+      return fmt::format("{}_tp{}_pp{}", DTypeName(info.param.dtype), info.param.tp, info.param.pp);
+    });
 
 // The tiny preset in q8_0 cannot be split by tp 2 (intermediate_size 352 is
 // 11 blocks): one error naming the tensor, on every chip.
@@ -205,8 +200,7 @@ TEST(DistributedQuantErrors, SplitThatCutsABlockIsRefused) {
   EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument) << s.status().message();
   EXPECT_NE(s.status().message().find("'/layers/0/ffn/w_down'"), std::string::npos)
       << s.status().message();
-  EXPECT_NE(s.status().message().find("tp 2 would cut"), std::string::npos)
-      << s.status().message();
+  EXPECT_NE(s.status().message().find("tp 2 would cut"), std::string::npos) << s.status().message();
 }
 
 
@@ -295,6 +289,99 @@ TEST_F(DistributedLocalTest, PlainReductionOrderIsCaught) {
   const std::string diff = FirstDifference(*reference_, testing::ById(*s));
   EXPECT_NE(diff.find("request r"), std::string::npos) << diff;
   EXPECT_NE(diff.find("step "), std::string::npos) << diff;
+}
+
+// Start-up that scales (issue 12): each chip receives its part of the plan
+// (Plan::part_rank) and the request data of its stage, and the agreements are
+// trees, so the bytes a chip receives at start-up do not grow with the chip
+// count (at most 2x from 2 to 32 chips), a chip other than the leader talks
+// to at most log2(p) + 1 peers, and the job still gives the one-rank bits.
+TEST_F(DistributedLocalTest, StartUpCostDoesNotGrowWithTheChipCount) {
+  ASSERT_NE(reference_, nullptr);
+  struct Shape {
+    int tp, pp;
+  };
+  uint64_t max_bytes[2] = {0, 0};
+  int i = 0;
+  for (const Shape shape : {Shape{2, 1}, Shape{8, 4}}) {
+    const int p = shape.tp * shape.pp;
+    BatchJobOptions o = JobOptions(model_, requests_, dir_->File("startup.jsonl"), {16, 256, 0},
+                                   shape.tp, shape.pp);
+    std::mutex mutex;
+    std::vector<int> part_ranks(static_cast<size_t>(p), -2);
+    std::vector<size_t> listed(static_cast<size_t>(p), 0);
+    Result<BatchJobSummary> leader = Internal("chip 0 did not run");
+    transport::CommOptions comm;
+    comm.backend = transport::BackendKind::kLocal;
+    comm.timeout = std::chrono::seconds(120);
+    std::vector<Status> statuses =
+        transport::RunLocal(p, comm, [&](transport::Communicator& chip) -> Status {
+          bool on_all = false;
+          Result<BatchJobSummary> s = RunBatchJob(o, chip, &on_all);
+          std::lock_guard<std::mutex> lock(mutex);
+          if (s.ok()) {
+            part_ranks[static_cast<size_t>(chip.rank())] = s->plan.part_rank;
+            listed[static_cast<size_t>(chip.rank())] = s->plan.ranks.size();
+          }
+          if (chip.rank() != 0) return s.status();
+          leader = std::move(s);
+          return leader.status();
+        });
+    for (const Status& st : statuses) ASSERT_TRUE(st.ok()) << st.message();
+    ASSERT_TRUE(leader.ok()) << leader.status().message();
+    EXPECT_EQ(FirstDifference(*reference_, testing::ById(*leader)), "")
+        << "tp " << shape.tp << " pp " << shape.pp;
+    // The leader keeps the whole plan; every other chip holds its part.
+    EXPECT_EQ(part_ranks[0], -1);
+    EXPECT_EQ(listed[0], static_cast<size_t>(p));
+    for (int r = 1; r < p; ++r) {
+      EXPECT_EQ(part_ranks[static_cast<size_t>(r)], r);
+      EXPECT_EQ(listed[static_cast<size_t>(r)], 1u);
+    }
+    ASSERT_EQ(leader->ranks.size(), static_cast<size_t>(p));
+    int log2p = 0;
+    while ((1 << log2p) < p) ++log2p;
+    for (const RankStats& r : leader->ranks) {
+      EXPECT_GT(r.startup_bytes_received, 0u) << "rank " << r.rank;
+      EXPECT_GT(r.startup_seconds, 0.0);
+      EXPECT_GT(r.peak_rss_bytes, 0u);
+      if (r.rank != 0) EXPECT_LE(r.startup_peers, log2p + 1) << "rank " << r.rank;
+      max_bytes[i] = std::max(max_bytes[i], r.startup_bytes_received);
+    }
+    EXPECT_EQ(leader->ranks[0].startup_peers, p - 1);  // it sends every chip its part
+    ++i;
+  }
+  EXPECT_LE(max_bytes[1], 2 * max_bytes[0])
+      << "2 chips: " << max_bytes[0] << " bytes, 32 chips: " << max_bytes[1];
+}
+
+// Pipeline traffic without duplication (issue 12): each tp rank sends its
+// 1/tp slice of the hidden state to its counterpart on the next stage, which
+// completes it with an allgather in its tp group. Every stage boundary then
+// carries each token's hidden state once (hidden_size x 4 bytes), not tp
+// times, and the bits stay the one-rank bits.
+TEST_F(DistributedLocalTest, StagesSendEachTokensHiddenStateOnce) {
+  ASSERT_NE(reference_, nullptr);
+  for (const auto [tp, pp] : {std::pair{1, 2}, std::pair{2, 2}, std::pair{4, 2}, std::pair{2, 4}}) {
+    BatchJobOptions o =
+        JobOptions(model_, requests_, dir_->File("slices.jsonl"), {16, 32, 4}, tp, pp);
+    Result<BatchJobSummary> s = RunOnChips(tp * pp, o);
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    EXPECT_EQ(FirstDifference(*reference_, testing::ById(*s)), "") << "tp " << tp << " pp " << pp;
+    ASSERT_EQ(s->ranks.size(), static_cast<size_t>(tp * pp));
+    for (const RankStats& r : s->ranks) {
+      if (r.stage == 0) {
+        EXPECT_EQ(r.hidden_bytes_received, 0u);
+        continue;
+      }
+      ASSERT_GT(r.hidden_tokens_received, 0);
+      // tp ranks of a stage receive a slice each: together one hidden state.
+      EXPECT_EQ(r.hidden_bytes_received * static_cast<uint64_t>(tp),
+                static_cast<uint64_t>(r.hidden_tokens_received) *
+                    static_cast<uint64_t>(config_.hidden_size) * sizeof(float))
+          << "tp " << tp << " pp " << pp << " rank " << r.rank;
+    }
+  }
 }
 
 // The automatic plan uses every chip, and the job still gives the bits.

@@ -6,8 +6,9 @@
 // contiguous, so with chips_per_node a multiple of tp it shares a node and its
 // two allreduces per layer stay inside it. Stage s holds layers
 // [layer_begin, layer_end); the first stage also holds the embedding, the last
-// the final norm and lm_head. Pipeline traffic: tp rank r of stage s sends the
-// full hidden state of a micro-batch to tp rank r of stage s+1; the last
+// the final norm and lm_head. Pipeline traffic: tp rank r of stage s sends
+// its 1/tp slice of a micro-batch's hidden state to tp rank r of stage s+1
+// (which completes it with an allgather in its tp group); the last
 // stage's tp rank r sends the sampled token ids to tp rank r of stage 0.
 //
 // Shards. RankShards(rank) lists every tensor slice the rank loads, as HDF5
@@ -120,8 +121,14 @@ struct Plan {
   int micro_batches = 1;           // the workload's, or the planner's choice
   std::vector<StagePlan> stages;   // by stage
   std::vector<TpSlice> tp_slices;  // by tp rank (the same on every stage)
-  std::vector<RankPlan> ranks;     // by world rank
-  Prediction prediction;
+  std::vector<RankPlan> ranks;     // by world rank; one entry in a part (below)
+  Prediction prediction;           // empty in a part
+  // -1: the whole plan. >= 0: the part of the plan that rank needs to run it
+  // (PlanPart): `ranks` holds only that rank's RankPlan and the prediction
+  // is left out, so that its size does not grow with the rank count;
+  // stages and tp_slices stay whole (bounded by the model's layers and the
+  // canonical segments).
+  int part_rank = -1;
 
   int num_ranks() const { return tp * pp; }
   int WorldRank(int stage, int tp_rank) const { return stage * tp + tp_rank; }
@@ -132,9 +139,9 @@ struct Plan {
   // The world ranks holding tp rank `tp_rank` on every stage, by stage.
   std::vector<int> PipelineGroup(int tp_rank) const;
 
-  // Requires 0 <= rank < num_ranks().
-  const RankPlan& Rank(int rank) const { return ranks[rank]; }
-  const std::vector<TensorShard>& RankShards(int rank) const { return ranks[rank].shards; }
+  // Requires 0 <= rank < num_ranks(); in a part, rank == part_rank.
+  const RankPlan& Rank(int rank) const;
+  const std::vector<TensorShard>& RankShards(int rank) const { return Rank(rank).shards; }
   const TpSlice& SliceOf(int rank) const { return tp_slices[TpRankOf(rank)]; }
   const StagePlan& StageOfRank(int rank) const { return stages[StageOf(rank)]; }
   // The rank's shard of tensor `path` in `role`, or nullptr if it holds none.
@@ -160,6 +167,11 @@ std::vector<TensorSpec> StageTensors(const ModelConfig& model, const std::vector
 // do ("re-plan with lockstep plan --model ...").
 Status CheckPlanFor(const Plan& plan, const ModelConfig& model, int num_ranks,
                     std::string_view source);
+
+// The part of `plan` (a whole plan) that `rank` needs (see Plan::part_rank).
+// Its JSON is PlanToJson's with one entry in "ranks", no "prediction" and
+// "part_rank"; PlanFromJson reads both forms.
+Plan PlanPart(const Plan& plan, int rank);
 
 nlohmann::json PlanToJson(const Plan& plan);
 // Parses and checks the structure (counts, ranges, consistency of ranks and

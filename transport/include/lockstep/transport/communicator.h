@@ -50,6 +50,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -68,6 +69,18 @@ class LocalFabric;
 namespace internal {
 class CollectiveRun;
 }
+
+// What one rank has exchanged with the others over a world (every group of
+// it): the control-plane cost the start-up report shows per rank.
+struct Traffic {
+  uint64_t bytes_received = 0;     // payload bytes of completed or posted receives,
+                                   // plus the backend's own bootstrap bytes
+  uint64_t messages_received = 0;  // receives posted
+  int peers = 0;                   // distinct world ranks messaged, either way
+  // Connections the backend holds (ucx: endpoints, made on the first send to
+  // a peer), or -1 when the backend has no such notion (mpi, local).
+  int connections = -1;
+};
 
 class Communicator {
  public:
@@ -105,7 +118,7 @@ class Communicator {
   // groups in the same order with the same partitions (the layout is known
   // everywhere), because each call takes the next group context number of
   // the world, and messages of different groups are told apart by it. At
-  // most 255 groups per world. InvalidArgument when this rank is in no group
+  // most 63 Split calls per world. InvalidArgument when this rank is in no group
   // or in two, or when a group names a rank outside this communicator.
   Result<Communicator> Split(const std::vector<std::vector<int>>& groups, std::string_view name);
 
@@ -138,8 +151,27 @@ class Communicator {
   // Returns once every member has entered the barrier (dissemination).
   Status Barrier();
 
+  // Control-plane reduction of a small fixed-size record (no arithmetic on
+  // model data): every member ends with combine applied over all members'
+  // `data` in rank order -- combine(lower, upper) folds the record of a
+  // higher-ranked block into `lower`, in place. `combine` must be
+  // associative. A binomial tree to rank 0, then Broadcast: 2 log2(p) steps,
+  // and a rank receives at most log2(p) + 1 records. data.size() must be
+  // equal on all ranks.
+  using Combine = std::function<void(std::span<std::byte> lower, std::span<const std::byte> upper)>;
+  Status AllReduce(std::span<std::byte> data, const Combine& combine);
+
+  // Concatenates every member's `mine` in rank order into `all` on member
+  // `root` (all.size() == size() * mine.size() there; ignored elsewhere):
+  // a binomial tree, log2(p) steps; a member receives the blocks of its
+  // subtree only.
+  Status Gather(std::span<const std::byte> mine, std::span<std::byte> all, int root);
+
   // Number of collectives this communicator has run (the "#n" of messages).
   uint64_t collective_count() const { return collective_count_; }
+
+  // This rank's traffic over the whole world so far (every group).
+  Traffic traffic() const;
 
  private:
   Communicator(std::shared_ptr<internal::World> world, std::vector<int> members, int rank,

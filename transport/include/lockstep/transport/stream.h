@@ -43,7 +43,7 @@
 
 namespace lockstep::transport {
 
-inline constexpr uint32_t kMaxStreamId = (1u << 14) - 1;
+inline constexpr uint32_t kMaxStreamId = 63;
 
 class SendStream {
  public:

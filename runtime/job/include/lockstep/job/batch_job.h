@@ -16,15 +16,20 @@
 //   2. every rank opens and checks the model file (its own copy or a shared
 //      file system), and the ranks compare the digests of the files they
 //      opened (docs/model-format.md, "Checksums");
-//   3. the leader reads every request line and the results file to resume,
-//      and loads, or makes with the partitioner, the plan; it broadcasts the
-//      request text, the plan and the ids to skip;
-//   4. every rank checks the plan against its model file and the rank count;
+//   3. the leader reads every request line (and tokenizes it, once) and the
+//      results file to resume, and loads, or makes with the partitioner, the
+//      plan; it sends each rank its part of the plan (Plan::part_rank) and
+//      the request data its stage uses (prompt ids to the first stage,
+//      sampling fields to the last), for the requests still to run;
+//   4. every rank checks its part of the plan against its model file and the
+//      rank count (the last stage loads the tokenizer for stop strings);
 //   5. every rank loads its shards (Plan::RankShards) and creates its engine;
 //   6. the leader starts the results file (truncating it only with force).
+// Every agreement is a reduction up a tree and back (job_agreement.h), and
+// no start-up step sends a rank data in proportion to the rank count.
 // Then the requests run through the pipeline (continuous batching, each
 // result fsync'd by the leader as its request finishes), and the ranks'
-// statistics are gathered on the leader.
+// statistics are gathered on the leader (a tree).
 //
 // Errors. A job that cannot start returns the same non-OK Status on every
 // rank ("rank 3: model.h5: ..."), with *error_on_all_ranks = true: the caller
@@ -129,6 +134,19 @@ struct RankStats {
   int32_t kv_pages = 0;
   uint64_t kv_cache_bytes = 0;  // the rank's KV cache memory
   int threads = 0;              // engine threads the rank ran
+  // Start-up (phases 1-6, docs/distributed.md "Start-up"): its time, the
+  // bytes and messages this rank received (transport::Traffic, the ucx
+  // backend's address exchange included) and the peers it messaged or
+  // connected to.
+  double startup_seconds = 0;
+  uint64_t startup_bytes_received = 0;
+  uint64_t startup_messages_received = 0;
+  int startup_peers = 0;
+  uint64_t peak_rss_bytes = 0;  // the process's peak resident set at the end (getrusage)
+  // Hidden states received from the previous stage while running: bytes
+  // and tokens (0 on stage 0).
+  uint64_t hidden_bytes_received = 0;
+  int64_t hidden_tokens_received = 0;
 };
 
 // A request's result as the leader saw it (keep_results).
@@ -145,7 +163,8 @@ struct BatchJobSummary {
   int64_t generated_tokens = 0;
   double load_seconds = 0.0;  // the leader's: opening the model and loading the weights
   double run_seconds = 0.0;   // from the first step to the last result
-  // The plan executed (every rank).
+  // The plan executed: the whole plan on the leader, the rank's part
+  // (Plan::part_rank) elsewhere.
   partitioner::Plan plan;
   int window = 1;      // steps in flight
   int max_chunks = 1;  // sequences per step
@@ -156,7 +175,7 @@ struct BatchJobSummary {
   // tokens of a request (the inter-token latency), in seconds.
   std::vector<double> ttft_s;
   std::vector<double> inter_token_s;
-  std::vector<RankStats> ranks;    // by world rank (leader)
+  std::vector<RankStats> ranks;    // by world rank (leader; empty elsewhere)
   std::vector<JobResult> results;  // completion order (leader, keep_results)
 };
 

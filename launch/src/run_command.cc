@@ -100,6 +100,7 @@ int RunLocalChips(Flags& f, const transport::CommOptions& comm_options) {
   Result<partitioner::ClusterSpec> cluster = HostClusterSpec(chips, &calibrated);
   if (!cluster.ok()) return ReportError(cluster.status());
   f.job.cluster = *cluster;
+  f.job.shared_plan_parse = std::make_shared<runtime::SharedPlanParse>();
   std::mutex mutex;
   Result<runtime::BatchJobSummary> leader = Internal("chip 0 did not run");
   std::vector<Status> statuses =

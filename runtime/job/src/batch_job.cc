@@ -45,25 +45,59 @@ struct JobInputs {
   std::string plan_json;
   std::vector<int64_t> skip;  // request indices already done (resume)
 
+  // Length-prefixed fields (not JSON: the plan's text, megabytes for
+  // hundreds of ranks, would be escaped and unescaped once more per rank).
   std::vector<std::byte> Encode() const {
-    nlohmann::json j = {{"requests", request_text}, {"plan", plan_json}, {"skip", skip}};
-    const std::string text = j.dump(-1, ' ', false, nlohmann::detail::error_handler_t::replace);
-    std::vector<std::byte> bytes(text.size());
-    std::memcpy(bytes.data(), text.data(), text.size());
+    std::vector<std::byte> bytes;
+    auto put = [&bytes](const void* data, size_t size) {
+      const auto* p = static_cast<const std::byte*>(data);
+      bytes.insert(bytes.end(), p, p + size);
+    };
+    auto put_string = [&](const std::string& s) {
+      const uint64_t size = s.size();
+      put(&size, sizeof(size));
+      put(s.data(), s.size());
+    };
+    put_string(request_text);
+    put_string(plan_json);
+    const uint64_t count = skip.size();
+    put(&count, sizeof(count));
+    put(skip.data(), skip.size() * sizeof(int64_t));
     return bytes;
   }
   static Result<JobInputs> Decode(const std::vector<std::byte>& bytes) {
-    nlohmann::json j = nlohmann::json::parse(
-        std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), nullptr,
-        false);
-    if (!j.is_object()) return Internal("the job inputs from rank 0 are not valid JSON");
+    size_t at = 0;
+    auto get = [&](void* out, size_t size) {
+      if (bytes.size() - at < size) return false;
+      std::memcpy(out, bytes.data() + at, size);
+      at += size;
+      return true;
+    };
+    auto get_string = [&](std::string* s) {
+      uint64_t size = 0;
+      if (!get(&size, sizeof(size)) || bytes.size() - at < size) return false;
+      s->assign(reinterpret_cast<const char*>(bytes.data() + at), size);
+      at += size;
+      return true;
+    };
     JobInputs in;
-    in.request_text = j.at("requests").get<std::string>();
-    in.plan_json = j.at("plan").get<std::string>();
-    in.skip = j.at("skip").get<std::vector<int64_t>>();
+    uint64_t count = 0;
+    bool ok = get_string(&in.request_text) && get_string(&in.plan_json) &&
+              get(&count, sizeof(count)) && (bytes.size() - at) / sizeof(int64_t) >= count;
+    if (ok) {
+      in.skip.resize(count);
+      ok = get(in.skip.data(), count * sizeof(int64_t)) && at == bytes.size();
+    }
+    if (!ok) return Internal("the job inputs from rank 0 are truncated ({} bytes)", bytes.size());
     return in;
   }
 };
+
+Result<partitioner::Plan> ParsePlan(const std::string& json, std::string_view source) {
+  nlohmann::json parsed = nlohmann::json::parse(json, nullptr, false);
+  if (parsed.is_discarded()) return Internal("{} from rank 0 is not valid JSON", source);
+  return partitioner::PlanFromJson(parsed, source);
+}
 
 // The leader's view of the requests while they run: it writes every result
 // the moment its request finishes.
@@ -249,6 +283,16 @@ Result<ModelFileOptions> FileOptions(ModelIo io, const transport::Communicator& 
 
 }  // namespace
 
+Result<partitioner::Plan> SharedPlanParse::Get(const std::string& json,
+                                               std::string_view source) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!parsed_ || json_ != json) {
+    parsed_ = ParsePlan(json, source);
+    json_ = json;
+  }
+  return *parsed_;
+}
+
 std::string_view ModelIoName(ModelIo io) {
   switch (io) {
     case ModelIo::kPosix:
@@ -330,10 +374,13 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
   LOCKSTEP_RETURN_IF_ERROR(Agree(world, prepared));
   LOCKSTEP_RETURN_IF_ERROR(BroadcastBytes(world, 0, &blob));
   LOCKSTEP_ASSIGN_OR_RETURN(JobInputs inputs, JobInputs::Decode(blob));
+  std::vector<std::byte>().swap(blob);  // 576 local chips: 576 copies otherwise
 
   // 4. Every rank checks the plan against its own model file.
   Result<partitioner::Plan> parsed =
-      partitioner::PlanFromJson(nlohmann::json::parse(inputs.plan_json), "the job's plan");
+      options.shared_plan_parse ? options.shared_plan_parse->Get(inputs.plan_json, "the job's plan")
+                                : ParsePlan(inputs.plan_json, "the job's plan");
+  std::string().swap(inputs.plan_json);
   Status plan_ok = parsed.status();
   if (plan_ok.ok()) {
     plan_ok = CheckJobPlan(*parsed, config, model.weight_dtype(), num_ranks,

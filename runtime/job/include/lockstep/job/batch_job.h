@@ -35,6 +35,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -61,6 +62,25 @@ enum class ModelIo {
 };
 std::string_view ModelIoName(ModelIo io);  // "posix", "mpiio", "collective"
 Result<ModelIo> ParseModelIo(std::string_view name);
+
+// One parse of the job's plan shared by the chips of one process
+// (--transport local: every chip is a thread). The plan lists every rank, so
+// its JSON grows with the rank count (3 MB for 576 ranks) and N chips parsing
+// it each would cost N^2 (most of the start-up of 576 local chips). Every
+// chip still receives the plan's text and checks it against its own model
+// file: only the parse is shared, and only for the same text. Thread-safe;
+// share one instance between the chips of one run.
+class SharedPlanParse {
+ public:
+  // The plan of `json` (partitioner::PlanFromJson), parsed by the first
+  // caller with this text; later callers get a copy of the same result.
+  Result<partitioner::Plan> Get(const std::string& json, std::string_view source);
+
+ private:
+  std::mutex mutex_;
+  std::string json_;  // the text parsed last ("" = none)
+  std::optional<Result<partitioner::Plan>> parsed_;
+};
 
 struct BatchJobOptions {
   std::string model_path;                    // model file (HDF5, docs/model-format.md)
@@ -102,6 +122,8 @@ struct BatchJobOptions {
   // Replaces the transport's tp collectives (to measure a plain allreduce).
   std::function<std::unique_ptr<TensorParallelGroup>(transport::Communicator& tp_group)>
       tp_group_factory;
+  // Chips of one process share the plan's parse (null: each parses it).
+  std::shared_ptr<SharedPlanParse> shared_plan_parse;
 };
 
 // What one rank did (gathered on the leader).

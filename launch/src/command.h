@@ -27,6 +27,9 @@ inline constexpr int kExitRequestErrors = 3;
 // Prints "lockstep: error: <message>" as one line on stderr and returns
 // kExitError.
 int ReportError(const Status& status);
+// The same for a bad command line (a flag's value, a missing or conflicting
+// flag): returns kExitUsage.
+int ReportUsage(const Status& status);
 
 // Subcommand registrations, in help order.
 Command AddSynthCommand(CLI::App& app);      // synth_command.cc

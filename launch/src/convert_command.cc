@@ -22,13 +22,13 @@ struct ConvertArgs {
 int RunConvert(const ConvertArgs& args) {
   runtime::ConvertOptions options;
   Result<runtime::CheckpointFormat> format = runtime::ParseCheckpointFormat(args.from);
-  if (!format.ok()) return ReportError(format.status());
+  if (!format.ok()) return ReportUsage(format.status().WithContext("--from"));
   options.format = *format;
   options.input = args.input;
   options.output = args.output;
   if (!args.dtype.empty()) {
     Result<DType> dtype = ParseDType(args.dtype);
-    if (!dtype.ok()) return ReportError(dtype.status());
+    if (!dtype.ok()) return ReportUsage(dtype.status().WithContext("--dtype"));
     options.dtype = *dtype;
   }
   options.tokenizer = args.tokenizer;

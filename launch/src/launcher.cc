@@ -16,4 +16,11 @@ int LauncherWorldSize() {
   return 1;
 }
 
+int LauncherWorldRank() {
+  for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID"}) {
+    if (const char* value = std::getenv(name); value != nullptr) return std::atoi(value);
+  }
+  return 0;
+}
+
 }  // namespace lockstep::launch

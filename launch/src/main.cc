@@ -1,5 +1,6 @@
 // lockstep: the command-line entry point. Subcommands register themselves
 // (command.h); main parses the command line and runs the chosen one.
+#include <cstdio>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -30,6 +31,12 @@ int main(int argc, char** argv) {
   commands.push_back(AddRunCommand(app));
   commands.push_back(AddDoctorCommand(app));
 
+  // No subcommand at all: what a new user types first. The help, not an
+  // error about a missing subcommand.
+  if (argc == 1) {
+    std::fputs(app.help().c_str(), stderr);
+    return kExitUsage;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

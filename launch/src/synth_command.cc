@@ -25,12 +25,21 @@ struct SynthArgs {
 };
 
 int RunSynth(const SynthArgs& args) {
+  if (args.config_path.empty() == args.preset.empty()) {
+    return ReportUsage(InvalidArgument(
+        "give the model with exactly one of --config FILE (a Hugging Face config.json) or "
+        "--preset NAME"));
+  }
   Result<partitioner::ModelConfig> config = args.config_path.empty()
                                                 ? partitioner::ModelPreset(args.preset)
                                                 : partitioner::LoadHfConfigFile(args.config_path);
-  if (!config.ok()) return ReportError(config.status());
+  if (!config.ok()) {
+    // An unknown preset name is a bad flag; a bad config file is bad input.
+    return args.config_path.empty() ? ReportUsage(config.status().WithContext("--preset"))
+                                    : ReportError(config.status());
+  }
   Result<DType> dtype = ParseDType(args.dtype);
-  if (!dtype.ok()) return ReportError(dtype.status());
+  if (!dtype.ok()) return ReportUsage(dtype.status().WithContext("--dtype"));
   std::optional<runtime::TokenizerData> tokenizer;
   if (!args.tokenizer.empty()) {
     Result<runtime::TokenizerData> data = runtime::ReadTokenizerData(args.tokenizer);

@@ -18,8 +18,9 @@ packages=(
   libtbb-dev libcli11-dev libfmt-dev nlohmann-json3-dev libssl-dev
   # tokenizers: SentencePiece, PCRE2 regexes, utf8proc normalization
   libsentencepiece-dev libpcre2-dev libutf8proc-dev
-  # tests (GoogleTest) and micro-benchmarks (Google Benchmark, benchmarks/partitioner)
-  libgtest-dev libgmock-dev libbenchmark-dev
+  # tests (GoogleTest), micro-benchmarks (Google Benchmark, benchmarks/partitioner);
+  # clang and its runtimes for the libFuzzer targets (tests/fuzz/, the fuzz preset)
+  libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-dev
   # the independent PyTorch reference (tests/reference/)
   python3 python3-torch python3-h5py python3-numpy
   # tokenizer references (tests/reference/tokenizer_npm_test.py):

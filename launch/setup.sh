@@ -65,7 +65,7 @@ cat > "$demo/requests.jsonl" <<'EOF'
 {"custom_id": "openai-form", "method": "POST", "url": "/v1/completions", "body": {"prompt": [1, 99, 4], "max_tokens": 8, "seed": 7}}
 EOF
 "$lockstep" run --model "$demo/model.h5" --input "$demo/requests.jsonl" \
-  --output "$demo/results.jsonl" --hash-logits
+  --output "$demo/results.jsonl" --hash-logits --force
 echo "setup: results of the demo job ($demo/results.jsonl):"
 cat "$demo/results.jsonl"
 
@@ -85,7 +85,7 @@ cat > "$demo/text.jsonl" <<'EOF'
 {"custom_id": "echo", "body": {"prompt": "The capital of France is", "max_tokens": 8, "echo": true, "seed": 3}}
 EOF
 "$lockstep" run --model "$demo/small.h5" --input "$demo/text.jsonl" \
-  --output "$demo/text-results.jsonl"
+  --output "$demo/text-results.jsonl" --force
 echo "setup: results of the text demo job ($demo/text-results.jsonl):"
 cat "$demo/text-results.jsonl"
 echo "setup: done; export PATH=\"$PWD/$build/launch:\$PATH\" puts lockstep on PATH"

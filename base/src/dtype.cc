@@ -50,7 +50,9 @@ float F16ToF32(uint16_t h) {
       bits = sign | static_cast<uint32_t>(127 - 15 - e) << 23 | (mantissa & 0x3ffu) << 13;
     }
   } else if (exponent == 0x1f) {
-    bits = sign | 0x7f800000u | mantissa << 13;
+    // Inf keeps its bits; a NaN comes out quiet (bit 22 set), payload kept:
+    // what F16C's vcvtph2ps does, so every ISA widens to the same bits.
+    bits = sign | 0x7f800000u | mantissa << 13 | (mantissa != 0 ? 0x00400000u : 0u);
   } else {
     bits = sign | (exponent + 127 - 15) << 23 | mantissa << 13;
   }
@@ -61,9 +63,10 @@ uint16_t F32ToF16(float f) {
   uint32_t bits = std::bit_cast<uint32_t>(f);
   uint32_t sign = (bits >> 16) & 0x8000u;
   uint32_t abs = bits & 0x7fffffffu;
-  if (abs >= 0x7f800000u) {  // inf or NaN
-    return static_cast<uint16_t>(sign | 0x7c00u | (abs > 0x7f800000u ? 0x200u : 0u));
+  if (abs > 0x7f800000u) {  // NaN: quiet, the payload's top 9 bits kept (as F16C does)
+    return static_cast<uint16_t>(sign | 0x7e00u | ((abs >> 13) & 0x3ffu));
   }
+  if (abs == 0x7f800000u) return static_cast<uint16_t>(sign | 0x7c00u);
   if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds to inf
   int32_t exponent = static_cast<int32_t>(abs >> 23) - 127 + 15;
   if (exponent <= 0) {  // subnormal or zero in f16

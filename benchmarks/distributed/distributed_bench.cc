@@ -288,6 +288,7 @@ int Main(int argc, char** argv) {
     o.model_path = f.model;
     o.input_path = scratch + "/" + scenario + ".jsonl";
     o.output_path = scratch + "/" + scenario + ".out.jsonl";
+    o.force = true;
     if (leader) {
       std::ofstream(o.input_path, std::ios::trunc) << Requests(scenario, f.decode_tokens);
     }

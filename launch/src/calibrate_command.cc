@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "command.h"
+#include "flag_bounds.h"
 #include "host_spec.h"
 #include "launcher.h"
 #include "lockstep/base/plural.h"
@@ -351,9 +352,12 @@ Command AddCalibrateCommand(CLI::App& app) {
   cmd->add_option("--output", o.output,
                   "Where to write the spec (default: $LOCKSTEP_HOST_SPEC or "
                   "~/.config/lockstep/host.json, which `lockstep plan --chip host` reads)");
-  cmd->add_option("--threads", o.threads, "Threads for the probes (default: every core)");
+  cmd->add_option("--threads", o.threads, "Threads for the probes (default: every core)")
+      ->check(WholeNumber(0, MaxThreads(), fmt::format("4 x the {} CPUs this process may use",
+                                                       ThisMachine().cpus)));
   cmd->add_option("--memory-bytes", o.memory_bytes,
-                  "Memory to record (default: the physical memory)");
+                  "Memory to record (default: the physical memory)")
+      ->check(WholeNumber(0, int64_t{1} << 50));
   cmd->add_option("--transport", o.transport, "Backend for the ping-pong: mpi or ucx")
       ->capture_default_str();
   cmd->add_flag("--quick", o.quick, "Small, fast probes (for tests; less accurate)");

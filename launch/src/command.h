@@ -36,6 +36,7 @@ Command AddSynthCommand(CLI::App& app);      // synth_command.cc
 Command AddConvertCommand(CLI::App& app);    // convert_command.cc
 Command AddQuantizeCommand(CLI::App& app);   // quantize_command.cc
 Command AddInspectCommand(CLI::App& app);    // inspect_command.cc
+Command AddVerifyCommand(CLI::App& app);     // verify_command.cc
 Command AddTokenizeCommand(CLI::App& app);   // tokenize_command.cc
 Command AddPlanCommand(CLI::App& app);       // plan_command.cc
 Command AddCalibrateCommand(CLI::App& app);  // calibrate_command.cc

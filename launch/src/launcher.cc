@@ -17,6 +17,7 @@ int LauncherWorldSize() {
 }
 
 int LauncherWorldRank() {
+  if (LauncherWorldSize() == 1) return 0;
   for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID"}) {
     if (const char* value = std::getenv(name); value != nullptr) return std::atoi(value);
   }

@@ -12,4 +12,9 @@ int LauncherWorldSize();
 // (OMPI_COMM_WORLD_RANK, PMI_RANK, PMIX_RANK, SLURM_PROCID); 0 without one.
 int LauncherWorldRank();
 
+// This process's rank in that job (OMPI_COMM_WORLD_RANK, PMI_RANK,
+// PMIX_RANK, SLURM_PROCID); 0 when started directly. For deciding who
+// prints an error found before MPI starts.
+int LauncherWorldRank();
+
 }  // namespace lockstep::launch

@@ -1,11 +1,15 @@
 // lockstep: the command-line entry point. Subcommands register themselves
 // (command.h); main parses the command line and runs the chosen one.
-#include <cstdio>
-#include <vector>
+#include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
+#include <string>
+#include <vector>
 
 #include "command.h"
+#include "flag_bounds.h"
+#include "launcher.h"
 #include "lockstep/base/log.h"
 
 int main(int argc, char** argv) {
@@ -25,6 +29,7 @@ int main(int argc, char** argv) {
   commands.push_back(AddConvertCommand(app));
   commands.push_back(AddQuantizeCommand(app));
   commands.push_back(AddInspectCommand(app));
+  commands.push_back(AddVerifyCommand(app));
   commands.push_back(AddTokenizeCommand(app));
   commands.push_back(AddPlanCommand(app));
   commands.push_back(AddCalibrateCommand(app));
@@ -37,6 +42,18 @@ int main(int argc, char** argv) {
     std::fputs(app.help().c_str(), stderr);
     return kExitUsage;
   }
+  // A bad command line is one line on stderr (from rank 0 only under
+  // mpirun) and exit 2; a misspelt command or flag is named with the
+  // nearest valid one.
+  auto usage_error = [](const std::string& message) {
+    if (LauncherWorldRank() == 0) {
+      std::fputs(fmt::format("lockstep: error: {}\n", message).c_str(), stderr);
+    }
+    return kExitUsage;
+  };
+  if (std::string unknown = UnknownNames(app, argc, argv); !unknown.empty()) {
+    return usage_error(unknown);
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -46,8 +63,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    app.exit(e);
-    return kExitUsage;
+    return usage_error(ParseErrorLine(e));
   }
   for (const Command& command : commands) {
     if (command.app->parsed()) return command.run();

@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "command.h"
+#include "flag_bounds.h"
 #include "host_spec.h"
 #include "lockstep/base/log.h"
 #include "lockstep/model/model_file.h"
@@ -339,11 +340,14 @@ Command AddPlanCommand(CLI::App& app) {
       }());
   cmd->add_option("--cluster", o.cluster_file, "Cluster spec JSON (docs/partitioner.md)");
   cmd->add_option("--chip", o.chip, "Chip preset: host, groq-lpu, h100-nvlink");
-  cmd->add_option("--chips", o.chips, "Number of chips (ranks)");
-  cmd->add_option("--chips-per-node", o.chips_per_node, "Chips per node (default: the preset's)");
+  cmd->add_option("--chips", o.chips, "Number of chips (ranks)")
+      ->check(WholeNumber(1, partitioner::kMaxClusterChips));
+  cmd->add_option("--chips-per-node", o.chips_per_node, "Chips per node (default: the preset's)")
+      ->check(WholeNumber(0, partitioner::kMaxClusterChips));
   cmd->add_option("--threads-per-chip", o.threads_per_chip,
                   "Compute threads per chip, as `lockstep run --threads` (ranks sharing a host; "
-                  "default 1 with --chip host)");
+                  "default 1 with --chip host)")
+      ->check(WholeNumber(0, kMaxSplit));
   cmd->add_option("--batch", o.workload.batch_size, "Sequences decoded together")
       ->capture_default_str();
   cmd->add_option("--prompt-length", o.workload.prompt_length, "Prompt tokens per sequence")
@@ -362,8 +366,10 @@ Command AddPlanCommand(CLI::App& app) {
   cmd->add_option("--prefill-chunk", o.workload.prefill_chunk,
                   "Prefill in chunks of this many prompt tokens (0: the whole prompt at once)")
       ->capture_default_str();
-  cmd->add_option("--tp", o.tp, "Tensor-parallel size (with --pp; default: automatic)");
-  cmd->add_option("--pp", o.pp, "Pipeline stages (with --tp; default: automatic)");
+  cmd->add_option("--tp", o.tp, "Tensor-parallel size (with --pp; default: automatic)")
+      ->check(WholeNumber(0, kMaxSplit));
+  cmd->add_option("--pp", o.pp, "Pipeline stages (with --tp; default: automatic)")
+      ->check(WholeNumber(0, kMaxSplit));
   cmd->add_option("--objective", o.objective, "latency (decode time per token) or throughput")
       ->capture_default_str();
   cmd->add_option("--output", o.output, "Write the plan JSON here");

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "command.h"
+#include "flag_bounds.h"
 #include "host_spec.h"
 #include "launcher.h"
 #include "lockstep/base/log.h"
@@ -57,6 +58,7 @@ uint64_t FlagsFingerprint(const Flags& f) {
                                            j.dump_logits_path,
                                            f.no_progress ? "q" : "-",
                                            j.resume ? "r" : "-",
+                                           j.force ? "f" : "-",
                                            f.no_timings ? "t" : "-",
                                            j.plan_path,
                                            std::to_string(j.tp),
@@ -204,21 +206,19 @@ Command AddRunCommand(CLI::App& app) {
   run->add_option("--output", f.job.output_path,
                   "Results, one JSON object per line, each fsync'd when its request finishes")
       ->required();
+  const std::string cpus = fmt::format("the {} CPUs this process may use", ThisMachine().cpus);
+  const CLI::Validator whole_threads = WholeNumber(1, MaxThreads(), "4 x " + cpus);
   run->add_option("--threads", f.job.threads,
                   "Compute threads per rank, or auto: the cores available to each rank (its CPU "
                   "affinity shared with the ranks of its host bound to the same CPUs)")
       ->transform(CLI::Validator(
-          [](std::string& value) -> std::string {
+          [whole_threads](std::string& value) -> std::string {
             if (value == "auto") {
               value = "0";  // BatchJobOptions::threads 0: the cores available to each rank
               return "";
             }
-            int n = 0;
-            const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
-            if (ec != std::errc() || end != value.data() + value.size() || n < 1) {
-              return "must be auto or a positive number of threads, got " + value;
-            }
-            return "";
+            std::string error = whole_threads(value);
+            return error.empty() ? error : error + " (or auto)";
           },
           "auto|N"))
       ->default_str("auto");
@@ -226,16 +226,16 @@ Command AddRunCommand(CLI::App& app) {
       ->default_val("auto");
   run->add_option("--max-batch", f.job.max_batch, "Requests in flight at once")
       ->default_val(8)
-      ->check(CLI::PositiveNumber);
+      ->check(WholeNumber(1, kMaxBatch));
   run->add_option("--max-step-tokens", f.job.max_step_tokens,
                   "Tokens per forward step (bounds prefill chunks)")
       ->default_val(256)
-      ->check(CLI::PositiveNumber);
+      ->check(WholeNumber(1, kMaxStepTokens));
   run->add_option("--kv-cache-mb", f.job.kv_cache_mb,
                   "KV cache per rank in MiB (0: the plan's budget, enough for the max-batch "
                   "largest requests)")
       ->default_val(0)
-      ->check(CLI::NonNegativeNumber);
+      ->check(WholeNumber(0, MaxKvCacheMiB(), "this machine's memory"));
   run->add_flag("--hash-logits", f.job.hash_logits,
                 "Add logits_sha256 (SHA-256 of every generated step's f32 logits) to each result");
   run->add_option("--dump-logits", f.job.dump_logits_path,
@@ -247,26 +247,29 @@ Command AddRunCommand(CLI::App& app) {
                   "percentiles, throughput, measured beside predicted, per-rank times");
   run->add_flag("--resume", f.job.resume,
                 "Skip requests whose results are already in --output, and append the others");
+  run->add_flag("--force", f.job.force,
+                "Overwrite --output if it already holds results (without --resume or --force a "
+                "non-empty --output is refused)");
   run->add_flag("--no-timings", f.no_timings,
                 "Leave ttft_ms and decode_tokens_per_s out of the results (files of two runs then "
                 "compare byte for byte after sorting)");
   // Distribution.
   run->add_option("--tp", f.job.tp, "Tensor-parallel ranks per stage (0: from --pp or automatic)")
       ->default_val(0)
-      ->check(CLI::NonNegativeNumber);
+      ->check(WholeNumber(0, kMaxSplit));
   run->add_option("--pp", f.job.pp, "Pipeline stages (0: from --tp or automatic)")
       ->default_val(0)
-      ->check(CLI::NonNegativeNumber);
+      ->check(WholeNumber(0, kMaxSplit));
   run->add_option("--plan", f.job.plan_path, "A plan file from `lockstep plan --output`");
   run->add_option("--micro-batches", f.job.micro_batches,
                   "Steps in flight in the pipeline (0: the plan's micro-batch count)")
       ->default_val(0)
-      ->check(CLI::NonNegativeNumber);
+      ->check(WholeNumber(0, kMaxSplit));
   run->add_option("--transport", f.transport,
                   "Backend between ranks: mpi, ucx, or local (threads of one process, --chips)")
       ->default_val("mpi");
   run->add_option("--chips", f.chips, "With --transport local: the number of chips (threads)")
-      ->check(CLI::PositiveNumber);
+      ->check(WholeNumber(1, MaxLocalChips(), "16 x " + cpus + ", at most 256"));
   run->add_option("--comm-timeout", f.comm_timeout,
                   "Deadline of every wait for a peer: seconds (300) or with a unit (500ms, 5min)");
   run->add_option("--model-io", f.model_io,
@@ -297,6 +300,17 @@ Command AddRunCommand(CLI::App& app) {
     f.job.model_io = *model_io;
     f.job.progress = !f.no_progress;
     f.job.timings = !f.no_timings;
+    if (f.job.resume && f.job.force) {
+      ReportError(InvalidArgument("--resume keeps the results in --output and --force overwrites "
+                                  "them: give one of them"));
+      return kExitUsage;
+    }
+    // --output naming --input or --model is a bad command line (exit 2),
+    // caught here before anything starts; the leader checks again.
+    if (Status files = runtime::CheckJobFiles(f.job); !files.ok()) {
+      if (LauncherWorldRank() == 0) ReportError(files);
+      return kExitUsage;
+    }
     f.job.arguments_fingerprint = FlagsFingerprint(f);
     const int launched = LauncherWorldSize();
     if (comm->backend == transport::BackendKind::kLocal) {
@@ -308,6 +322,16 @@ Command AddRunCommand(CLI::App& app) {
       }
       const Status split = CheckSplit(f.job, f.chips > 0 ? f.chips : 1, "use --chips {}");
       if (!split.ok()) return ReportUsage(split);
+      // Every chip is a thread running --threads compute threads (auto: the
+      // process's CPUs shared among the chips).
+      const int64_t total = int64_t{std::max(f.chips, 1)} * std::max(f.job.threads, 1);
+      if (total > 16 * int64_t{ThisMachine().cpus}) {
+        ReportError(InvalidArgument(
+            "--chips {} x --threads {} = {} threads, more than 16 x the {} CPUs this process "
+            "may use; use fewer chips or threads",
+            std::max(f.chips, 1), f.job.threads, total, ThisMachine().cpus));
+        return kExitUsage;
+      }
       return RunLocalChips(f, *comm);
     }
     if (f.chips > 0) {

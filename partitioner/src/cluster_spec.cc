@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "json_reader.h"
+#include "lockstep/base/json_nesting.h"
 
 namespace lockstep::partitioner {
 namespace {
@@ -171,6 +172,10 @@ std::optional<ElementType> ReadType(JsonReader& reader, std::string_view field,
 Status ClusterSpec::Validate() const {
   if (num_chips < 1)
     return InvalidArgument("field 'num_chips' must be at least 1, got {}", num_chips);
+  if (num_chips > kMaxClusterChips) {
+    return InvalidArgument("field 'num_chips' is {}, more than lockstep supports ({})", num_chips,
+                           kMaxClusterChips);
+  }
   if (chips_per_node < 1) {
     return InvalidArgument("field 'chips_per_node' must be at least 1, got {}", chips_per_node);
   }
@@ -451,9 +456,11 @@ Result<ClusterSpec> LoadClusterSpecFile(const std::string& path) {
   std::ifstream in(path);
   if (!in) return NotFound("{}: cannot open cluster spec", path);
   nlohmann::json json;
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  LOCKSTEP_RETURN_IF_ERROR(CheckJsonNesting(text, path));
   try {
-    json = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
+    json = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {  // syntax, a number beyond a double
     return InvalidArgument("{}: not valid JSON: {}", path, e.what());
   }
   return ClusterSpecFromJson(json, path);

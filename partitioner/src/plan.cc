@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "json_reader.h"
+#include "lockstep/base/json_nesting.h"
 
 namespace lockstep::partitioner {
 namespace {
@@ -154,6 +155,33 @@ Status CheckStructure(const Plan& plan) {
   }
   if (static_cast<int>(plan.tp_slices.size()) != plan.tp) {
     return InvalidArgument("{} tp_slices listed for tp {}", plan.tp_slices.size(), plan.tp);
+  }
+  // The slices must be the canonical ones (sharding.h): they tile every
+  // dimension without gap or overlap, and the row-parallel segments are the
+  // subtrees of the canonical reduction (docs/determinism.md). Anything else
+  // would make the engine compute on missing or doubled rows.
+  LOCKSTEP_RETURN_IF_ERROR(CheckTensorParallel(model, plan.tp));
+  for (int r = 0; r < plan.tp; ++r) {
+    const TpSlice& got = plan.tp_slices[static_cast<size_t>(r)];
+    const TpSlice want = MakeTpSlice(model, plan.tp, r);
+    if (got == want) continue;
+    const std::pair<const char*, std::pair<Range, Range>> fields[] = {
+        {"q_heads", {got.q_heads, want.q_heads}}, {"kv_heads", {got.kv_heads, want.kv_heads}},
+        {"ffn", {got.ffn, want.ffn}},             {"hidden", {got.hidden, want.hidden}},
+        {"vocab", {got.vocab, want.vocab}},       {"segments", {got.segments, want.segments}}};
+    for (const auto& [name, ranges] : fields) {
+      if (ranges.first == ranges.second) continue;
+      return InvalidArgument(
+          "tp_slices[{}]: '{}' is [{}, {}) but tp {} of this model gives [{}, {}): the tp "
+          "ranks' slices must tile every dimension without gap or overlap (re-plan with "
+          "`lockstep plan`)",
+          r, name, ranges.first.begin, ranges.first.end, plan.tp, ranges.second.begin,
+          ranges.second.end);
+    }
+    return InvalidArgument(
+        "tp_slices[{}] is not the slice tp {} gives tp rank {} of this model (tp, tp_rank or "
+        "kv_replicated differ); re-plan with `lockstep plan`",
+        r, plan.tp, r);
   }
   if (static_cast<int>(plan.ranks.size()) != plan.num_ranks()) {
     return InvalidArgument("{} ranks listed for tp {} x pp {}", plan.ranks.size(), plan.tp,
@@ -548,6 +576,9 @@ Result<Plan> PlanFromJson(const json& j, std::string_view source) {
         "was edited: re-plan with `lockstep plan`",
         source, plan.model_fingerprint, ModelConfigFingerprint(plan.request.model));
   }
+  if (Status model = plan.request.model.Validate(); !model.ok()) {
+    return model.WithContext(fmt::format("{}: inputs.model", source));
+  }
   Status structure = CheckStructure(plan);
   if (!structure.ok()) return structure.WithContext(source);
   if (num_ranks != plan.num_ranks() || executable != plan.executable()) {
@@ -561,9 +592,11 @@ Result<Plan> LoadPlanFile(const std::string& path) {
   std::ifstream in(path);
   if (!in) return NotFound("{}: cannot open plan", path);
   json j;
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  LOCKSTEP_RETURN_IF_ERROR(CheckJsonNesting(text, path));
   try {
-    j = json::parse(in);
-  } catch (const json::parse_error& e) {
+    j = json::parse(text);
+  } catch (const json::exception& e) {  // syntax, a number beyond a double
     return InvalidArgument("{}: not valid JSON: {}", path, e.what());
   }
   return PlanFromJson(j, path);

@@ -17,9 +17,10 @@ __attribute__((target("f16c"))) uint16_t HardwareF32ToF16(float f) {
 }
 __attribute__((target("f16c"))) float HardwareF16ToF32(uint16_t h) { return _cvtsh_ss(h); }
 
-bool SameBitsOrBothNan(float a, float b) {
-  if (std::isnan(a) && std::isnan(b)) return true;
-  return std::memcmp(&a, &b, sizeof(float)) == 0;
+uint32_t Bits(float f) {
+  uint32_t b;
+  std::memcpy(&b, &f, sizeof(b));
+  return b;
 }
 
 TEST(DTypeTest, NamesRoundTrip) {
@@ -35,12 +36,38 @@ TEST(DTypeTest, NamesRoundTrip) {
   EXPECT_EQ(DTypeSize(DType::kBF16), 2u);
 }
 
-TEST(DTypeTest, F16WideningMatchesF16cForEveryValue) {
+// Bit for bit, NaNs included: F16C quiets a signalling NaN (0x7c01..0x7dff
+// and their negatives: 1,022 patterns), and so must the scalar code, or the
+// same f16 weights would give different bits on different ISAs.
+TEST(DTypeTest, F16WideningMatchesF16cBitForBitForEveryPattern) {
   if (!__builtin_cpu_supports("f16c")) GTEST_SKIP() << "CPU without F16C";
+  int nans = 0;
   for (uint32_t h = 0; h < 65536; ++h) {
-    float ours = F16ToF32(static_cast<uint16_t>(h));
-    float theirs = HardwareF16ToF32(static_cast<uint16_t>(h));
-    ASSERT_TRUE(SameBitsOrBothNan(ours, theirs)) << "half bits " << h;
+    const float ours = F16ToF32(static_cast<uint16_t>(h));
+    const float theirs = HardwareF16ToF32(static_cast<uint16_t>(h));
+    ASSERT_EQ(Bits(ours), Bits(theirs)) << "half bits 0x" << std::hex << h;
+    if (std::isnan(ours)) {
+      ++nans;
+      EXPECT_NE(Bits(ours) & 0x00400000u, 0u) << "NaN not quiet for half bits 0x" << std::hex << h;
+    }
+  }
+  EXPECT_EQ(nans, 2 * 1023);
+}
+
+TEST(DTypeTest, F16NarrowingOfEveryNanPayloadMatchesF16c) {
+  if (!__builtin_cpu_supports("f16c")) GTEST_SKIP() << "CPU without F16C";
+  // Every f32 NaN whose low 13 payload bits are 0 or 1 (all 2 x 2^10 x 2
+  // upper payloads, signalling and quiet), both signs.
+  for (uint32_t sign : {0u, 0x80000000u}) {
+    for (uint32_t upper = 0; upper < 1024; ++upper) {
+      for (uint32_t low : {0u, 1u, 0x1fffu}) {
+        const uint32_t b = sign | 0x7f800000u | upper << 13 | low;
+        if ((b & 0x7fffffu) == 0) continue;  // infinity
+        float f;
+        std::memcpy(&f, &b, 4);
+        ASSERT_EQ(F32ToF16(f), HardwareF32ToF16(f)) << "f32 bits 0x" << std::hex << b;
+      }
+    }
   }
 }
 
@@ -56,11 +83,6 @@ TEST(DTypeTest, F16NarrowingMatchesF16c) {
     std::memcpy(&f, &b, 4);
     uint16_t ours = F32ToF16(f);
     uint16_t theirs = HardwareF32ToF16(f);
-    if (std::isnan(f)) {
-      ASSERT_EQ(ours & 0x7c00u, 0x7c00u);
-      ASSERT_NE(ours & 0x3ffu, 0u);
-      continue;
-    }
     ASSERT_EQ(ours, theirs) << "f32 bits " << std::hex << b;
   }
 }

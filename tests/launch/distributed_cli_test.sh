@@ -133,6 +133,13 @@ case "$case_name" in
     expect_job_error "rank 1: tiny.h5" -- \
       -n 1 -wdir "$work/node0" "$lockstep" "${local_run[@]}" --tp 2 : \
       -n 1 -wdir "$work/node1" "$lockstep" "${local_run[@]}" --tp 2
+    # Different weights at the same path (same config, another seed): the
+    # ranks compare the digests of the files they opened and refuse to run.
+    "$lockstep" synth --preset tiny --dtype bf16 --seed 99 --output node1/tiny.h5 >/dev/null
+    expect_job_error "rank 1 opened a different model file than rank 0 at tiny\.h5" -- \
+      -n 1 -wdir "$work/node0" "$lockstep" "${local_run[@]}" --tp 2 : \
+      -n 1 -wdir "$work/node1" "$lockstep" "${local_run[@]}" --tp 2
+    [[ -e "$work/out.jsonl" ]] && fail "a job that did not start left $work/out.jsonl"
     # Ranks started with different arguments.
     expect_job_error "rank 1 was started with different arguments than rank 0" -- \
       -n 1 "$lockstep" "${run[@]}" --output out.jsonl --max-batch 4 : \
@@ -170,7 +177,7 @@ JSONL
     sort one.jsonl >want.sorted
     for split in "--tp 2" "--pp 2"; do
       # shellcheck disable=SC2086
-      "${mpiexec[@]}" -n 2 "$lockstep" "${text_run[@]}" --output two.jsonl $split >two.txt 2>&1 \
+      "${mpiexec[@]}" -n 2 "$lockstep" "${text_run[@]}" --output two.jsonl --force $split >two.txt 2>&1 \
         || fail "$split: exited $?: $(tail -3 two.txt)"
       sort two.jsonl >got.sorted
       cmp -s got.sorted want.sorted || fail "$split: results differ: $(diff got.sorted want.sorted | head -4)"

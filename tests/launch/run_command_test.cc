@@ -5,14 +5,18 @@
 #include <sched.h>
 #include <sys/wait.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
+#include "lockstep/model/model_file.h"
 #include "lockstep/model/synth.h"
 #include "lockstep/tokenizer/tokenizer.h"
 #include "runtime/model_file_test_util.h"
@@ -80,10 +84,11 @@ class RunCommandTest : public ::testing::Test {
   }
 
   // A failed job: exit 1, exactly one stderr line "lockstep: error: ..."
-  // containing every string of `names`, and the old results file untouched.
+  // containing every string of `names`, and the old results file untouched
+  // (even with --force: it is truncated only once the model has loaded).
   void ExpectModelError(const std::string& model, const std::vector<std::string>& names) {
     WriteText(output_, "results of an earlier job\n");
-    CommandRun run = RunJob(model);
+    CommandRun run = RunJob(model, "--force");
     EXPECT_EQ(run.exit_code, 1) << run.stderr_text;
     std::vector<std::string> lines = Lines(run.stderr_text);
     ASSERT_EQ(lines.size(), 1u) << run.stderr_text;
@@ -188,7 +193,7 @@ TEST_F(RunCommandTest, TextPromptsWithTheModelsTokenizer) {
   json stop_request = greedy;
   stop_request.update({{"id", "stop"}, {"prompt", "hello world"}, {"stop", {"\u0001never", stop}}});
   WriteText(requests_, stop_request.dump() + "\n");
-  run = RunJob(model);
+  run = RunJob(model, "--force");
   ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
   json j = json::parse(Lines(ReadText(output_)).at(0));
   EXPECT_EQ(j["finish_reason"], "stop");
@@ -241,8 +246,11 @@ TEST_F(RunCommandTest, BadRequestLinesBecomeErrorRecordsAndTheRestCompletes) {
   }
   EXPECT_EQ(done, (std::set<std::string>{"ok-1", "ok-2"}));
   ASSERT_EQ(errors.size(), 4u);
-  EXPECT_TRUE(errors[2]["id"].is_null());  // unreadable line: no id
-  EXPECT_NE(errors[2]["error"].get<std::string>().find(":2: not valid JSON"), std::string::npos);
+  EXPECT_EQ(errors[2]["id"], "broken");  // read before the line broke off
+  EXPECT_NE(errors[2]["error"].get<std::string>().find(":2: field 'prompt_tokens[]': not valid "
+                                                       "JSON"),
+            std::string::npos)
+      << errors[2]["error"];
   EXPECT_EQ(errors[3]["id"], "oov");
   EXPECT_NE(errors[3]["error"].get<std::string>().find("token id 67, outside the model's "
                                                        "vocabulary of 67"),
@@ -335,6 +343,147 @@ TEST_F(RunCommandTest, UnreadableRequestFile) {
   EXPECT_EQ(ReadText(output_), "kept\n");
 }
 
+// The results file (issue 15): never truncated without --resume or
+// --force, never the requests or the model, never written by a job whose
+// --input is not a request file.
+TEST_F(RunCommandTest, ResultsFileIsNeverLostOrConfused) {
+  // An existing non-empty results file: refused, kept byte for byte.
+  WriteText(output_, "{\"id\":\"x\",\"tokens\":[1]}\n");
+  CommandRun run = RunJob(model_);
+  EXPECT_EQ(run.exit_code, 1) << run.stderr_text;
+  EXPECT_NE(run.stderr_text.find("results.jsonl: the results file already holds 24 bytes; "
+                                 "--resume continues that job, --force overwrites it"),
+            std::string::npos)
+      << run.stderr_text;
+  EXPECT_EQ(ReadText(output_), "{\"id\":\"x\",\"tokens\":[1]}\n");
+  EXPECT_EQ(RunJob(model_, "--force").exit_code, 0);
+  EXPECT_EQ(Lines(ReadText(output_)).size(), 2u);
+  // --resume and --force together: a bad command line.
+  EXPECT_EQ(RunJob(model_, "--resume --force").exit_code, 2);
+
+  // --output naming --input or --model (also through a hard link): exit 2,
+  // nothing touched.
+  const std::string requests_text = ReadText(requests_);
+  const std::vector<char> model_bytes = testing::ReadBytes(model_);
+  run = Lockstep("run --model " + model_ + " --input " + requests_ + " --output " + requests_);
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.stderr_text.find("--output " + requests_ + " is the same file as --input"),
+            std::string::npos)
+      << run.stderr_text;
+  const std::string link = dir_.File("model-link.h5");
+  ASSERT_EQ(::link(model_.c_str(), link.c_str()), 0);
+  run = Lockstep("run --model " + model_ + " --input " + requests_ + " --output " + link +
+                 " --force");
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.stderr_text.find("is the same file as --model"), std::string::npos)
+      << run.stderr_text;
+  EXPECT_EQ(ReadText(requests_), requests_text);
+  EXPECT_EQ(testing::ReadBytes(model_), model_bytes);
+
+  // --input a directory: refused before the results file is touched.
+  const std::string kept = ReadText(output_);
+  run = Lockstep("run --model " + model_ + " --input " + dir_.File("") + " --output " + output_ +
+                 " --force");
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.stderr_text.find("is a directory, not a request file"), std::string::npos)
+      << run.stderr_text;
+  EXPECT_EQ(ReadText(output_), kept);
+  // A job that fails at start-up leaves no new results file behind.
+  const std::string fresh = dir_.File("fresh.jsonl");
+  run = Lockstep("run --model " + dir_.File("missing.h5") + " --input " + requests_ +
+                 " --output " + fresh);
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_FALSE(std::filesystem::exists(fresh));
+}
+
+// Finite weights whose activations overflow (a final norm of 3e38): the
+// logits are not finite, and each request ends with an error record naming
+// the generation step instead of tokens sampled from NaNs.
+TEST_F(RunCommandTest, NonFiniteLogitsEndTheRequestWithAnErrorRecordNamingTheStep) {
+  const std::string model = dir_.File("overflow.h5");
+  {
+    ModelWriterOptions options;
+    options.dtype = DType::kF32;
+    Result<ModelWriter> writer = ModelWriter::Create(model, config_, options);
+    ASSERT_TRUE(writer.ok());
+    for (const partitioner::TensorSpec& spec : partitioner::ModelTensors(config_)) {
+      int64_t n = 1;
+      for (int64_t d : spec.shape) n *= d;
+      std::vector<float> values(static_cast<size_t>(n));
+      SynthTensorValues(config_, spec, 1, 0, n, values.data());
+      if (spec.path == partitioner::kFinalNormPath) values.assign(values.size(), 3e38f);
+      ASSERT_TRUE(writer->WriteTensor(spec, values.data()).ok());
+    }
+    ASSERT_TRUE(writer->Close().ok());
+  }
+  CommandRun run = RunJob(model, "--hash-logits");
+  EXPECT_EQ(run.exit_code, 3) << run.stderr_text;
+  std::vector<std::string> lines = Lines(ReadText(output_));
+  ASSERT_EQ(lines.size(), 2u) << ReadText(output_);
+  std::set<std::string> ids;
+  for (const std::string& line : lines) {
+    json j = json::parse(line);
+    ASSERT_TRUE(j.contains("error")) << line;
+    ids.insert(j["id"]);
+    const std::string error = j["error"];
+    EXPECT_NE(error.find("the logits of generation step 0 (position "), std::string::npos)
+        << error;
+    EXPECT_TRUE(error.find("hold a NaN") != std::string::npos ||
+                error.find("hold an infinity") != std::string::npos)
+        << error;
+  }
+  EXPECT_EQ(ids, (std::set<std::string>{"a", "b"}));
+}
+
+// Every bad command line: exit 2, one line, in plain words, naming the
+// flag; bounds from the machine; the nearest valid name for a misspelling.
+// Nothing starts (no thread, no allocation, no results file).
+TEST_F(RunCommandTest, BadCommandLinesAreOneLineInPlainWords) {
+  struct Case {
+    std::string args;
+    std::vector<std::string> expected;
+  };
+  const std::string job =
+      "run --model " + model_ + " --input " + requests_ + " --output " + output_ + " ";
+  const std::vector<Case> cases = {
+      {"rnu --model m.h5", {"unknown command 'rnu'; did you mean 'run'?"}},
+      {"frobnicate", {"unknown command 'frobnicate'; `lockstep --help` lists the commands"}},
+      {job + "--thraeds 2", {"unknown flag '--thraeds' for `lockstep run`; did you mean "
+                             "'--threads'?"}},
+      {job + "--max_batch=4", {"unknown flag '--max_batch'", "did you mean '--max-batch'?"}},
+      {"inspect --modle x.h5", {"unknown flag '--modle' for `lockstep inspect`"}},
+      {job + "--threads 100000", {"--threads: must be a whole number from 1 to ",
+                                  "CPUs this process may use), got 100000"}},
+      {job + "--threads abc", {"--threads: must be a whole number", "got 'abc'"}},
+      {job + "--threads 1.5", {"--threads: must be a whole number", "got '1.5'"}},
+      {job + "--threads 0", {"--threads: must be a whole number from 1"}},
+      {job + "--transport local --chips 100000", {"--chips: must be a whole number from 1 to"}},
+      {job + "--max-batch 1000000000", {"--max-batch: must be a whole number from 1 to 4096"}},
+      {job + "--kv-cache-mb 99999999999", {"--kv-cache-mb: must be a whole number from 0 to ",
+                                           "(this machine's memory), got 99999999999"}},
+      {job + "--kv-cache-mb -1", {"--kv-cache-mb: must be a whole number from 0"}},
+      {job + "--max-step-tokens 99999999999999999999", {"--max-step-tokens: must be a whole "
+                                                        "number from 1 to 65536"}},
+      {job + "--tp 1000000", {"--tp: must be a whole number from 0 to 4096"}},
+      {job + "--isa sse9", {"sse9"}},
+      {"plan --preset tiny --chips 100000000", {"--chips: must be a whole number from 1 to "
+                                                "1048576"}},
+  };
+  for (const Case& c : cases) {
+    CommandRun run = Lockstep(c.args);
+    EXPECT_EQ(run.exit_code, 2) << c.args << "\n" << run.stderr_text;
+    std::vector<std::string> lines = Lines(run.stderr_text);
+    ASSERT_EQ(lines.size(), 1u) << c.args << "\n" << run.stderr_text;
+    EXPECT_EQ(lines[0].rfind("lockstep: error: ", 0), 0u) << lines[0];
+    for (const std::string& expected : c.expected) {
+      EXPECT_NE(lines[0].find(expected), std::string::npos)
+          << c.args << "\nmessage: " << lines[0] << "\nexpected: " << expected;
+    }
+    EXPECT_EQ(lines[0].find("1.797"), std::string::npos) << lines[0];
+    EXPECT_FALSE(std::filesystem::exists(output_)) << c.args;
+  }
+}
+
 TEST_F(RunCommandTest, BadCommandLineExitsTwo) {
   EXPECT_EQ(Lockstep("run --input x --output y").exit_code, 2);
   EXPECT_EQ(RunJob(model_, "--threads 0").exit_code, 2);
@@ -365,7 +514,7 @@ TEST_F(RunCommandTest, BadCommandLinesOfEverySubcommandExitTwo) {
        "pigeon"},
       {"run --model " + model_ + " --input " + requests_ + " --output " + output_ + " --chips 2",
        "--chips"},
-      {"frobnicate", "subcommand"},
+      {"frobnicate", "unknown command 'frobnicate'"},
   };
   for (const auto& [args, names] : cases) {
     CommandRun run = Lockstep(args);
@@ -382,8 +531,8 @@ TEST_F(RunCommandTest, NoProgressPrintsNothingButErrors) {
   EXPECT_EQ(run.exit_code, 0);
   EXPECT_EQ(run.stderr_text, "");
   WriteText(requests_, "{\"id\": \"bad\", \"prompt_tokens\": []}\n");
-  run = Lockstep("run --no-progress --model " + model_ + " --input " + requests_ + " --output " +
-                 output_);
+  run = Lockstep("run --no-progress --force --model " + model_ + " --input " + requests_ +
+                 " --output " + output_);
   EXPECT_EQ(run.exit_code, 3);
   EXPECT_EQ(Lines(run.stderr_text).size(), 1u) << run.stderr_text;  // the request's error
   EXPECT_NE(run.stderr_text.find("requests.jsonl:1"), std::string::npos) << run.stderr_text;
@@ -395,7 +544,7 @@ TEST_F(RunCommandTest, NoProgressPrintsNothingButErrors) {
 TEST_F(RunCommandTest, JobLinesSpeakPlainly) {
   const std::string env = "env LOCKSTEP_HOST_SPEC=" + dir_.File("host.json") + " ";
   const std::string args =
-      "run --model " + model_ + " --input " + requests_ + " --output " + output_ + " --max-batch 4";
+      "run --model " + model_ + " --input " + requests_ + " --output " + output_ + " --max-batch 4 --force";
   CommandRun first = Lockstep(args, env);
   ASSERT_EQ(first.exit_code, 0) << first.stderr_text;
   const std::string& e = first.stderr_text;
@@ -451,7 +600,7 @@ TEST_F(RunCommandTest, SummaryFileHasPercentilesMeasuredPredictedAndRanks) {
 TEST_F(RunCommandTest, DefaultThreadsAreTheCoresAvailableAndGiveTheSameBits) {
   auto run_with = [&](const std::string& prefix, const std::string& flags) {
     const std::string summary_path = dir_.File("threads.json");
-    CommandRun run = Lockstep("run --no-progress --hash-logits --no-timings --model " + model_ +
+    CommandRun run = Lockstep("run --no-progress --force --hash-logits --no-timings --model " + model_ +
                                   " --input " + requests_ + " --output " + output_ + " --summary " +
                                   summary_path + " " + flags,
                               prefix);

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
+
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -122,7 +125,7 @@ TEST(ModelConfigTest, BadHfConfigsNameTheSourceAndField) {
       {"overflow_int", {{"num_hidden_layers", 10000000000}}, "out of range"},
       {"gqa", {{"num_key_value_heads", 5}}, "num_key_value_heads"},
       {"zero", {{"intermediate_size", 0}}, "intermediate_size"},
-      {"model_type", {{"model_type", "mistral"}}, "mistral"},
+      {"model_type", {{"model_type", "gemma"}}, "gemma"},
       {"eps", {{"rms_norm_eps", "small"}}, "'rms_norm_eps' must be a number"},
       {"negative_eps", {{"rms_norm_eps", -1.0}}, "rms_norm_eps"},
       {"tie", {{"tie_word_embeddings", 1}}, "tie_word_embeddings"},
@@ -130,6 +133,17 @@ TEST(ModelConfigTest, BadHfConfigsNameTheSourceAndField) {
       {"eos_negative", {{"eos_token_id", -2}}, "eos_token_id"},
       {"odd_head_dim", {{"head_dim", 63}}, "head_dim"},
       {"indivisible", {{"hidden_size", 2050}}, "head_dim"},
+      // Limits (issue 15): a context of 2^31 used to fail a check in the
+      // RoPE table, 10^9 to throw bad_alloc.
+      {"context_2e31", {{"max_position_embeddings", 2147483648}},
+       "'max_position_embeddings' is 2147483648, more than lockstep supports (16777216)"},
+      {"context_1e9", {{"max_position_embeddings", 1000000000}}, "more than lockstep supports"},
+      {"huge_vocab", {{"vocab_size", 1000000000}}, "'vocab_size' is 1000000000, more than"},
+      {"huge_hidden", {{"hidden_size", 1 << 22}, {"head_dim", 64}}, "'hidden_size' is 4194304"},
+      {"huge_ffn", {{"intermediate_size", 1 << 30}}, "'intermediate_size'"},
+      {"layers", {{"num_hidden_layers", 100000}}, "'num_hidden_layers' is 100000"},
+      {"big_eps", {{"rms_norm_eps", 2.0}}, "'rms_norm_eps' must be a number in (0, 1], got 2"},
+      {"huge_theta", {{"rope_theta", 1e308 * 10}}, "rope_theta"},
   };
   for (const BadJson& c : cases) {
     nlohmann::json j = valid;
@@ -141,6 +155,26 @@ TEST(ModelConfigTest, BadHfConfigsNameTheSourceAndField) {
     EXPECT_NE(message.find(c.mentions), std::string::npos) << c.what << ": " << message;
   }
   EXPECT_FALSE(ModelConfigFromHfJson(nlohmann::json::array(), "x").ok());
+}
+
+// inf and NaN cannot come from JSON, but can from an HDF5 attribute.
+TEST(ModelConfigTest, NonFiniteEpsAndThetaAreRefusedNamingTheField) {
+  ModelConfig c = *ModelPreset("tiny");
+  for (double bad : {std::numeric_limits<double>::infinity(), std::nan("")}) {
+    ModelConfig e = c;
+    e.rms_norm_eps = bad;
+    EXPECT_NE(e.Validate().message().find("'rms_norm_eps'"), std::string::npos);
+    ModelConfig t = c;
+    t.rope_theta = bad;
+    EXPECT_NE(t.Validate().message().find("'rope_theta' must be a finite positive number"),
+              std::string::npos)
+        << t.Validate().message();
+  }
+  ModelConfig limit = c;
+  limit.max_position_embeddings = kMaxContext;
+  EXPECT_TRUE(limit.Validate().ok());
+  limit.max_position_embeddings = kMaxContext + 1;
+  EXPECT_FALSE(limit.Validate().ok());
 }
 
 TEST(ModelConfigTest, LoadHfConfigFileErrors) {

@@ -93,8 +93,10 @@ elif ! awk -v a="$(latency "$dir/threads1.json")" -v b="$(latency "$dir/threads2
     'BEGIN { exit !(a > 1.5 * b) }'; then
   echo "FAIL: 1 thread per chip should be predicted >1.5x slower than 2"; failures=$((failures + 1))
 fi
-expect 2 "--threads-per-chip must be zero \\(unknown\\) or positive, got -1" --preset tiny \
+expect 2 "--threads-per-chip: must be a whole number from 0 to 4096, got -1" --preset tiny \
   --chip host --chips 1 --threads-per-chip -1
+expect 2 "--chips: must be a whole number from 1 to 1048576, got 100000000" --preset tiny \
+  --chip host --chips 100000000
 # A bad command line: exit 2.
 expect 2 'tp' --preset tiny --chip host --chips 2 --tp x
 

@@ -111,6 +111,7 @@ inline BatchJobOptions JobOptions(const std::string& model, const std::string& r
   o.model_path = model;
   o.input_path = requests;
   o.output_path = output;
+  o.force = true;  // variants overwrite one results file
   o.isa = kernels::BestIsa();
   o.max_batch = v.max_batch;
   o.max_step_tokens = v.max_step_tokens;

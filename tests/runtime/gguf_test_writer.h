@@ -66,6 +66,13 @@ class GgufTestWriter {
     tensors_.push_back({std::string(name), std::move(dims), type, std::move(data)});
   }
 
+  // Makes the header claim `offset` for tensor `index` (a forged header:
+  // the data stays where it was).
+  void SetOffset(size_t index, uint64_t offset) {
+    if (forced_offsets_.size() <= index) forced_offsets_.resize(index + 1, kNoOffset);
+    forced_offsets_[index] = offset;
+  }
+
   std::vector<uint8_t> Bytes(uint32_t version = 3, uint64_t alignment = 32) const {
     std::vector<uint8_t> out = {'G', 'G', 'U', 'F'};
     Put<uint32_t>(&out, version);
@@ -73,12 +80,14 @@ class GgufTestWriter {
     Put<uint64_t>(&out, kv_count_);
     out.insert(out.end(), kv_.begin(), kv_.end());
     uint64_t offset = 0;
-    for (const Tensor& t : tensors_) {
+    for (size_t i = 0; i < tensors_.size(); ++i) {
+      const Tensor& t = tensors_[i];
       PutString(&out, t.name);
       Put<uint32_t>(&out, static_cast<uint32_t>(t.dims.size()));
       for (uint64_t d : t.dims) Put<uint64_t>(&out, d);
       Put<uint32_t>(&out, t.type);
-      Put<uint64_t>(&out, offset);
+      const bool forced = i < forced_offsets_.size() && forced_offsets_[i] != kNoOffset;
+      Put<uint64_t>(&out, forced ? forced_offsets_[i] : offset);
       offset += (t.data.size() + alignment - 1) / alignment * alignment;
     }
     while (out.size() % alignment != 0) out.push_back(0);
@@ -96,9 +105,11 @@ class GgufTestWriter {
     uint32_t type;
     std::vector<uint8_t> data;
   };
+  static constexpr uint64_t kNoOffset = ~uint64_t{0};
   std::vector<uint8_t> kv_;
   uint64_t kv_count_ = 0;
   std::vector<Tensor> tensors_;
+  std::vector<uint64_t> forced_offsets_;
 };
 
 }  // namespace lockstep::runtime::testing

@@ -49,7 +49,11 @@ MpiSession::~MpiSession() {
 }
 
 void MpiSession::Abort(const Status& status, int exit_code) const {
-  std::string line = fmt::format("lockstep: error: rank {}: {}\n", world_rank_, status.message());
+  // Name the rank once, also when the message already does.
+  const std::string prefix = fmt::format("rank {}: ", world_rank_);
+  const bool named = status.message().rfind(prefix, 0) == 0;
+  std::string line =
+      fmt::format("lockstep: error: {}{}\n", named ? "" : prefix, status.message());
   std::fwrite(line.data(), 1, line.size(), stderr);
   std::fflush(stderr);
   std::fflush(stdout);

@@ -2,7 +2,9 @@
 
 #include <mpi.h>
 #include <ucp/api/ucp.h>
+#include <ucs/debug/log_def.h>
 
+#include <cstdarg>
 #include <vector>
 
 #include "lockstep/base/log.h"
@@ -52,15 +54,27 @@ class WorkerAddress {
   size_t length_;
 };
 
+ucs_log_func_rc_t MuteUcxLog(const char*, unsigned, const char*, ucs_log_level_t,
+                             const ucs_log_component_config_t*, const char*, va_list) {
+  return UCS_LOG_FUNC_RC_STOP;
+}
+
 uint64_t WireTag(int sender, uint32_t tag) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(sender)) << 32) | tag;
 }
 constexpr uint64_t kFullMask = ~uint64_t{0};
 
+// What the endpoints' error handlers saw: a peer whose connection failed
+// (UCP_ERR_HANDLING_MODE_PEER endpoints only). Operations with that peer
+// fail with a message naming it, instead of UCX aborting the process.
+struct PeerFailures {
+  std::vector<ucs_status_t> status;  // by world rank; UCS_OK while healthy
+};
+
 class UcxOp final : public PendingOp {
  public:
-  UcxOp(ucp_worker_h worker, bool is_recv, size_t bytes)
-      : worker_(worker), is_recv_(is_recv), bytes_(bytes) {}
+  UcxOp(ucp_worker_h worker, bool is_recv, size_t bytes, int peer, const PeerFailures* failures)
+      : worker_(worker), is_recv_(is_recv), bytes_(bytes), peer_(peer), failures_(failures) {}
   ~UcxOp() override {
     if (request_ == nullptr) return;
     // Not complete: withdraw a receive; a send is released and may still be
@@ -90,10 +104,19 @@ class UcxOp final : public PendingOp {
       ucp_worker_progress(worker_);
       ucs_status_t status = is_recv_ ? ucp_tag_recv_request_test(request_, &info_)
                                      : ucp_request_check_status(request_);
-      if (status == UCS_INPROGRESS) return false;
+      if (status == UCS_INPROGRESS) {
+        // A receive from a peer whose connection failed never completes:
+        // say so now rather than at the deadline.
+        const ucs_status_t peer = failures_->status[static_cast<size_t>(peer_)];
+        if (peer != UCS_OK) return PeerFailed(peer);
+        return false;
+      }
       ucp_request_free(request_);
       request_ = nullptr;
       done_ = true;
+      if (status != UCS_OK && failures_->status[static_cast<size_t>(peer_)] != UCS_OK) {
+        return PeerFailed(failures_->status[static_cast<size_t>(peer_)]);
+      }
       if (status == UCS_ERR_MESSAGE_TRUNCATED) {
         return InvalidArgument(
             "the message is larger than the {} bytes posted; both sides must "
@@ -112,9 +135,16 @@ class UcxOp final : public PendingOp {
   }
 
  private:
+  Status PeerFailed(ucs_status_t status) const {
+    return Unavailable("rank {} failed: its UCX connection reports '{}'", peer_,
+                       ucs_status_string(status));
+  }
+
   ucp_worker_h worker_;
   bool is_recv_;
   size_t bytes_;
+  int peer_;
+  const PeerFailures* failures_;
   void* request_ = nullptr;
   bool done_ = false;
   ucp_tag_recv_info_t info_{};
@@ -179,15 +209,32 @@ class UcxBackend final : public Backend {
         "MPI_Iallgatherv(ucx addresses)");
     LOCKSTEP_RETURN_IF_ERROR(WaitMpiRequest(&request, options_, "ucx address exchange"));
     endpoints_.assign(size_, nullptr);
+    failures_.status.assign(size_, UCS_OK);
+    handler_args_.resize(size_);
     for (int peer = 0; peer < size_; ++peer) {
       if (peer == rank_) continue;
+      // Peer error handling where the transport has it (tcp, ib): a peer
+      // that dies is reported through OnPeerError and becomes an error
+      // naming it. Without it UCX aborts the survivor with a fatal error and
+      // a backtrace. UCX 1.13's shared-memory transports do not support it
+      // (ucp_ep_create: "Destination is unreachable" with UCX_TLS=self,sm);
+      // there a failed peer is detected by the deadline of every wait, as on
+      // the other backends.
+      handler_args_[peer] = {&failures_, peer};
       ucp_ep_params_t params{};
-      // UCP_ERR_HANDLING_MODE_NONE: UCX 1.13's shared-memory transports do
-      // not support peer error handling (ucp_ep_create says "Destination is
-      // unreachable" with UCX_TLS=self,sm). A peer that fails is detected by
-      // the deadline of every wait instead, the same as on the other backends.
-      params.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE;
+      params.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS |
+                          UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE | UCP_EP_PARAM_FIELD_ERR_HANDLER;
       params.address = reinterpret_cast<const ucp_address_t*>(addresses.data() + offsets[peer]);
+      params.err_mode = UCP_ERR_HANDLING_MODE_PEER;
+      params.err_handler.cb = &OnPeerError;
+      params.err_handler.arg = &handler_args_[peer];
+      // UCX logs an ERROR when no transport has peer failure handling; that
+      // is an expected answer here, so the probe runs with UCX's log muted.
+      ucs_log_push_handler(&MuteUcxLog);
+      const ucs_status_t with_handling = ucp_ep_create(worker_.get(), &params, &endpoints_[peer]);
+      ucs_log_pop_handler();
+      if (with_handling == UCS_OK) continue;
+      params.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE;
       params.err_mode = UCP_ERR_HANDLING_MODE_NONE;
       LOCKSTEP_UCS_RETURN_IF_ERROR(ucp_ep_create(worker_.get(), &params, &endpoints_[peer]),
                                    fmt::format("ucp_ep_create(world rank {})", peer));
@@ -203,7 +250,11 @@ class UcxBackend final : public Backend {
   Result<std::unique_ptr<PendingOp>> StartSend(int peer, uint32_t tag, const void* data,
                                                size_t bytes) override {
     if (peer == rank_) return InvalidArgument("the ucx backend does not send to itself");
-    auto op = std::make_unique<UcxOp>(worker_.get(), false, bytes);
+    auto op = std::make_unique<UcxOp>(worker_.get(), false, bytes, peer, &failures_);
+    if (failures_.status[static_cast<size_t>(peer)] != UCS_OK) {
+      return Unavailable("rank {} failed: its UCX connection reports '{}'", peer,
+                         ucs_status_string(failures_.status[static_cast<size_t>(peer)]));
+    }
     ucp_request_param_t param{};
     LOCKSTEP_RETURN_IF_ERROR(
         op->Started(ucp_tag_send_nbx(endpoints_[peer], data, bytes, WireTag(rank_, tag), &param)));
@@ -212,7 +263,7 @@ class UcxBackend final : public Backend {
 
   Result<std::unique_ptr<PendingOp>> StartRecv(int peer, uint32_t tag, void* data,
                                                size_t bytes) override {
-    auto op = std::make_unique<UcxOp>(worker_.get(), true, bytes);
+    auto op = std::make_unique<UcxOp>(worker_.get(), true, bytes, peer, &failures_);
     ucp_request_param_t param{};
     // NO_IMM_CMPL: with UCX 1.13, a receive completed in place from the
     // unexpected queue left recv_info.tag_info->length at 0 (seen when one
@@ -226,11 +277,28 @@ class UcxBackend final : public Backend {
   }
 
  private:
+  struct HandlerArg {
+    PeerFailures* failures = nullptr;
+    int peer = -1;
+  };
+  // UCX calls this from ucp_worker_progress (this thread) when the
+  // connection to a peer fails.
+  static void OnPeerError(void* arg, ucp_ep_h /*ep*/, ucs_status_t status) {
+    const HandlerArg& a = *static_cast<const HandlerArg*>(arg);
+    if (a.failures->status[static_cast<size_t>(a.peer)] == UCS_OK) {
+      a.failures->status[static_cast<size_t>(a.peer)] = status;
+      LOCKSTEP_LOG_WARN("transport", "rank {}: the UCX connection failed: {}", a.peer,
+                        ucs_status_string(status));
+    }
+  }
+
   MpiComm bootstrap_;
   UcpContext context_;
   UcpWorker worker_;
   CommOptions options_;
   std::vector<ucp_ep_h> endpoints_;  // by world rank; null for this rank
+  PeerFailures failures_;
+  std::vector<HandlerArg> handler_args_;  // by world rank (stable addresses)
   int rank_ = 0;
   int size_ = 1;
   bool connected_ = false;  // the teardown barrier is only entered by connected ranks

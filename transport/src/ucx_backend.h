@@ -1,9 +1,13 @@
 // The `ucx` backend: UCX's UCP tag-matching API directly. One UCP context and
 // one worker per rank (UCS_THREAD_MODE_SINGLE); worker addresses are
 // exchanged with MPI_Iallgatherv at start-up (bounded by the timeout) and an
-// endpoint is created to every peer. A failed peer is detected by the
-// deadline of every wait (UCX 1.13's shared-memory transports do not support
-// UCP_ERR_HANDLING_MODE_PEER).
+// endpoint is created to every peer, with UCP_ERR_HANDLING_MODE_PEER where
+// the transport supports it (tcp, ib): a peer whose connection fails is then
+// reported by UCX's error handler, and every operation with it fails with
+// "rank N failed: its UCX connection reports '...'" instead of UCX aborting
+// the process with a fatal error and a backtrace. UCX 1.13's shared-memory
+// transports do not support peer error handling; there a failed peer is
+// detected by the deadline of every wait.
 //
 // The 64-bit UCP tag is (sender world rank << 32) | 31-bit lockstep tag and is
 // matched with a full mask: the sender is part of the tag because UCP

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <cerrno>
@@ -369,6 +370,25 @@ Status GgufFile::Impl::ParseAll() {
           "{}: truncated or corrupt GGUF: tensor '{}' ({} bytes at data offset {}) extends past "
           "the end of the file ({} bytes of tensor data)",
           path, Shown(t.name), t.bytes, t.offset, data_size);
+    }
+  }
+  // No two tensors may share bytes: a header that points two tensors at the
+  // same data is damaged or forged, and converting it would silently
+  // duplicate weights.
+  std::vector<const GgufTensorInfo*> by_offset;
+  for (const GgufTensorInfo& t : tensors) {
+    if (t.bytes > 0) by_offset.push_back(&t);
+  }
+  std::sort(by_offset.begin(), by_offset.end(),
+            [](const GgufTensorInfo* a, const GgufTensorInfo* b) { return a->offset < b->offset; });
+  for (size_t i = 1; i < by_offset.size(); ++i) {
+    const GgufTensorInfo& a = *by_offset[i - 1];
+    const GgufTensorInfo& b = *by_offset[i];
+    if (a.offset + a.bytes > b.offset) {
+      return DataLoss(
+          "{}: corrupt GGUF: tensors '{}' (data offset {}, {} bytes) and '{}' (data offset {}) "
+          "overlap",
+          path, Shown(a.name), a.offset, a.bytes, Shown(b.name), b.offset);
     }
   }
   return Status::Ok();

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "lockstep/base/json_nesting.h"
+
 namespace lockstep::runtime {
 namespace {
 
@@ -59,9 +61,10 @@ Result<SafetensorsHeader> ReadSafetensorsHeader(const InputFile& file) {
                            path);
   }
   nlohmann::json json;
+  LOCKSTEP_RETURN_IF_ERROR(CheckJsonNesting(text, path + ": the safetensors header"));
   try {
     json = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // syntax, a number beyond a double
     return InvalidArgument("{}: the safetensors header is not valid JSON: {}", path, e.what());
   }
   if (!json.is_object()) {

@@ -1,9 +1,11 @@
 #include "lockstep/job/batch_job.h"
 
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -47,8 +49,11 @@ struct JobInputs {
   std::string plan_json;
   std::vector<int64_t> skip;  // request indices already done (resume)
 
-  // Length-prefixed fields (not JSON: the plan's text, megabytes for
-  // hundreds of ranks, would be escaped and unescaped once more per rank).
+  // Length-prefixed fields, byte for byte: [u64 length][request bytes]
+  // [u64 length][plan JSON][u64 count][skip ids]. Not JSON: a JSON string
+  // would have to replace invalid UTF-8 in the requests (the ranks would then
+  // parse other bytes than the leader did), and the plan's text, megabytes
+  // for hundreds of ranks, would be escaped and unescaped once more per rank.
   std::vector<std::byte> Encode() const {
     std::vector<std::byte> bytes;
     auto put = [&bytes](const void* data, size_t size) {
@@ -128,6 +133,26 @@ class ResultSink final : public StepObserver {
     for (const RowOutcome& row : outcomes.rows) {
       const size_t h = static_cast<size_t>(row.handle);
       Live& s = live_[h];
+      if (row.non_finite != RowOutcome::NonFinite::kNone) {
+        // The logits of this step were not finite: an error record naming
+        // the step, in place of a result.
+        const Request& r = requests_[h];
+        const int64_t step = static_cast<int64_t>(s.tokens.size());
+        RequestError e{r.id, r.line,
+                       fmt::format("{}:{}: the logits of generation step {} (position {}) hold {} "
+                                   "at token id {}; the request was stopped (the model's "
+                                   "activations overflow: `lockstep verify` checks its weights)",
+                                   options_.input_path, r.line, step,
+                                   static_cast<int64_t>(r.prompt_tokens.size()) + step,
+                                   row.non_finite == RowOutcome::NonFinite::kNan ? "a NaN"
+                                                                                 : "an infinity",
+                                   row.token)};
+        LOCKSTEP_LOG_WARN("run", "{}", e.message);
+        LOCKSTEP_RETURN_IF_ERROR(writer_->WriteError(e));
+        ++summary_->failed;
+        s = Live{};
+        continue;
+      }
       if (s.tokens.empty()) {
         s.first_token = now;
         if (tokenizer_ != nullptr) s.text.emplace(*tokenizer_, requests_[h]);
@@ -265,7 +290,10 @@ Result<JobInputs> PrepareInputs(const BatchJobOptions& options, const ModelFile&
   }
   std::vector<const Request*> pending;
   for (size_t i = 0; i < file.requests.size(); ++i) {
-    if (resume.done_ids.count(file.requests[i].id) != 0) {
+    // Done: a result with its id, or an error record for its line (a
+    // request the KV budget could never hold).
+    if (resume.done_ids.count(file.requests[i].id) != 0 ||
+        resume.done_lines.count(file.requests[i].line) != 0) {
       in.skip.push_back(static_cast<int64_t>(i));
     } else {
       pending.push_back(&file.requests[i]);
@@ -281,6 +309,31 @@ Result<JobInputs> PrepareInputs(const BatchJobOptions& options, const ModelFile&
       MakeJobPlan(options, model.config(), model.weight_dtype(), pending, num_ranks));
   in.plan_json = partitioner::PlanToJson(plan).dump();
   return in;
+}
+
+// What AgreeOnModelFile compares: the manifest digest, or for a file without
+// one its size.
+std::string ModelIdentity(const ModelFile& model) {
+  if (!model.integrity().manifest_sha256.empty()) return model.integrity().manifest_sha256;
+  struct stat st {};
+  if (::stat(model.path().c_str(), &st) != 0) return "size:?";
+  return fmt::format("size:{} bytes", static_cast<int64_t>(st.st_size));
+}
+
+// The request file must be readable and a file, not a directory: checked
+// before the results file is claimed.
+Status CheckInputFile(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return NotFound("{}: cannot open the request file: {}", path, std::strerror(errno));
+  }
+  if (S_ISDIR(st.st_mode)) {
+    return InvalidArgument("{}: is a directory, not a request file (--input)", path);
+  }
+  if (::access(path.c_str(), R_OK) != 0) {
+    return IoError("{}: cannot read the request file: {}", path, std::strerror(errno));
+  }
+  return Status::Ok();
 }
 
 Result<ModelFileOptions> FileOptions(ModelIo io, const transport::Communicator& world) {
@@ -326,6 +379,36 @@ Result<ModelIo> ParseModelIo(std::string_view name) {
   return InvalidArgument("unknown model I/O '{}'; use posix, mpiio or collective", name);
 }
 
+Status CheckJobFiles(const BatchJobOptions& options) {
+  struct Named {
+    const char* flag;
+    const std::string* path;
+  };
+  const Named read[] = {{"--input", &options.input_path}, {"--model", &options.model_path}};
+  const Named written[] = {{"--output", &options.output_path},
+                           {"--dump-logits", &options.dump_logits_path}};
+  auto same = [](const std::string& a, const std::string& b) {
+    if (a.empty() || b.empty()) return false;
+    struct stat sa {}, sb {};
+    if (::stat(a.c_str(), &sa) != 0 || ::stat(b.c_str(), &sb) != 0) return false;
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  };
+  for (const Named& w : written) {
+    for (const Named& r : read) {
+      if (same(*w.path, *r.path)) {
+        return InvalidArgument("{} {} is the same file as {} {}: the job would overwrite its {}",
+                               w.flag, *w.path, r.flag, *r.path,
+                               r.path == &options.input_path ? "requests" : "model");
+      }
+    }
+  }
+  if (same(options.output_path, options.dump_logits_path)) {
+    return InvalidArgument("--dump-logits {} is the same file as --output {}",
+                           options.dump_logits_path, options.output_path);
+  }
+  return Status::Ok();
+}
+
 Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options) {
   LOCKSTEP_ASSIGN_OR_RETURN(std::shared_ptr<transport::LocalFabric> fabric,
                             transport::LocalFabric::Create(1));
@@ -354,6 +437,21 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
   } else if (options.max_step_tokens < 1) {
     options_ok =
         InvalidArgument("--max-step-tokens must be at least 1, got {}", options.max_step_tokens);
+  }
+  // The leader's files: distinct, the requests readable, the results file
+  // claimed for this job (locked; kept as it is until phase 6).
+  std::optional<ResultWriter> writer;
+  if (leader && options_ok.ok()) {
+    options_ok = CheckJobFiles(options);
+    if (options_ok.ok()) options_ok = CheckInputFile(options.input_path);
+    if (options_ok.ok()) {
+      const ExistingResults existing = options.resume  ? ExistingResults::kAppend
+                                       : options.force ? ExistingResults::kOverwrite
+                                                       : ExistingResults::kRefuse;
+      Result<ResultWriter> claimed = ResultWriter::Claim(options.output_path, existing);
+      options_ok = claimed.status();
+      if (claimed.ok()) writer.emplace(std::move(claimed).value());
+    }
   }
   LOCKSTEP_RETURN_IF_ERROR(Agree(world, options_ok));
   // Threads: the flag's value, or the cores available to this rank. The
@@ -384,6 +482,11 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
   LOCKSTEP_RETURN_IF_ERROR(Agree(world, opened.ok() ? tokenizer_ok : opened.status()));
   ModelFile model = std::move(opened).value();
   const partitioner::ModelConfig& config = model.config();
+  // The same file on every rank: its manifest digest, else its size.
+  if (leader && !model.integrity().complete()) {
+    LOCKSTEP_LOG_WARN("run", "{}", model.integrity().Warning(options.model_path));
+  }
+  LOCKSTEP_RETURN_IF_ERROR(AgreeOnModelFile(world, options.model_path, ModelIdentity(model)));
 
   // 3. The leader reads the requests and makes the plan; everyone gets them.
   std::vector<std::byte> blob;
@@ -452,6 +555,14 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
     engine_options.isa = options.isa;
     engine_options.max_slots = options.max_batch;
     engine_options.kv_pages = summary.kv_pages;
+    // The RoPE table covers the longest request of the file, not the
+    // model's whole context.
+    for (const Request& r : requests.requests) {
+      engine_options.max_positions =
+          std::max(engine_options.max_positions,
+                   static_cast<int64_t>(r.prompt_tokens.size()) + r.max_tokens);
+    }
+    engine_options.max_positions = std::max<int64_t>(engine_options.max_positions, 1);
     engine_options.reduction_order = options.reduction_order;
     engine_options.tp_group = tp_group.get();
     LOCKSTEP_ASSIGN_OR_RETURN(engine, Engine::Create(std::move(weights), engine_options));
@@ -463,8 +574,7 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
   stats.load_seconds = Seconds(load_start, Clock::now());
   summary.load_seconds = stats.load_seconds;
 
-  // 6. The leader opens the results file and writes the error records.
-  std::optional<ResultWriter> writer;
+  // 6. The leader starts the results file and writes the error records.
   std::set<int64_t> skip(inputs.skip.begin(), inputs.skip.end());
   summary.skipped = static_cast<int64_t>(skip.size());
   Status opened_results = Status::Ok();
@@ -476,15 +586,10 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
       if (state.ok()) resume = std::move(state).value();
       opened_results = state.status();
     }
-    if (opened_results.ok()) {
-      Result<ResultWriter> w = ResultWriter::Open(options.output_path, options.resume);
-      opened_results = w.status();
-      if (w.ok()) writer.emplace(std::move(w).value());
-    }
+    if (opened_results.ok()) opened_results = writer->Start();
     for (const RequestError& e : requests.errors) {
       if (!opened_results.ok()) break;
-      const bool done =
-          e.id ? resume.done_ids.count(*e.id) != 0 : resume.done_lines.count(e.line) != 0;
+      const bool done = resume.done_lines.count(e.line) != 0;
       if (done) {
         ++summary.skipped;
         continue;

@@ -87,6 +87,35 @@ Status AgreeOnArguments(transport::Communicator& world, uint64_t fingerprint) {
       RankList(differ) + (differ.size() == 1 ? " was" : " were"));
 }
 
+Status AgreeOnModelFile(transport::Communicator& world, std::string_view path,
+                        std::string_view identity) {
+  struct Record {
+    char text[96] = {};
+  };
+  Record mine;
+  std::memcpy(mine.text, identity.data(), std::min(identity.size(), sizeof(mine.text) - 1));
+  std::vector<Record> all(static_cast<size_t>(world.size()));
+  LOCKSTEP_RETURN_IF_ERROR(world.AllGather(std::as_bytes(std::span<const Record>(&mine, 1)),
+                                           std::as_writable_bytes(std::span<Record>(all))));
+  std::vector<int> differ;
+  for (int r = 1; r < world.size(); ++r) {
+    if (std::strncmp(all[static_cast<size_t>(r)].text, all[0].text, sizeof(Record::text)) != 0) {
+      differ.push_back(r);
+    }
+  }
+  if (differ.empty()) return Status::Ok();
+  auto shown = [](const Record& r) {
+    std::string text(r.text, strnlen(r.text, sizeof(r.text)));
+    return text.find(':') == std::string::npos ? "manifest_sha256 " + text.substr(0, 16) + "..."
+                                               : text;
+  };
+  return FailedPrecondition(
+      "{} {} opened a different model file than rank 0 at {} ({} on rank 0, {} on rank {}): every "
+      "rank must read the same file (copy it again, or put it on a shared file system)",
+      differ.size() == 1 ? "rank" : "ranks", RankList(differ), path, shown(all[0]),
+      shown(all[static_cast<size_t>(differ[0])]), differ[0]);
+}
+
 Status BroadcastBytes(transport::Communicator& world, int root, std::vector<std::byte>* data) {
   uint64_t size = data->size();
   LOCKSTEP_RETURN_IF_ERROR(

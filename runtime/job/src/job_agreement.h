@@ -33,6 +33,13 @@ Status Agree(transport::Communicator& world, const Status& mine);
 // ranks whose fingerprint differs from rank 0's.
 Status AgreeOnArguments(transport::Communicator& world, uint64_t fingerprint);
 
+// Collective: checks that every rank opened the same model file: the same
+// manifest_sha256 (docs/model-format.md, "Checksums"), or for a file without
+// checksums the same size. The error names the ranks whose file differs
+// from rank 0's.
+Status AgreeOnModelFile(transport::Communicator& world, std::string_view path,
+                        std::string_view identity);
+
 // Collective: `data` of rank `root` copied to every rank (any size; the size
 // travels first).
 Status BroadcastBytes(transport::Communicator& world, int root, std::vector<std::byte>* data);

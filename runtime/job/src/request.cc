@@ -1,12 +1,15 @@
 #include "lockstep/job/request.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <sstream>
 #include <unordered_map>
 
+#include "lockstep/base/nearest_name.h"
 #include "lockstep/tokenizer/tokenizer.h"
 
 namespace lockstep::runtime {
@@ -32,10 +35,134 @@ std::string CleanJsonError(const char* what) {
 }
 
 std::string Shorten(const json& value) {
-  std::string text = value.dump();
+  std::string text = value.dump(-1, ' ', false, json::error_handler_t::replace);
   if (text.size() > 40) text = text.substr(0, 37) + "...";
   return text;
 }
+
+// Request objects nest three levels (line, body, stop list); anything much
+// deeper is refused while parsing, before a recursive dump() or destructor
+// could run out of stack on it.
+constexpr int kMaxNesting = 32;
+
+// The fields each part of a line may have (docs/batch-jobs.md, "Fields").
+// A field outside these lists is an error naming it: a misspelt
+// "temprature" must not silently run at temperature 1.
+constexpr std::string_view kGenerationFields[] = {
+    "max_tokens", "temperature", "top_k", "top_p", "seed", "stop", "stop_token_ids", "echo",
+    "ignore_eos",
+    // OpenAI fields lockstep refuses unless they have their neutral value
+    // (RejectUnsupported).
+    "n", "best_of", "stream", "presence_penalty", "frequency_penalty", "logprobs", "logit_bias",
+    "suffix",
+    // OpenAI fields without an effect on the tokens.
+    "model", "user"};
+constexpr std::string_view kPlainOnlyFields[] = {"id", "prompt", "prompt_tokens"};
+constexpr std::string_view kBodyOnlyFields[] = {"prompt"};
+constexpr std::string_view kOpenAiTopFields[] = {"custom_id", "method", "url", "body"};
+
+std::vector<std::string_view> FieldList(std::span<const std::string_view> a,
+                                        std::span<const std::string_view> b = {}) {
+  std::vector<std::string_view> all(a.begin(), a.end());
+  all.insert(all.end(), b.begin(), b.end());
+  return all;
+}
+
+// Text from a malformed line, safe to put in a message and a JSON record:
+// valid UTF-8 is kept, any other byte and control characters become \xNN.
+std::string PrintableText(std::string_view text) {
+  std::string out;
+  size_t i = 0;
+  while (i < text.size()) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    size_t length = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    bool valid = length > 0 && i + length <= text.size();
+    for (size_t k = 1; valid && k < length; ++k) {
+      valid = (static_cast<unsigned char>(text[i + k]) & 0xc0) == 0x80;
+    }
+    if (valid && length > 1) {
+      // Overlong forms, surrogates and code points above U+10FFFF.
+      uint32_t cp = c & (0x7f >> length);
+      for (size_t k = 1; k < length; ++k) cp = cp << 6 | (static_cast<unsigned char>(text[i + k]) & 0x3f);
+      const uint32_t min = length == 2 ? 0x80 : length == 3 ? 0x800 : 0x10000;
+      valid = cp >= min && cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff);
+    }
+    if (!valid || c < 0x20 || c == 0x7f) {
+      out += fmt::format("\\x{:02x}", c);
+      ++i;
+      continue;
+    }
+    out.append(text.substr(i, length));
+    i += length;
+  }
+  return out;
+}
+
+// Parses a line, refusing nesting deeper than kMaxNesting and keeping track
+// of where the parser is (the field path, for messages) and of the line's id
+// as soon as it has been read (so that a line failing later still gets its
+// id in the error record).
+class TrackingParser {
+ public:
+  struct TooDeep {};
+
+  // Throws json::exception (syntax, number overflow, invalid UTF-8) or
+  // TooDeep.
+  json Parse(std::string_view text) {
+    return json::parse(
+        text,
+        [this](int depth, json::parse_event_t event, json& parsed) {
+          OnEvent(depth, event, parsed);
+          return true;
+        },
+        /*allow_exceptions=*/true);
+  }
+
+  // "body.temperature", "prompt_tokens[]", or "" at the top.
+  std::string Path() const {
+    std::string path;
+    for (const std::string& name : names_) {
+      if (name == "[]") {
+        path += name;
+      } else if (!name.empty()) {
+        if (!path.empty()) path += '.';
+        path += name;
+      }
+    }
+    return path;
+  }
+  const std::optional<std::string>& id() const { return id_; }
+
+ private:
+  void OnEvent(int depth, json::parse_event_t event, const json& parsed) {
+    const size_t level = static_cast<size_t>(std::max(depth, 0));
+    switch (event) {
+      case json::parse_event_t::object_start:
+      case json::parse_event_t::array_start:
+        if (depth >= kMaxNesting) throw TooDeep{};
+        names_.resize(level);
+        names_.push_back(event == json::parse_event_t::array_start ? "[]" : "");
+        break;
+      case json::parse_event_t::key:
+        names_.resize(level);
+        if (level > 0) names_[level - 1] = parsed.is_string() ? parsed.get<std::string>() : "";
+        break;
+      case json::parse_event_t::object_end:
+      case json::parse_event_t::array_end:
+        names_.resize(level);
+        break;
+      case json::parse_event_t::value:
+        if (depth == 1 && names_.size() == 1 && (names_[0] == "id" || names_[0] == "custom_id")) {
+          if (parsed.is_string()) id_ = parsed.get<std::string>();
+          if (parsed.is_number_integer()) id_ = parsed.dump();
+        }
+        break;
+    }
+  }
+
+  std::vector<std::string> names_;
+  std::optional<std::string> id_;
+};
 
 class LineParser {
  public:
@@ -225,13 +352,50 @@ class LineParser {
     return ReadBool(f, "ignore_eos", &r->ignore_eos);
   }
 
+  // Fields of `object` that are not in `known`: an error naming the first,
+  // with the nearest known name when one is close.
+  Status RejectUnknown(const json& object, const std::string& prefix,
+                       const std::vector<std::string_view>& known, std::string_view hint) const {
+    for (const auto& [key, value] : object.items()) {
+      if (std::find(known.begin(), known.end(), key) != known.end()) continue;
+      std::string suggestion = DidYouMean(key, known);
+      if (suggestion.empty() && !hint.empty()) suggestion = fmt::format("; {}", hint);
+      return Error("field '{}{}' is not a request field{}", prefix, PrintableText(key),
+                   suggestion);
+    }
+    return Status::Ok();
+  }
+
+  // The id read from the line so far (also when parsing failed later).
+  const std::optional<std::string>& seen_id() const { return seen_id_; }
+
   Result<Request> Parse(std::string_view text) const {
     json j;
+    TrackingParser parser;
     try {
-      j = json::parse(text);
-    } catch (const json::parse_error& e) {
-      return Error("not valid JSON: {}", CleanJsonError(e.what()));
+      j = parser.Parse(text);
+    } catch (const TrackingParser::TooDeep&) {
+      seen_id_ = parser.id();
+      return Error("nested deeper than {} levels{}; a request is an object of fields", kMaxNesting,
+                   parser.Path().empty() ? "" : fmt::format(" (in field '{}')", parser.Path()));
+    } catch (const json::exception& e) {
+      seen_id_ = parser.id();
+      const std::string where =
+          parser.Path().empty() ? "" : fmt::format("field '{}': ", PrintableText(parser.Path()));
+      if (e.id == 406) {  // out_of_range: a number beyond the range of a double
+        std::string_view what(e.what());
+        const size_t open = what.find('\'');
+        const size_t close = what.rfind('\'');
+        const std::string number =
+            open != std::string_view::npos && close > open
+                ? PrintableText(what.substr(open + 1, close - open - 1))
+                : std::string("the number");
+        return Error("{}{} is too large: JSON numbers must fit a double (at most about 1.8e308)",
+                     where, number);
+      }
+      return Error("{}not valid JSON: {}", where, PrintableText(CleanJsonError(e.what())));
     }
+    seen_id_ = parser.id();
     if (!j.is_object()) return Error("expected a JSON object, got {}", Shorten(j));
 
     Request r;
@@ -256,7 +420,15 @@ class LineParser {
       if (body == j.end() || !body->is_object()) {
         return Error("field 'body' is missing or not an object");
       }
+      LOCKSTEP_RETURN_IF_ERROR(RejectUnknown(
+          j, "", FieldList(kOpenAiTopFields),
+          "the OpenAI batch form has custom_id, method, url and body (generation fields go in "
+          "'body')"));
       Fields f{*body, "body."};
+      LOCKSTEP_RETURN_IF_ERROR(RejectUnknown(
+          *body, "body.", FieldList(kBodyOnlyFields, kGenerationFields),
+          body->contains("prompt_tokens") ? "the OpenAI form takes token ids as 'body.prompt'"
+                                          : ""));
       LOCKSTEP_RETURN_IF_ERROR(ReadPrompt(f, false, &r));
       LOCKSTEP_RETURN_IF_ERROR(ReadGeneration(f, &r));
     } else {
@@ -270,6 +442,8 @@ class LineParser {
         return Error("field 'id' must be a non-empty string or an integer, got {}", Shorten(*id));
       }
       Fields f{j, ""};
+      LOCKSTEP_RETURN_IF_ERROR(RejectUnknown(j, "", FieldList(kPlainOnlyFields, kGenerationFields),
+                                             ""));
       LOCKSTEP_RETURN_IF_ERROR(ReadPrompt(f, true, &r));
       LOCKSTEP_RETURN_IF_ERROR(ReadGeneration(f, &r));
     }
@@ -279,20 +453,8 @@ class LineParser {
  private:
   std::string_view source_;
   int64_t line_;
+  mutable std::optional<std::string> seen_id_;
 };
-
-// The id of a line that failed to parse, when one can still be read.
-std::optional<std::string> BestEffortId(std::string_view text) {
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) return std::nullopt;
-  for (const char* key : {"custom_id", "id"}) {
-    auto it = j.find(key);
-    if (it == j.end()) continue;
-    if (it->is_string()) return it->get<std::string>();
-    if (it->is_number_integer()) return it->dump();
-  }
-  return std::nullopt;
-}
 
 }  // namespace
 
@@ -341,12 +503,12 @@ Status ValidateRequestForModel(const Request& request, const partitioner::ModelC
   LOCKSTEP_RETURN_IF_ERROR(check_ids(request.prompt_tokens, "prompt"));
   LOCKSTEP_RETURN_IF_ERROR(check_ids(request.stop_token_ids, "stop_token_ids"));
   const int64_t total = static_cast<int64_t>(request.prompt_tokens.size()) + request.max_tokens;
-  if (total > config.max_position_embeddings) {
+  if (total > config.ContextLength()) {
     return OutOfRange(
         "{}:{}: prompt ({} tokens) + max_tokens ({}) = {} exceeds the model's "
         "context of {} positions",
         source, request.line, request.prompt_tokens.size(), request.max_tokens, total,
-        config.max_position_embeddings);
+        config.ContextLength());
   }
   return Status::Ok();
 }
@@ -366,7 +528,8 @@ RequestFile ParseRequestText(std::string_view text, std::string_view source,
     if (!row.empty() && row.back() == '\r') row.remove_suffix(1);
     if (row.find_first_not_of(" \t") == std::string_view::npos) continue;
 
-    Result<Request> request = ParseRequestLine(row, source, line);
+    LineParser parser(source, line);
+    Result<Request> request = parser.Parse(row);
     Status status = request.ok() ? Status::Ok() : request.status();
     if (status.ok()) status = TokenizeRequest(&*request, tokenizer, source);
     if (status.ok() && config != nullptr) {
@@ -382,7 +545,9 @@ RequestFile ParseRequestText(std::string_view text, std::string_view source,
     if (status.ok()) {
       file.requests.push_back(std::move(request).value());
     } else {
-      file.errors.push_back({BestEffortId(row), line, status.message()});
+      std::optional<std::string> id = request.ok() ? std::optional(request->id) : parser.seen_id();
+      if (id && id->empty()) id.reset();
+      file.errors.push_back({std::move(id), line, status.message()});
     }
   }
   return file;

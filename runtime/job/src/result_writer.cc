@@ -1,6 +1,7 @@
 #include "lockstep/job/result_writer.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -8,6 +9,9 @@
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <utility>
+
+#include "lockstep/base/log.h"
 
 namespace lockstep::runtime {
 namespace {
@@ -59,43 +63,112 @@ std::string FormatErrorLine(const RequestError& e) {
 }
 
 ResultWriter::~ResultWriter() {
-  if (fd_ >= 0) ::close(fd_);
+  if (fd_ < 0) return;
+  if (created_ && !started_) {
+    // Nothing was ever written: leave no empty file behind a failed start.
+    struct stat st {};
+    if (::fstat(fd_, &st) == 0 && st.st_size == 0) ::unlink(path_.c_str());
+  }
+  ::close(fd_);  // releases the lock
 }
 
 ResultWriter::ResultWriter(ResultWriter&& other) noexcept
-    : path_(std::move(other.path_)), fd_(other.fd_), lines_written_(other.lines_written_) {
-  other.fd_ = -1;
-}
+    : path_(std::move(other.path_)),
+      fd_(std::exchange(other.fd_, -1)),
+      lines_written_(other.lines_written_),
+      existing_(other.existing_),
+      created_(other.created_),
+      started_(other.started_) {}
 
 ResultWriter& ResultWriter::operator=(ResultWriter&& other) noexcept {
   if (this != &other) {
-    if (fd_ >= 0) ::close(fd_);
+    ResultWriter released(std::move(*this));  // closes (and unlocks) the old file
     path_ = std::move(other.path_);
-    fd_ = other.fd_;
+    fd_ = std::exchange(other.fd_, -1);
     lines_written_ = other.lines_written_;
-    other.fd_ = -1;
+    existing_ = other.existing_;
+    created_ = other.created_;
+    started_ = other.started_;
   }
   return *this;
 }
 
-Result<ResultWriter> ResultWriter::Open(const std::string& path, bool append) {
-  int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC);
-  int fd = ::open(path.c_str(), flags, 0644);
+Result<ResultWriter> ResultWriter::Claim(const std::string& path, ExistingResults existing) {
+  bool created = false;
+  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT) {
+    fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    created = fd >= 0;
+    if (fd < 0 && errno == EEXIST) fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  }
   if (fd < 0) return ErrnoError(path, "opening the results file");
   ResultWriter writer(path, fd);
+  writer.existing_ = existing;
+  writer.created_ = created;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return ErrnoError(path, "fstat");
+  if (S_ISREG(st.st_mode)) {
+    struct flock lock {};
+    lock.l_type = F_WRLCK;
+    lock.l_whence = SEEK_SET;  // the whole file, also as it grows
+    if (::fcntl(fd, F_OFD_SETLK, &lock) != 0) {
+      if (errno == EAGAIN || errno == EACCES) {
+        writer.created_ = false;  // not ours to remove
+        return FailedPrecondition(
+            "{}: another process is writing this results file (it is locked): two jobs must "
+            "not write one results file; wait for the other job, or choose another --output",
+            path);
+      }
+      LOCKSTEP_LOG_WARN("run",
+                        "{}: cannot lock the results file ({}): make sure no other job writes it",
+                        path, std::strerror(errno));
+    }
+    if (st.st_size > 0 && existing == ExistingResults::kRefuse) {
+      return FailedPrecondition(
+          "{}: the results file already holds {} bytes; --resume continues that job, --force "
+          "overwrites it, or choose another --output",
+          path, static_cast<int64_t>(st.st_size));
+    }
+  }
+  return writer;
+}
+
+Status ResultWriter::Start() {
+  if (started_) return Status::Ok();
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0) return ErrnoError(path_, "fstat");
+  if (S_ISREG(st.st_mode) && existing_ == ExistingResults::kOverwrite && st.st_size > 0 &&
+      ::ftruncate(fd_, 0) != 0) {
+    return ErrnoError(path_, "truncating the results file");
+  }
+  // Every line goes at the end (after what --resume keeps).
+  const int flags = ::fcntl(fd_, F_GETFL);
+  if (flags < 0 || ::fcntl(fd_, F_SETFL, flags | O_APPEND) != 0) {
+    return ErrnoError(path_, "fcntl(O_APPEND)");
+  }
+  started_ = true;
   // Make the directory entry durable too, so a fsync'd line is never in a file
   // that vanishes after a crash.
-  std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  std::filesystem::path dir = std::filesystem::path(path_).parent_path();
   if (dir.empty()) dir = ".";
   int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd >= 0) {
     ::fsync(dir_fd);
     ::close(dir_fd);
   }
+  return Status::Ok();
+}
+
+Result<ResultWriter> ResultWriter::Open(const std::string& path, bool append) {
+  LOCKSTEP_ASSIGN_OR_RETURN(
+      ResultWriter writer,
+      Claim(path, append ? ExistingResults::kAppend : ExistingResults::kOverwrite));
+  LOCKSTEP_RETURN_IF_ERROR(writer.Start());
   return writer;
 }
 
 Status ResultWriter::WriteLine(const std::string& text) {
+  if (!started_) return FailedPrecondition("{}: results file written before Start()", path_);
   std::string line = text + "\n";
   const char* p = line.data();
   size_t left = line.size();

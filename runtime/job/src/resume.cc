@@ -22,13 +22,16 @@ bool ParseLine(std::string_view text, ResumeState* state) {
   const bool result = j.contains("tokens");
   const bool error = j.contains("error");
   if (!result && !error) return false;
-  if (id->is_string()) {
+  if (result) {
+    if (!id->is_string()) return false;
     state->done_ids.insert(id->get<std::string>());
-  } else {
-    auto line = j.find("line");
-    if (!error || line == j.end() || !line->is_number_integer()) return false;
-    state->done_lines.insert(line->get<int64_t>());
+    return true;
   }
+  // Error records count by input line, whatever their id: a bad line may
+  // carry the id of a good one (a duplicate), which must still run.
+  auto line = j.find("line");
+  if (line == j.end() || !line->is_number_integer()) return false;
+  state->done_lines.insert(line->get<int64_t>());
   return true;
 }
 

@@ -7,8 +7,8 @@
 // cut short: no final newline, or not valid JSON). PrepareResume reads the
 // file, cuts a torn last line off (truncating the file to the end of the
 // last complete line), and returns the requests already done: the ids of
-// result lines and error records, and the input line numbers of error
-// records without an id. A damaged line that is not the last is DataLoss
+// result lines, and the input line numbers of error records (by line, not
+// by id: a bad line may carry the id of a good line, which must still run). A damaged line that is not the last is DataLoss
 // (the file is not a lockstep results file, or was edited).
 #pragma once
 
@@ -22,8 +22,8 @@ namespace lockstep::runtime {
 
 struct ResumeState {
   bool existed = false;            // the file was there
-  std::set<std::string> done_ids;  // ids of result lines and error records
-  std::set<int64_t> done_lines;    // input lines of error records with a null id
+  std::set<std::string> done_ids;  // ids of result lines
+  std::set<int64_t> done_lines;    // input lines of error records
   int64_t lines = 0;               // complete lines kept
   uint64_t torn_bytes = 0;         // bytes of a torn last line that were cut off
 };

@@ -44,7 +44,7 @@ struct OutcomeRecord {
   uint8_t finished;
   uint8_t stop;
   uint8_t has_sha;
-  uint8_t pad;
+  uint8_t non_finite;  // RowOutcome::NonFinite
   uint64_t fingerprint;
   char sha256[64];
 };
@@ -218,6 +218,7 @@ void EncodeOutcomes(const StepOutcomes& o, int max_chunks, std::vector<std::byte
     r.finished = row.finished ? 1 : 0;
     r.stop = row.stop ? 1 : 0;
     r.fingerprint = row.fingerprint;
+    r.non_finite = static_cast<uint8_t>(row.non_finite);
     if (!row.logits_sha256.empty()) {
       LOCKSTEP_CHECK(row.logits_sha256.size() == sizeof(r.sha256));
       r.has_sha = 1;
@@ -248,6 +249,10 @@ Result<StepOutcomes> DecodeOutcomes(std::span<const std::byte> in, int max_chunk
     row.finished = r.finished != 0;
     row.stop = r.stop != 0;
     row.fingerprint = r.fingerprint;
+    if (r.non_finite > static_cast<uint8_t>(RowOutcome::NonFinite::kInfinity)) {
+      return InvalidArgument("step outcome row {} has non-finite kind {}", i, r.non_finite);
+    }
+    row.non_finite = static_cast<RowOutcome::NonFinite>(r.non_finite);
     if (r.has_sha) row.logits_sha256.assign(r.sha256, sizeof(r.sha256));
     o.rows.push_back(std::move(row));
   }

@@ -74,6 +74,11 @@ struct RowOutcome {
   bool stop = false;          // finished by a stop token / EOS (else by length)
   uint64_t fingerprint = 0;   // 64-bit hash of this step's logits (when hashing)
   std::string logits_sha256;  // 64 hex digits: the request's whole hash, on its last row
+  // The logits row held a NaN or an infinity: no token was sampled, the
+  // sequence is finished (with an error record), and `token` is the id
+  // whose logit was the first non-finite one.
+  enum class NonFinite : uint8_t { kNone = 0, kNan = 1, kInfinity = 2 };
+  NonFinite non_finite = NonFinite::kNone;
 };
 
 struct StepOutcomes {

@@ -1,6 +1,7 @@
 #include "step_sampler.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -19,6 +20,25 @@ uint64_t LogitsFingerprint(const float* logits, int64_t vocab) {
   }
   return h;
 }
+
+namespace {
+
+// The index of the first NaN or infinity of a logits row, or -1.
+int64_t FirstNonFinite(const float* logits, int64_t vocab) {
+  uint32_t any = 0;
+  for (int64_t i = 0; i < vocab; ++i) {  // branch-free: vectorised
+    uint32_t bits;
+    std::memcpy(&bits, logits + i, sizeof(bits));
+    any |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
+  }
+  if (any == 0) return -1;
+  for (int64_t i = 0; i < vocab; ++i) {
+    if (!std::isfinite(logits[i])) return i;
+  }
+  return -1;
+}
+
+}  // namespace
 
 StepSampler::StepSampler(const std::vector<Request>& requests, const StepSamplerOptions& options,
                          const Tokenizer* tokenizer)
@@ -63,6 +83,22 @@ Result<StepOutcomes> StepSampler::Sample(const StepDescriptor& step, const float
     ++row;
     // The sampled token takes the position after the chunk's last token.
     const int64_t position = int64_t{chunk.first_position} + chunk.num_tokens;
+    // A NaN or an infinity in the logits (activations that overflowed) ends
+    // the request with an error record rather than a token sampled from
+    // garbage.
+    if (const int64_t bad = FirstNonFinite(row_logits, vocab); bad >= 0) {
+      RowOutcome o;
+      o.handle = chunk.handle;
+      o.token = static_cast<int32_t>(bad);
+      o.finished = true;
+      o.non_finite = std::isnan(row_logits[bad]) ? RowOutcome::NonFinite::kNan
+                                                 : RowOutcome::NonFinite::kInfinity;
+      generated_[h] = 0;
+      hashers_[h].reset();
+      if (tokenizer_ != nullptr) texts_[h].reset();
+      out.rows.push_back(std::move(o));
+      continue;
+    }
     int32_t token = 0;
     engine.Execute([&] {
       token = SampleToken(options_.isa, row_logits, vocab, r, streams_[h], position, &scratch_);

@@ -18,8 +18,11 @@
 #include "hdf5_error.h"
 #include "hdf5_handle.h"
 #include "lockstep/base/check.h"
+#include "lockstep/base/dtype.h"
+#include "lockstep/base/quant_block.h"
 #include "lockstep/model/chunk_shape.h"
 #include "model_attributes.h"
+#include "model_integrity.h"
 #include "read_counter.h"
 #include "tokenizer_group.h"
 
@@ -38,6 +41,8 @@ std::string ShapeFormula(const TensorSpec& spec) {
     return "[vocab_size, hidden_size]";
   }
   if (spec.role == TensorRole::kNorm) return "[hidden_size]";
+  if (ends_with("/bq")) return "[num_attention_heads * head_dim]";
+  if (ends_with("/bk") || ends_with("/bv")) return "[num_key_value_heads * head_dim]";
   if (ends_with("/wq")) return "[num_attention_heads * head_dim, hidden_size]";
   if (ends_with("/wk") || ends_with("/wv")) return "[num_key_value_heads * head_dim, hidden_size]";
   if (ends_with("/wo")) return "[hidden_size, num_attention_heads * head_dim]";
@@ -126,7 +131,11 @@ Result<TensorInfo> InspectTensor(hid_t file, std::string_view file_name, const T
     H5Pget_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data());
     info.chunk.assign(chunk.begin(), chunk.end());
     if (DTypeIsQuantized(*dtype)) info.chunk[1] *= kQuantBlockSize;  // in values, like shape
+    info.chunk_checksums = HasFletcher32(dcpl.get());
   }
+  LOCKSTEP_ASSIGN_OR_RETURN(std::optional<std::string> digest,
+                            ReadDigestAttribute(dataset.get(), file_name, spec.path));
+  if (digest) info.sha256 = std::move(*digest);
   return info;
 }
 
@@ -150,12 +159,61 @@ Status CheckFileBeforeOpen(const std::string& path) {
   return Status::Ok();
 }
 
-// The whole of Open() but the byte counting.
-Status OpenAndValidate(const std::string& path, const ModelFileOptions& options, H5File* file,
+// The manifest against the tensors' digests (model_integrity.h).
+Status CheckManifest(hid_t root, const std::string& path, const std::vector<TensorInfo>& tensors,
+                     const std::optional<std::string>& tokenizer_digest, bool has_tokenizer,
+                     ModelIntegrity* integrity) {
+  integrity->tensors = static_cast<int>(tensors.size());
+  integrity->tensors_with_checksums = 0;
+  for (const TensorInfo& t : tensors) {
+    if (t.chunk_checksums && !t.sha256.empty()) ++integrity->tensors_with_checksums;
+  }
+  if (!HasAttribute(root, kManifestAttribute)) return Status::Ok();
+  LOCKSTEP_ASSIGN_OR_RETURN(std::string manifest,
+                            ReadStringAttribute(root, path, kManifestAttribute));
+  std::vector<std::pair<std::string, std::string>> entries;
+  for (const TensorInfo& t : tensors) {
+    if (t.sha256.empty()) {
+      return DataLoss(
+          "{}: tensor '{}' has no sha256 attribute but the file has a manifest: the file is "
+          "damaged or was edited",
+          path, t.path);
+    }
+    entries.push_back({t.path, t.sha256});
+  }
+  if (has_tokenizer) {
+    if (!tokenizer_digest) {
+      return DataLoss(
+          "{}: dataset '{}' has no sha256 attribute but the file has a manifest: the file is "
+          "damaged or was edited",
+          path, kTokenizerDataset);
+    }
+    entries.push_back({kTokenizerDataset, *tokenizer_digest});
+  }
+  const std::string text = ManifestText(entries);
+  if (DigestHex(text.data(), text.size()) != manifest) {
+    return DataLoss(
+        "{}: the tensors' sha256 attributes do not match the root attribute '{}': the file is "
+        "damaged or was edited (`lockstep verify {}` checks every tensor)",
+        path, kManifestAttribute, path);
+  }
+  integrity->manifest_sha256 = std::move(manifest);
+  return Status::Ok();
+}
+
+// The whole of Open() but the byte counting. `image` (may be null): open
+// that file image in memory instead of the file at `path`.
+Status OpenAndValidate(const std::string& path, const ModelFileOptions& options,
+                       const std::vector<std::byte>* image, H5File* file, int* format_version,
                        ModelConfig* config, DType* weight_dtype, std::vector<TensorInfo>* tensors,
-                       bool* has_tokenizer) {
+                       bool* has_tokenizer, ModelIntegrity* integrity) {
   H5PropertyList fapl(H5Pcreate(H5P_FILE_ACCESS));
-  if (options.comm != MPI_COMM_NULL) {
+  if (image != nullptr) {
+    if (H5Pset_fapl_core(fapl.get(), 1 << 16, /*backing_store=*/0) < 0 ||
+        H5Pset_file_image(fapl.get(), const_cast<std::byte*>(image->data()), image->size()) < 0) {
+      return Hdf5Error(StatusCode::kIo, fmt::format("{}: cannot set up the file image", path));
+    }
+  } else if (options.comm != MPI_COMM_NULL) {
     int initialized = 0;
     MPI_Initialized(&initialized);
     if (!initialized) {
@@ -178,6 +236,9 @@ Status OpenAndValidate(const std::string& path, const ModelFileOptions& options,
     LOCKSTEP_RETURN_IF_ERROR(CheckFileBeforeOpen(path));
   }
   H5Eclear2(H5E_DEFAULT);
+  if (image != nullptr && image->empty()) {
+    return InvalidArgument("{}: not an HDF5 file (empty)", path);
+  }
   *file = H5File(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()));
   if (!file->valid()) {
     return Hdf5Error(StatusCode::kDataLoss,
@@ -201,13 +262,20 @@ Status OpenAndValidate(const std::string& path, const ModelFileOptions& options,
                            kFormatName);
   }
   LOCKSTEP_ASSIGN_OR_RETURN(int64_t version, ReadIntAttribute(root.get(), path, "format_version"));
-  if (version != kModelFormatVersion) {
+  if (version < 1 || version > kModelFormatVersion) {
     return InvalidArgument(
-        "{}: attribute 'format_version' is {}, this lockstep reads version {}; convert the model "
-        "again or use a matching lockstep",
+        "{}: attribute 'format_version' is {}, this lockstep reads versions 1 to {}; convert the "
+        "model again or use a matching lockstep",
         path, version, kModelFormatVersion);
   }
+  *format_version = static_cast<int>(version);
   LOCKSTEP_ASSIGN_OR_RETURN(*config, ReadConfig(root.get(), path));
+  if (version < ModelFormatVersionFor(*config)) {
+    return InvalidArgument(
+        "{}: attribute 'format_version' is {}, but the file has q/k/v biases, a sliding window or "
+        "rope scaling, which need format version {} (a version-{} reader would ignore them)",
+        path, version, ModelFormatVersionFor(*config), version);
+  }
   LOCKSTEP_ASSIGN_OR_RETURN(std::string dtype_name,
                             ReadStringAttribute(root.get(), path, "weight_dtype"));
   Result<DType> declared_dtype = ParseDType(dtype_name);
@@ -236,10 +304,10 @@ Status OpenAndValidate(const std::string& path, const ModelFileOptions& options,
     tensors->push_back(std::move(info));
   }
   for (const TensorInfo& info : *tensors) {
-    if (info.role == TensorRole::kNorm) {
+    if (partitioner::IsF32Tensor(info.role)) {
       if (info.dtype != DType::kF32) {
-        return InvalidArgument("{}: tensor '{}' is {}; norm weights must be f32", path, info.path,
-                               DTypeName(info.dtype));
+        return InvalidArgument("{}: tensor '{}' is {}; norm weights and biases must be f32", path,
+                               info.path, DTypeName(info.dtype));
       }
       continue;
     }
@@ -274,10 +342,11 @@ Status OpenAndValidate(const std::string& path, const ModelFileOptions& options,
 
   // The optional tokenizer: its attributes now, its bytes on demand.
   *has_tokenizer = PathExists(file->get(), kTokenizerGroup);
+  std::optional<std::string> tokenizer_digest;
   if (*has_tokenizer) {
-    LOCKSTEP_RETURN_IF_ERROR(ReadTokenizerAttributes(file->get(), path).status());
+    LOCKSTEP_RETURN_IF_ERROR(ReadTokenizerAttributes(file->get(), path, &tokenizer_digest).status());
   }
-  return Status::Ok();
+  return CheckManifest(root.get(), path, *tensors, tokenizer_digest, *has_tokenizer, integrity);
 }
 
 }  // namespace
@@ -301,6 +370,7 @@ struct ModelFile::Impl {
 
   std::string path;
   ModelFileOptions options;
+  int format_version = 1;
   ModelConfig config;
   DType weight_dtype = DType::kF32;
   std::vector<TensorInfo> tensors;
@@ -310,6 +380,13 @@ struct ModelFile::Impl {
   uint64_t bytes_read = 0;
   uint64_t bytes_requested = 0;
   bool has_tokenizer = false;
+  ModelIntegrity integrity;
+
+  // `image`: OpenImage's file image (HDF5 copies it), else null.
+  static Result<ModelFile> Open(const std::string& path, const ModelFileOptions& options,
+                                const std::vector<std::byte>* image);
+  // Read() without the argument checks; `whole`: compare with the digest.
+  Status ReadChecked(const TensorInfo& info, const TensorSlice& slice, void* dst, bool whole);
 };
 
 ModelFile::ModelFile(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -318,6 +395,15 @@ ModelFile::ModelFile(ModelFile&&) noexcept = default;
 ModelFile& ModelFile::operator=(ModelFile&&) noexcept = default;
 
 Result<ModelFile> ModelFile::Open(const std::string& path, const ModelFileOptions& options) {
+  return Impl::Open(path, options, nullptr);
+}
+
+Result<ModelFile> ModelFile::OpenImage(const std::string& name, std::vector<std::byte> image) {
+  return Impl::Open(name, ModelFileOptions{}, &image);
+}
+
+Result<ModelFile> ModelFile::Impl::Open(const std::string& path, const ModelFileOptions& options,
+                                        const std::vector<std::byte>* image) {
   Hdf5Lock lock;
   SilenceHdf5Errors();
   auto impl = std::make_unique<Impl>();
@@ -325,9 +411,10 @@ Result<ModelFile> ModelFile::Open(const std::string& path, const ModelFileOption
   impl->options = options;
   {
     ReadCounter counter(&impl->bytes_read);
-    LOCKSTEP_RETURN_IF_ERROR(OpenAndValidate(path, options, &impl->file, &impl->config,
+    LOCKSTEP_RETURN_IF_ERROR(OpenAndValidate(path, options, image, &impl->file,
+                                             &impl->format_version, &impl->config,
                                              &impl->weight_dtype, &impl->tensors,
-                                             &impl->has_tokenizer));
+                                             &impl->has_tokenizer, &impl->integrity));
   }
   for (size_t i = 0; i < impl->tensors.size(); ++i) impl->index.emplace(impl->tensors[i].path, i);
   impl->transfer = H5PropertyList(H5Pcreate(H5P_DATASET_XFER));
@@ -343,6 +430,9 @@ Result<ModelFile> ModelFile::Open(const std::string& path, const ModelFileOption
 const std::string& ModelFile::path() const {
   return impl_->path;
 }
+int ModelFile::format_version() const {
+  return impl_->format_version;
+}
 const ModelConfig& ModelFile::config() const {
   return impl_->config;
 }
@@ -351,6 +441,25 @@ DType ModelFile::weight_dtype() const {
 }
 const std::vector<TensorInfo>& ModelFile::tensors() const {
   return impl_->tensors;
+}
+const ModelIntegrity& ModelFile::integrity() const {
+  return impl_->integrity;
+}
+
+std::string ModelIntegrity::Warning(std::string_view path) const {
+  if (complete()) return "";
+  if (tensors_with_checksums == 0 && manifest_sha256.empty()) {
+    return fmt::format(
+        "{}: the file has no checksums (written by an older lockstep or another tool): damaged "
+        "tensor data cannot be detected and ranks cannot check that they read the same file; "
+        "`lockstep convert` and `lockstep synth` write checksummed files "
+        "(docs/model-format.md, \"Checksums\")",
+        path);
+  }
+  return fmt::format(
+      "{}: only {} of {} tensors have checksums{}: damage to the others cannot be detected "
+      "(docs/model-format.md, \"Checksums\")",
+      path, tensors_with_checksums, tensors, manifest_sha256.empty() ? " and there is no manifest" : "");
 }
 uint64_t ModelFile::bytes_read() const {
   return impl_->bytes_read;
@@ -397,51 +506,157 @@ Status ModelFile::Read(std::string_view tensor_path, const TensorSlice& slice, v
     return OutOfRange("{}: slice {} lies outside tensor '{}' of shape {}", impl_->path, range,
                       info->path, ShapeString(info->shape));
   }
-  const int64_t elements = slice.elements(rank);
-  const bool quantized = DTypeIsQuantized(info->dtype);
-  if (quantized && (slice.col_begin % kQuantBlockSize != 0 || slice.col_end % kQuantBlockSize != 0)) {
+  if (DTypeIsQuantized(info->dtype) && rank == 2 &&
+      (slice.col_begin % kQuantBlockSize != 0 || slice.col_end % kQuantBlockSize != 0)) {
     return InvalidArgument(
         "{}: columns [{}, {}) of tensor '{}' cut its {}-value {} blocks; a split of a quantized "
         "tensor must fall on block boundaries",
         impl_->path, slice.col_begin, slice.col_end, info->path, kQuantBlockSize,
         DTypeName(info->dtype));
   }
+  const bool whole = slice.row_begin == 0 && slice.row_end == info->shape[0] &&
+                     (rank == 1 || (slice.col_begin == 0 && slice.col_end == info->shape[1]));
+  return impl_->ReadChecked(*info, slice, dst, whole);
+}
+
+Status ModelFile::Impl::ReadChecked(const TensorInfo& info, const TensorSlice& slice, void* dst,
+                                    bool whole) {
+  const int rank = static_cast<int>(info.shape.size());
+  const int64_t elements = slice.elements(rank);
+  const bool quantized = DTypeIsQuantized(info.dtype);
   // Quantized tensors are stored as blocks: the hyperslab's columns count blocks.
   const int64_t unit = quantized ? kQuantBlockSize : 1;
-
-  Hdf5Lock lock;
-  SilenceHdf5Errors();
-  ReadCounter counter(&impl_->bytes_read);
-  H5Dataset dataset(H5Dopen2(impl_->file.get(), info->path.c_str(), H5P_DEFAULT));
-  if (!dataset.valid()) {
-    return Hdf5Error(StatusCode::kIo,
-                     fmt::format("{}: cannot open tensor '{}'", impl_->path, info->path));
+  const size_t bytes = static_cast<size_t>(DTypeBytes(info.dtype, elements));
+  {
+    Hdf5Lock lock;
+    SilenceHdf5Errors();
+    ReadCounter counter(&bytes_read);
+    H5Dataset dataset(H5Dopen2(file.get(), info.path.c_str(), H5P_DEFAULT));
+    if (!dataset.valid()) {
+      return Hdf5Error(StatusCode::kIo,
+                       fmt::format("{}: cannot open tensor '{}'", path, info.path));
+    }
+    H5Dataspace file_space(H5Dget_space(dataset.get()));
+    H5Dataspace memory_space;
+    if (elements == 0) {
+      // Still a read call: in collective mode every rank must take part.
+      const hsize_t one = 1;
+      memory_space = H5Dataspace(H5Screate_simple(1, &one, nullptr));
+      H5Sselect_none(memory_space.get());
+      H5Sselect_none(file_space.get());
+    } else {
+      hsize_t start[2] = {static_cast<hsize_t>(slice.row_begin),
+                          static_cast<hsize_t>(slice.col_begin / unit)};
+      hsize_t count[2] = {static_cast<hsize_t>(slice.row_end - slice.row_begin),
+                          static_cast<hsize_t>((slice.col_end - slice.col_begin) / unit)};
+      memory_space = H5Dataspace(H5Screate_simple(rank, count, nullptr));
+      H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
+    }
+    // Memory type = file type: HDF5 copies the stored bytes, no conversion.
+    H5Datatype type(H5Dget_type(dataset.get()));
+    if (H5Dread(dataset.get(), type.get(), memory_space.get(), file_space.get(), transfer.get(),
+                dst) < 0) {
+      if (Hdf5StackHasChecksumError()) {
+        H5Eclear2(H5E_DEFAULT);
+        return DataLoss(
+            "{}: tensor '{}': a chunk's checksum does not match its data (Fletcher32): the file "
+            "is damaged (`lockstep verify {}` lists every damaged tensor)",
+            path, info.path, path);
+      }
+      return Hdf5Error(StatusCode::kDataLoss,
+                       fmt::format("{}: cannot read tensor '{}'", path, info.path));
+    }
   }
-  H5Dataspace file_space(H5Dget_space(dataset.get()));
-  H5Dataspace memory_space;
-  if (elements == 0) {
-    // Still a read call: in collective mode every rank must take part.
-    const hsize_t one = 1;
-    memory_space = H5Dataspace(H5Screate_simple(1, &one, nullptr));
-    H5Sselect_none(memory_space.get());
-    H5Sselect_none(file_space.get());
+  bytes_requested += bytes;
+  if (elements == 0) return Status::Ok();
+  // Finite values only: a NaN or an infinity would spread through every
+  // token silently.
+  if (quantized) {
+    const int64_t bad = FirstNonFiniteScale(info.dtype, dst, elements / kQuantBlockSize);
+    if (bad >= 0) {
+      const int64_t width_blocks =
+          rank == 2 ? (slice.col_end - slice.col_begin) / kQuantBlockSize : elements / kQuantBlockSize;
+      const float scale = F16ToF32(QuantBlockScaleBits(info.dtype, dst, bad));
+      return InvalidArgument(
+          "{}: tensor '{}' has a non-finite scale ({}) in block {} of row {}: the {} weights are "
+          "damaged; lockstep refuses non-finite weights",
+          path, info.path, scale, slice.col_begin / kQuantBlockSize + bad % width_blocks,
+          slice.row_begin + bad / width_blocks, DTypeName(info.dtype));
+    }
   } else {
-    hsize_t start[2] = {static_cast<hsize_t>(slice.row_begin),
-                        static_cast<hsize_t>(slice.col_begin / unit)};
-    hsize_t count[2] = {static_cast<hsize_t>(slice.row_end - slice.row_begin),
-                        static_cast<hsize_t>((slice.col_end - slice.col_begin) / unit)};
-    memory_space = H5Dataspace(H5Screate_simple(rank, count, nullptr));
-    H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
+    const int64_t bad = FindNonFinite(info.dtype, dst, elements);
+    if (bad >= 0) {
+      uint32_t bits = 0;
+      std::memcpy(&bits, static_cast<const uint8_t*>(dst) + bad * DTypeSize(info.dtype),
+                  DTypeSize(info.dtype));
+      const bool nan = info.dtype == DType::kF32    ? (bits & 0x007fffffu) != 0
+                       : info.dtype == DType::kF16 ? (bits & 0x03ffu) != 0
+                                                   : (bits & 0x007fu) != 0;
+      std::string where;
+      if (rank == 1) {
+        where = fmt::format("[{}]", slice.row_begin + bad);
+      } else {
+        const int64_t width = slice.col_end - slice.col_begin;
+        where =
+            fmt::format("[{}, {}]", slice.row_begin + bad / width, slice.col_begin + bad % width);
+      }
+      return InvalidArgument(
+          "{}: tensor '{}' holds {} at {}; lockstep refuses non-finite weights (the checkpoint or "
+          "its conversion is broken)",
+          path, info.path, nan ? "a NaN" : "an infinity", where);
+    }
   }
-  // Memory type = file type: HDF5 copies the stored bytes, no conversion.
-  H5Datatype type(H5Dget_type(dataset.get()));
-  if (H5Dread(dataset.get(), type.get(), memory_space.get(), file_space.get(),
-              impl_->transfer.get(), dst) < 0) {
-    return Hdf5Error(StatusCode::kIo,
-                     fmt::format("{}: cannot read tensor '{}'", impl_->path, info->path));
+  if (whole && !info.sha256.empty()) {
+    const std::string digest = DigestHex(dst, bytes);
+    if (digest != info.sha256) {
+      return DataLoss(
+          "{}: tensor '{}' does not match its sha256 attribute: the file is damaged or was "
+          "edited (`lockstep verify {}` lists every damaged tensor)",
+          path, info.path, path);
+    }
   }
-  impl_->bytes_requested += static_cast<uint64_t>(DTypeBytes(info->dtype, elements));
   return Status::Ok();
+}
+
+Result<TensorCheck> ModelFile::VerifyTensor(std::string_view tensor_path) {
+  const TensorInfo* info = Find(tensor_path);
+  if (info == nullptr) {
+    return NotFound("{}: no tensor '{}' in this model", impl_->path, tensor_path);
+  }
+  TensorCheck check;
+  check.path = info->path;
+  check.bytes = static_cast<uint64_t>(info->bytes());
+  const int rank = static_cast<int>(info->shape.size());
+  const int64_t cols = rank == 2 ? info->shape[1] : 1;
+  const size_t row_bytes = static_cast<size_t>(DTypeBytes(info->dtype, cols));
+  // Blocks of whole chunk rows near 64 MiB: each chunk is read once.
+  int64_t block_rows = std::max<int64_t>(
+      1, static_cast<int64_t>((size_t{64} << 20) / std::max<size_t>(row_bytes, 1)));
+  if (!info->chunk.empty() && info->chunk[0] > 0) {
+    block_rows = std::max<int64_t>(1, block_rows / info->chunk[0]) * info->chunk[0];
+  }
+  std::vector<uint8_t> buffer;
+  Sha256Digest hash;
+  for (int64_t r = 0; r < info->shape[0]; r += block_rows) {
+    TensorSlice slice;
+    slice.row_begin = r;
+    slice.row_end = std::min(info->shape[0], r + block_rows);
+    slice.col_end = rank == 2 ? cols : 0;
+    buffer.resize(static_cast<size_t>(slice.row_end - r) * row_bytes);
+    check.status = impl_->ReadChecked(*info, slice, buffer.data(), /*whole=*/false);
+    if (!check.status.ok()) return check;
+    hash.Update(buffer.data(), buffer.size());
+  }
+  if (!info->sha256.empty() && hash.FinishHex() != info->sha256) {
+    check.status = DataLoss("{}: tensor '{}' does not match its sha256 attribute", impl_->path,
+                            info->path);
+  }
+  return check;
+}
+
+Status ModelFile::VerifyTokenizer() {
+  if (!impl_->has_tokenizer) return Status::Ok();
+  return ReadTokenizer().status();
 }
 
 Status ModelFile::ReadAll(std::string_view tensor_path, void* dst) {

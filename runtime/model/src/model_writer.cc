@@ -20,6 +20,7 @@
 #include "lockstep/base/quant_block.h"
 #include "lockstep/model/chunk_shape.h"
 #include "model_attributes.h"
+#include "model_integrity.h"
 #include "tokenizer_group.h"
 
 namespace lockstep::runtime {
@@ -41,6 +42,12 @@ struct ModelWriter::Impl {
     H5Dataset dataset;                  // open while the tensor is incomplete
     std::vector<uint8_t> rows_written;  // one flag per row
     int64_t num_rows_written = 0;
+    // The SHA-256 of the stored bytes, fed while rows arrive in order (the
+    // usual case: synth and convert write row blocks top to bottom). Rows out
+    // of order or written twice make Close() hash the tensor from the file.
+    std::unique_ptr<Sha256Digest> hash = std::make_unique<Sha256Digest>();
+    int64_t rows_hashed = 0;
+    bool hash_in_order = true;
   };
 
   std::string path;
@@ -49,15 +56,18 @@ struct ModelWriter::Impl {
   H5File file;
   std::vector<Tensor> tensors;  // inventory order
   std::map<std::string, size_t, std::less<>> index;
-  std::vector<uint16_t> narrow;   // conversion buffer for f16/bf16
+  std::vector<uint16_t> narrow;    // conversion buffer for f16/bf16
   std::vector<uint8_t> quantized;  // conversion buffer for q8_0/q4_0
+  H5PropertyList transfer;         // H5Dwrite properties (WriterTransfer)
+  std::optional<std::string> tokenizer_digest;
   bool closed = false;
 
-  // The tensor `spec` names, checked against the model's, and the row range.
-  Result<Tensor*> FindRows(const TensorSpec& spec, int64_t row_begin, int64_t num_rows);
-  // Writes rows given in the stored dtype (blocks for a quantized tensor)
-  // and marks them written.
-  Status WriteStored(Tensor& tensor, int64_t row_begin, int64_t num_rows, const void* data);
+  // The checks common to WriteRows and WriteStoredRows; the tensor's entry.
+  Result<Tensor*> CheckRows(const TensorSpec& spec, int64_t row_begin, int64_t num_rows);
+  // Writes rows already in the tensor's stored dtype (blocks for a quantized
+  // tensor), marks them written and feeds the digest.
+  Status WriteStored(Tensor& tensor, int64_t row_begin, int64_t num_rows, const void* stored);
+  Result<std::string> HashFromFile(const Tensor& tensor);
 };
 
 ModelWriter::ModelWriter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -95,7 +105,9 @@ Result<ModelWriter> ModelWriter::Create(const std::string& path, const ModelConf
   // the setting for the root group): same inputs, same bytes.
   H5PropertyList fcpl(H5Pcreate(H5P_FILE_CREATE));
   H5Pset_obj_track_times(fcpl.get(), 0);
-  impl->file = H5File(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl.get(), H5P_DEFAULT));
+  // The HDF5 1.10 object format: checksummed metadata (model_integrity.h).
+  H5PropertyList fapl = WriterFileAccess();
+  impl->file = H5File(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get()));
   if (!impl->file.valid()) {
     return Hdf5Error(StatusCode::kIo, fmt::format("{}: cannot create model file", path));
   }
@@ -121,7 +133,7 @@ Result<ModelWriter> ModelWriter::Create(const std::string& path, const ModelConf
   };
   for (const TensorSpec& spec : partitioner::ModelTensors(config)) {
     LOCKSTEP_RETURN_IF_ERROR(ensure_parents(spec.path));
-    const DType dtype = spec.role == TensorRole::kNorm ? DType::kF32 : options.dtype;
+    const DType dtype = partitioner::IsF32Tensor(spec.role) ? DType::kF32 : options.dtype;
     H5Datatype type = MakeHdf5Type(dtype);
     // A quantized matrix is a [rows, cols / 32] dataset of blocks.
     std::vector<int64_t> stored = spec.shape;
@@ -140,25 +152,25 @@ Result<ModelWriter> ModelWriter::Create(const std::string& path, const ModelConf
     std::vector<int64_t> chunk64 = ModelChunkShape(
         stored, static_cast<size_t>(DTypeBlockBytes(dtype)), options.target_chunk_bytes);
     std::vector<hsize_t> chunk(chunk64.begin(), chunk64.end());
-    H5PropertyList dcpl(H5Pcreate(H5P_DATASET_CREATE));
-    H5Pset_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data());
-    H5Pset_alloc_time(dcpl.get(), H5D_ALLOC_TIME_EARLY);
-    H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER);
-    H5Pset_obj_track_times(dcpl.get(), 0);
+    // Chunked, Fletcher32 on every chunk, every chunk allocated now.
+    H5PropertyList dcpl = TensorCreationProperties(chunk);
     H5Dataset dataset(H5Dcreate2(file, spec.path.c_str(), type.get(), space.get(), H5P_DEFAULT,
                                  dcpl.get(), H5P_DEFAULT));
     if (!dataset.valid()) {
       return Hdf5Error(StatusCode::kIo,
                        fmt::format("{}: cannot create tensor '{}'", path, spec.path));
     }
+    LOCKSTEP_RETURN_IF_ERROR(CreateDigestAttribute(dataset.get(), path, spec.path));
     impl->index.emplace(spec.path, impl->tensors.size());
-    Impl::Tensor tensor{spec, dtype, std::move(dataset), {}, 0};
+    Impl::Tensor tensor{spec, dtype, std::move(dataset), {}};
     tensor.rows_written.assign(static_cast<size_t>(spec.shape[0]), 0);
     impl->tensors.push_back(std::move(tensor));
   }
   if (options.tokenizer) {
-    LOCKSTEP_RETURN_IF_ERROR(WriteTokenizerGroup(file, path, *options.tokenizer));
+    LOCKSTEP_ASSIGN_OR_RETURN(impl->tokenizer_digest,
+                              WriteTokenizerGroup(file, path, *options.tokenizer));
   }
+  impl->transfer = WriterTransfer();
   return ModelWriter(std::move(impl));
 }
 
@@ -166,42 +178,39 @@ Status ModelWriter::WriteTensor(const TensorSpec& spec, const float* values) {
   return WriteRows(spec, 0, spec.shape.empty() ? 0 : spec.shape[0], values);
 }
 
-Result<ModelWriter::Impl::Tensor*> ModelWriter::Impl::FindRows(const TensorSpec& spec,
-                                                               int64_t row_begin,
-                                                               int64_t num_rows) {
-  Impl& impl = *this;
-  if (impl.closed) return FailedPrecondition("{}: writer already closed", impl.path);
-  auto it = impl.index.find(spec.path);
-  if (it == impl.index.end()) {
-    return InvalidArgument("{}: '{}' is not a tensor of this model (see ModelTensors)", impl.path,
+Result<ModelWriter::Impl::Tensor*> ModelWriter::Impl::CheckRows(const TensorSpec& spec,
+                                                                int64_t row_begin,
+                                                                int64_t num_rows) {
+  if (closed) return FailedPrecondition("{}: writer already closed", path);
+  auto it = index.find(spec.path);
+  if (it == index.end()) {
+    return InvalidArgument("{}: '{}' is not a tensor of this model (see ModelTensors)", path,
                            spec.path);
   }
-  Tensor& tensor = impl.tensors[it->second];
+  Tensor& tensor = tensors[it->second];
   if (spec.shape != tensor.spec.shape) {
-    return InvalidArgument("{}: tensor '{}' given with shape {}, the model's is {}", impl.path,
+    return InvalidArgument("{}: tensor '{}' given with shape {}, the model's is {}", path,
                            spec.path, ShapeString(spec.shape), ShapeString(tensor.spec.shape));
   }
   const int64_t rows = tensor.spec.shape[0];
-  if (row_begin < 0 || num_rows < 0 || row_begin + num_rows > rows) {
-    return OutOfRange("{}: rows [{}, {}) lie outside tensor '{}' of {} rows", impl.path, row_begin,
+  if (row_begin < 0 || num_rows < 0 || row_begin > rows || num_rows > rows - row_begin) {
+    return OutOfRange("{}: rows [{}, {}) lie outside tensor '{}' of {} rows", path, row_begin,
                       row_begin + num_rows, spec.path, rows);
   }
   return &tensor;
 }
 
 Status ModelWriter::Impl::WriteStored(Tensor& tensor, int64_t row_begin, int64_t num_rows,
-                                      const void* data) {
-  Impl& impl = *this;
+                                      const void* stored) {
   const TensorSpec& spec = tensor.spec;
   const int rank = static_cast<int>(spec.shape.size());
   const int64_t cols = rank == 2 ? spec.shape[1] : 1;
   Hdf5Lock lock;
   SilenceHdf5Errors();
   if (!tensor.dataset.valid()) {  // written completely before, and written again
-    tensor.dataset = H5Dataset(H5Dopen2(impl.file.get(), spec.path.c_str(), H5P_DEFAULT));
+    tensor.dataset = H5Dataset(H5Dopen2(file.get(), spec.path.c_str(), H5P_DEFAULT));
     if (!tensor.dataset.valid()) {
-      return Hdf5Error(StatusCode::kIo,
-                       fmt::format("{}: cannot open tensor '{}'", impl.path, spec.path));
+      return Hdf5Error(StatusCode::kIo, fmt::format("{}: cannot open tensor '{}'", path, spec.path));
     }
   }
   H5Datatype type = MakeHdf5Type(tensor.dtype);
@@ -212,9 +221,15 @@ Status ModelWriter::Impl::WriteStored(Tensor& tensor, int64_t row_begin, int64_t
   H5Dataspace memory_space(H5Screate_simple(rank, count, nullptr));
   H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
   if (H5Dwrite(tensor.dataset.get(), type.get(), memory_space.get(), file_space.get(),
-               H5P_DEFAULT, data) < 0) {
-    return Hdf5Error(StatusCode::kIo,
-                     fmt::format("{}: cannot write tensor '{}'", impl.path, spec.path));
+               transfer.get(), stored) < 0) {
+    return Hdf5Error(StatusCode::kIo, fmt::format("{}: cannot write tensor '{}'", path, spec.path));
+  }
+  const size_t row_bytes = static_cast<size_t>(DTypeBytes(tensor.dtype, cols));
+  if (tensor.hash_in_order && row_begin == tensor.rows_hashed) {
+    tensor.hash->Update(stored, static_cast<size_t>(num_rows) * row_bytes);
+    tensor.rows_hashed += num_rows;
+  } else {
+    tensor.hash_in_order = false;
   }
   for (int64_t r = row_begin; r < row_begin + num_rows; ++r) {
     if (!tensor.rows_written[static_cast<size_t>(r)]) {
@@ -231,7 +246,7 @@ Status ModelWriter::Impl::WriteStored(Tensor& tensor, int64_t row_begin, int64_t
 Status ModelWriter::WriteRows(const TensorSpec& spec, int64_t row_begin, int64_t num_rows,
                               const float* values) {
   Impl& impl = *impl_;
-  LOCKSTEP_ASSIGN_OR_RETURN(Impl::Tensor * tensor, impl.FindRows(spec, row_begin, num_rows));
+  LOCKSTEP_ASSIGN_OR_RETURN(Impl::Tensor * tensor, impl.CheckRows(spec, row_begin, num_rows));
   if (num_rows == 0) return Status::Ok();
   const int64_t cols = tensor->spec.shape.size() == 2 ? tensor->spec.shape[1] : 1;
   const DType dtype = tensor->dtype;
@@ -281,7 +296,7 @@ Status ModelWriter::WriteRows(const TensorSpec& spec, int64_t row_begin, int64_t
 Status ModelWriter::WriteStoredRows(const TensorSpec& spec, int64_t row_begin, int64_t num_rows,
                                     const void* data) {
   Impl& impl = *impl_;
-  LOCKSTEP_ASSIGN_OR_RETURN(Impl::Tensor * tensor, impl.FindRows(spec, row_begin, num_rows));
+  LOCKSTEP_ASSIGN_OR_RETURN(Impl::Tensor * tensor, impl.CheckRows(spec, row_begin, num_rows));
   if (num_rows == 0) return Status::Ok();
   if (DTypeIsQuantized(tensor->dtype)) {
     const int64_t blocks_per_row = tensor->spec.shape[1] / kQuantBlockSize;
@@ -295,6 +310,42 @@ Status ModelWriter::WriteStoredRows(const TensorSpec& spec, int64_t row_begin, i
     }
   }
   return impl.WriteStored(*tensor, row_begin, num_rows, data);
+}
+
+// The digest of a tensor whose rows did not all arrive in order: read back
+// from the file in blocks of rows (bounded memory), verifying its chunk
+// checksums on the way.
+Result<std::string> ModelWriter::Impl::HashFromFile(const Tensor& tensor) {
+  const TensorSpec& spec = tensor.spec;
+  const int rank = static_cast<int>(spec.shape.size());
+  const int64_t cols = rank == 2 ? spec.shape[1] : 1;
+  const size_t row_bytes = static_cast<size_t>(DTypeBytes(tensor.dtype, cols));
+  const int64_t block_rows =
+      std::max<int64_t>(1, static_cast<int64_t>((size_t{16} << 20) / std::max<size_t>(row_bytes, 1)));
+  H5Dataset dataset(H5Dopen2(file.get(), spec.path.c_str(), H5P_DEFAULT));
+  if (!dataset.valid()) {
+    return Hdf5Error(StatusCode::kIo, fmt::format("{}: cannot open tensor '{}'", path, spec.path));
+  }
+  H5Datatype type = MakeHdf5Type(tensor.dtype);
+  H5Dataspace file_space(H5Dget_space(dataset.get()));
+  std::vector<uint8_t> buffer;
+  Sha256Digest hash;
+  for (int64_t r = 0; r < spec.shape[0]; r += block_rows) {
+    const int64_t n = std::min(block_rows, spec.shape[0] - r);
+    buffer.resize(static_cast<size_t>(n) * row_bytes);
+    hsize_t start[2] = {static_cast<hsize_t>(r), 0};
+    hsize_t count[2] = {static_cast<hsize_t>(n),
+                        static_cast<hsize_t>(cols / DTypeBlockElements(tensor.dtype))};
+    H5Dataspace memory_space(H5Screate_simple(rank, count, nullptr));
+    H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
+    if (H5Dread(dataset.get(), type.get(), memory_space.get(), file_space.get(), H5P_DEFAULT,
+                buffer.data()) < 0) {
+      return Hdf5Error(StatusCode::kIo,
+                       fmt::format("{}: cannot read back tensor '{}'", path, spec.path));
+    }
+    hash.Update(buffer.data(), buffer.size());
+  }
+  return hash.FinishHex();
 }
 
 Status ModelWriter::Close() {
@@ -314,13 +365,42 @@ Status ModelWriter::Close() {
         first - tensor.rows_written.begin());
     break;
   }
+  // The manifest: every tensor's digest as its attribute, and the digest of
+  // the list as a root attribute (model_integrity.h).
+  std::vector<std::pair<std::string, std::string>> manifest;
+  for (Impl::Tensor& tensor : impl.tensors) {
+    if (!status.ok()) break;
+    tensor.dataset = H5Dataset();
+    std::string digest;
+    if (tensor.hash_in_order && tensor.rows_hashed == tensor.spec.shape[0]) {
+      digest = tensor.hash->FinishHex();
+    } else {
+      Result<std::string> from_file = impl.HashFromFile(tensor);
+      status = from_file.status();
+      if (!status.ok()) break;
+      digest = std::move(from_file).value();
+    }
+    H5Dataset dataset(H5Dopen2(impl.file.get(), tensor.spec.path.c_str(), H5P_DEFAULT));
+    status = dataset.valid()
+                 ? WriteDigestAttribute(dataset.get(), impl.path, tensor.spec.path, digest)
+                 : Hdf5Error(StatusCode::kIo, fmt::format("{}: cannot open tensor '{}'", impl.path,
+                                                          tensor.spec.path));
+    manifest.push_back({tensor.spec.path, std::move(digest)});
+  }
+  if (status.ok() && impl.tokenizer_digest) {
+    manifest.push_back({kTokenizerDataset, *impl.tokenizer_digest});
+  }
   // The format name and version go last: a file without them is not a model,
   // which is what an interrupted writer leaves behind.
   if (status.ok()) {
     H5Group root(H5Gopen2(impl.file.get(), "/", H5P_DEFAULT));
-    status = WriteStringAttribute(root.get(), impl.path, "format", kFormatName);
+    const std::string text = ManifestText(manifest);
+    status = WriteStringAttribute(root.get(), impl.path, kManifestAttribute,
+                                  DigestHex(text.data(), text.size()));
+    if (status.ok()) status = WriteStringAttribute(root.get(), impl.path, "format", kFormatName);
     if (status.ok()) {
-      status = WriteIntAttribute(root.get(), impl.path, "format_version", kModelFormatVersion);
+      status = WriteIntAttribute(root.get(), impl.path, "format_version",
+                                 ModelFormatVersionFor(impl.config));
     }
   }
   for (Impl::Tensor& tensor : impl.tensors) tensor.dataset = H5Dataset();

@@ -8,10 +8,12 @@
 #include "hdf5_attribute.h"
 #include "hdf5_error.h"
 #include "hdf5_handle.h"
+#include "model_integrity.h"
 
 namespace lockstep::runtime {
 
-Status WriteTokenizerGroup(hid_t file, std::string_view file_name, const TokenizerData& t) {
+Result<std::string> WriteTokenizerGroup(hid_t file, std::string_view file_name,
+                                        const TokenizerData& t) {
   H5PropertyList gcpl(H5Pcreate(H5P_GROUP_CREATE));
   H5Pset_obj_track_times(gcpl.get(), 0);
   H5Group group(H5Gcreate2(file, kTokenizerGroup, H5P_DEFAULT, gcpl.get(), H5P_DEFAULT));
@@ -44,7 +46,11 @@ Status WriteTokenizerGroup(hid_t file, std::string_view file_name, const Tokeniz
     return Hdf5Error(StatusCode::kIo,
                      fmt::format("{}: cannot write dataset '{}'", file_name, kTokenizerDataset));
   }
-  return Status::Ok();
+  std::string digest = DigestHex(t.data.data(), t.data.size());
+  LOCKSTEP_RETURN_IF_ERROR(
+      WriteStringAttribute(dataset.get(), fmt::format("{}: '{}'", file_name, kTokenizerDataset),
+                           kSha256Attribute, digest));
+  return digest;
 }
 
 namespace {
@@ -75,7 +81,8 @@ Result<std::pair<H5Dataset, hsize_t>> OpenDataDataset(hid_t file, std::string_vi
 
 }  // namespace
 
-Result<TokenizerData> ReadTokenizerAttributes(hid_t file, std::string_view file_name) {
+Result<TokenizerData> ReadTokenizerAttributes(hid_t file, std::string_view file_name,
+                                              std::optional<std::string>* digest) {
   H5Group group(H5Gopen2(file, kTokenizerGroup, H5P_DEFAULT));
   if (!group.valid()) {
     return Hdf5Error(StatusCode::kInvalidArgument,
@@ -103,18 +110,28 @@ Result<TokenizerData> ReadTokenizerAttributes(hid_t file, std::string_view file_
     LOCKSTEP_ASSIGN_OR_RETURN(t.source, ReadStringAttribute(group.get(), where, "source"));
   }
   t.source = t.source.empty() ? where : fmt::format("{} (from {})", where, t.source);
-  LOCKSTEP_RETURN_IF_ERROR(OpenDataDataset(file, file_name).status());
+  LOCKSTEP_ASSIGN_OR_RETURN(auto dataset, OpenDataDataset(file, file_name));
+  LOCKSTEP_ASSIGN_OR_RETURN(std::optional<std::string> data_digest,
+                            ReadDigestAttribute(dataset.first.get(), file_name, kTokenizerDataset));
+  if (digest != nullptr) *digest = std::move(data_digest);
   return t;
 }
 
 Result<TokenizerData> ReadTokenizerGroup(hid_t file, std::string_view file_name) {
-  LOCKSTEP_ASSIGN_OR_RETURN(TokenizerData t, ReadTokenizerAttributes(file, file_name));
+  std::optional<std::string> digest;
+  LOCKSTEP_ASSIGN_OR_RETURN(TokenizerData t, ReadTokenizerAttributes(file, file_name, &digest));
   LOCKSTEP_ASSIGN_OR_RETURN(auto dataset, OpenDataDataset(file, file_name));
   t.data.resize(dataset.second);
   if (H5Dread(dataset.first.get(), H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data.data()) <
       0) {
     return Hdf5Error(StatusCode::kDataLoss,
                      fmt::format("{}: cannot read dataset '{}'", file_name, kTokenizerDataset));
+  }
+  if (digest && DigestHex(t.data.data(), t.data.size()) != *digest) {
+    return DataLoss(
+        "{}: dataset '{}' does not match its sha256 attribute: the file is damaged (`lockstep "
+        "verify {}` checks every tensor)",
+        file_name, kTokenizerDataset, file_name);
   }
   return t;
 }

@@ -7,10 +7,14 @@
 //       add_bos_token     int64 0 | 1
 //       source            string, informational
 //   /tokenizer/data       1-D uint8 dataset: the bytes of the tokenizer file
-//                         (a tokenizer.model ModelProto or tokenizer.json text)
+//                         (a tokenizer.model ModelProto or tokenizer.json text),
+//                         attribute sha256: their digest (model_integrity.h)
 //
 // Call under Hdf5Lock. `file` in messages is the model file's name.
 #pragma once
+
+#include <optional>
+#include <string>
 
 #include <hdf5.h>
 
@@ -24,14 +28,18 @@ namespace lockstep::runtime {
 inline constexpr const char* kTokenizerGroup = "/tokenizer";
 inline constexpr const char* kTokenizerDataset = "/tokenizer/data";
 
-Status WriteTokenizerGroup(hid_t file, std::string_view file_name, const TokenizerData& tokenizer);
+// Returns the data's SHA-256 (hex), which it also stores as its attribute.
+Result<std::string> WriteTokenizerGroup(hid_t file, std::string_view file_name,
+                                        const TokenizerData& tokenizer);
 
 // The attributes only (data left empty), checking that the group is well
 // formed: every attribute present with its type, the kind known, the ids
-// >= -1, and the data dataset 1-D uint8 and not empty.
-Result<TokenizerData> ReadTokenizerAttributes(hid_t file, std::string_view file_name);
+// >= -1, and the data dataset 1-D uint8 and not empty. `digest` (may be
+// null) receives the data's sha256 attribute, nullopt when it has none.
+Result<TokenizerData> ReadTokenizerAttributes(hid_t file, std::string_view file_name,
+                                              std::optional<std::string>* digest = nullptr);
 
-// Attributes and data.
+// Attributes and data; DataLoss when the data does not match its sha256.
 Result<TokenizerData> ReadTokenizerGroup(hid_t file, std::string_view file_name);
 
 }  // namespace lockstep::runtime

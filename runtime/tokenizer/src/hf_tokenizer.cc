@@ -18,6 +18,7 @@
 #include "hf_normalizer.h"
 #include "hf_pre_tokenizer.h"
 #include "hf_spec.h"
+#include "lockstep/base/json_nesting.h"
 #include "utf8.h"
 
 namespace lockstep::runtime {
@@ -312,6 +313,7 @@ std::unique_ptr<HfTokenizer> HfTokenizer::Build(const TokenizerData& data, const
 }  // namespace
 
 Result<std::unique_ptr<Tokenizer>> CreateHfTokenizer(const TokenizerData& data) {
+  LOCKSTEP_RETURN_IF_ERROR(CheckJsonNesting(data.data, data.source));
   try {
     const json spec = json::parse(data.data);
     return std::unique_ptr<Tokenizer>(HfTokenizer::Build(data, spec));

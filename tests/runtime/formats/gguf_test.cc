@@ -320,6 +320,24 @@ TEST(GgufTest, LyingHeadersGiveClearErrors) {
   }
 }
 
+// Two tensors claiming the same bytes (docs/converting.md says such files
+// are refused): named, both of them.
+TEST(GgufTest, OverlappingTensorsAreRefused) {
+  GgufTestWriter w;
+  w.AddString("general.architecture", "llama");
+  w.AddTensor("a", {8}, kGgmlTypeF32, std::vector<uint8_t>(32, 1));
+  w.AddTensor("b", {8}, kGgmlTypeF32, std::vector<uint8_t>(32, 2));
+  w.AddTensor("c", {8}, kGgmlTypeF32, std::vector<uint8_t>(32, 3));
+  EXPECT_EQ(ParseError(w.Bytes()), "ok");  // as written: disjoint
+  w.SetOffset(2, 32);                      // c now starts where b does
+  EXPECT_EQ(ParseError(w.Bytes()),
+            "bad.gguf: corrupt GGUF: tensors 'b' (data offset 32, 32 bytes) and 'c' (data offset "
+            "32) overlap");
+  GgufTestWriter partial = w;
+  partial.SetOffset(2, 64);  // disjoint again
+  EXPECT_EQ(ParseError(partial.Bytes()), "ok");
+}
+
 TEST(GgufTest, OpenReportsMissingAndNonRegularFiles) {
   testing::ScratchDir dir;
   Result<GgufFile> missing = GgufFile::Open(dir.File("absent.gguf"));

@@ -3,6 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
+#include "lockstep/job/result_writer.h"
+
 #include "lockstep/tokenizer/tokenizer.h"
 #include "runtime/tiny_tokenizer.h"
 
@@ -208,6 +212,75 @@ TEST(RequestTest, Errors) {
   }
 }
 
+// The hostile lines of issue 15: each becomes an error record naming the
+// field (and keeping the id when it was read), never an abort, a crash or a
+// silently ignored field.
+TEST(RequestTest, HostileLinesGetAnErrorRecordNamingTheField) {
+  struct Case {
+    std::string line;
+    std::vector<std::string> expected;  // substrings of the message
+    std::optional<std::string> id;
+  };
+  const std::string deep_array = std::string(100000, '[') + std::string(100000, ']');
+  const std::vector<Case> cases = {
+      {R"({"id": "a", "prompt_tokens": [1], "temperature": 1e400})",
+       {"field 'temperature'", "1e400 is too large"}, "a"},
+      {R"({"custom_id": "o", "body": {"prompt": [1], "temperature": -1e999}})",
+       {"field 'body.temperature'", "-1e999 is too large"}, "o"},
+      {R"({"id": "a", "prompt_tokens": [1, 2e400]})", {"field 'prompt_tokens[]'", "too large"},
+       "a"},
+      {R"({"id": "a", "max_tokens": 123456789012345678901234567890, "prompt_tokens": [1]})",
+       {"field 'max_tokens' must be an integer"}, "a"},
+      {deep_array, {"nested deeper than 32 levels"}, std::nullopt},
+      {R"({"id": "deep", "prompt_tokens": [1], "stop": )" + deep_array + "}",
+       {"nested deeper than 32 levels", "(in field 'stop[]"}, "deep"},
+      {"{\"id\": \"a\xff\", \"prompt_tokens\": [1]}",
+       {"field 'id': not valid JSON", "ill-formed UTF-8", "\\xff"}, std::nullopt},
+      {"{\"id\": \"t\", \"prompt\": \"caf\xc3\", \"max_tokens\": 2}",
+       {"field 'prompt': not valid JSON", "UTF-8"}, "t"},
+      {"{\"id\": \"t\", \"prompt\": \"\xed\xa0\x80\"}", {"field 'prompt'", "UTF-8"}, "t"},
+      {R"({"id": "t", "prompt": "\ud800"})", {"field 'prompt'", "surrogate"}, "t"},
+      {R"({"id": "a", "prompt_tokens": [1], "temprature": 0})",
+       {"field 'temprature' is not a request field; did you mean 'temperature'?"}, "a"},
+      {R"({"id": "a", "prompt_tokens": [1], "max_token": 3})",
+       {"field 'max_token' is not a request field; did you mean 'max_tokens'?"}, "a"},
+      {R"({"id": "a", "prompt_tokens": [1], "frobnicate": 3})",
+       {"field 'frobnicate' is not a request field"}, "a"},
+      {R"({"custom_id": "o", "body": {"prompt": [1], "top-p": 0.5}})",
+       {"field 'body.top-p' is not a request field; did you mean 'top_p'?"}, "o"},
+      {R"({"custom_id": "o", "body": {"prompt_tokens": [1]}})",
+       {"field 'body.prompt_tokens' is not a request field",
+        "the OpenAI form takes token ids as 'body.prompt'"},
+       "o"},
+      {R"({"custom_id": "o", "max_tokens": 3, "body": {"prompt": [1]}})",
+       {"field 'max_tokens' is not a request field", "generation fields go in 'body'"}, "o"},
+  };
+  for (const Case& c : cases) {
+    RequestFile f = ParseRequestText(c.line + "\n", "in.jsonl", nullptr);
+    ASSERT_EQ(f.errors.size(), 1u) << c.line.substr(0, 80);
+    EXPECT_TRUE(f.requests.empty());
+    const RequestError& e = f.errors[0];
+    EXPECT_EQ(e.line, 1);
+    EXPECT_EQ(e.id, c.id) << e.message;
+    EXPECT_EQ(e.message.rfind("in.jsonl:1: ", 0), 0u) << e.message;
+    EXPECT_EQ(e.message.find('\n'), std::string::npos) << e.message;
+    EXPECT_LT(e.message.size(), 400u) << e.message;
+    for (const std::string& expected : c.expected) {
+      EXPECT_NE(e.message.find(expected), std::string::npos)
+          << "message: " << e.message << "\nexpected: " << expected;
+    }
+    // The error record is valid JSON (no raw invalid UTF-8) and reads back.
+    const std::string record = FormatErrorLine(e);
+    nlohmann::json parsed = nlohmann::json::parse(record, nullptr, false);
+    ASSERT_TRUE(parsed.is_object()) << record;
+    EXPECT_EQ(parsed["error"].get<std::string>(), e.message);
+  }
+  // The fields every documented request uses are all known.
+  MustParse(R"({"id": "a", "prompt_tokens": [1], "model": "m", "user": "u", "n": 1,
+                "best_of": 1, "stream": false, "logprobs": null, "suffix": "", "echo": false,
+                "presence_penalty": 0, "frequency_penalty": 0, "logit_bias": {}})");
+}
+
 TEST(RequestTest, ModelChecks) {
   const partitioner::ModelConfig c = SmallConfig();
   Request r = MustParse(R"({"id": "a", "prompt_tokens": [0, 99], "max_tokens": 30})");
@@ -253,8 +326,10 @@ TEST(RequestTest, FileKeepsGoodLinesAndRecordsBadOnes) {
   EXPECT_EQ(f.requests[1].line, 8);
   ASSERT_EQ(f.errors.size(), 4u);
   EXPECT_EQ(f.errors[0].line, 3);
-  EXPECT_FALSE(f.errors[0].id.has_value());  // unreadable line: no id
-  EXPECT_NE(f.errors[0].message.find("in.jsonl:3: not valid JSON"), std::string::npos);
+  EXPECT_EQ(f.errors[0].id, "b");  // read before the line broke off
+  EXPECT_NE(f.errors[0].message.find("in.jsonl:3: field 'prompt_tokens[]': not valid JSON"),
+            std::string::npos)
+      << f.errors[0].message;
   EXPECT_EQ(f.errors[1].line, 4);
   EXPECT_EQ(f.errors[1].id, "c");
   EXPECT_NE(f.errors[1].message.find("outside the model's vocabulary"), std::string::npos);

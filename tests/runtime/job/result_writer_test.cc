@@ -1,6 +1,7 @@
 #include "lockstep/job/result_writer.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -96,6 +97,91 @@ TEST(ResultWriterTest, ErrorsNameTheFile) {
   Status s = full->WriteError({std::nullopt, 1, "x"});
   EXPECT_EQ(s.code(), StatusCode::kIo);
   EXPECT_NE(s.message().find("/dev/full"), std::string::npos);
+}
+
+// One job per results file: a second claim (another job, another --resume)
+// is refused while the first holds the file, in this process or another.
+TEST(ResultWriterTest, ASecondClaimIsRefusedWhileTheFirstHoldsTheFile) {
+  const std::string path = TempPath("locked.jsonl");
+  std::filesystem::remove(path);
+  {
+    Result<ResultWriter> first = ResultWriter::Claim(path, ExistingResults::kRefuse);
+    ASSERT_TRUE(first.ok()) << first.status().message();
+    ASSERT_TRUE(first->Start().ok());
+    ASSERT_TRUE(first->WriteError({std::nullopt, 1, "x"}).ok());
+    for (ExistingResults mode :
+         {ExistingResults::kRefuse, ExistingResults::kAppend, ExistingResults::kOverwrite}) {
+      Result<ResultWriter> second = ResultWriter::Claim(path, mode);
+      ASSERT_FALSE(second.ok());
+      EXPECT_EQ(second.status().code(), StatusCode::kFailedPrecondition);
+      EXPECT_NE(second.status().message().find(path + ": another process is writing"),
+                std::string::npos)
+          << second.status().message();
+    }
+    // Another process (the lock is the file system's, not this process's).
+    const pid_t child = fork();
+    if (child == 0) {
+      Result<ResultWriter> other = ResultWriter::Claim(path, ExistingResults::kAppend);
+      _exit(!other.ok() && other.status().code() == StatusCode::kFailedPrecondition ? 0 : 1);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    EXPECT_EQ(Lines(path).size(), 1u);  // the refused claims touched nothing
+  }
+  // Released with the first writer.
+  EXPECT_TRUE(ResultWriter::Claim(path, ExistingResults::kAppend).ok());
+  std::filesystem::remove(path);
+}
+
+TEST(ResultWriterTest, ANonEmptyFileIsKeptUnlessAppendingOrOverwritingAtStart) {
+  const std::string path = TempPath("existing.jsonl");
+  { std::ofstream(path) << "{\"id\":\"a\",\"tokens\":[1]}\n"; }
+  Result<ResultWriter> refused = ResultWriter::Claim(path, ExistingResults::kRefuse);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("already holds 24 bytes; --resume continues that "
+                                            "job, --force overwrites it"),
+            std::string::npos)
+      << refused.status().message();
+  EXPECT_EQ(Lines(path).size(), 1u);
+  {
+    Result<ResultWriter> force = ResultWriter::Claim(path, ExistingResults::kOverwrite);
+    ASSERT_TRUE(force.ok());
+    EXPECT_EQ(Lines(path).size(), 1u);  // not truncated until Start
+  }
+  EXPECT_EQ(Lines(path).size(), 1u);  // a claim never started keeps the file
+  {
+    Result<ResultWriter> append = ResultWriter::Claim(path, ExistingResults::kAppend);
+    ASSERT_TRUE(append.ok());
+    ASSERT_TRUE(append->Start().ok());
+    ASSERT_TRUE(append->WriteError({std::nullopt, 2, "y"}).ok());
+  }
+  EXPECT_EQ(Lines(path).size(), 2u);
+  {
+    Result<ResultWriter> force = ResultWriter::Claim(path, ExistingResults::kOverwrite);
+    ASSERT_TRUE(force.ok());
+    ASSERT_TRUE(force->Start().ok());
+    ASSERT_TRUE(force->WriteError({std::nullopt, 3, "z"}).ok());
+  }
+  EXPECT_EQ(Lines(path).size(), 1u);
+  std::filesystem::remove(path);
+}
+
+TEST(ResultWriterTest, AClaimThatNeverStartsLeavesNoNewFile) {
+  const std::string path = TempPath("never.jsonl");
+  std::filesystem::remove(path);
+  {
+    Result<ResultWriter> claimed = ResultWriter::Claim(path, ExistingResults::kRefuse);
+    ASSERT_TRUE(claimed.ok());
+    EXPECT_TRUE(std::filesystem::exists(path));
+  }
+  EXPECT_FALSE(std::filesystem::exists(path));
+  // An existing empty file stays.
+  { std::ofstream(path).flush(); }
+  { ASSERT_TRUE(ResultWriter::Claim(path, ExistingResults::kRefuse).ok()); }
+  EXPECT_TRUE(std::filesystem::exists(path));
+  std::filesystem::remove(path);
 }
 
 }  // namespace

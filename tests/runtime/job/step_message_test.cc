@@ -86,13 +86,17 @@ TEST(StepMessageTest, OutcomesRoundTrip) {
   o.step = 9;
   o.rows.push_back({5, 17, false, false, 0x1234, ""});
   o.rows.push_back({8, 2, true, true, 0xfedcba9876543210ull, std::string(64, 'a')});
+  o.rows.push_back({3, 41, true, false, 0, "", RowOutcome::NonFinite::kNan});
   std::vector<std::byte> bytes;
   EncodeOutcomes(o, 3, &bytes);
   EXPECT_EQ(bytes.size(), OutcomeBytes(3));
   Result<StepOutcomes> got = DecodeOutcomes(bytes, 3);
   ASSERT_TRUE(got.ok()) << got.status().message();
   EXPECT_EQ(got->step, 9);
-  ASSERT_EQ(got->rows.size(), 2u);
+  ASSERT_EQ(got->rows.size(), 3u);
+  EXPECT_EQ(got->rows[0].non_finite, RowOutcome::NonFinite::kNone);
+  EXPECT_EQ(got->rows[2].non_finite, RowOutcome::NonFinite::kNan);
+  EXPECT_EQ(got->rows[2].token, 41);
   EXPECT_EQ(got->rows[0].handle, 5);
   EXPECT_EQ(got->rows[0].token, 17);
   EXPECT_FALSE(got->rows[0].finished);
@@ -103,6 +107,9 @@ TEST(StepMessageTest, OutcomesRoundTrip) {
   EXPECT_EQ(got->rows[1].fingerprint, 0xfedcba9876543210ull);
   EXPECT_EQ(got->rows[1].logits_sha256, std::string(64, 'a'));
   EXPECT_FALSE(DecodeOutcomes(bytes, 2).ok());
+  // An unknown non-finite kind is a damaged message.
+  bytes[16 + 2 * 88 + 15] = std::byte{7};
+  EXPECT_FALSE(DecodeOutcomes(bytes, 3).ok());
 }
 
 }  // namespace

@@ -27,6 +27,9 @@
 
 namespace lockstep::partitioner {
 
+// The most chips a cluster spec (and a plan) may have.
+inline constexpr int kMaxClusterChips = 1 << 20;
+
 // A point-to-point connection between two chips, as the alpha-beta model sees
 // it: sending n bytes to a peer takes latency_s + n / PeerBandwidth().
 struct LinkSpec {

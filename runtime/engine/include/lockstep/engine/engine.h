@@ -65,6 +65,11 @@ struct EngineOptions {
   kernels::Isa isa = kernels::Isa::kScalar;  // must be supported by the CPU
   int max_slots = 8;                         // sequence slots of the KV cache (>= 1)
   int32_t kv_pages = 0;                      // pages of the KV cache (>= 0)
+  // Positions the RoPE table covers: the longest sequence the job will run
+  // (prompt + max_tokens), so memory follows the job, not the model's
+  // context (a config may claim 10^8 positions). 0: the model's
+  // max_position_embeddings. Clamped to it.
+  int64_t max_positions = 0;
   // kPlain exists only so benchmarks can measure what the canonical order
   // costs; results then differ from every other configuration.
   kernels::ReductionOrder reduction_order = kernels::ReductionOrder::kCanonical;

@@ -9,15 +9,19 @@
 // order chosen so that a bad model or request file costs nothing and every
 // failure ends every rank with one message from the leader (each phase ends
 // with an agreement, see below):
-//   1. every rank checks that all were started with the same arguments;
+//   1. every rank checks that all were started with the same arguments; the
+//      leader checks that the request file can be read and claims the
+//      results file (ResultWriter::Claim: an exclusive lock, a non-empty
+//      file refused without resume or force; nothing truncated yet);
 //   2. every rank opens and checks the model file (its own copy or a shared
-//      file system);
+//      file system), and the ranks compare the digests of the files they
+//      opened (docs/model-format.md, "Checksums");
 //   3. the leader reads every request line and the results file to resume,
 //      and loads, or makes with the partitioner, the plan; it broadcasts the
 //      request text, the plan and the ids to skip;
 //   4. every rank checks the plan against its model file and the rank count;
 //   5. every rank loads its shards (Plan::RankShards) and creates its engine;
-//   6. the leader creates (or, resuming, opens) the results file.
+//   6. the leader starts the results file (truncating it only with force).
 // Then the requests run through the pipeline (continuous batching, each
 // result fsync'd by the leader as its request finishes), and the ranks'
 // statistics are gathered on the leader.
@@ -102,6 +106,7 @@ struct BatchJobOptions {
   bool progress = true;          // plan summary and progress lines (leader)
   double progress_interval_s = 10.0;  // between progress lines when stderr is not a terminal
   bool resume = false;           // skip requests already in the results file
+  bool force = false;            // overwrite a results file that holds lines (not with resume)
   bool timings = true;           // false: results without timing fields (--no-timings)
 
   // The plan (docs/distributed.md, "Plans"): a plan file, else tp x pp (0:
@@ -182,6 +187,12 @@ struct BatchJobSummary {
 uint64_t ArgumentsFingerprint(const std::vector<std::string_view>& arguments);
 
 // One rank without MPI: the job on a world of one chip.
+// The files of a job must be distinct: --output (and --dump-logits) must
+// not be --input or --model, as a path, a link or another name of the same
+// file. InvalidArgument naming both flags otherwise. Touches nothing; the
+// leader calls it at start-up, launch before that (a bad command line).
+Status CheckJobFiles(const BatchJobOptions& options);
+
 Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options);
 
 // One rank of a job over `world` (see the file comment for errors).

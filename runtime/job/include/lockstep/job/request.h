@@ -86,8 +86,9 @@ Result<Request> ParseRequestLine(std::string_view text, std::string_view source,
 Status TokenizeRequest(Request* request, const Tokenizer* tokenizer, std::string_view source);
 
 // Checks a parsed request against the model: every prompt and stop token id
-// in [0, vocab_size), and prompt length + max_tokens <= max_position_embeddings.
-// OutOfRange otherwise.
+// in [0, vocab_size), and prompt length + max_tokens <= the model's
+// ContextLength() (max_position_embeddings, extended by linear, dynamic and
+// yarn rope scaling). OutOfRange otherwise.
 Status ValidateRequestForModel(const Request& request, const partitioner::ModelConfig& config,
                                std::string_view source);
 

@@ -13,6 +13,15 @@
 //   {"id": "r7", "line": 7, "error": "requests.jsonl:7: ..."}   (id null when
 //                                                               unreadable)
 //
+// One job per results file: the writer holds an exclusive lock on the file
+// (an open-file-description lock, fcntl F_OFD_SETLK, which NFS and Lustre
+// with locking enabled honour) from Claim until it is destroyed, so a second
+// job on the same file -- a second `run` or `--resume` -- is refused instead
+// of interleaving its lines. An existing non-empty file is kept unless the
+// caller asked to append (resume) or to overwrite (force), and even then it
+// is only truncated when Start() is called, after the job has read its model
+// and requests (docs/batch-jobs.md, "Results file").
+//
 // Thread safety: one thread at a time.
 #pragma once
 
@@ -49,14 +58,34 @@ struct RequestResult {
 std::string FormatResultLine(const RequestResult& result);
 std::string FormatErrorLine(const RequestError& error);
 
+// What to do with a results file that already holds lines.
+enum class ExistingResults {
+  kRefuse,     // FailedPrecondition: the default of `lockstep run`
+  kAppend,     // keep them and append (--resume)
+  kOverwrite,  // truncate the file at Start() (--force)
+};
+
 class ResultWriter {
  public:
   ~ResultWriter();
   ResultWriter(ResultWriter&&) noexcept;
   ResultWriter& operator=(ResultWriter&&) noexcept;
 
-  // Creates `path` (truncating it, or appending to it with `append`), and
-  // fsyncs its directory so the file itself survives a crash.
+  // Opens `path` for one job, creating it if needed, without truncating it,
+  // and takes the exclusive lock. Errors (one line naming the file):
+  // FailedPrecondition when another process holds the lock, or when the
+  // file is not empty and `existing` is kRefuse; kIo when it cannot be
+  // opened. On a file system without locks the writer goes on without one
+  // and logs a warning. A file created here and never Start()ed is removed
+  // again when the writer is destroyed, so a job that fails at start-up
+  // leaves no empty results file behind.
+  static Result<ResultWriter> Claim(const std::string& path, ExistingResults existing);
+  // Makes a claimed file ready for lines: truncates it (kOverwrite), or
+  // appends after what it holds (kAppend, kRefuse), and fsyncs its
+  // directory so the file itself survives a crash.
+  Status Start();
+
+  // Claim + Start: truncating `path`, or appending to it with `append`.
   static Result<ResultWriter> Open(const std::string& path, bool append = false);
 
   // Write one line, then fsync. IoError names the file.
@@ -73,6 +102,9 @@ class ResultWriter {
   std::string path_;
   int fd_ = -1;
   int64_t lines_written_ = 0;
+  ExistingResults existing_ = ExistingResults::kOverwrite;
+  bool created_ = false;  // Claim created the file
+  bool started_ = false;
 };
 
 }  // namespace lockstep::runtime

@@ -4,13 +4,17 @@
 // Feeds the same sequence of token ids to a reference model (f32, f16 or
 // bf16) and to each model given, asks for the logits at every position, and
 // prints per model: the mean and largest relative L2 error of the logits
-// (|l - l_ref| / |l_ref| per position) and the share of positions whose
-// top-1 token agrees. The token ids are pseudo-random (SplitMix64 of the
+// (|l - l_ref| / |l_ref| per position), the share of positions whose top-1
+// token agrees, and the mean KL divergence KL(p_ref || p) of the softmax (as
+// llama.cpp's `llama-perplexity --kl-divergence` computes it, so both
+// programs' quantizations can be set side by side). --score-from S scores
+// positions S .. positions-2 only: llama-perplexity -c N scores N/2 .. N-2. The token ids are pseudo-random (SplitMix64 of the
 // position and --seed) or read from --tokens (one id per line, e.g. from
 // llama.cpp's tokenizer), so llama.cpp can be fed the same sequence.
 //
 //   quant_accuracy --reference f16.h5 --models q8_0.h5,q4_0.h5 [--positions 1000]
 //                  [--threads 2] [--chunk 250] [--seed 1] [--tokens FILE]
+//                  [--score-from S]
 //                  [--dump-logits PREFIX]   (raw f32 logits per model, for comparisons)
 #include <fmt/format.h>
 
@@ -79,7 +83,7 @@ int Main(int argc, char** argv) {
   InitLogging();
   CLI::App app{"quantized models' logits against their source's"};
   std::string reference, models, tokens_path, dump;
-  int positions = 1000, threads = 2, chunk = 250;
+  int positions = 1000, threads = 2, chunk = 250, score_from = 0;
   uint64_t seed = 1;
   app.add_option("--reference", reference, "The source model (f32, f16 or bf16)")->required();
   app.add_option("--models", models, "Models to compare, comma-separated")->required();
@@ -88,6 +92,8 @@ int Main(int argc, char** argv) {
   app.add_option("--chunk", chunk, "Tokens per forward step");
   app.add_option("--seed", seed, "Seed of the token ids");
   app.add_option("--tokens", tokens_path, "Token ids, one per line (instead of random ones)");
+  app.add_option("--score-from", score_from,
+                 "Score positions from here to positions - 2 (llama-perplexity -c N: N / 2)");
   app.add_option("--dump-logits", dump, "Write each model's logits to PREFIX.<n>.f32");
   CLI11_PARSE(app, argc, argv);
 
@@ -108,6 +114,10 @@ int Main(int argc, char** argv) {
   }
   const std::vector<float> ref = AllLogits(reference, tokens, threads, chunk);
   const size_t n = tokens.size();
+  const size_t first = score_from > 0 ? static_cast<size_t>(score_from) : 0;
+  const size_t last = score_from > 0 ? n - 1 : n;  // llama-perplexity: not the last position
+  LOCKSTEP_CHECK(first < last, "--score-from {} leaves no position of {}", score_from, n);
+  const size_t scored = last - first;
   auto write_dump = [&](const std::vector<float>& logits, int index) {
     if (dump.empty()) return;
     std::FILE* f = std::fopen(fmt::format("{}.{}.f32", dump, index).c_str(), "wb");
@@ -115,16 +125,28 @@ int Main(int argc, char** argv) {
     std::fclose(f);
   };
   write_dump(ref, 0);
-  fmt::print("reference {}: {} positions, vocabulary {}\n", reference, n, vocab);
-  fmt::print("| model | mean rel. L2 of logits | max rel. L2 | top-1 agreement |\n");
-  fmt::print("|---|---|---|---|\n");
+  fmt::print("reference {}: {} positions scored ({} to {}), vocabulary {}\n", reference, scored,
+             first, last - 1, vocab);
+  fmt::print("| model | mean rel. L2 of logits | max rel. L2 | top-1 agreement | mean KL div. |\n");
+  fmt::print("|---|---|---|---|---|\n");
   int index = 1;
   for (const std::string& path : Split(models)) {
     const std::vector<float> got = AllLogits(path, tokens, threads, chunk);
     write_dump(got, index++);
-    double sum_rel = 0, max_rel = 0;
+    double sum_rel = 0, max_rel = 0, sum_kld = 0;
     int agree = 0;
-    for (size_t p = 0; p < n; ++p) {
+    // log-softmax of a row, in double.
+    auto log_probs = [vocab](const float* l, std::vector<double>* out) {
+      double max = l[0];
+      for (int64_t v = 1; v < vocab; ++v) max = std::max(max, double(l[v]));
+      double sum = 0;
+      for (int64_t v = 0; v < vocab; ++v) sum += std::exp(double(l[v]) - max);
+      const double lse = max + std::log(sum);
+      out->resize(static_cast<size_t>(vocab));
+      for (int64_t v = 0; v < vocab; ++v) (*out)[v] = double(l[v]) - lse;
+    };
+    std::vector<double> lp_ref, lp;
+    for (size_t p = first; p < last; ++p) {
       const float* a = ref.data() + p * vocab;
       const float* b = got.data() + p * vocab;
       double diff = 0, norm = 0;
@@ -133,13 +155,19 @@ int Main(int argc, char** argv) {
         norm += double(a[v]) * a[v];
       }
       const double rel = std::sqrt(diff / norm);
+      log_probs(a, &lp_ref);
+      log_probs(b, &lp);
+      double kld = 0;
+      for (int64_t v = 0; v < vocab; ++v) kld += std::exp(lp_ref[v]) * (lp_ref[v] - lp[v]);
+      sum_kld += kld;
       sum_rel += rel;
       max_rel = std::max(max_rel, rel);
       agree += kernels::Argmax(a, static_cast<int32_t>(vocab)) ==
                kernels::Argmax(b, static_cast<int32_t>(vocab));
     }
-    fmt::print("| {} | {:.4f} | {:.4f} | {:.1f}% ({} of {}) |\n", path, sum_rel / n, max_rel,
-               100.0 * agree / n, agree, n);
+    fmt::print("| {} | {:.4f} | {:.4f} | {:.1f}% ({} of {}) | {:.6f} |\n", path,
+               sum_rel / scored, max_rel, 100.0 * agree / scored, agree, scored,
+               sum_kld / scored);
     std::fflush(stdout);
   }
   return 0;

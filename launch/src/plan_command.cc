@@ -355,8 +355,8 @@ Command AddPlanCommand(CLI::App& app) {
   cmd->add_option("--generate", o.workload.generated_length, "Tokens generated per sequence")
       ->capture_default_str();
   cmd->add_option("--weight-type", o.weight_type,
-                  "Weights: f32, f16, bf16 (int8: cost study only); default: the model file's, "
-                  "else the first of the chip's weight types that fits");
+                  "Weights: f32, f16, bf16, q8_0, q4_0 (int8: cost study only); default: the "
+                  "model file's, else the first of the chip's weight types that fits");
   cmd->add_option("--activation-type", o.activation_type,
                   "Activations, KV cache and messages: f32, f16, bf16; default: the chip's "
                   "(host f32, groq-lpu f16, h100-nvlink bf16)");

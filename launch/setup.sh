@@ -3,22 +3,27 @@
 #
 #   ./launch/setup.sh          install what is missing, build (Release), and run
 #                              a small generation job end to end
-#   ./launch/setup.sh --test   the same, then run every test (what CI runs)
+#   ./launch/setup.sh --test   the same, then run every test, then the
+#                              sanitizer and fuzz stage (launch/sanitizers.sh:
+#                              ASan + UBSan, TSan, libFuzzer); this is what CI runs
 #
 # Options: --preset NAME (release | debug | asan; default release),
-#          --jobs N (build parallelism; default: number of cores).
+#          --jobs N (build parallelism; default: number of cores),
+#          --no-sanitizers (with --test: skip the sanitizer and fuzz stage).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 mode=demo
 preset=release
 jobs=$(nproc)
+sanitizers=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --test) mode=test ;;
     --preset) preset="$2"; shift ;;
     --jobs) jobs="$2"; shift ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    --no-sanitizers) sanitizers=0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -33,7 +38,12 @@ lockstep="$build/launch/lockstep"
 "$lockstep" --version
 
 if [[ "$mode" == test ]]; then
+  start=$SECONDS
   ctest --preset "$preset" -j 2
+  echo "setup: the $preset suite took $((SECONDS - start)) s"
+  if [[ $sanitizers -eq 1 ]]; then
+    ./launch/sanitizers.sh --jobs "$jobs"
+  fi
   exit 0
 fi
 

@@ -72,8 +72,9 @@ class Lockstep(CMakePackage):
             self.define("LOCKSTEP_BUILD_TESTS", self.run_tests),
             # Multi-rank tests run as the building user under Spack's mpiexec.
             self.define("LOCKSTEP_MPIEXEC_EXTRA_FLAGS", ""),
-            # No sanitizers in installed builds.
+            # No sanitizers or fuzzers in installed builds.
             self.define("LOCKSTEP_SANITIZE", ""),
+            self.define("LOCKSTEP_BUILD_FUZZERS", False),
             self.define("HDF5_PREFER_PARALLEL", True),
         ]
         return args

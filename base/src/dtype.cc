@@ -9,6 +9,8 @@ std::string_view DTypeName(DType t) {
     case DType::kF32: return "f32";
     case DType::kF16: return "f16";
     case DType::kBF16: return "bf16";
+    case DType::kQ8_0: return "q8_0";
+    case DType::kQ4_0: return "q4_0";
   }
   return "?";
 }
@@ -17,7 +19,9 @@ Result<DType> ParseDType(std::string_view name) {
   if (name == "f32" || name == "float32") return DType::kF32;
   if (name == "f16" || name == "float16") return DType::kF16;
   if (name == "bf16" || name == "bfloat16") return DType::kBF16;
-  return InvalidArgument("unknown dtype '{}' (expected f32, f16 or bf16)", name);
+  if (name == "q8_0") return DType::kQ8_0;
+  if (name == "q4_0") return DType::kQ4_0;
+  return InvalidArgument("unknown dtype '{}' (expected f32, f16, bf16, q8_0 or q4_0)", name);
 }
 
 uint16_t F32ToBf16(float f) {

@@ -5,6 +5,8 @@
 //            step streams (every matrix incl. the lm_head, norms, one
 //            embedding row) times tokens/s, and that over the read bandwidth
 //            measured with the same thread count            (target >= 0.90);
+//   decode16 (--decode-batch 16) tokens/s of steps that decode 16 sequences at
+//            once (one token each, after 8-token prompts);
 //   prefill  tokens/s of one prompt read in one step, its FLOP/s (2 per
 //            multiply-add of every matmul and of attention's QK and PV) over
 //            the FMA peak with the same thread count      (target >= 0.50).
@@ -23,6 +25,7 @@
 //   e2e_benchmark [--scratch DIR] [--models llama-110m,tinyllama-1.1b]
 //                 [--dtypes f32,f16,bf16] [--threads 1,2] [--isa auto]
 //                 [--decode-tokens 32] [--prefill-tokens 256] [--repeats 3]
+//                 [--decode-batch 16]
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
@@ -101,6 +104,7 @@ struct Row {
   double step_bytes = 0, prefill_flop = 0;
   int prefill_tokens = 0;
   Best decode, prefill;  // seconds per decode step, seconds per prefill
+  Best decode_batch;     // seconds per step of the batched decode
 };
 
 int Main(int argc, char** argv) {
@@ -114,7 +118,10 @@ int Main(int argc, char** argv) {
   int decode_tokens = 32;
   int prefill_tokens = 256;
   int repeats = 3;
+  int decode_batch = 16;
   app.add_option("--scratch", scratch, "Folder for the synthesized models");
+  app.add_option("--decode-batch", decode_batch,
+                 "Sequences decoded together in the batched decode (1: skip it)");
   app.add_option("--models", models, "Model presets, comma-separated");
   app.add_option("--dtypes", dtypes, "Weight dtypes, comma-separated");
   app.add_option("--threads", thread_list, "Thread counts, comma-separated");
@@ -172,19 +179,20 @@ int Main(int argc, char** argv) {
         runtime::EngineOptions options;
         options.threads = t;
         options.isa = *isa;
-        options.max_slots = 1;
-        options.kv_pages =
+        const int32_t slot_pages =
             runtime::KvPagesFor(std::max(prefill_tokens, kDecodePrompt + decode_tokens));
+        options.max_slots = std::max(1, decode_batch);
+        options.kv_pages = slot_pages * options.max_slots;
         auto engine = runtime::Engine::Create(std::move(weights).value(), options);
         LOCKSTEP_CHECK(engine.ok(), "{}", engine.status().message());
         runtime::Engine& e = **engine;
-        e.ApplyBindings(std::vector<runtime::SlotBinding>{{0, [&] {
-                                                             std::vector<int32_t> pages;
-                                                             for (int32_t p = 0;
-                                                                  p < options.kv_pages; ++p)
-                                                               pages.push_back(p);
-                                                             return pages;
-                                                           }()}});
+        std::vector<runtime::SlotBinding> bindings;
+        for (int32_t slot = 0; slot < options.max_slots; ++slot) {
+          std::vector<int32_t> pages;
+          for (int32_t p = 0; p < slot_pages; ++p) pages.push_back(slot * slot_pages + p);
+          bindings.push_back({slot, pages});
+        }
+        e.ApplyBindings(bindings);
 
         runtime::TokenBatch prompt;
         for (int i = 0; i < prefill_tokens; ++i) {
@@ -232,13 +240,40 @@ int Main(int argc, char** argv) {
             row.decode.Update(dw, dc);
             token = kernels::Argmax(logits.data(), config->vocab_size);
           }
+          if (decode_batch > 1) {
+            // decode_batch sequences: their 8-token prompts in one step, then
+            // steps of one token per sequence.
+            runtime::TokenBatch batch;
+            for (int32_t s = 0; s < decode_batch; ++s) {
+              for (int i = 0; i < kDecodePrompt; ++i) {
+                batch.Add(prompt.tokens[size_t(s + i)], s, i, i + 1 == kDecodePrompt);
+              }
+            }
+            LOCKSTEP_CHECK(e.Forward(batch, &logits).ok());
+            for (int i = 0; i < decode_tokens; ++i) {
+              std::vector<int32_t> next;
+              for (int32_t s = 0; s < decode_batch; ++s) {
+                next.push_back(kernels::Argmax(logits.data() + size_t(s) * config->vocab_size,
+                                               config->vocab_size));
+              }
+              batch.Clear();
+              for (int32_t s = 0; s < decode_batch; ++s) {
+                batch.Add(next[size_t(s)], s, kDecodePrompt + i, true);
+              }
+              const auto [bw, bc] =
+                  TimeBoth(t, [&] { LOCKSTEP_CHECK(e.Forward(batch, &logits).ok()); });
+              row.decode_batch.Update(bw, bc);
+            }
+          }
         }
         fmt::print(
             "{:<15} {:<5} {} thread(s): decode {:8.2f} tok/s ({:.2f} of bandwidth, CPU "
-            "time {:.2f}); prefill {:8.1f} tok/s ({:.2f} of FMA peak, CPU time {:.2f})\n",
+            "time {:.2f}); decode x{} {:8.1f} tok/s; prefill {:8.1f} tok/s ({:.2f} of FMA "
+            "peak, CPU time {:.2f})\n",
             row.model, row.dtype, row.threads, 1.0 / row.decode.wall,
             row.step_bytes / row.decode.wall / row.bandwidth_wall,
-            row.step_bytes / row.decode.cpu / row.bandwidth_cpu,
+            row.step_bytes / row.decode.cpu / row.bandwidth_cpu, decode_batch,
+            decode_batch > 1 ? decode_batch / row.decode_batch.wall : 0.0,
             row.prefill_tokens / row.prefill.wall,
             row.prefill_flop / row.prefill.wall / row.peak_wall,
             row.prefill_flop / row.prefill.cpu / row.peak_cpu);
@@ -253,32 +288,34 @@ int Main(int argc, char** argv) {
   fmt::print(
       "| model | dtype | threads | decode tok/s | decode GB/s | read GB/s | decode / read "
       "(>= 0.90) | prefill tok/s | prefill GFLOP/s | FMA peak GFLOP/s | prefill / peak "
-      "(>= 0.50) |\n");
-  fmt::print("|---|---|---|---|---|---|---|---|---|---|---|\n");
+      "(>= 0.50) | decode x{} tok/s |\n", decode_batch);
+  fmt::print("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const Row& r : rows) {
     fmt::print(
         "| {} | {} | {} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.1f} | {:.1f} | {:.1f} | "
-        "{:.2f} |\n",
+        "{:.2f} | {:.1f} |\n",
         r.model, r.dtype, r.threads, 1.0 / r.decode.wall, r.step_bytes / r.decode.wall / 1e9,
         r.bandwidth_wall / 1e9, r.step_bytes / r.decode.wall / r.bandwidth_wall,
         r.prefill_tokens / r.prefill.wall, r.prefill_flop / r.prefill.wall / 1e9, r.peak_wall / 1e9,
-        r.prefill_flop / r.prefill.wall / r.peak_wall);
+        r.prefill_flop / r.prefill.wall / r.peak_wall,
+        decode_batch > 1 ? decode_batch / r.decode_batch.wall : 0.0);
   }
   // CPU time / threads: the same runs, timed while this process ran.
   fmt::print("\nCPU time / threads (same runs):\n");
   fmt::print(
       "| model | dtype | threads | decode tok/s | decode GB/s | read GB/s | decode / read "
       "(>= 0.90) | prefill tok/s | prefill GFLOP/s | FMA peak GFLOP/s | prefill / peak "
-      "(>= 0.50) |\n");
-  fmt::print("|---|---|---|---|---|---|---|---|---|---|---|\n");
+      "(>= 0.50) | decode x{} tok/s |\n", decode_batch);
+  fmt::print("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const Row& r : rows) {
     fmt::print(
         "| {} | {} | {} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.1f} | {:.1f} | {:.1f} | "
-        "{:.2f} |\n",
+        "{:.2f} | {:.1f} |\n",
         r.model, r.dtype, r.threads, 1.0 / r.decode.cpu, r.step_bytes / r.decode.cpu / 1e9,
         r.bandwidth_cpu / 1e9, r.step_bytes / r.decode.cpu / r.bandwidth_cpu,
         r.prefill_tokens / r.prefill.cpu, r.prefill_flop / r.prefill.cpu / 1e9, r.peak_cpu / 1e9,
-        r.prefill_flop / r.prefill.cpu / r.peak_cpu);
+        r.prefill_flop / r.prefill.cpu / r.peak_cpu,
+        decode_batch > 1 ? decode_batch / r.decode_batch.cpu : 0.0);
   }
   return 0;
 }

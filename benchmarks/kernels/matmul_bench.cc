@@ -13,9 +13,14 @@
 // them, so every matmul reads its weights from memory, as in a real forward
 // pass, never from the last-level cache.
 //
-//   matmul_bench [--mode decode|prefill|all] [--threads 1,2] [--dtypes f32,f16,bf16]
-//                [--shapes 2048x2048,...] [--tokens 64,128,512] [--isa auto]
-//                [--footprint BYTES] [--min-time SECONDS] [--cpu-time] [--no-plain]
+//   matmul_bench [--mode decode|prefill|all] [--threads 1,2]
+//                [--dtypes f32,f16,bf16,q8_0,q4_0] [--shapes 2048x2048,...]
+//                [--tokens 64,128,512] [--isa auto] [--footprint BYTES]
+//                [--min-time SECONDS] [--cpu-time] [--no-plain] [--no-vnni]
+//
+// Quantized dtypes (q8_0, q4_0) count the bytes of their blocks; their
+// "GFLOP/s" are 2 operations per weight and token as for the float types
+// (integer multiply-adds); --no-vnni runs their emulated dot product.
 #include <tbb/task_arena.h>
 
 #include <algorithm>
@@ -29,9 +34,11 @@
 #include <vector>
 
 #include "lockstep/base/dtype.h"
+#include "lockstep/base/quant_block.h"
 #include "lockstep/kernels/isa.h"
 #include "lockstep/kernels/matmul.h"
 #include "lockstep/kernels/probe.h"
+#include "lockstep/kernels/quant_matmul.h"
 
 namespace lk = lockstep::kernels;
 
@@ -76,8 +83,13 @@ Matrices MakeMatrices(lockstep::DType dtype, int64_t rows, int64_t cols, size_t 
   std::vector<float> f32(static_cast<size_t>(rows * cols));
   for (float& v : f32) v = dist(rng);
   std::vector<uint16_t> half;
+  std::vector<uint8_t> blocks;
   const void* data = f32.data();
-  if (dtype != lockstep::DType::kF32) {
+  if (lockstep::DTypeIsQuantized(dtype)) {
+    blocks.resize(static_cast<size_t>(lockstep::DTypeBytes(dtype, rows * cols)));
+    lockstep::QuantizeRow(dtype, f32.data(), rows * cols, blocks.data());
+    data = blocks.data();
+  } else if (dtype != lockstep::DType::kF32) {
     half.resize(f32.size());
     for (size_t i = 0; i < f32.size(); ++i) {
       half[i] =
@@ -157,19 +169,22 @@ int main(int argc, char** argv) {
       o.clock = lk::ProbeClock::kCpu;
     } else if (arg == "--no-plain") {
       o.plain = false;
+    } else if (arg == "--no-vnni") {
+      lk::UseVnni(false);
     } else {
       std::fprintf(stderr,
                    "usage: matmul_bench [--mode decode|prefill|all] [--threads 1,2] "
-                   "[--dtypes f32,f16,bf16] [--shapes NxK,...] [--tokens 64,...] [--isa NAME] "
-                   "[--footprint BYTES] [--min-time S] [--cpu-time] [--no-plain]\n");
+                   "[--dtypes f32,f16,bf16,q8_0,q4_0] [--shapes NxK,...] [--tokens 64,...] "
+                   "[--isa NAME] [--footprint BYTES] [--min-time S] [--cpu-time] [--no-plain] "
+                   "[--no-vnni]\n");
       return 2;
     }
   }
   const bool decode = o.mode == "decode" || o.mode == "all";
   const bool prefill = o.mode == "prefill" || o.mode == "all";
 
-  std::printf("# isa %s; %s; anchors measured in this run (best of 5)\n",
-              std::string(lk::IsaName(o.isa)).c_str(),
+  std::printf("# isa %s%s; %s; anchors measured in this run (best of 5)\n",
+              std::string(lk::IsaName(o.isa)).c_str(), lk::UsingVnni(o.isa) ? " (VNNI)" : "",
               o.clock == lk::ProbeClock::kCpu ? "CPU time / threads" : "wall clock");
   std::vector<double> bandwidth, peak;
   for (int t : o.threads) {

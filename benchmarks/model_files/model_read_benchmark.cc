@@ -68,8 +68,8 @@ bool ReadModel(const std::string& path, const ModelFileOptions& options, int ran
   }
   for (const TensorInfo& info : file->tensors()) {
     TensorSlice s = Shard(info, rank, tp);
-    const size_t bytes = static_cast<size_t>(s.elements(static_cast<int>(info.shape.size()))) *
-                         lockstep::DTypeSize(info.dtype);
+    const size_t bytes = static_cast<size_t>(
+        lockstep::DTypeBytes(info.dtype, s.elements(static_cast<int>(info.shape.size()))));
     if (buffer->size() < bytes) buffer->resize(bytes);
     lockstep::Status status = file->Read(info.path, s, buffer->data());
     if (!status.ok()) {

@@ -24,28 +24,37 @@ rank_breakdown.png, simulated_scaling.png. benchmarks/scaling/README.md has
 the commands behind the committed plots.
 
 Needs: python3 (standard library), mpirun (Open MPI), gnuplot (Debian
-gnuplot-nox) for the plots.
+gnuplot-nox) for the plots, and the `lockstep` command: --lockstep, else
+`lockstep` on PATH, else build/release/launch/lockstep of this clone.
 """
 import argparse
 import csv
 import json
 import os
 import pathlib
-import re
 import shutil
 import subprocess
 import sys
 import time
 
-SUMMARY = re.compile(r"(\d+) tokens generated in ([\d.]+) s")
-
-
 def ratio(a, b):
     """a / b, or 0 when b is 0 (a run too short for the summary's ms resolution)."""
     return a / b if b else 0.0
-RANK = re.compile(
-    r"rank (\d+) \(stage (\d+), tp (\d+)\): .*?; (\d+) steps: compute (\d+)%, "
-    r"tp collectives (\d+)%, pipeline wait (\d+)%")
+def find_lockstep(given):
+    """--lockstep, else `lockstep` on PATH, else this clone's release build."""
+    if given:
+        path = pathlib.Path(given)
+        if not path.exists():
+            raise RuntimeError(f"--lockstep {given}: no such file")
+        return str(path.resolve())
+    on_path = shutil.which("lockstep")
+    if on_path:
+        return on_path
+    built = pathlib.Path(__file__).resolve().parents[2] / "build/release/launch/lockstep"
+    if built.exists():
+        return str(built)
+    raise RuntimeError("no lockstep command: put it on PATH (export PATH=$PWD/build/release/"
+                       "launch:$PATH after ./launch/setup.sh) or give --lockstep FILE")
 
 
 def log(message):
@@ -68,7 +77,7 @@ class Study:
         self.out.mkdir(parents=True, exist_ok=True)
         self.work = self.out / "work"
         self.work.mkdir(exist_ok=True)
-        self.lockstep = str(pathlib.Path(args.lockstep).resolve())
+        self.lockstep = find_lockstep(args.lockstep)
         self.mpirun = [args.mpirun, "--oversubscribe", "--allow-run-as-root", "--bind-to", "none"]
         self.reference = {}  # "workload-batch" -> (ids, tokens, hashes) of its first run
         self.runs = []
@@ -117,23 +126,26 @@ class Study:
 
     def lockstep_run_once(self, kind, n, tp, pp, workload, batch, model, requests):
         output = self.work / f"{kind}-{workload}-n{n}-tp{tp}-pp{pp}.jsonl"
-        if output.exists():
-            output.unlink()
+        summary_path = self.work / f"{kind}-{workload}-n{n}-tp{tp}-pp{pp}.summary.json"
+        for old in (output, summary_path):
+            if old.exists():
+                old.unlink()
         args = ["run", "--model", model, "--input", requests, "--output", str(output),
                 "--tp", str(tp), "--pp", str(pp), "--max-batch", str(batch),
-                "--threads", str(self.args.threads), "--hash-logits"]
+                "--threads", str(self.args.threads), "--hash-logits",
+                "--summary", str(summary_path)]
         if kind == "real":
             command = self.mpirun + ["-np", str(n), self.lockstep] + args
         else:
             command = [self.lockstep] + args + ["--transport", "local", "--chips", str(n)]
         env = dict(os.environ, LOCKSTEP_LOG="info")
         start = time.monotonic()
-        _, stderr = run(command, timeout=self.args.run_timeout, env=env)
+        run(command, timeout=self.args.run_timeout, env=env)
         wall = time.monotonic() - start
-        summary = SUMMARY.search(stderr)
-        if not summary:
-            raise RuntimeError(f"no summary line in the output of {kind} n={n} tp={tp} pp={pp}")
-        tokens, seconds = int(summary.group(1)), float(summary.group(2))
+        if not summary_path.exists():
+            raise RuntimeError(f"no --summary file from {kind} n={n} tp={tp} pp={pp}")
+        summary = json.load(open(summary_path))
+        tokens, seconds = summary["tokens"]["generated"], summary["run_s"]
         results = [json.loads(line) for line in open(output)]
         results.sort(key=lambda r: r["id"])
         self.check_identical(f"{workload}-{batch}", kind, n, tp, pp, results)
@@ -147,12 +159,13 @@ class Study:
             if decode_rates else "",
             "ttft_ms": round(sum(ttfts) / len(ttfts), 3) if ttfts else "",
         }
-        for match in RANK.finditer(stderr):
-            rank, stage, tp_rank, steps, compute, coll, wait = map(int, match.groups())
+        for r in summary["ranks"] if len(summary["ranks"]) > 1 else []:
+            share = lambda s: round(100 * s / r["run_s"]) if r["run_s"] > 0 else 0
             self.ranks.append({"kind": kind, "workload": workload, "chips": n, "tp": tp, "pp": pp,
-                               "rank": rank, "stage": stage, "tp_rank": tp_rank, "steps": steps,
-                               "compute_pct": compute, "collectives_pct": coll,
-                               "pipeline_wait_pct": wait})
+                               "rank": r["rank"], "stage": r["stage"], "tp_rank": r["tp_rank"],
+                               "steps": r["steps"], "compute_pct": share(r["compute_s"]),
+                               "collectives_pct": share(r["collective_s"]),
+                               "pipeline_wait_pct": share(r["pipeline_wait_s"])})
         return row
 
     def check_identical(self, workload, kind, n, tp, pp, results):
@@ -449,7 +462,8 @@ def int_list(text):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="output folder (CSV, .dat, .gp, .png; work/ inside)")
-    p.add_argument("--lockstep", default="build/release/launch/lockstep")
+    p.add_argument("--lockstep", help="the lockstep command (default: `lockstep` on PATH, else "
+                   "build/release/launch/lockstep of this clone)")
     p.add_argument("--mpirun", default="mpirun")
     p.add_argument("--preset", default="llama-110m", help="model preset to synthesize (bf16)")
     p.add_argument("--model", help="an existing model file instead of --preset")
@@ -476,9 +490,9 @@ def main():
                    help="redraw the plots from the CSV files already in --out (no runs)")
     args = p.parse_args()
 
-    study = Study(args)
     start = time.monotonic()
     try:
+        study = Study(args)
         if args.replot:
             study.load_csv()
         else:

@@ -20,7 +20,7 @@
 namespace lockstep::kernels::internal {
 
 // Element type of packed weights (mirrors lockstep::DType's values).
-enum class WeightType : int { kF32 = 0, kF16 = 1, kBF16 = 2 };
+enum class WeightType : int { kF32 = 0, kF16 = 1, kBF16 = 2, kQ8_0 = 3, kQ4_0 = 4 };
 
 // Largest head_dim Attention supports (the per-head accumulators live on the
 // stack).
@@ -68,6 +68,79 @@ struct MatmulCall {
   int64_t ldy = 0;
 };
 
+// The quantized pack (quant_matmul.cc): panels of 16 rows; inside a panel the
+// blocks go in pairs, each pair one record of whole cache lines:
+//   [f16 scales of block 2i, 16 rows][f16 scales of block 2i+1, 16 rows]
+//   [quants of block 2i][quants of block 2i+1]
+// Quants of a block, as unsigned bytes u = q + offset (offset 128 for q8_0,
+// 8 for q4_0):
+//   q8_0  512 bytes: group g (elements 4g..4g+3, g < 8) at g * 64, row r's 4
+//         bytes at + 4r;
+//   q4_0  256 bytes: vector h (h < 4) at h * 64, row r's 4 bytes at + 4r;
+//         the low nibbles are group h, the high nibbles group h + 4.
+// A panel is panel_bytes long (ceil(blocks / 2) records; an odd last block
+// leaves its pair partner zero).
+inline constexpr int64_t kQuantPairScaleBytes = 64;
+constexpr int64_t QuantBlockQuantBytes(WeightType t) { return t == WeightType::kQ8_0 ? 512 : 256; }
+constexpr int64_t QuantPairBytes(WeightType t) {
+  return kQuantPairScaleBytes + 2 * QuantBlockQuantBytes(t);
+}
+
+// Activations quantized for a quantized matmul (quant_matmul.h has the rule),
+// laid out for token blocks of T = block_tokens tokens (tokens past the last
+// are zero):
+//   q:     the 4 int8 of group g of block b of token t of token block tb at
+//          q + (((tb * blocks + b) * 8 + g) * T + t) * 4
+//   scale: f32 at scale[(tb * blocks + b) * T + t]
+//   bias:  int32 at bias[(tb * blocks + b) * T + t] = -offset * (sum of the
+//          block's 32 q), which turns the unsigned-weight dot product into
+//          the signed one
+struct QuantActivations {
+  int8_t* q = nullptr;
+  float* scale = nullptr;
+  int32_t* bias = nullptr;
+  int64_t blocks = 0;
+  int block_tokens = 1;
+  int32_t offset = 0;
+};
+
+// Quantizes tokens [token_begin, token_end) of x ([tokens][ldx] f32, blocks
+// * 32 columns) into `a`.
+struct QuantizeActivationsCall {
+  const float* x = nullptr;
+  int64_t ldx = 0;
+  int64_t tokens = 0;  // real tokens; rows at or past it are padding (zeros)
+  QuantActivations a;
+};
+
+// One quantized matmul over a quantized pack.
+struct QuantMatmulCall {
+  const uint8_t* panels = nullptr;
+  WeightType weight_type = WeightType::kQ8_0;
+  int64_t rows = 0;    // N, valid output rows
+  int64_t blocks = 0;  // K / 32 of this (possibly sharded) matrix
+  int64_t panel_bytes = 0;
+  // num_segments + 1 increasing local block offsets (segment s is blocks
+  // [segment_bounds[s], segment_bounds[s+1])); num_segments a power of two.
+  const int64_t* segment_bounds = nullptr;
+  int num_segments = 0;
+  QuantActivations x;
+  int64_t tokens = 0;  // real tokens (the last token block may be partial)
+  // Blocks are walked in chunks [chunk_bounds[c], chunk_bounds[c+1]) of
+  // 2^chunk_levels whole segments (canonical order), so that every token
+  // block of a panel group finds the chunk's weights in cache. Chunk c ends
+  // with segment chunk_segments[c+1] - 1 (segments can be empty, so the block
+  // bounds alone do not say where a chunk's segments end).
+  const int64_t* chunk_bounds = nullptr;
+  const int* chunk_segments = nullptr;
+  int num_chunks = 0;
+  int chunk_levels = 0;
+  // With one chunk: how many blocks ahead the weights are prefetched (0: none).
+  int64_t prefetch_blocks = 0;
+  float* y = nullptr;  // [tokens][ldy]
+  int64_t ldy = 0;
+};
+
 // One query of Attention (see attention.h), for all heads of one KV head.
 struct AttentionCall {
   int num_kv_heads = 0;
@@ -101,6 +174,21 @@ struct KernelTable {
                  int64_t token_begin, int64_t token_end);
   void (*convert_to_f32)(WeightType type, const void* src, int64_t count, float* dst);
 
+  // Quantized matmul (quant_matmul.cc). Panels side by side for one token;
+  // token blocks of at most quant_block_tokens, a block of T tokens covering
+  // quant_panels(T) panels; blocks per chunk when there are several token
+  // blocks.
+  int quant_decode_panels;
+  int quant_block_tokens;
+  int (*quant_panels)(int block_tokens);
+  int quant_chunk_blocks;
+  // y for panels [panel_begin, panel_end) and token blocks [tblock_begin,
+  // tblock_end).
+  void (*quant_matmul)(const QuantMatmulCall& call, int64_t panel_begin, int64_t panel_end,
+                       int64_t tblock_begin, int64_t tblock_end);
+  void (*quantize_activations)(const QuantizeActivationsCall& call, int64_t token_begin,
+                               int64_t token_end);
+
   void (*swiglu)(const float* gate, const float* up, int64_t n, float* out);
   void (*add)(float* y, const float* x, int64_t n);
   void (*softmax)(float* x, int64_t n);
@@ -123,6 +211,21 @@ struct KernelTable {
 const KernelTable& ScalarKernelTable();
 const KernelTable& Avx2KernelTable();
 const KernelTable& Avx512KernelTable();
+
+// The quantized matmul of the VNNI builds (kernels_avx512_vnni.cc,
+// kernels_avx2_vnni.cc): the AVX-512 / AVX2 tables use them in place of their
+// own when the CPU has AVX512-VNNI / AVX-VNNI and LOCKSTEP_VNNI is not 0.
+// Same integers, so the same bits; only faster.
+struct QuantKernels {
+  int decode_panels;
+  int block_tokens;
+  int (*panels)(int block_tokens);
+  int chunk_blocks;
+  void (*matmul)(const QuantMatmulCall& call, int64_t panel_begin, int64_t panel_end,
+                 int64_t tblock_begin, int64_t tblock_end);
+};
+const QuantKernels& Avx512VnniQuantKernels();
+const QuantKernels& Avx2VnniQuantKernels();
 
 // The project's exp on one value (the scalar build of the vector algorithm).
 float ScalarExp(float x);

@@ -2,6 +2,7 @@
 // The kernel bodies are the *_impl.h templates shared with the other builds.
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <new>
 #include <type_traits>
 
@@ -22,6 +23,13 @@ inline constexpr int kMatmulSmallMaxTokens = 32;
 inline constexpr int kMatmulSmallBlockTokens = 6;
 inline constexpr int kMatmulSmallRegisters = 7;
 inline constexpr int kMatmulSmallMaxPanels = 2;
+// Quantized matmul: 2 panels side by side for decode, token blocks of up to
+// 3 tokens x 1 panel (16 ymm registers, a Vec takes two), chunks of 16 blocks.
+inline constexpr int kQuantDecodePanels = 2;
+inline constexpr int kQuantBlockTokens = 3;
+inline constexpr int kQuantRegisters = 7;
+inline constexpr int kQuantMaxPanels = 2;
+inline constexpr int kQuantChunkBlocks = 16;
 }  // namespace lockstep::kernels::avx2
 
 // The kernel bodies. Order matters: elementwise_impl.h defines ExpV, which
@@ -29,7 +37,9 @@ inline constexpr int kMatmulSmallMaxPanels = 2;
 // clang-format off
 #include "elementwise_impl.h"
 #include "attention_impl.h"
+#include "segment_chain_impl.h"
 #include "matmul_impl.h"
+#include "quant_matmul_impl.h"
 #include "probe_impl.h"
 // clang-format on
 
@@ -47,6 +57,12 @@ const KernelTable& Avx2KernelTable() {
       k::MatmulSmallPanels,
       k::MatmulRange,
       k::ConvertToF32,
+      k::kQuantDecodePanels,
+      k::kQuantBlockTokens,
+      k::QuantPanelsFor,
+      k::kQuantChunkBlocks,
+      k::QuantMatmulRange,
+      k::QuantizeActivationsRange,
       k::SwiGlu,
       k::Add,
       k::Softmax,

@@ -2,6 +2,7 @@
 // The kernel bodies are the *_impl.h templates shared with the other builds.
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <new>
 #include <type_traits>
 
@@ -25,6 +26,16 @@ inline constexpr int kMatmulSmallMaxTokens = 32;
 inline constexpr int kMatmulSmallBlockTokens = 8;
 inline constexpr int kMatmulSmallRegisters = 28;
 inline constexpr int kMatmulSmallMaxPanels = 4;
+// Quantized matmul (quant_matmul_impl.h): decode runs 8 panels side by side
+// (8 integer + 8 float accumulators); token blocks of up to 6 tokens with as
+// many panels as 26 registers hold (P * T integer and float accumulators + P
+// weight vectors: 2 panels at 6 tokens); chunks of 16 blocks (2 panels x 16
+// q8_0 blocks = 17 KiB stay in L1).
+inline constexpr int kQuantDecodePanels = 8;
+inline constexpr int kQuantBlockTokens = 6;
+inline constexpr int kQuantRegisters = 26;
+inline constexpr int kQuantMaxPanels = 4;
+inline constexpr int kQuantChunkBlocks = 16;
 }  // namespace lockstep::kernels::avx512
 
 // The kernel bodies. Order matters: elementwise_impl.h defines ExpV, which
@@ -32,7 +43,9 @@ inline constexpr int kMatmulSmallMaxPanels = 4;
 // clang-format off
 #include "elementwise_impl.h"
 #include "attention_impl.h"
+#include "segment_chain_impl.h"
 #include "matmul_impl.h"
+#include "quant_matmul_impl.h"
 #include "probe_impl.h"
 // clang-format on
 
@@ -50,6 +63,12 @@ const KernelTable& Avx512KernelTable() {
       k::MatmulSmallPanels,
       k::MatmulRange,
       k::ConvertToF32,
+      k::kQuantDecodePanels,
+      k::kQuantBlockTokens,
+      k::QuantPanelsFor,
+      k::kQuantChunkBlocks,
+      k::QuantMatmulRange,
+      k::QuantizeActivationsRange,
       k::SwiGlu,
       k::Add,
       k::Softmax,

@@ -2,6 +2,7 @@
 // The kernel bodies are the *_impl.h templates shared with the other builds.
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <new>
 #include <type_traits>
 
@@ -20,6 +21,13 @@ inline constexpr int kMatmulSmallMaxTokens = 32;
 inline constexpr int kMatmulSmallBlockTokens = 4;
 inline constexpr int kMatmulSmallRegisters = 7;
 inline constexpr int kMatmulSmallMaxPanels = 2;
+// Quantized matmul: one panel; token blocks of up to 2 tokens, so the
+// multi-token path is the one the vector builds run (and tested against them).
+inline constexpr int kQuantDecodePanels = 1;
+inline constexpr int kQuantBlockTokens = 2;
+inline constexpr int kQuantRegisters = 5;
+inline constexpr int kQuantMaxPanels = 1;
+inline constexpr int kQuantChunkBlocks = 8;
 }  // namespace lockstep::kernels::scalar
 
 // The kernel bodies. Order matters: elementwise_impl.h defines ExpV, which
@@ -27,7 +35,9 @@ inline constexpr int kMatmulSmallMaxPanels = 2;
 // clang-format off
 #include "elementwise_impl.h"
 #include "attention_impl.h"
+#include "segment_chain_impl.h"
 #include "matmul_impl.h"
+#include "quant_matmul_impl.h"
 #include "probe_impl.h"
 // clang-format on
 
@@ -45,6 +55,12 @@ const KernelTable& ScalarKernelTable() {
       k::MatmulSmallPanels,
       k::MatmulRange,
       k::ConvertToF32,
+      k::kQuantDecodePanels,
+      k::kQuantBlockTokens,
+      k::QuantPanelsFor,
+      k::kQuantChunkBlocks,
+      k::QuantMatmulRange,
+      k::QuantizeActivationsRange,
       k::SwiGlu,
       k::Add,
       k::Softmax,

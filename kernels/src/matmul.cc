@@ -29,6 +29,8 @@
 
 #include "kernel_table_dispatch.h"
 #include "lockstep/base/check.h"
+#include "lockstep/base/quant_block.h"
+#include "quant_matmul_internal.h"
 
 namespace lockstep::kernels {
 namespace {
@@ -47,6 +49,10 @@ internal::WeightType ToWeightType(DType dtype) {
       return internal::WeightType::kF16;
     case DType::kBF16:
       return internal::WeightType::kBF16;
+    case DType::kQ8_0:
+      return internal::WeightType::kQ8_0;
+    case DType::kQ4_0:
+      return internal::WeightType::kQ4_0;
   }
   LOCKSTEP_CHECK(false, "unknown dtype {}", static_cast<int>(dtype));
   return internal::WeightType::kF32;
@@ -98,6 +104,26 @@ PackedMatrix PackedMatrix::Pack(DType dtype, const void* data, int64_t rows, int
   m.dtype_ = dtype;
   m.rows_ = rows;
   m.slice_ = slice;
+  if (DTypeIsQuantized(dtype)) {
+    internal::CheckQuantSlice(slice);
+    LOCKSTEP_CHECK(ld % kQuantBlockSize == 0, "quantized rows of {} elements", ld);
+    const int64_t row_blocks = ld / kQuantBlockSize;
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t bad = FirstNonFiniteScale(
+          dtype, static_cast<const uint8_t*>(data) + r * row_blocks * DTypeBlockBytes(dtype),
+          cols / kQuantBlockSize);
+      LOCKSTEP_CHECK(bad < 0, "non-finite scale in block {} of row {}", bad, r);
+    }
+    m.bytes_ = internal::QuantPackBytes(dtype, rows, cols);
+    const size_t alloc = std::max<size_t>(64, (m.bytes_ + 63) / 64 * 64);
+    void* buffer = std::aligned_alloc(64, alloc);
+    LOCKSTEP_CHECK(buffer != nullptr, "out of memory packing a {} x {} matrix ({} bytes)", rows,
+                   cols, alloc);
+    std::memset(buffer, 0, alloc);
+    m.data_.reset(buffer);
+    internal::PackQuantPanels(dtype, data, rows, ld, cols, static_cast<uint8_t*>(buffer));
+    return m;
+  }
   const int64_t num_panels = (rows + kPanelWidth - 1) / kPanelWidth;
   const size_t elem_size = DTypeSize(dtype);
   m.bytes_ = static_cast<size_t>(num_panels * cols * kPanelWidth) * elem_size;
@@ -118,6 +144,9 @@ PackedMatrix PackedMatrix::Pack(DType dtype, const void* data, int64_t rows, int
 float PackedMatrix::At(int64_t row, int64_t col) const {
   LOCKSTEP_CHECK(row >= 0 && row < rows_ && col >= 0 && col < cols(), "At({}, {}) out of range",
                  row, col);
+  if (DTypeIsQuantized(dtype_)) {
+    return internal::QuantPackedAt(dtype_, static_cast<const uint8_t*>(data()), cols(), row, col);
+  }
   const int64_t index = ((row / kPanelWidth) * cols() + col) * kPanelWidth + row % kPanelWidth;
   switch (dtype_) {
     case DType::kF32:
@@ -126,6 +155,9 @@ float PackedMatrix::At(int64_t row, int64_t col) const {
       return F16ToF32(static_cast<const uint16_t*>(data())[index]);
     case DType::kBF16:
       return Bf16ToF32(static_cast<const uint16_t*>(data())[index]);
+    case DType::kQ8_0:
+    case DType::kQ4_0:
+      break;
   }
   return 0.0f;
 }
@@ -137,6 +169,10 @@ void Matmul(Isa isa, const PackedMatrix& w, const float* x, int64_t num_tokens, 
                  "Matmul: bad shapes (tokens {}, ldx {} < K {} or ldy {} < N {})", num_tokens, ldx,
                  cols, ldy, rows);
   if (num_tokens == 0 || rows == 0) return;
+  if (DTypeIsQuantized(w.dtype())) {
+    internal::QuantMatmul(isa, w, x, num_tokens, ldx, y, ldy, order);
+    return;
+  }
   const internal::KernelTable& table = internal::KernelsFor(isa);
 
   // Local column bounds of the segments this matrix holds.
@@ -299,6 +335,10 @@ void MatmulReference(const float* w, int64_t rows, int64_t ld, ReductionSlice sl
 void ConvertToF32(Isa isa, DType dtype, const void* src, int64_t count, float* dst) {
   LOCKSTEP_CHECK(count >= 0, "negative count");
   if (count == 0) return;
+  if (DTypeIsQuantized(dtype)) {
+    DequantizeRow(dtype, src, count, dst);  // exact; the same on every Isa
+    return;
+  }
   internal::KernelsFor(isa).convert_to_f32(ToWeightType(dtype), src, count, dst);
 }
 

@@ -11,13 +11,18 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <memory>
+#include <random>
+#include <vector>
 
 #include "kernel_table_dispatch.h"
 #include "lockstep/base/check.h"
+#include "lockstep/kernels/attention.h"
+#include "lockstep/kernels/matmul.h"
 
 namespace lockstep::kernels {
 namespace {
@@ -140,6 +145,101 @@ double MeasureFmaPeak(Isa isa, int threads, ProbeClock clock) {
       });
     });
     best = static_cast<double>(threads) * iterations * table.fma_flops_per_iteration / t;
+  });
+  return best;
+}
+
+std::vector<double> MeasureMatmulFlops(Isa isa, int threads, const MatmulProbe& probe,
+                                       const std::vector<int64_t>& tokens, ProbeClock clock) {
+  LOCKSTEP_CHECK(threads >= 1 && probe.rows >= 1 && probe.cols >= 1, "MeasureMatmulFlops");
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  const size_t elements = static_cast<size_t>(probe.rows * probe.cols);
+  std::vector<float> f32(elements);
+  for (float& v : f32) v = normal(rng);
+  std::vector<uint16_t> half;
+  const void* data = f32.data();
+  if (probe.dtype != DType::kF32) {
+    half.resize(elements);
+    for (size_t i = 0; i < elements; ++i) {
+      half[i] = probe.dtype == DType::kF16 ? F32ToF16(f32[i]) : F32ToBf16(f32[i]);
+    }
+    data = half.data();
+  }
+  std::vector<double> rates;
+  tbb::task_arena arena(threads);
+  arena.execute([&] {
+    // Packed by the arena's threads (first touch where they will be read).
+    std::vector<PackedMatrix> copies;
+    copies.push_back(PackedMatrix::Pack(probe.dtype, data, probe.rows, probe.cols));
+    const size_t count =
+        std::max<size_t>(2, (probe.footprint + copies[0].bytes() - 1) / copies[0].bytes());
+    while (copies.size() < count) {
+      copies.push_back(PackedMatrix::Pack(probe.dtype, data, probe.rows, probe.cols));
+    }
+    int64_t most = 1;
+    for (int64_t t : tokens) most = std::max(most, t);
+    std::vector<float> x(static_cast<size_t>(most * probe.cols), 0.5f);
+    std::vector<float> y(static_cast<size_t>(most * probe.rows));
+    size_t next = 0;
+    auto call = [&](int64_t t) {
+      Matmul(isa, copies[next], x.data(), t, y.data());
+      next = (next + 1) % copies.size();
+    };
+    for (int64_t t : tokens) {
+      for (size_t i = 0; i < copies.size(); ++i) call(t);  // warm-up: a pass over every copy
+      double best = 1e30;
+      const double start = ProbeNow(clock, threads);
+      for (int calls = 0; calls < 4 || ProbeNow(clock, threads) - start < probe.min_time_s;
+           ++calls) {
+        const double t0 = ProbeNow(clock, threads);
+        call(t);
+        best = std::min(best, ProbeNow(clock, threads) - t0);
+      }
+      rates.push_back(2.0 * static_cast<double>(t) * static_cast<double>(probe.rows) *
+                      static_cast<double>(probe.cols) / best);
+    }
+  });
+  return rates;
+}
+
+double MeasureAttentionSeconds(Isa isa, int threads, int queries, int num_heads, int num_kv_heads,
+                               int head_dim, int repetitions, ProbeClock clock) {
+  LOCKSTEP_CHECK(threads >= 1 && queries >= 1 && num_heads >= num_kv_heads && num_kv_heads >= 1 &&
+                     num_heads % num_kv_heads == 0 && head_dim >= 1,
+                 "MeasureAttentionSeconds");
+  const KvPageShape shape{num_kv_heads, head_dim};
+  const int pages = (queries + kKvPageSize - 1) / kKvPageSize;
+  std::mt19937 rng(2);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> k(static_cast<size_t>(pages) * shape.floats_per_page());
+  std::vector<float> v(k.size());
+  for (float& e : k) e = normal(rng);
+  for (float& e : v) e = normal(rng);
+  std::vector<const float*> k_pages, v_pages;
+  for (int p = 0; p < pages; ++p) {
+    k_pages.push_back(k.data() + p * shape.floats_per_page());
+    v_pages.push_back(v.data() + p * shape.floats_per_page());
+  }
+  const size_t row = static_cast<size_t>(num_heads) * head_dim;
+  std::vector<float> q(static_cast<size_t>(queries) * row);
+  for (float& e : q) e = normal(rng);
+  std::vector<float> out(q.size());
+  std::vector<AttentionQuery> batch(static_cast<size_t>(queries));
+  for (int i = 0; i < queries; ++i) {
+    AttentionQuery& a = batch[static_cast<size_t>(i)];
+    a.q = q.data() + static_cast<size_t>(i) * row;
+    a.out = out.data() + static_cast<size_t>(i) * row;
+    a.position = i;
+    a.k_pages = k_pages.data();
+    a.v_pages = v_pages.data();
+  }
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  double best = 0;
+  tbb::task_arena arena(threads);
+  arena.execute([&] {
+    best = BestTime(repetitions, clock, threads,
+                    [&] { Attention(isa, shape, num_heads, scale, batch.data(), queries); });
   });
   return best;
 }

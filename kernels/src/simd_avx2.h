@@ -11,16 +11,59 @@
 
 #include <cstdint>
 
-#define LOCKSTEP_SIMD_NS avx2
+#include <cstring>
 
-namespace lockstep::kernels::avx2 {
+// kernels_avx2_vnni.cc (compiled with -mavxvnni as well) defines the
+// namespace as avx2vnni and sets LOCKSTEP_SIMD_VNNI (see simd_avx512.h).
+#ifndef LOCKSTEP_SIMD_NS
+#define LOCKSTEP_SIMD_NS avx2
+#endif
+#ifndef LOCKSTEP_SIMD_VNNI
+#define LOCKSTEP_SIMD_VNNI 0
+#endif
+
+namespace lockstep::kernels::LOCKSTEP_SIMD_NS {
 
 inline constexpr bool kIsScalarBuild = false;
+
+struct VecF;
+
+// Horizontal max / sum of 8 int32 lanes.
+inline int32_t ReduceMax8(__m256i v) {
+  __m128i m = _mm_max_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  m = _mm_max_epi32(m, _mm_shuffle_epi32(m, 0x4e));
+  m = _mm_max_epi32(m, _mm_shuffle_epi32(m, 0xb1));
+  return _mm_cvtsi128_si32(m);
+}
+inline int32_t ReduceAdd8(__m256i v) {
+  __m128i m = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  m = _mm_add_epi32(m, _mm_shuffle_epi32(m, 0x4e));
+  m = _mm_add_epi32(m, _mm_shuffle_epi32(m, 0xb1));
+  return _mm_cvtsi128_si32(m);
+}
 
 struct VecI {
   __m256i lo, hi;
 
+  static VecI Zero() { return {_mm256_setzero_si256(), _mm256_setzero_si256()}; }
   static VecI Set1(int32_t x) { return {_mm256_set1_epi32(x), _mm256_set1_epi32(x)}; }
+  friend VecI operator&(VecI a, VecI b) {
+    return {_mm256_and_si256(a.lo, b.lo), _mm256_and_si256(a.hi, b.hi)};
+  }
+  static VecI Max(VecI a, VecI b) {
+    return {_mm256_max_epi32(a.lo, b.lo), _mm256_max_epi32(a.hi, b.hi)};
+  }
+  int32_t ReduceMax() const { return ReduceMax8(_mm256_max_epi32(lo, hi)); }
+  int32_t ReduceAdd() const { return ReduceAdd8(_mm256_add_epi32(lo, hi)); }
+  inline VecF ToFloat() const;
+  // The low byte of each lane (values in -128..127), 16 bytes.
+  void StoreInt8(int8_t* p) const {
+    // packs interleaves 128-bit halves: [lo0-3 hi0-3 | lo4-7 hi4-7]; put the
+    // quarters back in order before narrowing again.
+    const __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(lo, hi), 0xd8);
+    const __m128i b = _mm_packs_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), b);
+  }
   static VecI Load(const int32_t* p) {
     return {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)),
             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 8))};
@@ -118,7 +161,70 @@ struct VecF {
 
   VecI Bits() const { return {_mm256_castps_si256(lo), _mm256_castps_si256(hi)}; }
   static VecF FromBits(VecI i) { return {_mm256_castsi256_ps(i.lo), _mm256_castsi256_ps(i.hi)}; }
+  // Truncation towards zero (exact for the integral values it is used on).
+  VecI ToIntTrunc() const { return {_mm256_cvttps_epi32(lo), _mm256_cvttps_epi32(hi)}; }
 };
+
+inline VecF VecI::ToFloat() const {
+  return {_mm256_cvtepi32_ps(lo), _mm256_cvtepi32_ps(hi)};
+}
+
+// 64 bytes as two halves; byte 4i + j belongs to 32-bit lane i (lo holds
+// lanes 0..7).
+struct VecB {
+  __m256i lo, hi;
+  static VecB Load(const uint8_t* p) {
+    return {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)),
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32))};
+  }
+  static VecB Broadcast4(const int8_t* p) {
+    int32_t x;
+    std::memcpy(&x, p, 4);
+    const __m256i v = _mm256_set1_epi32(x);
+    return {v, v};
+  }
+  VecB LowNibbles() const {
+    const __m256i m = _mm256_set1_epi8(0x0f);
+    return {_mm256_and_si256(lo, m), _mm256_and_si256(hi, m)};
+  }
+  VecB HighNibbles() const {
+    const __m256i m = _mm256_set1_epi8(0x0f);
+    return {_mm256_and_si256(_mm256_srli_epi16(lo, 4), m),
+            _mm256_and_si256(_mm256_srli_epi16(hi, 4), m)};
+  }
+};
+
+#if LOCKSTEP_SIMD_VNNI
+inline __m256i DotHalf(__m256i acc, __m256i u, __m256i s) {
+  return _mm256_dpbusd_avx_epi32(acc, u, s);
+}
+#endif
+// acc[i] + sum_{j<4} u[4i+j] * s[4i+j], exact in int32 (AVX-VNNI vpdpbusd;
+// without it u is split into nibbles so vpmaddubsw cannot saturate).
+inline VecI DotU8S8(VecI acc, VecB u, VecB s) {
+#if LOCKSTEP_SIMD_VNNI
+  return {DotHalf(acc.lo, u.lo, s.lo), DotHalf(acc.hi, u.hi, s.hi)};
+#else
+  const VecB l = u.LowNibbles(), h = u.HighNibbles();
+  const __m256i one = _mm256_set1_epi16(1), sixteen = _mm256_set1_epi16(16);
+  auto half = [&](__m256i a, __m256i ul, __m256i uh, __m256i sv) {
+    const __m256i pl = _mm256_madd_epi16(_mm256_maddubs_epi16(ul, sv), one);
+    const __m256i ph = _mm256_madd_epi16(_mm256_maddubs_epi16(uh, sv), sixteen);
+    return _mm256_add_epi32(a, _mm256_add_epi32(pl, ph));
+  };
+  return {half(acc.lo, l.lo, h.lo, s.lo), half(acc.hi, l.hi, h.hi, s.hi)};
+#endif
+}
+// The same for u <= 15.
+inline VecI DotU4S8(VecI acc, VecB u, VecB s) {
+#if LOCKSTEP_SIMD_VNNI
+  return {DotHalf(acc.lo, u.lo, s.lo), DotHalf(acc.hi, u.hi, s.hi)};
+#else
+  const __m256i one = _mm256_set1_epi16(1);
+  return {_mm256_add_epi32(acc.lo, _mm256_madd_epi16(_mm256_maddubs_epi16(u.lo, s.lo), one)),
+          _mm256_add_epi32(acc.hi, _mm256_madd_epi16(_mm256_maddubs_epi16(u.hi, s.hi), one))};
+#endif
+}
 
 inline void Prefetch(const void* p) {
   _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0);
@@ -127,4 +233,4 @@ inline void PrefetchL2(const void* p) {
   _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T1);
 }
 
-}  // namespace lockstep::kernels::avx2
+}  // namespace lockstep::kernels::LOCKSTEP_SIMD_NS

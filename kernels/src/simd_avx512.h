@@ -21,19 +21,42 @@
 
 #include <cstdint>
 
-#define LOCKSTEP_SIMD_NS avx512
+#include <cstring>
 
-namespace lockstep::kernels::avx512 {
+// The namespace of the build. kernels_avx512.cc takes the default;
+// kernels_avx512_vnni.cc (compiled with -mavx512vnni as well) defines it as
+// avx512vnni and sets LOCKSTEP_SIMD_VNNI, which changes only how DotU8S8 /
+// DotU4S8 are computed (same integers).
+#ifndef LOCKSTEP_SIMD_NS
+#define LOCKSTEP_SIMD_NS avx512
+#endif
+#ifndef LOCKSTEP_SIMD_VNNI
+#define LOCKSTEP_SIMD_VNNI 0
+#endif
+
+namespace lockstep::kernels::LOCKSTEP_SIMD_NS {
 
 inline constexpr bool kIsScalarBuild = false;
+
+struct VecF;
 
 struct VecI {
   __m512i v;
 
+  static VecI Zero() { return {_mm512_setzero_si512()}; }
   static VecI Set1(int32_t x) { return {_mm512_set1_epi32(x)}; }
   static VecI Load(const int32_t* p) { return {_mm512_loadu_si512(p)}; }
   friend VecI operator+(VecI a, VecI b) { return {_mm512_add_epi32(a.v, b.v)}; }
   friend VecI operator-(VecI a, VecI b) { return {_mm512_sub_epi32(a.v, b.v)}; }
+  friend VecI operator&(VecI a, VecI b) { return {_mm512_and_si512(a.v, b.v)}; }
+  static VecI Max(VecI a, VecI b) { return {_mm512_max_epi32(a.v, b.v)}; }
+  int32_t ReduceMax() const { return _mm512_reduce_max_epi32(v); }
+  int32_t ReduceAdd() const { return _mm512_reduce_add_epi32(v); }
+  inline VecF ToFloat() const;
+  // The low byte of each lane (values in -128..127), 16 bytes.
+  void StoreInt8(int8_t* p) const {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_cvtepi32_epi8(v));
+  }
   template <int kBits>
   VecI ShiftLeft() const {
     return {_mm512_slli_epi32(v, kBits)};
@@ -87,7 +110,54 @@ struct VecF {
 
   VecI Bits() const { return {_mm512_castps_si512(v)}; }
   static VecF FromBits(VecI i) { return {_mm512_castsi512_ps(i.v)}; }
+  // Truncation towards zero (exact for the integral values it is used on).
+  VecI ToIntTrunc() const { return {_mm512_cvttps_epi32(v)}; }
 };
+
+inline VecF VecI::ToFloat() const {
+  return {_mm512_cvtepi32_ps(v)};
+}
+
+// 64 bytes; byte 4i + j belongs to 32-bit lane i.
+struct VecB {
+  __m512i v;
+  static VecB Load(const uint8_t* p) { return {_mm512_loadu_si512(p)}; }
+  // The 4 bytes at p in every lane.
+  static VecB Broadcast4(const int8_t* p) {
+    int32_t x;
+    std::memcpy(&x, p, 4);
+    return {_mm512_set1_epi32(x)};
+  }
+  VecB LowNibbles() const { return {_mm512_and_si512(v, _mm512_set1_epi8(0x0f))}; }
+  VecB HighNibbles() const {
+    return {_mm512_and_si512(_mm512_srli_epi16(v, 4), _mm512_set1_epi8(0x0f))};
+  }
+};
+
+// acc[i] + sum_{j<4} u[4i+j] * s[4i+j], u unsigned and s signed bytes, exact
+// in int32 (VNNI vpdpbusd; without VNNI u is split into nibbles so that the
+// 16-bit pair sums of vpmaddubsw cannot saturate).
+inline VecI DotU8S8(VecI acc, VecB u, VecB s) {
+#if LOCKSTEP_SIMD_VNNI
+  return {_mm512_dpbusd_epi32(acc.v, u.v, s.v)};
+#else
+  const __m512i lo = _mm512_maddubs_epi16(u.LowNibbles().v, s.v);
+  const __m512i hi = _mm512_maddubs_epi16(u.HighNibbles().v, s.v);
+  const __m512i sum =
+      _mm512_add_epi32(_mm512_madd_epi16(lo, _mm512_set1_epi16(1)),
+                       _mm512_madd_epi16(hi, _mm512_set1_epi16(16)));
+  return {_mm512_add_epi32(acc.v, sum)};
+#endif
+}
+// The same for u <= 15 (4-bit values): one vpmaddubsw cannot saturate.
+inline VecI DotU4S8(VecI acc, VecB u, VecB s) {
+#if LOCKSTEP_SIMD_VNNI
+  return {_mm512_dpbusd_epi32(acc.v, u.v, s.v)};
+#else
+  const __m512i p = _mm512_maddubs_epi16(u.v, s.v);
+  return {_mm512_add_epi32(acc.v, _mm512_madd_epi16(p, _mm512_set1_epi16(1)))};
+#endif
+}
 
 inline void Prefetch(const void* p) {
   _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0);
@@ -96,4 +166,4 @@ inline void PrefetchL2(const void* p) {
   _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T1);
 }
 
-}  // namespace lockstep::kernels::avx512
+}  // namespace lockstep::kernels::LOCKSTEP_SIMD_NS

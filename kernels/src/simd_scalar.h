@@ -39,9 +39,12 @@ namespace lockstep::kernels::scalar {
 
 inline constexpr bool kIsScalarBuild = true;
 
+struct VecF;
+
 struct VecI {
   int32_t v[16];
 
+  static VecI Zero() { return Set1(0); }
   static VecI Set1(int32_t x) {
     VecI r;
     for (int i = 0; i < 16; ++i) r.v[i] = x;
@@ -64,6 +67,28 @@ struct VecI {
       a.v[i] = static_cast<int32_t>(static_cast<uint32_t>(a.v[i]) - static_cast<uint32_t>(b.v[i]));
     }
     return a;
+  }
+  friend VecI operator&(VecI a, VecI b) {
+    for (int i = 0; i < 16; ++i) a.v[i] &= b.v[i];
+    return a;
+  }
+  static VecI Max(VecI a, VecI b) {
+    for (int i = 0; i < 16; ++i) a.v[i] = a.v[i] > b.v[i] ? a.v[i] : b.v[i];
+    return a;
+  }
+  int32_t ReduceMax() const {
+    int32_t m = v[0];
+    for (int i = 1; i < 16; ++i) m = m > v[i] ? m : v[i];
+    return m;
+  }
+  int32_t ReduceAdd() const {
+    uint32_t s = 0;
+    for (int i = 0; i < 16; ++i) s += static_cast<uint32_t>(v[i]);
+    return static_cast<int32_t>(s);
+  }
+  inline VecF ToFloat() const;
+  void StoreInt8(int8_t* p) const {
+    for (int i = 0; i < 16; ++i) p[i] = static_cast<int8_t>(v[i]);
   }
   template <int kBits>
   VecI ShiftLeft() const {
@@ -173,7 +198,59 @@ struct VecF {
     std::memcpy(r.v, i.v, sizeof(r.v));
     return r;
   }
+  // Truncation towards zero; used only on integral values in int32 range.
+  VecI ToIntTrunc() const {
+    VecI r;
+    for (int i = 0; i < 16; ++i) r.v[i] = static_cast<int32_t>(v[i]);
+    return r;
+  }
 };
+
+inline VecF VecI::ToFloat() const {
+  VecF r;
+  for (int i = 0; i < 16; ++i) r.v[i] = static_cast<float>(v[i]);
+  return r;
+}
+
+// 64 bytes; byte 4i + j belongs to 32-bit lane i.
+struct VecB {
+  uint8_t v[64];
+  static VecB Load(const uint8_t* p) {
+    VecB r;
+    std::memcpy(r.v, p, 64);
+    return r;
+  }
+  static VecB Broadcast4(const int8_t* p) {
+    VecB r;
+    for (int i = 0; i < 16; ++i) std::memcpy(r.v + 4 * i, p, 4);
+    return r;
+  }
+  VecB LowNibbles() const {
+    VecB r;
+    for (int i = 0; i < 64; ++i) r.v[i] = v[i] & 15u;
+    return r;
+  }
+  VecB HighNibbles() const {
+    VecB r;
+    for (int i = 0; i < 64; ++i) r.v[i] = v[i] >> 4;
+    return r;
+  }
+};
+
+// acc[i] + sum_{j<4} u[4i+j] * s[4i+j] (u unsigned, s signed bytes), exact.
+inline VecI DotU8S8(VecI acc, const VecB& u, const VecB& s) {
+  for (int i = 0; i < 16; ++i) {
+    int32_t sum = 0;
+    for (int j = 0; j < 4; ++j) {
+      sum += static_cast<int32_t>(u.v[4 * i + j]) * static_cast<int8_t>(s.v[4 * i + j]);
+    }
+    acc.v[i] += sum;
+  }
+  return acc;
+}
+inline VecI DotU4S8(VecI acc, const VecB& u, const VecB& s) {
+  return DotU8S8(acc, u, s);
+}
 
 inline void Prefetch(const void*) {}
 inline void PrefetchL2(const void*) {}

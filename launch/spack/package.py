@@ -43,7 +43,6 @@ class Lockstep(CMakePackage):
     depends_on("tbb")
     depends_on("nlohmann-json")
     depends_on("cli11")
-    depends_on("spdlog")
     depends_on("fmt")
     depends_on("openssl")
     # tokenizers (docs/tokenizers.md)

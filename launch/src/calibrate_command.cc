@@ -5,7 +5,10 @@
 //
 // Measures, with the kernels' own probes (kernels/probe.h): the FMA peak
 // (f32) and the memory read bandwidth of `threads` threads, i.e. of the whole
-// host, which the ranks of a job on it share (shared_by_node). Under mpirun
+// host, which the ranks of a job on it share (shared_by_node); and what the
+// kernels reach on it -- the matmul rate against the token count of a call
+// (weights streamed from memory; per weight dtype and thread count) and the
+// attention rate -- which the cost model uses instead of the FMA peak. Under mpirun
 // with 2 or more ranks, ranks 0 and 1 also ping-pong over the transport
 // (ordered streams) to measure the latency (8-byte messages) and bandwidth
 // (4 MiB) of the link between them, recorded as the intra-node link when they
@@ -31,6 +34,7 @@
 #include "flag_bounds.h"
 #include "host_spec.h"
 #include "launcher.h"
+#include "lockstep/base/plural.h"
 #include "lockstep/kernels/isa.h"
 #include "lockstep/kernels/probe.h"
 #include "lockstep/partitioner/chip_presets.h"
@@ -49,9 +53,10 @@ using partitioner::FormatSeconds;
 using Clock = std::chrono::steady_clock;
 
 struct CalibrateOptions {
-  std::string output;  // default: DefaultHostSpecPath()
-  int threads = 0;     // 0: every hardware thread
-  bool quick = false;  // smaller probes (tests): less accurate
+  std::string output;       // default: DefaultHostSpecPath()
+  int threads = 0;          // 0: every hardware thread
+  bool quick = false;       // smaller probes (tests): less accurate
+  bool no_kernels = false;  // skip the matmul and attention tables (the cost model then uses peaks)
   std::string transport = "mpi";
   int64_t memory_bytes = 0;  // 0: the physical memory
 };
@@ -137,7 +142,59 @@ struct HostFigures {
   // fewer threads than the host has cores reaches only part of `bandwidth`.
   std::map<int, double> read_by_threads;
   double flops = 0;
+  // The kernels' rates (ChipSpec::matmul_flops, attention_flops).
+  std::map<ElementType, std::map<int, std::map<int64_t, double>>> matmul_flops;
+  std::map<int, double> attention_flops;
 };
+
+// The thread counts the tables are measured at: 1, 2, 4, ... below `threads`,
+// and `threads`.
+std::vector<int> ThreadCounts(int threads) {
+  std::vector<int> counts;
+  for (int n = 1; n < threads; n *= 2) counts.push_back(n);
+  counts.push_back(threads);
+  return counts;
+}
+
+// The attention probe's workload: one 256-token prefill of a Llama-sized
+// layer slice (32 query heads over 4 KV heads of 64), counted as the cost
+// model counts attention flops (docs/partitioner.md, "Operators").
+constexpr int kAttentionHeads = 32, kAttentionKvHeads = 4, kAttentionHeadDim = 64;
+double AttentionFlops(int queries) {
+  const double visits = static_cast<double>(queries) * (queries + 1) / 2;
+  return kAttentionHeads * visits * (4.0 * kAttentionHeadDim + 5.0);
+}
+
+void MeasureKernels(const CalibrateOptions& o, HostFigures* h) {
+  const std::vector<int64_t> tokens = o.quick
+                                          ? std::vector<int64_t>{1, 16, 64}
+                                          : std::vector<int64_t>{1, 2, 4, 8, 16, 32, 64, 128, 256};
+  const std::vector<DType> dtypes =
+      o.quick ? std::vector<DType>{DType::kBF16}
+              : std::vector<DType>{DType::kBF16, DType::kF16, DType::kF32};
+  kernels::MatmulProbe probe;
+  probe.footprint = o.quick ? size_t{64} << 20 : size_t{1} << 30;
+  probe.min_time_s = o.quick ? 0.05 : 0.25;
+  for (DType dtype : dtypes) {
+    probe.dtype = dtype;
+    for (int n : ThreadCounts(h->threads)) {
+      std::fprintf(stderr, "calibrate: %s matmuls of 1..%lld tokens (%d of %d threads)...\n",
+                   std::string(DTypeName(dtype)).c_str(), static_cast<long long>(tokens.back()), n,
+                   h->threads);
+      const std::vector<double> rates = kernels::MeasureMatmulFlops(h->isa, n, probe, tokens);
+      auto& table = h->matmul_flops[partitioner::FromDType(dtype)][n];
+      for (size_t i = 0; i < tokens.size(); ++i) table[tokens[i]] = rates[i];
+    }
+  }
+  const int queries = o.quick ? 64 : 256;
+  for (int n : ThreadCounts(h->threads)) {
+    std::fprintf(stderr, "calibrate: attention, %d-token prefill (%d of %d threads)...\n", queries,
+                 n, h->threads);
+    const double seconds = kernels::MeasureAttentionSeconds(
+        h->isa, n, queries, kAttentionHeads, kAttentionKvHeads, kAttentionHeadDim, o.quick ? 2 : 5);
+    h->attention_flops[n] = AttentionFlops(queries) / seconds;
+  }
+}
 
 HostFigures MeasureHost(const CalibrateOptions& o) {
   HostFigures h;
@@ -156,14 +213,15 @@ HostFigures MeasureHost(const CalibrateOptions& o) {
   std::fprintf(stderr, "calibrate: FMA peak (%d threads, %s)...\n", h.threads,
                std::string(kernels::IsaName(h.isa)).c_str());
   h.flops = kernels::MeasureFmaPeak(h.isa, h.threads);
+  if (!o.no_kernels) MeasureKernels(o, &h);
   return h;
 }
 
 int Run(const CalibrateOptions& o) {
   Result<transport::BackendKind> backend = transport::ParseBackend(o.transport);
-  if (!backend.ok()) return ReportError(backend.status());
+  if (!backend.ok()) return ReportUsage(backend.status().WithContext("--transport"));
   if (*backend == transport::BackendKind::kLocal) {
-    return ReportError(InvalidArgument(
+    return ReportUsage(InvalidArgument(
         "--transport local has no link to measure; use mpi or ucx (under mpirun -np 2)"));
   }
   // Under mpirun with 2+ ranks: MPI and a world communicator for the links.
@@ -212,6 +270,8 @@ int Run(const CalibrateOptions& o) {
   spec.chip.memory_bandwidth_by_threads = host.read_by_threads;
   spec.chip.peak_flops = {};
   spec.chip.peak_flops[static_cast<int>(ElementType::kF32)] = host.flops;
+  spec.chip.matmul_flops = host.matmul_flops;
+  spec.chip.attention_flops = host.attention_flops;
   spec.allreduce_large_min_bytes =
       static_cast<int64_t>(transport::CommOptions{}.allreduce_switch_bytes);
 
@@ -220,8 +280,10 @@ int Run(const CalibrateOptions& o) {
   std::strftime(date, sizeof(date), "%Y-%m-%d", std::gmtime(&now));
   std::string source = fmt::format(
       "measured by lockstep calibrate on {} ({}): memory read bandwidth and FMA peak of {} "
-      "threads ({}){}",
-      HostName(), date, host.threads, kernels::IsaName(host.isa), o.quick ? ", quick probes" : "");
+      "threads ({}){}{}",
+      HostName(), date, host.threads, kernels::IsaName(host.isa),
+      host.matmul_flops.empty() ? "" : ", the kernels' matmul and attention rates",
+      o.quick ? ", quick probes" : "");
   if (link) {
     partitioner::LinkSpec& l = link->same_host ? spec.intra_node_link : spec.inter_node_link;
     l.latency_s = link->latency_s;
@@ -241,6 +303,7 @@ int Run(const CalibrateOptions& o) {
   if (!parent.empty()) std::filesystem::create_directories(parent, ec);
   Status saved = partitioner::SaveClusterSpecFile(spec, path);
   if (!saved.ok()) return ReportError(saved);
+  if (o.output.empty()) std::filesystem::remove(UncalibratedMarkerPath(), ec);
 
   std::string text = fmt::format("host chip spec written to {}\n", path);
   text += fmt::format("  memory             {}\n",
@@ -254,6 +317,18 @@ int Run(const CalibrateOptions& o) {
   }
   text += fmt::format("  FMA peak (f32)     {:.1f} GFLOP/s ({})\n", host.flops / 1e9,
                       kernels::IsaName(host.isa));
+  for (const auto& [type, by_threads] : host.matmul_flops) {
+    for (const auto& [n, by_tokens] : by_threads) {
+      std::string row;
+      for (const auto& [t, rate] : by_tokens) row += fmt::format(" {}:{:.1f}", t, rate / 1e9);
+      text += fmt::format("  matmul {:<4} {}  GFLOP/s by tokens,{}\n",
+                          partitioner::ElementTypeName(type), Plural(n, "thread"), row);
+    }
+  }
+  for (const auto& [n, rate] : host.attention_flops) {
+    text +=
+        fmt::format("  attention          {:.1f} GFLOP/s, {}\n", rate / 1e9, Plural(n, "thread"));
+  }
   if (link) {
     text +=
         fmt::format("  {} link   {} one way (8 B), {}/s (4 MiB), {}\n",
@@ -286,6 +361,8 @@ Command AddCalibrateCommand(CLI::App& app) {
   cmd->add_option("--transport", o.transport, "Backend for the ping-pong: mpi or ucx")
       ->capture_default_str();
   cmd->add_flag("--quick", o.quick, "Small, fast probes (for tests; less accurate)");
+  cmd->add_flag("--no-kernels", o.no_kernels,
+                "Skip the matmul and attention rates (predictions then assume the FMA peak)");
   return {cmd, [options] { return Run(*options); }};
 }
 

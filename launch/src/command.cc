@@ -15,6 +15,11 @@ int ReportError(const Status& status) {
   return kExitError;
 }
 
+int ReportUsage(const Status& status) {
+  ReportError(status);
+  return kExitUsage;
+}
+
 std::string VersionString() {
   return fmt::format("lockstep {} (git {})", LOCKSTEP_VERSION, LOCKSTEP_GIT_REVISION);
 }

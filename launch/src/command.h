@@ -27,10 +27,14 @@ inline constexpr int kExitRequestErrors = 3;
 // Prints "lockstep: error: <message>" as one line on stderr and returns
 // kExitError.
 int ReportError(const Status& status);
+// The same for a bad command line (a flag's value, a missing or conflicting
+// flag): returns kExitUsage.
+int ReportUsage(const Status& status);
 
 // Subcommand registrations, in help order.
 Command AddSynthCommand(CLI::App& app);      // synth_command.cc
 Command AddConvertCommand(CLI::App& app);    // convert_command.cc
+Command AddQuantizeCommand(CLI::App& app);   // quantize_command.cc
 Command AddInspectCommand(CLI::App& app);    // inspect_command.cc
 Command AddVerifyCommand(CLI::App& app);     // verify_command.cc
 Command AddTokenizeCommand(CLI::App& app);   // tokenize_command.cc

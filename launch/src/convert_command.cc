@@ -22,13 +22,13 @@ struct ConvertArgs {
 int RunConvert(const ConvertArgs& args) {
   runtime::ConvertOptions options;
   Result<runtime::CheckpointFormat> format = runtime::ParseCheckpointFormat(args.from);
-  if (!format.ok()) return ReportError(format.status());
+  if (!format.ok()) return ReportUsage(format.status().WithContext("--from"));
   options.format = *format;
   options.input = args.input;
   options.output = args.output;
   if (!args.dtype.empty()) {
     Result<DType> dtype = ParseDType(args.dtype);
-    if (!dtype.ok()) return ReportError(dtype.status());
+    if (!dtype.ok()) return ReportUsage(dtype.status().WithContext("--dtype"));
     options.dtype = *dtype;
   }
   options.tokenizer = args.tokenizer;
@@ -60,8 +60,10 @@ Command AddConvertCommand(CLI::App& app) {
   sub->add_option("--output", args->output, "The model file to write (HDF5)")->required();
   sub->add_option("--dtype", args->dtype,
                   "Weight dtype of the matrices (norms are always f32). Default: the source's "
-                  "where exact (quantised and mixed sources: f32)")
-      ->check(CLI::IsMember({"f32", "f16", "bf16"}));
+                  "where exact (GGUF Q8_0 and Q4_0 stay as they are, Q8_0 with Q4_0 gives q8_0; "
+                  "other mixed sources: f32). q8_0 / q4_0 from a float source: ggml's reference "
+                  "quantizer")
+      ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0", "q4_0"}));
   sub->add_option("--tokenizer", args->tokenizer,
                   "Tokenizer to store in the model: llama2.c's tokenizer.bin (llama2c), or a "
                   "tokenizer.json / tokenizer.model replacing the checkpoint's own");

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "lockstep/base/status.h"
 #include "lockstep/partitioner/cluster_spec.h"
@@ -16,5 +17,14 @@ std::string DefaultHostSpecPath();
 // num_chips): the calibrated spec at DefaultHostSpecPath() when it exists
 // (*calibrated = true), else the built-in uncalibrated preset.
 Result<partitioner::ClusterSpec> HostClusterSpec(int num_chips, bool* calibrated);
+
+// Warns (as `component`) that this host is not calibrated and plans use the
+// `host` preset's figures -- once: the warning leaves a marker beside the
+// spec's path (DefaultHostSpecPath() + ".warned"), and later commands stay
+// quiet until `lockstep calibrate` writes the spec (which removes the
+// marker). Where the marker cannot be written, it warns every time.
+void WarnUncalibratedOnce(std::string_view component);
+// The marker's path (for calibrate to remove).
+std::string UncalibratedMarkerPath();
 
 }  // namespace lockstep::launch

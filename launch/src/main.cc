@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   // Subcommand registrations (one per *_command.cc) go here, in help order.
   commands.push_back(AddSynthCommand(app));
   commands.push_back(AddConvertCommand(app));
+  commands.push_back(AddQuantizeCommand(app));
   commands.push_back(AddInspectCommand(app));
   commands.push_back(AddVerifyCommand(app));
   commands.push_back(AddTokenizeCommand(app));
@@ -35,6 +36,12 @@ int main(int argc, char** argv) {
   commands.push_back(AddRunCommand(app));
   commands.push_back(AddDoctorCommand(app));
 
+  // No subcommand at all: what a new user types first. The help, not an
+  // error about a missing subcommand.
+  if (argc == 1) {
+    std::fputs(app.help().c_str(), stderr);
+    return kExitUsage;
+  }
   // A bad command line is one line on stderr (from rank 0 only under
   // mpirun) and exit 2; a misspelt command or flag is named with the
   // nearest valid one.

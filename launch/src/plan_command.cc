@@ -34,8 +34,8 @@ struct PlanOptions {
   int chips_per_node = 0;
   int threads_per_chip = 0;  // 0: the cluster file's, or 1 (`lockstep run`'s) for --chip host
   Workload workload;
-  std::string weight_type;  // default: the model file's dtype, else bf16
-  std::string activation_type = "f32";
+  std::string weight_type;      // default: the model file's dtype, else the chip's types
+  std::string activation_type;  // default: the chip's (ChipSpec::DefaultActivationType)
   int tp = 0;
   int pp = 0;
   std::string objective = "latency";
@@ -97,9 +97,7 @@ std::string Assumptions(const Plan& plan) {
   out += fmt::format(
       "  - every operator runs at the chip's peak: max(flops / {}, bytes / {}/s) plus {} "
       "per launch; no overlap of compute with tp collectives\n",
-      FormatFlops(c.ChipPeakFlops(ElementSize(w.weight_type) > ElementSize(w.activation_type)
-                                      ? w.weight_type
-                                      : w.activation_type)),
+      FormatFlops(c.ChipPeakFlops(MatmulComputeType(w.weight_type, w.activation_type))),
       FormatBytes(c.ChipMemoryBandwidth()), FormatSeconds(c.chip.op_overhead_s));
   out += fmt::format(
       "  - tp allreduce by recursive doubling (reduce-scatter + allgather from {}), alpha-beta on "
@@ -157,6 +155,8 @@ Result<LoadedModel> LoadModel(const PlanOptions& o) {
   if (!o.model_file.empty()) {
     LOCKSTEP_ASSIGN_OR_RETURN(runtime::ModelFile file, runtime::ModelFile::Open(o.model_file));
     model.config = file.config();
+    // Model files written before configs were named after their file.
+    if (model.config.name.empty()) model.config.name = ModelNameFromPath(o.model_file);
     model.file_weight_type = FromDType(file.weight_dtype());
   } else if (!o.config_file.empty()) {
     LOCKSTEP_ASSIGN_OR_RETURN(model.config, LoadHfConfigFile(o.config_file));
@@ -166,10 +166,16 @@ Result<LoadedModel> LoadModel(const PlanOptions& o) {
   return model;
 }
 
-// --weight-type, checked against the model file's dtype (a plan for other
-// weights than the file's would size memory wrongly and the runtime refuses it).
-Result<ElementType> WeightType(const PlanOptions& o, const LoadedModel& model) {
-  if (o.weight_type.empty()) return model.file_weight_type.value_or(ElementType::kBF16);
+// The weight types to try, in order: --weight-type (checked against the
+// model file's dtype: a plan for other weights than the file's would size
+// memory wrongly and the runtime refuses it), else the file's dtype, else the
+// chip's weight types (the first that fits is taken).
+Result<std::vector<ElementType>> WeightTypes(const PlanOptions& o, const LoadedModel& model,
+                                             const ClusterSpec& cluster) {
+  if (o.weight_type.empty()) {
+    if (model.file_weight_type) return std::vector<ElementType>{*model.file_weight_type};
+    return cluster.chip.DefaultWeightTypes();
+  }
   Result<ElementType> t = ParseElementType(o.weight_type);
   if (!t.ok()) return t.status().WithContext("--weight-type");
   if (model.file_weight_type && *t != *model.file_weight_type) {
@@ -177,7 +183,7 @@ Result<ElementType> WeightType(const PlanOptions& o, const LoadedModel& model) {
         "--weight-type {} differs from the {} weights stored in {}; drop the flag",
         ElementTypeName(*t), ElementTypeName(*model.file_weight_type), o.model_file);
   }
-  return *t;
+  return std::vector<ElementType>{*t};
 }
 
 Result<ClusterSpec> LoadCluster(const PlanOptions& o) {
@@ -193,11 +199,7 @@ Result<ClusterSpec> LoadCluster(const PlanOptions& o) {
     if (o.chip == "host") {
       bool calibrated = false;
       LOCKSTEP_ASSIGN_OR_RETURN(spec, HostClusterSpec(o.chips, &calibrated));
-      if (!calibrated) {
-        Log("plan", LogLevel::kWarn,
-            "host chip is not calibrated ({} missing): using defaults; run `lockstep calibrate`",
-            DefaultHostSpecPath());
-      }
+      if (!calibrated) WarnUncalibratedOnce("plan");
     } else {
       LOCKSTEP_ASSIGN_OR_RETURN(spec, ChipPreset(o.chip, o.chips));
     }
@@ -213,7 +215,31 @@ Result<ClusterSpec> LoadCluster(const PlanOptions& o) {
   return spec;
 }
 
+// Flags that are wrong whatever the files say (exit 2).
+Status CheckFlags(const PlanOptions& o) {
+  const int models = !o.model_file.empty() + !o.config_file.empty() + !o.preset.empty();
+  if (models != 1) {
+    return InvalidArgument(
+        "give the model with exactly one of --model FILE.h5, --config FILE or --preset NAME");
+  }
+  if (!o.preset.empty())
+    LOCKSTEP_RETURN_IF_ERROR(ModelPreset(o.preset).status().WithContext("--preset"));
+  if (!o.cluster_file.empty() == !o.chip.empty()) {
+    return InvalidArgument("give the machine with exactly one of --cluster FILE or --chip PRESET");
+  }
+  if (!o.chip.empty()) {
+    LOCKSTEP_RETURN_IF_ERROR(ChipPreset(o.chip, 1).status().WithContext("--chip"));
+    if (o.chips < 1) return InvalidArgument("--chip {} needs --chips N", o.chip);
+  }
+  if (o.threads_per_chip < 0) {
+    return InvalidArgument("--threads-per-chip must be zero (unknown) or positive, got {}",
+                           o.threads_per_chip);
+  }
+  return Status::Ok();
+}
+
 int Run(PlanOptions o) {
+  if (Status flags = CheckFlags(o); !flags.ok()) return ReportUsage(flags);
   Result<LoadedModel> model = LoadModel(o);
   if (!model.ok()) return ReportError(model.status());
   Result<ClusterSpec> cluster = LoadCluster(o);
@@ -222,20 +248,60 @@ int Run(PlanOptions o) {
   request.model = model->config;
   request.cluster = *cluster;
   request.workload = o.workload;
-  Result<ElementType> wt = WeightType(o, *model);
-  if (!wt.ok()) return ReportError(wt.status());
-  Result<ElementType> at = ParseElementType(o.activation_type);
-  if (!at.ok()) return ReportError(at.status().WithContext("--activation-type"));
-  request.workload.weight_type = *wt;
-  request.workload.activation_type = *at;
+  Result<std::vector<ElementType>> weight_types = WeightTypes(o, *model, *cluster);
+  if (!weight_types.ok()) return ReportUsage(weight_types.status());
+  if (weight_types->empty()) {
+    return ReportError(InvalidArgument(
+        "chip '{}' has no rate for any weight type; add chip.peak_flops to the cluster spec",
+        cluster->chip.name));
+  }
+  request.workload.activation_type = cluster->chip.DefaultActivationType();
+  if (!o.activation_type.empty()) {
+    Result<ElementType> at = ParseElementType(o.activation_type);
+    if (!at.ok()) return ReportUsage(at.status().WithContext("--activation-type"));
+    request.workload.activation_type = *at;
+  }
   request.tp = o.tp;
   request.pp = o.pp;
   Result<Objective> objective = ParseObjective(o.objective);
-  if (!objective.ok()) return ReportError(objective.status().WithContext("--objective"));
+  if (!objective.ok()) return ReportUsage(objective.status().WithContext("--objective"));
   request.objective = *objective;
 
-  Result<Plan> plan = MakePlan(request);
-  if (!plan.ok()) return ReportError(plan.status());
+  // The first weight type that plans; the others' failures explain the choice.
+  Result<Plan> plan = Internal("no weight type tried");
+  std::string type_note;
+  for (size_t i = 0; i < weight_types->size(); ++i) {
+    request.workload.weight_type = (*weight_types)[i];
+    plan = MakePlan(request);
+    if (plan.ok()) break;
+    if (i + 1 < weight_types->size()) {
+      type_note += fmt::format("  - {} weights (the chip's {} choice): {}\n",
+                               ElementTypeName((*weight_types)[i]), i == 0 ? "first" : "next",
+                               plan.status().message());
+    }
+  }
+  if (!plan.ok() && weight_types->size() > 1) {
+    std::string others;
+    for (size_t i = 0; i + 1 < weight_types->size(); ++i) {
+      others +=
+          fmt::format("{}{}", others.empty() ? "" : ", ", ElementTypeName((*weight_types)[i]));
+    }
+    plan = Result<Plan>(
+        InvalidArgument("{}; the chip's preferred weight types before it ({}) do not plan either",
+                        plan.status().message(), others));
+  }
+  if (!plan.ok()) {
+    // A split the flags chose that cannot be made, where the automatic one
+    // can, is a bad command line (tp not a power of two, tp x pp not the chip
+    // count, more stages than layers).
+    if (o.tp != 0 || o.pp != 0) {
+      PlanRequest automatic = request;
+      automatic.tp = 0;
+      automatic.pp = 0;
+      if (MakePlan(automatic).ok()) return ReportUsage(plan.status());
+    }
+    return ReportError(plan.status());
+  }
   if (!o.output.empty()) {
     Status saved = SavePlanFile(*plan, o.output);
     if (!saved.ok()) return ReportError(saved);
@@ -244,6 +310,11 @@ int Run(PlanOptions o) {
     ReportOptions report;
     report.all_ranks = o.show_ranks;
     std::string text = FormatPlanReport(*plan, report);
+    if (!type_note.empty()) {
+      text += fmt::format(
+          "\nweights {}: no --weight-type was given and the chip's preferred types do not fit\n{}",
+          ElementTypeName(plan->request.workload.weight_type), type_note);
+    }
     text += "\n" + Assumptions(*plan);
     if (const PublishedFigure* f = FindPublished(*plan)) text += "\n" + Comparison(*plan, *f);
     if (!o.output.empty()) text += fmt::format("\nplan written to {}\n", o.output);
@@ -285,10 +356,10 @@ Command AddPlanCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--weight-type", o.weight_type,
                   "Weights: f32, f16, bf16 (int8: cost study only); default: the model file's, "
-                  "else bf16");
+                  "else the first of the chip's weight types that fits");
   cmd->add_option("--activation-type", o.activation_type,
-                  "Activations, KV cache and messages: f32, f16, bf16")
-      ->capture_default_str();
+                  "Activations, KV cache and messages: f32, f16, bf16; default: the chip's "
+                  "(host f32, groq-lpu f16, h100-nvlink bf16)");
   cmd->add_option("--micro-batches", o.workload.micro_batches,
                   "Pipeline micro-batches (0: chosen by the planner)")
       ->capture_default_str();

@@ -7,6 +7,7 @@
 //   lockstep run ... --transport local --chips N                        N threads
 #include <unistd.h>
 
+#include <charconv>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -16,7 +17,9 @@
 #include "host_spec.h"
 #include "launcher.h"
 #include "lockstep/base/log.h"
+#include "lockstep/base/plural.h"
 #include "lockstep/job/batch_job.h"
+#include "lockstep/job/job_summary.h"
 #include "lockstep/kernels/isa.h"
 #include "lockstep/partitioner/plan_report.h"
 #include "lockstep/transport/communicator.h"
@@ -28,12 +31,14 @@ namespace lockstep::launch {
 namespace {
 
 struct Flags {
+  Flags() { job.threads = 0; }  // --threads auto
   runtime::BatchJobOptions job;
   std::string isa = "auto";
   std::string transport = "mpi";
   std::string comm_timeout;
   std::string model_io = "posix";
-  int chips = 0;  // --transport local only
+  int chips = 0;             // --transport local only
+  std::string summary_path;  // --summary: the job's JSON summary
   bool no_progress = false;
   bool no_timings = false;
 };
@@ -62,46 +67,89 @@ uint64_t FlagsFingerprint(const Flags& f) {
                                            f.transport,
                                            f.comm_timeout,
                                            f.model_io,
-                                           std::to_string(f.chips)};
+                                           std::to_string(f.chips),
+                                           f.summary_path};
   std::vector<std::string_view> views(values.begin(), values.end());
   return runtime::ArgumentsFingerprint(views);
 }
 
-// The leader's closing lines: results, speed, and per rank what it read and
-// where its time went.
-void ReportSummary(const runtime::BatchJobOptions& job, const runtime::BatchJobSummary& s) {
-  const double rate = s.run_seconds > 0 ? s.generated_tokens / s.run_seconds : 0.0;
-  LOCKSTEP_LOG_INFO("run",
-                    "{}: {} results, {} error records, {} skipped (already done); {} tokens "
-                    "generated in {:.3f} s ({:.1f} tokens/s)",
-                    job.output_path, s.completed, s.failed, s.skipped, s.generated_tokens,
-                    s.run_seconds, rate);
-  if (s.ranks.size() <= 1 || !job.progress) return;
-  for (const runtime::RankStats& r : s.ranks) {
-    const double run = r.run_seconds > 0 ? r.run_seconds : 1.0;
-    const double read_ratio =
-        r.plan_weight_bytes > 0 ? static_cast<double>(r.bytes_read) / r.plan_weight_bytes : 0.0;
-    LOCKSTEP_LOG_INFO(
-        "run",
-        "rank {} (stage {}, tp {}): read {} for {} of shards ({:+.2f}%), loaded in {:.2f} s; "
-        "{} steps: compute {:.0f}%, tp collectives {:.0f}%, pipeline wait {:.0f}%",
-        r.rank, r.stage, r.tp_rank, partitioner::FormatBytes(static_cast<double>(r.bytes_read)),
-        partitioner::FormatBytes(static_cast<double>(r.plan_weight_bytes)),
-        (read_ratio - 1.0) * 100.0, r.load_seconds, r.steps, 100.0 * r.compute_seconds / run,
-        100.0 * r.collective_seconds / run, 100.0 * r.pipeline_wait_seconds / run);
+// The leader's closing lines: results, measured beside predicted speed, and
+// per rank what it read and where its time went; then the --summary file.
+// Returns the exit code.
+int ReportSummary(const Flags& f, const runtime::BatchJobSummary& s) {
+  const runtime::BatchJobOptions& job = f.job;
+  if (job.progress) {
+    const double rate = s.run_seconds > 0 ? s.generated_tokens / s.run_seconds : 0.0;
+    LOCKSTEP_LOG_INFO("run", "{}: {}, {}{}; {} generated in {:.3f} s ({:.1f} tokens/s)",
+                      job.output_path, Plural(s.completed, "result"),
+                      Plural(s.failed, "error record"),
+                      s.skipped > 0 ? fmt::format(", {} skipped (already done)", s.skipped) : "",
+                      Plural(s.generated_tokens, "token"), s.run_seconds, rate);
+    if (s.completed > 0) {
+      LOCKSTEP_LOG_INFO("run", "{}",
+                        runtime::FormatMeasuredVsPredicted(runtime::CompareWithPlan(s)));
+    }
   }
+  if (s.ranks.size() > 1 && job.progress) {
+    for (const runtime::RankStats& r : s.ranks) {
+      const double run = r.run_seconds > 0 ? r.run_seconds : 1.0;
+      const double read_ratio =
+          r.plan_weight_bytes > 0 ? static_cast<double>(r.bytes_read) / r.plan_weight_bytes : 0.0;
+      LOCKSTEP_LOG_INFO(
+          "run",
+          "rank {} (stage {}, tp {}): read {} for {} of shards ({:+.2f}%), loaded in {:.2f} s; "
+          "{}: compute {:.0f}%, tp collectives {:.0f}%, pipeline wait {:.0f}%",
+          r.rank, r.stage, r.tp_rank, partitioner::FormatBytes(static_cast<double>(r.bytes_read)),
+          partitioner::FormatBytes(static_cast<double>(r.plan_weight_bytes)),
+          (read_ratio - 1.0) * 100.0, r.load_seconds, Plural(r.steps, "step"),
+          100.0 * r.compute_seconds / run, 100.0 * r.collective_seconds / run,
+          100.0 * r.pipeline_wait_seconds / run);
+    }
+  }
+  if (!f.summary_path.empty()) {
+    Status written = runtime::WriteJobSummary(f.summary_path, job, s);
+    if (!written.ok()) return ReportError(written);
+  }
+  return s.failed > 0 ? kExitRequestErrors : kExitOk;
 }
 
-int ExitCode(const runtime::BatchJobSummary& s) {
-  return s.failed > 0 ? kExitRequestErrors : kExitOk;
+// The cluster a plan made here is for: the calibrated host, or the preset
+// with a one-time warning (not with --no-progress, and not with --plan,
+// whose cluster is the plan file's).
+Status UseHostCluster(Flags& f, int chips, bool leader) {
+  bool calibrated = false;
+  LOCKSTEP_ASSIGN_OR_RETURN(partitioner::ClusterSpec cluster, HostClusterSpec(chips, &calibrated));
+  f.job.cluster = cluster;
+  if (leader && !calibrated && f.job.progress && f.job.plan_path.empty()) {
+    WarnUncalibratedOnce("run");
+  }
+  return Status::Ok();
+}
+
+// --tp/--pp/--plan that cannot work with the ranks launched: a bad command
+// line, found before MPI starts (MakeJobPlan says the same to library
+// callers).
+Status CheckSplit(const runtime::BatchJobOptions& j, int ranks, std::string_view start) {
+  if (!j.plan_path.empty() && (j.tp != 0 || j.pp != 0)) {
+    return InvalidArgument("give either --plan or --tp/--pp, not both");
+  }
+  if (j.tp > 0 && j.pp > 0 && j.tp * j.pp != ranks) {
+    return InvalidArgument("--tp {} --pp {} needs {} but the job has {}; {}", j.tp, j.pp,
+                           Plural(j.tp * j.pp, "rank"), ranks,
+                           fmt::format(fmt::runtime(start), j.tp * j.pp, j.tp * j.pp));
+  }
+  for (auto [flag, value] : {std::pair{"--tp", j.tp}, std::pair{"--pp", j.pp}}) {
+    if (value > 0 && (j.tp == 0 || j.pp == 0) && ranks % value != 0) {
+      return InvalidArgument("{} {} does not divide the job's {}; {}", flag, value,
+                             Plural(ranks, "rank"), fmt::format(fmt::runtime(start), value, value));
+    }
+  }
+  return Status::Ok();
 }
 
 int RunLocalChips(Flags& f, const transport::CommOptions& comm_options) {
   const int chips = f.chips > 0 ? f.chips : 1;
-  bool calibrated = false;
-  Result<partitioner::ClusterSpec> cluster = HostClusterSpec(chips, &calibrated);
-  if (!cluster.ok()) return ReportError(cluster.status());
-  f.job.cluster = *cluster;
+  if (Status host = UseHostCluster(f, chips, true); !host.ok()) return ReportError(host);
   std::mutex mutex;
   Result<runtime::BatchJobSummary> leader = Internal("chip 0 did not run");
   std::vector<Status> statuses =
@@ -119,22 +167,14 @@ int RunLocalChips(Flags& f, const transport::CommOptions& comm_options) {
   for (size_t r = 1; r < statuses.size(); ++r) {
     if (!statuses[r].ok()) return ReportError(statuses[r].WithContext(fmt::format("chip {}", r)));
   }
-  ReportSummary(f.job, *leader);
-  return ExitCode(*leader);
+  return ReportSummary(f, *leader);
 }
 
 int RunWorld(Flags& f, const transport::CommOptions& comm_options) {
   Result<transport::MpiSession> session = transport::MpiSession::Init(nullptr, nullptr);
   if (!session.ok()) return ReportError(session.status());
-  bool calibrated = false;
-  Result<partitioner::ClusterSpec> cluster = HostClusterSpec(session->world_size(), &calibrated);
-  if (!cluster.ok()) session->Abort(cluster.status());
-  f.job.cluster = *cluster;
-  if (session->world_rank() == 0 && !calibrated && f.job.progress && f.job.plan_path.empty()) {
-    LOCKSTEP_LOG_WARN("run",
-                      "this host is not calibrated: plans use the `host` preset's figures (run "
-                      "`lockstep calibrate`)");
-  }
+  Status host = UseHostCluster(f, session->world_size(), session->world_rank() == 0);
+  if (!host.ok()) session->Abort(host);
   Result<transport::Communicator> world =
       transport::Communicator::CreateWorld(*session, comm_options);
   if (!world.ok()) session->Abort(world.status());
@@ -145,8 +185,8 @@ int RunWorld(Flags& f, const transport::CommOptions& comm_options) {
     if (session->world_rank() == 0) return ReportError(s.status());
     return kExitError;
   }
-  if (session->world_rank() == 0) ReportSummary(f.job, *s);
-  return ExitCode(*s);
+  if (session->world_rank() == 0) return ReportSummary(f, *s);
+  return s->failed > 0 ? kExitRequestErrors : kExitOk;
 }
 
 }  // namespace
@@ -166,9 +206,21 @@ Command AddRunCommand(CLI::App& app) {
                   "Results, one JSON object per line, each fsync'd when its request finishes")
       ->required();
   const std::string cpus = fmt::format("the {} CPUs this process may use", ThisMachine().cpus);
-  run->add_option("--threads", f.job.threads, "Compute threads per rank")
-      ->default_val(1)
-      ->check(WholeNumber(1, MaxThreads(), "4 x " + cpus));
+  const CLI::Validator whole_threads = WholeNumber(1, MaxThreads(), "4 x " + cpus);
+  run->add_option("--threads", f.job.threads,
+                  "Compute threads per rank, or auto: the cores available to each rank (its CPU "
+                  "affinity shared with the ranks of its host bound to the same CPUs)")
+      ->transform(CLI::Validator(
+          [whole_threads](std::string& value) -> std::string {
+            if (value == "auto") {
+              value = "0";  // BatchJobOptions::threads 0: the cores available to each rank
+              return "";
+            }
+            std::string error = whole_threads(value);
+            return error.empty() ? error : error + " (or auto)";
+          },
+          "auto|N"))
+      ->default_str("auto");
   run->add_option("--isa", f.isa, "Kernel instruction set: auto, avx512, avx2 or scalar")
       ->default_val("auto");
   run->add_option("--max-batch", f.job.max_batch, "Requests in flight at once")
@@ -187,7 +239,11 @@ Command AddRunCommand(CLI::App& app) {
                 "Add logits_sha256 (SHA-256 of every generated step's f32 logits) to each result");
   run->add_option("--dump-logits", f.job.dump_logits_path,
                   "Debug: write every generated step's logits to this JSONL file");
-  run->add_flag("--no-progress", f.no_progress, "No plan summary and progress lines on stderr");
+  run->add_flag("--no-progress", f.no_progress,
+                "Nothing on stderr but errors (no plan, progress or closing lines)");
+  run->add_option("--summary", f.summary_path,
+                  "Write a JSON summary of the job here: TTFT and inter-token latency "
+                  "percentiles, throughput, measured beside predicted, per-rank times");
   run->add_flag("--resume", f.job.resume,
                 "Skip requests whose results are already in --output, and append the others");
   run->add_flag("--force", f.job.force,
@@ -263,8 +319,11 @@ Command AddRunCommand(CLI::App& app) {
             "(--chips N), or use --transport mpi or ucx under mpirun"));
         return kExitUsage;
       }
-      // Every chip is a thread running --threads compute threads.
-      const int64_t total = int64_t{std::max(f.chips, 1)} * f.job.threads;
+      const Status split = CheckSplit(f.job, f.chips > 0 ? f.chips : 1, "use --chips {}");
+      if (!split.ok()) return ReportUsage(split);
+      // Every chip is a thread running --threads compute threads (auto: the
+      // process's CPUs shared among the chips).
+      const int64_t total = int64_t{std::max(f.chips, 1)} * std::max(f.job.threads, 1);
       if (total > 16 * int64_t{ThisMachine().cpus}) {
         ReportError(InvalidArgument(
             "--chips {} x --threads {} = {} threads, more than 16 x the {} CPUs this process "
@@ -280,16 +339,16 @@ Command AddRunCommand(CLI::App& app) {
                           "the chips (mpirun -np N)"));
       return kExitUsage;
     }
+    // Every rank finds a bad split; rank 0 says so.
+    const Status split = CheckSplit(
+        f.job, launched, "start it with mpirun -np {} (or --transport local --chips {})");
+    if (!split.ok()) return LauncherWorldRank() == 0 ? ReportUsage(split) : kExitUsage;
     if (launched == 1) {
       // One rank without mpirun: no MPI at all.
-      bool calibrated = false;
-      Result<partitioner::ClusterSpec> cluster = HostClusterSpec(1, &calibrated);
-      if (!cluster.ok()) return ReportError(cluster.status());
-      f.job.cluster = *cluster;
+      if (Status host = UseHostCluster(f, 1, true); !host.ok()) return ReportError(host);
       Result<runtime::BatchJobSummary> s = runtime::RunBatchJob(f.job);
       if (!s.ok()) return ReportError(s.status());
-      ReportSummary(f.job, *s);
-      return ExitCode(*s);
+      return ReportSummary(f, *s);
     }
     return RunWorld(f, *comm);
   };

@@ -25,12 +25,21 @@ struct SynthArgs {
 };
 
 int RunSynth(const SynthArgs& args) {
+  if (args.config_path.empty() == args.preset.empty()) {
+    return ReportUsage(InvalidArgument(
+        "give the model with exactly one of --config FILE (a Hugging Face config.json) or "
+        "--preset NAME"));
+  }
   Result<partitioner::ModelConfig> config = args.config_path.empty()
                                                 ? partitioner::ModelPreset(args.preset)
                                                 : partitioner::LoadHfConfigFile(args.config_path);
-  if (!config.ok()) return ReportError(config.status());
+  if (!config.ok()) {
+    // An unknown preset name is a bad flag; a bad config file is bad input.
+    return args.config_path.empty() ? ReportUsage(config.status().WithContext("--preset"))
+                                    : ReportError(config.status());
+  }
   Result<DType> dtype = ParseDType(args.dtype);
-  if (!dtype.ok()) return ReportError(dtype.status());
+  if (!dtype.ok()) return ReportUsage(dtype.status().WithContext("--dtype"));
   std::optional<runtime::TokenizerData> tokenizer;
   if (!args.tokenizer.empty()) {
     Result<runtime::TokenizerData> data = runtime::ReadTokenizerData(args.tokenizer);
@@ -63,8 +72,10 @@ Command AddSynthCommand(CLI::App& app) {
   }
   source->add_option("--preset", args->preset, "A named preset: " + presets);
   source->require_option(1);
-  sub->add_option("--dtype", args->dtype, "Weight dtype of the matrices (norms are always f32)")
-      ->check(CLI::IsMember({"f32", "f16", "bf16"}))
+  sub->add_option("--dtype", args->dtype,
+                  "Weight dtype of the matrices (norms are always f32); q8_0 / q4_0 quantize the "
+                  "same random values with ggml's reference quantizer")
+      ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0", "q4_0"}))
       ->capture_default_str();
   sub->add_option("--seed", args->seed, "Seed of the counter-based generator")
       ->capture_default_str();

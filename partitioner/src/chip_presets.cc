@@ -19,6 +19,9 @@ ClusterSpec Host() {
   s.chip.shared_by_node = true;
   s.chip.cores = 2;
   s.chip.memory_bandwidth_by_threads = {{1, 14.5e9}};  // STREAM read, 1 thread (notes)
+  // What the runtime executes: f32 activations; weights as checkpoints ship.
+  s.chip.activation_type = ElementType::kF32;
+  s.chip.weight_types = {ElementType::kBF16};
   s.chip.source = "uncalibrated defaults (docs/partitioner.md); run `lockstep calibrate`";
   s.intra_node_link = {10e9, 0.35e-6, 1};  // Open MPI shared memory, 2 ranks (notes)
   s.inter_node_link = {1.25e9, 20e-6, 1};  // assumption: 10 Gb/s Ethernet, TCP
@@ -33,6 +36,10 @@ ClusterSpec GroqLpu() {
   s.chip.memory_bandwidth_bytes_per_s = 80e12;
   s.chip.peak_flops[Idx(ElementType::kF16)] = 188e12;
   s.chip.peak_flops[Idx(ElementType::kInt8)] = 750e12;
+  // The MXM multiplies f16 and int8: f16 activations, f16 weights where
+  // they fit in the SRAM, else int8.
+  s.chip.activation_type = ElementType::kF16;
+  s.chip.weight_types = {ElementType::kF16, ElementType::kInt8};
   s.chip.op_overhead_s = 0;  // statically scheduled: no launches
   s.chip.links_per_chip = 16;
   s.chip.source =
@@ -53,6 +60,10 @@ ClusterSpec H100Nvlink() {
   s.chip.peak_flops[Idx(ElementType::kF16)] = 989e12;
   s.chip.peak_flops[Idx(ElementType::kBF16)] = 989e12;
   s.chip.peak_flops[Idx(ElementType::kInt8)] = 1979e12;
+  // Tensor cores: bf16 activations and weights, int8 weights if bf16 ones do
+  // not fit.
+  s.chip.activation_type = ElementType::kBF16;
+  s.chip.weight_types = {ElementType::kBF16, ElementType::kInt8};
   s.chip.op_overhead_s = 4e-6;  // assumption: a CUDA kernel launch without graphs
   s.chip.links_per_chip = 0;    // NVSwitch: every peer at full NVLink bandwidth
   s.chip.source = "NVIDIA H100 SXM5 datasheet; latencies are assumptions";

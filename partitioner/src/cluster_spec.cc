@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cmath>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "json_reader.h"
@@ -70,12 +71,103 @@ void ReadBandwidthTable(JsonReader& chip, const nlohmann::json& table, std::map<
   }
 }
 
+// A positive decimal key ("16") of a table; records an error otherwise.
+bool ReadKey(JsonReader& chip, std::string_view field, const std::string& key, int64_t* out) {
+  const auto [end, ec] = std::from_chars(key.data(), key.data() + key.size(), *out);
+  if (ec != std::errc() || end != key.data() + key.size() || *out < 1) {
+    chip.Fail(field, fmt::format("has key \"{}\"; keys are counts (1, 2, ...)", key));
+    return false;
+  }
+  return true;
+}
+
+// {"1": 2e10, "2": 4e10}: counts to rates.
+template <typename Key>
+void ReadRateTable(JsonReader& chip, std::string_view field, const nlohmann::json& table,
+                   std::map<Key, double>* out) {
+  if (!table.is_object()) {
+    chip.Fail(field, "must be an object of counts to rates, e.g. {\"1\": 2e10}");
+    return;
+  }
+  for (const auto& [key, value] : table.items()) {
+    int64_t count = 0;
+    if (!ReadKey(chip, field, key, &count)) return;
+    if (!value.is_number()) {
+      chip.Fail(field, fmt::format("entry \"{}\" must be a number, got {}", key, value.dump()));
+      return;
+    }
+    (*out)[static_cast<Key>(count)] = value.template get<double>();
+  }
+}
+
+// {"bf16": {"2": {"1": 2e10, "16": 9e10}}}: weight type -> threads -> tokens -> FLOP/s.
+void ReadMatmulTable(JsonReader& chip, const nlohmann::json& table,
+                     std::map<ElementType, std::map<int, std::map<int64_t, double>>>* out) {
+  constexpr std::string_view kField = "matmul_flops";
+  if (!table.is_object()) {
+    chip.Fail(kField, "must be an object: weight type -> threads -> tokens -> FLOP/s");
+    return;
+  }
+  for (const auto& [type_name, by_threads] : table.items()) {
+    Result<ElementType> type = ParseElementType(type_name);
+    if (!type.ok()) {
+      chip.Fail(kField, fmt::format("has key \"{}\"; keys are f32, f16, bf16, int8", type_name));
+      return;
+    }
+    if (!by_threads.is_object()) {
+      chip.Fail(kField, fmt::format("entry \"{}\" must be an object of thread counts", type_name));
+      return;
+    }
+    for (const auto& [threads_key, by_tokens] : by_threads.items()) {
+      int64_t threads = 0;
+      if (!ReadKey(chip, kField, threads_key, &threads)) return;
+      ReadRateTable(chip, kField, by_tokens, &(*out)[*type][static_cast<int>(threads)]);
+    }
+  }
+}
+
 }  // namespace
 
 double ChipSpec::PeakFlops(ElementType t) const {
   double rate = peak_flops[static_cast<int>(t)];
   return rate > 0 ? rate : peak_flops[static_cast<int>(ElementType::kF32)];
 }
+
+ElementType ChipSpec::DefaultActivationType() const {
+  if (activation_type) return *activation_type;
+  for (ElementType t : {ElementType::kF32, ElementType::kBF16, ElementType::kF16}) {
+    if (peak_flops[static_cast<int>(t)] > 0) return t;
+  }
+  return ElementType::kF32;
+}
+
+std::vector<ElementType> ChipSpec::DefaultWeightTypes() const {
+  if (!weight_types.empty()) return weight_types;
+  // 16-bit floats first (how checkpoints ship), widened to f32 where the chip
+  // has no unit for them; int8 only with a unit of its own.
+  std::vector<ElementType> types;
+  for (ElementType t : {ElementType::kBF16, ElementType::kF16, ElementType::kF32}) {
+    if (PeakFlops(t) > 0) types.push_back(t);
+  }
+  if (peak_flops[static_cast<int>(ElementType::kInt8)] > 0) types.push_back(ElementType::kInt8);
+  return types;
+}
+
+namespace {
+
+// "f16" -> kF16 for a field of `reader`; records an error otherwise.
+std::optional<ElementType> ReadType(JsonReader& reader, std::string_view field,
+                                    const nlohmann::json& value) {
+  if (value.is_string()) {
+    Result<ElementType> t = ParseElementType(value.get<std::string>());
+    if (t.ok()) return *t;
+  }
+  reader.Fail(field, fmt::format("must be one of \"f32\", \"f16\", \"bf16\", \"int8\", got {}",
+                                 value.dump()));
+  return std::nullopt;
+}
+
+}  // namespace
 
 Status ClusterSpec::Validate() const {
   if (num_chips < 1)
@@ -93,7 +185,7 @@ Status ClusterSpec::Validate() const {
   LOCKSTEP_RETURN_IF_ERROR(
       CheckPositive(chip.memory_bandwidth_bytes_per_s, "chip.memory_bandwidth_bytes_per_s"));
   bool any_rate = false;
-  for (int i = 0; i < kNumElementTypes; ++i) {
+  for (int i = 0; i < kNumComputeTypes; ++i) {
     double rate = chip.peak_flops[i];
     if (rate < 0 || !std::isfinite(rate)) {
       return InvalidArgument("field 'chip.peak_flops.{}' must be positive, got {}",
@@ -136,6 +228,34 @@ Status ClusterSpec::Validate() const {
   if (threads_per_chip < 0) {
     return InvalidArgument("field 'threads_per_chip' must be zero (unknown) or positive, got {}",
                            threads_per_chip);
+  }
+  auto check_threads = [&](std::string_view field, int threads) -> Status {
+    if (threads < 1 || (chip.cores > 0 && threads > chip.cores)) {
+      return InvalidArgument("field '{}' has {} threads; keys must be from 1 to chip.cores ({})",
+                             field, threads, chip.cores);
+    }
+    return Status::Ok();
+  };
+  for (const auto& [type, by_threads] : chip.matmul_flops) {
+    const std::string field = fmt::format("chip.matmul_flops.{}", ElementTypeName(type));
+    for (const auto& [threads, by_tokens] : by_threads) {
+      LOCKSTEP_RETURN_IF_ERROR(check_threads(field, threads));
+      if (by_tokens.empty()) {
+        return InvalidArgument("field '{}.{}' needs at least one token count", field, threads);
+      }
+      for (const auto& [tokens, rate] : by_tokens) {
+        if (tokens < 1) {
+          return InvalidArgument("field '{}.{}' has {} tokens; token counts start at 1", field,
+                                 threads, tokens);
+        }
+        LOCKSTEP_RETURN_IF_ERROR(
+            CheckPositive(rate, fmt::format("{}.{}.{}", field, threads, tokens)));
+      }
+    }
+  }
+  for (const auto& [threads, rate] : chip.attention_flops) {
+    LOCKSTEP_RETURN_IF_ERROR(check_threads("chip.attention_flops", threads));
+    LOCKSTEP_RETURN_IF_ERROR(CheckPositive(rate, fmt::format("chip.attention_flops.{}", threads)));
   }
   LOCKSTEP_RETURN_IF_ERROR(CheckLink(intra_node_link, "intra_node_link"));
   LOCKSTEP_RETURN_IF_ERROR(CheckLink(inter_node_link, "inter_node_link"));
@@ -203,6 +323,68 @@ double ClusterSpec::BusyChipMemoryBandwidth(int busy) const {
   return node / busy;
 }
 
+namespace {
+
+// `table` (threads -> value) at `threads`: linear between the measured
+// counts and through 0 below the first; the largest count's value above it
+// or when threads is 0 (unknown).
+double AtThreads(const std::map<int, double>& table, int threads) {
+  if (table.empty()) return 0;
+  if (threads <= 0) return table.rbegin()->second;
+  int below_threads = 0;
+  double below = 0;
+  for (const auto& [n, value] : table) {
+    if (n == threads) return value;
+    if (n > threads)
+      return below + (value - below) * (threads - below_threads) / (n - below_threads);
+    below_threads = n;
+    below = value;
+  }
+  return below;
+}
+
+// `table` (tokens -> rate) at `tokens`: linear in log2(tokens) between the
+// measured counts, the end values outside them.
+double AtTokens(const std::map<int64_t, double>& table, int64_t tokens) {
+  if (table.empty()) return 0;
+  if (tokens <= table.begin()->first) return table.begin()->second;
+  auto above = table.lower_bound(tokens);
+  if (above == table.end()) return table.rbegin()->second;
+  if (above->first == tokens) return above->second;
+  auto below = std::prev(above);
+  const double x0 = std::log2(static_cast<double>(below->first));
+  const double x1 = std::log2(static_cast<double>(above->first));
+  const double x = std::log2(static_cast<double>(tokens));
+  return below->second + (above->second - below->second) * (x - x0) / (x1 - x0);
+}
+
+}  // namespace
+
+double ClusterSpec::BusyChipMatmulFlops(ElementType weight_type, int64_t tokens, int busy) const {
+  const auto& tables = chip.matmul_flops;
+  auto table = tables.find(weight_type);
+  for (ElementType stand_in :
+       {weight_type == ElementType::kF16 ? ElementType::kBF16 : ElementType::kF16,
+        ElementType::kF32}) {
+    if (table == tables.end()) table = tables.find(stand_in);
+  }
+  if (table == tables.end() || table->second.empty()) return 0;
+  busy = std::max(busy, 1);
+  const int threads = chip.shared_by_node ? BusyThreads(busy) : 0;
+  std::map<int, double> by_threads;
+  for (const auto& [n, by_tokens] : table->second) by_threads[n] = AtTokens(by_tokens, tokens);
+  const double node = AtThreads(by_threads, threads);
+  return chip.shared_by_node ? node / busy : node;
+}
+
+double ClusterSpec::BusyChipAttentionFlops(int busy) const {
+  if (chip.attention_flops.empty()) return 0;
+  busy = std::max(busy, 1);
+  const int threads = chip.shared_by_node ? BusyThreads(busy) : 0;
+  const double node = AtThreads(chip.attention_flops, threads);
+  return chip.shared_by_node ? node / busy : node;
+}
+
 double ClusterSpec::BusyChipPeakFlops(ElementType t, int busy) const {
   if (!chip.shared_by_node) return chip.PeakFlops(t);
   busy = std::max(busy, 1);
@@ -224,7 +406,7 @@ Result<ClusterSpec> ClusterSpecFromJson(const nlohmann::json& json, std::string_
     c.Double("memory_bandwidth_bytes_per_s", &spec.chip.memory_bandwidth_bytes_per_s);
     {
       JsonReader f = c.Object("peak_flops");
-      for (int i = 0; i < kNumElementTypes; ++i) {
+      for (int i = 0; i < kNumComputeTypes; ++i) {
         f.Double(ElementTypeName(static_cast<ElementType>(i)), &spec.chip.peak_flops[i],
                  /*required=*/false);
       }
@@ -238,6 +420,26 @@ Result<ClusterSpec> ClusterSpecFromJson(const nlohmann::json& json, std::string_
       ReadBandwidthTable(c, *table, &spec.chip.memory_bandwidth_by_threads);
     }
     c.String("source", &spec.chip.source, /*required=*/false);
+    if (const nlohmann::json* table = c.Raw("matmul_flops", /*required=*/false)) {
+      ReadMatmulTable(c, *table, &spec.chip.matmul_flops);
+    }
+    if (const nlohmann::json* table = c.Raw("attention_flops", /*required=*/false)) {
+      ReadRateTable(c, "attention_flops", *table, &spec.chip.attention_flops);
+    }
+    if (const nlohmann::json* t = c.Raw("activation_type", /*required=*/false)) {
+      spec.chip.activation_type = ReadType(c, "activation_type", *t);
+    }
+    if (const nlohmann::json* list = c.Raw("weight_types", /*required=*/false)) {
+      if (!list->is_array() || list->empty()) {
+        c.Fail("weight_types", "must be a non-empty list of types, e.g. [\"f16\", \"int8\"]");
+      } else {
+        for (const nlohmann::json& t : *list) {
+          if (std::optional<ElementType> type = ReadType(c, "weight_types", t)) {
+            spec.chip.weight_types.push_back(*type);
+          }
+        }
+      }
+    }
     r.Fail(c.Finish());
   }
   ReadLink(r, "intra_node_link", &spec.intra_node_link);
@@ -266,7 +468,7 @@ Result<ClusterSpec> LoadClusterSpecFile(const std::string& path) {
 
 nlohmann::json ClusterSpecToJson(const ClusterSpec& spec) {
   nlohmann::json flops = nlohmann::json::object();
-  for (int i = 0; i < kNumElementTypes; ++i) {
+  for (int i = 0; i < kNumComputeTypes; ++i) {
     if (spec.chip.peak_flops[i] > 0) {
       flops[std::string(ElementTypeName(static_cast<ElementType>(i)))] = spec.chip.peak_flops[i];
     }
@@ -280,6 +482,32 @@ nlohmann::json ClusterSpecToJson(const ClusterSpec& spec) {
                          {"shared_by_node", spec.chip.shared_by_node},
                          {"source", spec.chip.source}};
   if (spec.chip.cores > 0) chip["cores"] = spec.chip.cores;
+  if (!spec.chip.matmul_flops.empty()) {
+    nlohmann::json types = nlohmann::json::object();
+    for (const auto& [type, by_threads] : spec.chip.matmul_flops) {
+      nlohmann::json threads = nlohmann::json::object();
+      for (const auto& [n, by_tokens] : by_threads) {
+        nlohmann::json tokens = nlohmann::json::object();
+        for (const auto& [t, rate] : by_tokens) tokens[std::to_string(t)] = rate;
+        threads[std::to_string(n)] = tokens;
+      }
+      types[std::string(ElementTypeName(type))] = threads;
+    }
+    chip["matmul_flops"] = types;
+  }
+  if (!spec.chip.attention_flops.empty()) {
+    nlohmann::json table = nlohmann::json::object();
+    for (const auto& [n, rate] : spec.chip.attention_flops) table[std::to_string(n)] = rate;
+    chip["attention_flops"] = table;
+  }
+  if (spec.chip.activation_type) {
+    chip["activation_type"] = std::string(ElementTypeName(*spec.chip.activation_type));
+  }
+  if (!spec.chip.weight_types.empty()) {
+    nlohmann::json types = nlohmann::json::array();
+    for (ElementType t : spec.chip.weight_types) types.push_back(std::string(ElementTypeName(t)));
+    chip["weight_types"] = types;
+  }
   if (!spec.chip.memory_bandwidth_by_threads.empty()) {
     nlohmann::json table = nlohmann::json::object();
     for (const auto& [threads, rate] : spec.chip.memory_bandwidth_by_threads) {

@@ -8,10 +8,9 @@
 namespace lockstep::partitioner {
 namespace {
 
-// The wider of two types; on a tie the activation type.
+// The type matmuls multiply in (element_type.h: int8 for quantized weights).
 ElementType MatmulType(const Workload& w) {
-  return ElementSize(w.weight_type) > ElementSize(w.activation_type) ? w.weight_type
-                                                                     : w.activation_type;
+  return MatmulComputeType(w.weight_type, w.activation_type);
 }
 
 // Causal attention of `tokens` queries at positions [position, position +
@@ -105,17 +104,24 @@ int64_t CostModel::HandoffBytes(int sequences, int64_t tokens) const {
 }
 
 OpCost CostModel::Compute(std::string name, int launches, double flops, double bytes,
-                          ElementType type) const {
+                          ElementType type, double measured_rate) const {
   OpCost op;
   op.name = std::move(name);
   op.launches = launches;
   op.flops = flops;
   op.bytes = bytes;
-  op.compute_s = flops / cluster_.BusyChipPeakFlops(type, node_sharing_);
+  op.compute_s =
+      flops / (measured_rate > 0 ? measured_rate : cluster_.BusyChipPeakFlops(type, node_sharing_));
   op.memory_s = bytes / cluster_.BusyChipMemoryBandwidth(node_sharing_);
   op.overhead_s = launches * cluster_.chip.op_overhead_s;
   op.time_s = std::max(op.compute_s, op.memory_s) + op.overhead_s;
-  op.bound = op.compute_s >= op.memory_s ? OpBound::kCompute : OpBound::kMemory;
+  // A measured rate includes the kernel's own memory traffic: the op counts
+  // as memory-bound while the bandwidth alone explains most of its time.
+  if (measured_rate > 0) {
+    op.bound = op.memory_s >= 0.8 * op.compute_s ? OpBound::kMemory : OpBound::kCompute;
+  } else {
+    op.bound = op.compute_s >= op.memory_s ? OpBound::kCompute : OpBound::kMemory;
+  }
   return op;
 }
 
@@ -123,12 +129,14 @@ OpCost CostModel::Compute(std::string name, int launches, double flops, double b
 OpCost CostModel::Matmul(std::string name, int launches, int64_t tokens, int64_t rows,
                          int64_t k) const {
   const double a = static_cast<double>(ElementSize(workload_.activation_type));
-  const double w = static_cast<double>(ElementSize(workload_.weight_type));
+  const double w = BytesPerElement(workload_.weight_type);
   const double t = static_cast<double>(tokens);
   const double flops = 2.0 * t * static_cast<double>(rows) * static_cast<double>(k);
   const double bytes = static_cast<double>(rows) * static_cast<double>(k) * w +
                        t * static_cast<double>(k) * a + t * static_cast<double>(rows) * a;
-  return Compute(std::move(name), launches, flops, bytes, matmul_type_);
+  // One call per launch: the measured rate is for calls of `tokens` rows.
+  return Compute(std::move(name), launches, flops, bytes, matmul_type_,
+                 cluster_.BusyChipMatmulFlops(workload_.weight_type, tokens, node_sharing_));
 }
 
 OpCost CostModel::Collective(std::string name, double time_s, double bytes_sent) const {
@@ -179,7 +187,8 @@ void CostModel::AddLayerOps(int stage, int tp_rank, const PassShape& pass,
     const double bytes = b * reads * 2.0 * static_cast<double>(kv_rows) * a  // K, V reads
                          + 2.0 * t * static_cast<double>(kv_rows) * a        // K, V appends
                          + 2.0 * t * static_cast<double>(q_rows) * a;        // q in, out
-    ops->push_back(Compute("attention", 1, flops, bytes, act));
+    ops->push_back(
+        Compute("attention", 1, flops, bytes, act, cluster_.BusyChipAttentionFlops(node_sharing_)));
   }
   ops->push_back(Matmul("attn_out", 1, tokens, model_.hidden_size, q_rows));
   if (tp_ > 1) {  // a single rank runs no collectives
@@ -203,7 +212,7 @@ PassCost CostModel::StagePass(const StageShape& stage, const PassShape& shape) c
   const int sequences = shape.sequences;
   const ElementType act = workload_.activation_type;
   const double a = static_cast<double>(ElementSize(act));
-  const double w = static_cast<double>(ElementSize(workload_.weight_type));
+  const double w = BytesPerElement(workload_.weight_type);
   const int64_t tokens = int64_t{sequences} * shape.tokens;
   const std::vector<int> group = Group(stage.stage);
 

@@ -5,7 +5,6 @@ namespace lockstep::partitioner {
 int64_t LayerWeightBytes(const ModelConfig& model, const TpSlice& s, ElementType weight_type) {
   const int64_t h = model.hidden_size;
   const int64_t hd = model.head_dim;
-  const int64_t w = ElementSize(weight_type);
   const int64_t q_rows = s.q_heads.size() * hd;
   const int64_t kv_rows = s.kv_heads.size() * hd;
   // Row-parallel columns follow the canonical segments; they coincide with
@@ -13,8 +12,10 @@ int64_t LayerWeightBytes(const ModelConfig& model, const TpSlice& s, ElementType
   const int64_t wo_cols = EvenPart(model.q_dim(), s.tp, s.tp_rank).size();
   const int64_t down_cols = EvenPart(model.intermediate_size, s.tp, s.tp_rank).size();
   const int64_t norms = 2 * h * 4;
-  return norms + (q_rows + 2 * kv_rows) * h * w + h * wo_cols * w + 2 * s.ffn.size() * h * w +
-         h * down_cols * w;
+  // Matrices row by row (a quantized row is whole blocks).
+  auto matrix = [&](int64_t rows, int64_t cols) { return rows * ElementBytes(weight_type, cols); };
+  return norms + matrix(q_rows + 2 * kv_rows, h) + matrix(h, wo_cols) +
+         matrix(2 * s.ffn.size(), h) + matrix(h, down_cols);
 }
 
 int64_t LayerKvCacheBytes(const ModelConfig& model, const TpSlice& s, const Workload& workload) {
@@ -25,14 +26,14 @@ int64_t LayerKvCacheBytes(const ModelConfig& model, const TpSlice& s, const Work
 RankMemory StageRankMemory(const ModelConfig& model, const Workload& workload, const TpSlice& s,
                            const StageShape& stage, int pp, int max_micro_batch) {
   const int64_t h = model.hidden_size;
-  const int64_t w = ElementSize(workload.weight_type);
+  const ElementType w = workload.weight_type;
   const int64_t a = ElementSize(workload.activation_type);
   const int64_t hd = model.head_dim;
   const int64_t layers = stage.num_layers;
   RankMemory m;
   m.weights = layers * LayerWeightBytes(model, s, workload.weight_type);
-  if (stage.embedding) m.weights += model.vocab_size * s.hidden.size() * w;
-  if (stage.lm_head) m.weights += h * 4 + s.vocab.size() * h * w;  // final norm + lm_head
+  if (stage.embedding) m.weights += model.vocab_size * ElementBytes(w, s.hidden.size());
+  if (stage.lm_head) m.weights += h * 4 + s.vocab.size() * ElementBytes(w, h);  // norm + lm_head
   m.kv_cache = layers * LayerKvCacheBytes(model, s, workload);
 
   const int64_t b = max_micro_batch;

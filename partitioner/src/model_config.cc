@@ -1,6 +1,7 @@
 #include "lockstep/partitioner/model_config.h"
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -228,7 +229,20 @@ Result<ModelConfig> LoadHfConfigFile(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {  // syntax, a number beyond a double
     return InvalidArgument("{}: not valid JSON: {}", path, e.what());
   }
-  return ModelConfigFromHfJson(json, path);
+  LOCKSTEP_ASSIGN_OR_RETURN(ModelConfig config, ModelConfigFromHfJson(json, path));
+  if (config.name.empty()) config.name = ModelNameFromPath(path);
+  return config;
+}
+
+std::string ModelNameFromPath(std::string_view path) {
+  std::filesystem::path p{std::string(path)};
+  std::string stem = p.stem().string();
+  // Hugging Face folders: "Llama-2-7b-hf/config.json" is "Llama-2-7b-hf".
+  if (stem == "config" && p.has_parent_path()) {
+    const std::string folder = std::filesystem::absolute(p).parent_path().filename().string();
+    if (!folder.empty()) return folder;
+  }
+  return stem;
 }
 
 nlohmann::json ModelConfigToHfJson(const ModelConfig& c) {

@@ -226,9 +226,12 @@ Status CheckStructure(const Plan& plan) {
                                  r, sh.path, d, sh.start[d], sh.count[d], sh.shape[d]);
         }
       }
-      if (sh.bytes != sh.elements() * ElementSize(sh.type)) {
+      const int64_t expected_bytes = sh.shape.size() > 1
+                                         ? sh.count[0] * ElementBytes(sh.type, sh.count[1])
+                                         : ElementBytes(sh.type, sh.elements());
+      if (sh.bytes != expected_bytes) {
         return InvalidArgument("ranks[{}]: shard '{}' has {} bytes, expected {}", r, sh.path,
-                               sh.bytes, sh.elements() * ElementSize(sh.type));
+                               sh.bytes, expected_bytes);
       }
       weights += sh.bytes;
     }

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "lockstep/base/plural.h"
+
 namespace lockstep::partitioner {
 namespace {
 
@@ -48,17 +50,19 @@ std::string FormatPlanReport(const Plan& plan, const ReportOptions& options) {
     out += '\n';
   };
 
-  line(fmt::format("plan: {} ({:.2f} B parameters) on {} {} chips, {} per node ({} nodes)",
-                   q.model.name, static_cast<double>(q.model.NumParameters()) / 1e9, c.num_chips,
-                   c.chip.name, c.chips_per_node, c.num_nodes()));
-  line(fmt::format("  tp {} x pp {}, {} micro-batch{} ({}, objective {})", plan.tp, plan.pp,
-                   plan.micro_batches, plan.micro_batches == 1 ? "" : "es",
-                   q.tp == 0 ? "automatic" : "manual", ObjectiveName(q.objective)));
+  line(fmt::format("plan: {} ({} parameters) on {} ({} per node, {})",
+                   q.model.name.empty() ? "unnamed model" : q.model.name,
+                   FormatCount(static_cast<double>(q.model.NumParameters())),
+                   Plural(c.num_chips, c.chip.name + " chip"), c.chips_per_node,
+                   Plural(c.num_nodes(), "node")));
+  line(fmt::format("  tp {} x pp {}, {} ({}, objective {})", plan.tp, plan.pp,
+                   Plural(plan.micro_batches, "micro-batch"), q.tp == 0 ? "automatic" : "manual",
+                   ObjectiveName(q.objective)));
   line(
-      fmt::format("  workload: batch {}, prompt {} tokens, {} generated; weights {}, activations "
+      fmt::format("  workload: batch {}, prompt {}, {} generated; weights {}, activations "
                   "and KV cache {}",
-                  w.batch_size, w.prompt_length, w.generated_length, ElementTypeName(w.weight_type),
-                  ElementTypeName(w.activation_type)));
+                  w.batch_size, Plural(w.prompt_length, "token"), w.generated_length,
+                  ElementTypeName(w.weight_type), ElementTypeName(w.activation_type)));
   line(fmt::format(
       "  chip: {} memory ({}), {}/s memory bandwidth; links {}/s + {} inside a node, "
       "{}/s + {} between nodes",
@@ -100,7 +104,9 @@ std::string FormatPlanReport(const Plan& plan, const ReportOptions& options) {
     line(fmt::format(
         "  {:>5}  {:<16} {:<11} {:>10} {:>10} {:>10} {:>10} {:>5.1f}  {:>10} {:>10}  {}", s.stage,
         layers,
-        fmt::format("{}-{}", plan.WorldRank(s.stage, 0), plan.WorldRank(s.stage, plan.tp - 1)),
+        plan.tp == 1 ? fmt::format("{}", plan.WorldRank(s.stage, 0))
+                     : fmt::format("{}-{}", plan.WorldRank(s.stage, 0),
+                                   plan.WorldRank(s.stage, plan.tp - 1)),
         FormatBytes(static_cast<double>(m.total())), FormatBytes(static_cast<double>(m.weights)),
         FormatBytes(static_cast<double>(m.kv_cache)),
         FormatBytes(static_cast<double>(m.activations + m.comm_buffers)),
@@ -132,8 +138,10 @@ std::string FormatPlanReport(const Plan& plan, const ReportOptions& options) {
   line("");
 
   line("prediction");
-  line(fmt::format("  time to first token   {} (prefill of all {} sequences)",
-                   FormatSeconds(p.time_to_first_token_s), w.batch_size));
+  line(fmt::format("  time to first token   {} (prefill of {})",
+                   FormatSeconds(p.time_to_first_token_s),
+                   w.batch_size == 1 ? std::string("the sequence")
+                                     : fmt::format("all {} sequences", w.batch_size)));
   line(fmt::format("  decode latency        {} per token = {:.1f} tokens/s per user",
                    FormatSeconds(p.decode_latency_per_token_s), p.decode_tokens_per_s_per_user));
   line(fmt::format("  throughput            {:.1f} generated tokens/s ({} x {} tokens in {})",

@@ -411,7 +411,7 @@ Result<Plan> Best(const PlanRequest& q, const std::vector<std::pair<int, int>>& 
 Result<ChipCount> FewestChipsThatFit(const ModelConfig& model, const ClusterSpec& cluster,
                                      const Workload& workload) {
   std::optional<ChipCount> best;
-  for (int tp : ValidTensorParallelSizes(model)) {
+  for (int tp : ValidTensorParallelSizes(model, workload.weight_type)) {
     std::vector<TpSlice> slices;
     for (int r = 0; r < tp; ++r) slices.push_back(MakeTpSlice(model, tp, r));
     for (int pp = 1; pp <= model.num_layers; ++pp) {
@@ -429,7 +429,9 @@ Result<ChipCount> FewestChipsThatFit(const ModelConfig& model, const ClusterSpec
     }
   }
   if (!best) {
-    const TpSlice one = MakeTpSlice(model, ValidTensorParallelSizes(model).back(), 0);
+    const std::vector<int> sizes = ValidTensorParallelSizes(model, workload.weight_type);
+    if (sizes.empty()) return CheckTensorParallel(model, 1, workload.weight_type);
+    const TpSlice one = MakeTpSlice(model, sizes.back(), 0);
     return NotFound(
         "it does not fit on any number of {} chips: even at the largest tp {} one layer needs {} "
         "of weights and KV cache per rank",
@@ -450,7 +452,7 @@ Result<Plan> MakePlan(const PlanRequest& q) {
     return InvalidArgument("give both tp and pp (--tp T --pp P), or neither for an automatic plan");
   }
   if (q.tp != 0) {
-    LOCKSTEP_RETURN_IF_ERROR(CheckTensorParallel(q.model, q.tp));
+    LOCKSTEP_RETURN_IF_ERROR(CheckTensorParallel(q.model, q.tp, q.workload.weight_type));
     LOCKSTEP_RETURN_IF_ERROR(CheckPipeline(q.model, q.pp));
     if (int64_t{q.tp} * q.pp != chips) {
       std::string hint;
@@ -465,7 +467,8 @@ Result<Plan> MakePlan(const PlanRequest& q) {
     return Best(q, {{q.tp, q.pp}});
   }
   std::vector<std::pair<int, int>> shapes;
-  const std::vector<int> sizes = ValidTensorParallelSizes(q.model);
+  const std::vector<int> sizes = ValidTensorParallelSizes(q.model, q.workload.weight_type);
+  if (sizes.empty()) return CheckTensorParallel(q.model, 1, q.workload.weight_type);
   for (int tp : sizes) {
     if (chips % tp == 0 && chips / tp <= q.model.num_layers) shapes.push_back({tp, chips / tp});
   }

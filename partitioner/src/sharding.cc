@@ -23,8 +23,8 @@ Range EvenPart(int64_t n, int parts, int index) {
   return {index * n / parts, (index + 1) * n / parts};
 }
 
-Status CheckTensorParallel(const ModelConfig& model, int tp) {
-  const std::string valid = ListSizes(ValidTensorParallelSizes(model));
+Status CheckTensorParallel(const ModelConfig& model, int tp, ElementType weight_type) {
+  const std::string valid = ListSizes(ValidTensorParallelSizes(model, weight_type));
   if (tp < 1 || !std::has_single_bit(static_cast<unsigned>(tp)) || tp > kCanonicalSegments) {
     return InvalidArgument(
         "tp {} is not a power of two between 1 and {}: the canonical reduction tree of {} "
@@ -47,18 +47,62 @@ Status CheckTensorParallel(const ModelConfig& model, int tp) {
         "which would replicate the KV heads); use tp in {{{}}}",
         kv, model.name, tp, valid);
   }
-  return Status::Ok();
+  return CheckBlockAlignment(model, tp, weight_type);
 }
 
-std::vector<int> ValidTensorParallelSizes(const ModelConfig& model) {
+std::vector<int> ValidTensorParallelSizes(const ModelConfig& model, ElementType weight_type) {
   std::vector<int> sizes;
   for (int tp = 1; tp <= kCanonicalSegments; tp *= 2) {
     if (tp > model.num_heads || model.num_heads % tp != 0) continue;
     const int kv = model.num_kv_heads;
     if (kv <= 0 || (tp <= kv ? kv % tp != 0 : tp % kv != 0)) continue;
+    if (!CheckBlockAlignment(model, tp, weight_type).ok()) continue;
     sizes.push_back(tp);
   }
   return sizes;
+}
+
+Status CheckBlockAlignment(const ModelConfig& model, int tp, ElementType weight_type) {
+  if (!IsQuantized(weight_type)) return Status::Ok();
+  const std::string_view type = ElementTypeName(weight_type);
+  constexpr int64_t kBlock = 32;
+  // Row lengths: hidden (wq, wk, wv, w_gate, w_up, lm_head, the embedding),
+  // q_dim (wo), intermediate_size (w_down).
+  struct Row {
+    std::string tensor;
+    int64_t length;
+    const char* field;
+    bool column_split;  // tp splits its columns
+  };
+  const Row rows[] = {
+      {std::string(kEmbeddingPath), model.hidden_size, "hidden_size", true},
+      {LayerTensorPath(0, "attn/wq"), model.hidden_size, "hidden_size", false},
+      {LayerTensorPath(0, "attn/wo"), model.q_dim(), "num_attention_heads * head_dim", true},
+      {LayerTensorPath(0, "ffn/w_down"), model.intermediate_size, "intermediate_size", true},
+  };
+  for (const Row& r : rows) {
+    if (r.length % kBlock != 0) {
+      return InvalidArgument(
+          "tensor '{}' of '{}' has rows of {} values ({}), not whole {}-value {} blocks: the "
+          "model cannot have {} weights",
+          r.tensor, model.name, r.length, r.field, kBlock, type, type);
+    }
+  }
+  for (const Row& r : rows) {
+    const int64_t blocks = r.length / kBlock;
+    if (r.column_split && blocks % tp != 0) {
+      std::string valid;
+      for (int t = 1; t <= kCanonicalSegments && t <= blocks; t *= 2) {
+        if (blocks % t == 0) valid += (valid.empty() ? "" : ", ") + std::to_string(t);
+      }
+      return InvalidArgument(
+          "tp {} would cut the {}-value {} blocks of tensor '{}' of '{}': its rows of {} values "
+          "({}) are {} blocks, which {} ranks cannot share in whole blocks; for this tensor tp "
+          "must divide {} (tp in {{{}}})",
+          tp, kBlock, type, r.tensor, model.name, r.length, r.field, blocks, tp, blocks, valid);
+    }
+  }
+  return Status::Ok();
 }
 
 TpSlice MakeTpSlice(const ModelConfig& model, int tp, int tp_rank) {
@@ -140,7 +184,8 @@ TensorShard ShardTensor(const ModelConfig& model, const TensorSpec& tensor, cons
       break;
     }
   }
-  s.bytes = s.elements() * ElementSize(s.type);
+  s.bytes = s.shape.size() > 1 ? s.count[0] * ElementBytes(s.type, s.count[1])
+                                : ElementBytes(s.type, s.elements());
   return s;
 }
 

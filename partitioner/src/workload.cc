@@ -41,8 +41,9 @@ Status Workload::Validate() const {
         prefill_chunk, prompt_length, NumPrefillChunks(), kMaxPrefillChunks,
         (prompt_length + kMaxPrefillChunks - 1) / kMaxPrefillChunks);
   }
-  if (activation_type == ElementType::kInt8) {
-    return InvalidArgument("field 'activation_type' must be f32, f16 or bf16, got int8");
+  if (activation_type == ElementType::kInt8 || IsQuantized(activation_type)) {
+    return InvalidArgument("field 'activation_type' must be f32, f16 or bf16, got {}",
+                           ElementTypeName(activation_type));
   }
   return Status::Ok();
 }

@@ -31,6 +31,30 @@ TEST(ProbeTest, FmaPeakIsPlausible) {
   }
 }
 
+TEST(ProbeTest, KernelRatesArePlausible) {
+  MatmulProbe probe;
+  probe.rows = 256;
+  probe.cols = 512;
+  probe.footprint = size_t{4} << 20;
+  probe.min_time_s = 0.01;
+  // CPU time on both sides: on a shared machine the wall clock of either
+  // probe may include time the process did not run.
+  const double peak = MeasureFmaPeak(BestIsa(), 1, ProbeClock::kCpu);
+  for (DType dtype : {DType::kBF16, DType::kF32}) {
+    probe.dtype = dtype;
+    const std::vector<double> rates =
+        MeasureMatmulFlops(BestIsa(), 1, probe, {1, 8}, ProbeClock::kCpu);
+    ASSERT_EQ(rates.size(), 2u);
+    for (double r : rates) {
+      EXPECT_GT(r, 1e7) << DTypeName(dtype);
+      EXPECT_LT(r, 1.5 * peak) << DTypeName(dtype);  // no matmul beats the FMA peak
+    }
+  }
+  const double seconds = MeasureAttentionSeconds(BestIsa(), 1, 64, 8, 2, 16, 2, ProbeClock::kCpu);
+  EXPECT_GT(seconds, 0.0);
+  EXPECT_LT(seconds, 10.0);
+}
+
 TEST(ProbeTest, CpuClockFiguresArePlausible) {
   // CPU time / threads never runs faster than the wall clock, so the CPU-clock
   // figure is at least the wall-clock one up to timing noise; both plausible.

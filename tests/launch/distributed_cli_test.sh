@@ -44,6 +44,7 @@ expect_job_error() {
   start=$(now_ms)
   timeout --kill-after=5 120 "${mpiexec[@]}" "$@" >out.txt 2>err.txt
   local code=$? elapsed=$(($(now_ms) - start))
+  last_code=$code
   [[ $code -ne 0 ]] || fail "$*: exit 0"
   [[ $code -ne 124 ]] || fail "$*: hung (ended by timeout)"
   ((elapsed < 60000)) || fail "$*: took ${elapsed} ms"
@@ -144,8 +145,13 @@ case "$case_name" in
       -n 1 "$lockstep" "${run[@]}" --output out.jsonl --max-batch 4 : \
       -n 1 "$lockstep" "${run[@]}" --output out.jsonl --max-batch 8
     # --tp x --pp against the rank count.
+    # A bad command line: exit 2 (found before MPI starts, said once).
     expect_job_error "--tp 2 --pp 2 needs 4 ranks but the job has 2" -- \
       -n 2 "$lockstep" "${run[@]}" --output out.jsonl --tp 2 --pp 2
+    [[ $last_code -eq 2 ]] || fail "--tp 2 --pp 2 on 2 ranks: exit $last_code, want 2"
+    expect_job_error "--tp 3 does not divide the job's 2 ranks" -- \
+      -n 2 "$lockstep" "${run[@]}" --output out.jsonl --tp 3
+    [[ $last_code -eq 2 ]] || fail "--tp 3 on 2 ranks: exit $last_code, want 2"
     ;;
 
   text)

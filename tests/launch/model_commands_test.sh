@@ -76,7 +76,7 @@ JSON
     "$lockstep" synth --preset tiny --output good.h5 || fail "synth good"
     head -c 20000 good.h5 >cut.h5
     expect_error 1 "cut\.h5: .*truncated" -- "$lockstep" inspect cut.h5
-    expect_error 1 "unknown model preset 'gpt-5'" -- \
+    expect_error 2 "unknown model preset 'gpt-5'" -- \
       "$lockstep" synth --preset gpt-5 --output x.h5
     expect_error 1 "missing\.json: cannot open model config" -- \
       "$lockstep" synth --config missing.json --output x.h5

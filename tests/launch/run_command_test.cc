@@ -2,10 +2,12 @@
 // error for a bad model file, error records for bad request lines, and that
 // an existing results file survives a job that cannot start.
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <sys/wait.h>
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -66,9 +68,10 @@ class RunCommandTest : public ::testing::Test {
               "\n");
   }
 
-  CommandRun Lockstep(const std::string& args) {
+  // `prefix` goes before the binary (env VAR=..., taskset -c 0).
+  CommandRun Lockstep(const std::string& args, const std::string& prefix = "") {
     const std::string err = dir_.File("stderr.txt");
-    const std::string command = std::string(LOCKSTEP_BINARY) + " " + args + " 2>" + err;
+    const std::string command = prefix + std::string(LOCKSTEP_BINARY) + " " + args + " 2>" + err;
     const int status = std::system(command.c_str());
     CommandRun run;
     run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -484,10 +487,144 @@ TEST_F(RunCommandTest, BadCommandLinesAreOneLineInPlainWords) {
 TEST_F(RunCommandTest, BadCommandLineExitsTwo) {
   EXPECT_EQ(Lockstep("run --input x --output y").exit_code, 2);
   EXPECT_EQ(RunJob(model_, "--threads 0").exit_code, 2);
+  EXPECT_EQ(RunJob(model_, "--threads many").exit_code, 2);
   EXPECT_EQ(RunJob(model_, "--max-batch 0").exit_code, 2);
   CommandRun isa = RunJob(model_, "--isa sse9");
   EXPECT_EQ(isa.exit_code, 2);
   EXPECT_NE(isa.stderr_text.find("sse9"), std::string::npos);
+}
+
+// Every subcommand: a bad flag value, a missing or conflicting flag is exit
+// 2 with one error line naming the flag, never 1 (bad input) or a crash.
+TEST_F(RunCommandTest, BadCommandLinesOfEverySubcommandExitTwo) {
+  const std::string out = dir_.File("x.h5");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"synth --preset llama-9 --output " + out, "llama-9"},
+      {"synth --preset tiny --dtype q4 --output " + out, "q4"},
+      {"synth --output " + out, "--config"},
+      {"convert --from onnx in --output " + out, "onnx"},
+      {"plan --chip host --chips 2", "exactly one of"},
+      {"plan --preset tiny --chip host", "--chips"},
+      {"plan --preset tiny --chip tpu --chips 2", "tpu"},
+      {"plan --preset tiny --chip host --chips 3 --tp 3 --pp 1", "tp 3"},
+      {"plan --preset tiny --chip host --chips 2 --objective fast", "fast"},
+      {"calibrate --transport local", "--transport local"},
+      {"run --model " + model_ + " --input " + requests_ + " --output " + output_ +
+           " --transport pigeon",
+       "pigeon"},
+      {"run --model " + model_ + " --input " + requests_ + " --output " + output_ + " --chips 2",
+       "--chips"},
+      {"frobnicate", "subcommand"},
+  };
+  for (const auto& [args, names] : cases) {
+    CommandRun run = Lockstep(args);
+    EXPECT_EQ(run.exit_code, 2) << args << ": " << run.stderr_text;
+    EXPECT_NE(run.stderr_text.find(names), std::string::npos) << args << ": " << run.stderr_text;
+  }
+}
+
+// --no-progress: nothing on stderr when all goes well (no plan, load,
+// progress, closing or calibration lines).
+TEST_F(RunCommandTest, NoProgressPrintsNothingButErrors) {
+  CommandRun run = Lockstep("run --no-progress --model " + model_ + " --input " + requests_ +
+                            " --output " + output_);
+  EXPECT_EQ(run.exit_code, 0);
+  EXPECT_EQ(run.stderr_text, "");
+  WriteText(requests_, "{\"id\": \"bad\", \"prompt_tokens\": []}\n");
+  run = Lockstep("run --no-progress --model " + model_ + " --input " + requests_ + " --output " +
+                 output_);
+  EXPECT_EQ(run.exit_code, 3);
+  EXPECT_EQ(Lines(run.stderr_text).size(), 1u) << run.stderr_text;  // the request's error
+  EXPECT_NE(run.stderr_text.find("requests.jsonl:1"), std::string::npos) << run.stderr_text;
+}
+
+// What a new user reads: the plan line in the singular for one rank, the
+// job's own token counts, the measured speed beside the predicted one, and
+// the calibration hint once, not on every job.
+TEST_F(RunCommandTest, JobLinesSpeakPlainly) {
+  const std::string env = "env LOCKSTEP_HOST_SPEC=" + dir_.File("host.json") + " ";
+  const std::string args =
+      "run --model " + model_ + " --input " + requests_ + " --output " + output_ + " --max-batch 4";
+  CommandRun first = Lockstep(args, env);
+  ASSERT_EQ(first.exit_code, 0) << first.stderr_text;
+  const std::string& e = first.stderr_text;
+  EXPECT_NE(e.find("this host is not calibrated"), std::string::npos) << e;
+  EXPECT_NE(e.find("plan: tp 1 x pp 1 = 1 rank, 1 step in flight"), std::string::npos) << e;
+  EXPECT_NE(e.find("layers 0-1 + embedding + lm_head, rank 0\n"), std::string::npos) << e;
+  EXPECT_EQ(e.find("ranks 0-0"), std::string::npos) << e;
+  EXPECT_EQ(e.find("(s)"), std::string::npos) << e;
+  // requests.jsonl: prompts of 3 and 1 tokens, max_tokens 4 and 2.
+  EXPECT_NE(e.find("predicted for 2 requests at once, prompts up to 3 tokens, up to 4 generated"),
+            std::string::npos)
+      << e;
+  EXPECT_NE(e.find("measured (predicted): decode "), std::string::npos) << e;
+  EXPECT_NE(e.find("2 results, 0 error records; "), std::string::npos) << e;
+  CommandRun second = Lockstep(args, env);
+  ASSERT_EQ(second.exit_code, 0) << second.stderr_text;
+  EXPECT_EQ(second.stderr_text.find("not calibrated"), std::string::npos) << second.stderr_text;
+}
+
+// --summary: the job's JSON summary, consistent with its results file.
+TEST_F(RunCommandTest, SummaryFileHasPercentilesMeasuredPredictedAndRanks) {
+  const std::string summary_path = dir_.File("summary.json");
+  CommandRun run = RunJob(model_, "--summary " + summary_path);
+  ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
+  const json s = json::parse(ReadText(summary_path));
+  EXPECT_EQ(s["format"], "lockstep-job-summary");
+  EXPECT_EQ(s["requests"]["completed"], 2);
+  int64_t generated = 0;
+  for (const std::string& line : Lines(ReadText(output_))) {
+    generated += static_cast<int64_t>(json::parse(line)["tokens"].size());
+  }
+  EXPECT_EQ(s["tokens"]["generated"], generated);
+  EXPECT_EQ(s["ttft_ms"]["count"], 2);
+  EXPECT_EQ(s["inter_token_ms"]["count"], generated - 2);  // gaps between a request's tokens
+  for (const char* key : {"ttft_ms", "inter_token_ms"}) {
+    const json& d = s[key];
+    EXPECT_LE(d["p50"].get<double>(), d["p90"].get<double>()) << key;
+    EXPECT_LE(d["p90"].get<double>(), d["p99"].get<double>()) << key;
+    EXPECT_LE(d["p99"].get<double>(), d["max"].get<double>()) << key;
+    EXPECT_GT(d["p50"].get<double>(), 0.0) << key;
+  }
+  EXPECT_GT(s["measured"]["tokens_per_s"].get<double>(), 0.0);
+  EXPECT_GT(s["predicted"]["decode_ms_per_token"].get<double>(), 0.0);
+  EXPECT_EQ(s["plan"]["prompt_length"], 3);
+  EXPECT_EQ(s["plan"]["generated_length"], 4);
+  ASSERT_EQ(s["ranks"].size(), 1u);
+  EXPECT_GT(s["ranks"][0]["steps"].get<int64_t>(), 0);
+  EXPECT_GE(s["ranks"][0]["threads"].get<int>(), 1);
+}
+
+// --threads auto (the default) takes the CPUs the rank may run on, and the
+// bits do not depend on the thread count.
+TEST_F(RunCommandTest, DefaultThreadsAreTheCoresAvailableAndGiveTheSameBits) {
+  auto run_with = [&](const std::string& prefix, const std::string& flags) {
+    const std::string summary_path = dir_.File("threads.json");
+    CommandRun run = Lockstep("run --no-progress --hash-logits --no-timings --model " + model_ +
+                                  " --input " + requests_ + " --output " + output_ + " --summary " +
+                                  summary_path + " " + flags,
+                              prefix);
+    EXPECT_EQ(run.exit_code, 0) << flags << ": " << run.stderr_text;
+    std::vector<std::string> lines = Lines(ReadText(output_));
+    std::sort(lines.begin(), lines.end());
+    const int threads = json::parse(ReadText(summary_path))["plan"]["threads_per_rank"];
+    return std::make_pair(lines, threads);
+  };
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  ASSERT_EQ(sched_getaffinity(0, sizeof(set), &set), 0);
+  const auto [automatic, auto_threads] = run_with("", "");
+  EXPECT_EQ(auto_threads, CPU_COUNT(&set));
+  const auto [one, one_threads] = run_with("", "--threads 1");
+  EXPECT_EQ(one_threads, 1);
+  const auto [three, three_threads] = run_with("", "--threads 3");
+  EXPECT_EQ(three_threads, 3);
+  EXPECT_EQ(automatic, one);
+  EXPECT_EQ(automatic, three);
+  // Bound to one CPU (as a cpuset or a launcher's binding would), auto is 1.
+  const auto [bound, bound_threads] = run_with("taskset -c 0 ", "");
+  EXPECT_EQ(bound_threads, 1);
+  EXPECT_EQ(automatic, bound);
 }
 
 }  // namespace

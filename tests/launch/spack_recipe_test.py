@@ -23,7 +23,7 @@ import tempfile
 # find_package / pkg_check_modules name -> Spack package name.
 SPACK_NAME = {
     "MPI": "mpi", "HDF5": "hdf5", "TBB": "tbb", "nlohmann_json": "nlohmann-json",
-    "CLI11": "cli11", "spdlog": "spdlog", "fmt": "fmt", "OpenSSL": "openssl",
+    "CLI11": "cli11", "fmt": "fmt", "OpenSSL": "openssl",
     "ucx": "ucx", "benchmark": "benchmark", "GTest": "googletest",
     "PkgConfig": "pkgconfig", "sentencepiece": "sentencepiece", "libpcre2-8": "pcre2",
     "libutf8proc": "utf8proc", "Git": None, "Threads": None,

@@ -23,7 +23,7 @@ else
     { cat "$dir/out.txt"; fail "lockstep calibrate"; }
   grep -q 'links not measured' "$spec" || { cat "$spec"; fail "the spec should say the links are defaults"; }
   "$lockstep" calibrate --transport local > "$dir/bad.txt" 2>&1
-  [ $? -eq 1 ] || fail "--transport local must be refused with exit 1"
+  [ $? -eq 2 ] || fail "--transport local must be refused as a bad command line (exit 2)"
   grep -q 'no link to measure' "$dir/bad.txt" || fail "no message for --transport local"
 fi
 grep -q 'measured by lockstep calibrate' "$spec" || { cat "$spec"; fail "no source in the spec"; }

@@ -216,6 +216,111 @@ TEST(ClusterSpecTest, ThreadFieldsRoundTripAndNameTheirErrors) {
             std::string::npos);
 }
 
+// The kernels' measured rates (lockstep calibrate): matmul by weight type,
+// threads and tokens; attention by threads.
+ClusterSpec CalibratedHost(int chips, int threads_per_chip) {
+  ClusterSpec c = SharedHost(chips, threads_per_chip);
+  c.chip.matmul_flops[ElementType::kBF16] = {{1, {{1, 10e9}, {4, 30e9}, {16, 60e9}}},
+                                             {4, {{1, 30e9}, {4, 100e9}, {16, 200e9}}}};
+  c.chip.matmul_flops[ElementType::kF32] = {{4, {{1, 20e9}}}};
+  c.chip.attention_flops = {{1, 5e9}, {4, 16e9}};
+  return c;
+}
+
+TEST(ClusterSpecTest, MeasuredKernelRatesByTokensAndThreads) {
+  ClusterSpec c = CalibratedHost(4, 1);
+  // One busy chip of one thread: the 1-thread table as measured...
+  EXPECT_DOUBLE_EQ(c.BusyChipMatmulFlops(ElementType::kBF16, 1, 1), 10e9);
+  EXPECT_DOUBLE_EQ(c.BusyChipMatmulFlops(ElementType::kBF16, 16, 1), 60e9);
+  // ... linear in log2(tokens) between the measured counts (2 is halfway
+  // between 1 and 4), the end values outside them.
+  EXPECT_DOUBLE_EQ(c.BusyChipMatmulFlops(ElementType::kBF16, 2, 1), 20e9);
+  EXPECT_DOUBLE_EQ(c.BusyChipMatmulFlops(ElementType::kBF16, 8, 1), 45e9);
+  EXPECT_DOUBLE_EQ(c.BusyChipMatmulFlops(ElementType::kBF16, 256, 1), 60e9);
+  // Two busy chips of one thread: 2 threads, between the 1- and 4-thread
+  // tables (linear), shared by the two.
+  EXPECT_DOUBLE_EQ(c.BusyChipMatmulFlops(ElementType::kBF16, 16, 2), (60e9 + 140e9 / 3) / 2);
+  // Eight busy chips on 4 cores: the 4-thread table, split 8 ways.
+  EXPECT_DOUBLE_EQ(c.BusyChipMatmulFlops(ElementType::kBF16, 4, 8), 100e9 / 8);
+  // f16 weights use the bf16 table (the same widening cost); f32 its own.
+  EXPECT_DOUBLE_EQ(c.BusyChipMatmulFlops(ElementType::kF16, 1, 1),
+                   c.BusyChipMatmulFlops(ElementType::kBF16, 1, 1));
+  EXPECT_DOUBLE_EQ(c.BusyChipMatmulFlops(ElementType::kF32, 64, 8), 20e9 / 8);
+  EXPECT_DOUBLE_EQ(c.BusyChipAttentionFlops(1), 5e9);
+  EXPECT_DOUBLE_EQ(c.BusyChipAttentionFlops(8), 16e9 / 8);
+  // Threads unknown: the largest measured count, split among the busy chips.
+  EXPECT_DOUBLE_EQ(CalibratedHost(4, 0).BusyChipMatmulFlops(ElementType::kBF16, 16, 2), 100e9);
+  // No tables: 0 (the cost model then uses the peaks).
+  EXPECT_EQ(SharedHost(4, 1).BusyChipMatmulFlops(ElementType::kBF16, 16, 1), 0.0);
+  EXPECT_EQ(SharedHost(4, 1).BusyChipAttentionFlops(1), 0.0);
+}
+
+TEST(ClusterSpecTest, MeasuredKernelRatesRoundTripAndNameTheirErrors) {
+  ClusterSpec c = CalibratedHost(2, 1);
+  nlohmann::json j = ClusterSpecToJson(c);
+  EXPECT_EQ(j["chip"]["matmul_flops"]["bf16"]["4"]["16"], 200e9);
+  EXPECT_EQ(j["chip"]["attention_flops"]["1"], 5e9);
+  Result<ClusterSpec> again = ClusterSpecFromJson(j, "again");
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_EQ(*again, c);
+
+  nlohmann::json bad = j;
+  bad["chip"]["matmul_flops"]["q4"] = nlohmann::json::object();
+  EXPECT_NE(ErrorOf(bad).find("'chip.matmul_flops' has key \"q4\""), std::string::npos);
+  bad = j;
+  bad["chip"]["matmul_flops"]["bf16"]["8"] = {{"1", 1e9}};
+  EXPECT_NE(ErrorOf(bad).find("'chip.matmul_flops.bf16' has 8 threads; keys must be from 1 to "
+                              "chip.cores (4)"),
+            std::string::npos)
+      << ErrorOf(bad);
+  bad = j;
+  bad["chip"]["matmul_flops"]["bf16"]["1"]["16"] = -3;
+  EXPECT_NE(ErrorOf(bad).find("'chip.matmul_flops.bf16.1.16' must be a positive number"),
+            std::string::npos)
+      << ErrorOf(bad);
+  bad = j;
+  bad["chip"]["matmul_flops"]["bf16"]["1"] = {{"0", 1e9}};
+  EXPECT_NE(ErrorOf(bad).find("has key \"0\""), std::string::npos) << ErrorOf(bad);
+  bad = j;
+  bad["chip"]["attention_flops"] = {{"1", "fast"}};
+  EXPECT_NE(ErrorOf(bad).find("'chip.attention_flops' entry \"1\" must be a number"),
+            std::string::npos)
+      << ErrorOf(bad);
+}
+
+TEST(ClusterSpecTest, NativeTypesOfPresetsAndFiles) {
+  EXPECT_EQ(ChipPreset("groq-lpu", 8)->chip.DefaultActivationType(), ElementType::kF16);
+  EXPECT_EQ(ChipPreset("groq-lpu", 8)->chip.DefaultWeightTypes(),
+            (std::vector<ElementType>{ElementType::kF16, ElementType::kInt8}));
+  EXPECT_EQ(ChipPreset("h100-nvlink", 8)->chip.DefaultActivationType(), ElementType::kBF16);
+  EXPECT_EQ(ChipPreset("host", 1)->chip.DefaultActivationType(), ElementType::kF32);
+  EXPECT_EQ(ChipPreset("host", 1)->chip.DefaultWeightTypes(),
+            std::vector<ElementType>{ElementType::kBF16});
+  // Without the fields: derived from the rates. An f16/int8 chip computes f16
+  // activations; a chip with only an f32 rate computes every float weight
+  // type widened to f32.
+  ClusterSpec groq = *ChipPreset("groq-lpu", 8);
+  groq.chip.activation_type.reset();
+  groq.chip.weight_types.clear();
+  EXPECT_EQ(groq.chip.DefaultActivationType(), ElementType::kF16);
+  EXPECT_EQ(groq.chip.DefaultWeightTypes(),
+            (std::vector<ElementType>{ElementType::kF16, ElementType::kInt8}));
+  ClusterSpec f32_only = testing::TestCluster(1);
+  EXPECT_EQ(f32_only.chip.DefaultActivationType(), ElementType::kF32);
+  EXPECT_EQ(f32_only.chip.DefaultWeightTypes(),
+            (std::vector<ElementType>{ElementType::kBF16, ElementType::kF16, ElementType::kF32}));
+  // They round-trip, and a bad type names the field.
+  nlohmann::json j = ClusterSpecToJson(*ChipPreset("groq-lpu", 8));
+  EXPECT_EQ(j["chip"]["activation_type"], "f16");
+  EXPECT_EQ(j["chip"]["weight_types"], nlohmann::json::array({"f16", "int8"}));
+  EXPECT_EQ(*ClusterSpecFromJson(j, "again"), *ChipPreset("groq-lpu", 8));
+  j["chip"]["weight_types"] = {"f16", "fp4"};
+  EXPECT_NE(ErrorOf(j).find("field 'chip.weight_types' must be one of"), std::string::npos)
+      << ErrorOf(j);
+  j["chip"]["weight_types"] = nlohmann::json::array();
+  EXPECT_NE(ErrorOf(j).find("must be a non-empty list"), std::string::npos) << ErrorOf(j);
+}
+
 TEST(WorkloadTest, ParsesValidatesAndRoundTrips) {
   nlohmann::json j = {{"batch_size", 8},       {"prompt_length", 100},     {"generated_length", 50},
                       {"weight_type", "int8"}, {"activation_type", "f16"}, {"micro_batches", 4}};

@@ -54,6 +54,39 @@ TEST(CostModelTest, MatmulByHand) {
   EXPECT_EQ(pass.ops.size(), 11u);  // the per-layer operators
 }
 
+// With the kernels' measured rates (lockstep calibrate) a matmul takes its
+// flops over the rate measured for its token count -- not the FMA peak --
+// and attention likewise; everything else is as before.
+TEST(CostModelTest, MeasuredRatesTimeMatmulsAndAttention) {
+  ModelConfig m = *ModelPreset("tiny");
+  ClusterSpec c = testing::TestCluster(1);
+  c.chip.matmul_flops[ElementType::kBF16] = {{1, {{1, 2e9}, {16, 8e9}}}};
+  c.chip.attention_flops = {{1, 1e9}};
+  Workload w = Decode(16);
+  CostModel model(m, c, w, 1, 1);
+  PassCost decode = model.StagePass({0, 3, false, false}, PassShape::Decode(16, 40));
+  const OpCost& qkv = Find(decode, "attn_qkv");
+  EXPECT_DOUBLE_EQ(qkv.compute_s, qkv.flops / 8e9);  // 16 tokens: the 16-token rate
+  EXPECT_DOUBLE_EQ(qkv.time_s, std::max(qkv.compute_s, qkv.memory_s) + 3e-6);
+  const OpCost& attention = Find(decode, "attention");
+  EXPECT_DOUBLE_EQ(attention.compute_s, attention.flops / 1e9);
+  const OpCost& swiglu = Find(decode, "swiglu");
+  EXPECT_DOUBLE_EQ(swiglu.compute_s, swiglu.flops / 1e11);  // not a matmul: the peak
+  // One token: the 1-token rate, which here is bandwidth-like, so memory-bound.
+  CostModel one(m, c, Decode(1), 1, 1);
+  const OpCost& down =
+      Find(one.StagePass({0, 3, false, false}, PassShape::Decode(1, 40)), "ffn_down");
+  EXPECT_DOUBLE_EQ(down.compute_s, down.flops / 2e9);
+  // The same plan without the tables is predicted faster: the peak is an
+  // upper bound of every measured rate here.
+  ClusterSpec peak = c;
+  peak.chip.matmul_flops.clear();
+  peak.chip.attention_flops.clear();
+  CostModel optimistic(m, peak, w, 1, 1);
+  EXPECT_LT(optimistic.StagePass({0, 3, false, false}, PassShape::Decode(16, 40)).time_s,
+            decode.time_s);
+}
+
 TEST(CostModelTest, CollectivesAreTheTransportAlgorithms) {
   ModelConfig m = *ModelPreset("tiny");
   ClusterSpec c = testing::TestCluster(8);

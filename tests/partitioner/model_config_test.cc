@@ -195,6 +195,27 @@ TEST(ModelConfigTest, LoadHfConfigFileErrors) {
   EXPECT_NE(config.status().message().find("not valid JSON"), std::string::npos);
 }
 
+TEST(ModelConfigTest, ConfigWithoutANameIsNamedAfterItsFile) {
+  EXPECT_EQ(ModelNameFromPath("small-llama.json"), "small-llama");
+  EXPECT_EQ(ModelNameFromPath("/models/tl.h5"), "tl");
+  EXPECT_EQ(ModelNameFromPath("/models/Llama-2-7b-hf/config.json"), "Llama-2-7b-hf");
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                                    ("lockstep_named_" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  nlohmann::json j = ModelConfigToHfJson(Preset("tiny"));
+  j.erase("_name_or_path");
+  std::ofstream((dir / "small-llama.json").string()) << j.dump();
+  Result<ModelConfig> config = LoadHfConfigFile((dir / "small-llama.json").string());
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->name, "small-llama");
+  j["_name_or_path"] = "meta-llama/Llama-2-7b-hf";
+  std::ofstream((dir / "config.json").string()) << j.dump();
+  config = LoadHfConfigFile((dir / "config.json").string());
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->name, "meta-llama/Llama-2-7b-hf");
+  std::filesystem::remove_all(dir);
+}
+
 TEST(ModelConfigTest, FingerprintIgnoresTheNameOnly) {
   ModelConfig a = Preset("tinyllama-1.1b");
   ModelConfig b = a;

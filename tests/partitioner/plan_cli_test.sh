@@ -49,21 +49,37 @@ expect 0 '^ +3 +1 +1 +1 ' --config "$dir/config.json" --cluster "$dir/cluster.js
 if "$lockstep" synth --preset tiny --dtype f16 --output "$dir/tiny.h5" > /dev/null 2>&1; then
   expect 0 'weights f16, ' --model "$dir/tiny.h5" --chip host --chips 2 --tp 2 --pp 1 \
     --prompt-length 16 --generate 8
-  expect 1 '--weight-type bf16 differs from the f16 weights stored in' --model "$dir/tiny.h5" \
+  expect 2 '--weight-type bf16 differs from the f16 weights stored in' --model "$dir/tiny.h5" \
     --chip host --chips 2 --weight-type bf16
 else
   echo "FAIL: lockstep synth could not write a model file"; failures=$((failures + 1))
 fi
 expect 1 'missing.h5: model file not found' --model "$dir/missing.h5" --chip host --chips 2
-# Errors: one line, exit 1.
-expect 1 '^lockstep: error: tp 3 is not a power of two' --preset tiny --chip host --chips 3 --tp 3 --pp 1
-expect 1 'tp 2 x pp 2 = 4 chips but the cluster has 8' --preset tiny --chip host --chips 8 --tp 2 --pp 2
+# Errors: one line; a bad command line exits 2, a plan that cannot be made
+# or a bad file exits 1.
+expect 2 '^lockstep: error: tp 3 is not a power of two' --preset tiny --chip host --chips 3 --tp 3 --pp 1
+expect 2 'tp 2 x pp 2 = 4 chips but the cluster has 8' --preset tiny --chip host --chips 8 --tp 2 --pp 2
 expect 1 'does not fit on 8 h100-nvlink chips.*the fewest h100-nvlink chips that hold it: 11' \
-  --preset llama-3.1-405b --chip h100-nvlink --chips 8
-expect 1 "unknown chip preset 'tpu'" --preset tiny --chip tpu --chips 2
-expect 1 "give the model with exactly one of" --chip host --chips 2
+  --preset llama-3.1-405b --chip h100-nvlink --chips 8 --weight-type bf16
+expect 2 "unknown chip preset 'tpu'" --preset tiny --chip tpu --chips 2
+expect 2 "unknown model preset 'llama-9'" --preset llama-9 --chip host --chips 2
+expect 2 "give the model with exactly one of" --chip host --chips 2
+expect 2 "needs --chips N" --preset tiny --chip host
 expect 1 "config.json: field 'num_chips' is missing" --preset tiny --cluster "$dir/config.json"
-expect 1 "unknown objective 'fast'" --preset tiny --chip host --chips 2 --objective fast
+expect 2 "unknown objective 'fast'" --preset tiny --chip host --chips 2 --objective fast
+# Chip presets carry their native types: no type flags plan Llama-2-70B on
+# 576 LPUs with f16 activations and int8 weights, saying why not f16 weights.
+expect 0 'weights int8: no --weight-type was given' --preset llama-2-70b --chip groq-lpu --chips 576
+expect 0 'f16 weights \(the chip.s first choice\): model .llama-2-70b. with f16 weights does not fit' \
+  --preset llama-2-70b --chip groq-lpu --chips 576
+expect 0 'weights int8, activations and KV cache f16' --preset llama-2-70b --chip groq-lpu --chips 576
+expect 0 'weights bf16, activations and KV cache bf16' --preset llama-3-8b --chip h100-nvlink --chips 1
+expect 0 'weights bf16, activations and KV cache f32' --preset tiny --chip host --chips 1
+# Wording: one chip, one rank, a model named after its config file (a
+# config.json after its folder, as Hugging Face checkpoints are).
+expect 0 '^plan: plan_cli \(' --config "$dir/config.json" --chip host --chips 1
+expect 0 'on 1 host chip \(1 per node, 1 node\)' --preset tiny --chip host --chips 1
+expect 0 '^ +0 +0-3 \+emb \+head +0 ' --preset tiny --chip host --chips 1
 # Threads per chip (ranks sharing the host): one busy rank of one thread
 # streams less than one of two threads, so its decode is predicted slower.
 expect 0 'decode latency' --preset tinyllama-1.1b --chip host --chips 1 --threads-per-chip 1 \

@@ -486,5 +486,72 @@ TEST(GroqPlanTest, Llama2_70bOn576Lpus) {
   EXPECT_GT(plan.prediction.decode_tokens_per_s_per_user, 0);
 }
 
+// The same deployment with weights lockstep executes: q8_0 (GGUF Q8_0
+// blocks, 1.0625 bytes per weight) is an executable plan on the 576 chips.
+// Its scales make it 6.25% larger than the cost study's int8, which no
+// longer fits tp 8 x pp 72 (214 of 230.7 MB per chip were int8 weights), so
+// the planner spreads it as tp 16 x pp 36; its shards hold every block once;
+// q4_0 needs fewer chips.
+TEST(GroqPlanTest, Llama2_70bOn576LpusInQ8_0) {
+  PlanRequest q;
+  q.model = *ModelPreset("llama-2-70b");
+  q.cluster = *ChipPreset("groq-lpu", 576);
+  q.workload.batch_size = 1;
+  q.workload.prompt_length = 128;
+  q.workload.generated_length = 128;
+  q.workload.weight_type = ElementType::kQ8_0;
+  q.workload.activation_type = ElementType::kF16;
+  Plan plan = MustPlan(q);
+  ExpectWellFormed(plan);
+  EXPECT_EQ(plan.tp * plan.pp, 576);
+  EXPECT_EQ(plan.tp, 16);
+  EXPECT_TRUE(plan.executable());
+  int64_t held = 0;
+  for (const RankPlan& r : plan.ranks) {
+    EXPECT_LE(r.memory.total(), int64_t{220} << 20);
+    for (const TensorShard& s : r.shards) {
+      held += s.replicated ? 0 : s.bytes;
+      if (s.role != TensorRole::kNorm) {
+        EXPECT_EQ(s.type, ElementType::kQ8_0);
+        EXPECT_EQ(s.bytes, s.count[0] * s.count[1] / 32 * 34) << s.path;
+      }
+    }
+  }
+  int64_t expected = 0;
+  for (const TensorSpec& t : ModelTensors(q.model)) {
+    const bool kv = t.path.ends_with("/wk") || t.path.ends_with("/wv");
+    if (t.role == TensorRole::kNorm || (kv && plan.tp > 8)) continue;  // replicated
+    expected += t.shape[0] * t.shape[1] / 32 * 34;
+  }
+  EXPECT_EQ(held, expected);
+  // The plan round-trips through JSON with its weight type.
+  Result<Plan> parsed = PlanFromJson(PlanToJson(plan), "test");
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  EXPECT_EQ(*parsed, plan);
+  // 4-bit weights fit on fewer chips than 8-bit ones.
+  Workload q4 = q.workload;
+  q4.weight_type = ElementType::kQ4_0;
+  Result<ChipCount> fewest4 = FewestChipsThatFit(q.model, q.cluster, q4);
+  Result<ChipCount> fewest8 = FewestChipsThatFit(q.model, q.cluster, q.workload);
+  ASSERT_TRUE(fewest4.ok() && fewest8.ok());
+  EXPECT_LT(fewest4->chips, fewest8->chips);
+  EXPECT_LE(fewest8->chips, 576);
+}
+
+// Quantized weights: a split that would cut a 32-value block is refused,
+// naming the tensor; the automatic planner never picks one.
+TEST(PlannerTest, QuantizedWeightsNeverCutABlock) {
+  PlanRequest q = Request("tiny", *ChipPreset("host", 2), 2, 1);  // intermediate 352 = 11 blocks
+  q.workload.weight_type = ElementType::kQ8_0;
+  const std::string error = ErrorOf(q);
+  EXPECT_NE(error.find("tp 2 would cut the 32-value q8_0 blocks of tensor '/layers/0/ffn/w_down'"),
+            std::string::npos)
+      << error;
+  q.tp = q.pp = 0;  // automatic: only tp 1 splits tiny's rows in whole blocks
+  Plan plan = MustPlan(q);
+  EXPECT_EQ(plan.tp, 1);
+  EXPECT_EQ(plan.pp, 2);
+}
+
 }  // namespace
 }  // namespace lockstep::partitioner

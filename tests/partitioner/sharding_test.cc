@@ -224,5 +224,41 @@ TEST(TensorRoleTest, NamesRoundTrip) {
   EXPECT_FALSE(ParseTensorRole("weights").ok());
 }
 
+// Quantized weights: a tp whose column splits fall inside a 32-value block
+// is refused, naming the tensor; shard bytes count whole blocks.
+TEST(ShardingTest, QuantizedSplitsFallOnBlockBoundaries) {
+  const ModelConfig tiny = *ModelPreset("tiny");  // hidden 128 (4 blocks), ffn 352 (11)
+  EXPECT_TRUE(CheckBlockAlignment(tiny, 1, ElementType::kQ8_0).ok());
+  EXPECT_TRUE(CheckBlockAlignment(tiny, 2, ElementType::kBF16).ok());
+  const Status cut = CheckBlockAlignment(tiny, 2, ElementType::kQ4_0);
+  EXPECT_EQ(cut.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(cut.message().find("'/layers/0/ffn/w_down'"), std::string::npos) << cut.message();
+  EXPECT_NE(cut.message().find("11 blocks"), std::string::npos) << cut.message();
+  EXPECT_EQ(ValidTensorParallelSizes(tiny, ElementType::kQ8_0), std::vector<int>{1});
+  EXPECT_EQ(ValidTensorParallelSizes(tiny), (std::vector<int>{1, 2, 4, 8}));
+  EXPECT_FALSE(CheckTensorParallel(tiny, 2, ElementType::kQ8_0).ok());
+
+  ModelConfig odd = tiny;
+  odd.hidden_size = 100;  // not whole blocks at all
+  const Status rows = CheckBlockAlignment(odd, 1, ElementType::kQ8_0);
+  EXPECT_NE(rows.message().find("rows of 100 values (hidden_size)"), std::string::npos)
+      << rows.message();
+
+  const ModelConfig llama = *ModelPreset("llama-2-70b");
+  EXPECT_EQ(ValidTensorParallelSizes(llama, ElementType::kQ8_0),
+            ValidTensorParallelSizes(llama, ElementType::kBF16));
+  // A row-parallel shard of w_down at tp 8: 28672 / 8 = 3584 columns, 112 blocks.
+  const std::vector<TensorSpec> specs = ModelTensors(llama);
+  const TensorSpec& down = *std::find_if(specs.begin(), specs.end(), [](const TensorSpec& t) {
+    return t.path == "/layers/0/ffn/w_down";
+  });
+  const TensorShard s = ShardTensor(llama, down, MakeTpSlice(llama, 8, 3), ElementType::kQ8_0);
+  EXPECT_EQ(s.start[1], 3 * 3584);
+  EXPECT_EQ(s.count[1], 3584);
+  EXPECT_EQ(s.bytes, 8192 * 112 * 34);
+  EXPECT_EQ(ElementBytes(ElementType::kQ4_0, 64), 36);
+  EXPECT_DOUBLE_EQ(BytesPerElement(ElementType::kQ8_0), 34.0 / 32.0);
+}
+
 }  // namespace
 }  // namespace lockstep::partitioner

@@ -428,8 +428,9 @@ def write_llama2c_tokenizer(path, pieces, scores):
 # GGUF (ggml docs/gguf.md, version 3)
 # ---------------------------------------------------------------------------
 
-GGML_F32, GGML_F16, GGML_Q8_0, GGML_BF16 = 0, 1, 8, 30
-GGML_TYPES = {"F32": GGML_F32, "F16": GGML_F16, "Q8_0": GGML_Q8_0, "BF16": GGML_BF16}
+GGML_F32, GGML_F16, GGML_Q4_0, GGML_Q8_0, GGML_BF16 = 0, 1, 2, 8, 30
+GGML_TYPES = {"F32": GGML_F32, "F16": GGML_F16, "Q4_0": GGML_Q4_0, "Q8_0": GGML_Q8_0,
+              "BF16": GGML_BF16}
 (GGUF_UINT8, GGUF_INT8, GGUF_UINT16, GGUF_INT16, GGUF_UINT32, GGUF_INT32, GGUF_FLOAT32,
  GGUF_BOOL, GGUF_STRING, GGUF_ARRAY, GGUF_UINT64, GGUF_INT64, GGUF_FLOAT64) = range(13)
 
@@ -453,8 +454,12 @@ def q8_0_encode(a):
 
 
 def gguf_encode(a, type_name):
-    if type_name == "Q8_0":
-        return q8_0_encode(a)
+    if type_name in ("Q8_0", "Q4_0"):
+        # ggml's reference quantizers (quant_blocks.py): the blocks, and the
+        # values they hold.
+        import quant_blocks
+        blocks = quant_blocks.quantize(np.asarray(a, np.float32), type_name.lower())
+        return blocks.tobytes(), quant_blocks.dequantize(blocks).astype(np.float64)
     return encode(a, type_name)
 
 
@@ -550,7 +555,7 @@ def gguf_bytes(kv, tensors, alignment=32, version=3):
 def write_gguf(path, cfg, w, types, alignment=32, vocab=None, name="random-llama",
                extra_kv=()):
     """A llama GGUF as llama.cpp's converter writes it. `types(name, key)`
-    gives each tensor's type name (F32, F16, BF16, Q8_0). `extra_kv`: more
+    gives each tensor's type name (F32, F16, BF16, Q8_0, Q4_0). `extra_kv`: more
     metadata [(key, type, value)], e.g. a tokenizer copied from another GGUF.
     Returns the stored weights (float64)."""
     stored = map_weights(w, lambda n, a: a)
@@ -559,7 +564,7 @@ def write_gguf(path, cfg, w, types, alignment=32, vocab=None, name="random-llama
     for gname, key in gguf_names(cfg):
         a = lookup(w, key)
         tname = types(gname, key)
-        quantized |= tname == "Q8_0"
+        quantized |= tname in ("Q8_0", "Q4_0")
         raw, values = gguf_encode(a, tname)
         tensors.append((gname, GGML_TYPES[tname], list(reversed(a.shape)), raw))
         if key[0] == "layers":

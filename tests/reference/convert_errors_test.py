@@ -349,11 +349,11 @@ def gguf_cases(lockstep, work):
                      "blk.0.attn_v.weight", lambda t: t.__setitem__(1, 99)))],
                  r"type\.gguf: GGUF tensor 'blk\.0\.attn_v\.weight' has ggml type 99, unknown")
     expect_error(lockstep, work, "gguf: unsupported quantisation",
-                 ["--from", "gguf", gguf("q4", tensor_edit=edit_tensor(
-                     "blk.1.ffn_up.weight", lambda t: (t.__setitem__(1, 2),
-                                                        t.__setitem__(3, t[3][:len(t[3]) * 18 // 34]))))],
-                 r"q4\.gguf: tensor 'blk\.1\.ffn_up\.weight' has type Q4_0; only F32, F16, BF16 "
-                 r"and Q8_0 are read")
+                 ["--from", "gguf", gguf("q5", tensor_edit=edit_tensor(
+                     "blk.1.ffn_up.weight", lambda t: (t.__setitem__(1, 6),
+                                                        t.__setitem__(3, t[3][:len(t[3]) * 22 // 34]))))],
+                 r"q5\.gguf: tensor 'blk\.1\.ffn_up\.weight' has type Q5_0; only F32, F16, BF16, "
+                 r"Q8_0 and Q4_0 are read")
     expect_error(lockstep, work, "gguf: missing tensor",
                  ["--from", "gguf", gguf("missing", tensor_edit=lambda ts: [
                      t for t in ts if t[0] != "blk.1.ffn_down.weight"])],

@@ -73,6 +73,22 @@ inline std::string DeterminismRequests(int64_t vocab) {
   return text;
 }
 
+// The test model of a weight dtype: the tiny preset, or for q8_0 / q4_0 a
+// tiny model whose rows every tp up to 8 splits in whole 32-value blocks
+// (hidden 256 and q_dim 256: 8 blocks; intermediate 512: 16 blocks; the tiny
+// preset's intermediate_size 352 is 11 blocks, which tp 2 would cut). 8
+// heads over 2 KV heads, 4 layers, as the tiny preset.
+inline partitioner::ModelConfig DistributedTestConfig(DType dtype) {
+  partitioner::ModelConfig c = *partitioner::ModelPreset("tiny");
+  if (DTypeIsQuantized(dtype)) {
+    c.name = "tiny-quant";
+    c.hidden_size = 256;
+    c.intermediate_size = 512;
+    c.head_dim = 32;
+  }
+  return c;
+}
+
 inline void WriteTextFile(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << text;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -138,6 +139,25 @@ class FileEditor {
     hid_t group = H5Gcreate2(file_, path.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     EXPECT_GE(group, 0) << path;
     H5Gclose(group);
+  }
+
+  // Overwrites the f16 scale bits of block `block` of row `row` of a q8_0 /
+  // q4_0 tensor (blocks are compounds whose first two bytes are the scale).
+  void SetBlockScale(const std::string& path, int64_t row, int64_t block, uint16_t bits) {
+    hid_t dataset = H5Dopen2(file_, path.c_str(), H5P_DEFAULT);
+    ASSERT_GE(dataset, 0) << path;
+    hid_t type = H5Dget_type(dataset);
+    hid_t space = H5Dget_space(dataset);
+    hsize_t dims[2] = {0, 0};
+    H5Sget_simple_extent_dims(space, dims, nullptr);
+    const size_t size = H5Tget_size(type);
+    std::vector<uint8_t> data(dims[0] * dims[1] * size);
+    EXPECT_GE(H5Dread(dataset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()), 0);
+    std::memcpy(data.data() + (row * dims[1] + block) * size, &bits, 2);
+    EXPECT_GE(H5Dwrite(dataset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()), 0);
+    H5Sclose(space);
+    H5Tclose(type);
+    H5Dclose(dataset);
   }
 
  private:

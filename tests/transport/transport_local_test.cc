@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <thread>
 #include <vector>
 
 #include "lockstep/transport/communicator.h"
@@ -36,6 +39,41 @@ void RunOnChips(int chips, const std::function<void(Communicator&)>& body,
   for (size_t r = 0; r < results.size(); ++r) {
     EXPECT_TRUE(results[r].ok()) << "chip " << r << ": " << results[r].ToString();
   }
+}
+
+double ProcessCpuSeconds() {
+  timespec t;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+
+// 255 local chips waiting 300 ms for a slow one, on a node with far fewer
+// cores: waiting chips block (docs/transport.md, "Polling"), so together
+// they use less than one core; with fixed 20 us sleeps they kept every core
+// busy waking up (load average above 200 with 576 chips).
+TEST(PollingTest, WaitingChipsLeaveTheCoresIdle) {
+  const int chips = 256;
+  if (std::thread::hardware_concurrency() * 8 > static_cast<unsigned>(chips)) {
+    GTEST_SKIP() << "needs at least 8 chips per core to be oversubscribed";
+  }
+  CommOptions options;
+  options.backend = BackendKind::kLocal;
+  options.timeout = std::chrono::seconds(60);  // adaptive polling: the defaults
+  const double cpu0 = ProcessCpuSeconds();
+  const auto wall0 = std::chrono::steady_clock::now();
+  RunOnChips(
+      chips,
+      [](Communicator& comm) {
+        if (comm.rank() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        EXPECT_TRUE(comm.Barrier().ok());
+      },
+      options);
+  const double cpu = ProcessCpuSeconds() - cpu0;
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+  std::printf("%d chips, one 300 ms late: %.3f s wall, %.3f s CPU (%.2f cores)\n", chips, wall, cpu,
+              cpu / wall);
+  EXPECT_GE(wall, 0.3);
+  EXPECT_LT(cpu, 0.8 * wall) << "the waiting chips kept the cores busy";
 }
 
 TEST(CanonicalTreeTest, ReferenceShapes) {

@@ -18,6 +18,8 @@
 
 namespace lockstep::transport::internal {
 
+class WakeSignal;
+
 // One posted send or receive. Destroying it before completion cancels it.
 class PendingOp {
  public:
@@ -41,6 +43,12 @@ class Backend {
   // Starts receiving exactly `bytes` bytes from world rank `peer`.
   virtual Result<std::unique_ptr<PendingOp>> StartRecv(int peer, uint32_t tag, void* data,
                                                        size_t bytes) = 0;
+
+  // The signal that moves when one of this rank's ops may have completed
+  // (wake_signal.h), or null when the backend cannot tell (its ops complete
+  // only while this rank drives progress): a waiter then blocks on it instead
+  // of sleeping and polling (wait.h).
+  virtual WakeSignal* wake_signal() { return nullptr; }
 };
 
 }  // namespace lockstep::transport::internal

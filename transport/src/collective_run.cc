@@ -45,7 +45,7 @@ Status CollectiveRun::Step(int step, std::span<const Transfer> transfers) {
       slot.op = std::move(op).value();
     }
   }
-  Status status = WaitOps(slots_, world.options, backend.kind());
+  Status status = WaitOps(slots_, world.options, backend);
   if (!status.ok()) return Prefixed(status);
   return Status::Ok();
 }

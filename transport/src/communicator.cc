@@ -53,7 +53,7 @@ Result<Communicator> Communicator::CreateWorld(const MpiSession& session,
   if (const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE"); local != nullptr) {
     ranks_on_node = std::max(1, std::atoi(local));
   }
-  world->options = internal::AdaptPolling(options, ranks_on_node);
+  world->options = internal::AdaptPolling(options, ranks_on_node, /*can_block=*/false);
   switch (options.backend) {
     case BackendKind::kMpi: {
       LOCKSTEP_ASSIGN_OR_RETURN(world->backend, internal::CreateMpiBackend(world->options));
@@ -87,9 +87,9 @@ Result<Communicator> Communicator::CreateLocal(std::shared_ptr<LocalFabric> fabr
   LOCKSTEP_RETURN_IF_ERROR(CheckOptions(options));
   auto world = std::make_shared<internal::World>();
   const int size = fabric->num_chips();
-  world->options = internal::AdaptPolling(options, size);
-  world->options.backend = BackendKind::kLocal;
   LOCKSTEP_ASSIGN_OR_RETURN(world->backend, internal::CreateLocalBackend(std::move(fabric), rank));
+  world->options = internal::AdaptPolling(options, size, world->backend->wake_signal() != nullptr);
+  world->options.backend = BackendKind::kLocal;
   return Communicator(std::move(world), Iota(size), rank, 0, "world");
 }
 

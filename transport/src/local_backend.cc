@@ -57,8 +57,13 @@ void LocalOp::Complete(LocalOp* send, LocalOp* recv) {
   size_t n = std::min(send->bytes_, recv->bytes_);
   if (n > 0) std::memcpy(recv->data_, send->data_, n);
   recv->received_bytes_ = send->bytes_;
+  // Read the owners first: once done_ is set, the op's owner may destroy it.
+  WakeSignal* recv_owner = recv->owner_;
+  WakeSignal* send_owner = send->owner_;
   recv->done_.store(true, std::memory_order_release);
   send->done_.store(true, std::memory_order_release);
+  recv_owner->Notify();
+  if (send_owner != recv_owner) send_owner->Notify();
 }
 
 LocalOp::~LocalOp() {
@@ -90,11 +95,13 @@ class LocalBackend final : public Backend {
   BackendKind kind() const override { return BackendKind::kLocal; }
   int rank() const override { return rank_; }
   int size() const override { return fabric_->num_chips(); }
+  WakeSignal* wake_signal() override { return &signal(); }
 
   Result<std::unique_ptr<PendingOp>> StartSend(int peer, uint32_t tag, const void* data,
                                                size_t bytes) override {
     LocalMailbox* mailbox = &fabric_->mailbox(peer);
-    auto op = std::make_unique<LocalOp>(mailbox, false, rank_, tag, const_cast<void*>(data), bytes);
+    auto op = std::make_unique<LocalOp>(mailbox, &signal(), false, rank_, tag,
+                                        const_cast<void*>(data), bytes);
     mailbox->Post(op.get());
     return std::unique_ptr<PendingOp>(std::move(op));
   }
@@ -102,12 +109,13 @@ class LocalBackend final : public Backend {
   Result<std::unique_ptr<PendingOp>> StartRecv(int peer, uint32_t tag, void* data,
                                                size_t bytes) override {
     LocalMailbox* mailbox = &fabric_->mailbox(rank_);
-    auto op = std::make_unique<LocalOp>(mailbox, true, peer, tag, data, bytes);
+    auto op = std::make_unique<LocalOp>(mailbox, &signal(), true, peer, tag, data, bytes);
     mailbox->Post(op.get());
     return std::unique_ptr<PendingOp>(std::move(op));
   }
 
  private:
+  WakeSignal& signal() { return fabric_->mailbox(rank_).signal(); }
   std::shared_ptr<LocalFabric> fabric_;
   int rank_;
 };

@@ -17,20 +17,21 @@ MpiComm::~MpiComm() {
 }
 
 Status WaitMpiRequest(MPI_Request* request, const CommOptions& options, std::string_view what) {
-  Poller poller(options);
-  while (true) {
+  Result<bool> done = PollUntilDone(options, nullptr, [&]() -> Result<bool> {
     int flag = 0;
     LOCKSTEP_MPI_RETURN_IF_ERROR(MPI_Test(request, &flag, MPI_STATUS_IGNORE), what);
-    if (flag) return Status::Ok();
-    if (poller.IdleUntilExpired()) {
-      // The request cannot be cancelled portably (collectives); leave it: the
-      // caller ends the job.
-      return DeadlineExceeded(
-          "{}: not complete after {} ms: a rank did not join; check every "
-          "rank's log (raise --comm-timeout if start-up is only slow)",
-          what, options.timeout.count());
-    }
+    return flag != 0;
+  });
+  if (!done.ok()) return done.status();
+  if (!*done) {
+    // The request cannot be cancelled portably (collectives); leave it: the
+    // caller ends the job.
+    return DeadlineExceeded(
+        "{}: not complete after {} ms: a rank did not join; check every "
+        "rank's log (raise --comm-timeout if start-up is only slow)",
+        what, options.timeout.count());
   }
+  return Status::Ok();
 }
 
 Result<MpiComm> DuplicateWorld(const CommOptions& options) {

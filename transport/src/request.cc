@@ -1,8 +1,8 @@
 #include "lockstep/transport/request.h"
 
-#include <optional>
-
 #include <fmt/format.h>
+
+#include <optional>
 
 #include "wait.h"
 #include "world.h"
@@ -50,22 +50,22 @@ Status WaitAll(std::span<Request> requests) {
   if (world == nullptr) return Status::Ok();  // all empty
   // The poller (and its clock read) starts only if the first pass finds
   // something pending: a wait that is already complete costs no clock read.
-  std::optional<internal::Poller> poller;
-  while (true) {
-    Request* first_pending = nullptr;
-    for (Request& r : requests) {
-      Result<bool> done = r.Test();
-      if (!done.ok()) return done.status();
-      if (!*done && first_pending == nullptr) first_pending = &r;
-    }
-    if (first_pending == nullptr) return Status::Ok();
-    if (!poller) poller.emplace(world->options);
-    if (poller->IdleUntilExpired()) {
-      Status error = internal::TimeoutError(first_pending->label_, world->backend->kind(),
-                                            world->options.timeout);
-      return error;
-    }
+  Request* first_pending = nullptr;
+  Result<bool> done =
+      internal::PollUntilDone(world->options, world->backend->wake_signal(), [&]() -> Result<bool> {
+        first_pending = nullptr;
+        for (Request& r : requests) {
+          LOCKSTEP_ASSIGN_OR_RETURN(bool complete, r.Test());
+          if (!complete && first_pending == nullptr) first_pending = &r;
+        }
+        return first_pending == nullptr;
+      });
+  if (!done.ok()) return done.status();
+  if (!*done) {
+    return internal::TimeoutError(first_pending->label_, world->backend->kind(),
+                                  world->options.timeout);
   }
+  return Status::Ok();
 }
 
 }  // namespace lockstep::transport

@@ -57,6 +57,9 @@ struct Checkpoint {
 // converter applies to Hugging Face checkpoints, and equals the one Hugging
 // Face's converter applies to Meta's checkpoints.
 void InterleavedToHalfRows(const float* in, int64_t rows, int64_t cols, int head_dim, float* out);
+// The same permutation on rows of `row_bytes` bytes (rows of quantized blocks).
+void InterleavedToHalfRowBytes(const uint8_t* in, int64_t rows, int64_t row_bytes, int head_dim,
+                               uint8_t* out);
 
 // The openers, one per format (docs/converting.md).
 Result<Checkpoint> OpenHfCheckpoint(const std::string& folder);     // convert_hf.cc

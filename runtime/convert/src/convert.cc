@@ -21,6 +21,7 @@
 #include "convert_progress.h"
 #include "lockstep/base/check.h"
 #include "lockstep/base/log.h"
+#include "lockstep/base/quant_block.h"
 #include "lockstep/convert/tokenizer_file.h"
 #include "lockstep/formats/llama2c_tokenizer.h"
 #include "lockstep/model/chunk_shape.h"
@@ -114,11 +115,36 @@ DType DefaultDType(const std::set<SourceEncoding>& matrix_encodings) {
         return DType::kF16;
       case SourceEncoding::kBF16:
         return DType::kBF16;
+      case SourceEncoding::kQ8_0:
+        return DType::kQ8_0;
+      case SourceEncoding::kQ4_0:
+        return DType::kQ4_0;
       default:
         break;
     }
   }
+  // Q8_0 and Q4_0 together: q8_0 holds both without loss.
+  if (matrix_encodings == std::set<SourceEncoding>{SourceEncoding::kQ8_0, SourceEncoding::kQ4_0}) {
+    return DType::kQ8_0;
+  }
   return DType::kF32;
+}
+
+// Whether a source tensor's blocks go to `stored` as they are (no detour
+// through f32): Q8_0 -> q8_0, Q4_0 -> q4_0, and Q4_0 -> q8_0 (widened
+// exactly, same scale).
+bool CopiesBlocks(SourceEncoding source, DType stored) {
+  return (source == SourceEncoding::kQ8_0 && stored == DType::kQ8_0) ||
+         (source == SourceEncoding::kQ4_0 &&
+          (stored == DType::kQ4_0 || stored == DType::kQ8_0));
+}
+
+// Whether converting `source` to `stored` loses information.
+bool Lossy(SourceEncoding source, DType stored) {
+  if (CopiesBlocks(source, stored) || stored == DType::kF32) return false;
+  if (DTypeIsQuantized(stored)) return true;
+  if (stored == DType::kF16) return source != SourceEncoding::kF16;
+  return source != SourceEncoding::kBF16;  // bf16
 }
 
 // Rows per block for `spec`: whole output chunks (no chunk is written
@@ -128,8 +154,10 @@ int64_t BlockRows(const TensorSpec& spec, DType dtype, bool whole_heads, int hea
   const int64_t rows = spec.shape[0];
   const int64_t cols = spec.shape.size() == 2 ? spec.shape[1] : 1;
   const DType stored = spec.role == TensorRole::kNorm ? DType::kF32 : dtype;
-  int64_t unit =
-      ModelChunkShape(spec.shape, DTypeSize(stored), ModelWriterOptions{}.target_chunk_bytes)[0];
+  std::vector<int64_t> stored_shape = spec.shape;
+  if (DTypeIsQuantized(stored)) stored_shape[1] /= kQuantBlockSize;
+  int64_t unit = ModelChunkShape(stored_shape, static_cast<size_t>(DTypeBlockBytes(stored)),
+                                 ModelWriterOptions{}.target_chunk_bytes)[0];
   if (spec.shape.size() == 1) unit = rows;  // a norm is one block
   if (whole_heads) unit = std::lcm(unit, int64_t{head_dim});
   if (unit >= rows) return rows;
@@ -148,8 +176,7 @@ Status WriteModel(const Checkpoint& ckpt, const std::vector<TensorSpec>& specs, 
   for (const TensorSpec& spec : specs) {
     const int64_t elements =
         std::accumulate(spec.shape.begin(), spec.shape.end(), int64_t{1}, std::multiplies<>());
-    total_bytes += elements * static_cast<int64_t>(
-                                  DTypeSize(spec.role == TensorRole::kNorm ? DType::kF32 : dtype));
+    total_bytes += DTypeBytes(spec.role == TensorRole::kNorm ? DType::kF32 : dtype, elements);
     summary->largest_tensor_bytes = std::max(summary->largest_tensor_bytes, elements * 4);
   }
   ConvertProgress progress(static_cast<int64_t>(specs.size()), total_bytes,
@@ -158,7 +185,7 @@ Status WriteModel(const Checkpoint& ckpt, const std::vector<TensorSpec>& specs, 
   const int head_dim = ckpt.config.head_dim;
   std::vector<float> block;
   std::vector<float> permuted;
-  std::vector<uint8_t> scratch;
+  std::vector<uint8_t> scratch, raw, raw_permuted, widened;
   int64_t tensors_done = 0;
   int64_t bytes_done = 0;
   for (const TensorSpec& spec : specs) {
@@ -166,9 +193,39 @@ Status WriteModel(const Checkpoint& ckpt, const std::vector<TensorSpec>& specs, 
     const bool permute = interleaved && (IsQuery(spec) || IsKey(spec));
     const int64_t rows = spec.shape[0];
     const int64_t cols = spec.shape.size() == 2 ? spec.shape[1] : 1;
-    const int64_t element_bytes =
-        static_cast<int64_t>(DTypeSize(spec.role == TensorRole::kNorm ? DType::kF32 : dtype));
+    const DType stored = spec.role == TensorRole::kNorm ? DType::kF32 : dtype;
     const int64_t block_rows = BlockRows(spec, dtype, permute, head_dim, options.block_bytes);
+    if (CopiesBlocks(source.encoding, stored)) {
+      // Blocks as they are: read, permute rows if needed, widen Q4_0 to
+      // q8_0 if asked, write.
+      const DType source_dtype =
+          source.encoding == SourceEncoding::kQ8_0 ? DType::kQ8_0 : DType::kQ4_0;
+      const int64_t source_row_bytes = DTypeBytes(source_dtype, cols);
+      raw.resize(static_cast<size_t>(block_rows * source_row_bytes));
+      if (permute) raw_permuted.resize(raw.size());
+      for (int64_t r = 0; r < rows; r += block_rows) {
+        const int64_t n = std::min(block_rows, rows - r);
+        LOCKSTEP_RETURN_IF_ERROR(ReadSourceBlocks(source, r, n, raw.data()));
+        const uint8_t* data = raw.data();
+        if (permute) {
+          InterleavedToHalfRowBytes(raw.data(), n, source_row_bytes, head_dim,
+                                    raw_permuted.data());
+          data = raw_permuted.data();
+        }
+        if (source_dtype != stored) {
+          widened.resize(static_cast<size_t>(DTypeBytes(stored, n * cols)));
+          WidenQ4_0ToQ8_0(data, n * cols / kQuantBlockSize, widened.data());
+          data = widened.data();
+        }
+        LOCKSTEP_RETURN_IF_ERROR(writer.WriteStoredRows(spec, r, n, data).WithContext(
+            fmt::format("{}: tensor '{}'", source.file->path(), source.name)));
+        bytes_done += DTypeBytes(stored, n * cols);
+        progress.Update(tensors_done, bytes_done);
+      }
+      ++tensors_done;
+      progress.Update(tensors_done, bytes_done);
+      continue;
+    }
     block.resize(static_cast<size_t>(block_rows * cols));
     if (permute) permuted.resize(block.size());
     for (int64_t r = 0; r < rows; r += block_rows) {
@@ -180,7 +237,7 @@ Status WriteModel(const Checkpoint& ckpt, const std::vector<TensorSpec>& specs, 
         values = permuted.data();
       }
       LOCKSTEP_RETURN_IF_ERROR(writer.WriteRows(spec, r, n, values));
-      bytes_done += n * cols * element_bytes;
+      bytes_done += DTypeBytes(stored, n * cols);
       progress.Update(tensors_done, bytes_done);
     }
     ++tensors_done;
@@ -191,16 +248,6 @@ Status WriteModel(const Checkpoint& ckpt, const std::vector<TensorSpec>& specs, 
   summary->num_tensors = tensors_done;
   summary->output_bytes = total_bytes;
   return Status::Ok();
-}
-
-// VmHWM of /proc/self/status in bytes, or 0.
-int64_t PeakRssBytes() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.starts_with("VmHWM:")) return std::atoll(line.c_str() + 6) * 1024;  // "  1234 kB"
-  }
-  return 0;
 }
 
 }  // namespace
@@ -226,14 +273,22 @@ Result<CheckpointFormat> ParseCheckpointFormat(std::string_view name) {
 }
 
 void InterleavedToHalfRows(const float* in, int64_t rows, int64_t cols, int head_dim, float* out) {
+  InterleavedToHalfRowBytes(reinterpret_cast<const uint8_t*>(in), rows,
+                            cols * static_cast<int64_t>(sizeof(float)), head_dim,
+                            reinterpret_cast<uint8_t*>(out));
+}
+
+void InterleavedToHalfRowBytes(const uint8_t* in, int64_t rows, int64_t row_bytes, int head_dim,
+                               uint8_t* out) {
   LOCKSTEP_CHECK(head_dim % 2 == 0 && rows % head_dim == 0, "rows {} head_dim {}", rows, head_dim);
   const int64_t half = head_dim / 2;
   for (int64_t head = 0; head < rows / head_dim; ++head) {
-    const float* src = in + head * head_dim * cols;
-    float* dst = out + head * head_dim * cols;
+    const uint8_t* src = in + head * head_dim * row_bytes;
+    uint8_t* dst = out + head * head_dim * row_bytes;
     for (int64_t c = 0; c < 2; ++c) {
       for (int64_t j = 0; j < half; ++j) {
-        std::copy_n(src + (2 * j + c) * cols, cols, dst + (c * half + j) * cols);
+        std::memcpy(dst + (c * half + j) * row_bytes, src + (2 * j + c) * row_bytes,
+                    static_cast<size_t>(row_bytes));
       }
     }
   }
@@ -264,6 +319,14 @@ Result<ConvertSummary> ConvertCheckpoint(const ConvertOptions& options) {
     summary.source_dtypes += SourceEncodingName(e);
   }
   summary.dtype = options.dtype.value_or(DefaultDType(matrix_encodings));
+  for (SourceEncoding e : matrix_encodings) {
+    if (Lossy(e, summary.dtype) && options.dtype && DTypeIsQuantized(summary.dtype)) {
+      LOCKSTEP_LOG_WARN("convert",
+                        "{}: {} matrices are quantized to {} (lossy: ggml's reference "
+                        "quantizer, docs/converting.md)",
+                        ckpt.source, SourceEncodingName(e), DTypeName(summary.dtype));
+    }
+  }
   if (!ckpt.unused.empty()) {
     const size_t shown = std::min<size_t>(ckpt.unused.size(), 4);
     LOCKSTEP_LOG_WARN("convert",

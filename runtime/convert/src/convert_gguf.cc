@@ -109,13 +109,16 @@ Result<SourceEncoding> EncodingOf(const GgufFile& gguf, const GgufTensorInfo& t)
       return SourceEncoding::kBF16;
     case kGgmlTypeQ8_0:
       return SourceEncoding::kQ8_0;
+    case kGgmlTypeQ4_0:
+      return SourceEncoding::kQ4_0;
     default:
       break;
   }
   std::optional<GgmlTypeInfo> info = FindGgmlType(t.ggml_type);
   return InvalidArgument(
-      "{}: tensor '{}' has type {}; only F32, F16, BF16 and Q8_0 are read (use a GGUF in one "
-      "of those types, e.g. llama.cpp's convert_hf_to_gguf.py --outtype q8_0)",
+      "{}: tensor '{}' has type {}; only F32, F16, BF16, Q8_0 and Q4_0 are read (K-quants and "
+      "the other ggml types are not: make the GGUF with llama-quantize --pure Q8_0 or Q4_0, or "
+      "convert an F16/F32 GGUF with --dtype q8_0 or q4_0)",
       gguf.path(), t.name, info ? std::string(info->name) : fmt::format("#{}", t.ggml_type));
 }
 

@@ -1,5 +1,9 @@
 #include "convert_progress.h"
 
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
 #include <fmt/format.h>
 
 namespace lockstep::runtime {
@@ -53,6 +57,15 @@ void ConvertProgress::Update(int64_t tensors_done, int64_t bytes_done) {
 
 void ConvertProgress::Finish(int64_t tensors_done, int64_t bytes_done) {
   Print(tensors_done, bytes_done, true);
+}
+
+int64_t PeakRssBytes() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.starts_with("VmHWM:")) return std::atoll(line.c_str() + 6) * 1024;  // "  1234 kB"
+  }
+  return 0;
 }
 
 }  // namespace lockstep::runtime

@@ -32,4 +32,9 @@ class ConvertProgress {
   ProgressLine line_;
 };
 
+// VmHWM of /proc/self/status in bytes (the peak resident memory of this
+// process so far), or 0 where that is not available: what the memory bound
+// of a conversion or quantization is measured by.
+int64_t PeakRssBytes();
+
 }  // namespace lockstep::runtime

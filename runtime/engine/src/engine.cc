@@ -169,7 +169,7 @@ Status Engine::Embed(const TokenBatch& batch, float* hidden) {
   // This rank's hidden columns of each token's row ([T][cols] into `dst`
   // with row stride ld), widened to f32 exactly.
   const IndexRange cols = shard().embedding_columns;
-  const size_t table_row_bytes = static_cast<size_t>(cols.size()) * DTypeSize(weights_.dtype);
+  const size_t table_row_bytes = static_cast<size_t>(DTypeBytes(weights_.dtype, cols.size()));
   auto lookup = [&](float* dst, int64_t ld) {
     impl_->arena.execute([&] {
       for (int64_t t = 0; t < T; ++t) {

@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "lockstep/base/check.h"
+#include "lockstep/base/quant_block.h"
 #include "lockstep/partitioner/element_type.h"
 
 namespace lockstep::runtime {
@@ -176,14 +177,36 @@ Result<ModelWeights> LoadWeights(ModelFile& file, const ShardSpec& shard,
   w.config = c;
   w.shard = shard;
   w.dtype = file.weight_dtype();
+  // Quantized weights: no tp split may cut a block (the same check the
+  // planner makes; here for a shard given without a plan).
+  if (Status aligned = partitioner::CheckBlockAlignment(c, shard.tp_size,
+                                                        partitioner::FromDType(w.dtype));
+      !aligned.ok()) {
+    return aligned.WithContext(file.path());
+  }
   ShardPlacer placer(c, shard, &w);
   std::vector<uint8_t> buffer;
 
   auto read = [&](const TensorShard& s) -> Status {
     const TensorInfo* info = file.Find(s.path);
     if (info == nullptr) return NotFound("{}: tensor {} is missing", file.path(), s.path);
-    buffer.resize(static_cast<size_t>(s.elements()) * DTypeSize(info->dtype));
+    buffer.resize(static_cast<size_t>(DTypeBytes(info->dtype, s.elements())));
     LOCKSTEP_RETURN_IF_ERROR(file.Read(s.path, SliceOf(s), buffer.data()));
+    if (DTypeIsQuantized(info->dtype)) {
+      // A block scale that is Inf or NaN would turn every output it touches
+      // into Inf or NaN: refuse the file (checked while reading; one scale
+      // per 32 weights).
+      const int64_t row_blocks = s.cols().size() / kQuantBlockSize;
+      const int64_t bad = FirstNonFiniteScale(info->dtype, buffer.data(), s.rows().size() * row_blocks);
+      if (bad >= 0) {
+        const float scale = F16ToF32(QuantBlockScaleBits(info->dtype, buffer.data(), bad));
+        return InvalidArgument(
+            "{}: tensor '{}' has a non-finite scale ({}) in block {} of row {}: the {} weights "
+            "are damaged",
+            file.path(), s.path, scale, s.cols().begin / kQuantBlockSize + bad % row_blocks,
+            s.rows().begin + bad / row_blocks, DTypeName(info->dtype));
+      }
+    }
     return placer.Place(s, info->dtype, &buffer);
   };
 

@@ -6,6 +6,7 @@
 
 #include "lockstep/base/check.h"
 #include "lockstep/base/dtype.h"
+#include "lockstep/base/quant_block.h"
 
 namespace lockstep::runtime {
 namespace {
@@ -34,6 +35,8 @@ std::string_view SourceEncodingName(SourceEncoding encoding) {
       return "bf16";
     case SourceEncoding::kQ8_0:
       return "q8_0";
+    case SourceEncoding::kQ4_0:
+      return "q4_0";
     case SourceEncoding::kGroupQ8:
       return "q8 (llama2.c groups)";
   }
@@ -63,12 +66,16 @@ Result<uint64_t> SourceTensorBytes(const SourceTensor& t) {
       if (!MulOk(elements, 2, &bytes)) break;
       return static_cast<uint64_t>(bytes);
     case SourceEncoding::kQ8_0:
+    case SourceEncoding::kQ4_0:
       if (t.cols() % kQ8_0BlockValues != 0) {
         return InvalidArgument(
-            "{}: tensor '{}' is Q8_0 with rows of {} values, not a multiple of the block size {}",
-            t.file->path(), t.name, t.cols(), kQ8_0BlockValues);
+            "{}: tensor '{}' is {} with rows of {} values, not a multiple of the block size {}",
+            t.file->path(), t.name, t.encoding == SourceEncoding::kQ8_0 ? "Q8_0" : "Q4_0",
+            t.cols(), kQ8_0BlockValues);
       }
-      if (!MulOk(elements / kQ8_0BlockValues, kQ8_0BlockBytes, &bytes)) break;
+      if (!MulOk(elements / kQ8_0BlockValues,
+                 t.encoding == SourceEncoding::kQ8_0 ? kQ8_0BlockBytes : kQ4_0BlockBytes, &bytes))
+        break;
       return static_cast<uint64_t>(bytes);
     case SourceEncoding::kGroupQ8:
       if (t.group_size <= 0 || elements % t.group_size != 0) {
@@ -123,19 +130,13 @@ Status ReadSourceRows(const SourceTensor& t, int64_t row_begin, int64_t num_rows
       }
       return Status::Ok();
     }
-    case SourceEncoding::kQ8_0: {
-      const int64_t blocks = count / kQ8_0BlockValues;
-      scratch->resize(static_cast<size_t>(blocks * kQ8_0BlockBytes));
-      LOCKSTEP_RETURN_IF_ERROR(t.file->ReadAt(
-          t.offset + static_cast<uint64_t>(first / kQ8_0BlockValues * kQ8_0BlockBytes),
-          static_cast<uint64_t>(blocks * kQ8_0BlockBytes), scratch->data(), what));
-      for (int64_t b = 0; b < blocks; ++b) {
-        const uint8_t* block = scratch->data() + b * kQ8_0BlockBytes;
-        const float d = F16ToF32(LoadLe<uint16_t>(block));
-        const int8_t* q = reinterpret_cast<const int8_t*>(block + 2);
-        float* dst = out + b * kQ8_0BlockValues;
-        for (int64_t i = 0; i < kQ8_0BlockValues; ++i) dst[i] = d * static_cast<float>(q[i]);
-      }
+    case SourceEncoding::kQ8_0:
+    case SourceEncoding::kQ4_0: {
+      const DType dtype = t.encoding == SourceEncoding::kQ8_0 ? DType::kQ8_0 : DType::kQ4_0;
+      scratch->resize(static_cast<size_t>(DTypeBytes(dtype, count)));
+      LOCKSTEP_RETURN_IF_ERROR(t.file->ReadAt(t.offset + static_cast<uint64_t>(DTypeBytes(dtype, first)),
+                                              scratch->size(), scratch->data(), what));
+      DequantizeRow(dtype, scratch->data(), count, out);  // exact
       return Status::Ok();
     }
     case SourceEncoding::kGroupQ8: {
@@ -160,6 +161,19 @@ Status ReadSourceRows(const SourceTensor& t, int64_t row_begin, int64_t num_rows
     }
   }
   return Internal("unknown source encoding");
+}
+
+Status ReadSourceBlocks(const SourceTensor& t, int64_t row_begin, int64_t num_rows, uint8_t* out) {
+  LOCKSTEP_CHECK(t.encoding == SourceEncoding::kQ8_0 || t.encoding == SourceEncoding::kQ4_0,
+                 "ReadSourceBlocks of {} tensor '{}'", SourceEncodingName(t.encoding), t.name);
+  LOCKSTEP_CHECK(row_begin >= 0 && num_rows >= 0 && row_begin + num_rows <= t.rows(),
+                 "rows [{}, {}) of '{}' with {} rows", row_begin, row_begin + num_rows, t.name,
+                 t.rows());
+  const DType dtype = t.encoding == SourceEncoding::kQ8_0 ? DType::kQ8_0 : DType::kQ4_0;
+  const int64_t row_bytes = DTypeBytes(dtype, t.cols());
+  return t.file->ReadAt(t.offset + static_cast<uint64_t>(row_begin * row_bytes),
+                        static_cast<uint64_t>(num_rows * row_bytes), out,
+                        fmt::format("tensor '{}'", t.name));
 }
 
 }  // namespace lockstep::runtime

@@ -19,6 +19,7 @@
 #include "job_plan.h"
 #include "lockstep/base/check.h"
 #include "lockstep/base/log.h"
+#include "lockstep/base/plural.h"
 #include "lockstep/base/progress.h"
 #include "lockstep/engine/engine.h"
 #include "lockstep/engine/scheduler.h"
@@ -29,6 +30,7 @@
 #include "lockstep/tokenizer/tokenizer.h"
 #include "lockstep/transport/local_fabric.h"
 #include "pipeline.h"
+#include "rank_threads.h"
 #include "resume.h"
 #include "step_sampler.h"
 
@@ -131,7 +133,9 @@ class ResultSink final : public StepObserver {
       }
       // The same text the last stage built to find stop strings.
       if (s.text) s.text->Append(row.token);
+      if (!s.tokens.empty()) s.gaps.push_back(Seconds(s.last_token, now));
       s.last_token = now;
+      ++tokens_seen_;
       s.tokens.push_back(row.token);
       if (options_.keep_results) s.fingerprints.push_back(row.fingerprint);
       if (!row.finished) continue;
@@ -159,16 +163,22 @@ class ResultSink final : public StepObserver {
       ++summary_->completed;
       summary_->prompt_tokens += result.prompt_tokens;
       summary_->generated_tokens += static_cast<int64_t>(result.tokens.size());
+      summary_->ttft_s.push_back(Seconds(s.admitted, s.first_token));
+      summary_->inter_token_s.insert(summary_->inter_token_s.end(), s.gaps.begin(), s.gaps.end());
       if (options_.keep_results) {
         done.step_fingerprints = std::move(s.fingerprints);
         summary_->results.push_back(std::move(done));
       }
       s = Live{};
     }
-    progress_->Update(summary_->completed + summary_->failed + summary_->skipped,
-                      summary_->generated_tokens);
+    // Tokens of the requests still running count too: a job of long
+    // requests shows its speed before the first one finishes.
+    progress_->Update(summary_->completed + summary_->failed + summary_->skipped, tokens_seen_);
     return Status::Ok();
   }
+
+  // Tokens generated so far, of finished and running requests.
+  int64_t tokens_seen() const { return tokens_seen_; }
 
  private:
   struct Live {
@@ -176,6 +186,7 @@ class ResultSink final : public StepObserver {
     std::vector<uint64_t> fingerprints;
     std::optional<CompletionText> text;  // when the model has a tokenizer
     Clock::time_point admitted, first_token, last_token;
+    std::vector<double> gaps;  // seconds between consecutive tokens
   };
   const std::vector<Request>& requests_;
   const BatchJobOptions& options_;
@@ -184,11 +195,12 @@ class ResultSink final : public StepObserver {
   ProgressReporter* progress_;
   BatchJobSummary* summary_;
   std::vector<Live> live_;
+  int64_t tokens_seen_ = 0;
 };
 
 // RankStats on the wire (fixed size, for an allgather).
 struct RankStatsWire {
-  int64_t ints[8];
+  int64_t ints[9];
   double doubles[6];
 };
 
@@ -202,6 +214,7 @@ RankStatsWire ToWire(const RankStats& s) {
   w.ints[5] = s.steps;
   w.ints[6] = s.kv_pages;
   w.ints[7] = static_cast<int64_t>(s.kv_cache_bytes);
+  w.ints[8] = s.threads;
   w.doubles[0] = s.load_seconds;
   w.doubles[1] = s.run_seconds;
   w.doubles[2] = s.compute_seconds;
@@ -220,6 +233,7 @@ RankStats FromWire(const RankStatsWire& w) {
   s.steps = w.ints[5];
   s.kv_pages = static_cast<int32_t>(w.ints[6]);
   s.kv_cache_bytes = static_cast<uint64_t>(w.ints[7]);
+  s.threads = static_cast<int>(w.ints[8]);
   s.load_seconds = w.doubles[0];
   s.run_seconds = w.doubles[1];
   s.compute_seconds = w.doubles[2];
@@ -404,6 +418,14 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
     }
   }
   LOCKSTEP_RETURN_IF_ERROR(Agree(world, options_ok));
+  // Threads: the flag's value, or the cores available to this rank. The
+  // plan models the leader's count (BatchJobOptions is the leader's too).
+  summary.threads = options.threads;
+  if (options.threads <= 0) {
+    LOCKSTEP_ASSIGN_OR_RETURN(summary.threads, AutoThreads(world));
+  }
+  BatchJobOptions resolved = options;
+  resolved.threads = summary.threads;
 
   // 2. Every rank opens the model file.
   Result<ModelFileOptions> file_options = FileOptions(options.model_io, world);
@@ -434,7 +456,7 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
   std::vector<std::byte> blob;
   Status prepared = Status::Ok();
   if (leader) {
-    Result<JobInputs> inputs = PrepareInputs(options, model, tokenizer.get(), num_ranks);
+    Result<JobInputs> inputs = PrepareInputs(resolved, model, tokenizer.get(), num_ranks);
     prepared = inputs.status();
     if (inputs.ok()) blob = inputs->Encode();
   }
@@ -482,6 +504,7 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
   stats.tp_rank = layout.tp_rank;
   stats.plan_weight_bytes = static_cast<uint64_t>(plan.Rank(rank).memory.weights);
   stats.kv_pages = summary.kv_pages;
+  stats.threads = summary.threads;
   std::unique_ptr<Engine> engine;
   Status loaded = [&]() -> Status {
     LoadOptions load_options;
@@ -489,7 +512,7 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
     LOCKSTEP_ASSIGN_OR_RETURN(ModelWeights weights,
                               LoadWeights(model, shard, plan.RankShards(rank), load_options));
     EngineOptions engine_options;
-    engine_options.threads = options.threads;
+    engine_options.threads = summary.threads;
     engine_options.isa = options.isa;
     engine_options.max_slots = options.max_batch;
     engine_options.kv_pages = summary.kv_pages;
@@ -543,19 +566,22 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
     LOCKSTEP_LOG_INFO("run", "{}",
                       PlanSummary(plan, summary.window, summary.max_chunks, summary.kv_pages));
     LOCKSTEP_LOG_INFO("run",
-                      "{}: {} layers, {} weights; rank 0 loaded {:.1f} MiB ({} read) in {:.2f} s; "
-                      "isa {}, {} thread(s) per rank",
-                      options.model_path, config.num_layers, DTypeName(model.weight_dtype()),
-                      engine->weights().bytes() / 1048576.0,
+                      "{}: {}, {} weights; rank 0 loaded {:.1f} MiB ({} read) in {:.2f} s; "
+                      "isa {}, {} per rank{}",
+                      options.model_path, Plural(config.num_layers, "layer"),
+                      DTypeName(model.weight_dtype()), engine->weights().bytes() / 1048576.0,
                       partitioner::FormatBytes(static_cast<double>(stats.bytes_read)),
-                      stats.load_seconds, kernels::IsaName(options.isa), options.threads);
+                      stats.load_seconds, kernels::IsaName(options.isa),
+                      Plural(summary.threads, "thread"),
+                      options.threads <= 0 ? " (the cores available to each rank)" : "");
   }
 
   // The run. Stage 0 ranks submit every request (identical replicas); the
   // leader writes the error record of a request that can never fit.
   *error_on_all_ranks = false;
   const int64_t total = static_cast<int64_t>(requests.requests.size() + requests.errors.size());
-  ProgressReporter progress(total, leader && options.progress, isatty(STDERR_FILENO) == 1);
+  ProgressReporter progress(total, leader && options.progress, isatty(STDERR_FILENO) == 1,
+                            options.progress_interval_s);
   const Clock::time_point run_start = Clock::now();
   Status ran = Status::Ok();
   std::optional<StepSampler> sampler;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "lockstep/base/plural.h"
 #include "lockstep/kernels/attention.h"
 #include "lockstep/partitioner/chip_presets.h"
 #include "lockstep/partitioner/element_type.h"
@@ -16,21 +17,22 @@ namespace lockstep::runtime {
 partitioner::Workload JobWorkload(const BatchJobOptions& options,
                                   const partitioner::ModelConfig& config, DType weight_dtype,
                                   const std::vector<const Request*>& requests) {
-  int64_t context = 1;
   int64_t prompt = 1;
+  int64_t generated = 1;
   for (const Request* r : requests) {
-    const int64_t p = static_cast<int64_t>(r->prompt_tokens.size());
-    context = std::max(context, p + r->max_tokens);
-    prompt = std::max(prompt, p);
+    prompt = std::max(prompt, static_cast<int64_t>(r->prompt_tokens.size()));
+    generated = std::max(generated, r->max_tokens);
   }
-  const int64_t page = kernels::kKvPageSize;
-  context = std::max<int64_t>(
-      2, std::min((context + page - 1) / page * page, config.max_position_embeddings));
+  // Every request fits the context on its own (the request parser checks
+  // it), but the longest prompt and the largest max_tokens may come from
+  // different requests.
+  prompt = std::min(prompt, config.max_position_embeddings - 1);
+  generated = std::max<int64_t>(1, std::min(generated, config.max_position_embeddings - prompt));
   partitioner::Workload w;
   w.batch_size = static_cast<int>(
       std::clamp<int64_t>(static_cast<int64_t>(requests.size()), 1, options.max_batch));
-  w.prompt_length = std::min(prompt, context - 1);
-  w.generated_length = context - w.prompt_length;
+  w.prompt_length = prompt;
+  w.generated_length = generated;
   w.weight_type = partitioner::FromDType(weight_dtype);
   w.activation_type = partitioner::ElementType::kF32;
   w.micro_batches = std::min(options.micro_batches, w.batch_size);
@@ -119,10 +121,19 @@ uint64_t KvBytesPerPage(const partitioner::Plan& plan, int rank) {
 }
 
 int32_t JobKvPages(const partitioner::Plan& plan, int64_t kv_cache_mb) {
+  const partitioner::Workload& w = plan.request.workload;
+  const int64_t page = kernels::kKvPageSize;
+  if (kv_cache_mb <= 0) {
+    // The plan's budget in whole pages: batch sequences of prompt +
+    // generated positions, each rounded up to pages (the memory model counts
+    // positions, the cache allocates pages).
+    const int64_t pages =
+        int64_t{w.batch_size} * ((w.prompt_length + w.generated_length + page - 1) / page);
+    return static_cast<int32_t>(std::min<int64_t>(pages, std::numeric_limits<int32_t>::max()));
+  }
   uint64_t pages = std::numeric_limits<int32_t>::max();
   for (int r = 0; r < plan.num_ranks(); ++r) {
-    const uint64_t budget = kv_cache_mb > 0 ? static_cast<uint64_t>(kv_cache_mb) << 20
-                                            : static_cast<uint64_t>(plan.Rank(r).memory.kv_cache);
+    const uint64_t budget = static_cast<uint64_t>(kv_cache_mb) << 20;
     pages = std::min(pages, budget / std::max<uint64_t>(KvBytesPerPage(plan, r), 1));
   }
   return static_cast<int32_t>(pages);
@@ -130,22 +141,23 @@ int32_t JobKvPages(const partitioner::Plan& plan, int64_t kv_cache_mb) {
 
 std::string PlanSummary(const partitioner::Plan& plan, int window, int max_chunks,
                         int32_t kv_pages) {
-  std::string out = fmt::format(
-      "plan: tp {} x pp {} = {} ranks, {} step(s) in flight of up to {} sequences, KV cache {} "
-      "pages of 64 positions",
-      plan.tp, plan.pp, plan.num_ranks(), window, max_chunks, kv_pages);
+  std::string out =
+      fmt::format("plan: tp {} x pp {} = {}, {} in flight of up to {}, KV cache {} of 64 positions",
+                  plan.tp, plan.pp, Plural(plan.num_ranks(), "rank"), Plural(window, "step"),
+                  Plural(max_chunks, "sequence"), Plural(kv_pages, "page"));
   for (const partitioner::StagePlan& s : plan.stages) {
     const std::vector<int> ranks = plan.TpGroup(s.stage);
-    out += fmt::format("\n  stage {}: layers {}-{}{}{}, ranks {}-{}", s.stage, s.layer_begin,
-                       s.layer_end - 1, s.embedding ? " + embedding" : "",
-                       s.lm_head ? " + lm_head" : "", ranks.front(), ranks.back());
+    out += fmt::format("\n  stage {}: {}{}{}, {}", s.stage,
+                       Range("layer", s.layer_begin, s.layer_end - 1),
+                       s.embedding ? " + embedding" : "", s.lm_head ? " + lm_head" : "",
+                       Range("rank", ranks.front(), ranks.back()));
   }
   const partitioner::Prediction& p = plan.prediction;
+  const partitioner::Workload& w = plan.request.workload;
   out += fmt::format(
-      "\n  predicted for batch {}, prompt {}, {} generated: decode {} per token, time to first "
-      "token {}, {:.1f} tokens/s",
-      plan.request.workload.batch_size, plan.request.workload.prompt_length,
-      plan.request.workload.generated_length,
+      "\n  predicted for {} at once, prompts up to {}, up to {} generated each: decode {} per "
+      "token, time to first token {}, {:.1f} tokens/s",
+      Plural(w.batch_size, "request"), Plural(w.prompt_length, "token"), w.generated_length,
       partitioner::FormatSeconds(p.decode_latency_per_token_s),
       partitioner::FormatSeconds(p.time_to_first_token_s), p.throughput_tokens_per_s);
   return out;

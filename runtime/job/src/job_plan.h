@@ -16,11 +16,11 @@
 namespace lockstep::runtime {
 
 // The workload a plan is made for, from the requests the job will run: the
-// batch is min(max_batch, number of requests); the context is the longest
-// request's (prompt + max_tokens), rounded up to whole KV pages (64
-// positions) within the model's context, so that the plan's KV budget is
-// whole pages for max_batch such requests; prefill in chunks of
-// max_step_tokens when prompts are longer.
+// batch is min(max_batch, number of requests), the prompt the longest
+// prompt, the generated length the largest max_tokens (both within the
+// model's context); prefill in chunks of max_step_tokens when prompts are
+// longer. These are the job's own token counts, which the plan line and the
+// end-of-job comparison of measured and predicted show.
 partitioner::Workload JobWorkload(const BatchJobOptions& options,
                                   const partitioner::ModelConfig& config, DType weight_dtype,
                                   const std::vector<const Request*>& requests);
@@ -40,9 +40,10 @@ Status CheckJobPlan(const partitioner::Plan& plan, const partitioner::ModelConfi
 
 // Bytes of one KV page (64 positions, K and V, all its layers) on `rank`.
 uint64_t KvBytesPerPage(const partitioner::Plan& plan, int rank);
-// KV pages of the job: the same count on every rank (one allocator), the
-// most every rank's budget holds -- kv_cache_mb MiB per rank, or the plan's
-// memory.kv_cache.
+// KV pages of the job: the same count on every rank (one allocator). With
+// kv_cache_mb > 0 the most every rank's kv_cache_mb MiB hold; else the
+// plan's workload: batch_size sequences of prompt + generated positions,
+// each rounded up to whole pages of 64.
 int32_t JobKvPages(const partitioner::Plan& plan, int64_t kv_cache_mb);
 
 // A few lines for people: layout, stages, prediction.

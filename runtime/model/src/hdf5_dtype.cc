@@ -31,14 +31,29 @@ H5Datatype MakeHdf5Type(DType dtype) {
       return MakeHalfWidthFloat(5, 10, 15);
     case DType::kBF16:
       return MakeHalfWidthFloat(8, 7, 127);
+    case DType::kQ8_0:
+    case DType::kQ4_0: {
+      const bool q8 = dtype == DType::kQ8_0;
+      H5Datatype type(H5Tcreate(H5T_COMPOUND, static_cast<size_t>(DTypeBlockBytes(dtype))));
+      LOCKSTEP_CHECK(type.valid());
+      H5Datatype scale = MakeHalfWidthFloat(5, 10, 15);
+      const hsize_t count = q8 ? 32 : 16;
+      H5Datatype values(H5Tarray_create2(q8 ? H5T_STD_I8LE : H5T_STD_U8LE, 1, &count));
+      LOCKSTEP_CHECK(values.valid());
+      LOCKSTEP_CHECK(H5Tinsert(type.get(), "d", 0, scale.get()) >= 0);
+      LOCKSTEP_CHECK(H5Tinsert(type.get(), "qs", 2, values.get()) >= 0);
+      return type;
+    }
   }
   LOCKSTEP_CHECK(false, "unknown dtype");
   return H5Datatype();
 }
 
 std::optional<DType> ClassifyHdf5Type(hid_t type) {
-  if (H5Tget_class(type) != H5T_FLOAT) return std::nullopt;
-  for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16}) {
+  const H5T_class_t type_class = H5Tget_class(type);
+  if (type_class != H5T_FLOAT && type_class != H5T_COMPOUND) return std::nullopt;
+  for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0}) {
+    if (DTypeIsQuantized(dtype) != (type_class == H5T_COMPOUND)) continue;
     H5Datatype expected = MakeHdf5Type(dtype);
     if (H5Tequal(type, expected.get()) > 0) return dtype;
   }
@@ -60,7 +75,7 @@ std::string DescribeHdf5Type(hid_t type) {
     case H5T_STRING:
       return "string";
     case H5T_COMPOUND:
-      return "compound";
+      return fmt::format("compound ({} bytes, {} members)", size, H5Tget_nmembers(type));
     case H5T_ENUM:
       return "enum";
     case H5T_ARRAY:

@@ -8,6 +8,13 @@
 //         exponent at bit 7 (bias 127) and a 7-bit mantissa, size 2 -- the
 //         upper half of an f32. HDF5 knows it as a float, so h5dump prints
 //         values and h5py converts it (ds.astype('f4')).
+//   q8_0  one element per block of 32 values: a compound of size 34,
+//         member "d" (the f16 above) at offset 0 and member "qs" (an array of
+//         32 H5T_STD_I8LE) at offset 2 -- GGUF's block_q8_0 byte for byte;
+//         numpy dtype [('d', '<f2'), ('qs', 'i1', (32,))].
+//   q4_0  a compound of size 18: "d" (f16) at 0, "qs" (an array of 16
+//         H5T_STD_U8LE) at 2 -- GGUF's block_q4_0; numpy dtype
+//         [('d', '<f2'), ('qs', 'u1', (16,))].
 //
 // Call under Hdf5Lock.
 #pragma once
@@ -23,8 +30,8 @@ namespace lockstep::runtime {
 // A new (owned) HDF5 type for `dtype`.
 H5Datatype MakeHdf5Type(DType dtype);
 
-// Which of the three a file's datatype is, or nullopt for anything else
-// (integers, f64, big-endian, other float layouts).
+// Which of these a file's datatype is, or nullopt for anything else
+// (integers, f64, big-endian, other float layouts, other compounds).
 std::optional<DType> ClassifyHdf5Type(hid_t type);
 
 // A short description for error messages: "integer (4 bytes)",

@@ -78,31 +78,55 @@ Result<TensorInfo> InspectTensor(hid_t file, std::string_view file_name, const T
     H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
     shape.assign(dims.begin(), dims.end());
   }
-  if (shape != spec.shape) {
-    return InvalidArgument(
-        "{}: tensor '{}' has shape {}, but the config attributes imply {}; the config "
-        "contradicts the tensors",
-        file_name, spec.path, ShapeString(shape), expected);
-  }
   H5Datatype type(H5Dget_type(dataset.get()));
   std::optional<DType> dtype = ClassifyHdf5Type(type.get());
   if (!dtype) {
     return InvalidArgument(
-        "{}: tensor '{}' has an unsupported datatype, {}; expected f32, f16 or bf16 "
-        "(little-endian, see docs/model-format.md)",
+        "{}: tensor '{}' has an unsupported datatype, {}; expected f32, f16, bf16, or the q8_0 / "
+        "q4_0 block compounds (little-endian, see docs/model-format.md)",
         file_name, spec.path, DescribeHdf5Type(type.get()));
+  }
+  // A quantized matrix is stored as [rows, cols / 32] blocks.
+  std::vector<int64_t> stored = spec.shape;
+  if (DTypeIsQuantized(*dtype)) {
+    if (spec.shape.size() != 2) {
+      return InvalidArgument("{}: tensor '{}' is {}, but only weight matrices can be quantized",
+                             file_name, spec.path, DTypeName(*dtype));
+    }
+    if (spec.shape[1] % kQuantBlockSize != 0) {
+      return InvalidArgument(
+          "{}: tensor '{}' is {}, but its rows of {} = {} values are not whole blocks of {}",
+          file_name, spec.path, DTypeName(*dtype), ShapeFormula(spec), spec.shape[1],
+          kQuantBlockSize);
+    }
+    stored[1] = spec.shape[1] / kQuantBlockSize;
+    if (shape.size() == 2 && shape[0] == stored[0] && shape[1] != stored[1]) {
+      return InvalidArgument(
+          "{}: tensor '{}' is {} with {} blocks per row, but the config attributes imply rows "
+          "of {} values = {} blocks of {} ({}); the block count contradicts the shape",
+          file_name, spec.path, DTypeName(*dtype), shape[1], spec.shape[1], stored[1],
+          kQuantBlockSize, expected);
+    }
+  }
+  if (shape != stored) {
+    return InvalidArgument(
+        "{}: tensor '{}' has shape {}{}, but the config attributes imply {}; the config "
+        "contradicts the tensors",
+        file_name, spec.path, ShapeString(shape),
+        DTypeIsQuantized(*dtype) ? " (blocks of 32)" : "", expected);
   }
   TensorInfo info;
   info.path = spec.path;
   info.role = spec.role;
   info.layer = spec.layer;
   info.dtype = *dtype;
-  info.shape = shape;
+  info.shape = spec.shape;
   H5PropertyList dcpl(H5Dget_create_plist(dataset.get()));
   if (H5Pget_layout(dcpl.get()) == H5D_CHUNKED) {
     std::vector<hsize_t> chunk(shape.size());
     H5Pget_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data());
     info.chunk.assign(chunk.begin(), chunk.end());
+    if (DTypeIsQuantized(*dtype)) info.chunk[1] *= kQuantBlockSize;  // in values, like shape
     info.chunk_checksums = HasFletcher32(dcpl.get());
   }
   LOCKSTEP_ASSIGN_OR_RETURN(std::optional<std::string> digest,
@@ -245,8 +269,9 @@ Status OpenAndValidate(const std::string& path, const ModelFileOptions& options,
                             ReadStringAttribute(root.get(), path, "weight_dtype"));
   Result<DType> declared_dtype = ParseDType(dtype_name);
   if (!declared_dtype.ok()) {
-    return InvalidArgument("{}: attribute 'weight_dtype' is '{}', expected f32, f16 or bf16", path,
-                           dtype_name);
+    return InvalidArgument(
+        "{}: attribute 'weight_dtype' is '{}', expected f32, f16, bf16, q8_0 or q4_0", path,
+        dtype_name);
   }
   LOCKSTEP_ASSIGN_OR_RETURN(std::string rope_layout,
                             ReadStringAttribute(root.get(), path, "rope_layout"));
@@ -466,6 +491,14 @@ Status ModelFile::Read(std::string_view tensor_path, const TensorSlice& slice, v
     return OutOfRange("{}: slice {} lies outside tensor '{}' of shape {}", impl_->path, range,
                       info->path, ShapeString(info->shape));
   }
+  if (DTypeIsQuantized(info->dtype) && rank == 2 &&
+      (slice.col_begin % kQuantBlockSize != 0 || slice.col_end % kQuantBlockSize != 0)) {
+    return InvalidArgument(
+        "{}: columns [{}, {}) of tensor '{}' cut its {}-value {} blocks; a split of a quantized "
+        "tensor must fall on block boundaries",
+        impl_->path, slice.col_begin, slice.col_end, info->path, kQuantBlockSize,
+        DTypeName(info->dtype));
+  }
   const bool whole = slice.row_begin == 0 && slice.row_end == info->shape[0] &&
                      (rank == 1 || (slice.col_begin == 0 && slice.col_end == info->shape[1]));
   return impl_->ReadChecked(*info, slice, dst, whole);
@@ -475,6 +508,10 @@ Status ModelFile::Impl::ReadChecked(const TensorInfo& info, const TensorSlice& s
                                     bool whole) {
   const int rank = static_cast<int>(info.shape.size());
   const int64_t elements = slice.elements(rank);
+  const bool quantized = DTypeIsQuantized(info.dtype);
+  // Quantized tensors are stored as blocks: the hyperslab's columns count blocks.
+  const int64_t unit = quantized ? kQuantBlockSize : 1;
+  const size_t bytes = static_cast<size_t>(DTypeBytes(info.dtype, elements));
   {
     Hdf5Lock lock;
     SilenceHdf5Errors();
@@ -494,9 +531,9 @@ Status ModelFile::Impl::ReadChecked(const TensorInfo& info, const TensorSlice& s
       H5Sselect_none(file_space.get());
     } else {
       hsize_t start[2] = {static_cast<hsize_t>(slice.row_begin),
-                          static_cast<hsize_t>(slice.col_begin)};
+                          static_cast<hsize_t>(slice.col_begin / unit)};
       hsize_t count[2] = {static_cast<hsize_t>(slice.row_end - slice.row_begin),
-                          static_cast<hsize_t>(slice.col_end - slice.col_begin)};
+                          static_cast<hsize_t>((slice.col_end - slice.col_begin) / unit)};
       memory_space = H5Dataspace(H5Screate_simple(rank, count, nullptr));
       H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
     }
@@ -515,33 +552,46 @@ Status ModelFile::Impl::ReadChecked(const TensorInfo& info, const TensorSlice& s
                        fmt::format("{}: cannot read tensor '{}'", path, info.path));
     }
   }
-  bytes_requested += static_cast<uint64_t>(elements) * DTypeSize(info.dtype);
+  bytes_requested += bytes;
   if (elements == 0) return Status::Ok();
   // Finite values only: a NaN or an infinity would spread through every
   // token silently.
-  const int64_t bad = FindNonFinite(info.dtype, dst, elements);
-  if (bad >= 0) {
-    uint32_t bits = 0;
-    std::memcpy(&bits, static_cast<const uint8_t*>(dst) + bad * DTypeSize(info.dtype),
-                DTypeSize(info.dtype));
-    const bool nan = info.dtype == DType::kF32    ? (bits & 0x007fffffu) != 0
-                     : info.dtype == DType::kF16 ? (bits & 0x03ffu) != 0
-                                                 : (bits & 0x007fu) != 0;
-    std::string where;
-    if (rank == 1) {
-      where = fmt::format("[{}]", slice.row_begin + bad);
-    } else {
-      const int64_t width = slice.col_end - slice.col_begin;
-      where = fmt::format("[{}, {}]", slice.row_begin + bad / width, slice.col_begin + bad % width);
+  if (quantized) {
+    const int64_t bad = FirstNonFiniteScale(info.dtype, dst, elements / kQuantBlockSize);
+    if (bad >= 0) {
+      const int64_t width_blocks =
+          rank == 2 ? (slice.col_end - slice.col_begin) / kQuantBlockSize : elements / kQuantBlockSize;
+      return InvalidArgument(
+          "{}: tensor '{}' has a non-finite scale in block {} of row {}; lockstep refuses "
+          "non-finite weights (the checkpoint or its conversion is broken)",
+          path, info.path, slice.col_begin / kQuantBlockSize + bad % width_blocks,
+          slice.row_begin + bad / width_blocks);
     }
-    return InvalidArgument(
-        "{}: tensor '{}' holds {} at {}; lockstep refuses non-finite weights (the checkpoint or "
-        "its conversion is broken)",
-        path, info.path, nan ? "a NaN" : "an infinity", where);
+  } else {
+    const int64_t bad = FindNonFinite(info.dtype, dst, elements);
+    if (bad >= 0) {
+      uint32_t bits = 0;
+      std::memcpy(&bits, static_cast<const uint8_t*>(dst) + bad * DTypeSize(info.dtype),
+                  DTypeSize(info.dtype));
+      const bool nan = info.dtype == DType::kF32    ? (bits & 0x007fffffu) != 0
+                       : info.dtype == DType::kF16 ? (bits & 0x03ffu) != 0
+                                                   : (bits & 0x007fu) != 0;
+      std::string where;
+      if (rank == 1) {
+        where = fmt::format("[{}]", slice.row_begin + bad);
+      } else {
+        const int64_t width = slice.col_end - slice.col_begin;
+        where =
+            fmt::format("[{}, {}]", slice.row_begin + bad / width, slice.col_begin + bad % width);
+      }
+      return InvalidArgument(
+          "{}: tensor '{}' holds {} at {}; lockstep refuses non-finite weights (the checkpoint or "
+          "its conversion is broken)",
+          path, info.path, nan ? "a NaN" : "an infinity", where);
+    }
   }
   if (whole && !info.sha256.empty()) {
-    const std::string digest =
-        DigestHex(dst, static_cast<size_t>(elements) * DTypeSize(info.dtype));
+    const std::string digest = DigestHex(dst, bytes);
     if (digest != info.sha256) {
       return DataLoss(
           "{}: tensor '{}' does not match its sha256 attribute: the file is damaged or was "
@@ -549,6 +599,8 @@ Status ModelFile::Impl::ReadChecked(const TensorInfo& info, const TensorSlice& s
           path, info.path, path);
     }
   }
+  return Status::Ok();
+}
   return Status::Ok();
 }
 
@@ -562,7 +614,7 @@ Result<TensorCheck> ModelFile::VerifyTensor(std::string_view tensor_path) {
   check.bytes = static_cast<uint64_t>(info->bytes());
   const int rank = static_cast<int>(info->shape.size());
   const int64_t cols = rank == 2 ? info->shape[1] : 1;
-  const size_t row_bytes = static_cast<size_t>(cols) * DTypeSize(info->dtype);
+  const size_t row_bytes = static_cast<size_t>(DTypeBytes(info->dtype, cols));
   // Blocks of whole chunk rows near 64 MiB: each chunk is read once.
   int64_t block_rows = std::max<int64_t>(
       1, static_cast<int64_t>((size_t{64} << 20) / std::max<size_t>(row_bytes, 1)));

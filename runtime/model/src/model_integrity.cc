@@ -135,6 +135,9 @@ int64_t FindNonFinite(DType dtype, const void* data, int64_t count) {
       return FindExponentAllOnes<uint16_t>(data, count, 0x7c00u);
     case DType::kBF16:
       return FindExponentAllOnes<uint16_t>(data, count, 0x7f80u);
+    case DType::kQ8_0:
+    case DType::kQ4_0:
+      break;  // their scales: FirstNonFiniteScale (base/quant_block.h)
   }
   return -1;
 }

@@ -17,6 +17,7 @@
 #include "hdf5_error.h"
 #include "hdf5_handle.h"
 #include "lockstep/base/check.h"
+#include "lockstep/base/quant_block.h"
 #include "lockstep/model/chunk_shape.h"
 #include "model_attributes.h"
 #include "model_integrity.h"
@@ -55,14 +56,16 @@ struct ModelWriter::Impl {
   H5File file;
   std::vector<Tensor> tensors;  // inventory order
   std::map<std::string, size_t, std::less<>> index;
-  std::vector<uint16_t> narrow;  // conversion buffer for f16/bf16
-  H5PropertyList transfer;       // H5Dwrite properties (WriterTransfer)
+  std::vector<uint16_t> narrow;    // conversion buffer for f16/bf16
+  std::vector<uint8_t> quantized;  // conversion buffer for q8_0/q4_0
+  H5PropertyList transfer;         // H5Dwrite properties (WriterTransfer)
   std::optional<std::string> tokenizer_digest;
   bool closed = false;
 
   // The checks common to WriteRows and WriteStoredRows; the tensor's entry.
   Result<Tensor*> CheckRows(const TensorSpec& spec, int64_t row_begin, int64_t num_rows);
-  // Writes rows already in the tensor's stored dtype; feeds the digest.
+  // Writes rows already in the tensor's stored dtype (blocks for a quantized
+  // tensor), marks them written and feeds the digest.
   Status WriteStored(Tensor& tensor, int64_t row_begin, int64_t num_rows, const void* stored);
   Result<std::string> HashFromFile(const Tensor& tensor);
 };
@@ -132,10 +135,22 @@ Result<ModelWriter> ModelWriter::Create(const std::string& path, const ModelConf
     LOCKSTEP_RETURN_IF_ERROR(ensure_parents(spec.path));
     const DType dtype = spec.role == TensorRole::kNorm ? DType::kF32 : options.dtype;
     H5Datatype type = MakeHdf5Type(dtype);
-    std::vector<hsize_t> dims(spec.shape.begin(), spec.shape.end());
+    // A quantized matrix is a [rows, cols / 32] dataset of blocks.
+    std::vector<int64_t> stored = spec.shape;
+    if (DTypeIsQuantized(dtype)) {
+      if (stored[1] % kQuantBlockSize != 0) {
+        return InvalidArgument(
+            "{}: tensor '{}' has rows of {} values, not whole {}-value blocks: the model cannot "
+            "be stored as {} (its hidden_size, intermediate_size and heads * head_dim must be "
+            "multiples of {})",
+            path, spec.path, stored[1], kQuantBlockSize, DTypeName(dtype), kQuantBlockSize);
+      }
+      stored[1] /= kQuantBlockSize;
+    }
+    std::vector<hsize_t> dims(stored.begin(), stored.end());
     H5Dataspace space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr));
-    std::vector<int64_t> chunk64 =
-        ModelChunkShape(spec.shape, DTypeSize(dtype), options.target_chunk_bytes);
+    std::vector<int64_t> chunk64 = ModelChunkShape(
+        stored, static_cast<size_t>(DTypeBlockBytes(dtype)), options.target_chunk_bytes);
     std::vector<hsize_t> chunk(chunk64.begin(), chunk64.end());
     // Chunked, Fletcher32 on every chunk, every chunk allocated now.
     H5PropertyList dcpl = TensorCreationProperties(chunk);
@@ -161,40 +176,6 @@ Result<ModelWriter> ModelWriter::Create(const std::string& path, const ModelConf
 
 Status ModelWriter::WriteTensor(const TensorSpec& spec, const float* values) {
   return WriteRows(spec, 0, spec.shape.empty() ? 0 : spec.shape[0], values);
-}
-
-Status ModelWriter::WriteRows(const TensorSpec& spec, int64_t row_begin, int64_t num_rows,
-                              const float* values) {
-  Impl& impl = *impl_;
-  LOCKSTEP_ASSIGN_OR_RETURN(Impl::Tensor * tensor, impl.CheckRows(spec, row_begin, num_rows));
-  if (num_rows == 0) return Status::Ok();
-  const int64_t cols = tensor->spec.shape.size() == 2 ? tensor->spec.shape[1] : 1;
-  if (tensor->dtype == DType::kF32) return impl.WriteStored(*tensor, row_begin, num_rows, values);
-  // f16/bf16 are converted in blocks of rows to bound the extra memory.
-  const int64_t block_rows = std::max<int64_t>(1, (int64_t{4} << 20) / cols);
-  for (int64_t r = 0; r < num_rows; r += block_rows) {
-    const int64_t n = std::min(block_rows, num_rows - r);
-    const float* src = values + r * cols;
-    impl.narrow.resize(static_cast<size_t>(n * cols));
-    uint16_t* dst = impl.narrow.data();
-    const bool bf16 = tensor->dtype == DType::kBF16;
-    tbb::parallel_for(tbb::blocked_range<int64_t>(0, n * cols, 65536),
-                      [&](const tbb::blocked_range<int64_t>& range) {
-                        for (int64_t i = range.begin(); i != range.end(); ++i) {
-                          dst[i] = bf16 ? F32ToBf16(src[i]) : F32ToF16(src[i]);
-                        }
-                      });
-    LOCKSTEP_RETURN_IF_ERROR(impl.WriteStored(*tensor, row_begin + r, n, dst));
-  }
-  return Status::Ok();
-}
-
-Status ModelWriter::WriteStoredRows(const TensorSpec& spec, int64_t row_begin, int64_t num_rows,
-                                    const void* stored) {
-  Impl& impl = *impl_;
-  LOCKSTEP_ASSIGN_OR_RETURN(Impl::Tensor * tensor, impl.CheckRows(spec, row_begin, num_rows));
-  if (num_rows == 0) return Status::Ok();
-  return impl.WriteStored(*tensor, row_begin, num_rows, stored);
 }
 
 Result<ModelWriter::Impl::Tensor*> ModelWriter::Impl::CheckRows(const TensorSpec& spec,
@@ -224,7 +205,6 @@ Status ModelWriter::Impl::WriteStored(Tensor& tensor, int64_t row_begin, int64_t
   const TensorSpec& spec = tensor.spec;
   const int rank = static_cast<int>(spec.shape.size());
   const int64_t cols = rank == 2 ? spec.shape[1] : 1;
-  const int64_t rows = spec.shape[0];
   Hdf5Lock lock;
   SilenceHdf5Errors();
   if (!tensor.dataset.valid()) {  // written completely before, and written again
@@ -236,14 +216,15 @@ Status ModelWriter::Impl::WriteStored(Tensor& tensor, int64_t row_begin, int64_t
   H5Datatype type = MakeHdf5Type(tensor.dtype);
   H5Dataspace file_space(H5Dget_space(tensor.dataset.get()));
   hsize_t start[2] = {static_cast<hsize_t>(row_begin), 0};
-  hsize_t count[2] = {static_cast<hsize_t>(num_rows), static_cast<hsize_t>(cols)};
+  hsize_t count[2] = {static_cast<hsize_t>(num_rows),
+                      static_cast<hsize_t>(cols / DTypeBlockElements(tensor.dtype))};
   H5Dataspace memory_space(H5Screate_simple(rank, count, nullptr));
   H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
   if (H5Dwrite(tensor.dataset.get(), type.get(), memory_space.get(), file_space.get(),
                transfer.get(), stored) < 0) {
     return Hdf5Error(StatusCode::kIo, fmt::format("{}: cannot write tensor '{}'", path, spec.path));
   }
-  const size_t row_bytes = static_cast<size_t>(cols) * DTypeSize(tensor.dtype);
+  const size_t row_bytes = static_cast<size_t>(DTypeBytes(tensor.dtype, cols));
   if (tensor.hash_in_order && row_begin == tensor.rows_hashed) {
     tensor.hash->Update(stored, static_cast<size_t>(num_rows) * row_bytes);
     tensor.rows_hashed += num_rows;
@@ -258,8 +239,77 @@ Status ModelWriter::Impl::WriteStored(Tensor& tensor, int64_t row_begin, int64_t
   }
   // A complete tensor is closed now: its chunk cache is flushed and freed, so
   // memory stays bounded by one tensor however many there are.
-  if (tensor.num_rows_written == rows) tensor.dataset = H5Dataset();
+  if (tensor.num_rows_written == spec.shape[0]) tensor.dataset = H5Dataset();
   return Status::Ok();
+}
+
+Status ModelWriter::WriteRows(const TensorSpec& spec, int64_t row_begin, int64_t num_rows,
+                              const float* values) {
+  Impl& impl = *impl_;
+  LOCKSTEP_ASSIGN_OR_RETURN(Impl::Tensor * tensor, impl.CheckRows(spec, row_begin, num_rows));
+  if (num_rows == 0) return Status::Ok();
+  const int64_t cols = tensor->spec.shape.size() == 2 ? tensor->spec.shape[1] : 1;
+  const DType dtype = tensor->dtype;
+  // Narrowed or quantized in blocks of rows to bound the extra memory.
+  const int64_t block_rows =
+      dtype == DType::kF32 ? num_rows : std::max<int64_t>(1, (int64_t{4} << 20) / cols);
+  for (int64_t r = 0; r < num_rows; r += block_rows) {
+    const int64_t n = std::min(block_rows, num_rows - r);
+    const float* src = values + r * cols;
+    const void* buffer = src;
+    if (DTypeIsQuantized(dtype)) {
+      // A non-finite value would make a block's scale Inf or NaN.
+      const int64_t bad = FirstNonFinite(src, n * cols);
+      if (bad >= 0) {
+        return InvalidArgument(
+            "{}: tensor '{}' has a non-finite value ({}) at row {}, column {}: it cannot be "
+            "quantized to {}",
+            impl.path, spec.path, src[bad], row_begin + r + bad / cols, bad % cols,
+            DTypeName(dtype));
+      }
+      impl.quantized.resize(static_cast<size_t>(DTypeBytes(dtype, n * cols)));
+      uint8_t* dst = impl.quantized.data();
+      const int64_t row_bytes = DTypeBytes(dtype, cols);
+      tbb::parallel_for(tbb::blocked_range<int64_t>(0, n), [&](const tbb::blocked_range<int64_t>& range) {
+        for (int64_t i = range.begin(); i != range.end(); ++i) {
+          QuantizeRow(dtype, src + i * cols, cols, dst + i * row_bytes);
+        }
+      });
+      buffer = dst;
+    } else if (dtype != DType::kF32) {
+      impl.narrow.resize(static_cast<size_t>(n * cols));
+      uint16_t* dst = impl.narrow.data();
+      const bool bf16 = dtype == DType::kBF16;
+      tbb::parallel_for(tbb::blocked_range<int64_t>(0, n * cols, 65536),
+                        [&](const tbb::blocked_range<int64_t>& range) {
+                          for (int64_t i = range.begin(); i != range.end(); ++i) {
+                            dst[i] = bf16 ? F32ToBf16(src[i]) : F32ToF16(src[i]);
+                          }
+                        });
+      buffer = dst;
+    }
+    LOCKSTEP_RETURN_IF_ERROR(impl.WriteStored(*tensor, row_begin + r, n, buffer));
+  }
+  return Status::Ok();
+}
+
+Status ModelWriter::WriteStoredRows(const TensorSpec& spec, int64_t row_begin, int64_t num_rows,
+                                    const void* data) {
+  Impl& impl = *impl_;
+  LOCKSTEP_ASSIGN_OR_RETURN(Impl::Tensor * tensor, impl.CheckRows(spec, row_begin, num_rows));
+  if (num_rows == 0) return Status::Ok();
+  if (DTypeIsQuantized(tensor->dtype)) {
+    const int64_t blocks_per_row = tensor->spec.shape[1] / kQuantBlockSize;
+    const int64_t bad = FirstNonFiniteScale(tensor->dtype, data, num_rows * blocks_per_row);
+    if (bad >= 0) {
+      return InvalidArgument(
+          "{}: tensor '{}' has a non-finite scale in block {} of row {}: a {} block must have a "
+          "finite scale",
+          impl.path, spec.path, bad % blocks_per_row, row_begin + bad / blocks_per_row,
+          DTypeName(tensor->dtype));
+    }
+  }
+  return impl.WriteStored(*tensor, row_begin, num_rows, data);
 }
 
 // The digest of a tensor whose rows did not all arrive in order: read back
@@ -269,7 +319,7 @@ Result<std::string> ModelWriter::Impl::HashFromFile(const Tensor& tensor) {
   const TensorSpec& spec = tensor.spec;
   const int rank = static_cast<int>(spec.shape.size());
   const int64_t cols = rank == 2 ? spec.shape[1] : 1;
-  const size_t row_bytes = static_cast<size_t>(cols) * DTypeSize(tensor.dtype);
+  const size_t row_bytes = static_cast<size_t>(DTypeBytes(tensor.dtype, cols));
   const int64_t block_rows =
       std::max<int64_t>(1, static_cast<int64_t>((size_t{16} << 20) / std::max<size_t>(row_bytes, 1)));
   H5Dataset dataset(H5Dopen2(file.get(), spec.path.c_str(), H5P_DEFAULT));
@@ -284,7 +334,8 @@ Result<std::string> ModelWriter::Impl::HashFromFile(const Tensor& tensor) {
     const int64_t n = std::min(block_rows, spec.shape[0] - r);
     buffer.resize(static_cast<size_t>(n) * row_bytes);
     hsize_t start[2] = {static_cast<hsize_t>(r), 0};
-    hsize_t count[2] = {static_cast<hsize_t>(n), static_cast<hsize_t>(cols)};
+    hsize_t count[2] = {static_cast<hsize_t>(n),
+                        static_cast<hsize_t>(cols / DTypeBlockElements(tensor.dtype))};
     H5Dataspace memory_space(H5Screate_simple(rank, count, nullptr));
     H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
     if (H5Dread(dataset.get(), type.get(), memory_space.get(), file_space.get(), H5P_DEFAULT,

@@ -126,8 +126,7 @@ Status SynthesizeModel(const ModelConfig& config, DType dtype, uint64_t seed,
   for (const TensorSpec& spec : specs) {
     int64_t elements = 1;
     for (int64_t d : spec.shape) elements *= d;
-    total_bytes += elements * static_cast<int64_t>(
-                                  DTypeSize(spec.role == TensorRole::kNorm ? DType::kF32 : dtype));
+    total_bytes += DTypeBytes(spec.role == TensorRole::kNorm ? DType::kF32 : dtype, elements);
   }
   const bool report = total_bytes > (int64_t{256} << 20);
   using Clock = std::chrono::steady_clock;
@@ -179,9 +178,8 @@ Status SynthesizeModel(const ModelConfig& config, DType dtype, uint64_t seed,
       if (next.valid()) next.wait();  // it still uses the buffers
       return written;
     }
-    done_bytes +=
-        block.num_rows * block.cols *
-        static_cast<int64_t>(DTypeSize(spec.role == TensorRole::kNorm ? DType::kF32 : dtype));
+    done_bytes += DTypeBytes(spec.role == TensorRole::kNorm ? DType::kF32 : dtype,
+                             block.num_rows * block.cols);
     if (report && seconds_since(last_report) >= 2.0) {
       last_report = Clock::now();
       LOCKSTEP_LOG_INFO("synth", "{:3.0f}%  {:.2f} / {:.2f} GB, tensor {}/{} ({}), {:.1f} s",

@@ -1,56 +1,32 @@
 #include "utf8.h"
 
+#include <utf8proc.h>
+
 #include "lockstep/tokenizer/tokenizer.h"
 
 namespace lockstep::runtime {
 
+// Decoding and encoding are utf8proc's (strict: no overlong forms, no
+// surrogates, nothing above U+10FFFF, a truncated sequence is invalid). Only
+// the repair below is ours: utf8proc reports an invalid sequence but not how
+// many bytes one U+FFFD should stand for.
+
 std::optional<char32_t> DecodeUtf8(std::string_view text, size_t* pos) {
   const size_t i = *pos;
   if (i >= text.size()) return std::nullopt;
-  const auto b0 = static_cast<unsigned char>(text[i]);
-  if (b0 < 0x80) {
-    *pos = i + 1;
-    return b0;
-  }
-  int length;
-  char32_t cp;
-  char32_t min;
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    length = 2, cp = b0 & 0x1F, min = 0x80;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    length = 3, cp = b0 & 0x0F, min = 0x800;
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    length = 4, cp = b0 & 0x07, min = 0x10000;
-  } else {
-    return std::nullopt;
-  }
-  if (text.size() - i < static_cast<size_t>(length)) return std::nullopt;
-  for (int k = 1; k < length; ++k) {
-    const auto b = static_cast<unsigned char>(text[i + k]);
-    if ((b & 0xC0) != 0x80) return std::nullopt;
-    cp = (cp << 6) | (b & 0x3F);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return std::nullopt;
-  *pos = i + length;
-  return cp;
+  utf8proc_int32_t cp = -1;
+  const utf8proc_ssize_t n =
+      utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(text.data() + i),
+                       static_cast<utf8proc_ssize_t>(text.size() - i), &cp);
+  if (n <= 0 || cp < 0) return std::nullopt;
+  *pos = i + static_cast<size_t>(n);
+  return static_cast<char32_t>(cp);
 }
 
 void AppendUtf8(char32_t cp, std::string* out) {
-  if (cp < 0x80) {
-    out->push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
+  utf8proc_uint8_t bytes[4];
+  const utf8proc_ssize_t n = utf8proc_encode_char(static_cast<utf8proc_int32_t>(cp), bytes);
+  out->append(reinterpret_cast<const char*>(bytes), static_cast<size_t>(n));
 }
 
 std::optional<size_t> FindInvalidUtf8(std::string_view text) {
@@ -65,7 +41,8 @@ namespace {
 
 // Length of the longest prefix of text[i..] that could start a valid
 // sequence (a "maximal subpart", Unicode 3.9 / U+FFFD substitution), at
-// least 1.
+// least 1. Python's errors="replace" and Hugging Face's decoders substitute
+// the same way; utf8proc has no equivalent.
 size_t MaximalSubpart(std::string_view text, size_t i) {
   const auto b0 = static_cast<unsigned char>(text[i]);
   int length = 0;

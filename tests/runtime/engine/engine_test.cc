@@ -13,6 +13,7 @@
 
 #include "lockstep/job/batch_job.h"
 #include "lockstep/kernels/isa.h"
+#include "lockstep/kernels/quant_matmul.h"
 #include "lockstep/kernels/sampling.h"
 #include "lockstep/model/model_file.h"
 #include "lockstep/model/synth.h"
@@ -99,9 +100,10 @@ struct RunConfig {
   int max_step_tokens = 256;
   int threads = 1;
   kernels::Isa isa = kernels::BestIsa();
+  bool vnni = true;  // quantized kernels: VNNI where the CPU has it, or the emulation
   std::string Name() const {
-    return fmt::format("max_batch {} max_step_tokens {} threads {} isa {}", max_batch,
-                       max_step_tokens, threads, kernels::IsaName(isa));
+    return fmt::format("max_batch {} max_step_tokens {} threads {} isa {}{}", max_batch,
+                       max_step_tokens, threads, kernels::IsaName(isa), vnni ? "" : " no-vnni");
   }
 };
 
@@ -118,7 +120,9 @@ Outcomes RunJob(const ScratchDir& dir, const std::string& model, const std::stri
   options.max_step_tokens = config.max_step_tokens;
   options.hash_logits = true;
   options.progress = false;
+  kernels::UseVnni(config.vnni);
   Result<BatchJobSummary> summary = RunBatchJob(options);
+  kernels::UseVnni(true);
   EXPECT_TRUE(summary.ok()) << summary.status().message();
   if (!summary.ok()) return {};
   EXPECT_EQ(summary->failed, 0);
@@ -190,6 +194,10 @@ TEST_P(DeterminismTest, SameBitsForEveryBatchThreadAndIsa) {
   };
   for (kernels::Isa isa : SupportedIsas()) {
     if (isa != kernels::BestIsa()) variants.push_back({7, 256, 2, isa});
+    // Quantized models: the emulated dot product too, where VNNI is there.
+    if (DTypeIsQuantized(mc.dtype) && kernels::VnniAvailable(isa)) {
+      variants.push_back({7, 256, 2, isa, false});
+    }
   }
   for (const RunConfig& v : variants) {
     const Outcomes got = RunJob(dir, model, requests, v);
@@ -206,7 +214,9 @@ TEST_P(DeterminismTest, SameBitsForEveryBatchThreadAndIsa) {
 INSTANTIATE_TEST_SUITE_P(Models, DeterminismTest,
                          ::testing::Values(ModelCase{"tiny_bf16", &TinyPreset, DType::kBF16},
                                            ModelCase{"tiny_f32", &TinyPreset, DType::kF32},
-                                           ModelCase{"odd_f16", &OddConfig, DType::kF16}),
+                                           ModelCase{"odd_f16", &OddConfig, DType::kF16},
+                                           ModelCase{"tiny_q8_0", &TinyPreset, DType::kQ8_0},
+                                           ModelCase{"tiny_q4_0", &TinyPreset, DType::kQ4_0}),
                          [](const ::testing::TestParamInfo<ModelCase>& info) {
                            return std::string(info.param.name);
                          });
@@ -335,6 +345,39 @@ TEST(EngineTest, TwoPipelineStagesEqualOneStage) {
     batch.Clear();
     batch.Add(next, 0, position, true);
   }
+}
+
+// Quantized weights: a tp split that would cut a block and a non-finite
+// block scale are refused at load, with one message naming the tensor.
+TEST(EngineTest, QuantizedWeightsRefuseBadSplitsAndScales) {
+  ScratchDir dir;
+  const partitioner::ModelConfig config = TinyPreset();  // intermediate_size 352 = 11 blocks
+  const std::string path = dir.File("model.h5");
+  ASSERT_TRUE(SynthesizeModel(config, DType::kQ8_0, 1, path).ok());
+  {
+    Result<ModelFile> file = ModelFile::Open(path);
+    ASSERT_TRUE(file.ok()) << file.status().message();
+    Result<ShardSpec> shard = ShardSpec::Make(config, 2, 0, 1, 0, 0, 4);
+    ASSERT_TRUE(shard.ok());
+    Result<ModelWeights> weights = LoadWeights(*file, *shard);
+    ASSERT_FALSE(weights.ok());
+    EXPECT_EQ(weights.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(weights.status().message().find("/ffn/w_down"), std::string::npos)
+        << weights.status().message();
+    EXPECT_NE(weights.status().message().find("tp 2"), std::string::npos);
+    EXPECT_TRUE(LoadWeights(*file, ShardSpec::SingleRank(config)).ok());
+  }
+  // An Inf scale in block 3 of row 5 of layer 1's wv.
+  testing::FileEditor(path).SetBlockScale("/layers/1/attn/wv", 5, 3, 0x7c00);
+  Result<ModelFile> file = ModelFile::Open(path);
+  ASSERT_TRUE(file.ok()) << file.status().message();
+  Result<ModelWeights> weights = LoadWeights(*file, ShardSpec::SingleRank(config));
+  ASSERT_FALSE(weights.ok());
+  EXPECT_EQ(weights.status().code(), StatusCode::kInvalidArgument);
+  const std::string& message = weights.status().message();
+  EXPECT_NE(message.find("/layers/1/attn/wv"), std::string::npos) << message;
+  EXPECT_NE(message.find("non-finite scale (inf) in block 3 of row 5"), std::string::npos)
+      << message;
 }
 
 TEST(EngineTest, RejectsBadOptions) {

@@ -4,6 +4,7 @@
 // micro-batch counts; each rank reads only its shards; KV budget errors.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <mutex>
 
 #include "lockstep/job/batch_job.h"
@@ -110,6 +111,101 @@ INSTANTIATE_TEST_SUITE_P(Plans, DistributedLocalTest,
                          [](const ::testing::TestParamInfo<std::pair<int, int>>& info) {
                            return fmt::format("tp{}_pp{}", info.param.first, info.param.second);
                          });
+
+// Quantized weights (q8_0, q4_0) on the model every tp splits in whole
+// blocks (DistributedTestConfig): the same plans give the one-rank bits.
+struct QuantPlan {
+  DType dtype;
+  int tp, pp;
+};
+void PrintTo(const QuantPlan& p, std::ostream* os) {
+  *os << DTypeName(p.dtype) << " tp " << p.tp << " pp " << p.pp;
+}
+
+class DistributedQuantTest : public ::testing::TestWithParam<QuantPlan> {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new ScratchDir();
+    for (DType dtype : {DType::kQ8_0, DType::kQ4_0}) {
+      const partitioner::ModelConfig config = testing::DistributedTestConfig(dtype);
+      Case& c = cases_[dtype];
+      c.model = dir_->File(fmt::format("tiny-{}.h5", DTypeName(dtype)));
+      ASSERT_TRUE(SynthesizeModel(config, dtype, 29, c.model).ok());
+      c.requests = dir_->File("requests.jsonl");
+      WriteTextFile(c.requests, DeterminismRequests(config.vocab_size));
+      Result<BatchJobSummary> s = RunBatchJob(JobOptions(
+          c.model, c.requests, dir_->File("reference.jsonl"), {1, 256, 0}, 1, 1));
+      ASSERT_TRUE(s.ok()) << s.status().message();
+      ASSERT_EQ(s->completed, 16);
+      c.reference = testing::ById(*s);
+    }
+  }
+  static void TearDownTestSuite() {
+    cases_.clear();
+    delete dir_;
+  }
+  struct Case {
+    std::string model, requests;
+    ResultsById reference;
+  };
+  static ScratchDir* dir_;
+  static std::map<DType, Case> cases_;
+};
+
+ScratchDir* DistributedQuantTest::dir_ = nullptr;
+std::map<DType, DistributedQuantTest::Case> DistributedQuantTest::cases_;
+
+TEST_P(DistributedQuantTest, SameBitsAsOneRank) {
+  const QuantPlan p = GetParam();
+  ASSERT_TRUE(cases_.contains(p.dtype));
+  const Case& c = cases_.at(p.dtype);
+  std::vector<JobVariant> variants = {{16, 256, 0}, {3, 16, 0}};
+  if (p.pp > 1) variants.push_back({16, 32, 4});
+  for (const JobVariant& v : variants) {
+    BatchJobOptions o = JobOptions(c.model, c.requests, dir_->File("out.jsonl"), v, p.tp, p.pp);
+    Result<BatchJobSummary> s = RunOnChips(p.tp * p.pp, o);
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    EXPECT_EQ(s->plan.tp, p.tp);
+    EXPECT_EQ(s->plan.pp, p.pp);
+    EXPECT_EQ(FirstDifference(c.reference, testing::ById(*s)), "")
+        << DTypeName(p.dtype) << " tp " << p.tp << " pp " << p.pp << ", " << v.Name();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Plans, DistributedQuantTest,
+                         ::testing::Values(QuantPlan{DType::kQ8_0, 2, 1},
+                                           QuantPlan{DType::kQ8_0, 4, 1},
+                                           QuantPlan{DType::kQ8_0, 8, 1},
+                                           QuantPlan{DType::kQ8_0, 1, 4},
+                                           QuantPlan{DType::kQ8_0, 2, 2},
+                                           QuantPlan{DType::kQ8_0, 4, 2},
+                                           QuantPlan{DType::kQ4_0, 2, 1},
+                                           QuantPlan{DType::kQ4_0, 8, 1},
+                                           QuantPlan{DType::kQ4_0, 1, 2},
+                                           QuantPlan{DType::kQ4_0, 2, 4}),
+                         [](const ::testing::TestParamInfo<QuantPlan>& info) {
+                           return fmt::format("{}_tp{}_pp{}", DTypeName(info.param.dtype),
+                                              info.param.tp, info.param.pp);
+                         });
+
+// The tiny preset in q8_0 cannot be split by tp 2 (intermediate_size 352 is
+// 11 blocks): one error naming the tensor, on every chip.
+TEST(DistributedQuantErrors, SplitThatCutsABlockIsRefused) {
+  ScratchDir dir;
+  const std::string model = dir.File("tiny-q8_0.h5");
+  const partitioner::ModelConfig config = *partitioner::ModelPreset("tiny");
+  ASSERT_TRUE(SynthesizeModel(config, DType::kQ8_0, 1, model).ok());
+  const std::string requests = dir.File("requests.jsonl");
+  WriteTextFile(requests, DeterminismRequests(config.vocab_size));
+  Result<BatchJobSummary> s =
+      RunOnChips(2, JobOptions(model, requests, dir.File("out.jsonl"), {4, 256, 0}, 2, 1));
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument) << s.status().message();
+  EXPECT_NE(s.status().message().find("'/layers/0/ffn/w_down'"), std::string::npos)
+      << s.status().message();
+  EXPECT_NE(s.status().message().find("tp 2 would cut"), std::string::npos)
+      << s.status().message();
+}
 
 // The comparison can fail: a run with the plain reduction order differs, and
 // the message names a request and a step.

@@ -4,6 +4,7 @@
 // 1 and batch 16, greedy and sampled, with different --max-batch, prefill
 // chunks and micro-batch counts. Rank 0 computes the one-rank reference in
 // process (a one-chip local world) and compares; every rank runs the jobs.
+// --dtype=bf16 (default), q8_0 or q4_0 picks the model's weights.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -41,9 +42,11 @@ TEST(DistributedMpiTest, SameBitsAsOneRank) {
   // Every rank writes its own copy of the model (synthesis is deterministic:
   // the same bytes everywhere).
   ScratchDir dir;
-  const partitioner::ModelConfig config = *partitioner::ModelPreset("tiny");
+  Result<DType> dtype = ParseDType(TestFlag("dtype", "bf16"));
+  ASSERT_TRUE(dtype.ok()) << dtype.status().message();
+  const partitioner::ModelConfig config = testing::DistributedTestConfig(*dtype);
   const std::string model = dir.File("tiny.h5");
-  ASSERT_TRUE(SynthesizeModel(config, DType::kBF16, 23, model).ok());
+  ASSERT_TRUE(SynthesizeModel(config, *dtype, 23, model).ok());
   const std::string requests = dir.File("requests.jsonl");
   testing::WriteTextFile(requests, DeterminismRequests(config.vocab_size));
 
@@ -68,7 +71,7 @@ TEST(DistributedMpiTest, SameBitsAsOneRank) {
     if (leader) {
       EXPECT_EQ(FirstDifference(reference, testing::ById(*s)), "")
           << "tp " << tp << " pp " << pp << " over " << TestFlag("transport", "mpi") << ", "
-          << v.Name();
+          << DTypeName(*dtype) << ", " << v.Name();
     }
   }
 }

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "hdf5_dtype.h"
+#include "lockstep/base/quant_block.h"
 #include "lockstep/model/synth.h"
 #include "runtime/model_file_test_util.h"
 
@@ -66,6 +67,9 @@ uint32_t ExpectedBits(float value, DType dtype) {
       return F32ToF16(value);
     case DType::kBF16:
       return F32ToBf16(value);
+    case DType::kQ8_0:
+    case DType::kQ4_0:
+      break;  // blocks: QuantizedModelFileTest
   }
   return 0;
 }
@@ -526,6 +530,134 @@ std::vector<BadFileCase> BadFileCases() {
 
 INSTANTIATE_TEST_SUITE_P(AllCases, BadModelFileTest, ::testing::ValuesIn(BadFileCases()),
                          [](const auto& info) { return info.param.name; });
+
+// ---------------------------------------------------------------------------
+// Quantized tensors (q8_0, q4_0): [rows, cols/32] datasets of blocks.
+// ---------------------------------------------------------------------------
+
+// MicroConfig with rows of whole blocks: hidden 64, q_dim 64, ffn 96.
+ModelConfig QuantConfig() {
+  ModelConfig c = MicroConfig();
+  c.hidden_size = 64;
+  c.intermediate_size = 96;
+  c.head_dim = 16;
+  return c;
+}
+
+class QuantizedModelFileTest : public ::testing::TestWithParam<DType> {};
+
+TEST_P(QuantizedModelFileTest, StoresTheReferenceBlocksAndReadsBlockSlices) {
+  const DType dtype = GetParam();
+  ScratchDir dir;
+  const std::string path = dir.File("model.h5");
+  const ModelConfig config = QuantConfig();
+  WriteTestModel(path, config, dtype, 1024);
+  Result<ModelFile> file = ModelFile::Open(path);
+  ASSERT_TRUE(file.ok()) << file.status().message();
+  EXPECT_EQ(file->weight_dtype(), dtype);
+  const std::vector<TensorSpec> specs = ModelTensors(config);
+  for (size_t t = 0; t < specs.size(); ++t) {
+    const TensorSpec& spec = specs[t];
+    const TensorInfo* info = file->Find(spec.path);
+    ASSERT_NE(info, nullptr);
+    EXPECT_EQ(info->shape, spec.shape) << "shapes count values, not blocks";
+    if (spec.role == TensorRole::kNorm) {
+      EXPECT_EQ(info->dtype, DType::kF32);
+      continue;
+    }
+    EXPECT_EQ(info->dtype, dtype);
+    EXPECT_EQ(info->bytes(), DTypeBytes(dtype, Elements(spec.shape)));
+    EXPECT_EQ(info->chunk[1] % kQuantBlockSize, 0) << spec.path;
+    // The stored blocks are the reference quantizer's of the values written.
+    const std::vector<float> values = TestValues(t, Elements(spec.shape));
+    std::vector<uint8_t> expected(static_cast<size_t>(info->bytes()));
+    QuantizeRow(dtype, values.data(), Elements(spec.shape), expected.data());
+    std::vector<uint8_t> all(expected.size());
+    ASSERT_TRUE(file->ReadAll(spec.path, all.data()).ok());
+    EXPECT_EQ(all, expected) << spec.path;
+    // A column slice on block boundaries: those blocks of every row.
+    const int64_t rows = spec.shape[0], cols = spec.shape[1];
+    const TensorSlice slice{1, rows, 32, cols};
+    std::vector<uint8_t> part(static_cast<size_t>(DTypeBytes(dtype, slice.elements(2))));
+    ASSERT_TRUE(file->Read(spec.path, slice, part.data()).ok());
+    const int64_t row_bytes = DTypeBytes(dtype, cols), part_row = DTypeBytes(dtype, cols - 32);
+    for (int64_t r = 1; r < rows; ++r) {
+      EXPECT_EQ(std::memcmp(part.data() + (r - 1) * part_row,
+                            expected.data() + r * row_bytes + DTypeBlockBytes(dtype), part_row),
+                0)
+          << spec.path << " row " << r;
+    }
+  }
+  // A slice that cuts a block is refused, naming the tensor.
+  std::vector<uint8_t> buffer(4096);
+  const Status cut = file->Read("/layers/0/ffn/w_down", TensorSlice{0, 2, 16, 48}, buffer.data());
+  EXPECT_EQ(cut.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(cut.message().find("'/layers/0/ffn/w_down'"), std::string::npos) << cut.message();
+  EXPECT_NE(cut.message().find("block boundaries"), std::string::npos) << cut.message();
+}
+
+INSTANTIATE_TEST_SUITE_P(QuantTypes, QuantizedModelFileTest,
+                         ::testing::Values(DType::kQ8_0, DType::kQ4_0),
+                         [](const auto& info) { return std::string(DTypeName(info.param)); });
+
+TEST(QuantizedModelFileTest, BadQuantizedFilesNameTheTensor) {
+  ScratchDir dir;
+  const std::string path = dir.File("model.h5");
+  auto open_error = [&](auto damage) {
+    WriteTestModel(path, QuantConfig(), DType::kQ8_0);
+    {
+      FileEditor editor(path);
+      damage(editor);
+    }
+    Result<ModelFile> file = ModelFile::Open(path);
+    EXPECT_FALSE(file.ok());
+    return file.ok() ? std::string() : file.status().message();
+  };
+  // A block count that disagrees with the shape the config implies.
+  std::string error = open_error([](FileEditor& e) {
+    e.ReplaceDataset("/layers/1/attn/wq", MakeHdf5Type(DType::kQ8_0).get(), {64, 3});
+  });
+  EXPECT_NE(error.find("'/layers/1/attn/wq' is q8_0 with 3 blocks per row"), std::string::npos)
+      << error;
+  EXPECT_NE(error.find("= 2 blocks of 32"), std::string::npos) << error;
+  // A q4_0 matrix in a q8_0 file: mixed dtypes.
+  error = open_error([](FileEditor& e) {
+    e.ReplaceDataset("/layers/1/ffn/w_up", MakeHdf5Type(DType::kQ4_0).get(), {96, 2});
+  });
+  EXPECT_NE(error.find("'/layers/1/ffn/w_up' is q4_0"), std::string::npos) << error;
+  EXPECT_NE(error.find("one dtype"), std::string::npos) << error;
+  // A quantized norm.
+  error = open_error([](FileEditor& e) {
+    e.ReplaceDataset("/norm", MakeHdf5Type(DType::kQ8_0).get(), {2});
+  });
+  EXPECT_NE(error.find("'/norm'"), std::string::npos) << error;
+
+  // Writing: a config whose rows are not whole blocks, and a NaN value.
+  ModelWriterOptions options;
+  options.dtype = DType::kQ4_0;
+  Result<ModelWriter> bad_config = ModelWriter::Create(dir.File("bad.h5"), MicroConfig(), options);
+  ASSERT_FALSE(bad_config.ok());
+  EXPECT_NE(bad_config.status().message().find("not whole 32-value blocks"), std::string::npos)
+      << bad_config.status().message();
+  Result<ModelWriter> writer = ModelWriter::Create(dir.File("nan.h5"), QuantConfig(), options);
+  ASSERT_TRUE(writer.ok()) << writer.status().message();
+  const TensorSpec spec = ModelTensors(QuantConfig())[0];
+  std::vector<float> values = TestValues(0, Elements(spec.shape));
+  values[5 * 64 + 40] = std::nanf("");
+  const Status nan = writer->WriteTensor(spec, values.data());
+  EXPECT_EQ(nan.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(nan.message().find("'/tok_embeddings' has a non-finite value (nan) at row 5, column 40"),
+            std::string::npos)
+      << nan.message();
+  // Stored blocks with an Inf scale are refused too.
+  std::vector<uint8_t> blocks(static_cast<size_t>(DTypeBytes(DType::kQ4_0, 2 * 64)));
+  QuantizeRow(DType::kQ4_0, values.data(), 2 * 64, blocks.data());
+  const uint16_t inf = 0x7c00;
+  std::memcpy(blocks.data() + 3 * 18, &inf, 2);  // row 1, block 1
+  const Status scale = writer->WriteStoredRows(spec, 0, 2, blocks.data());
+  EXPECT_NE(scale.message().find("non-finite scale in block 1 of row 1"), std::string::npos)
+      << scale.message();
+}
 
 TEST(ModelFileTest, OpenIsRejectedForADirectory) {
   ScratchDir dir;

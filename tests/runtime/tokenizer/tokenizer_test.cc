@@ -20,6 +20,7 @@
 #include "runtime/model_file_test_util.h"
 #include "runtime/tiny_tokenizer.h"
 #include "unicode_regex.h"
+#include "utf8.h"
 
 namespace lockstep::runtime {
 namespace {
@@ -64,6 +65,43 @@ TEST(Utf8Test, ValidUtf8ReplacesMaximalSubparts) {
   EXPECT_EQ(ValidUtf8("\xFF\xFE"), "\xEF\xBF\xBD\xEF\xBF\xBD");  // two bad bytes
   EXPECT_EQ(ValidUtf8("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // a surrogate
   EXPECT_EQ(ValidUtf8("\xF0\x9F\xA6x"), "\xEF\xBF\xBDx");
+  // The Unicode standard's example (3.9, table 3-8) and what Python's
+  // bytes.decode("utf-8", "replace") gives for it: one U+FFFD per maximal
+  // subpart, e.g. F1 80 80 is one, E1 80 another, C2 a third.
+  const std::string r = "\xEF\xBF\xBD";
+  EXPECT_EQ(ValidUtf8("\x61\xF1\x80\x80\xE1\x80\xC2\x62\x80\x63\x80\xBF\x64"),
+            "a" + r + r + r + "b" + r + "c" + r + r + "d");
+  EXPECT_EQ(ValidUtf8("\xF4\x90\x80\x80z\xC0\xAF"), r + r + r + r + "z" + r + r);
+}
+
+TEST(Utf8Test, DecodingIsStrict) {
+  auto decodes = [](std::string_view s) {
+    size_t pos = 0;
+    const std::optional<char32_t> cp = DecodeUtf8(s, &pos);
+    return cp && pos == s.size() ? static_cast<int64_t>(*cp) : int64_t{-1};
+  };
+  EXPECT_EQ(decodes("A"), 0x41);
+  EXPECT_EQ(decodes("\xC3\xA9"), 0xE9);
+  EXPECT_EQ(decodes("\xEF\xBF\xBD"), 0xFFFD);
+  EXPECT_EQ(decodes("\xF0\x9F\xA6\x99"), 0x1F999);
+  EXPECT_EQ(decodes("\xF4\x8F\xBF\xBF"), 0x10FFFF);
+  EXPECT_EQ(decodes("\xC0\x80"), -1);          // overlong NUL
+  EXPECT_EQ(decodes("\xE0\x80\xAF"), -1);      // overlong '/'
+  EXPECT_EQ(decodes("\xF0\x8F\xBF\xBF"), -1);  // overlong U+FFFF
+  EXPECT_EQ(decodes("\xED\xA0\x80"), -1);      // surrogate U+D800
+  EXPECT_EQ(decodes("\xF4\x90\x80\x80"), -1);  // above U+10FFFF
+  EXPECT_EQ(decodes("\xE2\x82"), -1);          // truncated
+  EXPECT_EQ(decodes("\x80"), -1);              // lone continuation byte
+  size_t pos = 1;
+  EXPECT_FALSE(DecodeUtf8("a\xFF", &pos).has_value());
+  EXPECT_EQ(pos, 1u);  // unchanged on failure
+  for (char32_t cp : {U'A', U'\u00E9', U'\u20AC', U'\U0001F999', U'\U0010FFFF'}) {
+    std::string s;
+    AppendUtf8(cp, &s);
+    EXPECT_EQ(decodes(s), static_cast<int64_t>(cp));
+  }
+  EXPECT_EQ(FindInvalidUtf8("ab\xC3\xA9\xC3"), std::optional<size_t>(4));
+  EXPECT_EQ(FindInvalidUtf8("ab\xC3\xA9"), std::nullopt);
 }
 
 TEST(UnicodeRegexTest, SpaceIsUnicodeWhiteSpaceLikeOniguruma) {

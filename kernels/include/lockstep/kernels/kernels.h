@@ -23,5 +23,6 @@
 #include "lockstep/kernels/matmul.h"
 #include "lockstep/kernels/norm.h"
 #include "lockstep/kernels/probe.h"
+#include "lockstep/kernels/quant_matmul.h"
 #include "lockstep/kernels/rope.h"
 #include "lockstep/kernels/sampling.h"

@@ -23,6 +23,11 @@
 // vector load feeds 16 (AVX-512) or 8 (AVX2) outputs at one k. The panel
 // layout is the same for every Isa. f16 and bf16 weights stay 2 bytes in the
 // pack and widen to f32 exactly in registers; accumulation is always f32.
+//
+// Quantized weights (q8_0, q4_0: blocks of 32 along K, base/quant_block.h)
+// pack into their own panel layout and follow the contract of
+// quant_matmul.h: activations quantized per block, exact integer block sums,
+// and this canonical tree taken over blocks instead of columns.
 #pragma once
 
 #include <cstddef>
@@ -68,7 +73,10 @@ class PackedMatrix {
 
   // Packs W[rows][slice.columns()] given row-major with leading dimension
   // `ld` (elements, >= slice.columns()) in `dtype`. Copies; `data` can be
-  // freed afterwards.
+  // freed afterwards. Quantized dtypes: `data` holds rows of blocks (row r
+  // at block r * ld / 32), ld and the slice's column bounds are multiples of
+  // 32 and fall on the block segments of quant_matmul.h, and every scale is
+  // finite (callers validate their input; these are checked, and abort).
   static PackedMatrix Pack(DType dtype, const void* data, int64_t rows, int64_t ld,
                            ReductionSlice slice);
   // Convenience: a whole matrix, full reduction.
@@ -83,7 +91,8 @@ class PackedMatrix {
   size_t bytes() const { return bytes_; }  // memory held by the pack
   const void* data() const { return data_.get(); }
 
-  // Element W[row][col] widened to f32 (slow; for tests and references).
+  // Element W[row][col] widened to f32 (slow; for tests and references; a
+  // quantized element is its scale times its integer).
   float At(int64_t row, int64_t col) const;
 
  private:
@@ -115,6 +124,7 @@ void MatmulReference(const float* w, int64_t rows, int64_t ld, ReductionSlice sl
                      int64_t num_tokens, int64_t ldx, float* y, int64_t ldy);
 
 // Widens `count` elements of `dtype` to f32 (exact). Used for embedding rows.
+// Quantized dtypes: `count` a multiple of 32, src whole blocks.
 void ConvertToF32(Isa isa, DType dtype, const void* src, int64_t count, float* dst);
 
 }  // namespace lockstep::kernels

@@ -10,7 +10,10 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <vector>
 
+#include "lockstep/base/dtype.h"
 #include "lockstep/kernels/isa.h"
 
 namespace lockstep::kernels {
@@ -46,5 +49,34 @@ MemoryBandwidth MeasureReadBandwidth(int threads, size_t bytes = size_t{1} << 30
 // `threads` threads running independent FMA chains with `isa` (which must be
 // supported).
 double MeasureFmaPeak(Isa isa, int threads, ProbeClock clock = ProbeClock::kWall);
+
+// What the kernels themselves reach, for the cost model (`lockstep
+// calibrate`, docs/partitioner.md "Calibration"): the FMA peak is what no
+// matmul of a few tokens comes near, and the weight stream and the FMAs of a
+// small-token matmul overlap only in part.
+struct MatmulProbe {
+  DType dtype = DType::kBF16;  // of the weights
+  int64_t rows = 2048;         // N (outputs)
+  int64_t cols = 2048;         // K (the reduction)
+  // Packed copies of the matrix are cycled so that every call reads its
+  // weights from memory, as a forward pass does (each weight once per pass).
+  size_t footprint = size_t{1} << 30;
+  double min_time_s = 0.25;  // per token count, after a warm-up pass
+};
+
+// FLOP/s (2 per multiply-add) of Matmul (canonical order) for each token
+// count of `tokens`, with `threads` threads and weights streamed from memory:
+// the best single call of those run in min_time_s (at least 4).
+std::vector<double> MeasureMatmulFlops(Isa isa, int threads, const MatmulProbe& probe,
+                                       const std::vector<int64_t>& tokens,
+                                       ProbeClock clock = ProbeClock::kWall);
+
+// Seconds of one causal prefill through Attention (attention.h): `queries`
+// tokens at positions 0..queries-1 of one sequence, `num_heads` query heads
+// over `num_kv_heads` KV heads of `head_dim`, with `threads` threads. Best of
+// `repetitions` after a warm-up.
+double MeasureAttentionSeconds(Isa isa, int threads, int queries, int num_heads, int num_kv_heads,
+                               int head_dim, int repetitions = 5,
+                               ProbeClock clock = ProbeClock::kWall);
 
 }  // namespace lockstep::kernels

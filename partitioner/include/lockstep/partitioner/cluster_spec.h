@@ -17,8 +17,10 @@
 #include <cstdint>
 #include <map>
 #include <nlohmann/json_fwd.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "lockstep/base/status.h"
 #include "lockstep/partitioner/element_type.h"
@@ -45,7 +47,7 @@ struct ChipSpec {
   double memory_bandwidth_bytes_per_s = 0;
   // Peak FLOP/s per element type of the multiplication; 0 = no native unit for
   // that type. A missing type is computed in f32 (widened), at the f32 rate.
-  std::array<double, kNumElementTypes> peak_flops{};
+  std::array<double, kNumComputeTypes> peak_flops{};
   double op_overhead_s = 0;  // fixed cost per operator launch
   int links_per_chip = 0;    // physical chip-to-chip links; 0 = not limited
   // True when the figures above are those of a whole node shared by the chips
@@ -61,9 +63,33 @@ struct ChipSpec {
   int cores = 0;
   std::map<int, double> memory_bandwidth_by_threads;
   std::string source;  // where the figures come from (free text)
+  // The chip's native types, which a plan uses when the request gives none
+  // (`lockstep plan` without --activation-type / --weight-type): the type of
+  // activations, KV cache and messages, and the weight types in order of
+  // preference (the first that fits is taken). Unset: derived from
+  // peak_flops (DefaultActivationType, DefaultWeightTypes).
+  std::optional<ElementType> activation_type;
+  std::vector<ElementType> weight_types;
+  // What the kernels reach, measured by `lockstep calibrate` (optional; with
+  // shared_by_node, for the node's threads): the matmul rate against the
+  // token count of a call, weight type -> threads -> tokens -> FLOP/s (2 per
+  // multiply-add), with the weights streamed from memory as in a forward
+  // pass -- so it includes how far the weight stream and the FMAs overlap;
+  // and the attention kernel's rate, threads -> FLOP/s as the cost model
+  // counts attention flops. When present, the cost model times matmuls and
+  // attention with them instead of peak_flops (BusyChipMatmulFlops).
+  std::map<ElementType, std::map<int, std::map<int64_t, double>>> matmul_flops;
+  std::map<int, double> attention_flops;
 
   // The rate for multiplications in type t: peak_flops[t], else peak_flops[f32].
   double PeakFlops(ElementType t) const;
+  // activation_type, else f32 when the chip has an f32 rate, else the first of
+  // bf16, f16 with a rate (else f32: computed at the f32 rate of 0, which
+  // CostModel::CheckRates refuses with a message naming the field).
+  ElementType DefaultActivationType() const;
+  // weight_types, else bf16, f16 and f32 where PeakFlops gives them a rate
+  // (their own or f32's), then int8 if it has a rate of its own.
+  std::vector<ElementType> DefaultWeightTypes() const;
   bool operator==(const ChipSpec&) const = default;
 };
 
@@ -107,6 +133,16 @@ struct ClusterSpec {
   double BusyChipPeakFlops(ElementType t, int busy) const;
   // Threads working on a node when `busy` chips do (0 = unknown).
   int BusyThreads(int busy) const;
+  // The calibrated rate of one of `busy` chips for a matmul call of `tokens`
+  // tokens with `weight_type` weights: ChipSpec::matmul_flops for that type
+  // (f16 and bf16 stand in for each other, then f32), at the node's busy
+  // threads (linear between the measured thread counts, through 0; the
+  // largest count's rate when the threads are unknown), at `tokens`
+  // (linear in log2(tokens) between the measured counts, the end values
+  // outside them), divided among the busy chips. 0 without a table.
+  double BusyChipMatmulFlops(ElementType weight_type, int64_t tokens, int busy) const;
+  // The same for ChipSpec::attention_flops (0 without one).
+  double BusyChipAttentionFlops(int busy) const;
   // The node's read bandwidth with `threads` threads (1 <= threads <= cores):
   // memory_bandwidth_by_threads interpolated linearly between its points,
   // through 0 below the first; memory_bandwidth_bytes_per_s at `cores`.

@@ -141,8 +141,10 @@ class CostModel {
 
  private:
   void AddLayerOps(int stage, int tp_rank, const PassShape& pass, std::vector<OpCost>* ops) const;
-  OpCost Compute(std::string name, int launches, double flops, double bytes,
-                 ElementType type) const;
+  // `measured_rate` > 0: the calibrated rate (ChipSpec::matmul_flops,
+  // attention_flops) instead of the peak of `type`.
+  OpCost Compute(std::string name, int launches, double flops, double bytes, ElementType type,
+                 double measured_rate = 0) const;
   OpCost Matmul(std::string name, int launches, int64_t tokens, int64_t rows, int64_t k) const;
   OpCost Collective(std::string name, double time_s, double bytes_sent) const;
   std::vector<int> Group(int stage) const;

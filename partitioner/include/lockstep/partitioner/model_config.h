@@ -66,7 +66,12 @@ struct ModelConfig {
 // (optional), bos_token_id, eos_token_id (optional). `source` names the file
 // in error messages.
 Result<ModelConfig> ModelConfigFromHfJson(const nlohmann::json& json, std::string_view source);
+// A config without "_name_or_path" is named after its file
+// (ModelNameFromPath), so that plans and model files made from it have a name.
 Result<ModelConfig> LoadHfConfigFile(const std::string& path);
+// "small-llama" for "small-llama.json" or "small-llama.h5"; the folder's name
+// for ".../Llama-2-7b-hf/config.json".
+std::string ModelNameFromPath(std::string_view path);
 nlohmann::json ModelConfigToHfJson(const ModelConfig& config);
 
 // Presets: "tiny" (for tests), "llama-110m", "tinyllama-1.1b", "llama-2-7b",

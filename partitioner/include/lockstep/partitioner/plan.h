@@ -140,7 +140,8 @@ struct Plan {
   // The rank's shard of tensor `path` in `role`, or nullptr if it holds none.
   const TensorShard* FindShard(int rank, std::string_view path, TensorRole role) const;
 
-  // The runtime can execute it (weights f32, f16 or bf16; not int8).
+  // The runtime can execute it (weights f32, f16, bf16, q8_0 or q4_0; not
+  // the cost-study int8).
   bool executable() const { return request.workload.weight_type != ElementType::kInt8; }
 
   bool operator==(const Plan&) const = default;

@@ -73,11 +73,25 @@ struct TpSlice {
 };
 
 // Checks that tp can split `model`: tp a power of two in [1, 64], tp <= heads,
-// heads divisible by tp, KV heads divisible by tp or tp a multiple of them.
-// The message says which values would work.
-Status CheckTensorParallel(const ModelConfig& model, int tp);
+// heads divisible by tp, KV heads divisible by tp or tp a multiple of them;
+// for quantized weights also CheckBlockAlignment. The message says which
+// values would work.
+Status CheckTensorParallel(const ModelConfig& model, int tp,
+                           ElementType weight_type = ElementType::kF32);
 // The tp sizes CheckTensorParallel accepts, ascending.
-std::vector<int> ValidTensorParallelSizes(const ModelConfig& model);
+std::vector<int> ValidTensorParallelSizes(const ModelConfig& model,
+                                          ElementType weight_type = ElementType::kF32);
+
+// Quantized weights (q8_0, q4_0) come in blocks of 32 along each row, and a
+// block is never cut: every matrix row must be whole blocks (hidden_size,
+// num_attention_heads * head_dim and intermediate_size multiples of 32), and
+// the column splits of tp -- the row-parallel wo and w_down at the canonical
+// segment bounds floor(r*K/tp), the embedding's hidden columns -- must fall on
+// block boundaries, i.e. tp must divide the blocks per row of those tensors.
+// Then a row-parallel rank holds whole blocks and exactly the canonical
+// segments over blocks of kernels/quant_matmul.h. InvalidArgument naming the
+// tensor (and the tp sizes that would work) otherwise; OK for other types.
+Status CheckBlockAlignment(const ModelConfig& model, int tp, ElementType weight_type);
 
 // Requires CheckTensorParallel(model, tp).ok() and 0 <= tp_rank < tp.
 TpSlice MakeTpSlice(const ModelConfig& model, int tp, int tp_rank);

@@ -58,21 +58,25 @@ struct CommOptions {
   // from benchmarks/transport on the reference machine (docs/transport.md).
   size_t allreduce_switch_bytes = 64 * 1024;
 
-  // Polling while a wait is not complete: spin (calling the backend's
+  // Waiting for an op that is not complete: spin (calling the backend's
   // progress) for `spin`, then yield the core (sched_yield) until `yield`
-  // has passed since the wait began, then sleep `sleep` between polls.
-  // Spinning gives the lowest latency on dedicated cores (it is what MPI's
-  // blocking calls do); yielding and sleeping keep oversubscribed runs (8
-  // ranks on 2 cores, 64 local chips) from starving the rank that holds the
-  // data.
+  // has passed since the wait began, then block. Spinning gives the lowest
+  // latency on dedicated cores (it is what MPI's blocking calls do);
+  // yielding and blocking keep oversubscribed runs (64 ranks on 2 cores,
+  // hundreds of local chips) from starving the rank that holds the data.
+  // Blocking: the local backend sleeps until a peer completes the op (an
+  // exact wake-up); mpi and ucx, whose progress needs this rank's calls,
+  // sleep `sleep` between polls, doubling up to `max_sleep`.
   std::chrono::microseconds spin = std::chrono::microseconds(20000);
   std::chrono::microseconds yield = std::chrono::microseconds(200000);
   std::chrono::microseconds sleep = std::chrono::microseconds(20);
+  std::chrono::microseconds max_sleep = std::chrono::microseconds(1000);
 
   // When true, creating a world replaces spin and yield by values for the
   // node: if the ranks (or local chips) on this node outnumber its cores,
-  // spin = kOversubscribedSpin and yield = kOversubscribedYield; otherwise
-  // the fields above are kept. Set false to use spin/yield exactly as given.
+  // spin = kOversubscribedSpin and yield = kOversubscribedYield (the local
+  // backend: yield = spin, it blocks at once); otherwise the fields above
+  // are kept. Set false to use spin/yield exactly as given.
   bool adaptive_polling = true;
   static constexpr std::chrono::microseconds kOversubscribedSpin{5};
   static constexpr std::chrono::microseconds kOversubscribedYield{200};

@@ -114,6 +114,7 @@ struct GgmlTypeInfo {
 std::optional<GgmlTypeInfo> FindGgmlType(uint32_t ggml_type);
 inline constexpr uint32_t kGgmlTypeF32 = 0;
 inline constexpr uint32_t kGgmlTypeF16 = 1;
+inline constexpr uint32_t kGgmlTypeQ4_0 = 2;
 inline constexpr uint32_t kGgmlTypeQ8_0 = 8;
 inline constexpr uint32_t kGgmlTypeBF16 = 30;
 

@@ -7,12 +7,14 @@
 //   kQ8_0              GGUF/ggml Q8_0: each row is cut into blocks of 32
 //                      values, a block is 34 bytes: an f16 scale d, then 32
 //                      int8 q; value = d * q. Rows must be a multiple of 32.
+//   kQ4_0              GGUF/ggml Q4_0: blocks of 32 values in 18 bytes, an f16
+//                      scale and 16 bytes of 4-bit values (base/quant_block.h).
 //   kGroupQ8           llama2.c export version 2: int8 q for every element
 //                      at `offset`, then (at `scale_offset`) one f32 scale s
 //                      per `group_size` consecutive elements of the flattened
 //                      tensor; value = q * s.
-// Widening f16/bf16 and dequantising Q8_0 are exact in f32 (an f16 times an
-// int8 needs at most 19 significant bits); kGroupQ8 rounds the product to
+// Widening f16/bf16 and dequantising Q8_0 / Q4_0 are exact in f32 (an f16 times
+// an int8 needs at most 19 significant bits); kGroupQ8 rounds the product to
 // f32 exactly as llama2.c's runq.c does.
 //
 // Thread safety: ReadSourceRows is safe to call concurrently with distinct
@@ -29,13 +31,14 @@
 
 namespace lockstep::runtime {
 
-enum class SourceEncoding { kF32, kF16, kBF16, kQ8_0, kGroupQ8 };
+enum class SourceEncoding { kF32, kF16, kBF16, kQ8_0, kQ4_0, kGroupQ8 };
 
-// "f32", "f16", "bf16", "q8_0", "q8 (llama2.c groups)".
+// "f32", "f16", "bf16", "q8_0", "q4_0", "q8 (llama2.c groups)".
 std::string_view SourceEncodingName(SourceEncoding encoding);
 
 inline constexpr int64_t kQ8_0BlockValues = 32;
 inline constexpr int64_t kQ8_0BlockBytes = 34;
+inline constexpr int64_t kQ4_0BlockBytes = 18;
 
 struct SourceTensor {
   std::string name;                 // as named by the source, for messages
@@ -68,5 +71,10 @@ Status CheckSourceTensorBounds(const SourceTensor& tensor);
 // needed). The rows must lie inside the tensor (checked).
 Status ReadSourceRows(const SourceTensor& tensor, int64_t row_begin, int64_t num_rows, float* out,
                       std::vector<uint8_t>* scratch);
+
+// Reads rows [row_begin, row_begin + num_rows) of a kQ8_0 or kQ4_0 tensor as
+// they are stored (rows of blocks) into `out`, without converting them.
+Status ReadSourceBlocks(const SourceTensor& tensor, int64_t row_begin, int64_t num_rows,
+                        uint8_t* out);
 
 }  // namespace lockstep::runtime

@@ -70,7 +70,10 @@ struct BatchJobOptions {
   std::string model_path;                    // model file (HDF5, docs/model-format.md)
   std::string input_path;                    // requests (JSONL); read by the leader
   std::string output_path;                   // results (JSONL); written by the leader
-  int threads = 1;                           // engine threads per rank
+  // Engine threads per rank; 0: the cores available to each rank (its CPU
+  // affinity divided among the ranks of its host sharing the same CPUs,
+  // rank_threads.h). The bits do not depend on it.
+  int threads = 1;
   kernels::Isa isa = kernels::Isa::kScalar;  // kernels' instruction set
   int max_batch = 8;                         // requests in flight at once
   int max_step_tokens = 256;                 // tokens per forward step (prefill chunk budget)
@@ -81,6 +84,7 @@ struct BatchJobOptions {
   std::string dump_logits_path;  // debug: every step's logits as JSONL ("" = off); written
                                  // by tp rank 0 of the last stage
   bool progress = true;          // plan summary and progress lines (leader)
+  double progress_interval_s = 10.0;  // between progress lines when stderr is not a terminal
   bool resume = false;           // skip requests already in the results file
   bool force = false;            // overwrite a results file that holds lines (not with resume)
   bool timings = true;           // false: results without timing fields (--no-timings)
@@ -124,6 +128,7 @@ struct RankStats {
   int64_t steps = 0;
   int32_t kv_pages = 0;
   uint64_t kv_cache_bytes = 0;  // the rank's KV cache memory
+  int threads = 0;              // engine threads the rank ran
 };
 
 // A request's result as the leader saw it (keep_results).
@@ -145,6 +150,12 @@ struct BatchJobSummary {
   int window = 1;      // steps in flight
   int max_chunks = 1;  // sequences per step
   int32_t kv_pages = 0;
+  int threads = 0;  // this rank's engine threads (BatchJobOptions::threads resolved)
+  // Timings the leader saw (completed requests only): each request's time
+  // to first token (from admission), and every gap between two consecutive
+  // tokens of a request (the inter-token latency), in seconds.
+  std::vector<double> ttft_s;
+  std::vector<double> inter_token_s;
   std::vector<RankStats> ranks;    // by world rank (leader)
   std::vector<JobResult> results;  // completion order (leader, keep_results)
 };

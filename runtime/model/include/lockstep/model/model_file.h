@@ -7,8 +7,8 @@
 // as attributes, the tokenizer file's bytes as the uint8 dataset
 // /tokenizer/data); each tensor of
 // partitioner::ModelTensors() is one chunked dataset at its path, shape
-// [out][in] like torch Linear, in the file's weight dtype (f32, f16 or bf16;
-// norms are always f32). Chunks tile both dimensions so that a row range or a
+// [out][in] like torch Linear, in the file's weight dtype (f32, f16, bf16,
+// or q8_0 / q4_0 blocks of 32 along each row; norms are always f32). Chunks tile both dimensions so that a row range or a
 // column range (a tensor-parallel shard) is read without reading the rest.
 //
 // Integrity (docs/model-format.md, "Checksums"): the writer stores every
@@ -57,12 +57,14 @@ struct TensorInfo {
   partitioner::TensorRole role;
   int layer = -1;
   DType dtype = DType::kF32;   // as stored
-  std::vector<int64_t> shape;  // [rows][cols] or [n]
+  // [rows][cols] or [n], in values (a quantized dataset is [rows][cols / 32]
+  // blocks; shape and chunk here count values all the same).
+  std::vector<int64_t> shape;
   std::vector<int64_t> chunk;  // HDF5 chunk shape
   bool chunk_checksums = false;  // chunks carry Fletcher32 checksums
   std::string sha256;            // the `sha256` attribute; empty when absent
   int64_t elements() const;
-  int64_t bytes() const { return elements() * static_cast<int64_t>(DTypeSize(dtype)); }
+  int64_t bytes() const { return DTypeBytes(dtype, elements()); }
 };
 
 // A rectangular part of a tensor: rows [row_begin, row_end) and columns
@@ -137,8 +139,10 @@ class ModelFile {
   Result<TokenizerData> ReadTokenizer();
 
   // Reads a slice of a tensor into `dst`, in the stored dtype, row-major and
-  // tightly packed ((row_end-row_begin) x (col_end-col_begin) elements).
-  // Checks that the slice lies inside the tensor. An empty slice reads
+  // tightly packed ((row_end-row_begin) x (col_end-col_begin) elements;
+  // DTypeBytes of that). Checks that the slice lies inside the tensor, and
+  // for a quantized tensor that its columns fall on block boundaries
+  // (InvalidArgument naming the tensor otherwise). An empty slice reads
   // nothing (dst may be null) but still takes part in a collective read.
   // Verifies while reading: the checksum of every chunk read (kDataLoss),
   // the tensor's digest when the slice is the whole tensor (kDataLoss), and
@@ -173,7 +177,9 @@ class ModelFile {
 };
 
 struct ModelWriterOptions {
-  DType dtype = DType::kF32;  // for the matrices; norms are always f32
+  // For the matrices; norms are always f32. Quantized dtypes need every
+  // matrix row to be whole blocks of 32 (Create checks).
+  DType dtype = DType::kF32;
   // Target chunk size in bytes; chunk shapes tile rows and columns so that
   // power-of-two tensor-parallel shards up to 8 fall on chunk boundaries
   // (docs/model-format.md, "Chunking"). A chunk is at most this size.
@@ -206,17 +212,20 @@ class ModelWriter {
                                     const ModelWriterOptions& options);
 
   // Writes a whole tensor given as f32 values; converts to the file dtype
-  // (round to nearest even, base/dtype.h). `spec` must be one of
-  // ModelTensors(config) (path and shape are checked).
+  // (round to nearest even, base/dtype.h; q8_0 / q4_0 by ggml's reference
+  // quantizer, base/quant_block.h, which needs finite values: a NaN or Inf
+  // is InvalidArgument naming the tensor, row and column). `spec` must be
+  // one of ModelTensors(config) (path and shape are checked).
   Status WriteTensor(const partitioner::TensorSpec& spec, const float* values);
   // Writes rows [row_begin, row_begin + num_rows) of a tensor (f32 values,
   // row-major). Rows may come in any order; writing a row twice overwrites.
   Status WriteRows(const partitioner::TensorSpec& spec, int64_t row_begin, int64_t num_rows,
                    const float* values);
-  // Writes rows given in the tensor's stored dtype (DTypeSize bytes each,
-  // row-major): for writers that produce stored values themselves. Every
-  // write, through either call, goes into the tensor's chunk checksums and
-  // digest (docs/model-format.md, "Checksums").
+  // Writes rows given in the tensor's stored dtype (row-major; for q8_0 /
+  // q4_0: rows of blocks, copied as they are, every scale must be finite):
+  // for writers that produce stored values themselves. Every write, through
+  // either call, goes into the tensor's chunk checksums and digest
+  // (docs/model-format.md, "Checksums").
   Status WriteStoredRows(const partitioner::TensorSpec& spec, int64_t row_begin,
                          int64_t num_rows, const void* stored);
 

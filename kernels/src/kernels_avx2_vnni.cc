@@ -1,0 +1,43 @@
+// The quantized matmul of the avx2 build with the VNNI dot product
+// (vpdpbusd), for CPUs with AVX-VNNI (Alder Lake, Sapphire Rapids, Zen 5 and later); compiled with
+// LOCKSTEP_AVX2_VNNI_FLAGS. The same kernel body as kernels_avx2.cc
+// (quant_matmul_impl.h); only DotU8S8 / DotU4S8 differ (simd_avx2.h), and
+// they compute the same exact integers. Avx2KernelTable() switches to these
+// when the CPU has the instructions (quant_matmul.h, UseVnni).
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <new>
+#include <type_traits>
+
+#include "kernel_table.h"
+
+#define LOCKSTEP_SIMD_NS avx2vnni
+#define LOCKSTEP_SIMD_VNNI 1
+#include "simd_avx2.h"
+
+namespace lockstep::kernels::avx2vnni {
+// As kernels_avx2.cc.
+inline constexpr int kQuantDecodePanels = 2;
+inline constexpr int kQuantBlockTokens = 3;
+inline constexpr int kQuantRegisters = 7;
+inline constexpr int kQuantMaxPanels = 2;
+inline constexpr int kQuantChunkBlocks = 16;
+}  // namespace lockstep::kernels::avx2vnni
+
+// clang-format off
+#include "segment_chain_impl.h"
+#include "quant_matmul_impl.h"
+// clang-format on
+
+namespace lockstep::kernels::internal {
+
+const QuantKernels& Avx2VnniQuantKernels() {
+  namespace k = avx2vnni;
+  static const QuantKernels kernels = {k::kQuantDecodePanels, k::kQuantBlockTokens,
+                                       k::QuantPanelsFor, k::kQuantChunkBlocks,
+                                       k::QuantMatmulRange};
+  return kernels;
+}
+
+}  // namespace lockstep::kernels::internal

@@ -18,6 +18,7 @@
 #include "hdf5_error.h"
 #include "hdf5_handle.h"
 #include "lockstep/base/check.h"
+#include "lockstep/base/quant_block.h"
 #include "lockstep/model/chunk_shape.h"
 #include "model_attributes.h"
 #include "model_integrity.h"
@@ -599,8 +600,6 @@ Status ModelFile::Impl::ReadChecked(const TensorInfo& info, const TensorSlice& s
           path, info.path, path);
     }
   }
-  return Status::Ok();
-}
   return Status::Ok();
 }
 

@@ -234,7 +234,7 @@ def case_run_text(lockstep, data, work):
             for line in lines:
                 f.write(json.dumps(line) + "\n")
         done = subprocess.run([lockstep, "run", "--model", model, "--input", requests,
-                               "--output", results, "--no-progress"],
+                               "--output", results, "--no-progress", "--force"],
                               capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"lockstep run: exit {done.returncode}: {done.stderr.strip()}")

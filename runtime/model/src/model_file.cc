@@ -18,6 +18,7 @@
 #include "hdf5_error.h"
 #include "hdf5_handle.h"
 #include "lockstep/base/check.h"
+#include "lockstep/base/dtype.h"
 #include "lockstep/base/quant_block.h"
 #include "lockstep/model/chunk_shape.h"
 #include "model_attributes.h"
@@ -562,10 +563,11 @@ Status ModelFile::Impl::ReadChecked(const TensorInfo& info, const TensorSlice& s
     if (bad >= 0) {
       const int64_t width_blocks =
           rank == 2 ? (slice.col_end - slice.col_begin) / kQuantBlockSize : elements / kQuantBlockSize;
+      const float scale = F16ToF32(QuantBlockScaleBits(info.dtype, dst, bad));
       return InvalidArgument(
-          "{}: tensor '{}' has a non-finite scale in block {} of row {}; lockstep refuses "
+          "{}: tensor '{}' has a non-finite scale ({}) in block {} of row {}; lockstep refuses "
           "non-finite weights (the checkpoint or its conversion is broken)",
-          path, info.path, slice.col_begin / kQuantBlockSize + bad % width_blocks,
+          path, info.path, scale, slice.col_begin / kQuantBlockSize + bad % width_blocks,
           slice.row_begin + bad / width_blocks);
     }
   } else {

@@ -61,6 +61,17 @@ void Add(Isa isa, float* y, const float* x, int64_t n) {
                     });
 }
 
+void AddBias(Isa isa, float* y, int64_t rows, int64_t ldy, const float* bias, int64_t n) {
+  LOCKSTEP_CHECK(rows >= 0 && n >= 0 && ldy >= n, "AddBias: bad shape ({} rows of {}, ldy {})",
+                 rows, n, ldy);
+  const internal::KernelTable& table = internal::KernelsFor(isa);
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows),
+                    [&](const tbb::blocked_range<int64_t>& r) {
+                      for (int64_t row = r.begin(); row < r.end(); ++row)
+                        table.add(y + row * ldy, bias, n);
+                    });
+}
+
 void Softmax(Isa isa, float* x, int64_t n) {
   LOCKSTEP_CHECK(n >= 0 && n < (int64_t{1} << 31), "Softmax: length {} out of range", n);
   internal::KernelsFor(isa).softmax(x, n);

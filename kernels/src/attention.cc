@@ -51,7 +51,8 @@ void Attention(Isa isa, const KvPageShape& shape, int num_heads, float scale,
       tbb::blocked_range<int64_t>(0, num_queries * kv), [&](const tbb::blocked_range<int64_t>& r) {
         for (int64_t i = r.begin(); i < r.end(); ++i) {
           const AttentionQuery& q = queries[i / kv];
-          LOCKSTEP_CHECK(q.position >= 0, "Attention: negative position {}", q.position);
+          LOCKSTEP_CHECK(q.position >= 0 && q.window_start >= 0 && q.window_start <= q.position,
+                         "Attention: position {} window start {}", q.position, q.window_start);
           internal::AttentionCall call;
           call.num_kv_heads = kv;
           call.head_dim = shape.head_dim;
@@ -60,6 +61,7 @@ void Attention(Isa isa, const KvPageShape& shape, int num_heads, float scale,
           call.q = q.q;
           call.out = q.out;
           call.position = q.position;
+          call.window_start = q.window_start;
           call.k_pages = q.k_pages;
           call.v_pages = q.v_pages;
           table.attention(call, static_cast<int>(i % kv));
@@ -79,28 +81,30 @@ void AttentionReference(const KvPageShape& shape, int num_heads, float scale,
       const int g = h / group;
       const float* q = query.q + h * hd;
       float m = 0.0f, l = 0.0f;
+      const int first_chunk = query.window_start / kKvPageSize;
       const int num_chunks = query.position / kKvPageSize + 1;
-      for (int c = 0; c < num_chunks; ++c) {
+      for (int c = first_chunk; c < num_chunks; ++c) {
         const int valid = std::min(kKvPageSize, query.position + 1 - c * kKvPageSize);
+        const int first = c == first_chunk ? query.window_start - c * kKvPageSize : 0;
         const float* kp = query.k_pages[c] + static_cast<size_t>(g) * hd * kKvPageSize;
         const float* vp = query.v_pages[c] + static_cast<size_t>(g) * hd * kKvPageSize;
-        for (int j = 0; j < valid; ++j) {
+        for (int j = first; j < valid; ++j) {
           float acc = 0.0f;
           for (int d = 0; d < hd; ++d) acc = std::fma(q[d], kp[d * kKvPageSize + j], acc);
           s[j] = acc * scale;
         }
-        float mc = s[0];
-        for (int j = 1; j < valid; ++j) mc = s[j] > mc ? s[j] : mc;
+        float mc = s[first];
+        for (int j = first + 1; j < valid; ++j) mc = s[j] > mc ? s[j] : mc;
         float lc = 0.0f;
-        for (int j = 0; j < valid; ++j) {
+        for (int j = first; j < valid; ++j) {
           s[j] = Exp(s[j] - mc);
           lc = lc + s[j];
         }
         std::fill(oc.begin(), oc.end(), 0.0f);
-        for (int j = 0; j < valid; ++j) {
+        for (int j = first; j < valid; ++j) {
           for (int d = 0; d < hd; ++d) oc[d] = std::fma(s[j], vp[j * hd + d], oc[d]);
         }
-        if (c == 0) {
+        if (c == first_chunk) {
           m = mc;
           l = lc;
           o = oc;

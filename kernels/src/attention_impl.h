@@ -23,16 +23,17 @@ namespace lockstep::kernels::LOCKSTEP_SIMD_NS {
 inline constexpr int kAttnPage = 64;  // kKvPageSize (attention.h)
 
 // o_c for H heads and dimension vectors [b0, b0 + B):
-//   oc[h][b] = sum_j p[h][j] * v_j[16b .. 16b+15], one FMA chain per lane in
-//   increasing j from +0. `lanes[b]` is the number of valid lanes of vector b.
+//   oc[h][b] = sum_j p[h][j] * v_j[16b .. 16b+15] over j in [first, valid), one
+//   FMA chain per lane in increasing j from +0. `lanes[b]` is the number of
+//   valid lanes of vector b.
 template <int H, int B>
-void AccumulateValues(const float* vp, int hd, int valid, const float (*p)[kAttnPage], int b0,
-                      const int* lanes, VecF (*oc)[internal::kMaxHeadDim / 16]) {
+void AccumulateValues(const float* vp, int hd, int first, int valid, const float (*p)[kAttnPage],
+                      int b0, const int* lanes, VecF (*oc)[internal::kMaxHeadDim / 16]) {
   VecF acc[H][B];
   for (int h = 0; h < H; ++h) {
     for (int b = 0; b < B; ++b) acc[h][b] = VecF::Zero();
   }
-  for (int j = 0; j < valid; ++j) {
+  for (int j = first; j < valid; ++j) {
     const float* row = vp + static_cast<int64_t>(j) * hd + 16 * b0;
     VecF v[B];
     for (int b = 0; b < B; ++b) {
@@ -64,13 +65,17 @@ void AttentionHeads(const internal::AttentionCall& c, int head0, int kv_head) {
   VecF oc[H][internal::kMaxHeadDim / 16];
   float m[H] = {}, l[H] = {};
   alignas(64) float p[H][kAttnPage];
+  // Keys [window_start, position]: chunks from the one holding window_start,
+  // whose positions before it are skipped (attention.h).
+  const int first_chunk = c.window_start / kAttnPage;
   const int num_chunks = c.position / kAttnPage + 1;
   const VecF neg_inf = VecF::Set1(-__builtin_inff());
 
-  for (int chunk = 0; chunk < num_chunks; ++chunk) {
+  for (int chunk = first_chunk; chunk < num_chunks; ++chunk) {
     const int valid = c.position + 1 - chunk * kAttnPage < kAttnPage
                           ? c.position + 1 - chunk * kAttnPage
                           : kAttnPage;
+    const int first = chunk == first_chunk ? c.window_start - chunk * kAttnPage : 0;
     const float* kp = c.k_pages[chunk] + page_offset;  // [hd][64]
     const float* vp = c.v_pages[chunk] + page_offset;  // [64][hd]
     const int num_pos_vecs = (valid + 15) / 16;
@@ -91,12 +96,20 @@ void AttentionHeads(const internal::AttentionCall& c, int head0, int kv_head) {
     }
     float mc[H];
     for (int h = 0; h < H; ++h) {
-      // m_c over the valid positions (max is exact: order does not matter).
+      // m_c over the positions [first, valid) (max is exact: order does not
+      // matter).
       VecF mv = neg_inf;
       for (int i = 0; i < num_pos_vecs; ++i) {
         s[h][i] = s[h][i] * VecF::Set1(c.scale);
-        const int n = valid - 16 * i;
-        mv = VecF::Max(n >= 16 ? s[h][i] : VecF::Select(Mask::FirstN(n), s[h][i], neg_inf), mv);
+        const int hi = valid - 16 * i;  // lanes [lo, hi) are keys
+        const int lo = first - 16 * i;
+        if (lo <= 0 && hi >= 16) {
+          mv = VecF::Max(s[h][i], mv);
+        } else if (lo < 16 && hi > lo) {
+          const uint32_t below_hi = hi >= 16 ? 0xffffu : (1u << hi) - 1u;
+          const uint32_t below_lo = lo <= 0 ? 0u : (1u << lo) - 1u;
+          mv = VecF::Max(VecF::Select(Mask::FromBits(below_hi & ~below_lo), s[h][i], neg_inf), mv);
+        }
       }
       alignas(64) float tmp[16];
       mv.Store(tmp);
@@ -106,22 +119,24 @@ void AttentionHeads(const internal::AttentionCall& c, int head0, int kv_head) {
       const VecF mcv = VecF::Set1(mc[h]);
       for (int i = 0; i < num_pos_vecs; ++i) ExpV(s[h][i] - mcv).Store(p[h] + 16 * i);
     }
-    // l_c = p_0 + p_1 + ... in order (H independent chains).
+    // l_c = p_first + p_first+1 + ... in order (H independent chains).
     float lc[H];
     for (int h = 0; h < H; ++h) lc[h] = 0.0f;
-    for (int j = 0; j < valid; ++j) {
+    for (int j = first; j < valid; ++j) {
       for (int h = 0; h < H; ++h) lc[h] = lc[h] + p[h][j];
     }
     // o_c, several dimension vectors per pass so that H * B chains run side
     // by side.
     constexpr int kB = H >= 4 ? 2 : 4;
     int b = 0;
-    for (; b + kB <= num_dim_vecs; b += kB) AccumulateValues<H, kB>(vp, hd, valid, p, b, lanes, oc);
-    for (; b < num_dim_vecs; ++b) AccumulateValues<H, 1>(vp, hd, valid, p, b, lanes, oc);
+    for (; b + kB <= num_dim_vecs; b += kB) {
+      AccumulateValues<H, kB>(vp, hd, first, valid, p, b, lanes, oc);
+    }
+    for (; b < num_dim_vecs; ++b) AccumulateValues<H, 1>(vp, hd, first, valid, p, b, lanes, oc);
 
     // Online-softmax combination in chunk order.
     for (int h = 0; h < H; ++h) {
-      if (chunk == 0) {
+      if (chunk == first_chunk) {
         m[h] = mc[h];
         l[h] = lc[h];
         for (int i = 0; i < num_dim_vecs; ++i) o[h][i] = oc[h][i];

@@ -150,6 +150,7 @@ struct AttentionCall {
   const float* q = nullptr;  // [num_heads][head_dim]
   float* out = nullptr;      // [num_heads][head_dim]
   int32_t position = 0;
+  int32_t window_start = 0;  // first key position attended to (<= position)
   const float* const* k_pages = nullptr;
   const float* const* v_pages = nullptr;
 };

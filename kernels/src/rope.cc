@@ -12,21 +12,32 @@
 namespace lockstep::kernels {
 
 RopeTable::RopeTable(int head_dim, double theta, int max_positions)
+    : RopeTable(head_dim, max_positions, 1.0, false, [&](int, double* inv_freq) {
+        LOCKSTEP_CHECK(theta > 0.0, "RoPE theta {}", theta);
+        // f_i = theta^(-2i/d), in double.
+        for (int i = 0; i < head_dim / 2; ++i) inv_freq[i] = std::pow(theta, -2.0 * i / head_dim);
+      }) {}
+
+RopeTable::RopeTable(int head_dim, int max_positions, double attention_factor,
+                     bool depends_on_position, const FrequencyFunction& inverse_frequencies)
     : head_dim_(head_dim), max_positions_(max_positions) {
   LOCKSTEP_CHECK(head_dim > 0 && head_dim % 2 == 0, "RoPE head_dim {} must be even", head_dim);
-  LOCKSTEP_CHECK(theta > 0.0 && max_positions > 0, "RoPE theta {} / max_positions {}", theta,
-                 max_positions);
+  LOCKSTEP_CHECK(max_positions > 0 && attention_factor > 0.0,
+                 "RoPE max_positions {} / attention factor {}", max_positions, attention_factor);
   const int half = head_dim / 2;
   cos_.resize(static_cast<size_t>(max_positions) * half);
   sin_.resize(cos_.size());
-  for (int i = 0; i < half; ++i) {
-    // f_i = theta^(-2i/d), in double; the angle p * f_i in double; one
-    // rounding to f32 at the end.
-    const double freq = std::pow(theta, -2.0 * i / head_dim);
-    for (int p = 0; p < max_positions; ++p) {
-      const double angle = static_cast<double>(p) * freq;
-      cos_[static_cast<size_t>(p) * half + i] = static_cast<float>(std::cos(angle));
-      sin_[static_cast<size_t>(p) * half + i] = static_cast<float>(std::sin(angle));
+  std::vector<double> freq(static_cast<size_t>(half));
+  if (!depends_on_position) inverse_frequencies(0, freq.data());
+  for (int p = 0; p < max_positions; ++p) {
+    if (depends_on_position) inverse_frequencies(p, freq.data());
+    for (int i = 0; i < half; ++i) {
+      // The angle p * f_i in double; one rounding to f32 at the end.
+      const double angle = static_cast<double>(p) * freq[static_cast<size_t>(i)];
+      cos_[static_cast<size_t>(p) * half + i] =
+          static_cast<float>(std::cos(angle) * attention_factor);
+      sin_[static_cast<size_t>(p) * half + i] =
+          static_cast<float>(std::sin(angle) * attention_factor);
     }
   }
 }

@@ -112,8 +112,8 @@ std::string UnknownNames(const CLI::App& app, int argc, const char* const* argv)
   if (command == nullptr) {
     std::vector<std::string_view> views(names.begin(), names.end());
     const std::string suggestion = DidYouMean(first, views);
-    return fmt::format("unknown subcommand '{}'{}", first,
-                       suggestion.empty() ? "; `lockstep --help` lists the subcommands" : suggestion);
+    return fmt::format("unknown command '{}'{}", first,
+                       suggestion.empty() ? "; `lockstep --help` lists the commands" : suggestion);
   }
   const std::string where = "lockstep " + command->get_name();
   for (int i = 2; i < argc; ++i) {

@@ -38,7 +38,7 @@ CLI::Validator WholeNumber(int64_t min, int64_t max, std::string why = "");
 std::string ParseErrorLine(const CLI::ParseError& error);
 
 // Unknown subcommands and flags, found before CLI11 parses (so that the
-// message can suggest the nearest valid name): "unknown subcommand 'rnu'; did
+// message can suggest the nearest valid name): "unknown command 'rnu'; did
 // you mean 'run'?", "unknown flag '--thraeds' for `lockstep run`; did you
 // mean '--threads'?". Empty when every name is known.
 std::string UnknownNames(const CLI::App& app, int argc, const char* const* argv);

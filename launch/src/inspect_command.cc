@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "command.h"
@@ -39,9 +40,8 @@ int RunInspect(const std::string& path) {
     out += text;
     out += '\n';
   };
-  line(fmt::format("model {}: lockstep-model v{}, {} ({} bytes)", path,
-                   runtime::kModelFormatVersion, Bytes(static_cast<double>(st.st_size)),
-                   st.st_size));
+  line(fmt::format("model {}: lockstep-model v{}, {} ({} bytes)", path, file->format_version(),
+                   Bytes(static_cast<double>(st.st_size)), st.st_size));
   line("config:");
   auto field = [&line](std::string_view name, auto value) {
     line(fmt::format("  {:<26}{}", name, value));
@@ -61,6 +61,13 @@ int RunInspect(const std::string& path) {
   field("tie_word_embeddings", c.tie_word_embeddings ? 1 : 0);
   field("bos_token_id", c.bos_token_id);
   field("eos_token_id", c.eos_token_id);
+  // Version 2 (docs/model-format.md): shown when the model uses them.
+  if (c.qkv_bias) field("qkv_bias", 1);
+  if (c.sliding_window > 0) field("sliding_window", c.sliding_window);
+  if (c.rope_scaling.active()) {
+    field("rope_scaling", partitioner::RopeScalingToHfJson(c.rope_scaling).dump());
+    field("context_length", c.ContextLength());
+  }
   field("weight_dtype", DTypeName(file->weight_dtype()));
   field("rope_layout", "half");
   field("fingerprint", partitioner::ModelConfigFingerprint(c));

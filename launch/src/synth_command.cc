@@ -2,6 +2,8 @@
 // (runtime/synth.h) for a Hugging Face style config.json or a preset,
 // optionally carrying a real tokenizer (--tokenizer).
 #include <cstdint>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
@@ -10,6 +12,7 @@
 #include "lockstep/convert/tokenizer_file.h"
 #include "lockstep/model/synth.h"
 #include "lockstep/partitioner/model_config.h"
+#include "lockstep/tokenizer/chat_template.h"
 #include "lockstep/tokenizer/tokenizer.h"
 
 namespace lockstep::launch {
@@ -22,6 +25,7 @@ struct SynthArgs {
   uint64_t seed = 0;
   std::string output;
   std::string tokenizer;
+  std::string chat_template;  // a Jinja file: the model's chat template
 };
 
 int RunSynth(const SynthArgs& args) {
@@ -50,6 +54,18 @@ int RunSynth(const SynthArgs& args) {
     auto fits = [&](int32_t id) { return id >= 0 && id < config->vocab_size; };
     if (fits(tokenizer->bos_token_id)) config->bos_token_id = tokenizer->bos_token_id;
     if (fits(tokenizer->eos_token_id)) config->eos_token_id = tokenizer->eos_token_id;
+  }
+  if (!args.chat_template.empty()) {
+    if (!tokenizer) {
+      ReportError(InvalidArgument("--chat-template needs --tokenizer"));
+      return kExitUsage;
+    }
+    std::ifstream in(args.chat_template, std::ios::binary);
+    if (!in) return ReportError(IoError("{}: cannot open (--chat-template)", args.chat_template));
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    Result<runtime::ChatTemplate> parsed = runtime::ChatTemplate::Parse(text);
+    if (!parsed.ok()) return ReportError(parsed.status().WithContext(args.chat_template));
+    tokenizer->chat_template = std::move(text);
   }
   Status status = runtime::SynthesizeModel(*config, *dtype, args.seed, args.output,
                                            tokenizer ? &*tokenizer : nullptr);
@@ -83,6 +99,9 @@ Command AddSynthCommand(CLI::App& app) {
   sub->add_option("--tokenizer", args->tokenizer,
                   "Embed this tokenizer (tokenizer.json, tokenizer.model, a .gguf or a model .h5); "
                   "its vocabulary must fit the model's vocab_size");
+  sub->add_option("--chat-template", args->chat_template,
+                  "With --tokenizer: store this Jinja chat template (replacing the one of the "
+                  "tokenizer's tokenizer_config.json or GGUF file)");
   return Command{sub, [args] { return RunSynth(*args); }};
 }
 

@@ -16,13 +16,16 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "command.h"
 #include "lockstep/convert/tokenizer_file.h"
+#include "lockstep/tokenizer/chat_template.h"
 #include "lockstep/tokenizer/tokenizer.h"
 
 namespace lockstep::launch {
@@ -35,7 +38,25 @@ struct TokenizeArgs {
   bool jsonl = false;
   bool no_special_tokens = false;
   bool skip_special_tokens = false;
+  bool chat = false;
+  std::string chat_template;  // a Jinja file replacing the tokenizer's template
 };
+
+// --chat: one conversation (template variables) -> {"text", "ids"}.
+Result<std::string> ProcessChatLine(const runtime::Tokenizer& tokenizer,
+                                    const runtime::ChatTemplate& chat_template,
+                                    const std::string& line) {
+  nlohmann::json context = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (!context.is_object()) return InvalidArgument("want a JSON object of template variables");
+  if (!context.contains("add_generation_prompt")) context["add_generation_prompt"] = true;
+  for (auto [key, id] : {std::pair{"bos_token", tokenizer.bos_token_id()},
+                         std::pair{"eos_token", tokenizer.eos_token_id()}}) {
+    if (!context.contains(key)) context[key] = id >= 0 ? tokenizer.TokenText(id) : "";
+  }
+  LOCKSTEP_ASSIGN_OR_RETURN(std::string text, chat_template.RenderJson(context.dump()));
+  LOCKSTEP_ASSIGN_OR_RETURN(std::vector<int32_t> ids, tokenizer.EncodeSpecial(text));
+  return nlohmann::json{{"text", text}, {"ids", ids}}.dump();
+}
 
 // "12 7,3" -> {12, 7, 3}: integers separated by spaces, tabs or commas.
 Result<std::vector<int32_t>> ParseIds(std::string_view line) {
@@ -122,8 +143,29 @@ Result<std::string> ProcessLine(const runtime::Tokenizer& tokenizer, const Token
 }
 
 int RunTokenize(const TokenizeArgs& args) {
-  Result<std::unique_ptr<runtime::Tokenizer>> tokenizer = runtime::LoadTokenizer(args.tokenizer);
+  Result<runtime::TokenizerData> data = runtime::ReadTokenizerData(args.tokenizer);
+  Result<std::unique_ptr<runtime::Tokenizer>> tokenizer =
+      data.ok() ? runtime::CreateTokenizer(*data)
+                : Result<std::unique_ptr<runtime::Tokenizer>>(data.status());
   if (!tokenizer.ok()) return ReportError(tokenizer.status().WithContext("--tokenizer"));
+  std::optional<runtime::ChatTemplate> chat_template;
+  if (args.chat) {
+    std::string source = data->chat_template;
+    if (!args.chat_template.empty()) {
+      std::ifstream in(args.chat_template, std::ios::binary);
+      if (!in) return ReportError(IoError("{}: cannot open (--chat-template)", args.chat_template));
+      source.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    } else if (source.empty()) {
+      return ReportError(InvalidArgument(
+          "--chat: {} has no chat template; give one with --chat-template FILE", args.tokenizer));
+    }
+    Result<runtime::ChatTemplate> parsed = runtime::ChatTemplate::Parse(source);
+    if (!parsed.ok()) {
+      return ReportError(parsed.status().WithContext(
+          args.chat_template.empty() ? args.tokenizer : args.chat_template));
+    }
+    chat_template = std::move(parsed).value();
+  }
 
   std::ifstream file;
   std::istream* in = &std::cin;
@@ -139,7 +181,8 @@ int RunTokenize(const TokenizeArgs& args) {
   int64_t line_number = 0;
   while (std::getline(*in, line)) {
     ++line_number;
-    Result<std::string> out = ProcessLine(**tokenizer, args, line);
+    Result<std::string> out = chat_template ? ProcessChatLine(**tokenizer, *chat_template, line)
+                                            : ProcessLine(**tokenizer, args, line);
     if (!out.ok()) {
       return ReportError(out.status().WithContext(fmt::format("{}:{}", source, line_number)));
     }
@@ -171,6 +214,11 @@ Command AddTokenizeCommand(CLI::App& app) {
                 "Encode without the BOS (or template) tokens the tokenizer adds by default");
   sub->add_flag("--skip-special-tokens", args->skip_special_tokens,
                 "Decode without special tokens (BOS, EOS, <|im_start|>, ...)");
+  sub->add_flag("--chat", args->chat,
+                "Render conversations with the chat template: read JSON objects of template "
+                "variables ({\"messages\": [...]}), print {\"text\": ..., \"ids\": [...]}");
+  sub->add_option("--chat-template", args->chat_template,
+                  "With --chat: a Jinja template file instead of the tokenizer's own");
   Command command;
   command.app = sub;
   command.run = [args]() -> int { return RunTokenize(*args); };

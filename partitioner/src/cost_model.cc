@@ -14,18 +14,33 @@ ElementType MatmulType(const Workload& w) {
 }
 
 // Causal attention of `tokens` queries at positions [position, position +
-// tokens): keys visited per query head, summed over the queries.
-double KeyVisits(int64_t tokens, int64_t position) {
+// tokens): keys visited per query head, summed over the queries. With a
+// sliding window w > 0 a query sees at most w keys.
+double KeyVisits(int64_t tokens, int64_t position, int64_t window) {
   const double t = static_cast<double>(tokens);
-  return t * static_cast<double>(position) + t * (t + 1) / 2;
+  if (window <= 0) return t * static_cast<double>(position) + t * (t + 1) / 2;
+  // The first k queries see position + i + 1 keys, the others w.
+  const int64_t k = std::clamp<int64_t>(window - position, 0, tokens);
+  const double kd = static_cast<double>(k);
+  return kd * static_cast<double>(position) + kd * (kd + 1) / 2 +
+         (t - kd) * static_cast<double>(window);
 }
 
 // Keys read per KV head: queries go in blocks of 64 and each block reads the
-// keys up to its last query once.
-double KeyReads(int64_t tokens, int64_t position) {
+// keys up to its last query once (from its first query's window start).
+double KeyReads(int64_t tokens, int64_t position, int64_t window) {
   const int64_t block = 64;
   const int64_t blocks = (tokens + block - 1) / block;
-  return static_cast<double>(blocks * position + block * blocks * (blocks - 1) / 2 + tokens);
+  if (window <= 0) {
+    return static_cast<double>(blocks * position + block * blocks * (blocks - 1) / 2 + tokens);
+  }
+  double reads = 0;
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t first = position + b * block;
+    const int64_t last = position + std::min(tokens, (b + 1) * block) - 1;
+    reads += static_cast<double>(last + 1 - std::max<int64_t>(0, first - window + 1));
+  }
+  return reads;
 }
 
 }  // namespace
@@ -175,12 +190,18 @@ void CostModel::AddLayerOps(int stage, int tp_rank, const PassShape& pass,
 
   ops->push_back(norm("attn_norm"));
   ops->push_back(Matmul("attn_qkv", 3, tokens, q_rows + 2 * kv_rows, model_.hidden_size));
+  if (model_.qkv_bias) {  // q, k, v bias adds: one read-add-write per element
+    ops->push_back(Compute("qkv_bias", 1, t * static_cast<double>(q_rows + 2 * kv_rows),
+                           2.0 * t * static_cast<double>(q_rows + 2 * kv_rows) * a +
+                               4.0 * static_cast<double>(q_rows + 2 * kv_rows),
+                           act));
+  }
   ops->push_back(Compute("rope", 1, 6.0 * t * static_cast<double>(q_rows + kv_rows),
                          2.0 * t * static_cast<double>(q_rows + kv_rows) * a, act));
   {
     // K and V are read once per KV head and query block.
-    const double visits = KeyVisits(pass.tokens, pass.position);
-    const double reads = KeyReads(pass.tokens, pass.position);
+    const double visits = KeyVisits(pass.tokens, pass.position, model_.sliding_window);
+    const double reads = KeyReads(pass.tokens, pass.position, model_.sliding_window);
     const double b = static_cast<double>(pass.sequences);
     const double q_heads = static_cast<double>(s.q_heads.size());
     const double flops = b * q_heads * visits * (4.0 * static_cast<double>(hd) + 5.0);

@@ -12,9 +12,10 @@ int64_t LayerWeightBytes(const ModelConfig& model, const TpSlice& s, ElementType
   const int64_t wo_cols = EvenPart(model.q_dim(), s.tp, s.tp_rank).size();
   const int64_t down_cols = EvenPart(model.intermediate_size, s.tp, s.tp_rank).size();
   const int64_t norms = 2 * h * 4;
+  const int64_t biases = model.qkv_bias ? (q_rows + 2 * kv_rows) * 4 : 0;  // f32, like norms
   // Matrices row by row (a quantized row is whole blocks).
   auto matrix = [&](int64_t rows, int64_t cols) { return rows * ElementBytes(weight_type, cols); };
-  return norms + matrix(q_rows + 2 * kv_rows, h) + matrix(h, wo_cols) +
+  return norms + biases + matrix(q_rows + 2 * kv_rows, h) + matrix(h, wo_cols) +
          matrix(2 * s.ffn.size(), h) + matrix(h, down_cols);
 }
 

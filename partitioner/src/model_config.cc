@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lockstep/base/json_nesting.h"
+#include "lockstep/partitioner/model_family.h"
 
 namespace lockstep::partitioner {
 namespace {
@@ -39,14 +40,94 @@ ModelConfig Make(std::string_view name, int64_t vocab, int64_t hidden, int64_t f
   return c;
 }
 
+RopeScaling Llama3Scaling(double factor, int64_t original) {
+  RopeScaling s;
+  s.type = RopeScalingType::kLlama3;
+  s.factor = factor;
+  s.low_freq_factor = 1.0;
+  s.high_freq_factor = 4.0;
+  s.original_max_position_embeddings = original;
+  return s;
+}
+
+ModelConfig WithLlama3(ModelConfig c, double factor, int64_t original) {
+  c.rope_scaling = Llama3Scaling(factor, original);
+  return c;
+}
+
+ModelConfig AsQwen2(ModelConfig c) {
+  c.architecture = "qwen2";
+  c.qkv_bias = true;
+  return c;
+}
+
+ModelConfig AsMistral(ModelConfig c, int64_t window) {
+  c.architecture = "mistral";
+  c.sliding_window = window;
+  return c;
+}
+
+ModelConfig AsPhi3(ModelConfig c, int64_t window) {
+  c.architecture = "phi3";
+  c.sliding_window = window;
+  return c;
+}
+
+// The small test models of each family's shape: the tiny preset's sizes
+// (GQA 8 over 2, head_dim 16, a vocabulary and FFN width that are not
+// multiples of 64) with the family's features, sized so that the short
+// prompts of the tests reach past what the features change at: a window of
+// 40 positions (shorter than a KV page), scaling thresholds at 64-128.
+ModelConfig TinyLlama3() {
+  ModelConfig c = Make("tiny-llama3", 500, 128, 352, 4, 8, 2, 16, 512, 500000.0, true, 1, 2);
+  c.rope_scaling = Llama3Scaling(8.0, 64);  // pairs 0 kept, 1 smoothed, 2+ divided
+  return c;
+}
+
+ModelConfig TinyQwen2() {
+  ModelConfig c =
+      AsQwen2(Make("tiny-qwen2", 520, 128, 352, 4, 8, 2, 16, 128, 1000000.0, true, 1, 2, 1e-6));
+  c.rope_scaling.type = RopeScalingType::kYarn;  // Qwen2.5's long-context recipe
+  c.rope_scaling.factor = 4.0;
+  c.rope_scaling.original_max_position_embeddings = 128;
+  c.rope_scaling.attention_factor = 0.1 * std::log(4.0) + 1.0;
+  return c;
+}
+
+ModelConfig TinyMistral() {
+  return AsMistral(Make("tiny-mistral", 500, 128, 352, 4, 8, 2, 16, 512, 10000.0, false, 1, 2),
+                   40);
+}
+
+ModelConfig TinyPhi3() {
+  // Multi-head attention like Phi-3-mini; longrope switching to the long
+  // factors at position 96; a window of 100.
+  ModelConfig c = AsPhi3(Make("tiny-phi3", 500, 128, 352, 4, 8, 8, 16, 384, 10000.0, false, 1, 2),
+                         100);
+  RopeScaling& s = c.rope_scaling;
+  s.type = RopeScalingType::kLongRope;
+  s.original_max_position_embeddings = 96;
+  s.factor = 4.0;  // 384 / 96
+  s.attention_factor = std::sqrt(1.0 + std::log(4.0) / std::log(96.0));
+  s.short_factor = {1.0, 1.02, 1.05, 1.1, 1.2, 1.4, 1.7, 2.0};
+  s.long_factor = {1.0, 1.25, 1.6, 2.1, 2.8, 3.5, 4.2, 5.0};
+  return c;
+}
+
 // Sources: the config.json files published with each model on the Hugging
-// Face hub (meta-llama/*, TinyLlama/TinyLlama-1.1B-Chat-v1.0) and, for
-// llama-110m, karpathy/llama2.c's stories110M. docs/partitioner.md cites them.
+// Face hub (meta-llama/*, TinyLlama/TinyLlama-1.1B-Chat-v1.0,
+// Qwen/Qwen2.5-{7B,72B}-Instruct, mistralai/Mistral-7B-v0.1 and -v0.3,
+// microsoft/Phi-3-mini-4k-instruct) and, for llama-110m, karpathy/llama2.c's
+// stories110M. docs/partitioner.md cites them.
 const std::vector<Preset>& Presets() {
   static const std::vector<Preset>* presets = new std::vector<Preset>{
       // For tests: 8 heads over 2 KV heads (GQA, replicated KV at tp 4 and 8),
       // an FFN width and vocabulary that are not multiples of 64.
       {"tiny", Make("tiny", 500, 128, 352, 4, 8, 2, 16, 512, 10000.0, false, 1, 2)},
+      {"tiny-llama3", TinyLlama3()},
+      {"tiny-qwen2", TinyQwen2()},
+      {"tiny-mistral", TinyMistral()},
+      {"tiny-phi3", TinyPhi3()},
       {"llama-110m", Make("llama-110m", 32000, 768, 2048, 12, 12, 12, 64, 1024, 10000.0, true, 1, 2)},
       {"tinyllama-1.1b",
        Make("tinyllama-1.1b", 32000, 2048, 5632, 22, 32, 4, 64, 2048, 10000.0, false, 1, 2)},
@@ -59,8 +140,34 @@ const std::vector<Preset>& Presets() {
                           128000, 128001)},
       {"llama-3-70b", Make("llama-3-70b", 128256, 8192, 28672, 80, 64, 8, 128, 8192, 500000.0,
                            false, 128000, 128001)},
-      {"llama-3.1-405b", Make("llama-3.1-405b", 128256, 16384, 53248, 126, 128, 8, 128, 131072,
-                              500000.0, false, 128000, 128001)},
+      {"llama-3.1-8b", WithLlama3(Make("llama-3.1-8b", 128256, 4096, 14336, 32, 32, 8, 128, 131072,
+                                       500000.0, false, 128000, 128001),
+                                  8.0, 8192)},
+      {"llama-3.1-70b", WithLlama3(Make("llama-3.1-70b", 128256, 8192, 28672, 80, 64, 8, 128,
+                                        131072, 500000.0, false, 128000, 128001),
+                                   8.0, 8192)},
+      {"llama-3.1-405b", WithLlama3(Make("llama-3.1-405b", 128256, 16384, 53248, 126, 128, 8, 128,
+                                         131072, 500000.0, false, 128000, 128001),
+                                    8.0, 8192)},
+      {"llama-3.2-1b", WithLlama3(Make("llama-3.2-1b", 128256, 2048, 8192, 16, 32, 8, 64, 131072,
+                                       500000.0, true, 128000, 128001),
+                                  32.0, 8192)},
+      {"llama-3.2-3b", WithLlama3(Make("llama-3.2-3b", 128256, 3072, 8192, 28, 24, 8, 128, 131072,
+                                       500000.0, true, 128000, 128001),
+                                  32.0, 8192)},
+      {"qwen2.5-7b", AsQwen2(Make("qwen2.5-7b", 152064, 3584, 18944, 28, 28, 4, 128, 32768,
+                                  1000000.0, false, 151643, 151645, 1e-6))},
+      {"qwen2.5-72b", AsQwen2(Make("qwen2.5-72b", 152064, 8192, 29568, 80, 64, 8, 128, 32768,
+                                   1000000.0, false, 151643, 151645, 1e-6))},
+      {"mistral-7b", AsMistral(Make("mistral-7b", 32000, 4096, 14336, 32, 32, 8, 128, 32768,
+                                    10000.0, false, 1, 2),
+                               4096)},
+      {"mistral-7b-v0.3", AsMistral(Make("mistral-7b-v0.3", 32768, 4096, 14336, 32, 32, 8, 128,
+                                         32768, 1000000.0, false, 1, 2),
+                                    0)},
+      {"phi-3-mini", AsPhi3(Make("phi-3-mini", 32064, 3072, 8192, 32, 32, 32, 96, 4096, 10000.0,
+                                 false, 1, 32000),
+                            2047)},
   };
   return *presets;
 }
@@ -119,14 +226,25 @@ int64_t ModelConfig::NumParameters() const {
                       + q_dim() * hidden_size * 2     // wq, wo
                       + kv_dim() * hidden_size * 2    // wk, wv
                       + 3 * intermediate_size * hidden_size;
+  if (qkv_bias) per_layer += q_dim() + 2 * kv_dim();
   int64_t total = vocab_size * hidden_size + per_layer * num_layers + hidden_size;
   if (!tie_word_embeddings) total += vocab_size * hidden_size;
   return total;
 }
 
+int64_t ModelConfig::ContextLength() const {
+  return RopeContextLength(rope_scaling, max_position_embeddings);
+}
+
+bool ModelConfig::NeedsFormatV2() const {
+  return qkv_bias || sliding_window > 0 || rope_scaling.active();
+}
+
 Status ModelConfig::Validate() const {
-  if (architecture != "llama") {
-    return InvalidArgument("architecture '{}' is not supported (only 'llama')", architecture);
+  const ModelFamily* family = FindFamily(architecture);
+  if (family == nullptr) {
+    return InvalidArgument("architecture '{}' is not supported (supported: {})", architecture,
+                           FamilyNames());
   }
   // Positive, and at most the limit (model_config.h, "Limits"): a value
   // beyond it is a damaged or mistyped config, and would otherwise overflow
@@ -171,18 +289,102 @@ Status ModelConfig::Validate() const {
                              vocab_size);
     }
   }
+  // The family fixes what its checkpoints can say (model_family.h).
+  if (qkv_bias != family->qkv_bias) {
+    return InvalidArgument("field 'qkv_bias' is {} but architecture '{}' {} q/k/v biases",
+                           qkv_bias ? 1 : 0, architecture, family->qkv_bias ? "has" : "has no");
+  }
+  if (sliding_window < 0) {
+    return InvalidArgument("field 'sliding_window' must be 0 (none) or positive, got {}",
+                           sliding_window);
+  }
+  if (sliding_window > 0 && family->sliding_window != SlidingWindowKey::kSlidingWindow) {
+    return InvalidArgument(
+        "field 'sliding_window' is {} but architecture '{}' has no sliding-window attention",
+        sliding_window, architecture);
+  }
+  LOCKSTEP_RETURN_IF_ERROR(ValidateRopeScaling(rope_scaling, head_dim));
+  if (ContextLength() > std::numeric_limits<int32_t>::max()) {
+    return InvalidArgument("the context length {} (max_position_embeddings {} with {} rope scaling) "
+                           "exceeds 2^31 - 1 positions",
+                           ContextLength(), max_position_embeddings,
+                           RopeScalingTypeName(rope_scaling.type));
+  }
   return Status::Ok();
 }
+
+namespace {
+
+// config.json settings that change the computation in ways no family of
+// lockstep implements: refused, not ignored. One line naming the field and
+// its value.
+Status CheckUnsupportedKeys(const nlohmann::json& json, std::string_view source) {
+  if (auto it = json.find("hidden_act");
+      it != json.end() && it->is_string() && it->get<std::string>() != "silu") {
+    return InvalidArgument("{}: hidden_act \"{}\" is not supported (supported: silu, i.e. SwiGLU)",
+                           source, it->get<std::string>());
+  }
+  for (const char* field : {"attention_bias", "mlp_bias"}) {
+    if (auto it = json.find(field); it != json.end() && it->is_boolean() && it->get<bool>()) {
+      return InvalidArgument("{}: {} true is not supported (biases beyond Qwen2's q/k/v ones)",
+                             source, field);
+    }
+  }
+  if (auto it = json.find("partial_rotary_factor"); it != json.end() && !it->is_null()) {
+    if (!it->is_number() || it->get<double>() != 1.0) {
+      return InvalidArgument(
+          "{}: partial_rotary_factor {} is not supported (lockstep rotates whole heads)", source,
+          it->dump());
+    }
+  }
+  return Status::Ok();
+}
+
+// The family's sliding-window key (model_family.h).
+Status ReadSlidingWindow(const nlohmann::json& json, std::string_view source,
+                         const ModelFamily& family, ModelConfig* c) {
+  switch (family.sliding_window) {
+    case SlidingWindowKey::kNone:
+      return Status::Ok();
+    case SlidingWindowKey::kQwen2:
+      if (auto it = json.find("use_sliding_window");
+          it != json.end() && it->is_boolean() && it->get<bool>()) {
+        return InvalidArgument(
+            "{}: use_sliding_window true is not supported (Qwen2's windows on the layers from "
+            "max_window_layers on)",
+            source);
+      }
+      return Status::Ok();
+    case SlidingWindowKey::kSlidingWindow: {
+      auto it = json.find("sliding_window");
+      if (it == json.end() || it->is_null()) return Status::Ok();
+      if (!it->is_number_integer() || it->get<int64_t>() <= 0) {
+        return InvalidArgument("{}: sliding_window must be a positive integer or null, got {}",
+                               source, it->dump());
+      }
+      c->sliding_window = it->get<int64_t>();
+      return Status::Ok();
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
 
 Result<ModelConfig> ModelConfigFromHfJson(const nlohmann::json& json, std::string_view source) {
   if (!json.is_object()) return InvalidArgument("{}: expected a JSON object", source);
   ModelConfig c;
-  if (auto it = json.find("model_type"); it != json.end() && it->is_string()) {
-    std::string type = it->get<std::string>();
-    if (type != "llama") {
-      return InvalidArgument("{}: model_type '{}' is not supported (only 'llama')", source, type);
+  const ModelFamily* family = FindFamily("llama");
+  if (auto it = json.find("model_type"); it != json.end() && !it->is_null()) {
+    const std::string type = it->is_string() ? it->get<std::string>() : it->dump();
+    family = FindFamilyByHfModelType(type);
+    if (family == nullptr) {
+      return InvalidArgument("{}: model_type \"{}\" is not supported (supported: {})", source, type,
+                             HfModelTypeNames());
     }
   }
+  c.architecture = std::string(family->name);
+  c.qkv_bias = family->qkv_bias;
   if (auto it = json.find("_name_or_path"); it != json.end() && it->is_string()) {
     c.name = it->get<std::string>();
   }
@@ -212,6 +414,13 @@ Result<ModelConfig> ModelConfigFromHfJson(const nlohmann::json& json, std::strin
     return InvalidArgument(
         "{}: hidden_size {} is not a multiple of num_attention_heads {}; give 'head_dim'", source,
         c.hidden_size, c.num_heads);
+  }
+  LOCKSTEP_RETURN_IF_ERROR(CheckUnsupportedKeys(json, source));
+  LOCKSTEP_RETURN_IF_ERROR(ReadSlidingWindow(json, source, *family, &c));
+  if (c.head_dim > 2 && c.head_dim % 2 == 0 && c.max_position_embeddings > 0) {
+    LOCKSTEP_ASSIGN_OR_RETURN(
+        c.rope_scaling,
+        RopeScalingFromHfJson(json, source, c.max_position_embeddings, c.head_dim));
   }
   Status valid = c.Validate();
   if (!valid.ok()) return valid.WithContext(source);
@@ -247,7 +456,10 @@ std::string ModelNameFromPath(std::string_view path) {
 
 nlohmann::json ModelConfigToHfJson(const ModelConfig& c) {
   nlohmann::json j;
-  j["model_type"] = c.architecture;
+  const ModelFamily* family = FindFamily(c.architecture);
+  j["model_type"] = family != nullptr && !family->hf_model_types.empty()
+                        ? std::string(family->hf_model_types.front())
+                        : c.architecture;
   if (!c.name.empty()) j["_name_or_path"] = c.name;
   j["vocab_size"] = c.vocab_size;
   j["hidden_size"] = c.hidden_size;
@@ -262,6 +474,10 @@ nlohmann::json ModelConfigToHfJson(const ModelConfig& c) {
   j["tie_word_embeddings"] = c.tie_word_embeddings;
   j["bos_token_id"] = c.bos_token_id;
   j["eos_token_id"] = c.eos_token_id;
+  // Only what differs from plain Llama, so that a Llama config's JSON (and
+  // its fingerprint) is what it always was. qkv_bias follows from model_type.
+  if (c.sliding_window > 0) j["sliding_window"] = c.sliding_window;
+  if (c.rope_scaling.active()) j["rope_scaling"] = RopeScalingToHfJson(c.rope_scaling);
   return j;
 }
 
@@ -305,6 +521,11 @@ std::vector<TensorSpec> ModelTensors(const ModelConfig& c) {
     t.push_back({LayerTensorPath(l, "attn/wq"), TensorRole::kColumnParallel, l, {c.q_dim(), h}});
     t.push_back({LayerTensorPath(l, "attn/wk"), TensorRole::kColumnParallel, l, {c.kv_dim(), h}});
     t.push_back({LayerTensorPath(l, "attn/wv"), TensorRole::kColumnParallel, l, {c.kv_dim(), h}});
+    if (c.qkv_bias) {
+      t.push_back({LayerTensorPath(l, "attn/bq"), TensorRole::kColumnBias, l, {c.q_dim()}});
+      t.push_back({LayerTensorPath(l, "attn/bk"), TensorRole::kColumnBias, l, {c.kv_dim()}});
+      t.push_back({LayerTensorPath(l, "attn/bv"), TensorRole::kColumnBias, l, {c.kv_dim()}});
+    }
     t.push_back({LayerTensorPath(l, "attn/wo"), TensorRole::kRowParallel, l, {h, c.q_dim()}});
     t.push_back({LayerTensorPath(l, "ffn_norm"), TensorRole::kNorm, l, {h}});
     t.push_back({LayerTensorPath(l, "ffn/w_gate"), TensorRole::kColumnParallel, l,

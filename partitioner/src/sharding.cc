@@ -157,11 +157,13 @@ TensorShard ShardTensor(const ModelConfig& model, const TensorSpec& tensor, cons
       s.start[0] = slice.vocab.begin;
       s.count[0] = slice.vocab.size();
       break;
+    case TensorRole::kColumnBias:
     case TensorRole::kColumnParallel: {
       Range rows;
-      if (EndsWith(tensor.path, "/wq")) {
+      if (EndsWith(tensor.path, "/wq") || EndsWith(tensor.path, "/bq")) {
         rows = {slice.q_heads.begin * hd, slice.q_heads.end * hd};
-      } else if (EndsWith(tensor.path, "/wk") || EndsWith(tensor.path, "/wv")) {
+      } else if (EndsWith(tensor.path, "/wk") || EndsWith(tensor.path, "/wv") ||
+                 EndsWith(tensor.path, "/bk") || EndsWith(tensor.path, "/bv")) {
         rows = {slice.kv_heads.begin * hd, slice.kv_heads.end * hd};
         s.replicated = slice.kv_replicated;
       } else {
@@ -171,6 +173,7 @@ TensorShard ShardTensor(const ModelConfig& model, const TensorSpec& tensor, cons
       }
       s.start[0] = rows.begin;
       s.count[0] = rows.size();
+      if (tensor.role == TensorRole::kColumnBias) s.type = ElementType::kF32;
       break;
     }
     case TensorRole::kRowParallel: {
@@ -201,17 +204,20 @@ std::string_view TensorRoleName(TensorRole role) {
       return "row_parallel";
     case TensorRole::kLmHead:
       return "lm_head";
+    case TensorRole::kColumnBias:
+      return "column_bias";
   }
   return "?";
 }
 
 Result<TensorRole> ParseTensorRole(std::string_view name) {
   for (TensorRole role : {TensorRole::kEmbedding, TensorRole::kNorm, TensorRole::kColumnParallel,
-                          TensorRole::kRowParallel, TensorRole::kLmHead}) {
+                          TensorRole::kRowParallel, TensorRole::kLmHead, TensorRole::kColumnBias}) {
     if (TensorRoleName(role) == name) return role;
   }
   return InvalidArgument(
-      "unknown tensor role '{}' (known: embedding, norm, column_parallel, row_parallel, lm_head)",
+      "unknown tensor role '{}' (known: embedding, norm, column_parallel, row_parallel, lm_head, "
+      "column_bias)",
       name);
 }
 

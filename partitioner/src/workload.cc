@@ -50,12 +50,11 @@ Status Workload::Validate() const {
 
 Status Workload::ValidateFor(const ModelConfig& model) const {
   LOCKSTEP_RETURN_IF_ERROR(Validate());
-  if (context_length() > model.max_position_embeddings) {
+  if (context_length() > model.ContextLength()) {
     return InvalidArgument(
         "prompt_length {} + generated_length {} = {} exceeds the context length {} of model '{}'; "
         "shorten the prompt or the output",
-        prompt_length, generated_length, context_length(), model.max_position_embeddings,
-        model.name);
+        prompt_length, generated_length, context_length(), model.ContextLength(), model.name);
   }
   return Status::Ok();
 }

@@ -1,7 +1,9 @@
 // Attention over the paged KV cache: every Isa bit-exact against the
 // reference for positions around page boundaries and GQA groupings; prefill
 // (all positions in one call) equals decode (one call per position); thread
-// count; the reference against double-precision softmax attention.
+// count; the reference against double-precision softmax attention; sliding
+// windows (window starts inside and at page boundaries, keys outside the
+// window never read).
 #include "lockstep/kernels/attention.h"
 
 #include <gtest/gtest.h>
@@ -177,6 +179,110 @@ TEST(AttentionTest, ReferenceMatchesDoublePrecisionAttention) {
         for (int j = 0; j <= positions[i]; ++j) o += s[j] * cache.v_all[(j * kv + g) * hd + d];
         EXPECT_NEAR(q.out[(i * c.num_heads + h) * hd + d], o / l, 1e-5)
             << "query " << i << " head " << h << " dim " << d;
+      }
+    }
+  }
+}
+
+// Queries (position, window start) around page boundaries: windows that start
+// inside a page, at its first slot, at the query itself, and windows whose
+// first pages are skipped.
+const std::vector<std::pair<int32_t, int32_t>> kWindows = {
+    {0, 0},    {5, 1},    {63, 24},  {64, 25},   {64, 64},  {65, 64},  {100, 61},
+    {127, 88}, {128, 89}, {130, 91}, {130, 130}, {199, 63}, {199, 64}, {199, 160}};
+
+Queries WindowQueries(const Cache& cache, int num_heads, uint32_t seed) {
+  std::vector<int32_t> positions;
+  for (auto [p, w] : kWindows) positions.push_back(p);
+  Queries q(cache, num_heads, positions, seed);
+  for (size_t i = 0; i < kWindows.size(); ++i) q.list[i].window_start = kWindows[i].second;
+  return q;
+}
+
+TEST(AttentionTest, SlidingWindowEveryIsaEqualsReference) {
+  for (const Config& c : kConfigs) {
+    const Cache cache({c.num_kv_heads, c.head_dim}, 200, 21);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+    Queries expected = WindowQueries(cache, c.num_heads, 22);
+    AttentionReference(cache.shape, c.num_heads, scale, expected.list.data(),
+                       static_cast<int64_t>(expected.list.size()));
+    for (Isa isa : SupportedIsas()) {
+      Queries got = WindowQueries(cache, c.num_heads, 22);
+      Attention(isa, cache.shape, c.num_heads, scale, got.list.data(),
+                static_cast<int64_t>(got.list.size()));
+      EXPECT_TRUE(SameBits(got.out, expected.out))
+          << IsaName(isa) << " heads " << c.num_heads << "/" << c.num_kv_heads << " head_dim "
+          << c.head_dim;
+    }
+  }
+}
+
+// The window's result depends on the keys and values inside it only: with
+// every position before the window start poisoned (NaN in its slot, NaN pages
+// before the window's first page) the bits are those of the clean cache.
+TEST(AttentionTest, SlidingWindowNeverReadsKeysOutsideIt) {
+  const Config c = {8, 2, 64};
+  const Cache clean({c.num_kv_heads, c.head_dim}, 200, 23);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (Isa isa : SupportedIsas()) {
+    Queries expected = WindowQueries(clean, c.num_heads, 24);
+    Attention(isa, clean.shape, c.num_heads, 0.125f, expected.list.data(),
+              static_cast<int64_t>(expected.list.size()));
+    for (size_t i = 0; i < kWindows.size(); ++i) {
+      const auto [position, start] = kWindows[i];
+      Cache poisoned({c.num_kv_heads, c.head_dim}, 200, 23);
+      std::vector<float> nan_k(poisoned.shape.floats_per_page(), nan), nan_v = nan_k;
+      std::vector<float> k_nan(static_cast<size_t>(c.num_kv_heads) * c.head_dim, nan);
+      for (int32_t j = (start / kKvPageSize) * kKvPageSize; j < start; ++j) {
+        KvStore(poisoned.shape, poisoned.k_pages[j / kKvPageSize].data(),
+                poisoned.v_pages[j / kKvPageSize].data(), j % kKvPageSize, k_nan.data(),
+                k_nan.data());
+      }
+      for (int page = 0; page < start / kKvPageSize; ++page) {
+        poisoned.k_table[page] = nan_k.data();
+        poisoned.v_table[page] = nan_v.data();
+      }
+      Queries got(poisoned, c.num_heads, {position}, 99);
+      const size_t per = static_cast<size_t>(c.num_heads) * c.head_dim;
+      std::copy(expected.q.begin() + i * per, expected.q.begin() + (i + 1) * per, got.q.begin());
+      got.list[0].window_start = start;
+      Attention(isa, poisoned.shape, c.num_heads, 0.125f, got.list.data(), 1);
+      EXPECT_TRUE(SameBits(got.out.data(), expected.out.data() + i * per, per))
+          << IsaName(isa) << " position " << position << " window start " << start;
+    }
+  }
+}
+
+TEST(AttentionTest, SlidingWindowReferenceMatchesDoublePrecision) {
+  const Config c = {4, 2, 32};
+  const Cache cache({c.num_kv_heads, c.head_dim}, 200, 25);
+  Queries q = WindowQueries(cache, c.num_heads, 26);
+  const float scale = 0.2f;
+  AttentionReference(cache.shape, c.num_heads, scale, q.list.data(),
+                     static_cast<int64_t>(q.list.size()));
+  const int hd = c.head_dim, kv = c.num_kv_heads, group = c.num_heads / kv;
+  for (size_t i = 0; i < kWindows.size(); ++i) {
+    const auto [position, start] = kWindows[i];
+    for (int h = 0; h < c.num_heads; ++h) {
+      const float* qh = q.q.data() + (i * c.num_heads + h) * hd;
+      const int g = h / group;
+      std::vector<double> s;
+      double m = -1e300;
+      for (int j = start; j <= position; ++j) {
+        double dot = 0.0;
+        for (int d = 0; d < hd; ++d) dot += double{qh[d]} * cache.k_all[(j * kv + g) * hd + d];
+        s.push_back(dot * scale);
+        m = std::max(m, s.back());
+      }
+      double l = 0.0;
+      for (double& v : s) l += (v = std::exp(v - m));
+      for (int d = 0; d < hd; ++d) {
+        double o = 0.0;
+        for (int j = start; j <= position; ++j) {
+          o += s[j - start] * cache.v_all[(j * kv + g) * hd + d];
+        }
+        EXPECT_NEAR(q.out[(i * c.num_heads + h) * hd + d], o / l, 1e-5)
+            << "position " << position << " window start " << start << " head " << h;
       }
     }
   }

@@ -1,6 +1,8 @@
 // RoPE: the table against double-precision cos/sin; ApplyRope on every Isa
 // bit-exact against the reference (head sizes that leave vector tails); the
-// rotate-half convention checked on a hand-computed case.
+// rotate-half convention checked on a hand-computed case; tables of any
+// frequencies (rope scaling): the plain table's bits at attention factor 1,
+// one rounding of the double product otherwise, per-position frequencies.
 #include "lockstep/kernels/rope.h"
 
 #include <gtest/gtest.h>
@@ -29,6 +31,43 @@ TEST(RopeTest, TableHoldsRoundedDoubleCosSin) {
   }
   EXPECT_EQ(table.cos_at(0)[5], 1.0f);
   EXPECT_EQ(table.sin_at(0)[5], 0.0f);
+}
+
+TEST(RopeTest, FrequencyTableWithPlainFrequenciesIsThePlainTable) {
+  const RopeTable plain(32, 10000.0, 200);
+  const RopeTable general(32, 200, 1.0, false, [](int, double* f) {
+    for (int i = 0; i < 16; ++i) f[i] = std::pow(10000.0, -2.0 * i / 32);
+  });
+  for (int p = 0; p < 200; ++p) {
+    EXPECT_TRUE(SameBits(plain.cos_at(p), general.cos_at(p), 16)) << p;
+    EXPECT_TRUE(SameBits(plain.sin_at(p), general.sin_at(p), 16)) << p;
+  }
+}
+
+TEST(RopeTest, FrequencyTableRoundsTheScaledDoubleOnce) {
+  // Frequencies that change at position 50 and an attention factor: entry
+  // (p, i) = f32(cos(p * f_i(p)) * factor).
+  auto freq = [](int p, int i) { return (p < 50 ? 0.5 : 0.25) / (1.0 + i); };
+  int calls = 0;
+  const RopeTable table(8, 100, 1.25, true, [&](int p, double* f) {
+    ++calls;
+    for (int i = 0; i < 4; ++i) f[i] = freq(p, i);
+  });
+  EXPECT_EQ(calls, 100);
+  for (int p : {0, 1, 49, 50, 99}) {
+    for (int i = 0; i < 4; ++i) {
+      const double angle = p * freq(p, i);
+      EXPECT_EQ(table.cos_at(p)[i], static_cast<float>(std::cos(angle) * 1.25)) << p << " " << i;
+      EXPECT_EQ(table.sin_at(p)[i], static_cast<float>(std::sin(angle) * 1.25)) << p << " " << i;
+    }
+  }
+  // Position-independent frequencies are asked for once.
+  calls = 0;
+  const RopeTable once(8, 100, 1.0, false, [&](int, double* f) {
+    ++calls;
+    for (int i = 0; i < 4; ++i) f[i] = 0.1;
+  });
+  EXPECT_EQ(calls, 1);
 }
 
 TEST(RopeTest, RotateHalfConvention) {

@@ -212,7 +212,7 @@ check max_batch 2 "--max-batch: must be a whole number from 1 to 4096|got 100000
 check kv_cache 2 "--kv-cache-mb: must be a whole number from 0 to|this machine's memory|got 99999999999" -- "$lockstep" "${job[@]}" --kv-cache-mb 99999999999
 check threads_word 2 "--threads: must be a whole number|got 'many'" -- "$lockstep" "${job[@]}" --threads many
 check misspelt_flag 2 "unknown flag '--thraeds' for \`lockstep run\`|did you mean '--threads'" -- "$lockstep" "${job[@]}" --thraeds 2
-check misspelt_command 2 "unknown subcommand 'rnu'|did you mean 'run'" -- "$lockstep" rnu --model model.h5
+check misspelt_command 2 "unknown command 'rnu'|did you mean 'run'" -- "$lockstep" rnu --model model.h5
 [[ -e cli.jsonl ]] && fail "a refused command line created its results file"
 
 # --- 5. Plans and GGUF (issue: tp_slices gaps/overlaps failed a check;

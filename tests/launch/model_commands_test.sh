@@ -60,6 +60,48 @@ JSON
     fi
     ;;
 
+  synth_families)
+    # Each family's config.json shape through `synth --config` (what a user
+    # brings): the family, its features and format version 2 in `inspect`,
+    # and `plan --config` accepts it.
+    cat >phi3.json <<'JSON'
+{"architectures": ["Phi3ForCausalLM"], "model_type": "phi3", "hidden_size": 128,
+ "intermediate_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4,
+ "num_key_value_heads": 4, "vocab_size": 320, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+ "max_position_embeddings": 256, "original_max_position_embeddings": 64, "sliding_window": 100,
+ "tie_word_embeddings": false, "bos_token_id": 1, "eos_token_id": 2,
+ "rope_scaling": {"type": "longrope", "short_factor": [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1],
+                  "long_factor": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]}}
+JSON
+    "$lockstep" synth --config phi3.json --dtype bf16 --output phi3.h5 || fail "synth phi3"
+    "$lockstep" inspect phi3.h5 >inspect.txt || fail "inspect phi3"
+    grep -qE "^model phi3\.h5: lockstep-model v2," inspect.txt || fail "phi3: not version 2"
+    grep -qE "^  architecture +phi3$" inspect.txt || fail "phi3: architecture"
+    grep -qE "^  sliding_window +100$" inspect.txt || fail "phi3: sliding_window"
+    grep -qE "^  rope_scaling +\{.*\"rope_type\":\"longrope\"" inspect.txt || fail "phi3: rope"
+    cat >qwen2.json <<'JSON'
+{"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 64,
+ "intermediate_size": 160, "num_hidden_layers": 2, "num_attention_heads": 4,
+ "num_key_value_heads": 2, "vocab_size": 300, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
+ "max_position_embeddings": 512, "tie_word_embeddings": true, "use_sliding_window": false,
+ "sliding_window": 4096, "max_window_layers": 2}
+JSON
+    "$lockstep" synth --config qwen2.json --output qwen2.h5 || fail "synth qwen2"
+    "$lockstep" inspect qwen2.h5 >inspect.txt || fail "inspect qwen2"
+    grep -qE "^  qkv_bias +1$" inspect.txt || fail "qwen2: qkv_bias"
+    grep -qE "^  /layers/1/attn/bk +f32 +\[32\] " inspect.txt || fail "qwen2: bias tensor"
+    "$lockstep" plan --config qwen2.json --chip host --chips 2 >plan.txt 2>&1 \
+      || fail "plan --config qwen2: $(cat plan.txt)"
+    for preset in llama-3.1-8b qwen2.5-7b mistral-7b phi-3-mini; do
+      "$lockstep" plan --preset $preset --chip h100-nvlink --chips 8 >plan.txt 2>&1 \
+        || fail "plan --preset $preset: $(tail -1 plan.txt)"
+    done
+    # Plain Llama stays version 1.
+    "$lockstep" synth --preset tiny --output tiny.h5 || fail "synth tiny"
+    "$lockstep" inspect tiny.h5 | grep -qE "^model tiny\.h5: lockstep-model v1," \
+      || fail "tiny: not version 1"
+    ;;
+
   synth_deterministic)
     "$lockstep" synth --preset tiny --dtype bf16 --seed 5 --output a.h5 || fail "synth a"
     sleep 1.1  # a timestamp anywhere in the file would now differ
@@ -80,6 +122,12 @@ JSON
       "$lockstep" synth --preset gpt-5 --output x.h5
     expect_error 1 "missing\.json: cannot open model config" -- \
       "$lockstep" synth --config missing.json --output x.h5
+    echo '{"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+           "num_attention_heads": 4, "vocab_size": 100,
+           "rope_scaling": {"rope_type": "foo", "factor": 2.0}}' >scaled.json
+    expect_error 1 'scaled\.json: rope_scaling\.type "foo" is not supported \(supported: ' -- \
+      "$lockstep" synth --config scaled.json --output x.h5
+    [[ -e x.h5 ]] && fail "a refused config left x.h5"
     echo '{"hidden_size": 64, "num_hidden_layers": 2}' >partial.json
     expect_error 1 "partial\.json: field 'vocab_size' is missing" -- \
       "$lockstep" synth --config partial.json --output x.h5

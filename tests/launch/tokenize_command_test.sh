@@ -71,6 +71,37 @@ want = [json.loads(l) for l in open(sys.argv[2])]
 sys.exit(0 if got == want else 1)
 EOF
 
+# Every vocabulary llama.cpp ships with expected ids, through the command.
+for name in phi-3 deepseek-coder deepseek-llm falcon mpt refact starcoder; do
+  python3 - "$vocab/ggml-vocab-$name.gguf.inp" >cases-$name.jsonl <<'EOF'
+import json, sys
+for text in open(sys.argv[1], encoding="utf-8").read().split("\n__ggml_vocab_test__\n")[:-1]:
+    print(json.dumps(text))
+EOF
+  t --tokenizer "$vocab/ggml-vocab-$name.gguf" --jsonl --no-special-tokens <cases-$name.jsonl \
+    >ids-$name.jsonl || fail "$name: jsonl encode"
+  python3 - ids-$name.jsonl "$vocab/ggml-vocab-$name.gguf.out" <<'EOF' || fail "$name: ids differ from llama.cpp's .out"
+import json, sys
+got = [json.loads(l)["ids"] for l in open(sys.argv[1])]
+want = [[int(x) for x in l.split()] for l in open(sys.argv[2])]
+sys.exit(0 if got == want and len(got) == 46 else 1)
+EOF
+done
+expect_error 1 "ggml-vocab-bert-bge\.gguf: GGUF key 'tokenizer.ggml.model' is 'bert', a vocabulary model lockstep does not support" \
+  -- t --tokenizer "$vocab/ggml-vocab-bert-bge.gguf" </dev/null
+
+# --chat: the Phi-3 GGUF's own template; special-token text becomes the tokens.
+expect_output '{"ids":[1,32010,29871,13,18567,32007,29871,13,32001,29871,13],"text":"<s><|user|>\nHi<|end|>\n<|assistant|>\n"}' \
+  -- t --tokenizer "$vocab/ggml-vocab-phi-3.gguf" --chat <<<'{"messages": [{"role": "user", "content": "Hi"}]}'
+expect_error 1 "ggml-vocab-gpt-2\.gguf has no chat template; give one with --chat-template" \
+  -- t --tokenizer "$gpt2" --chat <<<'{"messages": []}'
+printf '{%% for m in messages %%}\n{{ m.content | wordwrap }}{%% endfor %%}' >bad.jinja
+expect_error 1 "<stdin>:1: chat_template: line 2: filter 'wordwrap' is not supported" \
+  -- t --tokenizer "$gpt2" --chat --chat-template bad.jinja <<<'{"messages": [{"role": "user", "content": "x"}]}'
+printf '{%% if x %%}' >unclosed.jinja
+expect_error 1 "unclosed\.jinja: chat_template: line 1: '\{% endif %\}' is missing" \
+  -- t --tokenizer "$gpt2" --chat --chat-template unclosed.jinja </dev/null
+
 # GPT-2 byte-level BPE: special-token text becomes the special id; decode
 # keeps or skips it.
 expect_output '{"ids":[64,198,65,220,50256]}' -- t --tokenizer "$gpt2" --jsonl <<<'"a\nb <|endoftext|>"'

@@ -87,6 +87,32 @@ TEST(CostModelTest, MeasuredRatesTimeMatmulsAndAttention) {
             decode.time_s);
 }
 
+// A sliding window (tiny-mistral: 40) caps the keys a query visits and a
+// block of queries reads; q/k/v biases add one operator.
+TEST(CostModelTest, SlidingWindowAndBiases) {
+  ClusterSpec c = testing::TestCluster(1);
+  const ModelConfig windowed = *ModelPreset("tiny-mistral");
+  CostModel model(windowed, c, Decode(2), 1, 1);
+  const OpCost& attention =
+      Find(model.StagePass({0, 3, false, false}, PassShape::Decode(2, 100)), "attention");
+  // Decode at position 99: 40 keys visited and read (not 100).
+  EXPECT_EQ(attention.flops, 2.0 * 8 * 40 * (4 * 16 + 5));
+  EXPECT_EQ(attention.bytes, 2.0 * 40 * 2 * 32 * 4 + 2 * 2.0 * 32 * 4 + 2 * 2.0 * 128 * 4);
+  // A prefill of 100 tokens from position 0: sum of min(p + 1, 40) keys; two
+  // blocks of 64 queries read [0, 64) and [25, 100).
+  CostModel prefill(windowed, c, Decode(1), 1, 1);
+  const OpCost& p =
+      Find(prefill.StagePass({0, 3, false, false}, PassShape::Prefill(1, 0, 100)), "attention");
+  const double visits = 40.0 * 41 / 2 + 60.0 * 40;
+  EXPECT_EQ(p.flops, 8 * visits * (4 * 16 + 5));
+  EXPECT_EQ(p.bytes, (64.0 + 75.0) * 2 * 32 * 4 + 2 * 100.0 * 32 * 4 + 2 * 100.0 * 128 * 4);
+
+  CostModel biased(*ModelPreset("tiny-qwen2"), c, Decode(2), 1, 1);
+  const PassCost pass = biased.StagePass({0, 3, false, false}, PassShape::Decode(2, 40));
+  EXPECT_EQ(pass.ops.size(), 12u);
+  EXPECT_EQ(Find(pass, "qkv_bias").flops, 2.0 * 192);
+}
+
 TEST(CostModelTest, CollectivesAreTheTransportAlgorithms) {
   ModelConfig m = *ModelPreset("tiny");
   ClusterSpec c = testing::TestCluster(8);

@@ -125,7 +125,7 @@ TEST(ModelConfigTest, BadHfConfigsNameTheSourceAndField) {
       {"overflow_int", {{"num_hidden_layers", 10000000000}}, "out of range"},
       {"gqa", {{"num_key_value_heads", 5}}, "num_key_value_heads"},
       {"zero", {{"intermediate_size", 0}}, "intermediate_size"},
-      {"model_type", {{"model_type", "mistral"}}, "mistral"},
+      {"model_type", {{"model_type", "gemma"}}, "gemma"},
       {"eps", {{"rms_norm_eps", "small"}}, "'rms_norm_eps' must be a number"},
       {"negative_eps", {{"rms_norm_eps", -1.0}}, "rms_norm_eps"},
       {"tie", {{"tie_word_embeddings", 1}}, "tie_word_embeddings"},

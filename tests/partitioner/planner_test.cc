@@ -105,7 +105,8 @@ void ExpectEveryTensorPlaced(const Plan& plan) {
 }
 
 TEST(PlannerTest, ManualPlansAreWellFormed) {
-  for (std::string preset : {"tiny", "llama-110m", "tinyllama-1.1b", "llama-2-7b"}) {
+  for (std::string preset : {"tiny", "llama-110m", "tinyllama-1.1b", "llama-2-7b", "tiny-llama3",
+                             "tiny-qwen2", "tiny-mistral", "tiny-phi3"}) {
     const ModelConfig m = *ModelPreset(preset);
     for (int tp : ValidTensorParallelSizes(m)) {
       for (int pp : {1, 2, 3, m.num_layers}) {
@@ -365,6 +366,8 @@ TEST(PlannerTest, MicroBatchesFillThePipelineForThroughput) {
 
 TEST(PlanJsonTest, RoundTripIsExact) {
   for (const PlanRequest& q : {Request("tiny", testing::TestCluster(8), 4, 2),
+                               Request("tiny-qwen2", testing::TestCluster(4), 2, 2),
+                               Request("tiny-phi3", testing::TestCluster(4), 4, 1),
                                Request("llama-110m", testing::TestCluster(6)),
                                Request("llama-2-70b", *ChipPreset("groq-lpu", 576))}) {
     PlanRequest request = q;

@@ -6,7 +6,7 @@ matching the expected pattern (naming the file and the tensor or field), and
 leave no output file behind (neither MODEL.h5 nor MODEL.h5.partial). Run it
 under the asan preset to check that no bad file causes an out-of-bounds read.
 
-  convert_errors_test.py --lockstep path/to/lockstep [--format hf|llama2c|gguf]
+  convert_errors_test.py --lockstep path/to/lockstep [--format hf|llama2c|gguf|tokenizer|families]
 """
 
 import argparse
@@ -176,15 +176,26 @@ def hf_cases(lockstep, work):
                  st + r": tensor 'model\.norm\.weight' has dtype I32; expected F32, F16 or BF16")
     folder = hf_folder(work, "scaling", mutate_config=lambda c: c.update(
         rope_scaling={"rope_type": "llama3", "factor": 8.0}))
-    expect_error(lockstep, work, "hf: rope scaling", ["--from", "hf", folder],
-                 r"config\.json: field 'rope_scaling' \(type 'llama3'\) is not supported")
+    expect_error(lockstep, work, "hf: rope scaling field missing", ["--from", "hf", folder],
+                 r"config\.json: rope_scaling\.low_freq_factor is missing \(rope_scaling\.type "
+                 r"\"llama3\" needs it\)")
+    folder = hf_folder(work, "scaling_type", mutate_config=lambda c: c.update(
+        rope_scaling={"type": "foo", "factor": 8.0}))
+    expect_error(lockstep, work, "hf: unknown rope scaling", ["--from", "hf", folder],
+                 r"config\.json: rope_scaling\.type \"foo\" is not supported \(supported: "
+                 r"default, linear, dynamic, yarn, llama3, longrope \(or su\)\)")
     folder = hf_folder(work, "config_lies", mutate_config=lambda c: c.update(intermediate_size=150))
     expect_error(lockstep, work, "hf: config contradicts the tensors", ["--from", "hf", folder],
                  r"tensor 'model\.layers\.0\.mlp\.gate_proj\.weight' has shape \[160, 64\], but "
                  r".*config\.json implies \[150, 64\]")
-    folder = hf_folder(work, "qwen", mutate_config=lambda c: c.update(model_type="qwen2"))
+    folder = hf_folder(work, "gemma", mutate_config=lambda c: c.update(model_type="gemma"))
     expect_error(lockstep, work, "hf: other architecture", ["--from", "hf", folder],
-                 r"model_type 'qwen2' is not supported")
+                 r"config\.json: model_type \"gemma\" is not supported \(supported: llama, "
+                 r"qwen2, mistral, phi3\)")
+    folder = hf_folder(work, "qwen", mutate_config=lambda c: c.update(model_type="qwen2"))
+    expect_error(lockstep, work, "hf: qwen2 config without its biases", ["--from", "hf", folder],
+                 st + r": tensor 'model\.layers\.0\.self_attn\.q_proj\.bias' is missing "
+                 r"\(needed for /layers/0/attn/bq by .*config\.json\)")
 
     # Sharded: the index names a file that is not there, or a tensor the shard lacks.
     sharded = os.path.join(work, "sharded")
@@ -358,7 +369,7 @@ def gguf_cases(lockstep, work):
                  ["--from", "gguf", gguf("missing", tensor_edit=lambda ts: [
                      t for t in ts if t[0] != "blk.1.ffn_down.weight"])],
                  r"missing\.gguf: tensor 'blk\.1\.ffn_down\.weight' is missing \(needed for "
-                 r"/layers/1/ffn/w_down\)")
+                 r"/layers/1/ffn/w_down by the GGUF metadata")
     expect_error(lockstep, work, "gguf: shape mismatch with the metadata",
                  ["--from", "gguf", gguf("shape", kv_edit=set_kv(
                      "llama.feed_forward_length", cf.GGUF_UINT32, 96))],
@@ -367,7 +378,8 @@ def gguf_cases(lockstep, work):
     expect_error(lockstep, work, "gguf: other architecture",
                  ["--from", "gguf", gguf("arch", kv_edit=set_kv(
                      "general.architecture", cf.GGUF_STRING, "gpt2"))],
-                 r"arch\.gguf: general\.architecture is 'gpt2', only 'llama'")
+                 r"arch\.gguf: general\.architecture \"gpt2\" is not supported \(supported: "
+                 r"llama, qwen2, phi3\)")
     expect_error(lockstep, work, "gguf: required key missing",
                  ["--from", "gguf", gguf("nokey", kv_edit=drop_kv("llama.block_count"))],
                  r"nokey\.gguf: GGUF key 'llama\.block_count' is missing")
@@ -377,8 +389,23 @@ def gguf_cases(lockstep, work):
                  r"keytype\.gguf: GGUF key 'llama\.block_count' is string")
     expect_error(lockstep, work, "gguf: rope scaling",
                  ["--from", "gguf", gguf("scaling", kv_edit=set_kv(
-                     "llama.rope.scaling.type", cf.GGUF_STRING, "linear"))],
-                 r"scaling\.gguf: GGUF key 'llama\.rope\.scaling\.type' is 'linear'")
+                     "llama.rope.scaling.type", cf.GGUF_STRING, "foo"))],
+                 r"scaling\.gguf: GGUF key 'llama\.rope\.scaling\.type' is \"foo\", not "
+                 r"supported")
+    expect_error(lockstep, work, "gguf: yarn without a factor",
+                 ["--from", "gguf", gguf("yarn", kv_edit=set_kv(
+                     "llama.rope.scaling.type", cf.GGUF_STRING, "yarn"))],
+                 r"yarn\.gguf: GGUF key 'llama\.rope\.scaling\.factor' is missing or not "
+                 r"positive")
+    expect_error(lockstep, work, "gguf: rope_freqs of the wrong length",
+                 ["--from", "gguf", gguf("freqs", tensor_edit=lambda ts: ts + [[
+                     "rope_freqs.weight", cf.GGML_F32, [5], np.ones(5, np.float32).tobytes()]])],
+                 r"freqs\.gguf: tensor 'rope_freqs\.weight' must be F32 \[8\]")
+    expect_error(lockstep, work, "gguf: a bias llama has not",
+                 ["--from", "gguf", gguf("bias", tensor_edit=lambda ts: ts + [[
+                     "blk.0.attn_q.bias", cf.GGML_F32, [64], np.ones(64, np.float32).tobytes()]])],
+                 r"bias\.gguf: tensor 'blk\.0\.attn_q\.bias' is a bias, but architecture "
+                 r"'llama' has none there")
     expect_error(lockstep, work, "gguf: partial rotary",
                  ["--from", "gguf", gguf("rotary", kv_edit=set_kv(
                      "llama.rope.dimension_count", cf.GGUF_UINT32, 8))],
@@ -436,19 +463,201 @@ def tokenizer_cases(lockstep, work):
                  r"vocab\.gguf.*: the tokenizer has 300 tokens but the model's vocabulary has 200")
 
 
+def family_cases(lockstep, work):
+    """The families' own ways to be wrong: fused tensors of the wrong size,
+    biases that do not belong, configs that disagree with the tensors,
+    unsupported settings -- in Hugging Face folders and GGUF files written as
+    family_reference_test.py writes them."""
+    import copy
+
+    import family_reference_test as frt
+
+    def hf(name, cfg, edit_tensors=None, edit_config=None):
+        """The tensors of `cfg`, and the config edited after."""
+        tensors = frt.random_tensors(cfg, 5)
+        if edit_tensors:
+            edit_tensors(tensors)
+        cfg = copy.deepcopy(cfg)
+        if edit_config:
+            edit_config(cfg)
+        folder = os.path.join(work, name)
+        frt.write_hf(folder, cfg, tensors, "BF16")
+        return ["--from", "hf", folder]
+
+    def gguf(name, cfg, edit_tensors=None, kv_edit=None):
+        tensors = frt.random_tensors(cfg, 5)
+        if edit_tensors:
+            edit_tensors(tensors)
+        path = os.path.join(work, name + ".gguf")
+        frt.write_gguf(path, cfg, tensors, "F16")
+        if kv_edit:  # rewrite the file with its metadata edited
+            kv = cf.read_gguf_metadata(path, typed=True)
+            with open(path, "rb") as f:
+                stored = read_gguf_tensors(f.read())
+            with open(path, "wb") as f:
+                f.write(cf.gguf_bytes(kv_edit([(k, t, v) for k, (t, v) in kv.items()]), stored))
+        return ["--from", "gguf", path]
+
+    st = r"model\.safetensors"
+    qkv = "model.layers.0.self_attn.qkv_proj.weight"
+
+    def shrink(name, rows):
+        return lambda t: t.__setitem__(name, t[name][:rows])
+    expect_error(lockstep, work, "phi3: fused qkv_proj of the wrong size",
+                 hf("phi3_qkv", frt.PHI_3, shrink(qkv, 300)),
+                 st + r": fused tensor 'model\.layers\.0\.self_attn\.qkv_proj\.weight' has shape "
+                 r"\[300, 128\], but .*config\.json implies \[384, 128\] \(rows: /layers/0/attn/wq "
+                 r"128 \+ /layers/0/attn/wk 128 \+ /layers/0/attn/wv 128\)")
+    expect_error(lockstep, work, "phi3: fused gate_up_proj of the wrong size",
+                 hf("phi3_gate_up", frt.PHI_3,
+                    shrink("model.layers.2.mlp.gate_up_proj.weight", 320)),
+                 r"fused tensor 'model\.layers\.2\.mlp\.gate_up_proj\.weight' has shape \[320, "
+                 r"128\], but .*config\.json implies \[640, 128\] \(rows: /layers/2/ffn/w_gate 320 "
+                 r"\+ /layers/2/ffn/w_up 320\)")
+    expect_error(lockstep, work, "phi3: unfused tensors in a phi3 folder",
+                 hf("phi3_unfused", frt.PHI_3,
+                    lambda t: t.__setitem__("model.layers.0.self_attn.q_proj.weight",
+                                            t.pop(qkv)[:128])),
+                 st + r": tensor 'model\.layers\.0\.self_attn\.qkv_proj\.weight' is missing "
+                 r"\(needed for /layers/0/attn/wq")
+    expect_error(lockstep, work, "phi3: partial rotary",
+                 hf("phi3_rotary", frt.PHI_3,
+                    edit_config=lambda c: c.update(partial_rotary_factor=0.75)),
+                 r"config\.json: partial_rotary_factor 0\.75 is not supported")
+    expect_error(lockstep, work, "phi3: longrope factors of the wrong length",
+                 hf("phi35_factors", frt.PHI_35, edit_config=lambda c: c["rope_scaling"].update(
+                     short_factor=[1.0, 1.0, 1.0])),
+                 r"config\.json: rope_scaling\.short_factor has 3 entries, expected head_dim/2 = 8")
+    expect_error(lockstep, work, "qwen2: a bias of the wrong size",
+                 hf("qwen_bias", frt.QWEN_25,
+                    shrink("model.layers.1.self_attn.k_proj.bias", 16)),
+                 st + r": tensor 'model\.layers\.1\.self_attn\.k_proj\.bias' has shape \[16\], "
+                 r"but .*config\.json implies \[32\] \(for /layers/1/attn/bk\)")
+    expect_error(lockstep, work, "qwen2: use_sliding_window",
+                 hf("qwen_window", frt.QWEN_25,
+                    edit_config=lambda c: c.update(use_sliding_window=True)),
+                 r"config\.json: use_sliding_window true is not supported")
+    expect_error(lockstep, work, "llama: a bias the config does not have",
+                 hf("llama_bias", frt.LLAMA_31, lambda t: t.__setitem__(
+                     "model.layers.0.self_attn.q_proj.bias", np.zeros(128, np.float32))),
+                 st + r".*: tensor 'model\.layers\.0\.self_attn\.q_proj\.bias' is a bias, but "
+                 r"architecture 'llama' \(model_type in .*config\.json\) has none there")
+    expect_error(lockstep, work, "llama: attention_bias true",
+                 hf("llama_attention_bias", frt.LLAMA_31,
+                    edit_config=lambda c: c.update(attention_bias=True)),
+                 r"config\.json: attention_bias true is not supported")
+    expect_error(lockstep, work, "llama: rope_scaling llama3 without its context",
+                 hf("llama3_context", frt.LLAMA_31, edit_config=lambda c: c["rope_scaling"].pop(
+                     "original_max_position_embeddings")),
+                 r"config\.json: rope_scaling\.original_max_position_embeddings is missing")
+    expect_error(lockstep, work, "mistral: sliding_window not an integer",
+                 hf("mistral_window", frt.MISTRAL_01,
+                    edit_config=lambda c: c.update(sliding_window=4.5)),
+                 r"config\.json: sliding_window must be a positive integer or null, got 4\.5")
+    expect_error(lockstep, work, "mistral: config contradicts the tensors",
+                 hf("mistral_heads", frt.MISTRAL_01,
+                    edit_config=lambda c: c.update(num_key_value_heads=4)),
+                 r"tensor 'model\.layers\.0\.self_attn\.k_proj\.weight' has shape \[32, 128\], "
+                 r"but .*config\.json implies \[64, 128\]")
+
+    expect_error(lockstep, work, "phi3 gguf: fused attn_qkv of the wrong size",
+                 gguf("phi3_qkv", frt.PHI_3, shrink(qkv, 300)),
+                 r"phi3_qkv\.gguf: fused tensor 'blk\.0\.attn_qkv\.weight' has shape \[300, "
+                 r"128\], but the GGUF metadata of .* implies \[384, 128\]")
+    expect_error(lockstep, work, "phi3 gguf: no sliding window key",
+                 gguf("phi3_window", frt.PHI_3, kv_edit=lambda kv: [
+                     e for e in kv if e[0] != "phi3.attention.sliding_window"]),
+                 r"phi3_window\.gguf: GGUF key 'phi3\.attention\.sliding_window' is missing")
+    expect_error(lockstep, work, "phi3 gguf: long factors without short ones",
+                 drop_gguf_tensor(gguf("phi35_half", frt.PHI_35), "rope_factors_short.weight"),
+                 r"phi35_half\.gguf: tensor 'rope_factors_long\.weight' without "
+                 r"'rope_factors_short\.weight'")
+    expect_error(lockstep, work, "qwen2 gguf: a missing bias",
+                 drop_gguf_tensor(gguf("qwen_nobias", frt.QWEN_25), "blk.2.attn_v.bias"),
+                 r"qwen_nobias\.gguf: tensor 'blk\.2\.attn_v\.bias' is missing \(needed for "
+                 r"/layers/2/attn/bv")
+
+
+def read_gguf_tensors(data):
+    """The tensor list [(name, type, dims, raw)] of GGUF bytes (version 3,
+    what checkpoint_formats.gguf_bytes writes), for rewriting a file."""
+    pos = 4
+    version, n_tensors, n_kv = struct.unpack_from("<IQQ", data, pos)
+    pos += 20
+
+    def string():
+        nonlocal pos
+        (n,) = struct.unpack_from("<Q", data, pos)
+        pos += 8 + n
+        return data[pos - n:pos].decode()
+
+    sizes = {cf.GGUF_UINT8: 1, cf.GGUF_INT8: 1, cf.GGUF_UINT16: 2, cf.GGUF_INT16: 2,
+             cf.GGUF_UINT32: 4, cf.GGUF_INT32: 4, cf.GGUF_FLOAT32: 4, cf.GGUF_BOOL: 1,
+             cf.GGUF_UINT64: 8, cf.GGUF_INT64: 8, cf.GGUF_FLOAT64: 8}
+
+    def skip(vtype):
+        nonlocal pos
+        if vtype == cf.GGUF_STRING:
+            string()
+        elif vtype == cf.GGUF_ARRAY:
+            etype, count = struct.unpack_from("<IQ", data, pos)
+            pos += 12
+            for _ in range(count):
+                skip(etype)
+        else:
+            pos += sizes[vtype]
+
+    for _ in range(n_kv):
+        string()
+        (vtype,) = struct.unpack_from("<I", data, pos)
+        pos += 4
+        skip(vtype)
+    infos = []
+    for _ in range(n_tensors):
+        name = string()
+        (n_dims,) = struct.unpack_from("<I", data, pos)
+        pos += 4
+        dims = list(struct.unpack_from(f"<{n_dims}Q", data, pos))
+        pos += 8 * n_dims
+        ttype, offset = struct.unpack_from("<IQ", data, pos)
+        pos += 12
+        infos.append((name, ttype, dims, offset))
+    start = pos + (32 - pos % 32) % 32
+    ends = [o for _, _, _, o in infos[1:]] + [len(data) - start]
+    out = []
+    for (name, ttype, dims, offset), end in zip(infos, ends):
+        elements = int(np.prod(dims))
+        size = {cf.GGML_F32: 4 * elements, cf.GGML_F16: 2 * elements, cf.GGML_BF16: 2 * elements,
+                cf.GGML_Q8_0: elements // 32 * 34}[ttype]
+        out.append((name, ttype, dims, data[start + offset:start + offset + size]))
+    return out
+
+
+def drop_gguf_tensor(args, name):
+    """Rewrites the GGUF of convert args without tensor `name`."""
+    path = args[-1]
+    with open(path, "rb") as f:
+        data = f.read()
+    kv = cf.read_gguf_metadata(path, typed=True)
+    tensors = [t for t in read_gguf_tensors(data) if t[0] != name]
+    with open(path, "wb") as f:
+        f.write(cf.gguf_bytes([(k, t, v) for k, (t, v) in kv.items()], tensors))
+    return args
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lockstep", required=True)
-    parser.add_argument("--format", choices=["hf", "llama2c", "gguf", "tokenizer"],
+    parser.add_argument("--format", choices=["hf", "llama2c", "gguf", "tokenizer", "families"],
                         action="append")
     args = parser.parse_args()
-    formats = args.format or ["hf", "llama2c", "gguf", "tokenizer"]
+    formats = args.format or ["hf", "llama2c", "gguf", "tokenizer", "families"]
     with tempfile.TemporaryDirectory(prefix="convert_errors_") as work:
         for fmt in formats:
             sub = os.path.join(work, fmt)
             os.makedirs(sub)
             {"hf": hf_cases, "llama2c": llama2c_cases, "gguf": gguf_cases,
-             "tokenizer": tokenizer_cases}[fmt](args.lockstep, sub)
+             "tokenizer": tokenizer_cases, "families": family_cases}[fmt](args.lockstep, sub)
     for f in failures:
         print(f"FAIL: {f}", file=sys.stderr)
     return 1 if failures else 0

@@ -74,8 +74,8 @@ def check_blocks_match_reference(f32_path, q_path, dtype):
 
 
 def write_with_h5py(src, dst):
-    """Copies a lockstep model into a new file using h5py only: attributes
-    (not the checksum manifest), contiguous datasets with numpy dtypes (the q8_0 / q4_0 compounds for the
+    """Copies a lockstep model into a new file using h5py only: attributes,
+    contiguous datasets with numpy dtypes (the q8_0 / q4_0 compounds for the
     matrices), format attributes last."""
     with h5py.File(src, "r") as s, h5py.File(dst, "w") as d:
         def copy(name, obj):
@@ -86,10 +86,8 @@ def write_with_h5py(src, dst):
                     data = data.astype(quant_blocks.Q8_0 if kind == "q8_0" else quant_blocks.Q4_0)
                 d.create_dataset(name, data=data)
         s.visititems(copy)
-        # Not the manifest: its datasets carry no digests, so this is a file
-        # without checksums (docs/model-format.md, "Checksums"), which loads.
         for k, v in s.attrs.items():
-            if k not in ("format", "format_version", "manifest_sha256"):
+            if k not in ("format", "format_version", "manifest_sha256"):  # h5py writes no checksums
                 d.attrs[k] = v
         d.attrs["format_version"] = 1
         d.attrs["format"] = "lockstep-model"

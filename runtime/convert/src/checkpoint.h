@@ -1,5 +1,5 @@
 // A source checkpoint opened for conversion (runtime/convert.h): its config,
-// its rotary layout and, for every tensor of model format v1, where the
+// its rotary layout and, for every tensor of the model format, where the
 // source holds it. One opener per format (convert_hf.cc, convert_gguf.cc,
 // convert_llama2c.cc) builds it; convert.cc writes it out.
 #pragma once
@@ -7,13 +7,16 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "lockstep/base/status.h"
 #include "lockstep/formats/input_file.h"
 #include "lockstep/formats/source_tensor.h"
 #include "lockstep/partitioner/model_config.h"
+#include "lockstep/partitioner/model_family.h"
 #include "lockstep/tokenizer/tokenizer.h"
 
 namespace lockstep::runtime {
@@ -35,7 +38,8 @@ struct Checkpoint {
   RopeLayout rope_layout = RopeLayout::kHalf;
   // The files the tensors point into (stable addresses).
   std::vector<std::unique_ptr<InputFile>> files;
-  // Model-format path ("/layers/0/attn/wq") -> the source tensor. An opener
+  // Model-format path ("/layers/0/attn/wq") -> the source tensor (a row range
+  // of a fused tensor is a source tensor of its own). An opener
   // fills in every tensor of ModelTensors(config) or fails with a NotFound
   // naming the source file and the tensor it expected.
   std::map<std::string, SourceTensor> tensors;
@@ -60,6 +64,18 @@ void InterleavedToHalfRows(const float* in, int64_t rows, int64_t cols, int head
 // The same permutation on rows of `row_bytes` bytes (rows of quantized blocks).
 void InterleavedToHalfRowBytes(const uint8_t* in, int64_t rows, int64_t row_bytes, int head_dim,
                                uint8_t* out);
+
+// Every tensor of ModelTensors(ckpt->config) from `available` (the
+// checkpoint's tensors by name, as the file stores them) per `layout` (the
+// family's, partitioner/model_family.h): an unfused tensor as it is, a fused
+// one checked against the shapes of its parts and split by rows. Fills
+// ckpt->tensors and adds the names it used to `used`. A missing tensor is
+// NotFound naming `missing_where` (the file or index that should hold it);
+// a fused tensor of the wrong shape is InvalidArgument naming its file, the
+// shape the config implies and the parts' rows. (tensor_mapping.cc)
+Status MapTensors(const partitioner::CheckpointLayout& layout,
+                  const std::map<std::string, SourceTensor>& available,
+                  std::string_view missing_where, Checkpoint* ckpt, std::set<std::string>* used);
 
 // The openers, one per format (docs/converting.md).
 Result<Checkpoint> OpenHfCheckpoint(const std::string& folder);     // convert_hf.cc

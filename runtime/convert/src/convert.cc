@@ -39,11 +39,13 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
   return fmt::format("[{}]", fmt::join(shape, ", "));
 }
 
+// The tensors whose rows (a head's rotary dimensions) an interleaved source
+// permuted: wq, wk and their biases.
 bool IsQuery(const TensorSpec& spec) {
-  return spec.path.ends_with("/attn/wq");
+  return spec.path.ends_with("/attn/wq") || spec.path.ends_with("/attn/bq");
 }
 bool IsKey(const TensorSpec& spec) {
-  return spec.path.ends_with("/attn/wk");
+  return spec.path.ends_with("/attn/wk") || spec.path.ends_with("/attn/bk");
 }
 
 Result<Checkpoint> OpenCheckpoint(const ConvertOptions& options) {
@@ -153,7 +155,7 @@ int64_t BlockRows(const TensorSpec& spec, DType dtype, bool whole_heads, int hea
                   int64_t block_bytes) {
   const int64_t rows = spec.shape[0];
   const int64_t cols = spec.shape.size() == 2 ? spec.shape[1] : 1;
-  const DType stored = spec.role == TensorRole::kNorm ? DType::kF32 : dtype;
+  const DType stored = partitioner::IsF32Tensor(spec.role) ? DType::kF32 : dtype;
   std::vector<int64_t> stored_shape = spec.shape;
   if (DTypeIsQuantized(stored)) stored_shape[1] /= kQuantBlockSize;
   int64_t unit = ModelChunkShape(stored_shape, static_cast<size_t>(DTypeBlockBytes(stored)),
@@ -176,7 +178,7 @@ Status WriteModel(const Checkpoint& ckpt, const std::vector<TensorSpec>& specs, 
   for (const TensorSpec& spec : specs) {
     const int64_t elements =
         std::accumulate(spec.shape.begin(), spec.shape.end(), int64_t{1}, std::multiplies<>());
-    total_bytes += DTypeBytes(spec.role == TensorRole::kNorm ? DType::kF32 : dtype, elements);
+    total_bytes += DTypeBytes(partitioner::IsF32Tensor(spec.role) ? DType::kF32 : dtype, elements);
     summary->largest_tensor_bytes = std::max(summary->largest_tensor_bytes, elements * 4);
   }
   ConvertProgress progress(static_cast<int64_t>(specs.size()), total_bytes,
@@ -193,7 +195,7 @@ Status WriteModel(const Checkpoint& ckpt, const std::vector<TensorSpec>& specs, 
     const bool permute = interleaved && (IsQuery(spec) || IsKey(spec));
     const int64_t rows = spec.shape[0];
     const int64_t cols = spec.shape.size() == 2 ? spec.shape[1] : 1;
-    const DType stored = spec.role == TensorRole::kNorm ? DType::kF32 : dtype;
+    const DType stored = partitioner::IsF32Tensor(spec.role) ? DType::kF32 : dtype;
     const int64_t block_rows = BlockRows(spec, dtype, permute, head_dim, options.block_bytes);
     if (CopiesBlocks(source.encoding, stored)) {
       // Blocks as they are: read, permute rows if needed, widen Q4_0 to
@@ -311,7 +313,7 @@ Result<ConvertSummary> ConvertCheckpoint(const ConvertOptions& options) {
   if (ckpt.tokenizer) summary.tokenizer = ckpt.tokenizer->source;
   std::set<SourceEncoding> matrix_encodings;
   for (const TensorSpec& spec : specs) {
-    if (spec.role != TensorRole::kNorm)
+    if (!partitioner::IsF32Tensor(spec.role))
       matrix_encodings.insert(ckpt.tensors.at(spec.path).encoding);
   }
   for (SourceEncoding e : matrix_encodings) {
@@ -329,9 +331,8 @@ Result<ConvertSummary> ConvertCheckpoint(const ConvertOptions& options) {
   }
   if (!ckpt.unused.empty()) {
     const size_t shown = std::min<size_t>(ckpt.unused.size(), 4);
-    LOCKSTEP_LOG_WARN("convert",
-                      "{}: {} tensor(s) not used by the Llama architecture, skipped: {}{}",
-                      ckpt.source, ckpt.unused.size(),
+    LOCKSTEP_LOG_WARN("convert", "{}: {} tensor(s) not used by architecture {}, skipped: {}{}",
+                      ckpt.source, ckpt.unused.size(), ckpt.config.architecture,
                       fmt::join(ckpt.unused.begin(), ckpt.unused.begin() + shown, ", "),
                       ckpt.unused.size() > shown ? ", ..." : "");
   }

@@ -1,4 +1,5 @@
-// Hugging Face Llama checkpoint folders: config.json + safetensors.
+// Hugging Face checkpoint folders: config.json + safetensors, of any family
+// of partitioner/model_family.h (its layout names the tensors).
 #include <fmt/format.h>
 #include <sys/stat.h>
 
@@ -13,24 +14,6 @@
 
 namespace lockstep::runtime {
 namespace {
-
-using partitioner::TensorSpec;
-
-// The Hugging Face name of a model-format tensor.
-std::string HfName(const TensorSpec& spec) {
-  if (spec.path == partitioner::kEmbeddingPath) return "model.embed_tokens.weight";
-  if (spec.path == partitioner::kFinalNormPath) return "model.norm.weight";
-  if (spec.path == partitioner::kLmHeadPath) return "lm_head.weight";
-  static const std::map<std::string, std::string> kLayerNames = {
-      {"attn_norm", "input_layernorm"}, {"attn/wq", "self_attn.q_proj"},
-      {"attn/wk", "self_attn.k_proj"},  {"attn/wv", "self_attn.v_proj"},
-      {"attn/wo", "self_attn.o_proj"},  {"ffn_norm", "post_attention_layernorm"},
-      {"ffn/w_gate", "mlp.gate_proj"},  {"ffn/w_up", "mlp.up_proj"},
-      {"ffn/w_down", "mlp.down_proj"}};
-  const std::string prefix = fmt::format("/layers/{}/", spec.layer);
-  return fmt::format("model.layers.{}.{}.weight", spec.layer,
-                     kLayerNames.at(spec.path.substr(prefix.size())));
-}
 
 bool IsDirectory(const std::string& path) {
   struct stat st;
@@ -52,35 +35,6 @@ Result<nlohmann::json> ReadJson(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {  // syntax, a number beyond a double
     return InvalidArgument("{}: not valid JSON: {}", path, e.what());
   }
-}
-
-// Features of config.json that would change the computation and that
-// lockstep's Llama does not implement: refused rather than ignored.
-Status CheckUnsupportedConfig(const nlohmann::json& json, const std::string& path) {
-  if (auto it = json.find("rope_scaling"); it != json.end() && !it->is_null()) {
-    std::string type = "?";
-    if (it->is_object()) {
-      for (const char* key : {"rope_type", "type"}) {
-        if (auto t = it->find(key); t != it->end() && t->is_string()) type = t->get<std::string>();
-      }
-    }
-    if (type != "default") {
-      return InvalidArgument(
-          "{}: field 'rope_scaling' (type '{}') is not supported: lockstep implements plain RoPE",
-          path, type);
-    }
-  }
-  if (auto it = json.find("hidden_act");
-      it != json.end() && it->is_string() && it->get<std::string>() != "silu") {
-    return InvalidArgument("{}: field 'hidden_act' is '{}', only 'silu' (SwiGLU) is supported",
-                           path, it->get<std::string>());
-  }
-  for (const char* field : {"attention_bias", "mlp_bias"}) {
-    if (auto it = json.find(field); it != json.end() && it->is_boolean() && it->get<bool>()) {
-      return InvalidArgument("{}: field '{}' is true; biases are not supported", path, field);
-    }
-  }
-  return Status::Ok();
 }
 
 // Shard file names of model.safetensors.index.json, by tensor name.
@@ -133,11 +87,11 @@ Result<Checkpoint> OpenHfCheckpoint(const std::string& folder) {
     return NotFound("{}: missing; a Hugging Face checkpoint folder has one", ckpt.config_source);
   }
   LOCKSTEP_ASSIGN_OR_RETURN(nlohmann::json config_json, ReadJson(ckpt.config_source));
+  // The family's config keys, and every refusal of what lockstep does not
+  // compute (model_config.h).
   LOCKSTEP_ASSIGN_OR_RETURN(ckpt.config,
                             partitioner::ModelConfigFromHfJson(config_json, ckpt.config_source));
-  if (config_json.is_object()) {
-    LOCKSTEP_RETURN_IF_ERROR(CheckUnsupportedConfig(config_json, ckpt.config_source));
-  }
+  const partitioner::ModelFamily& family = *partitioner::FindFamily(ckpt.config.architecture);
 
   // The tokenizer, read later unless --tokenizer replaces it.
   for (const char* name : {"tokenizer.json", "tokenizer.model"}) {
@@ -165,7 +119,10 @@ Result<Checkpoint> OpenHfCheckpoint(const std::string& folder) {
         folder);
   }
 
-  std::map<std::string, std::pair<const InputFile*, SafetensorsTensor>> all;  // by tensor name
+  // Every tensor of the checkpoint, by name, as a source tensor (its dtype
+  // checked once it is used).
+  std::map<std::string, SourceTensor> all;
+  std::map<std::string, std::string> bad_dtype;  // name -> a dtype lockstep does not read
   for (const std::string& name : files) {
     LOCKSTEP_ASSIGN_OR_RETURN(InputFile file, InputFile::Open(dir + name));
     ckpt.files.push_back(std::make_unique<InputFile>(std::move(file)));
@@ -176,8 +133,15 @@ Result<Checkpoint> OpenHfCheckpoint(const std::string& folder) {
         auto it = shard_of.find(t.name);
         if (it == shard_of.end() || it->second != name) continue;  // not this shard's, per index
       }
-      std::string tensor_name = t.name;  // `t` is moved from below
-      all[tensor_name] = {f, std::move(t)};
+      SourceTensor source;
+      source.name = t.name;
+      source.file = f;
+      source.shape = t.shape;
+      source.offset = t.offset;
+      bool ok = false;
+      source.encoding = EncodingOf(t.dtype, &ok);
+      if (!ok) bad_dtype[t.name] = t.dtype;
+      all[t.name] = std::move(source);
     }
   }
   if (!shard_of.empty()) {
@@ -190,35 +154,27 @@ Result<Checkpoint> OpenHfCheckpoint(const std::string& folder) {
   }
 
   std::set<std::string> used;
-  for (const TensorSpec& spec : partitioner::ModelTensors(ckpt.config)) {
-    const std::string name = HfName(spec);
-    auto it = all.find(name);
-    if (it == all.end()) {
-      const std::string where = files.size() == 1 ? dir + files[0] : index_path;
-      return NotFound("{}: tensor '{}' is missing (needed for {} by {})", where, name, spec.path,
-                      ckpt.config_source);
-    }
-    const auto& [file, t] = it->second;
-    bool ok = false;
-    SourceTensor source;
-    source.name = name;
-    source.file = file;
-    source.encoding = EncodingOf(t.dtype, &ok);
-    if (!ok) {
+  const std::string where = files.size() == 1 ? dir + files[0] : index_path;
+  LOCKSTEP_RETURN_IF_ERROR(MapTensors(family.hf, all, where, &ckpt, &used));
+  for (const auto& [path, source] : ckpt.tensors) {
+    if (auto it = bad_dtype.find(source.name); it != bad_dtype.end()) {
       return InvalidArgument("{}: tensor '{}' has dtype {}; expected F32, F16 or BF16",
-                             file->path(), name, t.dtype);
+                             source.file->path(), source.name, it->second);
     }
-    source.shape = t.shape;
-    source.offset = t.offset;
-    ckpt.tensors[spec.path] = std::move(source);
-    used.insert(name);
   }
   for (const auto& [name, entry] : all) {
     if (used.contains(name)) continue;
     // Tied checkpoints may store lm_head anyway; RoPE tables of old exports
     // are recomputed by the engine.
-    if (name == "lm_head.weight" && ckpt.config.tie_word_embeddings) continue;
+    if (name == family.hf.lm_head && ckpt.config.tie_word_embeddings) continue;
     if (name.ends_with(".rotary_emb.inv_freq")) continue;
+    // A bias the architecture does not have would be silently lost.
+    if (name.ends_with(".bias")) {
+      return InvalidArgument(
+          "{}: tensor '{}' is a bias, but architecture '{}' (model_type in {}) has none there; "
+          "the checkpoint does not match its config",
+          entry.file->path(), name, ckpt.config.architecture, ckpt.config_source);
+    }
     ckpt.unused.push_back(name);
   }
   return ckpt;

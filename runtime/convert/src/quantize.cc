@@ -74,7 +74,7 @@ Status Quantize(ModelFile& in, const QuantizeOptions& options, const std::string
   for (const TensorSpec& spec : specs) {
     const int64_t elements =
         std::accumulate(spec.shape.begin(), spec.shape.end(), int64_t{1}, std::multiplies<>());
-    total_bytes += DTypeBytes(spec.role == TensorRole::kNorm ? DType::kF32 : options.type, elements);
+    total_bytes += DTypeBytes(partitioner::IsF32Tensor(spec.role) ? DType::kF32 : options.type, elements);
     summary->input_bytes += in.Find(spec.path)->bytes();
     summary->largest_tensor_bytes = std::max(summary->largest_tensor_bytes, elements * 4);
   }
@@ -85,7 +85,7 @@ Status Quantize(ModelFile& in, const QuantizeOptions& options, const std::string
   int64_t tensors_done = 0, bytes_done = 0;
   for (const TensorSpec& spec : specs) {
     const TensorInfo* info = in.Find(spec.path);
-    const DType stored = spec.role == TensorRole::kNorm ? DType::kF32 : options.type;
+    const DType stored = partitioner::IsF32Tensor(spec.role) ? DType::kF32 : options.type;
     const int64_t rows = spec.shape[0];
     const int64_t cols = spec.shape.size() == 2 ? spec.shape[1] : 1;
     const int64_t block_rows = BlockRows(spec, stored, options.block_bytes);

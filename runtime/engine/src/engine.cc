@@ -32,6 +32,25 @@ KvCacheShape CacheShape(const ModelWeights& w, const EngineOptions& options) {
   return shape;
 }
 
+// The model's RoPE table: its rope scaling's frequencies and attention
+// factor (partitioner/rope_scaling.h) over every position of its context,
+// in double and rounded once (kernels/rope.h). Plain RoPE gives the same
+// table as RopeTable(head_dim, theta, positions). `max_positions` > 0 cuts
+// the table to the positions the job can reach (every entry is a function
+// of its position alone, so the bits of the entries kept do not change).
+kernels::RopeTable MakeRopeTable(const partitioner::ModelConfig& c, int64_t max_positions) {
+  const partitioner::RopeScaling& scaling = c.rope_scaling;
+  const size_t half = static_cast<size_t>(c.head_dim / 2);
+  const int64_t positions =
+      max_positions > 0 ? std::min(max_positions, c.ContextLength()) : c.ContextLength();
+  return kernels::RopeTable(c.head_dim, static_cast<int>(positions),
+                            scaling.attention_factor, partitioner::RopeDependsOnPosition(scaling),
+                            [&](int position, double* inv_freq) {
+                              partitioner::RopeInverseFrequencies(scaling, c.rope_theta, c.head_dim,
+                                                                  position, {inv_freq, half});
+                            });
+}
+
 int64_t CeilDiv(int64_t a, int64_t b) {
   return (a + b - 1) / b;
 }
@@ -90,11 +109,7 @@ struct Engine::Impl {
   std::vector<kernels::AttentionQuery> queries;  // [T]
 
   Impl(int threads, const partitioner::ModelConfig& c, int64_t max_positions)
-      : arena(threads),
-        rope(c.head_dim, c.rope_theta,
-             static_cast<int>(max_positions > 0
-                                  ? std::min(max_positions, c.max_position_embeddings)
-                                  : c.max_position_embeddings)) {
+      : arena(threads), rope(MakeRopeTable(c, max_positions)) {
     if (static_cast<unsigned>(threads) > std::thread::hardware_concurrency()) {
       thread_limit.emplace(tbb::global_control::max_allowed_parallelism,
                            static_cast<size_t>(threads));
@@ -257,6 +272,11 @@ Status Engine::RunLayers(const TokenBatch& batch, float* hidden) {
       kernels::Matmul(isa, w.wq, s.norm.data(), T, h, s.q.data(), q_dim, order);
       kernels::Matmul(isa, w.wk, s.norm.data(), T, h, s.k.data(), kv_dim, order);
       kernels::Matmul(isa, w.wv, s.norm.data(), T, h, s.v.data(), kv_dim, order);
+      if (c.qkv_bias) {  // the rank's rows of bq, bk, bv, before RoPE (Qwen2)
+        kernels::AddBias(isa, s.q.data(), T, q_dim, w.bq.data(), q_dim);
+        kernels::AddBias(isa, s.k.data(), T, kv_dim, w.bk.data(), kv_dim);
+        kernels::AddBias(isa, s.v.data(), T, kv_dim, w.bv.data(), kv_dim);
+      }
       kernels::ApplyRope(isa, s.rope, s.q.data(), T, q_dim, num_heads, batch.positions.data());
       kernels::ApplyRope(isa, s.rope, s.k.data(), T, kv_dim, num_kv_heads, batch.positions.data());
       // Store every token's key and value before any query reads the cache:
@@ -272,6 +292,10 @@ Status Engine::RunLayers(const TokenBatch& batch, float* hidden) {
         query.q = s.q.data() + t * q_dim;
         query.out = s.attn.data() + t * q_dim;
         query.position = pos;
+        // Sliding window: keys (pos - window, pos] (docs/determinism.md).
+        query.window_start = c.sliding_window > 0 && pos >= c.sliding_window
+                                 ? static_cast<int32_t>(pos - c.sliding_window + 1)
+                                 : 0;
         query.k_pages = kv_cache_.KPageTable(slot, local);
         query.v_pages = kv_cache_.VPageTable(slot, local);
       }

@@ -65,6 +65,12 @@ class ShardPlacer {
       std::memcpy(out->data(), data->data(), out->size() * sizeof(float));
       return Status::Ok();
     };
+    auto bias = [&](IndexRange r, std::vector<float>* out) -> Status {
+      LOCKSTEP_RETURN_IF_ERROR(expect(r, {0, 0}));
+      out->resize(static_cast<size_t>(r.size()));
+      std::memcpy(out->data(), data->data(), out->size() * sizeof(float));
+      return Status::Ok();
+    };
     auto rows = [&](IndexRange r, kernels::PackedMatrix* out) -> Status {
       LOCKSTEP_RETURN_IF_ERROR(expect(r, {0, h}));
       *out = kernels::PackedMatrix::Pack(dtype, data->data(), r.size(), h,
@@ -114,6 +120,9 @@ class ShardPlacer {
     if (EndsWith(p, "/attn/wq")) return rows(q_rows, &l.wq);
     if (EndsWith(p, "/attn/wk")) return rows(kv_rows, &l.wk);
     if (EndsWith(p, "/attn/wv")) return rows(kv_rows, &l.wv);
+    if (EndsWith(p, "/attn/bq")) return bias(q_rows, &l.bq);
+    if (EndsWith(p, "/attn/bk")) return bias(kv_rows, &l.bk);
+    if (EndsWith(p, "/attn/bv")) return bias(kv_rows, &l.bv);
     if (EndsWith(p, "/ffn/w_gate")) return rows(spec_.ffn, &l.w_gate);
     if (EndsWith(p, "/ffn/w_up")) return rows(spec_.ffn, &l.w_up);
     if (EndsWith(p, "/attn/wo")) return columns(spec_.wo_slice, &l.wo);
@@ -123,7 +132,7 @@ class ShardPlacer {
 
   // Every tensor the stage needs was placed.
   Status CheckComplete() const {
-    const size_t per_layer = 9;
+    const size_t per_layer = c_.qkv_bias ? 12 : 9;
     size_t want = per_layer * static_cast<size_t>(spec_.num_layers());
     if (spec_.has_embedding) ++want;
     if (spec_.has_lm_head) want += 2;
@@ -148,7 +157,8 @@ class ShardPlacer {
 uint64_t ModelWeights::bytes() const {
   uint64_t total = embedding.size() + lm_head.bytes() + final_norm.size() * sizeof(float);
   for (const LayerWeights& l : layers) {
-    total += (l.attn_norm.size() + l.ffn_norm.size()) * sizeof(float);
+    total += (l.attn_norm.size() + l.ffn_norm.size() + l.bq.size() + l.bk.size() + l.bv.size()) *
+             sizeof(float);
     for (const kernels::PackedMatrix* m :
          {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) {
       total += m->bytes();
@@ -161,7 +171,8 @@ uint64_t ModelWeights::decode_bytes_per_token() const {
   uint64_t total = lm_head.bytes() + final_norm.size() * sizeof(float);
   if (!embedding.empty()) total += embedding.size() / static_cast<uint64_t>(config.vocab_size);
   for (const LayerWeights& l : layers) {
-    total += (l.attn_norm.size() + l.ffn_norm.size()) * sizeof(float);
+    total += (l.attn_norm.size() + l.ffn_norm.size() + l.bq.size() + l.bk.size() + l.bv.size()) *
+             sizeof(float);
     for (const kernels::PackedMatrix* m :
          {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) {
       total += m->bytes();

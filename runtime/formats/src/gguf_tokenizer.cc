@@ -8,9 +8,11 @@
 //     byte-level vocabulary with tokenizer.ggml.merges, the pre-tokenizer
 //     regex named by tokenizer.ggml.pre (GPT-2's when absent), control and
 //     user-defined tokens as added tokens (control ones special).
+#include "lockstep/formats/gguf_tokenizer.h"
+
 #include <nlohmann/json.hpp>
 
-#include "lockstep/formats/gguf_tokenizer.h"
+#include "gguf_pre_tokenizer.h"
 #include "lockstep/tokenizer/sentencepiece_tokenizer.h"
 #include "lockstep/tokenizer/tokenizer.h"
 
@@ -22,27 +24,6 @@ using nlohmann::json;
 constexpr int32_t kTypeNormal = 1;
 constexpr int32_t kTypeControl = 3;
 constexpr int32_t kTypeUserDefined = 4;
-
-// Pre-tokenizer patterns by tokenizer.ggml.pre (names as llama.cpp writes them).
-struct PreTokenizer {
-  std::string_view names[4];
-  std::string_view pattern;
-  bool ignore_merges;
-  bool nfc;
-};
-constexpr std::string_view kGpt2Regex =
-    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
-constexpr PreTokenizer kPreTokenizers[] = {
-    {{"default", "gpt-2", "gpt2", ""}, kGpt2Regex, false, false},
-    {{"llama-bpe", "llama3", "llama-v3", ""},
-     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)",
-     true,
-     false},
-    {{"qwen2", "", "", ""},
-     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)",
-     false,
-     true},
-};
 
 Result<int32_t> OptionalTokenId(const GgufFile& gguf, std::string_view key, int64_t vocab) {
   if (gguf.Find(key) == nullptr) return -1;
@@ -91,6 +72,9 @@ Result<TokenizerData> TokenizerDataFromGguf(const GgufFile& gguf) {
                             OptionalTokenId(gguf, "tokenizer.ggml.bos_token_id", vocab));
   LOCKSTEP_ASSIGN_OR_RETURN(data.eos_token_id,
                             OptionalTokenId(gguf, "tokenizer.ggml.eos_token_id", vocab));
+  if (gguf.Find("tokenizer.chat_template") != nullptr) {
+    LOCKSTEP_ASSIGN_OR_RETURN(data.chat_template, gguf.GetString("tokenizer.chat_template"));
+  }
 
   if (model == "llama") {
     SentencePieceVocab v;
@@ -128,21 +112,27 @@ Result<TokenizerData> TokenizerDataFromGguf(const GgufFile& gguf) {
     if (gguf.Find("tokenizer.ggml.pre") != nullptr) {
       LOCKSTEP_ASSIGN_OR_RETURN(pre, gguf.GetString("tokenizer.ggml.pre"));
     }
-    const PreTokenizer* found = nullptr;
-    for (const PreTokenizer& p : kPreTokenizers) {
-      for (std::string_view name : p.names) {
-        if (!name.empty() && name == pre) found = &p;
-      }
-    }
+    const GgufPreTokenizer* found = FindGgufPreTokenizer(pre);
     if (found == nullptr) {
       return InvalidArgument(
-          "{}: GGUF key 'tokenizer.ggml.pre' is '{}', a pre-tokenizer this reader does not know "
-          "(known: default, gpt-2, llama-bpe, llama3, qwen2); use the model's tokenizer.json "
-          "instead",
+          "{}: GGUF key 'tokenizer.ggml.pre' is '{}', a pre-tokenizer neither lockstep nor "
+          "llama.cpp knows (docs/tokenizers.md lists the known ones); use the model's "
+          "tokenizer.json instead",
           path, pre);
     }
     LOCKSTEP_ASSIGN_OR_RETURN(std::vector<std::string> merges,
                               gguf.GetStringArray("tokenizer.ggml.merges"));
+    json pre_tokenizers = json::array();
+    for (std::string_view regex : found->regexes) {
+      pre_tokenizers.push_back({{"type", "Split"},
+                                {"pattern", {{"Regex", regex}}},
+                                {"behavior", "Isolated"},
+                                {"invert", false}});
+    }
+    pre_tokenizers.push_back({{"type", "ByteLevel"},
+                              {"add_prefix_space", false},
+                              {"trim_offsets", false},
+                              {"use_regex", false}});
     json vocab_json = json::object();
     json added = json::array();
     for (size_t i = 0; i < tokens.size(); ++i) {
@@ -161,16 +151,7 @@ Result<TokenizerData> TokenizerDataFromGguf(const GgufFile& gguf) {
         {"version", "1.0"},
         {"added_tokens", added},
         {"normalizer", found->nfc ? json{{"type", "NFC"}} : json(nullptr)},
-        {"pre_tokenizer",
-         {{"type", "Sequence"},
-          {"pretokenizers", json::array({{{"type", "Split"},
-                                          {"pattern", {{"Regex", found->pattern}}},
-                                          {"behavior", "Isolated"},
-                                          {"invert", false}},
-                                         {{"type", "ByteLevel"},
-                                          {"add_prefix_space", false},
-                                          {"trim_offsets", false},
-                                          {"use_regex", false}}})}}},
+        {"pre_tokenizer", {{"type", "Sequence"}, {"pretokenizers", pre_tokenizers}}},
         {"post_processor", nullptr},
         {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}},
         {"model",
@@ -181,14 +162,18 @@ Result<TokenizerData> TokenizerDataFromGguf(const GgufFile& gguf) {
           {"merges", merges}}},
     };
     LOCKSTEP_ASSIGN_OR_RETURN(data.add_bos_token,
-                              OptionalBool(gguf, "tokenizer.ggml.add_bos_token", false));
+                              OptionalBool(gguf, "tokenizer.ggml.add_bos_token", found->add_bos));
+    data.add_bos_token = data.add_bos_token && data.bos_token_id >= 0;
     data.kind = TokenizerKind::kHuggingFace;
     data.data = spec.dump(-1, ' ', false, json::error_handler_t::replace);
     return data;
   }
+  // llama.cpp's other vocabulary models: bert (WordPiece), t5 (Unigram),
+  // rwkv, none/no_vocab. None of them belongs to a model family lockstep
+  // runs (docs/tokenizers.md says why they are refused, not supported).
   return InvalidArgument(
-      "{}: GGUF key 'tokenizer.ggml.model' is '{}'; supported: llama (SentencePiece) and gpt2 "
-      "(byte-level BPE)",
+      "{}: GGUF key 'tokenizer.ggml.model' is '{}', a vocabulary model lockstep does not "
+      "support (supported: llama = SentencePiece, gpt2 = byte-level BPE)",
       path, model);
 }
 

@@ -102,6 +102,36 @@ Status CheckSourceTensorBounds(const SourceTensor& t) {
   return check(t.scale_offset, bytes - values);
 }
 
+SourceTensor SliceSourceRows(const SourceTensor& t, int64_t row_begin, int64_t num_rows) {
+  LOCKSTEP_CHECK(row_begin >= 0 && num_rows >= 0 && row_begin + num_rows <= t.rows(),
+                 "rows [{}, {}) of '{}' with {} rows", row_begin, row_begin + num_rows, t.name,
+                 t.rows());
+  LOCKSTEP_CHECK(t.encoding != SourceEncoding::kGroupQ8, "'{}': llama2.c groups are not sliced",
+                 t.name);
+  int64_t row_bytes = 0;
+  switch (t.encoding) {
+    case SourceEncoding::kF32:
+      row_bytes = t.cols() * 4;
+      break;
+    case SourceEncoding::kF16:
+    case SourceEncoding::kBF16:
+      row_bytes = t.cols() * 2;
+      break;
+    case SourceEncoding::kQ8_0:
+      row_bytes = t.cols() / kQ8_0BlockValues * kQ8_0BlockBytes;
+      break;
+    case SourceEncoding::kQ4_0:
+      row_bytes = t.cols() / kQ8_0BlockValues * kQ4_0BlockBytes;
+      break;
+    case SourceEncoding::kGroupQ8:
+      break;
+  }
+  SourceTensor part = t;
+  part.offset = t.offset + static_cast<uint64_t>(row_begin * row_bytes);
+  part.shape[0] = num_rows;
+  return part;
+}
+
 Status ReadSourceRows(const SourceTensor& t, int64_t row_begin, int64_t num_rows, float* out,
                       std::vector<uint8_t>* scratch) {
   LOCKSTEP_CHECK(row_begin >= 0 && num_rows >= 0 && row_begin + num_rows <= t.rows(),

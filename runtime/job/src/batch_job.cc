@@ -27,6 +27,7 @@
 #include "lockstep/job/result_writer.h"
 #include "lockstep/model/model_file.h"
 #include "lockstep/partitioner/plan_report.h"
+#include "lockstep/tokenizer/chat_template.h"
 #include "lockstep/tokenizer/tokenizer.h"
 #include "lockstep/transport/local_fabric.h"
 #include "pipeline.h"
@@ -143,6 +144,7 @@ class ResultSink final : public StepObserver {
       JobResult done;
       RequestResult& result = done.result;
       result.id = r.id;
+      result.chat = r.chat();
       result.tokens = std::move(s.tokens);
       if (s.text) result.text = s.text->Text();
       result.finish_reason = row.stop ? FinishReason::kStop : FinishReason::kLength;
@@ -253,11 +255,11 @@ Result<std::string> ReadText(const std::string& path, const char* what) {
 
 // The leader's part of start-up phase 3: requests, resume state, plan.
 Result<JobInputs> PrepareInputs(const BatchJobOptions& options, const ModelFile& model,
-                                const Tokenizer* tokenizer, int num_ranks) {
+                                const PromptEncoder& encoder, int num_ranks) {
   JobInputs in;
   LOCKSTEP_ASSIGN_OR_RETURN(in.request_text, ReadText(options.input_path, "request file"));
   const RequestFile file =
-      ParseRequestText(in.request_text, options.input_path, &model.config(), tokenizer);
+      ParseRequestText(in.request_text, options.input_path, &model.config(), encoder);
   ResumeState resume;
   if (options.resume) {
     LOCKSTEP_ASSIGN_OR_RETURN(resume, PrepareResume(options.output_path));
@@ -435,6 +437,10 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
   // tokenized wherever requests are parsed, and the last stage finds stop
   // strings).
   std::unique_ptr<Tokenizer> tokenizer;
+  // Its chat template, for chat requests: one that does not parse is not
+  // an error of the job, but of each chat request (the others still run).
+  std::optional<ChatTemplate> chat_template;
+  PromptEncoder encoder;
   Status tokenizer_ok = Status::Ok();
   if (opened.ok() && opened->has_tokenizer()) {
     Result<TokenizerData> data = opened->ReadTokenizer();
@@ -442,7 +448,17 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
         data.ok() ? CreateTokenizer(*data) : Result<std::unique_ptr<Tokenizer>>(data.status());
     tokenizer_ok = made.status();
     if (made.ok()) tokenizer = std::move(made).value();
+    if (made.ok() && !data->chat_template.empty()) {
+      Result<ChatTemplate> parsed = ChatTemplate::Parse(data->chat_template);
+      if (parsed.ok()) {
+        chat_template = std::move(parsed).value();
+      } else {
+        encoder.chat_template_error = parsed.status().message();
+      }
+    }
   }
+  encoder.tokenizer = tokenizer.get();
+  encoder.chat_template = chat_template ? &*chat_template : nullptr;
   LOCKSTEP_RETURN_IF_ERROR(Agree(world, opened.ok() ? tokenizer_ok : opened.status()));
   ModelFile model = std::move(opened).value();
   const partitioner::ModelConfig& config = model.config();
@@ -456,7 +472,7 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
   std::vector<std::byte> blob;
   Status prepared = Status::Ok();
   if (leader) {
-    Result<JobInputs> inputs = PrepareInputs(resolved, model, tokenizer.get(), num_ranks);
+    Result<JobInputs> inputs = PrepareInputs(resolved, model, encoder, num_ranks);
     prepared = inputs.status();
     if (inputs.ok()) blob = inputs->Encode();
   }
@@ -476,7 +492,7 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
   summary.plan = std::move(parsed).value();
   const partitioner::Plan& plan = summary.plan;
   const RequestFile requests =
-      ParseRequestText(inputs.request_text, options.input_path, &config, tokenizer.get());
+      ParseRequestText(inputs.request_text, options.input_path, &config, encoder);
 
   // What every rank derives from the plan, identically.
   const int pp = plan.pp;

@@ -26,8 +26,8 @@ partitioner::Workload JobWorkload(const BatchJobOptions& options,
   // Every request fits the context on its own (the request parser checks
   // it), but the longest prompt and the largest max_tokens may come from
   // different requests.
-  prompt = std::min(prompt, config.max_position_embeddings - 1);
-  generated = std::max<int64_t>(1, std::min(generated, config.max_position_embeddings - prompt));
+  prompt = std::min(prompt, config.ContextLength() - 1);
+  generated = std::max<int64_t>(1, std::min(generated, config.ContextLength() - prompt));
   partitioner::Workload w;
   w.batch_size = static_cast<int>(
       std::clamp<int64_t>(static_cast<int64_t>(requests.size()), 1, options.max_batch));

@@ -49,22 +49,29 @@ constexpr int kMaxNesting = 32;
 // A field outside these lists is an error naming it: a misspelt
 // "temprature" must not silently run at temperature 1.
 constexpr std::string_view kGenerationFields[] = {
-    "max_tokens", "temperature", "top_k", "top_p", "seed", "stop", "stop_token_ids", "echo",
-    "ignore_eos",
+    "max_tokens", "max_completion_tokens", "temperature", "top_k", "top_p", "seed", "stop",
+    "stop_token_ids", "echo", "ignore_eos",
     // OpenAI fields lockstep refuses unless they have their neutral value
     // (RejectUnsupported).
     "n", "best_of", "stream", "presence_penalty", "frequency_penalty", "logprobs", "logit_bias",
     "suffix",
     // OpenAI fields without an effect on the tokens.
     "model", "user"};
-constexpr std::string_view kPlainOnlyFields[] = {"id", "prompt", "prompt_tokens"};
-constexpr std::string_view kBodyOnlyFields[] = {"prompt"};
+constexpr std::string_view kPlainOnlyFields[] = {"id", "prompt", "prompt_tokens", "messages"};
+constexpr std::string_view kBodyOnlyFields[] = {"prompt", "messages"};
+// Chat fields lockstep names as unsupported (RejectUnsupportedChat) rather
+// than unknown, in chat requests only.
+constexpr std::string_view kChatOnlyFields[] = {"tools",        "tool_choice",     "functions",
+                                                "function_call", "response_format", "top_logprobs",
+                                                "parallel_tool_calls"};
 constexpr std::string_view kOpenAiTopFields[] = {"custom_id", "method", "url", "body"};
 
 std::vector<std::string_view> FieldList(std::span<const std::string_view> a,
-                                        std::span<const std::string_view> b = {}) {
+                                        std::span<const std::string_view> b = {},
+                                        std::span<const std::string_view> c = {}) {
   std::vector<std::string_view> all(a.begin(), a.end());
   all.insert(all.end(), b.begin(), b.end());
+  all.insert(all.end(), c.begin(), c.end());
   return all;
 }
 
@@ -214,6 +221,14 @@ class LineParser {
   Status ReadPrompt(const Fields& f, bool plain_form, Request* r) const {
     const json* tokens = plain_form ? Find(f, "prompt_tokens") : nullptr;
     const json* prompt = Find(f, "prompt");
+    if (const json* messages = Find(f, "messages")) {
+      if (tokens != nullptr || prompt != nullptr) {
+        return Error("give either 'messages' or '{}', not both",
+                     tokens != nullptr ? "prompt_tokens" : "prompt");
+      }
+      LOCKSTEP_RETURN_IF_ERROR(RejectUnsupportedChat(f));
+      return ReadMessages(f, *messages, r);
+    }
     if (tokens != nullptr && prompt != nullptr) {
       return Error("give either 'prompt_tokens' or 'prompt', not both");
     }
@@ -230,6 +245,61 @@ class LineParser {
       return Status::Ok();
     }
     return ReadTokenList(f, "prompt", *prompt, false, &r->prompt_tokens);
+  }
+
+  // A chat request's "messages": a non-empty list of {"role", "content"}
+  // with roles system, user, assistant and string contents.
+  Status ReadMessages(const Fields& f, const json& value, Request* r) const {
+    if (!value.is_array() || value.empty()) {
+      return Error("field '{}messages' must be a non-empty list of messages, got {}", f.prefix,
+                   Shorten(value));
+    }
+    std::vector<ChatMessage> messages;
+    for (size_t i = 0; i < value.size(); ++i) {
+      const json& m = value[i];
+      const std::string where = fmt::format("{}messages[{}]", f.prefix, i);
+      if (!m.is_object()) return Error("field '{}' must be an object, got {}", where, Shorten(m));
+      for (auto it = m.begin(); it != m.end(); ++it) {
+        if (it.key() != "role" && it.key() != "content") {
+          return Error("field '{}.{}' is not supported (a message has a role and a content)", where,
+                       it.key());
+        }
+      }
+      auto role = m.find("role");
+      if (role == m.end() || !role->is_string()) {
+        return Error("field '{}.role' must be \"system\", \"user\" or \"assistant\"", where);
+      }
+      const std::string& name = role->get_ref<const std::string&>();
+      if (name != "system" && name != "user" && name != "assistant") {
+        return Error("field '{}.role' is {}; a role is \"system\", \"user\" or \"assistant\"",
+                     where, Shorten(*role));
+      }
+      auto content = m.find("content");
+      if (content == m.end() || !content->is_string()) {
+        return Error("field '{}.content' must be a string, got {}", where,
+                     content == m.end() ? std::string("nothing") : Shorten(*content));
+      }
+      messages.push_back({name, content->get<std::string>()});
+    }
+    r->messages = std::move(messages);
+    return Status::Ok();
+  }
+
+  // Fields of the chat completions API lockstep does not implement.
+  Status RejectUnsupportedChat(const Fields& f) const {
+    for (const char* name : {"tools", "tool_choice", "functions", "function_call",
+                             "response_format", "top_logprobs", "parallel_tool_calls"}) {
+      if (Find(f, name) != nullptr) return Error("field '{}{}' is not supported", f.prefix, name);
+    }
+    if (Find(f, "echo") != nullptr) {
+      return Error("field '{}echo' is not supported for chat requests", f.prefix);
+    }
+    // max_completion_tokens: the newer name of max_tokens.
+    const json* newer = Find(f, "max_completion_tokens");
+    if (newer != nullptr && Find(f, "max_tokens") != nullptr) {
+      return Error("give either '{0}max_tokens' or '{0}max_completion_tokens', not both", f.prefix);
+    }
+    return Status::Ok();
   }
 
   Status ReadInteger(const Fields& f, const char* name, int64_t min, int64_t max,
@@ -338,6 +408,10 @@ class LineParser {
   Status ReadGeneration(const Fields& f, Request* r) const {
     LOCKSTEP_RETURN_IF_ERROR(RejectUnsupported(f));
     LOCKSTEP_RETURN_IF_ERROR(ReadInteger(f, "max_tokens", 1, INT32_MAX, &r->max_tokens));
+    if (r->chat()) {
+      LOCKSTEP_RETURN_IF_ERROR(
+          ReadInteger(f, "max_completion_tokens", 1, INT32_MAX, &r->max_tokens));
+    }
     LOCKSTEP_RETURN_IF_ERROR(ReadNumber(f, "temperature", 0.0, false, 1e6, &r->temperature));
     LOCKSTEP_RETURN_IF_ERROR(ReadNumber(f, "top_p", 0.0, true, 1.0, &r->top_p));
     int64_t top_k = 0;
@@ -410,10 +484,10 @@ class LineParser {
       if (auto m = j.find("method"); m != j.end() && *m != json("POST")) {
         return Error("field 'method' must be \"POST\", got {}", Shorten(*m));
       }
-      if (auto u = j.find("url"); u != j.end() && *u != json("/v1/completions")) {
+      auto u = j.find("url");
+      if (u != j.end() && *u != json("/v1/completions") && *u != json("/v1/chat/completions")) {
         return Error(
-            "field 'url' is {}; only \"/v1/completions\" is supported (chat requests "
-            "need a tokenizer and a chat template)",
+            "field 'url' is {}; supported: \"/v1/completions\" and \"/v1/chat/completions\"",
             Shorten(*u));
       }
       auto body = j.find("body");
@@ -426,9 +500,22 @@ class LineParser {
           "'body')"));
       Fields f{*body, "body."};
       LOCKSTEP_RETURN_IF_ERROR(RejectUnknown(
-          *body, "body.", FieldList(kBodyOnlyFields, kGenerationFields),
+          *body, "body.",
+          FieldList(kBodyOnlyFields, kGenerationFields,
+                    body->contains("messages") ? std::span<const std::string_view>(kChatOnlyFields)
+                                               : std::span<const std::string_view>()),
           body->contains("prompt_tokens") ? "the OpenAI form takes token ids as 'body.prompt'"
                                           : ""));
+      const bool chat_url = u != j.end() && *u == json("/v1/chat/completions");
+      if (u != j.end()) {
+        const bool has_messages = Find(f, "messages") != nullptr;
+        if (chat_url && !has_messages) {
+          return Error("field 'body.messages' is missing (url \"/v1/chat/completions\")");
+        }
+        if (!chat_url && has_messages) {
+          return Error("field 'body.messages' needs url \"/v1/chat/completions\"");
+        }
+      }
       LOCKSTEP_RETURN_IF_ERROR(ReadPrompt(f, false, &r));
       LOCKSTEP_RETURN_IF_ERROR(ReadGeneration(f, &r));
     } else {
@@ -442,8 +529,12 @@ class LineParser {
         return Error("field 'id' must be a non-empty string or an integer, got {}", Shorten(*id));
       }
       Fields f{j, ""};
-      LOCKSTEP_RETURN_IF_ERROR(RejectUnknown(j, "", FieldList(kPlainOnlyFields, kGenerationFields),
-                                             ""));
+      LOCKSTEP_RETURN_IF_ERROR(RejectUnknown(
+          j, "",
+          FieldList(kPlainOnlyFields, kGenerationFields,
+                    j.contains("messages") ? std::span<const std::string_view>(kChatOnlyFields)
+                                           : std::span<const std::string_view>()),
+          ""));
       LOCKSTEP_RETURN_IF_ERROR(ReadPrompt(f, true, &r));
       LOCKSTEP_RETURN_IF_ERROR(ReadGeneration(f, &r));
     }
@@ -462,10 +553,29 @@ Result<Request> ParseRequestLine(std::string_view text, std::string_view source,
   return LineParser(source, line).Parse(text);
 }
 
+std::vector<int32_t> EndOfTurnTokens(const Tokenizer& tokenizer) {
+  std::vector<int32_t> ids;
+  if (tokenizer.eos_token_id() >= 0) ids.push_back(tokenizer.eos_token_id());
+  for (const char* text : {"<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>",
+                           "<|endoftext|>", "<EOT>"}) {
+    std::optional<int32_t> id = tokenizer.TokenId(text);
+    if (id && tokenizer.IsSpecial(*id) && std::find(ids.begin(), ids.end(), *id) == ids.end()) {
+      ids.push_back(*id);
+    }
+  }
+  return ids;
+}
+
 Status TokenizeRequest(Request* request, const Tokenizer* tokenizer, std::string_view source) {
+  return TokenizeRequest(request, PromptEncoder{tokenizer, nullptr, ""}, source);
+}
+
+Status TokenizeRequest(Request* request, const PromptEncoder& encoder, std::string_view source) {
+  const Tokenizer* tokenizer = encoder.tokenizer;
   if (!request->NeedsTokenizer()) return Status::Ok();
   if (tokenizer == nullptr) {
-    const char* what = request->prompt_text     ? "a text prompt"
+    const char* what = request->chat()          ? "a chat request ('messages')"
+                       : request->prompt_text   ? "a text prompt"
                        : !request->stop.empty() ? "'stop' strings"
                                                 : "'echo'";
     return FailedPrecondition(
@@ -473,6 +583,47 @@ Status TokenizeRequest(Request* request, const Tokenizer* tokenizer, std::string
         "'stop_token_ids'), or use a model file converted with its tokenizer "
         "(docs/tokenizers.md)",
         source, request->line, what);
+  }
+  if (request->chat()) {
+    if (encoder.chat_template == nullptr) {
+      if (!encoder.chat_template_error.empty()) {
+        return FailedPrecondition("{}:{}: field 'messages': the model's {}", source, request->line,
+                                  encoder.chat_template_error);
+      }
+      return FailedPrecondition(
+          "{}:{}: a chat request ('messages') needs a chat template and the model file has none: "
+          "convert the model with its tokenizer_config.json, or give the prompt as text "
+          "(docs/batch-jobs.md)",
+          source, request->line);
+    }
+    ChatTemplateInputs inputs;
+    inputs.messages = *request->messages;
+    inputs.add_generation_prompt = true;
+    if (tokenizer->bos_token_id() >= 0)
+      inputs.bos_token = tokenizer->TokenText(tokenizer->bos_token_id());
+    if (tokenizer->eos_token_id() >= 0)
+      inputs.eos_token = tokenizer->TokenText(tokenizer->eos_token_id());
+    Result<std::string> text = encoder.chat_template->Render(inputs);
+    if (!text.ok()) {
+      return InvalidArgument("{}:{}: field 'messages': {}", source, request->line,
+                             text.status().message());
+    }
+    Result<std::vector<int32_t>> ids = tokenizer->EncodeSpecial(*text);
+    if (!ids.ok()) {
+      return InvalidArgument("{}:{}: field 'messages': {}", source, request->line,
+                             ids.status().message());
+    }
+    if (ids->empty()) {
+      return InvalidArgument("{}:{}: field 'messages' renders to no tokens", source, request->line);
+    }
+    request->prompt_tokens = std::move(ids).value();
+    for (int32_t id : EndOfTurnTokens(*tokenizer)) {
+      if (std::find(request->stop_token_ids.begin(), request->stop_token_ids.end(), id) ==
+          request->stop_token_ids.end()) {
+        request->stop_token_ids.push_back(id);
+      }
+    }
+    return Status::Ok();
   }
   if (!request->prompt_text) return Status::Ok();
   Result<std::vector<int32_t>> ids = tokenizer->Encode(*request->prompt_text, /*add_bos=*/true);
@@ -503,18 +654,23 @@ Status ValidateRequestForModel(const Request& request, const partitioner::ModelC
   LOCKSTEP_RETURN_IF_ERROR(check_ids(request.prompt_tokens, "prompt"));
   LOCKSTEP_RETURN_IF_ERROR(check_ids(request.stop_token_ids, "stop_token_ids"));
   const int64_t total = static_cast<int64_t>(request.prompt_tokens.size()) + request.max_tokens;
-  if (total > config.max_position_embeddings) {
+  if (total > config.ContextLength()) {
     return OutOfRange(
         "{}:{}: prompt ({} tokens) + max_tokens ({}) = {} exceeds the model's "
         "context of {} positions",
         source, request.line, request.prompt_tokens.size(), request.max_tokens, total,
-        config.max_position_embeddings);
+        config.ContextLength());
   }
   return Status::Ok();
 }
 
 RequestFile ParseRequestText(std::string_view text, std::string_view source,
                              const partitioner::ModelConfig* config, const Tokenizer* tokenizer) {
+  return ParseRequestText(text, source, config, PromptEncoder{tokenizer, nullptr, ""});
+}
+
+RequestFile ParseRequestText(std::string_view text, std::string_view source,
+                             const partitioner::ModelConfig* config, const PromptEncoder& encoder) {
   RequestFile file;
   std::unordered_map<std::string, int64_t> first_line_of_id;
   int64_t line = 0;
@@ -531,7 +687,7 @@ RequestFile ParseRequestText(std::string_view text, std::string_view source,
     LineParser parser(source, line);
     Result<Request> request = parser.Parse(row);
     Status status = request.ok() ? Status::Ok() : request.status();
-    if (status.ok()) status = TokenizeRequest(&*request, tokenizer, source);
+    if (status.ok()) status = TokenizeRequest(&*request, encoder, source);
     if (status.ok() && config != nullptr) {
       status = ValidateRequestForModel(*request, *config, source);
     }

@@ -38,7 +38,11 @@ std::string FormatResultLine(const RequestResult& r) {
   ordered_json j;
   j["id"] = r.id;
   j["tokens"] = r.tokens;
-  if (r.text) j["text"] = *r.text;
+  if (r.text && r.chat) {
+    j["message"] = {{"role", "assistant"}, {"content", *r.text}};
+  } else if (r.text) {
+    j["text"] = *r.text;
+  }
   j["finish_reason"] = FinishReasonName(r.finish_reason);
   const int64_t completion = static_cast<int64_t>(r.tokens.size());
   j["usage"] = {{"prompt_tokens", r.prompt_tokens},

@@ -87,6 +87,50 @@ Status WriteDoubleAttribute(hid_t object, std::string_view file, const char* nam
   return WriteScalar(object, file, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value);
 }
 
+Status WriteDoubleArrayAttribute(hid_t object, std::string_view file, const char* name,
+                                 const std::vector<double>& values) {
+  const hsize_t n = values.size();
+  H5Dataspace space(H5Screate_simple(1, &n, nullptr));
+  H5Attribute attribute(
+      H5Acreate2(object, name, H5T_IEEE_F64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT));
+  if (!attribute.valid()) {
+    return Hdf5Error(StatusCode::kIo, fmt::format("{}: cannot create attribute '{}'", file, name));
+  }
+  if (H5Awrite(attribute.get(), H5T_NATIVE_DOUBLE, values.data()) < 0) {
+    return Hdf5Error(StatusCode::kIo, fmt::format("{}: cannot write attribute '{}'", file, name));
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<double>> ReadDoubleArrayAttribute(hid_t object, std::string_view file,
+                                                     const char* name) {
+  if (!HasAttribute(object, name)) {
+    return NotFound("{}: attribute '{}' is missing from the root group", file, name);
+  }
+  H5Attribute attribute(H5Aopen(object, name, H5P_DEFAULT));
+  if (!attribute.valid()) {
+    return Hdf5Error(StatusCode::kDataLoss,
+                     fmt::format("{}: cannot open attribute '{}'", file, name));
+  }
+  H5Datatype type(H5Aget_type(attribute.get()));
+  H5Dataspace space(H5Aget_space(attribute.get()));
+  if (!type.valid() || !space.valid()) return ReadFailed(file, name);
+  const H5T_class_t type_class = H5Tget_class(type.get());
+  if (type_class != H5T_FLOAT && type_class != H5T_INTEGER) {
+    return WrongType(file, name, "a list of numbers", type.get());
+  }
+  if (H5Sget_simple_extent_ndims(space.get()) > 1) {
+    return InvalidArgument("{}: attribute '{}' must be one-dimensional", file, name);
+  }
+  const hssize_t n = H5Sget_simple_extent_npoints(space.get());
+  if (n < 0 || n > (1 << 20)) return ReadFailed(file, name);
+  std::vector<double> values(static_cast<size_t>(n));
+  if (n > 0 && H5Aread(attribute.get(), H5T_NATIVE_DOUBLE, values.data()) < 0) {
+    return ReadFailed(file, name);
+  }
+  return values;
+}
+
 Result<std::string> ReadStringAttribute(hid_t object, std::string_view file, const char* name) {
   LOCKSTEP_ASSIGN_OR_RETURN(OpenAttribute open, Open(object, file, name));
   hid_t type = open.type.get();

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "lockstep/base/status.h"
 
@@ -25,12 +26,18 @@ Status WriteStringAttribute(hid_t object, std::string_view file, const char* nam
                             std::string_view value);
 Status WriteIntAttribute(hid_t object, std::string_view file, const char* name, int64_t value);
 Status WriteDoubleAttribute(hid_t object, std::string_view file, const char* name, double value);
+// A one-dimensional H5T_IEEE_F64LE attribute of values.size() elements.
+Status WriteDoubleArrayAttribute(hid_t object, std::string_view file, const char* name,
+                                 const std::vector<double>& values);
 
 // NotFound if absent; InvalidArgument if the type or shape is wrong.
 Result<std::string> ReadStringAttribute(hid_t object, std::string_view file, const char* name);
 Result<int64_t> ReadIntAttribute(hid_t object, std::string_view file, const char* name);
 Result<double> ReadDoubleAttribute(hid_t object, std::string_view file, const char* name);
 Result<bool> ReadBoolAttribute(hid_t object, std::string_view file, const char* name);
+// A one-dimensional attribute of numbers (any float or integer type).
+Result<std::vector<double>> ReadDoubleArrayAttribute(hid_t object, std::string_view file,
+                                                     const char* name);
 
 bool HasAttribute(hid_t object, const char* name);
 

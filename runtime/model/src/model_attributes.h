@@ -23,6 +23,11 @@ inline constexpr std::string_view kRopeLayout = "half";
 // "[a, b]", for messages.
 std::string ShapeString(std::span<const int64_t> shape);
 
+// The format version a file of this config has: 1 when version 1 expresses
+// it, 2 when it has q/k/v biases, a sliding window or rope scaling (a
+// version-1 reader would ignore them and compute something else).
+int ModelFormatVersionFor(const partitioner::ModelConfig& c);
+
 // The config from the root attributes; errors name `file` and the
 // attribute.
 Result<partitioner::ModelConfig> ReadConfig(hid_t root, std::string_view file);

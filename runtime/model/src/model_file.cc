@@ -41,6 +41,8 @@ std::string ShapeFormula(const TensorSpec& spec) {
     return "[vocab_size, hidden_size]";
   }
   if (spec.role == TensorRole::kNorm) return "[hidden_size]";
+  if (ends_with("/bq")) return "[num_attention_heads * head_dim]";
+  if (ends_with("/bk") || ends_with("/bv")) return "[num_key_value_heads * head_dim]";
   if (ends_with("/wq")) return "[num_attention_heads * head_dim, hidden_size]";
   if (ends_with("/wk") || ends_with("/wv")) return "[num_key_value_heads * head_dim, hidden_size]";
   if (ends_with("/wo")) return "[hidden_size, num_attention_heads * head_dim]";
@@ -202,9 +204,9 @@ Status CheckManifest(hid_t root, const std::string& path, const std::vector<Tens
 // The whole of Open() but the byte counting. `image` (may be null): open
 // that file image in memory instead of the file at `path`.
 Status OpenAndValidate(const std::string& path, const ModelFileOptions& options,
-                       const std::vector<std::byte>* image, H5File* file, ModelConfig* config,
-                       DType* weight_dtype, std::vector<TensorInfo>* tensors, bool* has_tokenizer,
-                       ModelIntegrity* integrity) {
+                       const std::vector<std::byte>* image, H5File* file, int* format_version,
+                       ModelConfig* config, DType* weight_dtype, std::vector<TensorInfo>* tensors,
+                       bool* has_tokenizer, ModelIntegrity* integrity) {
   H5PropertyList fapl(H5Pcreate(H5P_FILE_ACCESS));
   if (image != nullptr) {
     if (H5Pset_fapl_core(fapl.get(), 1 << 16, /*backing_store=*/0) < 0 ||
@@ -260,13 +262,20 @@ Status OpenAndValidate(const std::string& path, const ModelFileOptions& options,
                            kFormatName);
   }
   LOCKSTEP_ASSIGN_OR_RETURN(int64_t version, ReadIntAttribute(root.get(), path, "format_version"));
-  if (version != kModelFormatVersion) {
+  if (version < 1 || version > kModelFormatVersion) {
     return InvalidArgument(
-        "{}: attribute 'format_version' is {}, this lockstep reads version {}; convert the model "
-        "again or use a matching lockstep",
+        "{}: attribute 'format_version' is {}, this lockstep reads versions 1 to {}; convert the "
+        "model again or use a matching lockstep",
         path, version, kModelFormatVersion);
   }
+  *format_version = static_cast<int>(version);
   LOCKSTEP_ASSIGN_OR_RETURN(*config, ReadConfig(root.get(), path));
+  if (version < ModelFormatVersionFor(*config)) {
+    return InvalidArgument(
+        "{}: attribute 'format_version' is {}, but the file has q/k/v biases, a sliding window or "
+        "rope scaling, which need format version {} (a version-{} reader would ignore them)",
+        path, version, ModelFormatVersionFor(*config), version);
+  }
   LOCKSTEP_ASSIGN_OR_RETURN(std::string dtype_name,
                             ReadStringAttribute(root.get(), path, "weight_dtype"));
   Result<DType> declared_dtype = ParseDType(dtype_name);
@@ -295,10 +304,10 @@ Status OpenAndValidate(const std::string& path, const ModelFileOptions& options,
     tensors->push_back(std::move(info));
   }
   for (const TensorInfo& info : *tensors) {
-    if (info.role == TensorRole::kNorm) {
+    if (partitioner::IsF32Tensor(info.role)) {
       if (info.dtype != DType::kF32) {
-        return InvalidArgument("{}: tensor '{}' is {}; norm weights must be f32", path, info.path,
-                               DTypeName(info.dtype));
+        return InvalidArgument("{}: tensor '{}' is {}; norm weights and biases must be f32", path,
+                               info.path, DTypeName(info.dtype));
       }
       continue;
     }
@@ -361,6 +370,7 @@ struct ModelFile::Impl {
 
   std::string path;
   ModelFileOptions options;
+  int format_version = 1;
   ModelConfig config;
   DType weight_dtype = DType::kF32;
   std::vector<TensorInfo> tensors;
@@ -401,10 +411,10 @@ Result<ModelFile> ModelFile::Impl::Open(const std::string& path, const ModelFile
   impl->options = options;
   {
     ReadCounter counter(&impl->bytes_read);
-    LOCKSTEP_RETURN_IF_ERROR(OpenAndValidate(path, options, image,
-                                             &impl->file, &impl->config, &impl->weight_dtype,
-                                             &impl->tensors, &impl->has_tokenizer,
-                                             &impl->integrity));
+    LOCKSTEP_RETURN_IF_ERROR(OpenAndValidate(path, options, image, &impl->file,
+                                             &impl->format_version, &impl->config,
+                                             &impl->weight_dtype, &impl->tensors,
+                                             &impl->has_tokenizer, &impl->integrity));
   }
   for (size_t i = 0; i < impl->tensors.size(); ++i) impl->index.emplace(impl->tensors[i].path, i);
   impl->transfer = H5PropertyList(H5Pcreate(H5P_DATASET_XFER));
@@ -419,6 +429,9 @@ Result<ModelFile> ModelFile::Impl::Open(const std::string& path, const ModelFile
 
 const std::string& ModelFile::path() const {
   return impl_->path;
+}
+int ModelFile::format_version() const {
+  return impl_->format_version;
 }
 const ModelConfig& ModelFile::config() const {
   return impl_->config;
@@ -565,10 +578,10 @@ Status ModelFile::Impl::ReadChecked(const TensorInfo& info, const TensorSlice& s
           rank == 2 ? (slice.col_end - slice.col_begin) / kQuantBlockSize : elements / kQuantBlockSize;
       const float scale = F16ToF32(QuantBlockScaleBits(info.dtype, dst, bad));
       return InvalidArgument(
-          "{}: tensor '{}' has a non-finite scale ({}) in block {} of row {}; lockstep refuses "
-          "non-finite weights (the checkpoint or its conversion is broken)",
+          "{}: tensor '{}' has a non-finite scale ({}) in block {} of row {}: the {} weights are "
+          "damaged; lockstep refuses non-finite weights",
           path, info.path, scale, slice.col_begin / kQuantBlockSize + bad % width_blocks,
-          slice.row_begin + bad / width_blocks);
+          slice.row_begin + bad / width_blocks, DTypeName(info.dtype));
     }
   } else {
     const int64_t bad = FindNonFinite(info.dtype, dst, elements);

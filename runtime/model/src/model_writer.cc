@@ -133,7 +133,7 @@ Result<ModelWriter> ModelWriter::Create(const std::string& path, const ModelConf
   };
   for (const TensorSpec& spec : partitioner::ModelTensors(config)) {
     LOCKSTEP_RETURN_IF_ERROR(ensure_parents(spec.path));
-    const DType dtype = spec.role == TensorRole::kNorm ? DType::kF32 : options.dtype;
+    const DType dtype = partitioner::IsF32Tensor(spec.role) ? DType::kF32 : options.dtype;
     H5Datatype type = MakeHdf5Type(dtype);
     // A quantized matrix is a [rows, cols / 32] dataset of blocks.
     std::vector<int64_t> stored = spec.shape;
@@ -399,7 +399,8 @@ Status ModelWriter::Close() {
                                   DigestHex(text.data(), text.size()));
     if (status.ok()) status = WriteStringAttribute(root.get(), impl.path, "format", kFormatName);
     if (status.ok()) {
-      status = WriteIntAttribute(root.get(), impl.path, "format_version", kModelFormatVersion);
+      status = WriteIntAttribute(root.get(), impl.path, "format_version",
+                                 ModelFormatVersionFor(impl.config));
     }
   }
   for (Impl::Tensor& tensor : impl.tensors) tensor.dataset = H5Dataset();

@@ -86,6 +86,10 @@ SynthDistribution SynthTensorDistribution(const ModelConfig& c, const TensorSpec
       return {0.0, 1.0 / std::sqrt(hidden)};
     case TensorRole::kLmHead:
       return {0.0, 1.0 / std::sqrt(hidden)};
+    case TensorRole::kColumnBias:
+      // Small against q, k, v (rms ~1): larger biases make a tied model's
+      // greedy decoding repeat one token.
+      return {0.0, 0.1};
     case TensorRole::kRowParallel: {
       const double fan_in = static_cast<double>(spec.shape[1]);  // q_dim or intermediate_size
       // w_down gets x2: silu(g) * u has an rms of only ~0.6 for unit-normal g
@@ -126,7 +130,7 @@ Status SynthesizeModel(const ModelConfig& config, DType dtype, uint64_t seed,
   for (const TensorSpec& spec : specs) {
     int64_t elements = 1;
     for (int64_t d : spec.shape) elements *= d;
-    total_bytes += DTypeBytes(spec.role == TensorRole::kNorm ? DType::kF32 : dtype, elements);
+    total_bytes += DTypeBytes(partitioner::IsF32Tensor(spec.role) ? DType::kF32 : dtype, elements);
   }
   const bool report = total_bytes > (int64_t{256} << 20);
   using Clock = std::chrono::steady_clock;
@@ -178,7 +182,7 @@ Status SynthesizeModel(const ModelConfig& config, DType dtype, uint64_t seed,
       if (next.valid()) next.wait();  // it still uses the buffers
       return written;
     }
-    done_bytes += DTypeBytes(spec.role == TensorRole::kNorm ? DType::kF32 : dtype,
+    done_bytes += DTypeBytes(partitioner::IsF32Tensor(spec.role) ? DType::kF32 : dtype,
                              block.num_rows * block.cols);
     if (report && seconds_since(last_report) >= 2.0) {
       last_report = Clock::now();

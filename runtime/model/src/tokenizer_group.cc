@@ -12,6 +12,35 @@
 
 namespace lockstep::runtime {
 
+namespace {
+
+// A 1-D uint8 dataset holding `bytes`, with their SHA-256 as its `sha256`
+// attribute (verified on read). Returns the digest.
+Result<std::string> WriteBytesDataset(hid_t file, std::string_view file_name, const char* name,
+                                      std::string_view bytes) {
+  const hsize_t size = bytes.size();
+  H5Dataspace space(H5Screate_simple(1, &size, nullptr));
+  H5PropertyList dcpl(H5Pcreate(H5P_DATASET_CREATE));
+  H5Pset_obj_track_times(dcpl.get(), 0);
+  H5Dataset dataset(
+      H5Dcreate2(file, name, H5T_STD_U8LE, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT));
+  if (!dataset.valid()) {
+    return Hdf5Error(StatusCode::kIo,
+                     fmt::format("{}: cannot create dataset '{}'", file_name, name));
+  }
+  if (size > 0 &&
+      H5Dwrite(dataset.get(), H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes.data()) < 0) {
+    return Hdf5Error(StatusCode::kIo,
+                     fmt::format("{}: cannot write dataset '{}'", file_name, name));
+  }
+  std::string digest = DigestHex(bytes.data(), bytes.size());
+  LOCKSTEP_RETURN_IF_ERROR(WriteStringAttribute(
+      dataset.get(), fmt::format("{}: '{}'", file_name, name), kSha256Attribute, digest));
+  return digest;
+}
+
+}  // namespace
+
 Result<std::string> WriteTokenizerGroup(hid_t file, std::string_view file_name,
                                         const TokenizerData& t) {
   H5PropertyList gcpl(H5Pcreate(H5P_GROUP_CREATE));
@@ -31,25 +60,12 @@ Result<std::string> WriteTokenizerGroup(hid_t file, std::string_view file_name,
       WriteIntAttribute(group.get(), file_name, "add_bos_token", t.add_bos_token ? 1 : 0));
   LOCKSTEP_RETURN_IF_ERROR(WriteStringAttribute(group.get(), file_name, "source", t.source));
 
-  const hsize_t size = t.data.size();
-  H5Dataspace space(H5Screate_simple(1, &size, nullptr));
-  H5PropertyList dcpl(H5Pcreate(H5P_DATASET_CREATE));
-  H5Pset_obj_track_times(dcpl.get(), 0);
-  H5Dataset dataset(H5Dcreate2(file, kTokenizerDataset, H5T_STD_U8LE, space.get(), H5P_DEFAULT,
-                               dcpl.get(), H5P_DEFAULT));
-  if (!dataset.valid()) {
-    return Hdf5Error(StatusCode::kIo,
-                     fmt::format("{}: cannot create dataset '{}'", file_name, kTokenizerDataset));
+  LOCKSTEP_ASSIGN_OR_RETURN(std::string digest,
+                            WriteBytesDataset(file, file_name, kTokenizerDataset, t.data));
+  if (!t.chat_template.empty()) {
+    LOCKSTEP_RETURN_IF_ERROR(
+        WriteBytesDataset(file, file_name, kChatTemplateDataset, t.chat_template).status());
   }
-  if (size > 0 &&
-      H5Dwrite(dataset.get(), H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data.data()) < 0) {
-    return Hdf5Error(StatusCode::kIo,
-                     fmt::format("{}: cannot write dataset '{}'", file_name, kTokenizerDataset));
-  }
-  std::string digest = DigestHex(t.data.data(), t.data.size());
-  LOCKSTEP_RETURN_IF_ERROR(
-      WriteStringAttribute(dataset.get(), fmt::format("{}: '{}'", file_name, kTokenizerDataset),
-                           kSha256Attribute, digest));
   return digest;
 }
 
@@ -132,6 +148,34 @@ Result<TokenizerData> ReadTokenizerGroup(hid_t file, std::string_view file_name)
         "{}: dataset '{}' does not match its sha256 attribute: the file is damaged (`lockstep "
         "verify {}` checks every tensor)",
         file_name, kTokenizerDataset, file_name);
+  }
+  if (H5Lexists(file, kChatTemplateDataset, H5P_DEFAULT) > 0) {
+    H5Dataset chat(H5Dopen2(file, kChatTemplateDataset, H5P_DEFAULT));
+    H5Datatype type(H5Dget_type(chat.get()));
+    H5Dataspace space(H5Dget_space(chat.get()));
+    hsize_t size = 0;
+    const bool bytes = chat.valid() && H5Tget_class(type.get()) == H5T_INTEGER &&
+                       H5Tget_size(type.get()) == 1 && H5Tget_sign(type.get()) == H5T_SGN_NONE;
+    if (!bytes || H5Sget_simple_extent_ndims(space.get()) != 1 ||
+        H5Sget_simple_extent_dims(space.get(), &size, nullptr) != 1) {
+      return InvalidArgument("{}: dataset '{}' must be a 1-D array of uint8 (UTF-8 text)",
+                             file_name, kChatTemplateDataset);
+    }
+    LOCKSTEP_ASSIGN_OR_RETURN(std::optional<std::string> chat_digest,
+                              ReadDigestAttribute(chat.get(), file_name, kChatTemplateDataset));
+    t.chat_template.resize(size);
+    if (size > 0 && H5Dread(chat.get(), H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                            t.chat_template.data()) < 0) {
+      return Hdf5Error(StatusCode::kDataLoss, fmt::format("{}: cannot read dataset '{}'", file_name,
+                                                          kChatTemplateDataset));
+    }
+    if (chat_digest &&
+        DigestHex(t.chat_template.data(), t.chat_template.size()) != *chat_digest) {
+      return DataLoss(
+          "{}: dataset '{}' does not match its sha256 attribute: the file is damaged (`lockstep "
+          "verify {}` checks every tensor)",
+          file_name, kChatTemplateDataset, file_name);
+    }
   }
   return t;
 }

@@ -27,6 +27,8 @@ namespace lockstep::runtime {
 
 inline constexpr const char* kTokenizerGroup = "/tokenizer";
 inline constexpr const char* kTokenizerDataset = "/tokenizer/data";
+// The chat template's UTF-8 text, when the model has one.
+inline constexpr const char* kChatTemplateDataset = "/tokenizer/chat_template";
 
 // Returns the data's SHA-256 (hex), which it also stores as its attribute.
 Result<std::string> WriteTokenizerGroup(hid_t file, std::string_view file_name,

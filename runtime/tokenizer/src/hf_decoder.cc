@@ -27,6 +27,12 @@ void DecoderStep::Apply(std::vector<std::string>* tokens, bool continuation) con
     case Kind::kByteLevel: {
       std::string joined;
       for (const std::string& t : *tokens) {
+        // Added tokens are their content (as Hugging Face's decoders do:
+        // DeepSeek's added "ü" is U+00FC, not the byte 0xFC).
+        if (added_contents != nullptr && added_contents->contains(t)) {
+          joined += t;
+          continue;
+        }
         std::string bytes;
         bool all = true;
         for (auto [offset, cp] : CodePoints(t)) {

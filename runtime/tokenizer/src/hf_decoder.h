@@ -4,9 +4,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "hf_spec.h"
@@ -24,6 +26,8 @@ struct DecoderStep {
   int64_t start = 0, stop = 0;  // Strip
   std::string replacement;      // Metaspace
   bool prepend = true;          // Metaspace: scheme is not "never"
+  // ByteLevel: the contents of the added tokens, passed through unchanged.
+  std::shared_ptr<const std::unordered_set<std::string>> added_contents;
 
   static DecoderStep Of(Kind kind) {
     DecoderStep step;

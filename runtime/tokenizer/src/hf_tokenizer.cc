@@ -7,9 +7,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "bpe_model.h"
@@ -67,6 +69,11 @@ class HfTokenizer final : public Tokenizer {
       for (int32_t id : template_suffix_) ids.push_back(id);
     }
     return ids;
+  }
+
+  // Added tokens are always split out of tokenizer.json text.
+  Result<std::vector<int32_t>> EncodeSpecial(std::string_view text) const override {
+    return Encode(text, /*add_bos=*/false);
   }
 
   std::string Decode(std::span<const int32_t> ids, bool skip_special_tokens) const override {
@@ -289,6 +296,12 @@ std::unique_ptr<HfTokenizer> HfTokenizer::Build(const TokenizerData& data, const
     } else {
       t->raw_matcher_.Add(a.content, i);
     }
+  }
+
+  auto added_contents = std::make_shared<std::unordered_set<std::string>>();
+  for (const AddedToken& a : t->added_) added_contents->insert(a.content);
+  for (DecoderStep& step : t->decoder_) {
+    if (step.kind == DecoderStep::Kind::kByteLevel) step.added_contents = added_contents;
   }
 
   const bool has_template = ParsePostProcessor(find("post_processor"), "post_processor",

@@ -4,12 +4,82 @@
 
 #include <cstring>
 
+#include "hf_added_tokens.h"
 #include "utf8.h"
 
 namespace lockstep::runtime {
 namespace {
 
 constexpr std::string_view kMetaspace = "\xE2\x96\x81";  // ▁
+
+// Protobuf wire format reading: a varint at *pos, or nullopt past the end.
+std::optional<uint64_t> ReadVarint(std::string_view bytes, size_t* pos) {
+  uint64_t v = 0;
+  for (int shift = 0; shift < 64 && *pos < bytes.size(); shift += 7) {
+    const auto b = static_cast<uint8_t>(bytes[(*pos)++]);
+    v |= static_cast<uint64_t>(b & 0x7F) << shift;
+    if ((b & 0x80) == 0) return v;
+  }
+  return std::nullopt;
+}
+
+// Skips one field of wire type `wire`; false when malformed.
+bool SkipField(std::string_view bytes, int wire, size_t* pos) {
+  switch (wire) {
+    case 0:
+      return ReadVarint(bytes, pos).has_value();
+    case 1:
+      *pos += 8;
+      return *pos <= bytes.size();
+    case 2: {
+      std::optional<uint64_t> n = ReadVarint(bytes, pos);
+      if (!n || *n > bytes.size() - *pos) return false;
+      *pos += *n;
+      return true;
+    }
+    case 5:
+      *pos += 4;
+      return *pos <= bytes.size();
+    default:
+      return false;
+  }
+}
+
+// The type of every piece of a serialized ModelProto (pieces = 1,
+// SentencePiece.type = 3, NORMAL when absent); empty when malformed (the
+// library has accepted the proto by then, so that does not happen).
+std::vector<int32_t> PieceTypes(std::string_view proto) {
+  std::vector<int32_t> types;
+  size_t pos = 0;
+  while (pos < proto.size()) {
+    std::optional<uint64_t> tag = ReadVarint(proto, &pos);
+    if (!tag) return {};
+    const int field = static_cast<int>(*tag >> 3), wire = static_cast<int>(*tag & 7);
+    if (field != 1 || wire != 2) {
+      if (!SkipField(proto, wire, &pos)) return {};
+      continue;
+    }
+    std::optional<uint64_t> n = ReadVarint(proto, &pos);
+    if (!n || *n > proto.size() - pos) return {};
+    const std::string_view piece = proto.substr(pos, *n);
+    pos += *n;
+    int32_t type = 1;
+    size_t p = 0;
+    while (p < piece.size()) {
+      std::optional<uint64_t> t = ReadVarint(piece, &p);
+      if (!t) return {};
+      if ((*t >> 3) == 3 && (*t & 7) == 0) {
+        std::optional<uint64_t> v = ReadVarint(piece, &p);
+        if (!v) return {};
+        type = static_cast<int32_t>(*v);
+      } else if (!SkipField(piece, static_cast<int>(*t & 7), &p)) {
+        return {};
+      }
+    }
+    types.push_back(type);
+  }
+  return types;
+}
 
 class SentencePieceTokenizer final : public Tokenizer {
  public:
@@ -32,7 +102,17 @@ class SentencePieceTokenizer final : public Tokenizer {
     t->add_bos_ = data.add_bos_token && bos >= 0;
     const int size = t->processor_.GetPieceSize();
     t->running_text_.resize(static_cast<size_t>(size));
-    for (int id = 0; id < size; ++id) t->running_text_[id] = t->RunningText(id);
+    // (Debian's libsentencepiece has no IsUserDefined: read the types.)
+    const std::vector<int32_t> types = PieceTypes(data.data);
+    for (int id = 0; id < size; ++id) {
+      t->running_text_[id] = t->RunningText(id);
+      const bool user_defined = static_cast<size_t>(id) < types.size() && types[id] == 4;
+      const bool special = t->processor_.IsControl(id) || user_defined;
+      if (special && !t->processor_.IdToPiece(id).empty()) {
+        t->special_matcher_.Add(t->processor_.IdToPiece(id), t->special_tokens_.size());
+        t->special_tokens_.push_back({.id = id, .content = t->processor_.IdToPiece(id)});
+      }
+    }
     return std::unique_ptr<Tokenizer>(std::move(t));
   }
 
@@ -52,6 +132,24 @@ class SentencePieceTokenizer final : public Tokenizer {
     out.reserve(ids.size() + 1);
     if (add_bos && add_bos_) out.push_back(processor_.bos_id());
     out.insert(out.end(), ids.begin(), ids.end());
+    return out;
+  }
+
+  Result<std::vector<int32_t>> EncodeSpecial(std::string_view text) const override {
+    if (std::optional<size_t> bad = FindInvalidUtf8(text)) {
+      return InvalidArgument("text is not valid UTF-8 (byte {} of {})", *bad, text.size());
+    }
+    std::vector<hf::Segment> segments;
+    hf::SplitAddedTokens(text, true, special_matcher_, special_tokens_, &segments);
+    std::vector<int32_t> out;
+    for (const hf::Segment& segment : segments) {
+      if (segment.added_id >= 0) {
+        out.push_back(segment.added_id);
+        continue;
+      }
+      LOCKSTEP_ASSIGN_OR_RETURN(std::vector<int32_t> ids, Encode(segment.text, false));
+      out.insert(out.end(), ids.begin(), ids.end());
+    }
     return out;
   }
 
@@ -114,6 +212,9 @@ class SentencePieceTokenizer final : public Tokenizer {
   sentencepiece::SentencePieceProcessor processor_;
   bool add_bos_ = false;
   std::vector<std::string> running_text_;  // DecodeToken of every id
+  // Control and user-defined pieces, for EncodeSpecial.
+  std::vector<hf::AddedToken> special_tokens_;
+  hf::AddedTokenMatcher special_matcher_;
 };
 
 // Protobuf wire format (varint, length-delimited, fixed32).
@@ -150,6 +251,8 @@ Result<std::unique_ptr<Tokenizer>> CreateSentencePieceTokenizer(const TokenizerD
 }
 
 std::string WriteSentencePieceModel(const SentencePieceVocab& vocab) {
+  const int64_t size = static_cast<int64_t>(vocab.pieces.size());
+  auto valid = [&](int32_t id) { return id >= 0 && id < size; };
   std::string out;
   bool has_bytes = false;
   // ModelProto.pieces = 1: SentencePiece {piece = 1, score = 2, type = 3}.
@@ -159,20 +262,43 @@ std::string WriteSentencePieceModel(const SentencePieceVocab& vocab) {
     FloatField(2, i < vocab.scores.size() ? vocab.scores[i] : 0.0f, &piece);
     int32_t type = i < vocab.types.size() ? vocab.types[i] : 1;
     if (type <= 0 || type > 6) type = 1;
+    const auto id = static_cast<int32_t>(i);
+    // SentencePiece wants exactly one unknown piece, and the BOS/EOS/pad
+    // pieces to be control pieces; GGUF vocabularies mark padding slots
+    // "unknown" too (Phi-3: [PAD32011]...), which become control pieces:
+    // never produced from text, decoded to nothing.
+    if (id == vocab.unk_id) {
+      type = 2;
+    } else if (id == vocab.bos_id || id == vocab.eos_id || id == vocab.pad_id || type == 2) {
+      type = 3;
+    }
     has_bytes = has_bytes || type == 6;
     VarintField(3, type, &piece);
     BytesField(1, piece, &out);
   }
   // ModelProto.trainer_spec = 2: model_type = 3 (BPE = 2), vocab_size = 4,
-  // byte_fallback = 35, unk_id = 40, bos_id = 41, eos_id = 42, pad_id = 43.
+  // byte_fallback = 35, unk_id = 40, bos_id = 41, eos_id = 42, pad_id = 43,
+  // unk_piece = 45, bos_piece = 46, eos_piece = 47, pad_piece = 48. The
+  // library finds BOS/EOS/pad by their piece text, not their ids, so the
+  // pieces are written too (Phi-3's EOS is "<|endoftext|>", not "</s>").
   std::string trainer;
   VarintField(3, 2, &trainer);
-  VarintField(4, static_cast<int64_t>(vocab.pieces.size()), &trainer);
+  VarintField(4, size, &trainer);
   VarintField(35, has_bytes ? 1 : 0, &trainer);
   VarintField(40, vocab.unk_id, &trainer);
   VarintField(41, vocab.bos_id, &trainer);
   VarintField(42, vocab.eos_id, &trainer);
   VarintField(43, vocab.pad_id, &trainer);
+  if (valid(vocab.unk_id)) BytesField(45, vocab.pieces[vocab.unk_id], &trainer);
+  // A piece text no vocabulary has stands for "none" (the defaults "<s>",
+  // "</s>" would find a piece of that text elsewhere).
+  constexpr std::string_view kNone = "\x01lockstep:none\x01";
+  BytesField(46, valid(vocab.bos_id) ? std::string_view(vocab.pieces[vocab.bos_id]) : kNone,
+             &trainer);
+  BytesField(47, valid(vocab.eos_id) ? std::string_view(vocab.pieces[vocab.eos_id]) : kNone,
+             &trainer);
+  BytesField(48, valid(vocab.pad_id) ? std::string_view(vocab.pieces[vocab.pad_id]) : kNone,
+             &trainer);
   BytesField(2, trainer, &out);
   // ModelProto.normalizer_spec = 3: name = 1, add_dummy_prefix = 3,
   // remove_extra_whitespaces = 4, escape_whitespaces = 5.

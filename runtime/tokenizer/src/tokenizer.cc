@@ -40,6 +40,42 @@ std::optional<std::string> ConfigTokenName(const json& config, const char* key) 
   return std::nullopt;
 }
 
+// The chat_template of a tokenizer_config.json: a string, or a list of
+// {"name", "template"} of which the one named "default" is used.
+Result<std::string> ConfigChatTemplate(const json& config, const std::string& config_path) {
+  auto it = config.find("chat_template");
+  if (it == config.end() || it->is_null()) return std::string();
+  if (it->is_string()) return it->get<std::string>();
+  if (it->is_array()) {
+    for (const json& entry : *it) {
+      if (entry.is_object() && entry.value("name", json()) == "default" &&
+          entry.contains("template") && entry["template"].is_string()) {
+        return entry["template"].get<std::string>();
+      }
+    }
+    return InvalidArgument("{}: chat_template is a list without an entry named \"default\"",
+                           config_path);
+  }
+  return InvalidArgument("{}: chat_template must be a string or a list of named templates",
+                         config_path);
+}
+
+// The tokenizer_config.json beside a tokenizer file, if there is one (a
+// null json otherwise).
+Result<json> ConfigBeside(const std::string& path) {
+  const std::filesystem::path config_path =
+      std::filesystem::path(path).parent_path() / "tokenizer_config.json";
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(config_path, error)) return json();
+  LOCKSTEP_ASSIGN_OR_RETURN(std::string config_text, ReadWholeFile(config_path.string()));
+  json config = json::parse(config_text, nullptr, /*allow_exceptions=*/false);
+  if (!config.is_object()) {
+    return InvalidArgument("{}: not a JSON object (tokenizer_config.json beside {})",
+                           config_path.string(), path);
+  }
+  return config;
+}
+
 // tokenizer.json + the tokenizer_config.json beside it (if any).
 Result<TokenizerData> ReadHfJson(const std::string& path, std::string text) {
   TokenizerData data;
@@ -48,14 +84,9 @@ Result<TokenizerData> ReadHfJson(const std::string& path, std::string text) {
   data.source = path;
   const std::filesystem::path config_path =
       std::filesystem::path(path).parent_path() / "tokenizer_config.json";
-  std::error_code error;
-  if (!std::filesystem::is_regular_file(config_path, error)) return data;
-  LOCKSTEP_ASSIGN_OR_RETURN(std::string config_text, ReadWholeFile(config_path.string()));
-  const json config = json::parse(config_text, nullptr, /*allow_exceptions=*/false);
-  if (!config.is_object()) {
-    return InvalidArgument("{}: not a JSON object (tokenizer_config.json beside {})",
-                           config_path.string(), path);
-  }
+  LOCKSTEP_ASSIGN_OR_RETURN(const json config, ConfigBeside(path));
+  if (config.is_null()) return data;
+  LOCKSTEP_ASSIGN_OR_RETURN(data.chat_template, ConfigChatTemplate(config, config_path.string()));
   LOCKSTEP_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, CreateTokenizer(data));
   auto id_of = [&](const char* key) -> Result<int32_t> {
     std::optional<std::string> name = ConfigTokenName(config, key);
@@ -90,6 +121,13 @@ Result<TokenizerData> ReadSentencePiece(const std::string& path, std::string byt
   data.bos_token_id = (*tokenizer)->bos_token_id();
   data.eos_token_id = (*tokenizer)->eos_token_id();
   data.add_bos_token = data.bos_token_id >= 0;
+  // A chat template from a tokenizer_config.json beside the model.
+  LOCKSTEP_ASSIGN_OR_RETURN(const json config, ConfigBeside(path));
+  if (config.is_object()) {
+    const std::string config_path =
+        (std::filesystem::path(path).parent_path() / "tokenizer_config.json").string();
+    LOCKSTEP_ASSIGN_OR_RETURN(data.chat_template, ConfigChatTemplate(config, config_path));
+  }
   return data;
 }
 

@@ -1,4 +1,5 @@
-// The engine and the batch job on small synthesized models: the determinism
+// The engine and the batch job on small synthesized models of every family
+// (biases, sliding windows, each rope scaling type): the determinism
 // contract (bits, not tolerances) across batch composition, --max-batch,
 // prefill chunking, threads and instruction sets, greedy and sampled; stop
 // conditions; pipeline stages.
@@ -160,6 +161,45 @@ partitioner::ModelConfig OddConfig() {
   return c;
 }
 
+partitioner::ModelConfig FamilyPreset(const char* name) {
+  return *partitioner::ModelPreset(name);
+}
+partitioner::ModelConfig TinyLlama3() {
+  return FamilyPreset("tiny-llama3");
+}
+partitioner::ModelConfig TinyQwen2() {
+  return FamilyPreset("tiny-qwen2");
+}
+partitioner::ModelConfig TinyMistral() {
+  return FamilyPreset("tiny-mistral");
+}
+partitioner::ModelConfig TinyPhi3() {
+  return FamilyPreset("tiny-phi3");
+}
+
+// The generic rope scaling types on the tiny model, with thresholds the
+// prompts of MixedRequests cross (positions up to 170).
+partitioner::ModelConfig TinyWithScaling(partitioner::RopeScalingType type) {
+  partitioner::ModelConfig c = TinyPreset();
+  c.max_position_embeddings = 96;
+  c.rope_scaling.type = type;
+  c.rope_scaling.factor = 2.0;
+  if (type != partitioner::RopeScalingType::kLinear) {
+    c.rope_scaling.original_max_position_embeddings = 96;
+  }
+  if (type == partitioner::RopeScalingType::kYarn) c.rope_scaling.attention_factor = 1.07;
+  return c;
+}
+partitioner::ModelConfig TinyLinear() {
+  return TinyWithScaling(partitioner::RopeScalingType::kLinear);
+}
+partitioner::ModelConfig TinyDynamic() {
+  return TinyWithScaling(partitioner::RopeScalingType::kDynamic);
+}
+partitioner::ModelConfig TinyYarn() {
+  return TinyWithScaling(partitioner::RopeScalingType::kYarn);
+}
+
 struct ModelCase {
   const char* name;
   partitioner::ModelConfig (*config)();
@@ -217,6 +257,14 @@ INSTANTIATE_TEST_SUITE_P(Models, DeterminismTest,
                                            ModelCase{"odd_f16", &OddConfig, DType::kF16},
                                            ModelCase{"tiny_q8_0", &TinyPreset, DType::kQ8_0},
                                            ModelCase{"tiny_q4_0", &TinyPreset, DType::kQ4_0}),
+                                           // Each family's features (model_family.h).
+                                           ModelCase{"llama3_bf16", &TinyLlama3, DType::kBF16},
+                                           ModelCase{"qwen2_bf16", &TinyQwen2, DType::kBF16},
+                                           ModelCase{"mistral_f16", &TinyMistral, DType::kF16},
+                                           ModelCase{"phi3_bf16", &TinyPhi3, DType::kBF16},
+                                           ModelCase{"linear_f32", &TinyLinear, DType::kF32},
+                                           ModelCase{"dynamic_bf16", &TinyDynamic, DType::kBF16},
+                                           ModelCase{"yarn_f16", &TinyYarn, DType::kF16}),
                          [](const ::testing::TestParamInfo<ModelCase>& info) {
                            return std::string(info.param.name);
                          });
@@ -378,6 +426,32 @@ TEST(EngineTest, QuantizedWeightsRefuseBadSplitsAndScales) {
   EXPECT_NE(message.find("/layers/1/attn/wv"), std::string::npos) << message;
   EXPECT_NE(message.find("non-finite scale (inf) in block 3 of row 5"), std::string::npos)
       << message;
+}
+
+// A sliding window changes nothing while a sequence fits in it, and the
+// logits after: tiny-mistral (window 40) and tiny have the same shapes, so
+// the same synthesized weights.
+TEST(EngineTest, SlidingWindowChangesOnlyWhatLiesPastIt) {
+  ScratchDir dir;
+  const std::string windowed = dir.File("mistral.h5");
+  const std::string full = dir.File("tiny.h5");
+  ASSERT_TRUE(SynthesizeModel(TinyMistral(), DType::kBF16, 7, windowed).ok());
+  ASSERT_TRUE(SynthesizeModel(TinyPreset(), DType::kBF16, 7, full).ok());
+  auto line = [](const std::string& id, int prompt, int max_tokens) {
+    return json({{"id", id},
+                 {"prompt_tokens", runtime::testing::TestPrompt(prompt, 500, prompt)},
+                 {"max_tokens", max_tokens},
+                 {"temperature", 0},
+                 {"ignore_eos", true}})
+               .dump() +
+           "\n";
+  };
+  const std::string requests = dir.File("requests.jsonl");
+  WriteText(requests, line("fits", 20, 20) + line("past", 60, 8));  // positions < 40; to 67
+  const Outcomes a = RunJob(dir, windowed, requests, {2, 16, 1, kernels::BestIsa()});
+  const Outcomes b = RunJob(dir, full, requests, {2, 16, 1, kernels::BestIsa()});
+  EXPECT_EQ(a.at("fits"), b.at("fits"));
+  EXPECT_NE(a.at("past").logits_sha256, b.at("past").logits_sha256);
 }
 
 TEST(EngineTest, RejectsBadOptions) {

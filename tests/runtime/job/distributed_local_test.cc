@@ -1,9 +1,11 @@
 // The distributed runtime on the local backend (one thread per chip): every
 // (tp, pp) of issue 5 gives the one-rank bits, for batch 1 and batch 16,
 // greedy and sampled, with different --max-batch, prefill chunks and
-// micro-batch counts; each rank reads only its shards; KV budget errors.
+// micro-batch counts, for the tiny model and one model of each family; each
+// rank reads only its shards; KV budget errors.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 
@@ -206,6 +208,81 @@ TEST(DistributedQuantErrors, SplitThatCutsABlockIsRefused) {
   EXPECT_NE(s.status().message().find("tp 2 would cut"), std::string::npos)
       << s.status().message();
 }
+
+
+// Every family's features (q/k/v biases, sliding windows, each rope scaling,
+// tied embeddings) under the same splits: one small model per family (the
+// tiny-<family> presets), each against its own one-rank, batch-1 run.
+struct FamilyPlan {
+  const char* preset;
+  int tp;
+  int pp;
+};
+
+class FamilyDistributedLocalTest : public ::testing::TestWithParam<FamilyPlan> {
+ protected:
+  // The model and the one-rank reference of `preset`, made once per suite.
+  struct Family {
+    std::string model, requests;
+    ResultsById reference;
+  };
+  static const Family& Get(const char* preset) {
+    static ScratchDir* dir = new ScratchDir();
+    static std::map<std::string, Family>* families = new std::map<std::string, Family>();
+    auto it = families->find(preset);
+    if (it != families->end()) return it->second;
+    Family f;
+    const partitioner::ModelConfig config = *partitioner::ModelPreset(preset);
+    f.model = dir->File(std::string(preset) + ".h5");
+    EXPECT_TRUE(SynthesizeModel(config, DType::kBF16, 29, f.model).ok());
+    f.requests = dir->File(std::string(preset) + ".jsonl");
+    WriteTextFile(f.requests, DeterminismRequests(config.vocab_size));
+    Result<BatchJobSummary> s = RunBatchJob(
+        JobOptions(f.model, f.requests, dir->File("reference.jsonl"), {1, 256, 0}, 1, 1));
+    EXPECT_TRUE(s.ok()) << s.status().message();
+    if (s.ok()) {
+      EXPECT_EQ(s->completed, 16);
+      f.reference = testing::ById(*s);
+    }
+    return families->emplace(preset, std::move(f)).first->second;
+  }
+};
+
+TEST_P(FamilyDistributedLocalTest, SameBitsAsOneRank) {
+  const FamilyPlan& p = GetParam();
+  const Family& family = Get(p.preset);
+  ASSERT_EQ(family.reference.size(), 16u);
+  ScratchDir dir;
+  std::vector<JobVariant> variants = {{16, 256, 0}, {3, 16, 0}};
+  if (p.pp > 1) variants.push_back({16, 32, 4});
+  for (const JobVariant& v : variants) {
+    BatchJobOptions o =
+        JobOptions(family.model, family.requests, dir.File("out.jsonl"), v, p.tp, p.pp);
+    Result<BatchJobSummary> s = RunOnChips(p.tp * p.pp, o);
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    EXPECT_EQ(FirstDifference(family.reference, testing::ById(*s)), "")
+        << p.preset << " tp " << p.tp << " pp " << p.pp << ", " << v.Name();
+  }
+}
+
+std::vector<FamilyPlan> FamilyPlans() {
+  std::vector<FamilyPlan> plans;
+  for (const char* preset : {"tiny-llama3", "tiny-qwen2", "tiny-mistral", "tiny-phi3"}) {
+    for (auto [tp, pp] : {std::pair{2, 1}, std::pair{4, 1}, std::pair{8, 1}, std::pair{1, 2},
+                          std::pair{2, 2}, std::pair{2, 4}, std::pair{4, 2}}) {
+      plans.push_back({preset, tp, pp});
+    }
+  }
+  return plans;
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, FamilyDistributedLocalTest, ::testing::ValuesIn(FamilyPlans()),
+                         [](const ::testing::TestParamInfo<FamilyPlan>& info) {
+                           std::string name = fmt::format("{}_tp{}_pp{}", info.param.preset,
+                                                          info.param.tp, info.param.pp);
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
 
 // The comparison can fail: a run with the plain reduction order differs, and
 // the message names a request and a step.

@@ -7,6 +7,7 @@
 
 #include "lockstep/job/result_writer.h"
 
+#include "lockstep/tokenizer/chat_template.h"
 #include "lockstep/tokenizer/tokenizer.h"
 #include "runtime/tiny_tokenizer.h"
 
@@ -197,7 +198,31 @@ TEST(RequestTest, Errors) {
       {R"({"custom_id": 5, "body": {"prompt": [1]}})", "'custom_id' must be a non-empty string"},
       {R"({"custom_id": "a", "method": "GET", "body": {"prompt": [1]}})", "'method' must be"},
       {R"({"custom_id": "a", "url": "/v1/chat/completions", "body": {"prompt": [1]}})",
-       "only \"/v1/completions\""},
+       "'body.messages' is missing (url \"/v1/chat/completions\")"},
+      {R"({"custom_id": "a", "url": "/v1/embeddings", "body": {"prompt": [1]}})",
+       "supported: \"/v1/completions\" and \"/v1/chat/completions\""},
+      {R"({"custom_id": "a", "url": "/v1/completions", "body": {"messages": []}})",
+       "'body.messages' needs url \"/v1/chat/completions\""},
+      {R"({"id": "a", "messages": []})", "'messages' must be a non-empty list"},
+      {R"({"id": "a", "messages": {"role": "user"}})", "'messages' must be a non-empty list"},
+      {R"({"id": "a", "messages": [5]})", "'messages[0]' must be an object"},
+      {R"({"id": "a", "messages": [{"content": "x"}]})", "'messages[0].role' must be"},
+      {R"({"id": "a", "messages": [{"role": "tool", "content": "x"}]})",
+       "'messages[0].role' is \"tool\""},
+      {R"({"id": "a", "messages": [{"role": "user"}]})",
+       "'messages[0].content' must be a string, got nothing"},
+      {R"({"id": "a", "messages": [{"role": "user", "content": null}]})",
+       "'messages[0].content' must be a string"},
+      {R"({"id": "a", "messages": [{"role": "user", "content": "x", "tool_calls": []}]})",
+       "'messages[0].tool_calls' is not supported"},
+      {R"({"id": "a", "messages": [{"role": "user", "content": "x"}], "prompt_tokens": [1]})",
+       "give either 'messages' or 'prompt_tokens'"},
+      {R"({"id": "a", "messages": [{"role": "user", "content": "x"}], "tools": []})",
+       "'tools' is not supported"},
+      {R"({"id": "a", "messages": [{"role": "user", "content": "x"}], "echo": true})",
+       "'echo' is not supported for chat requests"},
+      {R"({"id": "a", "messages": [{"role": "user", "content": "x"}], "max_completion_tokens": 0})",
+       "'max_completion_tokens' is 0"},
       {R"({"custom_id": "a"})", "'body' is missing"},
       {R"({"custom_id": "a", "body": {}})", "'body.prompt' is missing"},
       {R"({"custom_id": "a", "body": {"prompt": 5}})", "'body.prompt' must be a list"},
@@ -279,6 +304,59 @@ TEST(RequestTest, HostileLinesGetAnErrorRecordNamingTheField) {
   MustParse(R"({"id": "a", "prompt_tokens": [1], "model": "m", "user": "u", "n": 1,
                 "best_of": 1, "stream": false, "logprobs": null, "suffix": "", "echo": false,
                 "presence_penalty": 0, "frequency_penalty": 0, "logit_bias": {}})");
+}
+
+TEST(RequestTest, ChatRequestsAreRenderedWithTheChatTemplate) {
+  Request openai = MustParse(
+      R"({"custom_id": "c", "url": "/v1/chat/completions", "body": {"messages": [)"
+      R"({"role": "system", "content": "S"}, {"role": "user", "content": "hello world"}],)"
+      R"( "max_completion_tokens": 5, "temperature": 0}})");
+  ASSERT_TRUE(openai.chat());
+  EXPECT_TRUE(openai.NeedsTokenizer());
+  EXPECT_EQ(openai.max_tokens, 5);
+  ASSERT_EQ(openai.messages->size(), 2u);
+  EXPECT_EQ((*openai.messages)[1].role, "user");
+  // The url may be left out: "messages" says chat.
+  EXPECT_TRUE(MustParse(R"({"custom_id": "c", "body": {"messages": [{"role": "user", )"
+                        R"("content": "x"}]}})")
+                  .chat());
+
+  Result<std::unique_ptr<Tokenizer>> tiny = CreateTokenizer(testing::TinyHfData());
+  ASSERT_TRUE(tiny.ok()) << tiny.status().ToString();
+  Result<ChatTemplate> tmpl = ChatTemplate::Parse(
+      "{{ bos_token }}{% for m in messages %}<tag>{{ m.content }}{{ eos_token }}{% endfor %}"
+      "{% if add_generation_prompt %}<mask>{% endif %}");
+  ASSERT_TRUE(tmpl.ok()) << tmpl.status().ToString();
+  PromptEncoder encoder{tiny->get(), &*tmpl, ""};
+  Request r = openai;
+  ASSERT_TRUE(TokenizeRequest(&r, encoder, "in.jsonl").ok());
+  // <|bos|> <tag> S <|eos|> <tag> hello world <|eos|> <mask>: special-token
+  // text becomes the tokens, nothing is added around the rendered text.
+  EXPECT_EQ(r.prompt_tokens, (std::vector<int32_t>{265, 267, 'S', 266, 267, 259, 264, 266, 268}));
+  EXPECT_EQ(r.stop_token_ids, (std::vector<int32_t>{266}));  // EOS ends the turn
+
+  // No template; a template that did not parse; one that raises.
+  Request q = openai;
+  Status s = TokenizeRequest(&q, PromptEncoder{tiny->get(), nullptr, ""}, "in.jsonl");
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(s.message().rfind("in.jsonl:3: a chat request ('messages') needs a chat template and "
+                              "the model file has none",
+                              0),
+            0u)
+      << s.message();
+  s = TokenizeRequest(&q, PromptEncoder{tiny->get(), nullptr, "chat_template: line 2: x"},
+                      "in.jsonl");
+  EXPECT_EQ(s.message(), "in.jsonl:3: field 'messages': the model's chat_template: line 2: x");
+  Result<ChatTemplate> raising =
+      ChatTemplate::Parse("\n{{ raise_exception('no system messages') }}");
+  ASSERT_TRUE(raising.ok());
+  s = TokenizeRequest(&q, PromptEncoder{tiny->get(), &*raising, ""}, "in.jsonl");
+  EXPECT_EQ(s.message(),
+            "in.jsonl:3: field 'messages': chat_template: line 2: raise_exception: no system "
+            "messages");
+  s = TokenizeRequest(&q, PromptEncoder{nullptr, &*tmpl, ""}, "in.jsonl");
+  EXPECT_EQ(s.message().rfind("in.jsonl:3: a chat request ('messages') needs a tokenizer", 0), 0u)
+      << s.message();
 }
 
 TEST(RequestTest, ModelChecks) {

@@ -44,6 +44,21 @@ TEST(ResultWriterTest, FormatsResults) {
   EXPECT_EQ(j["logits_sha256"], std::string(64, 'a'));
 }
 
+TEST(ResultWriterTest, ChatResultsCarryTheAssistantsMessage) {
+  RequestResult r;
+  r.id = "c";
+  r.chat = true;
+  r.tokens = {7, 2};
+  r.text = "Hi \"there\"";
+  r.finish_reason = FinishReason::kStop;
+  r.prompt_tokens = 3;
+  r.include_timings = false;
+  EXPECT_EQ(FormatResultLine(r),
+            R"({"id":"c","tokens":[7,2],"message":{"role":"assistant","content":"Hi \"there\""},)"
+            R"("finish_reason":"stop","usage":{"prompt_tokens":3,"completion_tokens":2,)"
+            R"("total_tokens":5}})");
+}
+
 TEST(ResultWriterTest, FormatsErrorRecords) {
   EXPECT_EQ(FormatErrorLine({std::string("x"), 7, "in.jsonl:7: bad"}),
             R"({"id":"x","line":7,"error":"in.jsonl:7: bad"})");

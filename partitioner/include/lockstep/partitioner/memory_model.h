@@ -1,7 +1,11 @@
 // Memory one rank needs for a workload, by purpose:
 //
 //   weights       the bytes of its tensor shards (exactly the sum of
-//                 TensorShard::bytes, which is what the runtime reads)
+//                 TensorShard::bytes, which is what the runtime reads):
+//                 with q/k/v biases (qkv_bias) their f32 rows too; with tied
+//                 embeddings the table counts twice when one rank holds both
+//                 ends (its embedding columns and its lm_head rows are two
+//                 packed copies in the runtime)
 //   kv_cache      2 (K and V) x its KV heads x head_dim x batch_size x
 //                 (prompt_length + generated_length) x activation size, per layer
 //   activations   working buffers of the largest prefill pass (T = the

@@ -12,6 +12,7 @@
 //   kRowParallel     wo [hidden][q_dim]   columns q_heads(r) * head_dim
 //                    w_down [hidden][ffn] columns ffn_part(r)
 //   kLmHead          [vocab][hidden]      rows vocab_part(r)   (then allgather of logits)
+//   kColumnBias      bq [q_dim], bk, bv [kv_dim]  the rows of their matrix (f32 in the file)
 //
 // where part(r) of a length n is [floor(r*n/tp), floor((r+1)*n/tp)). For the
 // reductions of row-parallel tensors this is exactly the canonical segment rule
@@ -129,7 +130,7 @@ TensorShard ShardTensor(const ModelConfig& model, const TensorSpec& tensor, cons
                         ElementType weight_type);
 
 // Role names used in plan JSON: "embedding", "norm", "column_parallel",
-// "row_parallel", "lm_head".
+// "row_parallel", "lm_head", "column_bias".
 std::string_view TensorRoleName(TensorRole role);
 Result<TensorRole> ParseTensorRole(std::string_view name);
 

@@ -27,6 +27,9 @@ struct LayerWeights {
   kernels::PackedMatrix wq;      // [q_heads * head_dim][hidden]
   kernels::PackedMatrix wk;      // [kv_heads * head_dim][hidden]
   kernels::PackedMatrix wv;      // [kv_heads * head_dim][hidden]
+  std::vector<float> bq;         // [q_heads * head_dim] (qkv_bias; else empty)
+  std::vector<float> bk;         // [kv_heads * head_dim]
+  std::vector<float> bv;         // [kv_heads * head_dim]
   kernels::PackedMatrix wo;      // [hidden][q_heads * head_dim], reduction shard wo_slice
   std::vector<float> ffn_norm;   // [hidden]
   kernels::PackedMatrix w_gate;  // [ffn][hidden]

@@ -66,6 +66,13 @@ Result<uint64_t> SourceTensorBytes(const SourceTensor& tensor);
 // that a header that lies is reported before anything is written.
 Status CheckSourceTensorBounds(const SourceTensor& tensor);
 
+// Rows [row_begin, row_begin + num_rows) of `tensor` as a tensor of its own
+// (a part of a fused tensor: Phi-3's qkv_proj holds wq, wk, wv). Rows are
+// stored whole and contiguous in every encoding but kGroupQ8 (whose groups
+// run over the flattened tensor), which is not sliced. Requires the rows to
+// lie inside the tensor.
+SourceTensor SliceSourceRows(const SourceTensor& tensor, int64_t row_begin, int64_t num_rows);
+
 // Reads rows [row_begin, row_begin + num_rows) as f32 into `out` (num_rows x
 // cols values). `scratch` holds the raw bytes between calls (grown as
 // needed). The rows must lie inside the tensor (checked).

@@ -40,6 +40,9 @@ std::string_view FinishReasonName(FinishReason reason);  // "length", "stop"
 
 struct RequestResult {
   std::string id;
+  // A chat request's result carries its text as the assistant's message,
+  // {"role": "assistant", "content": text}, in place of "text".
+  bool chat = false;
   std::vector<int32_t> tokens;  // generated tokens (a stop token included)
   // The completion's text (CompletionText: echo, cut before a stop string),
   // valid UTF-8; only when the model has a tokenizer.

@@ -1,14 +1,16 @@
-// Model format v1: reading and writing lockstep model files (HDF5).
+// The model format (versions 1 and 2): reading and writing lockstep model
+// files (HDF5).
 //
 // The format is documented in docs/model-format.md. In short: the root group
 // carries the configuration as attributes (format = "lockstep-model",
-// format_version = 1, and the ModelConfig fields); an optional /tokenizer
+// format_version, and the ModelConfig fields); an optional /tokenizer
 // group holds the model's tokenizer (TokenizerData: its kind and conventions
 // as attributes, the tokenizer file's bytes as the uint8 dataset
 // /tokenizer/data); each tensor of
 // partitioner::ModelTensors() is one chunked dataset at its path, shape
 // [out][in] like torch Linear, in the file's weight dtype (f32, f16, bf16,
-// or q8_0 / q4_0 blocks of 32 along each row; norms are always f32). Chunks tile both dimensions so that a row range or a
+// or q8_0 / q4_0 blocks of 32 along each row; norms and biases are always
+// f32). Chunks tile both dimensions so that a row range or a
 // column range (a tensor-parallel shard) is read without reading the rest.
 //
 // Integrity (docs/model-format.md, "Checksums"): the writer stores every
@@ -50,7 +52,11 @@
 
 namespace lockstep::runtime {
 
-inline constexpr int kModelFormatVersion = 1;
+// The newest model format version this lockstep reads; it reads every
+// version from 1 on. A file is written with the lowest version that can
+// express its config: 1, or 2 for q/k/v biases, a sliding window or rope
+// scaling (docs/model-format.md, "Versioning").
+inline constexpr int kModelFormatVersion = 2;
 
 struct TensorInfo {
   std::string path;  // "/layers/0/attn/wq"
@@ -125,6 +131,7 @@ class ModelFile {
   static Result<ModelFile> OpenImage(const std::string& name, std::vector<std::byte> image);
 
   const std::string& path() const;
+  int format_version() const;  // the file's format_version (1 or 2)
   const partitioner::ModelConfig& config() const;
   DType weight_dtype() const;  // dtype of the matrices
   const std::vector<TensorInfo>& tensors() const;

@@ -30,6 +30,7 @@
 //                     which also keeps greedy decoding of tied models from
 //                     locking onto one token)
 //   lm_head           N(0, 1/hidden_size)
+//   bq, bk, bv        N(0, 0.1^2)   (qkv_bias)
 //   norms             1 + N(0, 0.1^2)   (not all ones, so that applying them is tested)
 //
 // Thread safety: SynthTensorValues is pure. SynthesizeModel uses oneTBB

@@ -53,6 +53,11 @@ struct TokenizerData {
   // tokenizer.json whose post_processor is a TemplateProcessing, the
   // template decides instead and this flag is ignored.
   bool add_bos_token = false;
+  // The model's Jinja chat template (chat_template.h): the chat_template of
+  // the tokenizer_config.json beside a tokenizer file (a string, or the
+  // entry named "default" of a list), GGUF tokenizer.chat_template; "" when
+  // the model has none. Stored with the tokenizer; chat requests need it.
+  std::string chat_template;
   // Where it came from, for people ("tokenizer.json", "x.gguf
   // (tokenizer.ggml.model = llama)"); stored but never interpreted.
   std::string source;
@@ -78,6 +83,16 @@ class Tokenizer {
   // ("<s>") as ordinary characters. InvalidArgument if `text` is not valid
   // UTF-8 (naming the byte offset).
   virtual Result<std::vector<int32_t>> Encode(std::string_view text, bool add_bos) const = 0;
+
+  // Text -> ids for a prompt rendered from a chat template: no tokens are
+  // added, and text that spells a special token of the vocabulary becomes
+  // that token, as Hugging Face's apply_chat_template(tokenize=True) and
+  // llama.cpp (parse_special) do -- "<|eot_id|>" is 128009 for Llama-3,
+  // "<s>" is BOS and "<|user|>" 32010 for a Phi-3 SentencePiece vocabulary
+  // (its control and user-defined pieces, longest match first; the text
+  // between them is encoded as by Encode, each piece with the space
+  // SentencePiece puts in front). InvalidArgument for invalid UTF-8.
+  virtual Result<std::vector<int32_t>> EncodeSpecial(std::string_view text) const = 0;
 
   // Ids -> text, as the reference's decode does (SentencePiece drops the
   // space it added in front of the first word; byte-level tokens become

@@ -256,7 +256,7 @@ INSTANTIATE_TEST_SUITE_P(Models, DeterminismTest,
                                            ModelCase{"tiny_f32", &TinyPreset, DType::kF32},
                                            ModelCase{"odd_f16", &OddConfig, DType::kF16},
                                            ModelCase{"tiny_q8_0", &TinyPreset, DType::kQ8_0},
-                                           ModelCase{"tiny_q4_0", &TinyPreset, DType::kQ4_0}),
+                                           ModelCase{"tiny_q4_0", &TinyPreset, DType::kQ4_0},
                                            // Each family's features (model_family.h).
                                            ModelCase{"llama3_bf16", &TinyLlama3, DType::kBF16},
                                            ModelCase{"qwen2_bf16", &TinyQwen2, DType::kBF16},

@@ -1,9 +1,14 @@
 // Reading speed of a whole model file: the POSIX (sec2) driver against
 // parallel HDF5's MPI-IO driver, independent and collective.
 //
-//   model_read_benchmark MODEL.h5 [REPEATS]            one process
-//   mpiexec -n 2 model_read_benchmark MODEL.h5 [REPEATS]  each rank reads its
-//                                                        tp = n shard of every tensor
+//   model_read_benchmark MODEL.h5 [REPEATS [OTHER.h5]]            one process
+//   mpiexec -n 2 model_read_benchmark MODEL.h5 [REPEATS [OTHER.h5]]  each rank reads its
+//                                                                   tp = n shard of every tensor
+//
+// With OTHER.h5 (the same model in another layout, e.g. without checksums:
+// benchmarks/model_files/checksum_cost.sh), every mode reads both files in
+// alternating passes, so that both see the same machine load, and the ratio
+// column is relative to MODEL.h5's POSIX row.
 //
 // Every mode reads the same bytes (rank r's tensor-parallel shard of every
 // tensor, tp = number of ranks; the whole model on one rank) into one reused
@@ -13,6 +18,7 @@
 // ratio to the POSIX anchor measured in the same run. The file is read
 // through the page cache: after the first pass it is usually cached, so this
 // measures HDF5 + driver overhead and memory copies, not the disk.
+#include <fmt/format.h>
 #include <mpi.h>
 
 #include <algorithm>
@@ -90,8 +96,9 @@ int main(int argc, char** argv) {
     MPI_Finalize();
     return 2;
   }
-  const std::string path = argv[1];
+  std::vector<std::string> paths = {argv[1]};
   const int repeats = argc > 2 ? std::max(1, std::atoi(argv[2])) : 3;
+  if (argc > 3) paths.push_back(argv[3]);
 
   struct Mode {
     const char* name;
@@ -104,33 +111,42 @@ int main(int argc, char** argv) {
   };
   std::vector<uint8_t> buffer;
   if (rank == 0) {
-    std::printf("model %s, %d rank(s) (tp = %d shards), best of %d passes\n", path.c_str(), size,
-                size, repeats);
-    std::printf("%-20s %10s %10s %14s %12s %8s\n", "mode", "seconds", "MB/s", "read/asked",
+    for (size_t f = 0; f < paths.size(); ++f) {
+      std::printf("model %s%s, %d rank(s) (tp = %d shards), best of %d passes\n",
+                  paths.size() > 1 ? (f == 0 ? "A = " : "B = ") : "", paths[f].c_str(), size,
+                  size, repeats);
+    }
+    std::printf("%-22s %10s %10s %14s %12s %8s\n", "mode", "seconds", "MB/s", "read/asked",
                 "MB asked", "ratio");
   }
   double anchor = 0;
   int exit_code = 0;
   for (const Mode& mode : modes) {
-    Pass best;
-    best.seconds = 1e30;
-    for (int r = 0; r < repeats; ++r) {
-      Pass pass;
-      if (!ReadModel(path, mode.options, rank, size, &buffer, &pass)) {
-        exit_code = 1;
-        break;
+    std::vector<Pass> best(paths.size());
+    for (Pass& b : best) b.seconds = 1e30;
+    for (int r = 0; r < repeats && exit_code == 0; ++r) {
+      for (size_t f = 0; f < paths.size(); ++f) {  // alternating: the same load for both
+        Pass pass;
+        if (!ReadModel(paths[f], mode.options, rank, size, &buffer, &pass)) {
+          exit_code = 1;
+          break;
+        }
+        if (pass.seconds < best[f].seconds) best[f] = pass;
       }
-      if (pass.seconds < best.seconds) best = pass;
     }
     if (exit_code != 0) break;
-    uint64_t totals[2] = {best.bytes_read, best.bytes_requested}, sums[2] = {0, 0};
-    MPI_Reduce(totals, sums, 2, MPI_UINT64_T, MPI_SUM, 0, MPI_COMM_WORLD);
-    const double mb_per_s = sums[1] / 1e6 / best.seconds;
-    if (anchor == 0) anchor = mb_per_s;
-    if (rank == 0) {
-      std::printf("%-20s %10.3f %10.0f %14.4f %12.1f %8.2f\n", mode.name, best.seconds, mb_per_s,
-                  static_cast<double>(sums[0]) / static_cast<double>(sums[1]), sums[1] / 1e6,
-                  mb_per_s / anchor);
+    for (size_t f = 0; f < paths.size(); ++f) {
+      uint64_t totals[2] = {best[f].bytes_read, best[f].bytes_requested}, sums[2] = {0, 0};
+      MPI_Reduce(totals, sums, 2, MPI_UINT64_T, MPI_SUM, 0, MPI_COMM_WORLD);
+      const double mb_per_s = sums[1] / 1e6 / best[f].seconds;
+      if (anchor == 0) anchor = mb_per_s;
+      if (rank == 0) {
+        const std::string name =
+            paths.size() > 1 ? fmt::format("{} {}", mode.name, f == 0 ? "A" : "B") : mode.name;
+        std::printf("%-22s %10.3f %10.0f %14.4f %12.1f %8.2f\n", name.c_str(), best[f].seconds,
+                    mb_per_s, static_cast<double>(sums[0]) / static_cast<double>(sums[1]),
+                    sums[1] / 1e6, mb_per_s / anchor);
+      }
     }
   }
   MPI_Finalize();

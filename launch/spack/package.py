@@ -71,9 +71,8 @@ class Lockstep(CMakePackage):
             self.define("LOCKSTEP_BUILD_TESTS", self.run_tests),
             # Multi-rank tests run as the building user under Spack's mpiexec.
             self.define("LOCKSTEP_MPIEXEC_EXTRA_FLAGS", ""),
-            # No sanitizers in installed builds.
+            # No sanitizers or fuzzers in installed builds.
             self.define("LOCKSTEP_SANITIZE", ""),
-            # The libFuzzer targets (tests/fuzz, clang only) are for developers.
             self.define("LOCKSTEP_BUILD_FUZZERS", False),
             self.define("HDF5_PREFER_PARALLEL", True),
         ]

@@ -22,7 +22,7 @@ const Machine& ThisMachine();
 
 // Upper bounds of `lockstep run`'s flags.
 int64_t MaxThreads();        // 4 x cpus: more compute threads than that only contend
-int64_t MaxLocalChips();     // 16 x cpus, at most 256: chips of --transport local are threads
+int64_t MaxLocalChips();     // 1 per 16 MiB of memory, 16 to 4096: local chips are threads that block
 int64_t MaxKvCacheMiB();     // the machine's memory
 inline constexpr int64_t kMaxBatch = 4096;       // KV cache slots; requests in flight
 inline constexpr int64_t kMaxStepTokens = 65536;  // scratch buffers scale with it

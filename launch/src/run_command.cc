@@ -306,7 +306,7 @@ Command AddRunCommand(CLI::App& app) {
                   "Backend between ranks: mpi, ucx, or local (threads of one process, --chips)")
       ->default_val("mpi");
   run->add_option("--chips", f.chips, "With --transport local: the number of chips (threads)")
-      ->check(WholeNumber(1, MaxLocalChips(), "16 x " + cpus + ", at most 256"));
+      ->check(WholeNumber(1, MaxLocalChips(), "one chip per 16 MiB of this machine's memory"));
   run->add_option("--comm-timeout", f.comm_timeout,
                   "Deadline of every wait for a peer: seconds (300) or with a unit (500ms, 5min)");
   run->add_option("--model-io", f.model_io,
@@ -360,9 +360,11 @@ Command AddRunCommand(CLI::App& app) {
       const Status split = CheckSplit(f.job, f.chips > 0 ? f.chips : 1, "use --chips {}");
       if (!split.ok()) return ReportUsage(split);
       // Every chip is a thread running --threads compute threads (auto: the
-      // process's CPUs shared among the chips).
+      // process's CPUs shared among the chips, at least one each). Chips
+      // block while they wait; compute threads beyond one per chip spin in
+      // oneTBB, so those are bounded by the CPUs.
       const int64_t total = int64_t{std::max(f.chips, 1)} * std::max(f.job.threads, 1);
-      if (total > 16 * int64_t{ThisMachine().cpus}) {
+      if (f.job.threads > 1 && total > 16 * int64_t{ThisMachine().cpus}) {
         ReportError(InvalidArgument(
             "--chips {} x --threads {} = {} threads, more than 16 x the {} CPUs this process "
             "may use; use fewer chips or threads",

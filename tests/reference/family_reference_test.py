@@ -461,7 +461,7 @@ def run_case(lockstep, name, work, seed=11):
     for v in variants:
         out = os.path.join(work, "split.jsonl")
         run([lockstep, "run", "--model", model, "--input", requests, "--output", out,
-             "--hash-logits", "--no-progress", "--no-timings"] + v)
+             "--hash-logits", "--no-progress", "--no-timings", "--force"] + v)
         if read_results(out) != one_rank:
             failures.append(f"{name}: {' '.join(v)} differs from the one-rank run")
         else:

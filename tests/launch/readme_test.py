@@ -32,6 +32,8 @@ SKIP = [
     (r"^export PATH=", "the test puts the built lockstep on PATH itself"),
     (r"lockstep convert --from", "needs a downloaded checkpoint (tests/runtime/convert covers the converters)"),
     (r"--model stories15M\.h5", "needs the converted checkpoint of the line before"),
+    (r"^huggingface-cli", "downloads from the Hugging Face hub (tests/reference/family_reference_test.py converts each family's layout)"),
+    (r"llama-3\.1-8b", "needs a converted Llama 3.1 checkpoint (tests/reference/family_reference_test.py and chat_request_test.py run those)"),
     (r"^lockstep calibrate", "measures the machine for a minute (tests/partitioner/calibrate_cli_test.sh runs it)"),
     (r"^lockstep doctor", "reports on the site (tests/launch/doctor_test.sh)"),
     (r"^cmake --install", "tests/launch/install_test.sh installs and builds against the tree"),

@@ -45,7 +45,7 @@ def lockstep_run(lockstep, model, work, lines, want_exit=0):
         for line in lines:
             f.write((line if isinstance(line, str) else json.dumps(line)) + "\n")
     done = subprocess.run([lockstep, "run", "--model", model, "--input", requests,
-                           "--output", results, "--no-progress", "--no-timings"],
+                           "--output", results, "--no-progress", "--no-timings", "--force"],
                           capture_output=True, text=True)
     if done.returncode != want_exit:
         raise RuntimeError(f"lockstep run: exit {done.returncode} (want {want_exit}): "

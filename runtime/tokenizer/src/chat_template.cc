@@ -32,23 +32,6 @@ struct TemplateError {
   throw TemplateError{line, std::move(message)};
 }
 
-// (byte offset, code point) of every character; an invalid byte counts as
-// one character (U+FFFD).
-std::vector<std::pair<size_t, char32_t>> Utf8CodePoints(std::string_view text) {
-  std::vector<std::pair<size_t, char32_t>> out;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    const size_t start = pos;
-    std::optional<char32_t> cp = DecodeUtf8(text, &pos);
-    if (!cp) {
-      pos = start + 1;
-      cp = 0xFFFD;
-    }
-    out.emplace_back(start, *cp);
-  }
-  return out;
-}
-
 // ---------------------------------------------------------------- values
 
 struct Value;
@@ -1316,7 +1299,7 @@ class Interpreter {
     } else if (iterable.is(Value::Type::kObject)) {
       for (const auto& [k, v] : iterable.object->items) items.push_back(Value::Str(k));
     } else if (iterable.is(Value::Type::kString)) {
-      for (auto [offset, cp] : Utf8CodePoints(iterable.s)) {
+      for (auto [offset, cp] : CodePoints(iterable.s)) {
         std::string ch;
         AppendUtf8(cp, &ch);
         items.push_back(Value::Str(std::move(ch)));
@@ -1414,7 +1397,7 @@ class Interpreter {
         if (k < 0 || k >= static_cast<int64_t>(base.array->size())) return Value();
         return (*base.array)[k];
       }
-      auto cps = Utf8CodePoints(base.s);
+      auto cps = CodePoints(base.s);
       const int64_t k = Index(key.i, cps.size());
       if (k < 0 || k >= static_cast<int64_t>(cps.size())) return Value();
       std::string ch;
@@ -1442,7 +1425,7 @@ class Interpreter {
     if (base.is(Value::Type::kArray)) {
       size = base.array->size();
     } else if (base.is(Value::Type::kString)) {
-      cps = Utf8CodePoints(base.s);
+      cps = CodePoints(base.s);
       size = cps.size();
     } else {
       Throw(e.line, fmt::format("a {} cannot be sliced", TypeName(base)));
@@ -1514,12 +1497,12 @@ class Interpreter {
     const bool custom = !args.empty() && !args[0].is(Value::Type::kNone);
     if (custom) {
       if (!args[0].is(Value::Type::kString)) Throw(line, "strip characters must be a string");
-      for (auto [offset, cp] : Utf8CodePoints(args[0].s)) chars.push_back(cp);
+      for (auto [offset, cp] : CodePoints(args[0].s)) chars.push_back(cp);
     }
     auto strip = [&](char32_t c) {
       return custom ? std::find(chars.begin(), chars.end(), c) != chars.end() : IsTrimSpace(c);
     };
-    const auto cps = Utf8CodePoints(s);
+    const auto cps = CodePoints(s);
     size_t a = 0, b = cps.size();
     if (how != "rstrip") {
       while (a < b && strip(cps[a].second)) ++a;
@@ -1581,11 +1564,11 @@ class Interpreter {
         const size_t at = s.find(need_string(0));
         return Value::Int(at == std::string::npos
                               ? -1
-                              : static_cast<int64_t>(Utf8CodePoints(s.substr(0, at)).size()));
+                              : static_cast<int64_t>(CodePoints(s.substr(0, at)).size()));
       }
       if (name == "count") {
         const std::string& needle = need_string(0);
-        if (needle.empty()) return Value::Int(static_cast<int64_t>(Utf8CodePoints(s).size()) + 1);
+        if (needle.empty()) return Value::Int(static_cast<int64_t>(CodePoints(s).size()) + 1);
         int64_t count = 0;
         for (size_t at = s.find(needle); at != std::string::npos;
              at = s.find(needle, at + needle.size()))
@@ -1698,7 +1681,7 @@ class Interpreter {
     if (from.empty()) {
       // Python: "ab".replace("", "-") == "-a-b-"
       std::string out = to;
-      for (auto [offset, cp] : Utf8CodePoints(s)) {
+      for (auto [offset, cp] : CodePoints(s)) {
         AppendUtf8(cp, &out);
         out += to;
       }
@@ -1904,7 +1887,7 @@ class Interpreter {
     }
     if (v.is(Value::Type::kString)) {
       Array chars;
-      for (auto [offset, cp] : Utf8CodePoints(v.s)) {
+      for (auto [offset, cp] : CodePoints(v.s)) {
         std::string ch;
         AppendUtf8(cp, &ch);
         chars.push_back(Value::Str(std::move(ch)));
@@ -1939,7 +1922,7 @@ class Interpreter {
     }
     if (f == "length" || f == "count") {
       OnlyArgs(args, f, 0, {}, line);
-      if (v.is(T::kString)) return Value::Int(static_cast<int64_t>(Utf8CodePoints(v.s).size()));
+      if (v.is(T::kString)) return Value::Int(static_cast<int64_t>(CodePoints(v.s).size()));
       if (v.is(T::kArray)) return Value::Int(static_cast<int64_t>(v.array->size()));
       if (v.is(T::kObject)) return Value::Int(static_cast<int64_t>(v.object->items.size()));
       if (v.undefined()) return Value::Int(0);
@@ -1958,7 +1941,7 @@ class Interpreter {
     if (f == "reverse") {
       OnlyArgs(args, f, 0, {}, line);
       if (v.is(T::kString)) {
-        auto cps = Utf8CodePoints(v.s);
+        auto cps = CodePoints(v.s);
         std::string out;
         for (auto it = cps.rbegin(); it != cps.rend(); ++it) AppendUtf8(it->second, &out);
         return Value::Str(out);

@@ -23,22 +23,6 @@ bool IsWordChar(char32_t c) {
          (cat >= UTF8PROC_CATEGORY_ND && cat <= UTF8PROC_CATEGORY_NO);
 }
 
-// Code points of valid UTF-8 text, with their byte offsets.
-std::vector<std::pair<size_t, char32_t>> CodePoints(std::string_view text) {
-  std::vector<std::pair<size_t, char32_t>> out;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    const size_t start = pos;
-    std::optional<char32_t> cp = DecodeUtf8(text, &pos);
-    if (!cp) {
-      pos = start + 1;
-      cp = 0xFFFD;
-    }
-    out.emplace_back(start, *cp);
-  }
-  return out;
-}
-
 void ReplaceAll(std::string* s, std::string_view from, std::string_view to) {
   if (from.empty()) return;
   std::string out;

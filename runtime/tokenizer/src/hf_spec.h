@@ -4,6 +4,8 @@
 // CreateHfTokenizer turns them into a Status.
 #pragma once
 
+#include "utf8.h"
+
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -48,8 +50,6 @@ std::string MetaspaceScheme(const json& p, const std::string& where);
 bool IsWhiteSpace(char32_t c);
 // Letters, digits and '_' (the \w of single_word added tokens).
 bool IsWordChar(char32_t c);
-// Code points of `text` with their byte offsets; an invalid byte is U+FFFD.
-std::vector<std::pair<size_t, char32_t>> CodePoints(std::string_view text);
 void ReplaceAll(std::string* s, std::string_view from, std::string_view to);
 
 }  // namespace lockstep::runtime::hf

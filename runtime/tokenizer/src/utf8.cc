@@ -89,4 +89,19 @@ std::string ValidUtf8(std::string_view text) {
   return out;
 }
 
+std::vector<std::pair<size_t, char32_t>> CodePoints(std::string_view text) {
+  std::vector<std::pair<size_t, char32_t>> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    const size_t start = pos;
+    std::optional<char32_t> cp = DecodeUtf8(text, &pos);
+    if (!cp) {
+      pos = start + 1;
+      cp = 0xFFFD;
+    }
+    out.emplace_back(start, *cp);
+  }
+  return out;
+}
+
 }  // namespace lockstep::runtime

@@ -26,7 +26,9 @@ TEST(ProbeTest, ReadBandwidthIsPlausible) {
 TEST(ProbeTest, FmaPeakIsPlausible) {
   for (Isa isa : testing::SupportedIsas()) {
     const double peak = MeasureFmaPeak(isa, 1);
-    EXPECT_GT(peak, 1e8) << IsaName(isa);
+    // Plausible, not fast: the scalar probe under ASan + UBSan (the asan
+    // preset) runs ~3e7 FLOP/s; a unit slip (GFLOP for FLOP) is 1e9 off.
+    EXPECT_GT(peak, 1e6) << IsaName(isa);
     EXPECT_LT(peak, 1e13) << IsaName(isa);  // 64 FLOP/cycle at 10 GHz is 6.4e11
   }
 }

@@ -8,13 +8,14 @@
 namespace lockstep::partitioner {
 namespace {
 
-const OpCost& Find(const PassCost& pass, const std::string& name) {
+// A copy: callers pass temporaries (Find(model.StagePass(...), "x")), and a
+// reference into one dangles (ASan found it).
+OpCost Find(const PassCost& pass, const std::string& name) {
   for (const OpCost& op : pass.ops) {
     if (op.name == name) return op;
   }
   ADD_FAILURE() << "no op " << name;
-  static const OpCost none;
-  return none;
+  return OpCost{};
 }
 
 Workload Decode(int batch) {

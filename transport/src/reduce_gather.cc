@@ -106,7 +106,7 @@ Status Communicator::Gather(std::span<const std::byte> mine, std::span<std::byte
   if (v != 0) {
     Transfer send = Transfer::Send(member(v - (v & -v)), buffer, n * blocks);
     LOCKSTEP_RETURN_IF_ERROR(run.Step(0, std::span(&send, 1)));
-  } else if (root != 0) {
+  } else if (root != 0 && n > 0) {  // n == 0: nothing to place (and memcpy wants pointers)
     for (int i = 0; i < p; ++i) {
       std::memcpy(all.data() + member(i) * n, rooted.data() + i * n, n);
     }

@@ -121,6 +121,7 @@ std::string JobSummaryJson(const BatchJobOptions& options, const BatchJobSummary
                      {"compute_s", r.compute_seconds},
                      {"collective_s", r.collective_seconds},
                      {"pipeline_wait_s", r.pipeline_wait_seconds},
+                     {"results_s", r.results_seconds},
                      {"steps", r.steps},
                      {"bytes_read", r.bytes_read},
                      {"plan_weight_bytes", r.plan_weight_bytes}});

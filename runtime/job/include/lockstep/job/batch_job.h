@@ -131,6 +131,9 @@ struct RankStats {
   double compute_seconds = 0;        // kernels
   double collective_seconds = 0;     // tp allreduce / allgather (waiting included)
   double pipeline_wait_seconds = 0;  // waiting for descriptors, activations, outcomes
+  // The step loop's time in the results' bookkeeping (world rank 0: handing
+  // finished results to the writer thread; 0 elsewhere).
+  double results_seconds = 0;
   int64_t steps = 0;
   int32_t kv_pages = 0;
   uint64_t kv_cache_bytes = 0;  // the rank's KV cache memory

@@ -86,7 +86,11 @@ TEST(JobSummaryTest, ProgressCountsTokensOfRequestsStillRunning) {
     most = std::max<int64_t>(most, std::stoll((*it)[1]));
   }
   EXPECT_GE(most, 30) << err;  // counted while the request was still running
-  EXPECT_LT(most, 40) << err;
+  // The last step's line may still say 0/1 done with all 40 tokens: a
+  // request is done only once its result's fsync has returned (the writer
+  // thread's group commit), which can come after that line.
+  EXPECT_LE(most, 40) << err;
+  EXPECT_NE(err.find("requests 1/1 done, 40 tokens"), std::string::npos) << err;
 }
 
 TEST(JobSummaryTest, JsonSummaryOfARealJob) {

@@ -799,6 +799,7 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
       // it ends with an error (a peer that failed): none is lost.
       const Status closed = committer->Close();
       if (ran.ok()) ran = closed;
+      summary.result_commits = committer->commits();
       sink->TakeCommitted();
     }
   } else if (ran.ok()) {

@@ -87,7 +87,10 @@ std::string JobSummaryJson(const BatchJobOptions& options, const BatchJobSummary
   j["model"] = options.model_path;
   j["input"] = options.input_path;
   j["output"] = options.output_path;
-  j["requests"] = {{"completed", s.completed}, {"failed", s.failed}, {"skipped", s.skipped}};
+  j["requests"] = {{"completed", s.completed},
+                   {"failed", s.failed},
+                   {"skipped", s.skipped},
+                   {"commits", s.result_commits}};
   j["tokens"] = {{"prompt", s.prompt_tokens}, {"generated", s.generated_tokens}};
   j["load_s"] = s.load_seconds;
   j["run_s"] = s.run_seconds;

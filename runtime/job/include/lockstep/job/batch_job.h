@@ -163,6 +163,11 @@ struct BatchJobSummary {
   int64_t completed = 0;      // results written
   int64_t failed = 0;         // error records written
   int64_t skipped = 0;        // requests already done (resume)
+  // Group commits of the run's result lines (leader): one write and one
+  // fsync for the results and error records that finished in one step (or
+  // in several steps queued behind a slow disk), so at most the steps in
+  // which something finished (error records of start-up not counted).
+  int64_t result_commits = 0;
   int64_t prompt_tokens = 0;  // of the completed requests
   int64_t generated_tokens = 0;
   double load_seconds = 0.0;  // the leader's: opening the model and loading the weights

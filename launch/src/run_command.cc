@@ -133,7 +133,7 @@ int ReportSummary(const Flags& f, const runtime::BatchJobSummary& s) {
           "run",
           "rank {} (stage {}, tp {}): read {} for {} of shards ({:+.2f}%), loaded in {:.2f} s; "
           "start-up {:.2f} s, received {} from {}, peak RSS {}; "
-          "{}: compute {:.0f}%, tp collectives {:.0f}%, pipeline wait {:.0f}%",
+          "{}: compute {:.0f}%, tp collectives {:.0f}%, pipeline wait {:.0f}%{}",
           r.rank, r.stage, r.tp_rank, partitioner::FormatBytes(static_cast<double>(r.bytes_read)),
           partitioner::FormatBytes(static_cast<double>(r.plan_weight_bytes)),
           (read_ratio - 1.0) * 100.0, r.load_seconds, r.startup_seconds,
@@ -141,7 +141,12 @@ int ReportSummary(const Flags& f, const runtime::BatchJobSummary& s) {
           Plural(r.startup_peers, "peer"),
           partitioner::FormatBytes(static_cast<double>(r.peak_rss_bytes)), Plural(r.steps, "step"),
           100.0 * r.compute_seconds / run, 100.0 * r.collective_seconds / run,
-          100.0 * r.pipeline_wait_seconds / run);
+          100.0 * r.pipeline_wait_seconds / run,
+          r.results_seconds > 0
+              ? fmt::format(", results {:.1f}% ({:.3f} ms per step)",
+                            100.0 * r.results_seconds / run,
+                            r.steps > 0 ? 1e3 * r.results_seconds / r.steps : 0.0)
+              : "");
     }
   }
   if (!f.summary_path.empty()) {

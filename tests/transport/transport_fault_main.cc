@@ -3,6 +3,12 @@
 //   --mode=stall: stops itself (SIGSTOP): it stops answering but stays alive,
 //                 so its peers must notice by their deadline;
 //   --mode=kill:  kills itself (SIGKILL), as a crashed node would.
+//   --mode=kill-sender: no allreduce: rank 1 streams messages to rank 0,
+//                 which only receives from it (it never sends to rank 1:
+//                 the last stage's outcomes on stage 0), and kills itself
+//                 at message 20. Under UCX with peer error handling (tcp)
+//                 rank 0 must learn it from its connection, not from the
+//                 deadline: the endpoint it made to receive watches the peer.
 // A rank whose allreduce fails ends the job through MpiSession::Abort.
 // Exits 0 only if no failure was ever seen (which fault_test.sh treats as a
 // test failure).
@@ -11,6 +17,7 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -49,6 +56,30 @@ int main(int argc, char** argv) {
   auto world = Communicator::CreateWorld(*session, options);
   if (!world.ok()) session->Abort(world.status());
   std::vector<float> data(4096);
+  if (mode == "kill-sender") {
+    if (world->rank() == 1) {
+      auto out = world->OpenSendStream(0, 7);
+      if (!out.ok()) session->Abort(out.status());
+      for (int message = 0; message < 100000; ++message) {
+        if (message == 20) raise(SIGKILL);
+        auto sent = out->Send(std::span<const float>(data));
+        if (!sent.ok()) session->Abort(sent.status());
+        lockstep::Status status = sent->Wait();
+        if (!status.ok()) session->Abort(status);
+      }
+    } else if (world->rank() == 0) {
+      auto in = world->OpenRecvStream(1, 7);
+      if (!in.ok()) session->Abort(in.status());
+      for (int message = 0; message < 100000; ++message) {
+        auto received = in->Post(std::span<float>(data));
+        if (!received.ok()) session->Abort(received.status());
+        lockstep::Status status = received->Wait();
+        if (!status.ok()) session->Abort(status);
+      }
+    }
+    std::printf("no failure seen\n");
+    return 0;
+  }
   for (int call = 0; call < 100000; ++call) {
     if (call == 20 && world->rank() == 1) raise(mode == "kill" ? SIGKILL : SIGSTOP);
     for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<float>(i % 7) * 0.5f;

@@ -77,17 +77,18 @@ TEST_F(MpiTransportTest, Broadcast) {
   testing::CheckBroadcast(world(), 16 << 20, world().size() - 1, 403);
 }
 
-// Connections are reported: the ucx backend holds an endpoint to every peer
-// from the start (made on demand in an earlier version, reverted when main's
-// peer error handling came in: see benchmarks/RESULTS.md "## scale"); the
-// mpi backend has no such notion (-1).
-TEST(MpiTransportConnections, Reported) {
+// Connections on demand: a fresh ucx world holds no endpoint; after a ring
+// exchange (send to the right, receive from the left) a rank holds endpoints
+// to exactly those two peers (one when they are the same), not p - 1 -- the
+// receiver makes one too, so that its peer error handler watches the sender.
+// The mpi backend has no such notion (-1).
+TEST(MpiTransportConnections, MadeOnDemand) {
   auto made = Communicator::CreateWorld(lockstep::testing::TestSession(), TestOptions());
   ASSERT_TRUE(made.ok()) << made.status().ToString();
   Communicator& world = *made;
   const int p = world.size();
   const bool ucx = world.backend() == BackendKind::kUcx;
-  EXPECT_EQ(world.traffic().connections, ucx ? p - 1 : -1);
+  EXPECT_EQ(world.traffic().connections, ucx ? 0 : -1);
   if (p > 1) {
     const int right = (world.rank() + 1) % p;
     const int left = (world.rank() + p - 1) % p;
@@ -102,7 +103,7 @@ TEST(MpiTransportConnections, Reported) {
     ASSERT_TRUE(received->Wait().ok());
     ASSERT_TRUE(sent->Wait().ok());
     EXPECT_EQ(got, 1000 + static_cast<uint64_t>(left));
-    EXPECT_EQ(world.traffic().connections, ucx ? p - 1 : -1);
+    EXPECT_EQ(world.traffic().connections, ucx ? (p == 2 ? 1 : 2) : -1);
   }
   ASSERT_TRUE(world.Barrier().ok());
 }

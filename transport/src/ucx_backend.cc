@@ -202,43 +202,19 @@ class UcxBackend final : public Backend {
       offsets[i] = total;
       total += lengths[i];
     }
-    std::vector<char> addresses(total);
+    addresses_.assign(static_cast<size_t>(total), 0);
     LOCKSTEP_MPI_RETURN_IF_ERROR(
-        MPI_Iallgatherv(mine.data(), my_length, MPI_BYTE, addresses.data(), lengths.data(),
+        MPI_Iallgatherv(mine.data(), my_length, MPI_BYTE, addresses_.data(), lengths.data(),
                         offsets.data(), MPI_BYTE, bootstrap_.get(), &request),
         "MPI_Iallgatherv(ucx addresses)");
     LOCKSTEP_RETURN_IF_ERROR(WaitMpiRequest(&request, options_, "ucx address exchange"));
+    offsets_ = std::move(offsets);
+    // Endpoints are made on demand (Endpoint): a rank connects only to the
+    // peers its schedule names -- the ones it sends to or receives from, a
+    // handful -- not to all p - 1.
     endpoints_.assign(size_, nullptr);
     failures_.status.assign(size_, UCS_OK);
     handler_args_.resize(size_);
-    for (int peer = 0; peer < size_; ++peer) {
-      if (peer == rank_) continue;
-      // Peer error handling where the transport has it (tcp, ib): a peer
-      // that dies is reported through OnPeerError and becomes an error
-      // naming it. Without it UCX aborts the survivor with a fatal error and
-      // a backtrace. UCX 1.13's shared-memory transports do not support it
-      // (ucp_ep_create: "Destination is unreachable" with UCX_TLS=self,sm);
-      // there a failed peer is detected by the deadline of every wait, as on
-      // the other backends.
-      handler_args_[peer] = {&failures_, peer};
-      ucp_ep_params_t params{};
-      params.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS |
-                          UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE | UCP_EP_PARAM_FIELD_ERR_HANDLER;
-      params.address = reinterpret_cast<const ucp_address_t*>(addresses.data() + offsets[peer]);
-      params.err_mode = UCP_ERR_HANDLING_MODE_PEER;
-      params.err_handler.cb = &OnPeerError;
-      params.err_handler.arg = &handler_args_[peer];
-      // UCX logs an ERROR when no transport has peer failure handling; that
-      // is an expected answer here, so the probe runs with UCX's log muted.
-      ucs_log_push_handler(&MuteUcxLog);
-      const ucs_status_t with_handling = ucp_ep_create(worker_.get(), &params, &endpoints_[peer]);
-      ucs_log_pop_handler();
-      if (with_handling == UCS_OK) continue;
-      params.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE;
-      params.err_mode = UCP_ERR_HANDLING_MODE_NONE;
-      LOCKSTEP_UCS_RETURN_IF_ERROR(ucp_ep_create(worker_.get(), &params, &endpoints_[peer]),
-                                   fmt::format("ucp_ep_create(world rank {})", peer));
-    }
     connected_ = true;
     bootstrap_bytes_ =
         static_cast<uint64_t>(total - my_length) + static_cast<uint64_t>(size_ - 1) * sizeof(int);
@@ -246,7 +222,7 @@ class UcxBackend final : public Backend {
   }
 
   uint64_t bootstrap_bytes_received() const override { return bootstrap_bytes_; }
-  int connected_peers() const override { return connected_ ? size_ - 1 : 0; }
+  int connected_peers() const override { return connected_peers_; }
 
   BackendKind kind() const override { return BackendKind::kUcx; }
   int rank() const override { return rank_; }
@@ -255,6 +231,7 @@ class UcxBackend final : public Backend {
   Result<std::unique_ptr<PendingOp>> StartSend(int peer, uint32_t tag, const void* data,
                                                size_t bytes) override {
     if (peer == rank_) return InvalidArgument("the ucx backend does not send to itself");
+    LOCKSTEP_ASSIGN_OR_RETURN(ucp_ep_h ep, Endpoint(peer));
     auto op = std::make_unique<UcxOp>(worker_.get(), false, bytes, peer, &failures_);
     if (failures_.status[static_cast<size_t>(peer)] != UCS_OK) {
       return Unavailable("rank {} failed: its UCX connection reports '{}'", peer,
@@ -262,12 +239,16 @@ class UcxBackend final : public Backend {
     }
     ucp_request_param_t param{};
     LOCKSTEP_RETURN_IF_ERROR(
-        op->Started(ucp_tag_send_nbx(endpoints_[peer], data, bytes, WireTag(rank_, tag), &param)));
+        op->Started(ucp_tag_send_nbx(ep, data, bytes, WireTag(rank_, tag), &param)));
     return std::unique_ptr<PendingOp>(std::move(op));
   }
 
   Result<std::unique_ptr<PendingOp>> StartRecv(int peer, uint32_t tag, void* data,
                                                size_t bytes) override {
+    // Tag matching needs no endpoint, but the receiver makes one all the
+    // same: its error handler is what reports a peer that dies while this
+    // rank only receives from it (the last stage's outcomes on stage 0).
+    if (peer != rank_) LOCKSTEP_RETURN_IF_ERROR(Endpoint(peer).status());
     auto op = std::make_unique<UcxOp>(worker_.get(), true, bytes, peer, &failures_);
     ucp_request_param_t param{};
     // NO_IMM_CMPL: with UCX 1.13, a receive completed in place from the
@@ -297,11 +278,50 @@ class UcxBackend final : public Backend {
     }
   }
 
+  // The endpoint to `peer`, made on the first send to or receive from it.
+  // Peer error handling where the transport has it (tcp, ib): a peer that
+  // dies is reported through OnPeerError and becomes an error naming it.
+  // Without it UCX aborts the survivor with a fatal error and a backtrace.
+  // UCX 1.13's shared-memory transports do not support it (ucp_ep_create:
+  // "Destination is unreachable" with UCX_TLS=self,sm); there a failed peer
+  // is detected by the deadline of every wait, as on the other backends.
+  Result<ucp_ep_h> Endpoint(int peer) {
+    if (peer < 0 || peer >= size_) {
+      return InvalidArgument("world rank {} is outside the job's {} ranks", peer, size_);
+    }
+    if (endpoints_[peer] != nullptr) return endpoints_[peer];
+    handler_args_[peer] = {&failures_, peer};
+    ucp_ep_params_t params{};
+    params.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
+                        UCP_EP_PARAM_FIELD_ERR_HANDLER;
+    params.address = reinterpret_cast<const ucp_address_t*>(addresses_.data() + offsets_[peer]);
+    params.err_mode = UCP_ERR_HANDLING_MODE_PEER;
+    params.err_handler.cb = &OnPeerError;
+    params.err_handler.arg = &handler_args_[peer];
+    // UCX logs an ERROR when no transport has peer failure handling; that
+    // is an expected answer here, so the probe runs with UCX's log muted.
+    ucs_log_push_handler(&MuteUcxLog);
+    const ucs_status_t with_handling = ucp_ep_create(worker_.get(), &params, &endpoints_[peer]);
+    ucs_log_pop_handler();
+    if (with_handling != UCS_OK) {
+      endpoints_[peer] = nullptr;
+      params.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE;
+      params.err_mode = UCP_ERR_HANDLING_MODE_NONE;
+      LOCKSTEP_UCS_RETURN_IF_ERROR(ucp_ep_create(worker_.get(), &params, &endpoints_[peer]),
+                                   fmt::format("ucp_ep_create(world rank {})", peer));
+    }
+    ++connected_peers_;
+    return endpoints_[peer];
+  }
+
   MpiComm bootstrap_;
   UcpContext context_;
   UcpWorker worker_;
   CommOptions options_;
-  std::vector<ucp_ep_h> endpoints_;  // by world rank; null for this rank
+  std::vector<ucp_ep_h> endpoints_;  // by world rank; null until this rank first messages it
+  std::vector<char> addresses_;      // every rank's worker address, concatenated
+  std::vector<int> offsets_;         // of each rank's address in addresses_
+  int connected_peers_ = 0;          // endpoints made
   PeerFailures failures_;
   std::vector<HandlerArg> handler_args_;  // by world rank (stable addresses)
   int rank_ = 0;

@@ -14,6 +14,7 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <unordered_map>
 
 #include "completion_text.h"
 #include "job_agreement.h"
@@ -33,6 +34,7 @@
 #include "lockstep/transport/local_fabric.h"
 #include "pipeline.h"
 #include "rank_threads.h"
+#include "result_committer.h"
 #include "resume.h"
 #include "step_sampler.h"
 
@@ -151,18 +153,20 @@ Result<RankInputs> DecodeRankInputs(const std::vector<std::byte>& bytes) {
   return in;
 }
 
-// The leader's view of the requests while they run: it writes every result
-// the moment its request finishes.
+// The leader's view of the requests while they run. The step loop only
+// records tokens and times; a finished request goes to the writer thread
+// (ResultCommitter: text, line, one fsync per step's group) and counts as
+// done -- summary, progress -- once its commit has returned.
 class ResultSink final : public StepObserver {
  public:
   // `tokenizer` (may be null) gives each result its text.
   ResultSink(const std::vector<Request>& requests, const BatchJobOptions& options,
-             const Tokenizer* tokenizer, ResultWriter* writer, ProgressReporter* progress,
+             const Tokenizer* tokenizer, ResultCommitter* committer, ProgressReporter* progress,
              BatchJobSummary* summary)
       : requests_(requests),
         options_(options),
         tokenizer_(tokenizer),
-        writer_(writer),
+        committer_(committer),
         progress_(progress),
         summary_(summary),
         live_(requests.size()) {}
@@ -175,6 +179,7 @@ class ResultSink final : public StepObserver {
 
   Status OnCompleted(const StepPlan&, const StepOutcomes& outcomes) override {
     const Clock::time_point now = Clock::now();
+    std::vector<ResultCommitter::Entry> group;
     for (const RowOutcome& row : outcomes.rows) {
       const size_t h = static_cast<size_t>(row.handle);
       Live& s = live_[h];
@@ -193,17 +198,14 @@ class ResultSink final : public StepObserver {
                                                                                  : "an infinity",
                                    row.token)};
         LOCKSTEP_LOG_WARN("run", "{}", e.message);
-        LOCKSTEP_RETURN_IF_ERROR(writer_->WriteError(e));
-        ++summary_->failed;
+        ResultCommitter::Entry entry;
+        entry.error = std::move(e);
+        entry.tag = row.handle;
+        group.push_back(std::move(entry));
         s = Live{};
         continue;
       }
-      if (s.tokens.empty()) {
-        s.first_token = now;
-        if (tokenizer_ != nullptr) s.text.emplace(*tokenizer_, requests_[h]);
-      }
-      // The same text the last stage built to find stop strings.
-      if (s.text) s.text->Append(row.token);
+      if (s.tokens.empty()) s.first_token = now;
       if (!s.tokens.empty()) s.gaps.push_back(Seconds(s.last_token, now));
       s.last_token = now;
       ++tokens_seen_;
@@ -211,12 +213,14 @@ class ResultSink final : public StepObserver {
       if (options_.keep_results) s.fingerprints.push_back(row.fingerprint);
       if (!row.finished) continue;
       const Request& r = requests_[h];
-      JobResult done;
-      RequestResult& result = done.result;
+      ResultCommitter::Entry entry;
+      RequestResult& result = entry.result.emplace();
       result.id = r.id;
       result.chat = r.chat();
       result.tokens = std::move(s.tokens);
-      if (s.text) result.text = s.text->Text();
+      // The text is decoded on the writer thread, from the tokens: the same
+      // bytes the last stage built to find stop strings.
+      if (tokenizer_ != nullptr) entry.text_request = &r;
       result.finish_reason = row.stop ? FinishReason::kStop : FinishReason::kLength;
       result.prompt_tokens = static_cast<int64_t>(r.prompt_tokens.size());
       result.ttft_ms = Seconds(s.admitted, s.first_token) * 1e3;
@@ -231,22 +235,47 @@ class ResultSink final : public StepObserver {
         }
         result.logits_sha256 = row.logits_sha256;
       }
-      LOCKSTEP_RETURN_IF_ERROR(writer_->Write(result));
-      ++summary_->completed;
-      summary_->prompt_tokens += result.prompt_tokens;
-      summary_->generated_tokens += static_cast<int64_t>(result.tokens.size());
-      summary_->ttft_s.push_back(Seconds(s.admitted, s.first_token));
-      summary_->inter_token_s.insert(summary_->inter_token_s.end(), s.gaps.begin(), s.gaps.end());
-      if (options_.keep_results) {
-        done.step_fingerprints = std::move(s.fingerprints);
-        summary_->results.push_back(std::move(done));
-      }
+      entry.tag = row.handle;
+      Done& done = done_[row.handle];
+      done.ttft_s = Seconds(s.admitted, s.first_token);
+      done.gaps = std::move(s.gaps);
+      done.fingerprints = std::move(s.fingerprints);
+      group.push_back(std::move(entry));
       s = Live{};
     }
+    LOCKSTEP_RETURN_IF_ERROR(committer_->Submit(std::move(group)));
+    TakeCommitted();
     // Tokens of the requests still running count too: a job of long
     // requests shows its speed before the first one finishes.
     progress_->Update(summary_->completed + summary_->failed + summary_->skipped, tokens_seen_);
     return Status::Ok();
+  }
+
+  // Counts the entries whose commit has returned (after Close, all of them).
+  void TakeCommitted() {
+    for (ResultCommitter::Entry& e : committer_->TakeCommitted()) {
+      if (e.error) {
+        ++summary_->failed;
+        continue;
+      }
+      RequestResult& result = *e.result;
+      auto it = done_.find(e.tag);
+      LOCKSTEP_CHECK(it != done_.end(), "a committed result for request {} never finished", e.tag);
+      Done& done = it->second;
+      ++summary_->completed;
+      summary_->prompt_tokens += result.prompt_tokens;
+      summary_->generated_tokens += static_cast<int64_t>(result.tokens.size());
+      summary_->ttft_s.push_back(done.ttft_s);
+      summary_->inter_token_s.insert(summary_->inter_token_s.end(), done.gaps.begin(),
+                                     done.gaps.end());
+      if (options_.keep_results) {
+        JobResult kept;
+        kept.result = std::move(result);
+        kept.step_fingerprints = std::move(done.fingerprints);
+        summary_->results.push_back(std::move(kept));
+      }
+      done_.erase(it);
+    }
   }
 
   // Tokens generated so far, of finished and running requests.
@@ -256,24 +285,30 @@ class ResultSink final : public StepObserver {
   struct Live {
     std::vector<int32_t> tokens;
     std::vector<uint64_t> fingerprints;
-    std::optional<CompletionText> text;  // when the model has a tokenizer
     Clock::time_point admitted, first_token, last_token;
     std::vector<double> gaps;  // seconds between consecutive tokens
+  };
+  // What the summary takes of a finished result once it is committed.
+  struct Done {
+    double ttft_s = 0;
+    std::vector<double> gaps;
+    std::vector<uint64_t> fingerprints;
   };
   const std::vector<Request>& requests_;
   const BatchJobOptions& options_;
   const Tokenizer* tokenizer_;
-  ResultWriter* writer_;
+  ResultCommitter* committer_;
   ProgressReporter* progress_;
   BatchJobSummary* summary_;
   std::vector<Live> live_;
+  std::unordered_map<int64_t, Done> done_;  // by handle: finished, not yet committed
   int64_t tokens_seen_ = 0;
 };
 
 // RankStats on the wire (fixed size, for an allgather).
 struct RankStatsWire {
   int64_t ints[15];
-  double doubles[6];
+  double doubles[7];
 };
 
 RankStatsWire ToWire(const RankStats& s) {
@@ -299,6 +334,7 @@ RankStatsWire ToWire(const RankStats& s) {
   w.doubles[3] = s.collective_seconds;
   w.doubles[4] = s.pipeline_wait_seconds;
   w.doubles[5] = s.startup_seconds;
+  w.doubles[6] = s.results_seconds;
   return w;
 }
 
@@ -325,6 +361,7 @@ RankStats FromWire(const RankStatsWire& w) {
   s.collective_seconds = w.doubles[3];
   s.pipeline_wait_seconds = w.doubles[4];
   s.startup_seconds = w.doubles[5];
+  s.results_seconds = w.doubles[6];
   return s;
 }
 
@@ -733,6 +770,14 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
                     sampler ? &*sampler : nullptr, tp_comm ? &*tp_comm : nullptr);
   if (layout.is_first()) {
     Scheduler scheduler({options.max_batch, options.max_step_tokens}, summary.kv_pages);
+    // The leader's results from here on: a writer thread (group commit).
+    std::optional<ResultCommitter> committer;
+    std::optional<ResultSink> sink;
+    if (leader) {
+      committer.emplace(&*writer, tokenizer.get());
+      sink.emplace(requests, options, tokenizer.get(), &*committer, &progress, &summary);
+    }
+    std::vector<ResultCommitter::Entry> rejected;
     for (size_t k = 0; k < inputs.pending.size() && ran.ok(); ++k) {
       const int64_t i = inputs.pending[k];
       const Request& r = requests[static_cast<size_t>(i)];
@@ -742,19 +787,27 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
                      fmt::format("{}:{}: {} (the plan's KV budget)", options.input_path, r.line,
                                  submitted.message())};
       LOCKSTEP_LOG_WARN("run", "{}", e.message);
-      ran = writer->WriteError(e);
-      ++summary.failed;
+      ResultCommitter::Entry entry;
+      entry.error = std::move(e);
+      entry.tag = i;
+      rejected.push_back(std::move(entry));
     }
-    std::optional<ResultSink> sink;
-    if (leader) {
-      sink.emplace(requests, options, tokenizer.get(), &*writer, &progress, &summary);
-    }
+    if (committer && ran.ok()) ran = committer->Submit(std::move(rejected));
     if (ran.ok()) ran = pipeline.RunFirstStage(scheduler, sink ? &*sink : nullptr);
+    if (committer) {
+      // Every finished result is committed before the job ends, also when
+      // it ends with an error (a peer that failed): none is lost.
+      const Status closed = committer->Close();
+      if (ran.ok()) ran = closed;
+      summary.result_commits = committer->commits();
+      sink->TakeCommitted();
+    }
   } else if (ran.ok()) {
     ran = pipeline.RunLaterStage();
   }
   if (ran.ok() && sampler) ran = sampler->CloseDump();
   stats.pipeline_wait_seconds = pipeline.times().wait_s;
+  stats.results_seconds = pipeline.times().observer_s;
   stats.steps = pipeline.times().steps;
   stats.hidden_bytes_received = pipeline.times().hidden_bytes_received;
   stats.hidden_tokens_received = pipeline.times().hidden_tokens_received;

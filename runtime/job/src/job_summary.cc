@@ -87,7 +87,10 @@ std::string JobSummaryJson(const BatchJobOptions& options, const BatchJobSummary
   j["model"] = options.model_path;
   j["input"] = options.input_path;
   j["output"] = options.output_path;
-  j["requests"] = {{"completed", s.completed}, {"failed", s.failed}, {"skipped", s.skipped}};
+  j["requests"] = {{"completed", s.completed},
+                   {"failed", s.failed},
+                   {"skipped", s.skipped},
+                   {"commits", s.result_commits}};
   j["tokens"] = {{"prompt", s.prompt_tokens}, {"generated", s.generated_tokens}};
   j["load_s"] = s.load_seconds;
   j["run_s"] = s.run_seconds;
@@ -121,6 +124,7 @@ std::string JobSummaryJson(const BatchJobOptions& options, const BatchJobSummary
                      {"compute_s", r.compute_seconds},
                      {"collective_s", r.collective_seconds},
                      {"pipeline_wait_s", r.pipeline_wait_seconds},
+                     {"results_s", r.results_seconds},
                      {"steps", r.steps},
                      {"bytes_read", r.bytes_read},
                      {"plan_weight_bytes", r.plan_weight_bytes}});

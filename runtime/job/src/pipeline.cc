@@ -149,7 +149,11 @@ Status Pipeline::RunFirstStage(Scheduler& scheduler, StepObserver* observer) {
     while (static_cast<int>(in_flight.size()) < window) {
       StepPlan plan = scheduler.NextStep(options_.max_chunks);
       if (plan.batch.empty()) break;
-      if (observer != nullptr) LOCKSTEP_RETURN_IF_ERROR(observer->OnIssued(plan));
+      if (observer != nullptr) {
+        const Clock::time_point start = Clock::now();
+        LOCKSTEP_RETURN_IF_ERROR(observer->OnIssued(plan));
+        times_.observer_s += Since(start);
+      }
       in_flight.emplace_back();
       InFlight& f = in_flight.back();
       f.plan = std::move(plan);
@@ -201,7 +205,11 @@ Status Pipeline::RunFirstStage(Scheduler& scheduler, StepObserver* observer) {
       tokens.push_back({outcomes.rows[i].token, outcomes.rows[i].finished});
     }
     scheduler.CompleteStep(f.plan, tokens);
-    if (observer != nullptr) LOCKSTEP_RETURN_IF_ERROR(observer->OnCompleted(f.plan, outcomes));
+    if (observer != nullptr) {
+      const Clock::time_point start = Clock::now();
+      LOCKSTEP_RETURN_IF_ERROR(observer->OnCompleted(f.plan, outcomes));
+      times_.observer_s += Since(start);
+    }
     in_flight.pop_front();
   }
   LOCKSTEP_CHECK(scheduler.Idle(), "the scheduler made no step but is not idle");

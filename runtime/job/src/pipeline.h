@@ -73,6 +73,9 @@ struct PipelineOptions {
 struct PipelineTimes {
   double wait_s = 0;  // blocked on a descriptor, bindings, hidden state or outcomes
   int64_t steps = 0;  // steps this rank ran
+  // In the StepObserver's calls (stage 0; world rank 0's results): the step
+  // loop's time that is neither compute nor communication.
+  double observer_s = 0;
   // Hidden states this rank received from the previous stage: bytes and
   // tokens (stage-to-stage traffic, benchmarks/RESULTS.md "## scale").
   uint64_t hidden_bytes_received = 0;

@@ -79,7 +79,9 @@ ResultWriter::~ResultWriter() {
 ResultWriter::ResultWriter(ResultWriter&& other) noexcept
     : path_(std::move(other.path_)),
       fd_(std::exchange(other.fd_, -1)),
-      lines_written_(other.lines_written_),
+      lines_written_(other.lines_written()),
+      syncs_(other.syncs()),
+      before_sync_(std::move(other.before_sync_)),
       existing_(other.existing_),
       created_(other.created_),
       started_(other.started_) {}
@@ -89,7 +91,9 @@ ResultWriter& ResultWriter::operator=(ResultWriter&& other) noexcept {
     ResultWriter released(std::move(*this));  // closes (and unlocks) the old file
     path_ = std::move(other.path_);
     fd_ = std::exchange(other.fd_, -1);
-    lines_written_ = other.lines_written_;
+    lines_written_.store(other.lines_written());
+    syncs_.store(other.syncs());
+    before_sync_ = std::move(other.before_sync_);
     existing_ = other.existing_;
     created_ = other.created_;
     started_ = other.started_;
@@ -171,11 +175,19 @@ Result<ResultWriter> ResultWriter::Open(const std::string& path, bool append) {
   return writer;
 }
 
-Status ResultWriter::WriteLine(const std::string& text) {
+Status ResultWriter::WriteGroup(std::span<const std::string> lines) {
   if (!started_) return FailedPrecondition("{}: results file written before Start()", path_);
-  std::string line = text + "\n";
-  const char* p = line.data();
-  size_t left = line.size();
+  if (lines.empty()) return Status::Ok();
+  std::string text;
+  size_t size = 0;
+  for (const std::string& line : lines) size += line.size() + 1;
+  text.reserve(size);
+  for (const std::string& line : lines) {
+    text += line;
+    text += '\n';
+  }
+  const char* p = text.data();
+  size_t left = text.size();
   while (left > 0) {
     ssize_t n = ::write(fd_, p, left);
     if (n < 0) {
@@ -185,17 +197,21 @@ Status ResultWriter::WriteLine(const std::string& text) {
     p += n;
     left -= static_cast<size_t>(n);
   }
+  if (before_sync_) before_sync_();
   if (::fsync(fd_) != 0) return ErrnoError(path_, "fsync");
-  ++lines_written_;
+  syncs_.fetch_add(1, std::memory_order_acq_rel);
+  lines_written_.fetch_add(static_cast<int64_t>(lines.size()), std::memory_order_acq_rel);
   return Status::Ok();
 }
 
 Status ResultWriter::Write(const RequestResult& result) {
-  return WriteLine(FormatResultLine(result));
+  const std::string line = FormatResultLine(result);
+  return WriteGroup(std::span<const std::string>(&line, 1));
 }
 
 Status ResultWriter::WriteError(const RequestError& error) {
-  return WriteLine(FormatErrorLine(error));
+  const std::string line = FormatErrorLine(error);
+  return WriteGroup(std::span<const std::string>(&line, 1));
 }
 
 }  // namespace lockstep::runtime

@@ -104,8 +104,11 @@ Result<StepOutcomes> StepSampler::Sample(const StepDescriptor& step, const float
       token = SampleToken(options_.isa, row_logits, vocab, r, streams_[h], position, &scratch_);
     });
     const int32_t generated = ++generated_[h];
+    // Stop strings need the text now (they decide the next step); a request
+    // without any is not decoded here (world rank 0's writer thread builds
+    // the results' text off the step loop).
     bool stop_text = false;
-    if (tokenizer_ != nullptr) {
+    if (tokenizer_ != nullptr && !r.stop.empty()) {
       if (generated == 1) texts_[h].emplace(*tokenizer_, r);
       stop_text = texts_[h]->Append(token);
     }

@@ -101,6 +101,12 @@ TEST(DistributedMpiTest, SameBitsAsOneRank) {
       }
     }
   }
+  // Connections on demand (docs/transport.md, "Connections"): a ucx rank
+  // holds endpoints to exactly the peers it messaged, not to all p - 1.
+  if (world->backend() == transport::BackendKind::kUcx) {
+    const transport::Traffic traffic = world->traffic();
+    EXPECT_EQ(traffic.connections, traffic.peers) << "rank " << world->rank();
+  }
 }
 
 }  // namespace

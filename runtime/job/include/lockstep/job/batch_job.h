@@ -131,6 +131,9 @@ struct RankStats {
   double compute_seconds = 0;        // kernels
   double collective_seconds = 0;     // tp allreduce / allgather (waiting included)
   double pipeline_wait_seconds = 0;  // waiting for descriptors, activations, outcomes
+  // The step loop's time in the results' bookkeeping (world rank 0: handing
+  // finished results to the writer thread; 0 elsewhere).
+  double results_seconds = 0;
   int64_t steps = 0;
   int32_t kv_pages = 0;
   uint64_t kv_cache_bytes = 0;  // the rank's KV cache memory
@@ -160,6 +163,11 @@ struct BatchJobSummary {
   int64_t completed = 0;      // results written
   int64_t failed = 0;         // error records written
   int64_t skipped = 0;        // requests already done (resume)
+  // Group commits of the run's result lines (leader): one write and one
+  // fsync for the results and error records that finished in one step (or
+  // in several steps queued behind a slow disk), so at most the steps in
+  // which something finished (error records of start-up not counted).
+  int64_t result_commits = 0;
   int64_t prompt_tokens = 0;  // of the completed requests
   int64_t generated_tokens = 0;
   double load_seconds = 0.0;  // the leader's: opening the model and loading the weights

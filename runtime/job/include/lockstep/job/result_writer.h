@@ -1,6 +1,9 @@
 // The results file of a batch job: one JSON object per line, each durable
 // (written, flushed and fsync'd) before the call that wrote it returns, so a
-// job that dies loses no finished result.
+// job that dies loses no finished result. WriteGroup is a group commit: the
+// lines of one call share one write and one fsync (the batch job writes the
+// results that finish in one step that way, from a writer thread:
+// result_committer.h).
 //
 // Result line (keys in this order):
 //   {"id": "r1", "tokens": [5, 9, 2],
@@ -22,11 +25,15 @@
 // is only truncated when Start() is called, after the job has read its model
 // and requests (docs/batch-jobs.md, "Results file").
 //
-// Thread safety: one thread at a time.
+// Thread safety: one thread at a time; lines_written() and syncs() may be
+// read from any thread.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -94,17 +101,30 @@ class ResultWriter {
   // Write one line, then fsync. IoError names the file.
   Status Write(const RequestResult& result);
   Status WriteError(const RequestError& error);
+  // Group commit: writes `lines` (JSON texts without newline) with one
+  // write and one fsync. They are durable only once it returns Ok; after an
+  // error some of them may be in the file, unsynced (a torn last line is
+  // what --resume cuts off). No lines: nothing written, no fsync.
+  Status WriteGroup(std::span<const std::string> lines);
 
   const std::string& path() const { return path_; }
-  int64_t lines_written() const { return lines_written_; }
+  // Lines written and fsync'd.
+  int64_t lines_written() const { return lines_written_.load(std::memory_order_acquire); }
+  // fsyncs of lines: one per Write, WriteError or non-empty WriteGroup.
+  int64_t syncs() const { return syncs_.load(std::memory_order_acquire); }
+
+  // Tests: called on the writing thread after the lines of a call are
+  // written and before their fsync (lets a test hold a commit half done).
+  void SetBeforeSyncForTesting(std::function<void()> hook) { before_sync_ = std::move(hook); }
 
  private:
   ResultWriter(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
-  Status WriteLine(const std::string& line);
 
   std::string path_;
   int fd_ = -1;
-  int64_t lines_written_ = 0;
+  std::atomic<int64_t> lines_written_{0};
+  std::atomic<int64_t> syncs_{0};
+  std::function<void()> before_sync_;
   ExistingResults existing_ = ExistingResults::kOverwrite;
   bool created_ = false;  // Claim created the file
   bool started_ = false;

@@ -25,7 +25,11 @@
 //   e2e_benchmark [--scratch DIR] [--models llama-110m,tinyllama-1.1b]
 //                 [--dtypes f32,f16,bf16] [--threads 1,2] [--isa auto]
 //                 [--decode-tokens 32] [--prefill-tokens 256] [--repeats 3]
-//                 [--decode-batch 16]
+//                 [--decode-batch 16] [--computes float,bf16]
+//
+// --computes: the matmul arithmetic (kernels/matmul.h, Compute) of each row;
+// bf16 compute runs on bf16 models only (rows "bf16+bf16c"), the other
+// dtypes are skipped for it. Same weights, same process, side by side.
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
@@ -44,6 +48,7 @@
 #include "lockstep/kernels/sampling.h"
 #include "lockstep/model/model_file.h"
 #include "lockstep/model/synth.h"
+#include "lockstep/partitioner/element_type.h"
 
 namespace lockstep {
 namespace {
@@ -119,6 +124,7 @@ int Main(int argc, char** argv) {
   int prefill_tokens = 256;
   int repeats = 3;
   int decode_batch = 16;
+  std::string computes = "float";
   app.add_option("--scratch", scratch, "Folder for the synthesized models");
   app.add_option("--decode-batch", decode_batch,
                  "Sequences decoded together in the batched decode (1: skip it)");
@@ -129,6 +135,7 @@ int Main(int argc, char** argv) {
   app.add_option("--decode-tokens", decode_tokens, "Decode steps timed per run");
   app.add_option("--prefill-tokens", prefill_tokens, "Prompt length of the prefill");
   app.add_option("--repeats", repeats, "Best of this many runs");
+  app.add_option("--computes", computes, "Matmul arithmetic per row: float, bf16 (comma-separated)");
   CLI11_PARSE(app, argc, argv);
 
   Result<kernels::Isa> isa = kernels::ParseIsa(isa_name);
@@ -169,8 +176,18 @@ int Main(int argc, char** argv) {
         return 1;
       }
       const runtime::ShardSpec shard = runtime::ShardSpec::SingleRank(*config);
+      for (const std::string& compute_name : Split(computes)) {
+      Result<kernels::Compute> compute = kernels::ParseCompute(compute_name);
+      if (!compute.ok()) {
+        fmt::print(stderr, "e2e_benchmark: {}\n", compute.status().message());
+        return 2;
+      }
+      if (*compute == kernels::Compute::kBf16 && *dtype != DType::kBF16) continue;
       for (int t : threads) {
-        Result<runtime::ModelWeights> weights = runtime::LoadWeights(*file, shard);
+        runtime::LoadOptions load_options;
+        load_options.compute = *compute;
+        Result<runtime::ModelWeights> weights = runtime::LoadWeights(
+            *file, shard, shard.Shards(*config, partitioner::FromDType(*dtype)), load_options);
         if (!weights.ok()) {
           fmt::print(stderr, "e2e_benchmark: {}\n", weights.status().message());
           return 1;
@@ -200,7 +217,7 @@ int Main(int argc, char** argv) {
         }
         Row row;
         row.model = model_name;
-        row.dtype = dtype_name;
+        row.dtype = *compute == kernels::Compute::kBf16 ? dtype_name + "+bf16c" : dtype_name;
         row.threads = t;
         row.step_bytes = step_bytes;
         row.prefill_tokens = prefill_tokens;
@@ -279,6 +296,7 @@ int Main(int argc, char** argv) {
             row.prefill_flop / row.prefill.cpu / row.peak_cpu);
         std::fflush(stdout);
         rows.push_back(row);
+      }
       }
     }
   }

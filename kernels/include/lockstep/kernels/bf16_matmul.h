@@ -28,8 +28,8 @@
 //    NaN operands give the first of (w, x, acc) quieted, Inf*0 and Inf-Inf
 //    the default NaN 0xffc00000 (the kernels see only that one NaN pattern);
 //    which is what vdpbf16ps does for each 32-bit lane with the pair in
-//    bits 31..16 (first) and 15..0 (second) of both sources: measured on
-//    Intel Sapphire Rapids against this definition, bit for bit, NaN
+//    bits 31..16 (first) and 15..0 (second) of both sources: measured on an
+//    Intel Xeon (Emerald Rapids) against this definition, bit for bit, NaN
 //    payloads included (docs/determinism.md, "bf16 compute").
 // 4. The 64 segment sums are added by the balanced tree of matmul.h (plain
 //    f32 adds); tensor parallelism cuts along segments exactly as for f32

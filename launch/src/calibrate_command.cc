@@ -15,7 +15,10 @@
 // share a host and as the inter-node link otherwise. Unmeasured fields keep
 // the defaults of the `host` preset (docs/partitioner.md). Rank 0 writes the
 // spec, by default where `lockstep plan --chip host` looks for it.
+#include <sched.h>
 #include <unistd.h>
+
+#include <oneapi/tbb/global_control.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -196,10 +199,64 @@ void MeasureKernels(const CalibrateOptions& o, HostFigures* h) {
   }
 }
 
+// A launcher may have bound this rank to part of the host: mpirun binds each
+// of 2 ranks to one core by default. Probes run there would measure one core
+// under the name of the whole host (and oneTBB, sized from the affinity at
+// start-up, would get no worker for a second thread). The probes measure the
+// host, so rank 0 lifts the binding while it probes: its affinity widens to
+// every configured CPU, which the kernel intersects with what a cpuset cgroup
+// (a Slurm allocation) allows. The destructor restores the launcher's mask.
+class HostAffinity {
+ public:
+  HostAffinity() {
+    CPU_ZERO(&launcher_);
+    if (sched_getaffinity(0, sizeof(launcher_), &launcher_) != 0) return;
+    saved_ = true;
+    bound_cpus_ = CPU_COUNT(&launcher_);
+    cpu_set_t all;
+    CPU_ZERO(&all);
+    const long configured = std::clamp<long>(sysconf(_SC_NPROCESSORS_CONF), 1, CPU_SETSIZE);
+    for (int c = 0; c < configured; ++c) CPU_SET(c, &all);
+    cpu_set_t now;
+    CPU_ZERO(&now);
+    if (sched_setaffinity(0, sizeof(all), &all) == 0 &&
+        sched_getaffinity(0, sizeof(now), &now) == 0) {
+      host_cpus_ = CPU_COUNT(&now);
+    } else {
+      host_cpus_ = bound_cpus_;
+    }
+  }
+  ~HostAffinity() {
+    if (saved_) sched_setaffinity(0, sizeof(launcher_), &launcher_);
+  }
+  HostAffinity(const HostAffinity&) = delete;
+  HostAffinity& operator=(const HostAffinity&) = delete;
+
+  int bound_cpus() const { return bound_cpus_; }  // 0: unknown
+  int host_cpus() const { return host_cpus_; }    // 0: unknown
+
+ private:
+  cpu_set_t launcher_;
+  bool saved_ = false;
+  int bound_cpus_ = 0, host_cpus_ = 0;
+};
+
 HostFigures MeasureHost(const CalibrateOptions& o) {
   HostFigures h;
-  h.threads = o.threads > 0 ? o.threads
-                            : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const HostAffinity affinity;
+  const int cpus = affinity.host_cpus() > 0
+                       ? affinity.host_cpus()
+                       : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  if (affinity.bound_cpus() > 0 && affinity.bound_cpus() < affinity.host_cpus()) {
+    std::fprintf(stderr,
+                 "calibrate: the launcher bound this rank to %s; probing the host with its %s "
+                 "(binding lifted while probing)\n",
+                 Plural(affinity.bound_cpus(), "CPU").c_str(), Plural(cpus, "CPU").c_str());
+  }
+  h.threads = o.threads > 0 ? o.threads : cpus;
+  // oneTBB sized its thread pool from the affinity it saw at start-up.
+  const tbb::global_control pool(tbb::global_control::max_allowed_parallelism,
+                                 static_cast<size_t>(h.threads));
   h.isa = kernels::BestIsa();
   const size_t bytes = o.quick ? size_t{64} << 20 : size_t{1} << 30;
   std::fprintf(stderr, "calibrate: memory bandwidth (%d threads, %s array)...\n", h.threads,

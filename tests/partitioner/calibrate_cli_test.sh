@@ -33,6 +33,18 @@ if [ "$(nproc)" -ge 2 ]; then
   grep -q '"memory_bandwidth_by_threads"' "$spec" || { cat "$spec"; fail "no 1-thread bandwidth"; }
 fi
 
+# A launcher that binds rank 0 to one CPU (mpirun binds each of 2 ranks to a
+# core by default) must not turn the host's figures into one core's: the
+# probes lift the binding, and oneTBB gets its workers.
+if [ $# -eq 0 ] && [ "$(nproc)" -ge 2 ] && command -v taskset > /dev/null; then
+  taskset -c 0 "$lockstep" calibrate --quick --no-kernels --output "$dir/bound.json" \
+    > "$dir/bound.txt" 2>&1 || { cat "$dir/bound.txt"; fail "calibrate bound to CPU 0"; }
+  grep -q "bound this rank to 1 CPU; probing the host with its $(nproc) CPUs" "$dir/bound.txt" ||
+    { cat "$dir/bound.txt"; fail "the binding to CPU 0 was not lifted"; }
+  if grep -q 'TBB Warning' "$dir/bound.txt"; then cat "$dir/bound.txt"; fail "oneTBB got no workers"; fi
+  grep -q "\"cores\": $(nproc)" "$dir/bound.json" || { cat "$dir/bound.json"; fail "bound core count"; }
+fi
+
 # plan --chip host reads it (no 'not calibrated' warning) and splits the host among 2 ranks.
 LOCKSTEP_HOST_SPEC="$spec" "$lockstep" plan --preset tiny --chip host --chips 2 --tp 2 --pp 1 \
   --prompt-length 16 --generate 8 > "$dir/plan.txt" 2>&1 || { cat "$dir/plan.txt"; fail "plan"; }

@@ -244,6 +244,12 @@ const QuantKernels& Avx2VnniQuantKernels();
 using MatmulRangeFn = void (*)(const MatmulCall& call, int64_t panel_begin, int64_t panel_end,
                                int64_t token_begin, int64_t token_end);
 MatmulRangeFn Avx512Bf16DotMatmul();
+// The throughput loop of MeasureBf16DotPeak: independent vdpbf16ps chains.
+struct Bf16DotPeakKernel {
+  float (*chains)(int64_t iterations, float seed);
+  int64_t flops_per_iteration;
+};
+Bf16DotPeakKernel Avx512Bf16DotPeak();
 
 // The project's exp on one value (the scalar build of the vector algorithm).
 float ScalarExp(float x);

@@ -47,4 +47,30 @@ MatmulRangeFn Avx512Bf16DotMatmul() {
   return Bf16PairMatmulRange;
 }
 
+namespace {
+// `iterations` rounds of kBf16DotPeakChains independent vdpbf16ps chains
+// (each 16 lanes x 2 multiply-adds).
+constexpr int kBf16DotPeakChains = 24;
+float Bf16DotChains(int64_t iterations, float seed) {
+  using avx512bf16::VecF;
+  VecF acc[kBf16DotPeakChains];
+  for (int i = 0; i < kBf16DotPeakChains; ++i) acc[i] = VecF::Set1(seed + static_cast<float>(i));
+  // Pairs (0.999, 1e-3) of bf16 bits, as f32 slots.
+  const VecF a = VecF::FromBits(avx512bf16::VecI::Set1(0x3f7f3a83));
+  const VecF b = VecF::FromBits(avx512bf16::VecI::Set1(0x3f7f3a83));
+  for (int64_t it = 0; it < iterations; ++it) {
+#pragma GCC unroll 24
+    for (int i = 0; i < kBf16DotPeakChains; ++i) acc[i] = avx512bf16::DotBf16Native(acc[i], a, b);
+  }
+  for (int i = 1; i < kBf16DotPeakChains; ++i) acc[0] = acc[0] + acc[i];
+  float lanes[16];
+  acc[0].Store(lanes);
+  return lanes[0];
+}
+}  // namespace
+
+Bf16DotPeakKernel Avx512Bf16DotPeak() {
+  return {Bf16DotChains, int64_t{2} * 32 * kBf16DotPeakChains};
+}
+
 }  // namespace lockstep::kernels::internal

@@ -219,6 +219,53 @@ TEST(DistributedQuantErrors, SplitThatCutsABlockIsRefused) {
   EXPECT_NE(s.status().message().find("tp 2 would cut"), std::string::npos) << s.status().message();
 }
 
+// The bf16 compute needs a bf16 model, and a plan made for one compute mode
+// is refused by a job of the other: errors naming the file, on every chip.
+TEST(DistributedModeErrors, Bf16ComputeIsRefusedWhereItCannotApply) {
+  ScratchDir dir;
+  const partitioner::ModelConfig config = *partitioner::ModelPreset("tiny");
+  const std::string f16 = dir.File("tiny-f16.h5"), bf16 = dir.File("tiny-bf16.h5");
+  ASSERT_TRUE(SynthesizeModel(config, DType::kF16, 1, f16).ok());
+  ASSERT_TRUE(SynthesizeModel(config, DType::kBF16, 1, bf16).ok());
+  const std::string requests = dir.File("requests.jsonl");
+  WriteTextFile(requests, DeterminismRequests(config.vocab_size));
+  BatchJobOptions o = JobOptions(f16, requests, dir.File("out.jsonl"), {4, 256, 0}, 2, 1);
+  o.compute = kernels::Compute::kBf16;
+  Result<BatchJobSummary> s = RunOnChips(2, o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument) << s.status().message();
+  EXPECT_NE(s.status().message().find(f16 + ": --compute bf16 needs bf16 weights and the file "
+                                            "holds f16"),
+            std::string::npos)
+      << s.status().message();
+
+  // A bf16-compute plan, run with float compute.
+  partitioner::PlanRequest request;
+  request.model = config;
+  request.cluster = *partitioner::ChipPreset("host", 2);
+  request.workload.batch_size = 4;
+  request.workload.prompt_length = 64;
+  request.workload.generated_length = 64;
+  request.workload.compute = partitioner::MatmulCompute::kBf16;
+  request.tp = 2;
+  request.pp = 1;
+  Result<partitioner::Plan> plan = partitioner::MakePlan(request);
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  const std::string plan_path = dir.File("plan.json");
+  WriteTextFile(plan_path, partitioner::PlanToJson(*plan).dump());
+  o = JobOptions(bf16, requests, dir.File("out.jsonl"), {4, 256, 0}, 0, 0);
+  o.plan_path = plan_path;
+  s = RunOnChips(2, o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("the plan is for bf16 compute but the job runs float "
+                                       "compute"),
+            std::string::npos)
+      << s.status().message();
+  o.compute = kernels::Compute::kBf16;
+  s = RunOnChips(2, o);
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  EXPECT_EQ(s->completed, 16);
+}
 
 // Every family's features (q/k/v biases, sliding windows, each rope scaling,
 // tied embeddings) under the same splits: one small model per family (the

@@ -252,6 +252,42 @@ TEST(Bf16MatmulTest, EveryIsaEqualsReference) {
   for (const Shape& s : shapes) ExpectEveryVariantEqualsReference(s, seed++);
 }
 
+TEST(Bf16MatmulTest, FlushAtTheSmallestNormalIsTheInstructions) {
+  // One pair: acc = 2^-63 * 2^-63 = 2^-126, then a second product of -2^-150
+  // (exact sum 2^-126 - 2^-150: 24 bits below 2^-126, flushed to +0 by
+  // vdpbf16ps, while an f32 FMA rounds it up to 2^-126) or -2^-151 (rounds
+  // to 2^-126 with 24 bits: kept). Every variant, every path.
+  for (const float second : {0x1p-75f, 0x1p-76f}) {
+    const float want = second == 0x1p-75f ? 0.0f : 0x1p-126f;
+    EXPECT_EQ(Bf16DotStep(Bf16DotStep(0.0f, 0x1p-63f, 0x1p-63f), -0x1p-75f, second), want);
+    // K = 128: segments of 2 columns, so columns 0 and 1 are one pair of
+    // one chain (the other segments add +0).
+    const int64_t rows = 17, cols = 128;
+    std::vector<uint16_t> w(static_cast<size_t>(rows * cols), 0);
+    for (int64_t r = 0; r < rows; ++r) {
+      w[r * cols] = ToBf16(0x1p-63f);
+      w[r * cols + 1] = ToBf16(-0x1p-75f);
+    }
+    const PackedMatrix packed = PackedMatrix::Pack(DType::kBF16, w.data(), rows, cols,
+                                                   ReductionSlice::Full(cols), Compute::kBf16);
+    for (int64_t tokens : {int64_t{1}, int64_t{5}, int64_t{40}}) {
+      std::vector<float> x(static_cast<size_t>(tokens * cols), 0.0f);
+      for (int64_t t = 0; t < tokens; ++t) {
+        x[t * cols] = 0x1p-63f;
+        x[t * cols + 1] = second;
+      }
+      for (const Variant& v : Variants()) {
+        std::vector<float> y(static_cast<size_t>(tokens * rows), -1.0f);
+        RunMatmul(v, packed, x.data(), tokens, cols, y.data(), rows);
+        for (float got : y) {
+          ASSERT_EQ(std::bit_cast<uint32_t>(got), std::bit_cast<uint32_t>(want))
+              << Label(v) << " tokens " << tokens << " second " << second;
+        }
+      }
+    }
+  }
+}
+
 TEST(Bf16MatmulTest, LongPrefillEqualsReference) {
   // More token blocks than one round of the kernel's state (256 blocks).
   ExpectEveryVariantEqualsReference({20, 330, 1600}, 71);

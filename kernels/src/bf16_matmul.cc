@@ -46,7 +46,7 @@ uint16_t FlushBf16(uint16_t w) {
 uint16_t RoundToBf16(float x) {
   const uint32_t bits = std::bit_cast<uint32_t>(x);
   const uint32_t exponent = (bits >> 23) & 0xffu;
-  if (exponent == 0xffu && (bits & 0x7fffffu) != 0) return 0xffc0u;  // NaN: the default NaN
+  if (exponent == 0xffu && (bits & 0x7fffffu) != 0) return 0xffc0u;         // NaN: the default NaN
   if (exponent == 0) return static_cast<uint16_t>((bits >> 16) & 0x8000u);  // zero, subnormal
   // To nearest even on the upper 16 bits; a carry into the exponent is the
   // right result, up to infinity.
@@ -192,8 +192,8 @@ float Bf16PairPackedAt(const uint32_t* pack, const ReductionSlice& slice, int64_
   while (layout.columns[i + 1] <= col) ++i;
   const int64_t offset = col - layout.columns[i];
   const int64_t j = layout.pairs[i] + offset / 2;
-  const uint32_t pair = pack[((row / kPanelWidth) * layout.num_pairs() + j) * kPanelWidth +
-                             row % kPanelWidth];
+  const uint32_t pair =
+      pack[((row / kPanelWidth) * layout.num_pairs() + j) * kPanelWidth + row % kPanelWidth];
   return Bf16ToF32(static_cast<uint16_t>(offset % 2 == 0 ? pair >> 16 : pair & 0xffffu));
 }
 

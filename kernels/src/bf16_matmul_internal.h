@@ -41,7 +41,6 @@ void PackBf16Pairs(const uint16_t* src, int64_t rows, int64_t ld, const Reductio
 void RoundToBf16Pairs(const float* x, const Bf16PairLayout& layout, float* dst);
 
 // Element W[row][col] of a bf16-compute pack, widened to f32.
-float Bf16PairPackedAt(const uint32_t* pack, const ReductionSlice& slice, int64_t row,
-                       int64_t col);
+float Bf16PairPackedAt(const uint32_t* pack, const ReductionSlice& slice, int64_t row, int64_t col);
 
 }  // namespace lockstep::kernels::internal

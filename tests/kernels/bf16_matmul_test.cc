@@ -44,15 +44,16 @@ std::vector<Variant> Variants() {
 std::string Label(const Variant& v) {
   return std::string(IsaName(v.isa)) + (v.dot ? "+bf16dot" : "");
 }
-void RunMatmul(const Variant& v, const PackedMatrix& w, const float* x, int64_t tokens,
-               int64_t ldx, float* y, int64_t ldy,
-               ReductionOrder order = ReductionOrder::kCanonical) {
+void RunMatmul(const Variant& v, const PackedMatrix& w, const float* x, int64_t tokens, int64_t ldx,
+               float* y, int64_t ldy, ReductionOrder order = ReductionOrder::kCanonical) {
   UseBf16Dot(v.dot);
   Matmul(v.isa, w, x, tokens, ldx, y, ldy, order);
   UseBf16Dot(true);
 }
 
-uint16_t ToBf16(float f) { return static_cast<uint16_t>(std::bit_cast<uint32_t>(f) >> 16); }
+uint16_t ToBf16(float f) {
+  return static_cast<uint16_t>(std::bit_cast<uint32_t>(f) >> 16);
+}
 
 // rows x cols bf16 weights, normal(0, 0.5), with a few rows scaled to the
 // edges of the f32 range.
@@ -62,7 +63,10 @@ std::vector<uint16_t> MakeWeights(int64_t rows, int64_t cols, uint32_t seed) {
   for (int64_t r = 0; r < rows; ++r) {
     // Row 3: tiny (products near 2^-126: flushed steps); row 5: huge
     // (overflow to infinity); row 6: bf16 subnormals (flushed in the pack).
-    const float scale = r % 8 == 3 ? 0x1p-60f : r % 8 == 5 ? 0x1p+100f : r % 8 == 6 ? 0x1p-130f : 1.0f;
+    const float scale = r % 8 == 3   ? 0x1p-60f
+                        : r % 8 == 5 ? 0x1p+100f
+                        : r % 8 == 6 ? 0x1p-130f
+                                     : 1.0f;
     for (int64_t k = 0; k < cols; ++k) {
       b[r * cols + k] = ToBf16(w[r * cols + k] * scale);
     }
@@ -86,10 +90,9 @@ std::vector<float> MakeActivations(int64_t tokens, int64_t cols, uint32_t seed) 
 
 // ---- The instruction itself ---------------------------------------------
 
-__attribute__((target("avx512f,avx512bf16"))) void HardwareDot(const float* acc,
-                                                                  const uint32_t* a,
-                                                                  const uint32_t* b, float* out,
-                                                                  int64_t n) {
+__attribute__((target("avx512f,avx512bf16"))) void HardwareDot(const float* acc, const uint32_t* a,
+                                                               const uint32_t* b, float* out,
+                                                               int64_t n) {
   for (int64_t i = 0; i < n; i += 16) {
     const __m512 r = _mm512_dpbf16_ps(_mm512_loadu_ps(acc + i), (__m512bh)_mm512_loadu_si512(a + i),
                                       (__m512bh)_mm512_loadu_si512(b + i));
@@ -181,7 +184,7 @@ TEST(Bf16MatmulTest, DotStepMatchesTheInstruction) {
 }
 
 __attribute__((target("avx512f,avx512bf16"))) void HardwareRound(const float* x, uint16_t* out,
-                                                                    int64_t n) {
+                                                                 int64_t n) {
   for (int64_t i = 0; i < n; i += 16) {
     const __m256bh r = _mm512_cvtneps_pbh(_mm512_loadu_ps(x + i));
     std::memcpy(out + i, &r, 32);
@@ -245,9 +248,9 @@ TEST(Bf16MatmulTest, EveryIsaEqualsReference) {
   // pair), K = 2048 and 5632 (TinyLlama); rows leaving partial panels; one
   // token (decode), the few-token path (2..32), prefill with partial token
   // blocks and several chunks.
-  const Shape shapes[] = {{1, 3, 1},      {16, 64, 1},    {17, 100, 7},  {5, 129, 3},
-                          {33, 200, 13},  {100, 256, 8},  {130, 2048, 1}, {40, 5632, 2},
-                          {7, 1000, 64},  {70, 480, 33},  {64, 777, 25}, {48, 2048, 40}};
+  const Shape shapes[] = {{1, 3, 1},     {16, 64, 1},   {17, 100, 7},   {5, 129, 3},
+                          {33, 200, 13}, {100, 256, 8}, {130, 2048, 1}, {40, 5632, 2},
+                          {7, 1000, 64}, {70, 480, 33}, {64, 777, 25},  {48, 2048, 40}};
   uint32_t seed = 100;
   for (const Shape& s : shapes) ExpectEveryVariantEqualsReference(s, seed++);
 }

@@ -6,6 +6,7 @@
 // output's chain and tree run start to end in one block kernel.
 #include "lockstep/kernels/quant_matmul.h"
 
+#include <cpuid.h>
 #include <tbb/blocked_range.h>
 #include <tbb/blocked_range2d.h>
 #include <tbb/parallel_for.h>
@@ -77,15 +78,24 @@ struct AlignedBuffer {
   T* data;
 };
 
+// The VNNI bits read from CPUID leaf 7 directly: clang 14 (Debian 12's, the
+// sanitizer presets) does not know "avxvnni" in __builtin_cpu_supports. The
+// OS support of the vector state is IsaSupported's check.
+bool CpuidLeaf7Bit(unsigned subleaf, int reg, unsigned bit) {
+  unsigned r[4] = {};
+  if (__get_cpuid_count(7, subleaf, &r[0], &r[1], &r[2], &r[3]) == 0) return false;
+  return (r[reg] >> bit & 1u) != 0;
+}
+
 }  // namespace
 
 bool VnniAvailable(Isa isa) {
   if (!IsaSupported(isa)) return false;
   switch (isa) {
     case Isa::kAvx512:
-      return __builtin_cpu_supports("avx512vnni");
+      return CpuidLeaf7Bit(0, 2, 11);  // ECX bit 11: AVX512_VNNI
     case Isa::kAvx2:
-      return __builtin_cpu_supports("avxvnni");
+      return CpuidLeaf7Bit(1, 0, 4);  // EAX bit 4: AVX-VNNI
     case Isa::kScalar:
       return false;
   }
@@ -122,41 +132,42 @@ void PackQuantPanels(DType dtype, const void* blocks, int64_t rows, int64_t ld, 
   const int64_t quant_bytes = QuantBlockQuantBytes(type);
   const auto* src = static_cast<const uint8_t*>(blocks);
   const int64_t num_panels = (rows + kPanelWidth - 1) / kPanelWidth;
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, num_panels), [&](const tbb::blocked_range<int64_t>& range) {
-    for (int64_t p = range.begin(); p < range.end(); ++p) {
-      uint8_t* panel = dst + p * panel_bytes;
-      for (int64_t b = 0; b < nb; ++b) {
-        uint8_t* record = panel + (b / 2) * QuantPairBytes(type);
-        uint8_t* scales = record + (b % 2) * 32;
-        uint8_t* quants = record + kQuantPairScaleBytes + (b % 2) * quant_bytes;
-        for (int r = 0; r < kPanelWidth; ++r) {
-          const int64_t row = p * kPanelWidth + r;
-          if (row >= rows) break;  // padding rows stay zero (scale 0)
-          const uint8_t* block = src + row * row_bytes + b * block_bytes;
-          std::memcpy(scales + 2 * r, block, 2);
-          const uint8_t* qs = block + 2;
-          if (type == WeightType::kQ8_0) {
-            // u = q + 128: flipping the sign bit of the int8.
-            for (int j = 0; j < 32; ++j) {
-              quants[(j / 4) * 64 + r * 4 + j % 4] = static_cast<uint8_t>(qs[j] ^ 0x80u);
+  tbb::parallel_for(
+      tbb::blocked_range<int64_t>(0, num_panels), [&](const tbb::blocked_range<int64_t>& range) {
+        for (int64_t p = range.begin(); p < range.end(); ++p) {
+          uint8_t* panel = dst + p * panel_bytes;
+          for (int64_t b = 0; b < nb; ++b) {
+            uint8_t* record = panel + (b / 2) * QuantPairBytes(type);
+            uint8_t* scales = record + (b % 2) * 32;
+            uint8_t* quants = record + kQuantPairScaleBytes + (b % 2) * quant_bytes;
+            for (int r = 0; r < kPanelWidth; ++r) {
+              const int64_t row = p * kPanelWidth + r;
+              if (row >= rows) break;  // padding rows stay zero (scale 0)
+              const uint8_t* block = src + row * row_bytes + b * block_bytes;
+              std::memcpy(scales + 2 * r, block, 2);
+              const uint8_t* qs = block + 2;
+              if (type == WeightType::kQ8_0) {
+                // u = q + 128: flipping the sign bit of the int8.
+                for (int j = 0; j < 32; ++j) {
+                  quants[(j / 4) * 64 + r * 4 + j % 4] = static_cast<uint8_t>(qs[j] ^ 0x80u);
+                }
+              } else {
+                // GGUF's qs[i] holds element i (low nibble) and i + 16 (high):
+                // exactly vector h = i / 4, byte i % 4 (groups h and h + 4).
+                for (int i = 0; i < 16; ++i) quants[(i / 4) * 64 + r * 4 + i % 4] = qs[i];
+              }
             }
-          } else {
-            // GGUF's qs[i] holds element i (low nibble) and i + 16 (high):
-            // exactly vector h = i / 4, byte i % 4 (groups h and h + 4).
-            for (int i = 0; i < 16; ++i) quants[(i / 4) * 64 + r * 4 + i % 4] = qs[i];
           }
         }
-      }
-    }
-  });
+      });
 }
 
 float QuantPackedAt(DType dtype, const uint8_t* pack, int64_t cols, int64_t row, int64_t col) {
   const WeightType type = QuantWeightType(dtype);
   const int64_t b = col / kQuantBlockSize, j = col % kQuantBlockSize;
   const int64_t r = row % kPanelWidth;
-  const uint8_t* record = pack + (row / kPanelWidth) * QuantPanelBytes(dtype, cols) +
-                          (b / 2) * QuantPairBytes(type);
+  const uint8_t* record =
+      pack + (row / kPanelWidth) * QuantPanelBytes(dtype, cols) + (b / 2) * QuantPairBytes(type);
   uint16_t d;
   std::memcpy(&d, record + (b % 2) * 32 + 2 * r, 2);
   const uint8_t* quants = record + kQuantPairScaleBytes + (b % 2) * QuantBlockQuantBytes(type);
@@ -271,10 +282,10 @@ void QuantMatmul(Isa isa, const PackedMatrix& w, const float* x, int64_t num_tok
 
   if (num_tblocks == 1) {
     // Split panel groups only: each weight comes from memory once.
-    tbb::parallel_for(
-        tbb::blocked_range<int64_t>(0, num_pblocks), [&](const tbb::blocked_range<int64_t>& r) {
-          qk.matmul(call, r.begin() * pb, std::min(num_panels, r.end() * pb), 0, 1);
-        });
+    tbb::parallel_for(tbb::blocked_range<int64_t>(0, num_pblocks),
+                      [&](const tbb::blocked_range<int64_t>& r) {
+                        qk.matmul(call, r.begin() * pb, std::min(num_panels, r.end() * pb), 0, 1);
+                      });
     return;
   }
   // Several token blocks: panel groups x token-block ranges, the token blocks

@@ -9,7 +9,10 @@
 
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <limits>
+#include <sstream>
+#include <string>
 #include <vector>
 
 #include "kernel_test_util.h"
@@ -50,10 +53,30 @@ std::string Label(const Variant& v) {
   return std::string(IsaName(v.isa)) + (v.vnni ? "+vnni" : "");
 }
 
+// VnniAvailable reads CPUID itself (clang 14 does not know "avxvnni"): it
+// must agree with the kernel's flags in /proc/cpuinfo, where the kernel lists
+// a feature only if the CPU has it and the OS supports its state.
+TEST(QuantMatmulTest, VnniDetectionAgreesWithTheKernelsCpuFlags) {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line, flags;
+  while (std::getline(cpuinfo, line)) {
+    if (line.rfind("flags", 0) == 0) {
+      flags = " " + line.substr(line.find(':') + 1) + " ";
+      break;
+    }
+  }
+  if (flags.empty()) GTEST_SKIP() << "no /proc/cpuinfo flags line";
+  auto has = [&](const char* flag) {
+    return flags.find(std::string(" ") + flag + " ") != std::string::npos;
+  };
+  EXPECT_EQ(VnniAvailable(Isa::kAvx512), IsaSupported(Isa::kAvx512) && has("avx512_vnni"));
+  EXPECT_EQ(VnniAvailable(Isa::kAvx2), IsaSupported(Isa::kAvx2) && has("avx_vnni"));
+  EXPECT_FALSE(VnniAvailable(Isa::kScalar));
+}
+
 // Runs Matmul with the variant's dot product.
-void RunMatmul(const Variant& v, const PackedMatrix& w, const float* x, int64_t tokens,
-               int64_t ldx, float* y, int64_t ldy,
-               ReductionOrder order = ReductionOrder::kCanonical) {
+void RunMatmul(const Variant& v, const PackedMatrix& w, const float* x, int64_t tokens, int64_t ldx,
+               float* y, int64_t ldy, ReductionOrder order = ReductionOrder::kCanonical) {
   UseVnni(v.vnni);
   Matmul(v.isa, w, x, tokens, ldx, y, ldy, order);
   UseVnni(true);
@@ -196,8 +219,8 @@ TEST(QuantMatmulTest, ShardsCombinedPairwiseEqualTheFullResult) {
             for (size_t i = 0; i < parts[r].size(); ++i) parts[r][i] += parts[r + distance][i];
           }
         }
-        EXPECT_TRUE(SameBits(parts[0], full)) << Label(v) << " " << DTypeName(dtype) << " tp "
-                                              << tp;
+        EXPECT_TRUE(SameBits(parts[0], full))
+            << Label(v) << " " << DTypeName(dtype) << " tp " << tp;
       }
     }
   }

@@ -9,7 +9,8 @@
 //            once (one token each, after 8-token prompts);
 //   prefill  tokens/s of one prompt read in one step, its FLOP/s (2 per
 //            multiply-add of every matmul and of attention's QK and PV) over
-//            the FMA peak with the same thread count      (target >= 0.50).
+//            the FMA peak with the same thread count      (target >= 0.50);
+//            bf16 compute rows over the vdpbf16ps peak (kernels/probe.h).
 // The anchors (kernels/probe.h) are measured again for every row, in each
 // repeat right before the engine runs, so a ratio compares figures taken
 // seconds apart. Every figure is a best: anchors and prefill the best of
@@ -25,7 +26,11 @@
 //   e2e_benchmark [--scratch DIR] [--models llama-110m,tinyllama-1.1b]
 //                 [--dtypes f32,f16,bf16] [--threads 1,2] [--isa auto]
 //                 [--decode-tokens 32] [--prefill-tokens 256] [--repeats 3]
-//                 [--decode-batch 16]
+//                 [--decode-batch 16] [--computes float,bf16]
+//
+// --computes: the matmul arithmetic (kernels/matmul.h, Compute) of each row;
+// bf16 compute runs on bf16 models only (rows "bf16+bf16c"), the other
+// dtypes are skipped for it. Same weights, same process, side by side.
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
@@ -39,11 +44,13 @@
 #include "lockstep/base/check.h"
 #include "lockstep/base/log.h"
 #include "lockstep/engine/engine.h"
+#include "lockstep/kernels/bf16_matmul.h"
 #include "lockstep/kernels/isa.h"
 #include "lockstep/kernels/probe.h"
 #include "lockstep/kernels/sampling.h"
 #include "lockstep/model/model_file.h"
 #include "lockstep/model/synth.h"
+#include "lockstep/partitioner/element_type.h"
 
 namespace lockstep {
 namespace {
@@ -119,6 +126,7 @@ int Main(int argc, char** argv) {
   int prefill_tokens = 256;
   int repeats = 3;
   int decode_batch = 16;
+  std::string computes = "float";
   app.add_option("--scratch", scratch, "Folder for the synthesized models");
   app.add_option("--decode-batch", decode_batch,
                  "Sequences decoded together in the batched decode (1: skip it)");
@@ -129,6 +137,7 @@ int Main(int argc, char** argv) {
   app.add_option("--decode-tokens", decode_tokens, "Decode steps timed per run");
   app.add_option("--prefill-tokens", prefill_tokens, "Prompt length of the prefill");
   app.add_option("--repeats", repeats, "Best of this many runs");
+  app.add_option("--computes", computes, "Matmul arithmetic per row: float, bf16 (comma-separated)");
   CLI11_PARSE(app, argc, argv);
 
   Result<kernels::Isa> isa = kernels::ParseIsa(isa_name);
@@ -169,8 +178,18 @@ int Main(int argc, char** argv) {
         return 1;
       }
       const runtime::ShardSpec shard = runtime::ShardSpec::SingleRank(*config);
+      for (const std::string& compute_name : Split(computes)) {
+      Result<kernels::Compute> compute = kernels::ParseCompute(compute_name);
+      if (!compute.ok()) {
+        fmt::print(stderr, "e2e_benchmark: {}\n", compute.status().message());
+        return 2;
+      }
+      if (*compute == kernels::Compute::kBf16 && *dtype != DType::kBF16) continue;
       for (int t : threads) {
-        Result<runtime::ModelWeights> weights = runtime::LoadWeights(*file, shard);
+        runtime::LoadOptions load_options;
+        load_options.compute = *compute;
+        Result<runtime::ModelWeights> weights = runtime::LoadWeights(
+            *file, shard, shard.Shards(*config, partitioner::FromDType(*dtype)), load_options);
         if (!weights.ok()) {
           fmt::print(stderr, "e2e_benchmark: {}\n", weights.status().message());
           return 1;
@@ -200,7 +219,7 @@ int Main(int argc, char** argv) {
         }
         Row row;
         row.model = model_name;
-        row.dtype = dtype_name;
+        row.dtype = *compute == kernels::Compute::kBf16 ? dtype_name + "+bf16c" : dtype_name;
         row.threads = t;
         row.step_bytes = step_bytes;
         row.prefill_tokens = prefill_tokens;
@@ -212,7 +231,12 @@ int Main(int argc, char** argv) {
                {kernels::ProbeClock::kWall, kernels::ProbeClock::kCpu}) {
             const double bw =
                 kernels::MeasureReadBandwidth(t, kProbeBytes, 2, clock).read_bytes_per_second;
-            const double peak = kernels::MeasureFmaPeak(*isa, t, clock);
+            // The bf16 compute's anchor is the vdpbf16ps peak (where the CPU
+            // has it), the float compute's the FMA peak.
+            const double peak = *compute == kernels::Compute::kBf16 &&
+                                        kernels::Bf16DotAvailable(*isa)
+                                    ? kernels::MeasureBf16DotPeak(t, clock)
+                                    : kernels::MeasureFmaPeak(*isa, t, clock);
             double& best_bw =
                 clock == kernels::ProbeClock::kWall ? row.bandwidth_wall : row.bandwidth_cpu;
             double& best_peak = clock == kernels::ProbeClock::kWall ? row.peak_wall : row.peak_cpu;
@@ -280,6 +304,7 @@ int Main(int argc, char** argv) {
         std::fflush(stdout);
         rows.push_back(row);
       }
+      }
     }
   }
 
@@ -287,7 +312,7 @@ int Main(int argc, char** argv) {
   fmt::print("\nwall clock (best of {}; anchors measured in the same repeat):\n", repeats);
   fmt::print(
       "| model | dtype | threads | decode tok/s | decode GB/s | read GB/s | decode / read "
-      "(>= 0.90) | prefill tok/s | prefill GFLOP/s | FMA peak GFLOP/s | prefill / peak "
+      "(>= 0.90) | prefill tok/s | prefill GFLOP/s | peak GFLOP/s (FMA; bf16c: vdpbf16ps) | prefill / peak "
       "(>= 0.50) | decode x{} tok/s |\n", decode_batch);
   fmt::print("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const Row& r : rows) {
@@ -304,7 +329,7 @@ int Main(int argc, char** argv) {
   fmt::print("\nCPU time / threads (same runs):\n");
   fmt::print(
       "| model | dtype | threads | decode tok/s | decode GB/s | read GB/s | decode / read "
-      "(>= 0.90) | prefill tok/s | prefill GFLOP/s | FMA peak GFLOP/s | prefill / peak "
+      "(>= 0.90) | prefill tok/s | prefill GFLOP/s | peak GFLOP/s (FMA; bf16c: vdpbf16ps) | prefill / peak "
       "(>= 0.50) | decode x{} tok/s |\n", decode_batch);
   fmt::print("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const Row& r : rows) {

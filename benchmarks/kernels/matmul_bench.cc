@@ -21,6 +21,8 @@
 // Quantized dtypes (q8_0, q4_0) count the bytes of their blocks; their
 // "GFLOP/s" are 2 operations per weight and token as for the float types
 // (integer multiply-adds); --no-vnni runs their emulated dot product.
+// --compute bf16: bf16 packs in the bf16 compute (kernels/bf16_matmul.h; the
+// dtype column says "bf16c"); --no-bf16-dot runs its emulated dot product.
 #include <tbb/task_arena.h>
 
 #include <algorithm>
@@ -35,6 +37,7 @@
 
 #include "lockstep/base/dtype.h"
 #include "lockstep/base/quant_block.h"
+#include "lockstep/kernels/bf16_matmul.h"
 #include "lockstep/kernels/isa.h"
 #include "lockstep/kernels/matmul.h"
 #include "lockstep/kernels/probe.h"
@@ -62,7 +65,16 @@ struct Options {
   // (probe.h), which on a shared machine gives the hardware's figure rather
   // than this process's share of it.
   lk::ProbeClock clock = lk::ProbeClock::kWall;
+  lk::Compute compute = lk::Compute::kFloat;  // --compute: for bf16 packs
 };
+
+lk::Compute g_compute = lk::Compute::kFloat;
+lk::Compute ComputeFor(lockstep::DType dtype) {
+  return dtype == lockstep::DType::kBF16 ? g_compute : lk::Compute::kFloat;
+}
+std::string DTypeLabel(lockstep::DType dtype) {
+  return ComputeFor(dtype) == lk::Compute::kBf16 ? "bf16c" : std::string(lockstep::DTypeName(dtype));
+}
 
 std::vector<std::string> Split(const std::string& s) {
   std::vector<std::string> out;
@@ -98,11 +110,13 @@ Matrices MakeMatrices(lockstep::DType dtype, int64_t rows, int64_t cols, size_t 
     data = half.data();
   }
   Matrices m;
-  m.copies.push_back(lk::PackedMatrix::Pack(dtype, data, rows, cols));
+  m.copies.push_back(lk::PackedMatrix::Pack(dtype, data, rows, cols,
+                                                  lk::ReductionSlice::Full(cols), ComputeFor(dtype)));
   m.bytes = m.copies[0].bytes();
   const size_t count = std::max<size_t>(1, (footprint + m.bytes - 1) / m.bytes);
   for (size_t i = 1; i < count; ++i)
-    m.copies.push_back(lk::PackedMatrix::Pack(dtype, data, rows, cols));
+    m.copies.push_back(lk::PackedMatrix::Pack(dtype, data, rows, cols,
+                                                  lk::ReductionSlice::Full(cols), ComputeFor(dtype)));
   return m;
 }
 
@@ -171,12 +185,21 @@ int main(int argc, char** argv) {
       o.plain = false;
     } else if (arg == "--no-vnni") {
       lk::UseVnni(false);
+    } else if (arg == "--compute" && has_value) {
+      const auto compute = lk::ParseCompute(argv[++i]);
+      if (!compute.ok()) {
+        std::fprintf(stderr, "matmul_bench: %s\n", compute.status().message().c_str());
+        return 2;
+      }
+      g_compute = *compute;
+    } else if (arg == "--no-bf16-dot") {
+      lk::UseBf16Dot(false);
     } else {
       std::fprintf(stderr,
                    "usage: matmul_bench [--mode decode|prefill|all] [--threads 1,2] "
                    "[--dtypes f32,f16,bf16,q8_0,q4_0] [--shapes NxK,...] [--tokens 64,...] "
                    "[--isa NAME] [--footprint BYTES] [--min-time S] [--cpu-time] [--no-plain] "
-                   "[--no-vnni]\n");
+                   "[--no-vnni] [--compute float|bf16] [--no-bf16-dot]\n");
       return 2;
     }
   }
@@ -213,7 +236,7 @@ int main(int argc, char** argv) {
           const double gbs = static_cast<double>(m.bytes) / t;
           std::printf("%-12s %-5s %7d %10.1f %9.2f %7.1f%% %15.3f\n",
                       (std::to_string(rows) + "x" + std::to_string(cols)).c_str(),
-                      std::string(lockstep::DTypeName(dtype)).c_str(), o.threads[ti], t * 1e6,
+                      DTypeLabel(dtype).c_str(), o.threads[ti], t * 1e6,
                       gbs / 1e9, 100.0 * gbs / bandwidth[ti], o.plain ? t / t_plain : 0.0);
           std::fflush(stdout);
         }
@@ -241,7 +264,7 @@ int main(int argc, char** argv) {
             const double flops = 2.0 * tokens * rows * cols / t;
             std::printf("%-12s %-5s %6lld %7d %10.3f %9.1f %7.1f%% %15.3f\n",
                         (std::to_string(rows) + "x" + std::to_string(cols)).c_str(),
-                        std::string(lockstep::DTypeName(dtype)).c_str(),
+                        DTypeLabel(dtype).c_str(),
                         static_cast<long long>(tokens), o.threads[ti], t * 1e3, flops / 1e9,
                         100.0 * flops / peak[ti], o.plain ? t / t_plain : 0.0);
             std::fflush(stdout);

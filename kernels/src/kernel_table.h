@@ -19,8 +19,18 @@
 
 namespace lockstep::kernels::internal {
 
-// Element type of packed weights (mirrors lockstep::DType's values).
-enum class WeightType : int { kF32 = 0, kF16 = 1, kBF16 = 2, kQ8_0 = 3, kQ4_0 = 4 };
+// Element type of packed weights (the first five mirror lockstep::DType's
+// values). kBF16Pair: the pack of the bf16 compute (bf16_matmul.h), each
+// 32-bit element a pair of bfloat16 weights of consecutive columns, the
+// first in bits 31..16; the kernels then take the activations as pairs too.
+enum class WeightType : int {
+  kF32 = 0,
+  kF16 = 1,
+  kBF16 = 2,
+  kQ8_0 = 3,
+  kQ4_0 = 4,
+  kBF16Pair = 5
+};
 
 // Largest head_dim Attention supports (the per-head accumulators live on the
 // stack).
@@ -227,6 +237,19 @@ struct QuantKernels {
 };
 const QuantKernels& Avx512VnniQuantKernels();
 const QuantKernels& Avx2VnniQuantKernels();
+
+// The matmul of a bf16-compute pack (WeightType::kBF16Pair) built with the
+// AVX512_BF16 dot product (kernels_avx512_bf16.cc), for CPUs that have it;
+// the same blocking as Avx512KernelTable().matmul and the same bits.
+using MatmulRangeFn = void (*)(const MatmulCall& call, int64_t panel_begin, int64_t panel_end,
+                               int64_t token_begin, int64_t token_end);
+MatmulRangeFn Avx512Bf16DotMatmul();
+// The throughput loop of MeasureBf16DotPeak: independent vdpbf16ps chains.
+struct Bf16DotPeakKernel {
+  float (*chains)(int64_t iterations, float seed);
+  int64_t flops_per_iteration;
+};
+Bf16DotPeakKernel Avx512Bf16DotPeak();
 
 // The project's exp on one value (the scalar build of the vector algorithm).
 float ScalarExp(float x);

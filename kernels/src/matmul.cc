@@ -30,6 +30,8 @@
 #include "kernel_table_dispatch.h"
 #include "lockstep/base/check.h"
 #include "lockstep/base/quant_block.h"
+#include "bf16_matmul_internal.h"
+#include "lockstep/kernels/bf16_matmul.h"
 #include "quant_matmul_internal.h"
 
 namespace lockstep::kernels {
@@ -80,6 +82,16 @@ void PackPanels(const T* src, int64_t rows, int64_t ld, int64_t cols, T* dst) {
 
 }  // namespace
 
+std::string_view ComputeName(Compute compute) {
+  return compute == Compute::kBf16 ? "bf16" : "float";
+}
+
+Result<Compute> ParseCompute(std::string_view name) {
+  if (name == "float") return Compute::kFloat;
+  if (name == "bf16") return Compute::kBf16;
+  return InvalidArgument("unknown compute mode '{}' (expected float or bf16)", name);
+}
+
 ReductionSlice ReductionSlice::Shard(int64_t k, int rank, int parts) {
   LOCKSTEP_CHECK(parts > 0 && parts <= kNumSegments && kNumSegments % parts == 0 &&
                      std::has_single_bit(static_cast<unsigned>(parts)),
@@ -94,7 +106,7 @@ void PackedMatrix::FreeDeleter::operator()(void* p) const {
 }
 
 PackedMatrix PackedMatrix::Pack(DType dtype, const void* data, int64_t rows, int64_t ld,
-                                ReductionSlice slice) {
+                                ReductionSlice slice, Compute compute) {
   LOCKSTEP_CHECK(ValidSlice(slice), "invalid reduction slice [{}, {}) of K={}", slice.segment_begin,
                  slice.segment_end, slice.k_global);
   const int64_t cols = slice.columns();
@@ -104,6 +116,23 @@ PackedMatrix PackedMatrix::Pack(DType dtype, const void* data, int64_t rows, int
   m.dtype_ = dtype;
   m.rows_ = rows;
   m.slice_ = slice;
+  m.compute_ = compute;
+  if (compute == Compute::kBf16) {
+    LOCKSTEP_CHECK(dtype == DType::kBF16, "the bf16 compute needs bf16 weights, got {}",
+                   DTypeName(dtype));
+    const int64_t num_pairs = internal::Bf16PairBounds(slice).back();
+    const int64_t num_panels = (rows + kPanelWidth - 1) / kPanelWidth;
+    m.bytes_ = static_cast<size_t>(num_panels * num_pairs * kPanelWidth) * sizeof(uint32_t);
+    const size_t alloc = std::max<size_t>(64, (m.bytes_ + 63) / 64 * 64);
+    void* buffer = std::aligned_alloc(64, alloc);
+    LOCKSTEP_CHECK(buffer != nullptr, "out of memory packing a {} x {} matrix ({} bytes)", rows,
+                   cols, alloc);
+    std::memset(buffer, 0, alloc);
+    m.data_.reset(buffer);
+    internal::PackBf16Pairs(static_cast<const uint16_t*>(data), rows, ld, slice,
+                            static_cast<uint32_t*>(buffer));
+    return m;
+  }
   if (DTypeIsQuantized(dtype)) {
     internal::CheckQuantSlice(slice);
     LOCKSTEP_CHECK(ld % kQuantBlockSize == 0, "quantized rows of {} elements", ld);
@@ -144,6 +173,9 @@ PackedMatrix PackedMatrix::Pack(DType dtype, const void* data, int64_t rows, int
 float PackedMatrix::At(int64_t row, int64_t col) const {
   LOCKSTEP_CHECK(row >= 0 && row < rows_ && col >= 0 && col < cols(), "At({}, {}) out of range",
                  row, col);
+  if (compute_ == Compute::kBf16) {
+    return internal::Bf16PairPackedAt(static_cast<const uint32_t*>(data()), slice_, row, col);
+  }
   if (DTypeIsQuantized(dtype_)) {
     return internal::QuantPackedAt(dtype_, static_cast<const uint8_t*>(data()), cols(), row, col);
   }
@@ -164,7 +196,8 @@ float PackedMatrix::At(int64_t row, int64_t col) const {
 
 void Matmul(Isa isa, const PackedMatrix& w, const float* x, int64_t num_tokens, int64_t ldx,
             float* y, int64_t ldy, ReductionOrder order) {
-  const int64_t rows = w.rows(), cols = w.cols();
+  const int64_t rows = w.rows();
+  int64_t cols = w.cols();
   LOCKSTEP_CHECK(num_tokens >= 0 && ldx >= cols && ldy >= rows,
                  "Matmul: bad shapes (tokens {}, ldx {} < K {} or ldy {} < N {})", num_tokens, ldx,
                  cols, ldy, rows);
@@ -174,10 +207,33 @@ void Matmul(Isa isa, const PackedMatrix& w, const float* x, int64_t num_tokens, 
     return;
   }
   const internal::KernelTable& table = internal::KernelsFor(isa);
+  internal::MatmulRangeFn matmul = table.matmul;
 
   // Local column bounds of the segments this matrix holds.
   std::vector<int64_t> bounds;
-  if (order == ReductionOrder::kCanonical) {
+  internal::MatmulCall call;
+  call.weight_type = ToWeightType(w.dtype());
+  std::unique_ptr<float[]> pairs;
+  if (w.compute() == Compute::kBf16) {
+    // The bf16 compute (bf16_matmul.h): the kernels run on pairs of columns,
+    // activations rounded to bf16 pairs first, in the pack's pair layout.
+    const internal::Bf16PairLayout layout = internal::Bf16Pairs(w.slice());
+    bounds = layout.pairs;
+    const int64_t num_pairs = layout.num_pairs();
+    pairs.reset(new float[static_cast<size_t>(std::max<int64_t>(1, num_tokens * num_pairs))]);
+    tbb::parallel_for(tbb::blocked_range<int64_t>(0, num_tokens),
+                      [&](const tbb::blocked_range<int64_t>& r) {
+                        for (int64_t m = r.begin(); m < r.end(); ++m) {
+                          internal::RoundToBf16Pairs(x + m * ldx, layout,
+                                                     pairs.get() + m * num_pairs);
+                        }
+                      });
+    if (order != ReductionOrder::kCanonical) bounds = {0, num_pairs};
+    call.weight_type = internal::WeightType::kBF16Pair;
+    x = pairs.get();
+    ldx = cols = num_pairs;
+    if (UsingBf16Dot(isa)) matmul = internal::Avx512Bf16DotMatmul();
+  } else if (order == ReductionOrder::kCanonical) {
     const ReductionSlice& s = w.slice();
     for (int seg = s.segment_begin; seg <= s.segment_end; ++seg) {
       bounds.push_back(SegmentStart(s.k_global, seg) - s.column_begin());
@@ -185,9 +241,7 @@ void Matmul(Isa isa, const PackedMatrix& w, const float* x, int64_t num_tokens, 
   } else {
     bounds = {0, cols};  // one chain over all of K
   }
-  internal::MatmulCall call;
   call.panels = w.data();
-  call.weight_type = ToWeightType(w.dtype());
   call.rows = rows;
   call.cols = cols;
   call.segment_bounds = bounds.data();
@@ -205,7 +259,7 @@ void Matmul(Isa isa, const PackedMatrix& w, const float* x, int64_t num_tokens, 
     const int64_t num_groups = (num_panels + group - 1) / group;
     tbb::parallel_for(
         tbb::blocked_range<int64_t>(0, num_groups), [&](const tbb::blocked_range<int64_t>& r) {
-          table.matmul(call, r.begin() * group, std::min(num_panels, r.end() * group), 0, 1);
+          matmul(call, r.begin() * group, std::min(num_panels, r.end() * group), 0, 1);
         });
     return;
   }
@@ -286,7 +340,7 @@ void Matmul(Isa isa, const PackedMatrix& w, const float* x, int64_t num_tokens, 
     // each weight comes from memory once.
     tbb::parallel_for(
         tbb::blocked_range<int64_t>(0, num_pblocks), [&](const tbb::blocked_range<int64_t>& r) {
-          table.matmul(call, r.begin() * pb, std::min(num_panels, r.end() * pb), 0, num_tokens);
+          matmul(call, r.begin() * pb, std::min(num_panels, r.end() * pb), 0, num_tokens);
         });
     return;
   }
@@ -300,7 +354,7 @@ void Matmul(Isa isa, const PackedMatrix& w, const float* x, int64_t num_tokens, 
   const int64_t tgrain = std::max<int64_t>(1, (num_tblocks + token_parts - 1) / token_parts);
   tbb::parallel_for(tbb::blocked_range2d<int64_t>(0, num_pblocks, 1, 0, num_tblocks, tgrain),
                     [&](const tbb::blocked_range2d<int64_t>& r) {
-                      table.matmul(call, r.rows().begin() * pb,
+                      matmul(call, r.rows().begin() * pb,
                                    std::min(num_panels, r.rows().end() * pb), r.cols().begin() * tb,
                                    std::min(num_tokens, r.cols().end() * tb));
                     });

@@ -19,24 +19,104 @@
 
 namespace lockstep::kernels::LOCKSTEP_SIMD_NS {
 
+// The bf16 dot product (bf16_matmul.h has the contract and
+// docs/determinism.md the measured semantics of vdpbf16ps). One step, per
+// lane: r = a*b + c rounded once to f32 (nearest even); a result whose
+// magnitude, rounded to 24 bits with an unbounded exponent, is below 2^-126
+// becomes a zero of its sign. Operands are never subnormal here (the pack and
+// the activation rounding flush them, and every step flushes its result), so
+// the instruction's DAZ needs no emulation.
+//
+// The FMA gives the rounded r. Results with |r| < 2^-126 are flushed. |r| ==
+// 2^-126 is ambiguous: the FMA rounds below 2^-126 on the subnormal grid
+// (2^-149), the instruction on the 24-bit grid (2^-150), so an exact sum in
+// [2^-126 - 2^-150, 2^-126 - 2^-151) gives 2^-126 from the FMA and 0 from
+// the instruction. Both cases are rare; they go through this scalar lane
+// loop, which decides from the exact sum (two-sum in double: a*b is exact in
+// double for bf16 a and b).
+[[gnu::noinline]] inline VecF Bf16StepTiny(VecF r, VecF a, VecF b, VecF c) {
+  float rv[16], av[16], bv[16], cv[16];
+  r.Store(rv);
+  a.Store(av);
+  b.Store(bv);
+  c.Store(cv);
+  for (int i = 0; i < 16; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, &rv[i], 4);
+    const uint32_t mag = bits & 0x7fffffffu;
+    if (mag == 0 || mag > 0x00800000u) continue;
+    bool flush = mag < 0x00800000u;
+    if (!flush) {
+      const double p = static_cast<double>(av[i]) * static_cast<double>(bv[i]);
+      const double cc = cv[i];
+      double s = cc + p;
+      const double bb = s - cc;
+      double e = (cc - (s - bb)) + (p - bb);
+      if (s < 0) {
+        s = -s;
+        e = -e;
+      }
+      constexpr double kTiny = 0x1p-126 - 0x1p-151;
+      flush = s < kTiny || (s == kTiny && e < 0);
+    }
+    if (flush) {
+      bits &= 0x80000000u;
+      std::memcpy(&rv[i], &bits, 4);
+    }
+  }
+  return VecF::Load(rv);
+}
+inline VecF Bf16Step(VecF a, VecF b, VecF c) {
+  VecF r = VecF::Fma(a, b, c);
+  if (AnyTinyNonzero(r)) [[unlikely]] r = Bf16StepTiny(r, a, b, c);
+  return r;
+}
+// acc plus the lane's pair of products, first (bits 31..16) then second, as
+// vdpbf16ps(acc, w, x) computes it.
+inline VecF DotBf16(VecF acc, VecF w, VecF x) {
+#if defined(LOCKSTEP_SIMD_BF16) && LOCKSTEP_SIMD_BF16
+  return DotBf16Native(acc, w, x);
+#else
+  return Bf16Step(Bf16Lo(w), Bf16Lo(x), Bf16Step(Bf16Hi(w), Bf16Hi(x), acc));
+#endif
+}
+
 template <internal::WeightType kType>
 struct PackedWeights;
 
+// Load: one panel row (16 lanes); MulAdd: one step of the lanes' chains.
 template <>
 struct PackedWeights<internal::WeightType::kF32> {
   using Elem = float;
   static VecF Load(const float* p) { return VecF::Load(p); }
+  static VecF MulAdd(VecF w, VecF x, VecF acc) { return VecF::Fma(w, x, acc); }
 };
 template <>
 struct PackedWeights<internal::WeightType::kF16> {
   using Elem = uint16_t;
   static VecF Load(const uint16_t* p) { return VecF::LoadF16(p); }
+  static VecF MulAdd(VecF w, VecF x, VecF acc) { return VecF::Fma(w, x, acc); }
 };
 template <>
 struct PackedWeights<internal::WeightType::kBF16> {
   using Elem = uint16_t;
   static VecF Load(const uint16_t* p) { return VecF::LoadBF16(p); }
+  static VecF MulAdd(VecF w, VecF x, VecF acc) { return VecF::Fma(w, x, acc); }
 };
+// The bf16 compute: a "column" is a pair of columns, weights and activations
+// are bf16 pairs held in f32 slots (moved as bits, never computed on).
+template <>
+struct PackedWeights<internal::WeightType::kBF16Pair> {
+  using Elem = float;
+  static VecF Load(const float* p) { return VecF::Load(p); }
+  static VecF MulAdd(VecF w, VecF x, VecF acc) { return DotBf16(acc, w, x); }
+};
+// The type of the prefill scratch a pack of kType is copied into: f32
+// (widened), or the pairs themselves.
+template <internal::WeightType kType>
+inline constexpr internal::WeightType kScratchType =
+    kType == internal::WeightType::kBF16Pair ? internal::WeightType::kBF16Pair
+                                             : internal::WeightType::kF32;
 
 // Where a block finds its operands:
 //   kPack (decode): weight vector p of column k at w[p] + k * 16, activation
@@ -93,7 +173,7 @@ void RunColumns(const internal::MatmulCall& c,
         for (int t = 0; t < T; ++t) {
           const VecF xb = VecF::Set1(x[t]);
 #pragma GCC unroll 16
-          for (int p = 0; p < P; ++p) acc[p][t] = VecF::Fma(wv[p], xb, acc[p][t]);
+          for (int p = 0; p < P; ++p) acc[p][t] = W::MulAdd(wv[p], xb, acc[p][t]);
         }
       }
     } else if constexpr (kForm == OperandForm::kDirect) {
@@ -110,7 +190,7 @@ void RunColumns(const internal::MatmulCall& c,
         for (int t = 0; t < T; ++t) {
           const VecF xb = VecF::Set1(x[t]);
 #pragma GCC unroll 16
-          for (int p = 0; p < P; ++p) acc[p][t] = VecF::Fma(wv[p], xb, acc[p][t]);
+          for (int p = 0; p < P; ++p) acc[p][t] = W::MulAdd(wv[p], xb, acc[p][t]);
         }
       }
     } else {
@@ -122,7 +202,7 @@ void RunColumns(const internal::MatmulCall& c,
         for (int t = 0; t < T; ++t) {
           const VecF xb = VecF::Set1(ops.x[t][k]);
 #pragma GCC unroll 16
-          for (int p = 0; p < P; ++p) acc[p][t] = VecF::Fma(wv[p], xb, acc[p][t]);
+          for (int p = 0; p < P; ++p) acc[p][t] = W::MulAdd(wv[p], xb, acc[p][t]);
         }
       }
     }
@@ -197,15 +277,15 @@ void MatmulBlock(const internal::MatmulCall& c, int64_t panel0, int64_t token0) 
 inline constexpr int64_t kChunkColumns = 128;
 // Runs the interleaved RunColumns<kF32, P, R> for the runtime token count r
 // (1..kMaxT).
-template <int P, int kMaxT, int R = 1>
+template <internal::WeightType kScratch, int P, int kMaxT, int R = 1>
 void RunColumnsTokens(int r, const internal::MatmulCall& c, const float* w, const float* x,
                       int64_t origin, int64_t k0, int64_t k1, BlockState& state) {
   if constexpr (R <= kMaxT) {
     if (r == R) {
-      return RunColumns<internal::WeightType::kF32, P, R, OperandForm::kInterleaved, kMaxT>(
-          c, {&w, &x, origin}, k0, k1, state);
+      return RunColumns<kScratch, P, R, OperandForm::kInterleaved, kMaxT>(c, {&w, &x, origin}, k0,
+                                                                          k1, state);
     }
-    RunColumnsTokens<P, kMaxT, R + 1>(r, c, w, x, origin, k0, k1, state);
+    RunColumnsTokens<kScratch, P, kMaxT, R + 1>(r, c, w, x, origin, k0, k1, state);
   }
 }
 template <int P, int kMaxT, int R = 1>
@@ -297,14 +377,14 @@ void PrefillPanels(const internal::MatmulCall& c, int64_t panel0, int64_t token_
       BlockState state = chains.Resume(b);
       if (rest == T) {
         const float* wp = scratch;
-        RunColumns<internal::WeightType::kF32, P, T, OperandForm::kInterleaved>(c, {&wp, &xb, k0},
-                                                                                k0, k1, state);
+        RunColumns<kScratchType<kType>, P, T, OperandForm::kInterleaved>(c, {&wp, &xb, k0}, k0,
+                                                                          k1, state);
       } else {
         // The last, partial token block: a narrower register block, using
         // the first part of the same state storage. (Its activations keep
         // the stride T; the padding tokens are never read.)
         state.stack = s + P * rest;
-        RunColumnsTokens<P, T>(rest, c, scratch, xb, k0, k0, k1, state);
+        RunColumnsTokens<kScratchType<kType>, P, T>(rest, c, scratch, xb, k0, k0, k1, state);
       }
       chains.Park(b, state);
       if (last) {
@@ -448,6 +528,9 @@ inline void MatmulRange(const internal::MatmulCall& c, int64_t panel_begin, int6
     case internal::WeightType::kBF16:
       return MatmulRangeTyped<internal::WeightType::kBF16>(c, panel_begin, panel_end, token_begin,
                                                            token_end);
+    case internal::WeightType::kBF16Pair:
+      return MatmulRangeTyped<internal::WeightType::kBF16Pair>(c, panel_begin, panel_end,
+                                                               token_begin, token_end);
     case internal::WeightType::kQ8_0:
     case internal::WeightType::kQ4_0:
       break;  // quantized packs go through QuantMatmulRange (quant_matmul_impl.h)

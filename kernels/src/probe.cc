@@ -22,6 +22,7 @@
 #include "kernel_table_dispatch.h"
 #include "lockstep/base/check.h"
 #include "lockstep/kernels/attention.h"
+#include "lockstep/kernels/bf16_matmul.h"
 #include "lockstep/kernels/matmul.h"
 
 namespace lockstep::kernels {
@@ -145,6 +146,26 @@ double MeasureFmaPeak(Isa isa, int threads, ProbeClock clock) {
       });
     });
     best = static_cast<double>(threads) * iterations * table.fma_flops_per_iteration / t;
+  });
+  return best;
+}
+
+double MeasureBf16DotPeak(int threads, ProbeClock clock) {
+  LOCKSTEP_CHECK(threads >= 1, "MeasureBf16DotPeak: threads {}", threads);
+  if (!Bf16DotAvailable(Isa::kAvx512)) return 0.0;
+  const internal::Bf16DotPeakKernel kernel = internal::Avx512Bf16DotPeak();
+  const int64_t iterations = 4000000;
+  double best = 0.0;
+  tbb::task_arena arena(threads);
+  arena.execute([&] {
+    std::atomic<float> sink{0.0f};
+    const double t = BestTime(3, clock, threads, [&] {
+      ForEachPart(threads, [&](int i) {
+        sink.store(kernel.chains(iterations, 1.0f + static_cast<float>(i)),
+                   std::memory_order_relaxed);
+      });
+    });
+    best = static_cast<double>(threads) * iterations * kernel.flops_per_iteration / t;
   });
   return best;
 }

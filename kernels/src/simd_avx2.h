@@ -169,6 +169,29 @@ inline VecF VecI::ToFloat() const {
   return {_mm256_cvtepi32_ps(lo), _mm256_cvtepi32_ps(hi)};
 }
 
+// bf16 pairs (bf16_matmul.h): each 32-bit lane holds two bfloat16, the
+// first of the pair in bits 31..16. Hi/Lo widen one of them to f32 exactly.
+inline VecF Bf16Hi(VecF x) {
+  const __m256 m = _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(0xffff0000u)));
+  return {_mm256_and_ps(x.lo, m), _mm256_and_ps(x.hi, m)};
+}
+inline VecF Bf16Lo(VecF x) {
+  return {_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(x.lo), 16)),
+          _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(x.hi), 16))};
+}
+// Whether some lane holds a value with 0 < |x| <= 2^-126: (|bits| - 1) >> 23
+// is 0 exactly for those (a zero wraps to 0xffffffff).
+inline bool AnyTinyNonzero(VecF x) {
+  const __m256i abs = _mm256_set1_epi32(0x7fffffff), one = _mm256_set1_epi32(1);
+  const __m256i a = _mm256_srli_epi32(
+      _mm256_sub_epi32(_mm256_and_si256(_mm256_castps_si256(x.lo), abs), one), 23);
+  const __m256i b = _mm256_srli_epi32(
+      _mm256_sub_epi32(_mm256_and_si256(_mm256_castps_si256(x.hi), abs), one), 23);
+  const __m256i zero = _mm256_setzero_si256();
+  const __m256i tiny = _mm256_or_si256(_mm256_cmpeq_epi32(a, zero), _mm256_cmpeq_epi32(b, zero));
+  return _mm256_movemask_epi8(tiny) != 0;
+}
+
 // 64 bytes as two halves; byte 4i + j belongs to 32-bit lane i (lo holds
 // lanes 0..7).
 struct VecB {

@@ -33,6 +33,12 @@
 #ifndef LOCKSTEP_SIMD_VNNI
 #define LOCKSTEP_SIMD_VNNI 0
 #endif
+// kernels_avx512_bf16.cc (compiled with -mavx512bf16 as well) defines the
+// namespace as avx512bf16 and sets LOCKSTEP_SIMD_BF16: the bf16 dot product
+// (bf16_matmul.h) is then the vdpbf16ps instruction instead of its emulation.
+#ifndef LOCKSTEP_SIMD_BF16
+#define LOCKSTEP_SIMD_BF16 0
+#endif
 
 namespace lockstep::kernels::LOCKSTEP_SIMD_NS {
 
@@ -158,6 +164,32 @@ inline VecI DotU4S8(VecI acc, VecB u, VecB s) {
   return {_mm512_add_epi32(acc.v, _mm512_madd_epi16(p, _mm512_set1_epi16(1)))};
 #endif
 }
+
+// bf16 pairs (bf16_matmul.h): each 32-bit lane holds two bfloat16, the
+// first of the pair in bits 31..16. Hi/Lo widen one of them to f32 exactly.
+inline VecF Bf16Hi(VecF x) {
+  return {_mm512_castsi512_ps(
+      _mm512_and_si512(_mm512_castps_si512(x.v), _mm512_set1_epi32(static_cast<int>(0xffff0000u))))};
+}
+inline VecF Bf16Lo(VecF x) {
+  return {_mm512_castsi512_ps(_mm512_slli_epi32(_mm512_castps_si512(x.v), 16))};
+}
+// Whether some lane holds a value with 0 < |x| <= 2^-126 (the only results
+// of an emulated bf16 dot-product step that need a closer look).
+inline bool AnyTinyNonzero(VecF x) {
+  const __m512i a = _mm512_sub_epi32(
+      _mm512_and_si512(_mm512_castps_si512(x.v), _mm512_set1_epi32(0x7fffffff)),
+      _mm512_set1_epi32(1));
+  return _mm512_cmplt_epu32_mask(a, _mm512_set1_epi32(0x00800000)) != 0;
+}
+#if LOCKSTEP_SIMD_BF16
+// acc + the two products of each lane's pair, as vdpbf16ps computes it
+// (bf16_matmul.h; w is the instruction's first source).
+inline VecF DotBf16Native(VecF acc, VecF w, VecF x) {
+  return {_mm512_dpbf16_ps(acc.v, (__m512bh)_mm512_castps_si512(w.v),
+                           (__m512bh)_mm512_castps_si512(x.v))};
+}
+#endif
 
 inline void Prefetch(const void* p) {
   _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0);

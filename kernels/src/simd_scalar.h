@@ -212,6 +212,28 @@ inline VecF VecI::ToFloat() const {
   return r;
 }
 
+// bf16 pairs (bf16_matmul.h): each 32-bit lane holds two bfloat16, the
+// first of the pair in bits 31..16. Hi/Lo widen one of them to f32 exactly.
+inline VecF Bf16Hi(VecF x) {
+  VecI b = x.Bits();
+  for (int i = 0; i < 16; ++i) b.v[i] = static_cast<int32_t>(static_cast<uint32_t>(b.v[i]) & 0xffff0000u);
+  return VecF::FromBits(b);
+}
+inline VecF Bf16Lo(VecF x) {
+  VecI b = x.Bits();
+  for (int i = 0; i < 16; ++i) b.v[i] = static_cast<int32_t>(static_cast<uint32_t>(b.v[i]) << 16);
+  return VecF::FromBits(b);
+}
+// Whether some lane holds a value with 0 < |x| <= 2^-126.
+inline bool AnyTinyNonzero(VecF x) {
+  const VecI b = x.Bits();
+  bool any = false;
+  for (int i = 0; i < 16; ++i) {
+    any |= (static_cast<uint32_t>(b.v[i]) & 0x7fffffffu) - 1u < 0x00800000u;
+  }
+  return any;
+}
+
 // 64 bytes; byte 4i + j belongs to 32-bit lane i.
 struct VecB {
   uint8_t v[64];

@@ -36,6 +36,7 @@ struct PlanOptions {
   Workload workload;
   std::string weight_type;      // default: the model file's dtype, else the chip's types
   std::string activation_type;  // default: the chip's (ChipSpec::DefaultActivationType)
+  std::string compute = "float";  // the matmuls' arithmetic (Workload::compute)
   int tp = 0;
   int pp = 0;
   std::string objective = "latency";
@@ -261,6 +262,9 @@ int Run(PlanOptions o) {
     if (!at.ok()) return ReportUsage(at.status().WithContext("--activation-type"));
     request.workload.activation_type = *at;
   }
+  Result<MatmulCompute> compute = ParseMatmulCompute(o.compute);
+  if (!compute.ok()) return ReportUsage(compute.status().WithContext("--compute"));
+  request.workload.compute = *compute;
   request.tp = o.tp;
   request.pp = o.pp;
   Result<Objective> objective = ParseObjective(o.objective);
@@ -360,6 +364,10 @@ Command AddPlanCommand(CLI::App& app) {
   cmd->add_option("--activation-type", o.activation_type,
                   "Activations, KV cache and messages: f32, f16, bf16; default: the chip's "
                   "(host f32, groq-lpu f16, h100-nvlink bf16)");
+  cmd->add_option("--compute", o.compute,
+                  "Matmul arithmetic: float or bf16 (bf16 weights only; `lockstep run "
+                  "--compute`)")
+      ->capture_default_str();
   cmd->add_option("--micro-batches", o.workload.micro_batches,
                   "Pipeline micro-batches (0: chosen by the planner)")
       ->capture_default_str();

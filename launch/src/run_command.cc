@@ -35,6 +35,7 @@ struct Flags {
   Flags() { job.threads = 0; }  // --threads auto
   runtime::BatchJobOptions job;
   std::string isa = "auto";
+  std::string compute = "float";
   std::string transport = "mpi";
   std::string comm_timeout;
   std::string model_io = "posix";
@@ -52,6 +53,7 @@ uint64_t FlagsFingerprint(const Flags& f) {
                                            j.output_path,
                                            std::to_string(j.threads),
                                            f.isa,
+                                           f.compute,
                                            std::to_string(j.max_batch),
                                            std::to_string(j.max_step_tokens),
                                            std::to_string(j.kv_cache_mb),
@@ -266,6 +268,10 @@ Command AddRunCommand(CLI::App& app) {
       ->default_str("auto");
   run->add_option("--isa", f.isa, "Kernel instruction set: auto, avx512, avx2 or scalar")
       ->default_val("auto");
+  run->add_option("--compute", f.compute,
+                  "Matmul arithmetic: float (f32 FMAs) or bf16 (bf16 models only: activations "
+                  "rounded to bf16, the bf16 dot product; other bits than float)")
+      ->default_val("float");
   run->add_option("--max-batch", f.job.max_batch, "Requests in flight at once")
       ->default_val(8)
       ->check(WholeNumber(1, kMaxBatch));
@@ -327,6 +333,12 @@ Command AddRunCommand(CLI::App& app) {
       ReportError(isa.status().WithContext("--isa"));
       return kExitUsage;
     }
+    Result<kernels::Compute> compute = kernels::ParseCompute(f.compute);
+    if (!compute.ok()) {
+      ReportError(compute.status().WithContext("--compute"));
+      return kExitUsage;
+    }
+    f.job.compute = *compute;
     Result<runtime::ModelIo> model_io = runtime::ParseModelIo(f.model_io);
     if (!model_io.ok()) {
       ReportError(model_io.status().WithContext("--model-io"));

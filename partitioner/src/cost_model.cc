@@ -10,6 +10,8 @@ namespace {
 
 // The type matmuls multiply in (element_type.h: int8 for quantized weights).
 ElementType MatmulType(const Workload& w) {
+  // bf16 compute multiplies bf16 by bf16 (the chip's bf16 rate).
+  if (w.compute == MatmulCompute::kBf16) return ElementType::kBF16;
   return MatmulComputeType(w.weight_type, w.activation_type);
 }
 

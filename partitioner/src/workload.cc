@@ -6,6 +6,16 @@
 
 namespace lockstep::partitioner {
 
+std::string_view MatmulComputeName(MatmulCompute c) {
+  return c == MatmulCompute::kBf16 ? "bf16" : "float";
+}
+
+Result<MatmulCompute> ParseMatmulCompute(std::string_view name) {
+  if (name == "float") return MatmulCompute::kFloat;
+  if (name == "bf16") return MatmulCompute::kBf16;
+  return InvalidArgument("unknown compute mode '{}' (expected float or bf16)", name);
+}
+
 Status Workload::Validate() const {
   // The upper limits keep every byte count inside int64 and the schedule small.
   if (batch_size < 1 || batch_size > kMaxBatchSize) {
@@ -45,6 +55,11 @@ Status Workload::Validate() const {
     return InvalidArgument("field 'activation_type' must be f32, f16 or bf16, got {}",
                            ElementTypeName(activation_type));
   }
+  if (compute == MatmulCompute::kBf16 && weight_type != ElementType::kBF16) {
+    return InvalidArgument(
+        "field 'compute' bf16 needs bf16 weights (weight_type bf16), got weight_type {}",
+        ElementTypeName(weight_type));
+  }
   return Status::Ok();
 }
 
@@ -75,7 +90,12 @@ Result<Workload> WorkloadFromJson(const nlohmann::json& json, std::string_view s
   r.String("activation_type", &activation, /*required=*/false);
   r.Int("micro_batches", &w.micro_batches, /*required=*/false);
   r.Int("prefill_chunk", &w.prefill_chunk, /*required=*/false);
+  std::string compute = std::string(MatmulComputeName(w.compute));
+  r.String("compute", &compute, /*required=*/false);
   LOCKSTEP_RETURN_IF_ERROR(r.Finish());
+  Result<MatmulCompute> mc = ParseMatmulCompute(compute);
+  if (!mc.ok()) return mc.status().WithContext(fmt::format("{}: field 'compute'", source));
+  w.compute = *mc;
   Result<ElementType> wt = ParseElementType(weight);
   if (!wt.ok()) return wt.status().WithContext(fmt::format("{}: field 'weight_type'", source));
   Result<ElementType> at = ParseElementType(activation);
@@ -88,13 +108,15 @@ Result<Workload> WorkloadFromJson(const nlohmann::json& json, std::string_view s
 }
 
 nlohmann::json WorkloadToJson(const Workload& w) {
-  return {{"batch_size", w.batch_size},
+  nlohmann::json j = {{"batch_size", w.batch_size},
           {"prompt_length", w.prompt_length},
           {"generated_length", w.generated_length},
           {"weight_type", ElementTypeName(w.weight_type)},
           {"activation_type", ElementTypeName(w.activation_type)},
           {"micro_batches", w.micro_batches},
           {"prefill_chunk", w.prefill_chunk}};
+  if (w.compute != MatmulCompute::kFloat) j["compute"] = MatmulComputeName(w.compute);
+  return j;
 }
 
 }  // namespace lockstep::partitioner

@@ -367,6 +367,28 @@ TEST(WorkloadTest, ParsesValidatesAndRoundTrips) {
   EXPECT_NE(s.message().find("4200 exceeds the context length 4096"), std::string::npos);
 }
 
+TEST(WorkloadTest, ComputeModeRoundTripsAndNeedsBf16Weights) {
+  nlohmann::json j = {{"batch_size", 2}, {"prompt_length", 10}, {"generated_length", 5}};
+  Result<Workload> w = WorkloadFromJson(j, "w.json");
+  ASSERT_TRUE(w.ok()) << w.status().message();
+  EXPECT_EQ(w->compute, MatmulCompute::kFloat);  // plans without the field
+  EXPECT_FALSE(WorkloadToJson(*w).contains("compute"));
+  j["compute"] = "bf16";
+  w = WorkloadFromJson(j, "w.json");  // weight_type defaults to bf16
+  ASSERT_TRUE(w.ok()) << w.status().message();
+  EXPECT_EQ(w->compute, MatmulCompute::kBf16);
+  EXPECT_EQ(WorkloadToJson(*w)["compute"], "bf16");
+  EXPECT_EQ(*WorkloadFromJson(WorkloadToJson(*w), "again"), *w);
+  j["weight_type"] = "f16";
+  EXPECT_EQ(WorkloadFromJson(j, "w.json").status().message(),
+            "w.json: field 'compute' bf16 needs bf16 weights (weight_type bf16), got weight_type "
+            "f16");
+  j["weight_type"] = "bf16";
+  j["compute"] = "fp8";
+  EXPECT_EQ(WorkloadFromJson(j, "w.json").status().message(),
+            "w.json: field 'compute': unknown compute mode 'fp8' (expected float or bf16)");
+}
+
 TEST(WorkloadTest, MicroBatchSizesDifferByAtMostOne) {
   for (int batch = 1; batch <= 20; ++batch) {
     for (int count = 1; count <= batch; ++count) {

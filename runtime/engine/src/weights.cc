@@ -33,8 +33,9 @@ TensorSlice SliceOf(const TensorShard& s) {
 // implies for it (to check the list against the spec).
 class ShardPlacer {
  public:
-  ShardPlacer(const partitioner::ModelConfig& c, const ShardSpec& spec, ModelWeights* w)
-      : c_(c), spec_(spec), w_(w) {
+  ShardPlacer(const partitioner::ModelConfig& c, const ShardSpec& spec, kernels::Compute compute,
+              ModelWeights* w)
+      : c_(c), spec_(spec), compute_(compute), w_(w) {
     w_->layers.resize(static_cast<size_t>(spec.num_layers()));
   }
 
@@ -71,10 +72,17 @@ class ShardPlacer {
       std::memcpy(out->data(), data->data(), out->size() * sizeof(float));
       return Status::Ok();
     };
+    // The bf16 compute packs bf16 matrices only (LoadWeights checked the
+    // file's dtype; a stray tensor of another type is refused here).
+    if (compute_ == kernels::Compute::kBf16 && dtype != DType::kBF16 && s.shape.size() > 1 &&
+        s.role != TensorRole::kEmbedding) {
+      return InvalidArgument("tensor {} is {}, but --compute bf16 needs bf16 matrices", s.path,
+                             DTypeName(dtype));
+    }
     auto rows = [&](IndexRange r, kernels::PackedMatrix* out) -> Status {
       LOCKSTEP_RETURN_IF_ERROR(expect(r, {0, h}));
       *out = kernels::PackedMatrix::Pack(dtype, data->data(), r.size(), h,
-                                         kernels::ReductionSlice::Full(h));
+                                         kernels::ReductionSlice::Full(h), compute_);
       return Status::Ok();
     };
     auto columns = [&](const kernels::ReductionSlice& slice, kernels::PackedMatrix* out) -> Status {
@@ -84,7 +92,7 @@ class ShardPlacer {
                                s.path, s.segments.begin, s.segments.end, slice.segment_begin,
                                slice.segment_end);
       }
-      *out = kernels::PackedMatrix::Pack(dtype, data->data(), h, slice.columns(), slice);
+      *out = kernels::PackedMatrix::Pack(dtype, data->data(), h, slice.columns(), slice, compute_);
       return Status::Ok();
     };
 
@@ -148,6 +156,7 @@ class ShardPlacer {
  private:
   const partitioner::ModelConfig& c_;
   const ShardSpec& spec_;
+  kernels::Compute compute_;
   ModelWeights* w_;
   std::map<std::string, bool> placed_;
 };
@@ -195,7 +204,11 @@ Result<ModelWeights> LoadWeights(ModelFile& file, const ShardSpec& shard,
       !aligned.ok()) {
     return aligned.WithContext(file.path());
   }
-  ShardPlacer placer(c, shard, &w);
+  if (options.compute == kernels::Compute::kBf16 && w.dtype != DType::kBF16) {
+    return InvalidArgument("{}: --compute bf16 needs bf16 weights and the file holds {}",
+                           file.path(), DTypeName(w.dtype));
+  }
+  ShardPlacer placer(c, shard, options.compute, &w);
   std::vector<uint8_t> buffer;
 
   auto read = [&](const TensorShard& s) -> Status {

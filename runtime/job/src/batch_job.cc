@@ -229,6 +229,7 @@ class ResultSink final : public StepObserver {
         result.decode_tokens_per_s = static_cast<double>(result.tokens.size() - 1) / decode_s;
       }
       result.include_timings = options_.timings;
+      result.bf16_compute = options_.compute == kernels::Compute::kBf16;
       if (options_.hash_logits) {
         if (row.logits_sha256.empty()) {
           return Internal("request {} finished without its logits hash", r.id);
@@ -674,6 +675,7 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
   Status loaded = [&]() -> Status {
     LoadOptions load_options;
     load_options.collective = options.model_io == ModelIo::kCollective;
+    load_options.compute = options.compute;
     LOCKSTEP_ASSIGN_OR_RETURN(ModelWeights weights,
                               LoadWeights(model, shard, plan.RankShards(rank), load_options));
     EngineOptions engine_options;
@@ -736,12 +738,12 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
                       PlanSummary(plan, summary.window, summary.max_chunks, summary.kv_pages));
     LOCKSTEP_LOG_INFO("run",
                       "{}: {}, {} weights; rank 0 loaded {:.1f} MiB ({} read) in {:.2f} s; "
-                      "isa {}, {} per rank{}",
+                      "isa {}, {} compute, {} per rank{}",
                       options.model_path, Plural(config.num_layers, "layer"),
                       DTypeName(model.weight_dtype()), engine->weights().bytes() / 1048576.0,
                       partitioner::FormatBytes(static_cast<double>(stats.bytes_read)),
                       stats.load_seconds, kernels::IsaName(options.isa),
-                      Plural(summary.threads, "thread"),
+                      kernels::ComputeName(options.compute), Plural(summary.threads, "thread"),
                       options.threads <= 0 ? " (the cores available to each rank)" : "");
   }
 

@@ -35,6 +35,8 @@ partitioner::Workload JobWorkload(const BatchJobOptions& options,
   w.generated_length = generated;
   w.weight_type = partitioner::FromDType(weight_dtype);
   w.activation_type = partitioner::ElementType::kF32;
+  w.compute = options.compute == kernels::Compute::kBf16 ? partitioner::MatmulCompute::kBf16
+                                                          : partitioner::MatmulCompute::kFloat;
   w.micro_batches = std::min(options.micro_batches, w.batch_size);
   w.prefill_chunk = options.max_step_tokens < w.prompt_length ? options.max_step_tokens : 0;
   return w;
@@ -62,6 +64,12 @@ Status CheckJobPlan(const partitioner::Plan& plan, const partitioner::ModelConfi
 Result<partitioner::Plan> MakeJobPlan(const BatchJobOptions& options,
                                       const partitioner::ModelConfig& config, DType weight_dtype,
                                       const std::vector<const Request*>& requests, int num_ranks) {
+  if (options.compute == kernels::Compute::kBf16 && weight_dtype != DType::kBF16) {
+    return InvalidArgument(
+        "{}: --compute bf16 needs bf16 weights and the file holds {}; convert the model with "
+        "--dtype bf16 or leave --compute at float",
+        options.model_path, DTypeName(weight_dtype));
+  }
   if (!options.plan_path.empty()) {
     if (options.tp != 0 || options.pp != 0) {
       return InvalidArgument("give either --plan or --tp/--pp, not both");
@@ -69,6 +77,16 @@ Result<partitioner::Plan> MakeJobPlan(const BatchJobOptions& options,
     LOCKSTEP_ASSIGN_OR_RETURN(partitioner::Plan plan, partitioner::LoadPlanFile(options.plan_path));
     LOCKSTEP_RETURN_IF_ERROR(
         CheckJobPlan(plan, config, weight_dtype, num_ranks, options.plan_path));
+    const partitioner::MatmulCompute compute = plan.request.workload.compute;
+    if ((compute == partitioner::MatmulCompute::kBf16) !=
+        (options.compute == kernels::Compute::kBf16)) {
+      return InvalidArgument(
+          "{}: the plan is for {} compute but the job runs {} compute; give --compute {} or "
+          "re-plan with --compute {}",
+          options.plan_path, partitioner::MatmulComputeName(compute),
+          kernels::ComputeName(options.compute), partitioner::MatmulComputeName(compute),
+          kernels::ComputeName(options.compute));
+    }
     if (options.micro_batches > 0) plan.micro_batches = options.micro_batches;
     return plan;
   }

@@ -103,6 +103,7 @@ std::string JobSummaryJson(const BatchJobOptions& options, const BatchJobSummary
   j["predicted"] = {{"decode_ms_per_token", m.predicted_decode_s_per_token * 1e3},
                     {"ttft_ms", m.predicted_ttft_s * 1e3},
                     {"tokens_per_s", m.predicted_tokens_per_s}};
+  j["compute"] = partitioner::MatmulComputeName(w.compute);
   j["plan"] = {{"tp", s.plan.tp},
                {"pp", s.plan.pp},
                {"ranks", s.plan.num_ranks()},

@@ -53,6 +53,7 @@ std::string FormatResultLine(const RequestResult& r) {
     j["decode_tokens_per_s"] = Round3(r.decode_tokens_per_s);
   }
   if (r.logits_sha256) j["logits_sha256"] = *r.logits_sha256;
+  if (r.bf16_compute) j["compute"] = "bf16";
   return j.dump();
 }
 

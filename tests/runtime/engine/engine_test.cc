@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lockstep/job/batch_job.h"
+#include "lockstep/kernels/bf16_matmul.h"
 #include "lockstep/kernels/isa.h"
 #include "lockstep/kernels/quant_matmul.h"
 #include "lockstep/kernels/sampling.h"
@@ -102,9 +103,13 @@ struct RunConfig {
   int threads = 1;
   kernels::Isa isa = kernels::BestIsa();
   bool vnni = true;  // quantized kernels: VNNI where the CPU has it, or the emulation
+  kernels::Compute compute = kernels::Compute::kFloat;
+  bool bf16_dot = true;  // bf16 compute: vdpbf16ps where the CPU has it, or the emulation
   std::string Name() const {
-    return fmt::format("max_batch {} max_step_tokens {} threads {} isa {}{}", max_batch,
-                       max_step_tokens, threads, kernels::IsaName(isa), vnni ? "" : " no-vnni");
+    return fmt::format("max_batch {} max_step_tokens {} threads {} isa {}{} compute {}{}",
+                       max_batch, max_step_tokens, threads, kernels::IsaName(isa),
+                       vnni ? "" : " no-vnni", kernels::ComputeName(compute),
+                       bf16_dot ? "" : " no-bf16-dot");
   }
 };
 
@@ -121,9 +126,12 @@ Outcomes RunJob(const ScratchDir& dir, const std::string& model, const std::stri
   options.max_step_tokens = config.max_step_tokens;
   options.hash_logits = true;
   options.progress = false;
+  options.compute = config.compute;
   kernels::UseVnni(config.vnni);
+  kernels::UseBf16Dot(config.bf16_dot);
   Result<BatchJobSummary> summary = RunBatchJob(options);
   kernels::UseVnni(true);
+  kernels::UseBf16Dot(true);
   EXPECT_TRUE(summary.ok()) << summary.status().message();
   if (!summary.ok()) return {};
   EXPECT_EQ(summary->failed, 0);
@@ -204,6 +212,7 @@ struct ModelCase {
   const char* name;
   partitioner::ModelConfig (*config)();
   DType dtype;
+  kernels::Compute compute = kernels::Compute::kFloat;
 };
 
 class DeterminismTest : public ::testing::TestWithParam<ModelCase> {};
@@ -218,12 +227,24 @@ TEST_P(DeterminismTest, SameBitsForEveryBatchThreadAndIsa) {
   WriteText(requests, MixedRequests(config.vocab_size));
 
   // Batch 1, one thread: the reference every other run must equal bit for bit.
-  const RunConfig base;
+  RunConfig base;
+  base.compute = mc.compute;
   const Outcomes expected = RunJob(dir, model, requests, base);
   ASSERT_EQ(expected.size(), 7u);
   for (const auto& [id, o] : expected) {
     EXPECT_EQ(o.logits_sha256.size(), 64u) << id;
     EXPECT_FALSE(o.tokens.empty()) << id;
+  }
+  if (mc.compute == kernels::Compute::kBf16) {
+    // The results say so, and the bits are not the float compute's.
+    std::ifstream in(dir.File("results.jsonl"));
+    for (std::string line; std::getline(in, line);) {
+      EXPECT_EQ(json::parse(line).value("compute", ""), "bf16") << line;
+    }
+    const Outcomes float_compute = RunJob(dir, model, requests, RunConfig{});
+    int same = 0;
+    for (const auto& [id, o] : expected) same += float_compute.at(id).logits_sha256 == o.logits_sha256;
+    EXPECT_EQ(same, 0) << "bf16 compute gave float compute's logits";
   }
   std::vector<RunConfig> variants = {
       {7, 256, 1, kernels::BestIsa()},  // everything in one batch
@@ -238,8 +259,15 @@ TEST_P(DeterminismTest, SameBitsForEveryBatchThreadAndIsa) {
     if (DTypeIsQuantized(mc.dtype) && kernels::VnniAvailable(isa)) {
       variants.push_back({7, 256, 2, isa, false});
     }
+    // bf16 compute: the emulated bf16 dot product too, where the CPU has it.
+    if (mc.compute == kernels::Compute::kBf16 && kernels::Bf16DotAvailable(isa)) {
+      RunConfig emulated{7, 256, 2, isa};
+      emulated.bf16_dot = false;
+      variants.push_back(emulated);
+    }
   }
-  for (const RunConfig& v : variants) {
+  for (RunConfig v : variants) {
+    v.compute = mc.compute;
     const Outcomes got = RunJob(dir, model, requests, v);
     ASSERT_EQ(got.size(), expected.size()) << v.Name();
     for (const auto& [id, want] : expected) {
@@ -264,7 +292,13 @@ INSTANTIATE_TEST_SUITE_P(Models, DeterminismTest,
                                            ModelCase{"phi3_bf16", &TinyPhi3, DType::kBF16},
                                            ModelCase{"linear_f32", &TinyLinear, DType::kF32},
                                            ModelCase{"dynamic_bf16", &TinyDynamic, DType::kBF16},
-                                           ModelCase{"yarn_f16", &TinyYarn, DType::kF16}),
+                                           ModelCase{"yarn_f16", &TinyYarn, DType::kF16},
+                                           // The bf16 compute (kernels/bf16_matmul.h): odd
+                                           // sizes give segments of odd length.
+                                           ModelCase{"tiny_bf16_compute", &TinyPreset,
+                                                     DType::kBF16, kernels::Compute::kBf16},
+                                           ModelCase{"odd_bf16_compute", &OddConfig, DType::kBF16,
+                                                     kernels::Compute::kBf16}),
                          [](const ::testing::TestParamInfo<ModelCase>& info) {
                            return std::string(info.param.name);
                          });

@@ -114,29 +114,37 @@ INSTANTIATE_TEST_SUITE_P(Plans, DistributedLocalTest,
                            return fmt::format("tp{}_pp{}", info.param.first, info.param.second);
                          });
 
-// Quantized weights (q8_0, q4_0) on the model every tp splits in whole
-// blocks (DistributedTestConfig): the same plans give the one-rank bits.
-struct QuantPlan {
+// Quantized weights (q8_0, q4_0) and the bf16 compute (kernels/bf16_matmul.h)
+// on the model every tp splits in whole blocks (DistributedTestConfig): the
+// same plans give the one-rank bits of the same mode.
+struct ModePlan {
   DType dtype;
   int tp, pp;
+  kernels::Compute compute = kernels::Compute::kFloat;
+  std::string Mode() const {
+    return compute == kernels::Compute::kBf16 ? "bf16_compute" : std::string(DTypeName(dtype));
+  }
 };
-void PrintTo(const QuantPlan& p, std::ostream* os) {
-  *os << DTypeName(p.dtype) << " tp " << p.tp << " pp " << p.pp;
+void PrintTo(const ModePlan& p, std::ostream* os) {
+  *os << p.Mode() << " tp " << p.tp << " pp " << p.pp;
 }
 
-class DistributedQuantTest : public ::testing::TestWithParam<QuantPlan> {
+class DistributedModeTest : public ::testing::TestWithParam<ModePlan> {
  protected:
   static void SetUpTestSuite() {
     dir_ = new ScratchDir();
-    for (DType dtype : {DType::kQ8_0, DType::kQ4_0}) {
-      const partitioner::ModelConfig config = testing::DistributedTestConfig(dtype);
-      Case& c = cases_[dtype];
-      c.model = dir_->File(fmt::format("tiny-{}.h5", DTypeName(dtype)));
-      ASSERT_TRUE(SynthesizeModel(config, dtype, 29, c.model).ok());
+    for (const ModePlan& mode : {ModePlan{DType::kQ8_0, 1, 1}, ModePlan{DType::kQ4_0, 1, 1},
+                                 ModePlan{DType::kBF16, 1, 1, kernels::Compute::kBf16}}) {
+      const partitioner::ModelConfig config = testing::DistributedTestConfig(mode.dtype);
+      Case& c = cases_[mode.Mode()];
+      c.model = dir_->File(fmt::format("tiny-{}.h5", mode.Mode()));
+      ASSERT_TRUE(SynthesizeModel(config, mode.dtype, 29, c.model).ok());
       c.requests = dir_->File("requests.jsonl");
       WriteTextFile(c.requests, DeterminismRequests(config.vocab_size));
-      Result<BatchJobSummary> s = RunBatchJob(
-          JobOptions(c.model, c.requests, dir_->File("reference.jsonl"), {1, 256, 0}, 1, 1));
+      BatchJobOptions o =
+          JobOptions(c.model, c.requests, dir_->File("reference.jsonl"), {1, 256, 0}, 1, 1);
+      o.compute = mode.compute;
+      Result<BatchJobSummary> s = RunBatchJob(o);
       ASSERT_TRUE(s.ok()) << s.status().message();
       ASSERT_EQ(s->completed, 16);
       c.reference = testing::ById(*s);
@@ -151,38 +159,46 @@ class DistributedQuantTest : public ::testing::TestWithParam<QuantPlan> {
     ResultsById reference;
   };
   static ScratchDir* dir_;
-  static std::map<DType, Case> cases_;
+  static std::map<std::string, Case> cases_;
 };
 
-ScratchDir* DistributedQuantTest::dir_ = nullptr;
-std::map<DType, DistributedQuantTest::Case> DistributedQuantTest::cases_;
+ScratchDir* DistributedModeTest::dir_ = nullptr;
+std::map<std::string, DistributedModeTest::Case> DistributedModeTest::cases_;
 
-TEST_P(DistributedQuantTest, SameBitsAsOneRank) {
-  const QuantPlan p = GetParam();
-  ASSERT_TRUE(cases_.contains(p.dtype));
-  const Case& c = cases_.at(p.dtype);
+TEST_P(DistributedModeTest, SameBitsAsOneRank) {
+  const ModePlan p = GetParam();
+  ASSERT_TRUE(cases_.contains(p.Mode()));
+  const Case& c = cases_.at(p.Mode());
   std::vector<JobVariant> variants = {{16, 256, 0}, {3, 16, 0}};
   if (p.pp > 1) variants.push_back({16, 32, 4});
   for (const JobVariant& v : variants) {
     BatchJobOptions o = JobOptions(c.model, c.requests, dir_->File("out.jsonl"), v, p.tp, p.pp);
+    o.compute = p.compute;
     Result<BatchJobSummary> s = RunOnChips(p.tp * p.pp, o);
     ASSERT_TRUE(s.ok()) << s.status().message();
     EXPECT_EQ(s->plan.tp, p.tp);
     EXPECT_EQ(s->plan.pp, p.pp);
+    EXPECT_EQ(s->plan.request.workload.compute == partitioner::MatmulCompute::kBf16,
+              p.compute == kernels::Compute::kBf16);
     EXPECT_EQ(FirstDifference(c.reference, testing::ById(*s)), "")
-        << DTypeName(p.dtype) << " tp " << p.tp << " pp " << p.pp << ", " << v.Name();
+        << p.Mode() << " tp " << p.tp << " pp " << p.pp << ", " << v.Name();
   }
 }
 
+constexpr kernels::Compute kBf16Compute = kernels::Compute::kBf16;
 INSTANTIATE_TEST_SUITE_P(
-    Plans, DistributedQuantTest,
-    ::testing::Values(QuantPlan{DType::kQ8_0, 2, 1}, QuantPlan{DType::kQ8_0, 4, 1},
-                      QuantPlan{DType::kQ8_0, 8, 1}, QuantPlan{DType::kQ8_0, 1, 4},
-                      QuantPlan{DType::kQ8_0, 2, 2}, QuantPlan{DType::kQ8_0, 4, 2},
-                      QuantPlan{DType::kQ4_0, 2, 1}, QuantPlan{DType::kQ4_0, 8, 1},
-                      QuantPlan{DType::kQ4_0, 1, 2}, QuantPlan{DType::kQ4_0, 2, 4}),
-    [](const ::testing::TestParamInfo<QuantPlan>& info) {
-      return fmt::format("{}_tp{}_pp{}", DTypeName(info.param.dtype), info.param.tp, info.param.pp);
+    Plans, DistributedModeTest,
+    ::testing::Values(ModePlan{DType::kQ8_0, 2, 1}, ModePlan{DType::kQ8_0, 4, 1},
+                      ModePlan{DType::kQ8_0, 8, 1}, ModePlan{DType::kQ8_0, 1, 4},
+                      ModePlan{DType::kQ8_0, 2, 2}, ModePlan{DType::kQ8_0, 4, 2},
+                      ModePlan{DType::kQ4_0, 2, 1}, ModePlan{DType::kQ4_0, 8, 1},
+                      ModePlan{DType::kQ4_0, 1, 2}, ModePlan{DType::kQ4_0, 2, 4},
+                      ModePlan{DType::kBF16, 2, 1, kBf16Compute},
+                      ModePlan{DType::kBF16, 8, 1, kBf16Compute},
+                      ModePlan{DType::kBF16, 2, 2, kBf16Compute},
+                      ModePlan{DType::kBF16, 4, 2, kBf16Compute}),
+    [](const ::testing::TestParamInfo<ModePlan>& info) {
+      return fmt::format("{}_tp{}_pp{}", info.param.Mode(), info.param.tp, info.param.pp);
     });
 
 // The tiny preset in q8_0 cannot be split by tp 2 (intermediate_size 352 is
@@ -203,6 +219,53 @@ TEST(DistributedQuantErrors, SplitThatCutsABlockIsRefused) {
   EXPECT_NE(s.status().message().find("tp 2 would cut"), std::string::npos) << s.status().message();
 }
 
+// The bf16 compute needs a bf16 model, and a plan made for one compute mode
+// is refused by a job of the other: errors naming the file, on every chip.
+TEST(DistributedModeErrors, Bf16ComputeIsRefusedWhereItCannotApply) {
+  ScratchDir dir;
+  const partitioner::ModelConfig config = *partitioner::ModelPreset("tiny");
+  const std::string f16 = dir.File("tiny-f16.h5"), bf16 = dir.File("tiny-bf16.h5");
+  ASSERT_TRUE(SynthesizeModel(config, DType::kF16, 1, f16).ok());
+  ASSERT_TRUE(SynthesizeModel(config, DType::kBF16, 1, bf16).ok());
+  const std::string requests = dir.File("requests.jsonl");
+  WriteTextFile(requests, DeterminismRequests(config.vocab_size));
+  BatchJobOptions o = JobOptions(f16, requests, dir.File("out.jsonl"), {4, 256, 0}, 2, 1);
+  o.compute = kernels::Compute::kBf16;
+  Result<BatchJobSummary> s = RunOnChips(2, o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument) << s.status().message();
+  EXPECT_NE(s.status().message().find(f16 + ": --compute bf16 needs bf16 weights and the file "
+                                            "holds f16"),
+            std::string::npos)
+      << s.status().message();
+
+  // A bf16-compute plan, run with float compute.
+  partitioner::PlanRequest request;
+  request.model = config;
+  request.cluster = *partitioner::ChipPreset("host", 2);
+  request.workload.batch_size = 4;
+  request.workload.prompt_length = 64;
+  request.workload.generated_length = 64;
+  request.workload.compute = partitioner::MatmulCompute::kBf16;
+  request.tp = 2;
+  request.pp = 1;
+  Result<partitioner::Plan> plan = partitioner::MakePlan(request);
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  const std::string plan_path = dir.File("plan.json");
+  WriteTextFile(plan_path, partitioner::PlanToJson(*plan).dump());
+  o = JobOptions(bf16, requests, dir.File("out.jsonl"), {4, 256, 0}, 0, 0);
+  o.plan_path = plan_path;
+  s = RunOnChips(2, o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("the plan is for bf16 compute but the job runs float "
+                                       "compute"),
+            std::string::npos)
+      << s.status().message();
+  o.compute = kernels::Compute::kBf16;
+  s = RunOnChips(2, o);
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  EXPECT_EQ(s->completed, 16);
+}
 
 // Every family's features (q/k/v biases, sliding windows, each rope scaling,
 // tied embeddings) under the same splits: one small model per family (the

@@ -62,6 +62,16 @@ TEST(DistributedMpiTest, SameBitsAsOneRank) {
   const bool leader = world->rank() == 0;
   Result<DType> dtype = ParseDType(TestFlag("dtype", "bf16"));
   ASSERT_TRUE(dtype.ok()) << dtype.status().message();
+  // --compute=bf16: the bf16 compute mode (kernels/bf16_matmul.h), one-rank
+  // reference and splits alike.
+  Result<kernels::Compute> compute = kernels::ParseCompute(TestFlag("compute", "float"));
+  ASSERT_TRUE(compute.ok()) << compute.status().message();
+  auto options = [&](const std::string& model, const std::string& requests,
+                     const std::string& output, const JobVariant& v, int t, int p) {
+    BatchJobOptions o = JobOptions(model, requests, output, v, t, p);
+    o.compute = *compute;
+    return o;
+  };
 
   for (const std::string& preset : Models(*dtype)) {
     // Every rank writes its own copy of the model (synthesis is
@@ -79,7 +89,7 @@ TEST(DistributedMpiTest, SameBitsAsOneRank) {
     testing::ResultsById reference;
     if (leader) {
       Result<BatchJobSummary> s =
-          RunBatchJob(JobOptions(model, requests, dir.File("reference.jsonl"), {1, 256, 0}, 1, 1));
+          RunBatchJob(options(model, requests, dir.File("reference.jsonl"), {1, 256, 0}, 1, 1));
       ASSERT_TRUE(s.ok()) << s.status().message();
       ASSERT_EQ(s->completed, 16);
       reference = testing::ById(*s);
@@ -90,14 +100,15 @@ TEST(DistributedMpiTest, SameBitsAsOneRank) {
     for (const JobVariant& v : variants) {
       bool on_all = false;
       Result<BatchJobSummary> s = RunBatchJob(
-          JobOptions(model, requests, dir.File("out.jsonl"), v, tp, pp), *world, &on_all);
+          options(model, requests, dir.File("out.jsonl"), v, tp, pp), *world, &on_all);
       ASSERT_TRUE(s.ok()) << s.status().message();
       EXPECT_EQ(s->plan.tp, tp);
       EXPECT_EQ(s->plan.pp, pp);
       if (leader) {
         EXPECT_EQ(FirstDifference(reference, testing::ById(*s)), "")
             << preset << " tp " << tp << " pp " << pp << " over " << TestFlag("transport", "mpi")
-            << ", " << DTypeName(*dtype) << ", " << v.Name();
+            << ", " << DTypeName(*dtype) << " " << kernels::ComputeName(*compute) << " compute, "
+            << v.Name();
       }
     }
   }

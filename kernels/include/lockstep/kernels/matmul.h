@@ -33,6 +33,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string_view>
 
 #include "lockstep/base/dtype.h"
 #include "lockstep/kernels/isa.h"
@@ -62,6 +63,15 @@ struct ReductionSlice {
   int64_t columns() const { return column_end() - column_begin(); }
 };
 
+// The arithmetic of a matmul. kFloat: the weights widened to f32 exactly,
+// f32 activations, f32 FMA chains (this header). kBf16: bf16 weights only;
+// activations rounded to bf16 and the products accumulated as the
+// AVX512_BF16 dot-product instruction does, in the canonical segments and
+// tree (bf16_matmul.h). The two give different bits; each is deterministic.
+enum class Compute { kFloat = 0, kBf16 = 1 };
+std::string_view ComputeName(Compute compute);            // "float", "bf16"
+Result<Compute> ParseCompute(std::string_view name);      // the names above
+
 // Order of the reduction. kCanonical is what lockstep runs; kPlain (one FMA
 // chain over all of K, no segments) exists only so benchmarks can measure
 // what determinism costs. Both are deterministic for a fixed Isa.
@@ -77,14 +87,19 @@ class PackedMatrix {
   // at block r * ld / 32), ld and the slice's column bounds are multiples of
   // 32 and fall on the block segments of quant_matmul.h, and every scale is
   // finite (callers validate their input; these are checked, and abort).
+  //
+  // compute: the arithmetic Matmul will use with this pack. Compute::kBf16
+  // needs dtype kBF16 (checked; abort) and packs the weights in pairs of
+  // columns per canonical segment (bf16_matmul.h).
   static PackedMatrix Pack(DType dtype, const void* data, int64_t rows, int64_t ld,
-                           ReductionSlice slice);
+                           ReductionSlice slice, Compute compute = Compute::kFloat);
   // Convenience: a whole matrix, full reduction.
   static PackedMatrix Pack(DType dtype, const void* data, int64_t rows, int64_t cols) {
     return Pack(dtype, data, rows, cols, ReductionSlice::Full(cols));
   }
 
   DType dtype() const { return dtype_; }
+  Compute compute() const { return compute_; }
   int64_t rows() const { return rows_; }
   int64_t cols() const { return slice_.columns(); }
   const ReductionSlice& slice() const { return slice_; }
@@ -100,13 +115,15 @@ class PackedMatrix {
     void operator()(void* p) const;
   };
   DType dtype_ = DType::kF32;
+  Compute compute_ = Compute::kFloat;
   int64_t rows_ = 0;
   ReductionSlice slice_;
   size_t bytes_ = 0;
   std::unique_ptr<void, FreeDeleter> data_;  // 64-byte aligned
 };
 
-// y[m][n] for m in [0, num_tokens), n in [0, w.rows()).
+// y[m][n] for m in [0, num_tokens), n in [0, w.rows()), with the pack's
+// Compute (kBf16: the contract of bf16_matmul.h).
 //   x: num_tokens rows of w.cols() floats, row stride ldx (>= w.cols())
 //   y: num_tokens rows of w.rows() floats, row stride ldy (>= w.rows())
 // The result for each (m, n) depends only on x[m] and W[n]: never on

@@ -50,6 +50,12 @@ MemoryBandwidth MeasureReadBandwidth(int threads, size_t bytes = size_t{1} << 30
 // supported).
 double MeasureFmaPeak(Isa isa, int threads, ProbeClock clock = ProbeClock::kWall);
 
+// Peak FLOP/s (2 per multiply-add) of `threads` threads running independent
+// chains of the AVX512_BF16 dot product vdpbf16ps (32 multiply-adds per
+// instruction): the anchor of the bf16 compute (bf16_matmul.h). 0 where the
+// CPU does not have the instruction.
+double MeasureBf16DotPeak(int threads, ProbeClock clock = ProbeClock::kWall);
+
 // What the kernels themselves reach, for the cost model (`lockstep
 // calibrate`, docs/partitioner.md "Calibration"): the FMA peak is what no
 // matmul of a few tokens comes near, and the weight stream and the FMAs of a

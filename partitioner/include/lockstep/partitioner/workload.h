@@ -17,6 +17,13 @@
 
 namespace lockstep::partitioner {
 
+// The arithmetic of the matmuls (kernels/matmul.h, Compute): kFloat (f32
+// FMAs on weights widened to f32) or kBf16 (bf16 weights only: activations
+// rounded to bf16, the AVX512_BF16 dot product; kernels/bf16_matmul.h).
+enum class MatmulCompute { kFloat = 0, kBf16 = 1 };
+std::string_view MatmulComputeName(MatmulCompute c);  // "float", "bf16"
+Result<MatmulCompute> ParseMatmulCompute(std::string_view name);
+
 struct Workload {
   static constexpr int kMaxBatchSize = 1 << 20;
   static constexpr int64_t kMaxLength = int64_t{1} << 24;  // prompt or generated tokens
@@ -28,6 +35,10 @@ struct Workload {
   int64_t generated_length = 128;                   // tokens generated per sequence (>= 1)
   ElementType weight_type = ElementType::kBF16;     // storage type of the matrices
   ElementType activation_type = ElementType::kF32;  // activations, KV cache, messages
+  // The matmuls' arithmetic; kBf16 needs weight_type bf16. In JSON as
+  // "compute", written only when not "float" (plans made before it existed
+  // read as float compute).
+  MatmulCompute compute = MatmulCompute::kFloat;
   // Micro-batches the batch is cut into for the pipeline; 0 lets the planner
   // choose. Sizes differ by at most one sequence (the first ones get the extra).
   int micro_batches = 0;

@@ -63,6 +63,9 @@ struct LoadOptions {
   // reads every tensor of the model in the same order (file order, then a
   // tied lm_head), with an empty selection for tensors it does not hold.
   bool collective = false;
+  // The arithmetic the matrices are packed for (kernels::PackedMatrix::Pack):
+  // kBf16 needs a bf16 file (InvalidArgument naming the file otherwise).
+  kernels::Compute compute = kernels::Compute::kFloat;
 };
 
 // Reads and packs the slices `shards` of the model in `file`: the rank's

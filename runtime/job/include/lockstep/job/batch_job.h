@@ -81,6 +81,10 @@ struct BatchJobOptions {
   // rank_threads.h). The bits do not depend on it.
   int threads = 1;
   kernels::Isa isa = kernels::Isa::kScalar;  // kernels' instruction set
+  // The matmuls' arithmetic (kernels/matmul.h): kBf16 needs a bf16 model
+  // (refused otherwise, naming the file); recorded in the plan ("compute")
+  // and in each result line ("compute": "bf16"). A plan file must agree.
+  kernels::Compute compute = kernels::Compute::kFloat;
   int max_batch = 8;                         // requests in flight at once
   int max_step_tokens = 256;                 // tokens per forward step (prefill chunk budget)
   // KV cache per rank in MiB; 0 takes the plan's KV budget (made for the

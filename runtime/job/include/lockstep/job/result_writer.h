@@ -61,6 +61,9 @@ struct RequestResult {
   // false: the line has no ttft_ms / decode_tokens_per_s (--no-timings), so
   // that the results of two runs compare byte for byte (after sorting).
   bool include_timings = true;
+  // Made with --compute bf16: the line records "compute": "bf16" (other
+  // bits than the default float compute).
+  bool bf16_compute = false;
   std::optional<std::string> logits_sha256;  // 64 lowercase hex digits
 };
 

@@ -8,7 +8,7 @@
 For each tp x pp split it runs distributed_bench (the code `lockstep run`
 runs, under mpirun) with the scenarios decode1 (one request, prompt 16) and
 decode16 (16 such requests at once), and takes from each row the decode time
-per token and the time to first token (the prefill: 16 tokens at batch 1,
+per token and the time to first token of the last request (the prefill: 16 tokens at batch 1,
 16 x 16 = 256 tokens in one step at batch 16), measured and as the job's
 plan predicts them. The splits run in alternating rounds (round 1: every
 split, round 2: every split, ...) so that a noisy phase of a shared machine

@@ -22,11 +22,11 @@ if(LOCKSTEP_SANITIZE)
   target_link_options(lockstep_compile_options INTERFACE -fsanitize=${LOCKSTEP_SANITIZE})
 endif()
 
-# Fuzzing (the fuzz preset): coverage instrumentation for libFuzzer in every
+# Fuzzing (the asan preset): coverage instrumentation for libFuzzer in every
 # target; the fuzz targets themselves link -fsanitize=fuzzer (tests/fuzz/).
 if(LOCKSTEP_BUILD_FUZZERS)
   if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
-    message(FATAL_ERROR "LOCKSTEP_BUILD_FUZZERS needs clang (libFuzzer); use the fuzz preset")
+    message(FATAL_ERROR "LOCKSTEP_BUILD_FUZZERS needs clang (libFuzzer); use the asan preset")
   endif()
   target_compile_options(lockstep_compile_options INTERFACE -fsanitize=fuzzer-no-link)
 endif()

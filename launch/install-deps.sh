@@ -19,7 +19,7 @@ packages=(
   # tokenizers: SentencePiece, PCRE2 regexes, utf8proc normalization
   libsentencepiece-dev libpcre2-dev libutf8proc-dev
   # tests (GoogleTest), micro-benchmarks (Google Benchmark, benchmarks/partitioner);
-  # clang and its runtimes for the libFuzzer targets (tests/fuzz/, the fuzz preset)
+  # clang and its runtimes for the libFuzzer targets (tests/fuzz/) and the asan and tsan presets
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-dev
   # the independent PyTorch reference (tests/reference/)
   python3 python3-torch python3-h5py python3-numpy

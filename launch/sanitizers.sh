@@ -6,8 +6,8 @@
 #      built in the same tree): the unit and multi-rank tests;
 #   2. fuzz: every fuzz target of that build for its bounded number of
 #      mutations (tests/fuzz/README.md);
-#   3. tsan preset (clang, ThreadSanitizer): the local transport's and the
-#      engine's thread tests.
+#   3. tsan preset (clang, ThreadSanitizer): the local transport's tests
+#      (chips as threads).
 #
 # What runs under the sanitizers is trimmed to fit CI's time (the list
 # below says why each exclusion loses no checked code path), never what is
@@ -53,7 +53,9 @@ timed() {
 #     recipe (packaging; no lockstep code beyond the release build's);
 #   launch_slurm, launch_netns: Slurm and network namespaces around the
 #     same `lockstep run` the distributed tests run;
-#   launch_*bench*, launch_scaling_harness: benchmark harnesses.
+#   launch_*bench*, launch_scaling_harness: benchmark harnesses;
+#   convert_memory, quantize_memory: they measure peak RSS, which ASan's
+#     quarantine of freed memory and its shadow memory inflate by design.
 other_splits='tp(1_pp1|2_pp1|4_pp1|8_pp1|1_pp2|1_pp4|2_pp4)'
 asan_excluded="transport_(mpi|ucx_sm|ucx_tcp)_np8|transport_ucx_(sm|tcp)_np3|transport_(mpi|ucx_sm)_pmlucx_np4"
 asan_excluded+="|distributed_(mpi|ucx_sm)_${other_splits}\$|distributed_ucx_sm_tp4_pp2\$"
@@ -61,6 +63,7 @@ asan_excluded+="|distributed_mpi_pmlucx_tp(2_pp1|4_pp2)\$|distributed_(mpi|ucx)_
 asan_excluded+="|FamilyDistributedLocalTest\\..*_(${other_splits}|tp4_pp2)\$"
 asan_excluded+="|DistributedQuantTest\\..*_(${other_splits}|tp4_pp2)\$"
 asan_excluded+="|launch_install|launch_spack_recipe|launch_slurm|launch_netns|bench|scaling"
+asan_excluded+="|convert_memory|quantize_memory"
 
 # One clang build serves the asan tests and the fuzz runs (the fuzz stage
 # builds it too when run alone): clang at -O1 -g1 compiles this tree about
@@ -89,13 +92,18 @@ if stage fuzz; then
   timed ctest --preset fuzz -j 2
 fi
 
-# ThreadSanitizer: the code with threads of its own -- the local transport
-# (chips as threads) and the engine (oneTBB arenas, threads of a step).
-tsan_targets=(transport_local_test engine_test distributed_local_test)
-tsan_tests='^(LocalTransport|LocalCollectives|LocalFabric|Engine|Determinism|Models/Determinism|DistributedLocal)'
+# ThreadSanitizer: the local transport, the code with threads and
+# hand-written synchronisation of its own (chips as threads: streams, wake
+# signals, collectives, errors and waits). The engine's and local jobs'
+# threads are oneTBB's: Debian's libtbb is not built with TSan, so TSan
+# cannot see the ordering inside TBB's task scheduler and reports every
+# parallel_for body against TBB's reuse of its task memory (memset in
+# libtbb.so against the body's writes; docs/reliability.md). Those tests
+# run under ASan above, not here.
 if stage tsan; then
   timed cmake --preset tsan
-  timed cmake --build --preset tsan -j "$jobs" --target "${tsan_targets[@]}"
-  timed ctest --preset tsan -j 2 -R "$tsan_tests"
+  timed cmake --build --preset tsan -j "$jobs" --target transport_local_test
+  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+    timed build/tsan/tests/transport/transport_local_test --gtest_brief=1
 fi
 echo "sanitizers: the stage took $SECONDS s"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The sanitizer and fuzz stage of `./launch/setup.sh --test` (what CI runs;
-# docs/reliability.md, "Sanitizers in CI"):
+# docs/reliability.md, "Sanitizers"):
 #
 #   1. asan preset (clang, ASan + UBSan, -O1 -g1, the libFuzzer targets
 #      built in the same tree): the unit and multi-rank tests;
@@ -23,7 +23,7 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --jobs) jobs="$2"; shift ;;
     --only) only="$2"; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "sanitizers.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -61,7 +61,7 @@ asan_excluded="transport_(mpi|ucx_sm|ucx_tcp)_np8|transport_ucx_(sm|tcp)_np3|tra
 asan_excluded+="|distributed_(mpi|ucx_sm)_${other_splits}\$|distributed_ucx_sm_tp4_pp2\$"
 asan_excluded+="|distributed_mpi_pmlucx_tp(2_pp1|4_pp2)\$|distributed_(mpi|ucx)_q[48]_0_tp(4_pp1|8_pp1|2_pp4)\$"
 asan_excluded+="|FamilyDistributedLocalTest\\..*_(${other_splits}|tp4_pp2)\$"
-asan_excluded+="|DistributedQuantTest\\..*_(${other_splits}|tp4_pp2)\$"
+asan_excluded+="|DistributedModeTest\\..*_(${other_splits}|tp4_pp2)\$"
 asan_excluded+="|launch_install|launch_spack_recipe|launch_slurm|launch_netns|bench|scaling"
 asan_excluded+="|convert_memory|quantize_memory"
 

@@ -129,45 +129,44 @@ MemoryBandwidth MeasureReadBandwidth(int threads, size_t bytes, int repetitions,
   return result;
 }
 
+namespace {
+
+// FLOP/s of `threads` threads each running `chains(iterations, seed)`, a
+// kernel of independent multiply-add chains doing `flops_per_iteration`
+// per iteration: the best of 3 after a warm-up.
+template <typename Chains>
+double ChainsPeak(int threads, ProbeClock clock, int64_t iterations, double flops_per_iteration,
+                  const Chains& chains) {
+  double best = 0.0;
+  tbb::task_arena arena(threads);
+  arena.execute([&] {
+    std::atomic<float> sink{0.0f};
+    const double t = BestTime(3, clock, threads, [&] {
+      ForEachPart(threads, [&](int i) {
+        sink.store(chains(iterations, 1.0f + static_cast<float>(i)), std::memory_order_relaxed);
+      });
+    });
+    best = static_cast<double>(threads) * static_cast<double>(iterations) * flops_per_iteration / t;
+  });
+  return best;
+}
+
+}  // namespace
+
 double MeasureFmaPeak(Isa isa, int threads, ProbeClock clock) {
   LOCKSTEP_CHECK(threads >= 1, "MeasureFmaPeak: threads {}", threads);
   const internal::KernelTable& table = internal::KernelsFor(isa);
   // About 10^8 FMA instructions per thread for the vector builds; the scalar
   // build does a vector's work one lane at a time, so it runs fewer.
   const int64_t iterations = isa == Isa::kScalar ? 200000 : 8000000;
-  double best = 0.0;
-  tbb::task_arena arena(threads);
-  arena.execute([&] {
-    std::atomic<float> sink{0.0f};
-    const double t = BestTime(3, clock, threads, [&] {
-      ForEachPart(threads, [&](int i) {
-        sink.store(table.fma_chains(iterations, 1.0f + static_cast<float>(i)),
-                   std::memory_order_relaxed);
-      });
-    });
-    best = static_cast<double>(threads) * iterations * table.fma_flops_per_iteration / t;
-  });
-  return best;
+  return ChainsPeak(threads, clock, iterations, table.fma_flops_per_iteration, table.fma_chains);
 }
 
 double MeasureBf16DotPeak(int threads, ProbeClock clock) {
   LOCKSTEP_CHECK(threads >= 1, "MeasureBf16DotPeak: threads {}", threads);
   if (!Bf16DotAvailable(Isa::kAvx512)) return 0.0;
   const internal::Bf16DotPeakKernel kernel = internal::Avx512Bf16DotPeak();
-  const int64_t iterations = 4000000;
-  double best = 0.0;
-  tbb::task_arena arena(threads);
-  arena.execute([&] {
-    std::atomic<float> sink{0.0f};
-    const double t = BestTime(3, clock, threads, [&] {
-      ForEachPart(threads, [&](int i) {
-        sink.store(kernel.chains(iterations, 1.0f + static_cast<float>(i)),
-                   std::memory_order_relaxed);
-      });
-    });
-    best = static_cast<double>(threads) * iterations * kernel.flops_per_iteration / t;
-  });
-  return best;
+  return ChainsPeak(threads, clock, 4000000, kernel.flops_per_iteration, kernel.chains);
 }
 
 std::vector<double> MeasureMatmulFlops(Isa isa, int threads, const MatmulProbe& probe,

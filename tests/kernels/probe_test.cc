@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "kernel_test_util.h"
+#include "lockstep/kernels/bf16_matmul.h"
 
 namespace lockstep::kernels {
 namespace {
@@ -31,6 +32,17 @@ TEST(ProbeTest, FmaPeakIsPlausible) {
     EXPECT_GT(peak, 1e6) << IsaName(isa);
     EXPECT_LT(peak, 1e13) << IsaName(isa);  // 64 FLOP/cycle at 10 GHz is 6.4e11
   }
+}
+
+// The vdpbf16ps peak: plausible where the CPU has AVX512_BF16, 0 elsewhere.
+TEST(ProbeTest, Bf16DotPeakIsPlausibleOrZero) {
+  const double peak = MeasureBf16DotPeak(1);
+  if (!Bf16DotAvailable(Isa::kAvx512)) {
+    EXPECT_EQ(peak, 0.0);
+    return;
+  }
+  EXPECT_GT(peak, 1e6);
+  EXPECT_LT(peak, 1e13);
 }
 
 TEST(ProbeTest, KernelRatesArePlausible) {

@@ -3,6 +3,9 @@
 //   --mode=stall: stops itself (SIGSTOP): it stops answering but stays alive,
 //                 so its peers must notice by their deadline;
 //   --mode=kill:  kills itself (SIGKILL), as a crashed node would.
+//   --stop-at=N:  fail at call N instead of 20; 0 fails before rank 1's first
+//                 message, so under ucx its peers wait for its worker address
+//                 (connections are made on first use) and must name it.
 //   --mode=kill-sender: no allreduce: rank 1 streams messages to rank 0,
 //                 which only receives from it (it never sends to rank 1:
 //                 the last stage's outcomes on stage 0), and kills itself
@@ -52,6 +55,7 @@ int main(int argc, char** argv) {
   if (!timeout.ok()) session->Abort(timeout.status());
   options.timeout = *timeout;
   const std::string mode = Flag(argc, argv, "mode", "stall");
+  const int stop_at = std::stoi(Flag(argc, argv, "stop-at", "20"));
 
   auto world = Communicator::CreateWorld(*session, options);
   if (!world.ok()) session->Abort(world.status());
@@ -81,7 +85,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   for (int call = 0; call < 100000; ++call) {
-    if (call == 20 && world->rank() == 1) raise(mode == "kill" ? SIGKILL : SIGSTOP);
+    if (call == stop_at && world->rank() == 1) raise(mode == "kill" ? SIGKILL : SIGSTOP);
     for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<float>(i % 7) * 0.5f;
     lockstep::Status status = world->AllReduceSum(data);
     if (!status.ok()) session->Abort(status);

@@ -1,7 +1,9 @@
 // The `ucx` backend: UCX's UCP tag-matching API directly. One UCP context and
-// one worker per rank (UCS_THREAD_MODE_SINGLE); worker addresses are
-// exchanged with MPI_Iallgatherv at start-up (bounded by the timeout) and an
-// endpoint is created to every peer, with UCP_ERR_HANDLING_MODE_PEER where
+// one worker per rank (UCS_THREAD_MODE_SINGLE). Connections are made on
+// demand: on the first send to or receive from a peer, the two ranks exchange
+// worker addresses point to point over MPI (bounded by the timeout; every wait
+// of the backend answers such requests) and an endpoint is created to that
+// peer only, with UCP_ERR_HANDLING_MODE_PEER where
 // the transport supports it (tcp, ib): a peer whose connection fails is then
 // reported by UCX's error handler, and every operation with it fails with
 // "rank N failed: its UCX connection reports '...'" instead of UCX aborting

@@ -128,7 +128,11 @@ std::string JobSummaryJson(const BatchJobOptions& options, const BatchJobSummary
                      {"results_s", r.results_seconds},
                      {"steps", r.steps},
                      {"bytes_read", r.bytes_read},
-                     {"plan_weight_bytes", r.plan_weight_bytes}});
+                     {"plan_weight_bytes", r.plan_weight_bytes},
+                     {"startup_s", r.startup_seconds},
+                     {"startup_bytes_received", r.startup_bytes_received},
+                     {"startup_peers", r.startup_peers},
+                     {"peak_rss_bytes", r.peak_rss_bytes}});
   }
   j["ranks"] = std::move(ranks);
   return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n";

@@ -5,7 +5,7 @@
 //   mpirun -np N distributed_bench --model M.h5 --tp T --pp P
 //       [--scenarios decode1,decode16,job64] [--decode-tokens 48]
 //       [--threads 1] [--transport mpi|ucx] [--reduction canonical|plain]
-//       [--model-io posix|mpiio|collective] [--anchor]
+//       [--model-io posix|mpiio|collective] [--tp-overlap] [--anchor]
 //
 // Scenarios (each a whole `lockstep run` job through runtime::RunBatchJob,
 // plan made for the job's requests with the host chip spec of --host-spec,
@@ -72,6 +72,7 @@ struct Flags {
   std::string reduction = "canonical";
   std::string model_io = "posix";
   bool anchor = false;
+  bool tp_overlap = false;
   std::string scratch;
   std::string host_spec;
 };
@@ -225,6 +226,9 @@ int Main(int argc, char** argv) {
   app.add_option("--transport", f.transport, "mpi or ucx");
   app.add_option("--reduction", f.reduction, "canonical or plain");
   app.add_option("--model-io", f.model_io, "posix, mpiio or collective (lockstep run --model-io)");
+  app.add_flag("--tp-overlap", f.tp_overlap,
+               "Overlap the tp allreduces with compute (lockstep run --tp-overlap); the order "
+               "column then ends in +ov");
   app.add_flag("--anchor", f.anchor, "Measure the 1- and 2-thread read bandwidth first (rank 0)");
   app.add_option("--scratch", f.scratch, "Folder for requests and results (default: a temp dir)");
   f.host_spec = DefaultHostSpec();
@@ -280,7 +284,8 @@ int Main(int argc, char** argv) {
   Result<runtime::ModelIo> model_io = runtime::ParseModelIo(f.model_io);
   if (!model_io.ok()) session->Abort(model_io.status().WithContext("--model-io"));
   const std::string order =
-      f.model_io == "posix" ? f.reduction : fmt::format("{},{}", f.reduction, f.model_io);
+      (f.model_io == "posix" ? f.reduction : fmt::format("{},{}", f.reduction, f.model_io)) +
+      (f.tp_overlap ? "+ov" : "");
   if (leader) {
     std::printf("%-5s %-5s %-9s %-7s %9s %9s %7s %10s %10s %8s %8s %6s %6s %7s %10s\n", "tp", "pp",
                 "scenario", "order", "ms/token", "pred ms", "meas/pr", "tokens/s", "pred tok/s",
@@ -304,6 +309,7 @@ int Main(int argc, char** argv) {
     o.cluster = cluster;
     o.progress = false;
     o.model_io = *model_io;
+    o.tp_overlap = f.tp_overlap;
     if (plain) {
       o.reduction_order = kernels::ReductionOrder::kPlain;
       const int tp = f.tp;

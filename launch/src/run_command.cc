@@ -272,6 +272,10 @@ Command AddRunCommand(CLI::App& app) {
                   "Matmul arithmetic: float (f32 FMAs) or bf16 (bf16 models only: activations "
                   "rounded to bf16, the bf16 dot product; other bits than float)")
       ->default_val("float");
+  run->add_flag("--tp-overlap", f.job.tp_overlap,
+                "Overlap each tp allreduce with compute: a step's batch as two micro-batches, "
+                "one computing while the other's allreduce is in flight (same bits; off by "
+                "default: slower where weight reads bound the step)");
   run->add_option("--max-batch", f.job.max_batch, "Requests in flight at once")
       ->default_val(8)
       ->check(WholeNumber(1, kMaxBatch));

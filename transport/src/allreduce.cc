@@ -35,60 +35,108 @@
 namespace lockstep::transport {
 
 namespace {
-
-using internal::CollectiveRun;
-using Transfer = CollectiveRun::Transfer;
-
 // out[i] = lower[i] + upper[i]. Elementwise: no reassociation is possible.
 void AddInto(float* out, const float* lower, const float* upper, size_t n) {
   for (size_t i = 0; i < n; ++i) out[i] = lower[i] + upper[i];
 }
+}  // namespace
 
-Status RecursiveDoubling(CollectiveRun& run, std::span<float> data) {
-  const int p = run.size();
-  const int r = run.rank();
-  const size_t n = data.size();
-  const size_t bytes = n * sizeof(float);
-  float* tmp = reinterpret_cast<float*>(run.Scratch(bytes));
-  const int steps = std::bit_width(static_cast<unsigned>(p - 1));  // log2(next pow2)
-  std::vector<Transfer> transfers;
-  for (int j = 0; j < steps; ++j) {
-    const int d = 1 << j;
-    const int lower_start = r & ~(2 * d - 1);
-    const int upper_start = lower_start + d;
-    if (upper_start >= p) continue;  // this block's upper half does not exist: pass up
-    const int upper_count = std::min(p, upper_start + d) - upper_start;
-    transfers.clear();
-    const bool is_lower = (r & d) == 0;
-    if (is_lower) {
-      const int partner = r + d;
-      if (partner < p) {
-        transfers.push_back(Transfer::Recv(partner, tmp, bytes));
-        transfers.push_back(Transfer::Send(partner, data.data(), bytes));
+namespace internal {
+
+// Recursive doubling as steps that are posted and completed apart, so that
+// StartAllReduceSum can return between the two halves of its first step.
+// The steps, their messages and their sums are those of the blocking call.
+class RecursiveDoublingSum {
+ public:
+  using Transfer = CollectiveRun::Transfer;
+
+  // `tmp`: n floats of receive buffer, or null for the world's scratch.
+  RecursiveDoublingSum(Communicator& comm, std::span<float> data, std::vector<float> own_tmp)
+      : run_(comm, "allreduce"), data_(data), own_tmp_(std::move(own_tmp)) {
+    tmp_ = own_tmp_.empty() ? reinterpret_cast<float*>(run_.Scratch(data.size_bytes()))
+                            : own_tmp_.data();
+    steps_ = std::bit_width(static_cast<unsigned>(run_.size() - 1));  // log2(next pow2)
+  }
+
+  // Posts the next step that exchanges anything: false when none is left.
+  Result<bool> PostNext() {
+    const int p = run_.size();
+    const int r = run_.rank();
+    const size_t bytes = data_.size_bytes();
+    for (; j_ < steps_; ++j_) {
+      const int d = 1 << j_;
+      const int lower_start = r & ~(2 * d - 1);
+      const int upper_start = lower_start + d;
+      if (upper_start >= p) continue;  // this block's upper half does not exist: pass up
+      const int upper_count = std::min(p, upper_start + d) - upper_start;
+      transfers_.clear();
+      is_lower_ = (r & d) == 0;
+      if (is_lower_) {
+        const int partner = r + d;
+        if (partner < p) {
+          transfers_.push_back(Transfer::Recv(partner, tmp_, bytes));
+          transfers_.push_back(Transfer::Send(partner, data_.data(), bytes));
+        } else {
+          const int source = upper_start + (r - lower_start) % upper_count;
+          transfers_.push_back(Transfer::Recv(source, tmp_, bytes));
+        }
       } else {
-        const int source = upper_start + (r - lower_start) % upper_count;
-        transfers.push_back(Transfer::Recv(source, tmp, bytes));
-      }
-    } else {
-      const int partner = r - d;
-      transfers.push_back(Transfer::Recv(partner, tmp, bytes));
-      transfers.push_back(Transfer::Send(partner, data.data(), bytes));
-      // Lower ranks without a partner that this rank serves.
-      for (int q = std::max(lower_start, p - d); q < upper_start; ++q) {
-        if ((q - lower_start) % upper_count == r - upper_start) {
-          transfers.push_back(Transfer::Send(q, data.data(), bytes));
+        const int partner = r - d;
+        transfers_.push_back(Transfer::Recv(partner, tmp_, bytes));
+        transfers_.push_back(Transfer::Send(partner, data_.data(), bytes));
+        // Lower ranks without a partner that this rank serves.
+        for (int q = std::max(lower_start, p - d); q < upper_start; ++q) {
+          if ((q - lower_start) % upper_count == r - upper_start) {
+            transfers_.push_back(Transfer::Send(q, data_.data(), bytes));
+          }
         }
       }
+      LOCKSTEP_RETURN_IF_ERROR(run_.Post(j_, transfers_));
+      return true;
     }
-    LOCKSTEP_RETURN_IF_ERROR(run.Step(j, transfers));
-    if (is_lower) {
-      AddInto(data.data(), data.data(), tmp, n);
-    } else {
-      AddInto(data.data(), tmp, data.data(), n);
-    }
+    return false;
   }
-  return Status::Ok();
-}
+
+  // Waits for the posted step and forms lower + upper.
+  Status CompleteStep() {
+    LOCKSTEP_RETURN_IF_ERROR(run_.WaitPosted());
+    if (is_lower_) {
+      AddInto(data_.data(), data_.data(), tmp_, data_.size());
+    } else {
+      AddInto(data_.data(), tmp_, data_.data(), data_.size());
+    }
+    ++j_;
+    return Status::Ok();
+  }
+
+  // Completes a posted step, then runs the remaining ones.
+  Status Finish(bool posted) {
+    while (posted) {
+      LOCKSTEP_RETURN_IF_ERROR(CompleteStep());
+      LOCKSTEP_ASSIGN_OR_RETURN(posted, PostNext());
+    }
+    return Status::Ok();
+  }
+
+  bool posted = false;  // a step is posted and not yet completed
+
+ private:
+  CollectiveRun run_;
+  std::span<float> data_;
+  std::vector<float> own_tmp_;
+  float* tmp_ = nullptr;
+  int steps_ = 0;
+  int j_ = 0;
+  bool is_lower_ = false;
+  std::vector<Transfer> transfers_;
+};
+
+}  // namespace internal
+
+namespace {
+
+using internal::CollectiveRun;
+using Transfer = CollectiveRun::Transfer;
 
 Status ReduceScatterAllGather(CollectiveRun& run, std::span<float> data) {
   const int p = run.size();
@@ -145,9 +193,11 @@ Status ReduceScatterAllGather(CollectiveRun& run, std::span<float> data) {
 }  // namespace
 
 Status Communicator::AllReduceSum(std::span<float> data, AllReduceAlgorithm algorithm) {
-  internal::CollectiveRun run(*this, "allreduce");
   const int p = size();
-  if (p == 1 || data.empty()) return Status::Ok();
+  if (p == 1 || data.empty()) {
+    ++collective_count_;  // the call number is taken as by every collective
+    return Status::Ok();
+  }
   const bool power_of_two = std::has_single_bit(static_cast<unsigned>(p));
   if (algorithm == AllReduceAlgorithm::kAuto) {
     algorithm = power_of_two && data.size_bytes() >= world_->options.allreduce_switch_bytes
@@ -157,9 +207,36 @@ Status Communicator::AllReduceSum(std::span<float> data, AllReduceAlgorithm algo
   // Reduce-scatter needs a power of two; elsewhere recursive doubling gives
   // the same (pruned) tree.
   if (algorithm == AllReduceAlgorithm::kReduceScatterAllGather && power_of_two) {
+    internal::CollectiveRun run(*this, "allreduce");
     return ReduceScatterAllGather(run, data);
   }
-  return RecursiveDoubling(run, data);
+  internal::RecursiveDoublingSum sum(*this, data, {});
+  LOCKSTEP_ASSIGN_OR_RETURN(const bool posted, sum.PostNext());
+  return sum.Finish(posted);
+}
+
+Result<PendingAllReduce> Communicator::StartAllReduceSum(std::span<float> data) {
+  PendingAllReduce pending;
+  if (size() == 1 || data.empty()) {
+    ++collective_count_;  // the same call numbers as AllReduceSum
+    return pending;
+  }
+  pending.sum_ = std::make_unique<internal::RecursiveDoublingSum>(
+      *this, data, std::vector<float>(data.size()));
+  LOCKSTEP_ASSIGN_OR_RETURN(pending.sum_->posted, pending.sum_->PostNext());
+  return pending;
+}
+
+PendingAllReduce::PendingAllReduce() = default;
+PendingAllReduce::PendingAllReduce(PendingAllReduce&&) noexcept = default;
+PendingAllReduce& PendingAllReduce::operator=(PendingAllReduce&&) noexcept = default;
+PendingAllReduce::~PendingAllReduce() = default;
+
+Status PendingAllReduce::Finish() {
+  if (sum_ == nullptr) return Status::Ok();
+  Status status = sum_->Finish(sum_->posted);
+  sum_.reset();
+  return status;
 }
 
 }  // namespace lockstep::transport

@@ -15,6 +15,11 @@ Status CollectiveRun::Prefixed(const Status& status) const {
 }
 
 Status CollectiveRun::Step(int step, std::span<const Transfer> transfers) {
+  LOCKSTEP_RETURN_IF_ERROR(Post(step, transfers));
+  return WaitPosted();
+}
+
+Status CollectiveRun::Post(int step, std::span<const Transfer> transfers) {
   World& world = *comm_.world_;
   Backend& backend = *world.backend;
   const uint32_t tag = CollectiveTag(comm_.context_, call_, step);
@@ -46,7 +51,12 @@ Status CollectiveRun::Step(int step, std::span<const Transfer> transfers) {
       slot.op = std::move(op).value();
     }
   }
-  Status status = WaitOps(slots_, world.options, backend);
+  return Status::Ok();
+}
+
+Status CollectiveRun::WaitPosted() {
+  World& world = *comm_.world_;
+  Status status = WaitOps(slots_, world.options, *world.backend);
   if (!status.ok()) return Prefixed(status);
   return Status::Ok();
 }

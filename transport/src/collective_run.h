@@ -38,6 +38,11 @@ class CollectiveRun {
   // Posts every receive, then every send, of step `step` and waits for all
   // of them (one deadline). Errors carry this collective's prefix.
   Status Step(int step, std::span<const Transfer> transfers);
+  // Step in two halves: Post starts the transfers and returns; WaitPosted
+  // waits for them (the deadline starts then). Between the two the caller
+  // may compute (Communicator::StartAllReduceSum).
+  Status Post(int step, std::span<const Transfer> transfers);
+  Status WaitPosted();
 
   // At least `bytes` bytes of scratch, shared by the world's collectives.
   std::byte* Scratch(size_t bytes);

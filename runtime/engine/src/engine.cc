@@ -9,6 +9,8 @@
 #include <cstring>
 #include <optional>
 #include <thread>
+#include <unordered_map>
+#include <utility>
 
 #include "lockstep/base/check.h"
 #include "lockstep/kernels/kernels.h"
@@ -82,6 +84,34 @@ Status GatherColumnBlocks(TensorParallelGroup& group, const std::vector<float>& 
     }
   }
   return Status::Ok();
+}
+
+// Where the overlapped schedule cuts a batch into two micro-batches: the cut
+// nearest to the middle that keeps every slot's tokens on one side (a
+// prefill chunk's tokens must see each other's keys as in one pass), or 0
+// when there is none (one token, or one slot).
+int64_t SplitPoint(const TokenBatch& batch) {
+  const int64_t T = batch.size();
+  if (T < 2) return 0;
+  // cut m (1 <= m < T) is allowed unless some slot has tokens on both sides.
+  std::vector<int> crossing(static_cast<size_t>(T) + 1, 0);
+  std::unordered_map<int32_t, std::pair<int64_t, int64_t>> span;  // slot -> first, last
+  for (int64_t t = 0; t < T; ++t) {
+    auto [it, fresh] = span.try_emplace(batch.slots[static_cast<size_t>(t)], t, t);
+    if (!fresh) it->second.second = t;
+  }
+  for (const auto& [slot, range] : span) {
+    ++crossing[static_cast<size_t>(range.first + 1)];
+    --crossing[static_cast<size_t>(range.second + 1)];
+  }
+  int64_t best = 0;
+  int open = 0;
+  for (int64_t m = 1; m < T; ++m) {
+    open += crossing[static_cast<size_t>(m)];
+    if (open != 0) continue;
+    if (best == 0 || std::abs(2 * m - T) < std::abs(2 * best - T)) best = m;
+  }
+  return best;
 }
 
 }  // namespace
@@ -251,38 +281,42 @@ Status Engine::RunLayers(const TokenBatch& batch, float* hidden) {
   grow(s.up, ffn);
   s.queries.resize(static_cast<size_t>(T));
 
-  // Row-parallel completion: the rank's subtree sums of the canonical
-  // segments, summed over the group by the canonical tree (transport's
-  // recursive doubling), outside the arena so the arena's threads do not
-  // wait on the network.
-  auto complete = [&](const char* what) -> Status {
-    if (tp == nullptr) return Status::Ok();
-    const Clock::time_point c0 = Clock::now();
-    Status st = tp->AllReduceSum(std::span<float>(s.proj.data(), static_cast<size_t>(T * h)));
-    times_.collective_s += Since(c0);
-    return st.WithContext(what);
-  };
-
-  for (int local = 0; local < shard().num_layers(); ++local) {
+  // The blocks of one layer for the tokens [r0, r1) (every kernel's result
+  // for a row depends on that row alone, so any split of the tokens gives
+  // the same bits). `attention` adds the previous block's output (`add`:
+  // after layer 0) and ends with the attention's wo projection in proj;
+  // `ffn` adds the attention output and ends with w_down's in proj. With
+  // tp > 1 proj then holds the rank's subtree sums of the canonical segments
+  // (row-parallel), completed by the allreduce.
+  auto attention = [&](int local, int64_t r0, int64_t r1, bool add) {
     const LayerWeights& w = weights_.layers[static_cast<size_t>(local)];
-
-    // Attention block: hidden += wo(attention(rope(wq x), rope(wk x), wv x)), x = norm(hidden).
+    const int64_t n = r1 - r0;
+    float* x = hidden + r0 * h;
+    float* norm = s.norm.data() + r0 * h;
+    float* q = s.q.data() + r0 * q_dim;
+    float* k = s.k.data() + r0 * kv_dim;
+    float* v = s.v.data() + r0 * kv_dim;
+    float* attn = s.attn.data() + r0 * q_dim;
+    float* proj = s.proj.data() + r0 * h;
+    const int32_t* positions = batch.positions.data() + r0;
     s.arena.execute([&] {
-      kernels::RmsNorm(isa, hidden, T, h, w.attn_norm.data(), eps, s.norm.data());
-      kernels::Matmul(isa, w.wq, s.norm.data(), T, h, s.q.data(), q_dim, order);
-      kernels::Matmul(isa, w.wk, s.norm.data(), T, h, s.k.data(), kv_dim, order);
-      kernels::Matmul(isa, w.wv, s.norm.data(), T, h, s.v.data(), kv_dim, order);
+      if (add) kernels::Add(isa, x, proj, n * h);
+      kernels::RmsNorm(isa, x, n, h, w.attn_norm.data(), eps, norm);
+      kernels::Matmul(isa, w.wq, norm, n, h, q, q_dim, order);
+      kernels::Matmul(isa, w.wk, norm, n, h, k, kv_dim, order);
+      kernels::Matmul(isa, w.wv, norm, n, h, v, kv_dim, order);
       if (c.qkv_bias) {  // the rank's rows of bq, bk, bv, before RoPE (Qwen2)
-        kernels::AddBias(isa, s.q.data(), T, q_dim, w.bq.data(), q_dim);
-        kernels::AddBias(isa, s.k.data(), T, kv_dim, w.bk.data(), kv_dim);
-        kernels::AddBias(isa, s.v.data(), T, kv_dim, w.bv.data(), kv_dim);
+        kernels::AddBias(isa, q, n, q_dim, w.bq.data(), q_dim);
+        kernels::AddBias(isa, k, n, kv_dim, w.bk.data(), kv_dim);
+        kernels::AddBias(isa, v, n, kv_dim, w.bv.data(), kv_dim);
       }
-      kernels::ApplyRope(isa, s.rope, s.q.data(), T, q_dim, num_heads, batch.positions.data());
-      kernels::ApplyRope(isa, s.rope, s.k.data(), T, kv_dim, num_kv_heads, batch.positions.data());
+      kernels::ApplyRope(isa, s.rope, q, n, q_dim, num_heads, positions);
+      kernels::ApplyRope(isa, s.rope, k, n, kv_dim, num_kv_heads, positions);
       // Store every token's key and value before any query reads the cache:
       // a prefill chunk's tokens then see each other exactly as they would
-      // had they been fed one by one.
-      for (int64_t t = 0; t < T; ++t) {
+      // had they been fed one by one. (A split of the tokens never cuts a
+      // slot's tokens apart: SplitPoint.)
+      for (int64_t t = r0; t < r1; ++t) {
         const int32_t slot = batch.slots[static_cast<size_t>(t)];
         const int32_t pos = batch.positions[static_cast<size_t>(t)];
         kernels::KvStore(page, kv_cache_.KPageAt(slot, local, pos),
@@ -299,24 +333,106 @@ Status Engine::RunLayers(const TokenBatch& batch, float* hidden) {
         query.k_pages = kv_cache_.KPageTable(slot, local);
         query.v_pages = kv_cache_.VPageTable(slot, local);
       }
-      kernels::Attention(isa, page, num_heads, scale, s.queries.data(), T);
+      kernels::Attention(isa, page, num_heads, scale, s.queries.data() + r0, n);
       // Row-parallel: with tp > 1 this is the subtree sum of the rank's
       // canonical segments (its heads), completed by the allreduce.
-      kernels::Matmul(isa, w.wo, s.attn.data(), T, q_dim, s.proj.data(), h, order);
+      kernels::Matmul(isa, w.wo, attn, n, q_dim, proj, h, order);
     });
-    LOCKSTEP_RETURN_IF_ERROR(complete("attention output allreduce"));
-
-    // FFN block: hidden += w_down(silu(w_gate x) * w_up x), x = norm(hidden).
+  };
+  // FFN block: hidden += w_down(silu(w_gate x) * w_up x), x = norm(hidden).
+  auto feed_forward = [&](int local, int64_t r0, int64_t r1) {
+    const LayerWeights& w = weights_.layers[static_cast<size_t>(local)];
+    const int64_t n = r1 - r0;
+    float* x = hidden + r0 * h;
+    float* norm = s.norm.data() + r0 * h;
+    float* gate = s.gate.data() + r0 * ffn;
+    float* up = s.up.data() + r0 * ffn;
+    float* proj = s.proj.data() + r0 * h;
     s.arena.execute([&] {
-      kernels::Add(isa, hidden, s.proj.data(), T * h);
-      kernels::RmsNorm(isa, hidden, T, h, w.ffn_norm.data(), eps, s.norm.data());
-      kernels::Matmul(isa, w.w_gate, s.norm.data(), T, h, s.gate.data(), ffn, order);
-      kernels::Matmul(isa, w.w_up, s.norm.data(), T, h, s.up.data(), ffn, order);
-      kernels::SwiGlu(isa, s.gate.data(), s.up.data(), T * ffn, s.gate.data());
-      kernels::Matmul(isa, w.w_down, s.gate.data(), T, ffn, s.proj.data(), h, order);
+      kernels::Add(isa, x, proj, n * h);
+      kernels::RmsNorm(isa, x, n, h, w.ffn_norm.data(), eps, norm);
+      kernels::Matmul(isa, w.w_gate, norm, n, h, gate, ffn, order);
+      kernels::Matmul(isa, w.w_up, norm, n, h, up, ffn, order);
+      kernels::SwiGlu(isa, gate, up, n * ffn, gate);
+      kernels::Matmul(isa, w.w_down, gate, n, ffn, proj, h, order);
     });
-    LOCKSTEP_RETURN_IF_ERROR(complete("FFN output allreduce"));
-    s.arena.execute([&] { kernels::Add(isa, hidden, s.proj.data(), T * h); });
+  };
+  const int layers = shard().num_layers();
+
+  const int64_t split = tp != nullptr && options_.tp_overlap ? SplitPoint(batch) : 0;
+  if (split == 0) {
+    // Row-parallel completion: the rank's subtree sums of the canonical
+    // segments, summed over the group by the canonical tree (transport's
+    // recursive doubling), outside the arena so the arena's threads do not
+    // wait on the network.
+    auto complete = [&](const char* what) -> Status {
+      if (tp == nullptr) return Status::Ok();
+      const Clock::time_point c0 = Clock::now();
+      Status st = tp->AllReduceSum(std::span<float>(s.proj.data(), static_cast<size_t>(T * h)));
+      times_.collective_s += Since(c0);
+      return st.WithContext(what);
+    };
+    for (int local = 0; local < layers; ++local) {
+      attention(local, 0, T, local > 0);
+      LOCKSTEP_RETURN_IF_ERROR(complete("attention output allreduce"));
+      feed_forward(local, 0, T);
+      LOCKSTEP_RETURN_IF_ERROR(complete("FFN output allreduce"));
+    }
+    if (layers > 0) s.arena.execute([&] { kernels::Add(isa, hidden, s.proj.data(), T * h); });
+  } else {
+    // Overlap (EngineOptions::tp_overlap, docs/architecture.md): the tokens
+    // as two micro-batches A = [0, split) and B = [split, T), each a chain of
+    // blocks (attention, FFN, attention, ...) with an allreduce after each.
+    // The chains interleave so that one micro-batch computes while the
+    // other's allreduce is in flight, and at most one allreduce is in flight:
+    //   A.block k; finish B.sum k-1; start A.sum k; B.block k; finish A.sum k;
+    //   start B.sum k; ...
+    // Every row's arithmetic and every sum is the one above: only the
+    // schedule changes.
+    const int64_t bounds[3] = {0, split, T};
+    auto block = [&](int half, int k) {
+      const int local = k / 2;
+      if (k % 2 == 0) {
+        attention(local, bounds[half], bounds[half + 1], local > 0);
+      } else {
+        feed_forward(local, bounds[half], bounds[half + 1]);
+      }
+    };
+    auto what = [](int k) {
+      return k % 2 == 0 ? "attention output allreduce" : "FFN output allreduce";
+    };
+    std::unique_ptr<PendingSum> pending;
+    int pending_k = 0;
+    auto start_sum = [&](int half, int k) -> Status {
+      const Clock::time_point c0 = Clock::now();
+      float* proj = s.proj.data() + bounds[half] * h;
+      const size_t n = static_cast<size_t>((bounds[half + 1] - bounds[half]) * h);
+      Result<std::unique_ptr<PendingSum>> started = tp->StartAllReduceSum({proj, n});
+      times_.collective_s += Since(c0);
+      if (!started.ok()) return started.status().WithContext(what(k));
+      pending = std::move(started).value();
+      pending_k = k;
+      return Status::Ok();
+    };
+    auto finish_sum = [&]() -> Status {
+      if (pending == nullptr) return Status::Ok();
+      const Clock::time_point c0 = Clock::now();
+      Status st = pending->Finish();
+      pending.reset();
+      times_.collective_s += Since(c0);
+      return st.WithContext(what(pending_k));
+    };
+    const int blocks = 2 * layers;
+    for (int k = 0; k < blocks; ++k) {
+      block(0, k);
+      LOCKSTEP_RETURN_IF_ERROR(finish_sum());  // B's sum k - 1
+      LOCKSTEP_RETURN_IF_ERROR(start_sum(0, k));
+      block(1, k);
+      LOCKSTEP_RETURN_IF_ERROR(finish_sum());  // A's sum k
+      LOCKSTEP_RETURN_IF_ERROR(start_sum(1, k));
+    }
+    LOCKSTEP_RETURN_IF_ERROR(finish_sum());
+    if (layers > 0) s.arena.execute([&] { kernels::Add(isa, hidden, s.proj.data(), T * h); });
   }
   times_.compute_s += Since(start) - (times_.collective_s - collective_before);
   return Status::Ok();

@@ -689,6 +689,7 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
     engine_options.max_positions = std::max<int64_t>(inputs.max_positions, 1);
     engine_options.reduction_order = options.reduction_order;
     engine_options.tp_group = tp_group.get();
+    engine_options.tp_overlap = options.tp_overlap;
     LOCKSTEP_ASSIGN_OR_RETURN(engine, Engine::Create(std::move(weights), engine_options));
     return Status::Ok();
   }();

@@ -68,7 +68,28 @@ class MpiSession;
 class LocalFabric;
 namespace internal {
 class CollectiveRun;
-}
+class RecursiveDoublingSum;
+}  // namespace internal
+
+// An AllReduceSum started by Communicator::StartAllReduceSum and not yet
+// finished. Finish() completes it: afterwards the data holds the same bits as
+// AllReduceSum would have given. Move-only. Destroying one without Finish
+// withdraws its messages; the communicator is then unusable, as after an
+// error. It references its communicator and data, which must outlive it.
+class PendingAllReduce {
+ public:
+  PendingAllReduce();
+  PendingAllReduce(PendingAllReduce&&) noexcept;
+  PendingAllReduce& operator=(PendingAllReduce&&) noexcept;
+  ~PendingAllReduce();
+  // Waits for the posted step (with the deadline of every wait), adds, and
+  // runs the remaining steps. OK at once when there was nothing to sum.
+  Status Finish();
+
+ private:
+  friend class Communicator;
+  std::unique_ptr<internal::RecursiveDoublingSum> sum_;
+};
 
 // What one rank has exchanged with the others over a world (every group of
 // it): the control-plane cost the start-up report shows per rank.
@@ -134,6 +155,19 @@ class Communicator {
   // (0 is allowed). f32 only: the only arithmetic collective lockstep needs.
   Status AllReduceSum(std::span<float> data,
                       AllReduceAlgorithm algorithm = AllReduceAlgorithm::kAuto);
+
+  // The same sum in two halves, so that the caller computes while it is in
+  // flight (overlap, docs/architecture.md): posts the first step of recursive
+  // doubling (its receive and send) and returns; PendingAllReduce::Finish
+  // waits for it, adds and runs the remaining steps. Same tree, same bits as
+  // AllReduceSum (every algorithm of which gives the canonical tree), and the
+  // same collective call number. `data` must not be touched until Finish.
+  // Until then this communicator may run other collectives (in the same
+  // order on every member), and the data moves while this rank computes
+  // only as far as the backend moves it without being driven (eager
+  // messages; the local backend's copies). The receive buffer is the
+  // handle's own, not the world's shared scratch.
+  Result<PendingAllReduce> StartAllReduceSum(std::span<float> data);
 
   // Concatenates every member's `mine` in rank order into `all`
   // (all.size() == size() * mine.size(), the same mine.size() on all ranks).

@@ -77,6 +77,11 @@ struct EngineOptions {
   // Required when the shard's tp_size > 1, with size() == tp_size and
   // rank() == tp_rank; ignored for tp_size 1.
   TensorParallelGroup* tp_group = nullptr;
+  // Overlap the tp allreduces with compute (docs/architecture.md,
+  // "Overlap"): with tp > 1, a batch of two or more slots runs as two
+  // micro-batches, one computing while the other's allreduce is in flight.
+  // Same bits either way; only the schedule changes.
+  bool tp_overlap = false;
 };
 
 // Where an engine's time went, accumulated over its calls (wall clock).

@@ -18,12 +18,21 @@
 // Thread safety: one thread at a time (like a transport::Communicator).
 #pragma once
 
+#include <memory>
 #include <span>
 
 #include "lockstep/base/status.h"
 #include "lockstep/transport/communicator.h"
 
 namespace lockstep::runtime {
+
+// An in-place sum started by TensorParallelGroup::StartAllReduceSum.
+class PendingSum {
+ public:
+  virtual ~PendingSum() = default;
+  // Completes the sum: afterwards the data holds AllReduceSum's bits.
+  virtual Status Finish() = 0;
+};
 
 class TensorParallelGroup {
  public:
@@ -32,6 +41,10 @@ class TensorParallelGroup {
   virtual int rank() const = 0;
   // In-place sum over the group, the same bits on every rank.
   virtual Status AllReduceSum(std::span<float> data) = 0;
+  // The same sum in two halves, so that the caller computes while it is in
+  // flight (EngineOptions::tp_overlap): `data` is not touched by the caller
+  // until Finish. This default sums at once (a group that cannot split it).
+  virtual Result<std::unique_ptr<PendingSum>> StartAllReduceSum(std::span<float> data);
   // all = every rank's `mine` in rank order (all.size() == size() * mine.size()).
   virtual Status AllGather(std::span<const float> mine, std::span<float> all) = 0;
 };
@@ -44,6 +57,8 @@ class TransportTpGroup final : public TensorParallelGroup {
   int size() const override { return comm_.size(); }
   int rank() const override { return comm_.rank(); }
   Status AllReduceSum(std::span<float> data) override { return comm_.AllReduceSum(data); }
+  // transport's split-phase allreduce (Communicator::StartAllReduceSum).
+  Result<std::unique_ptr<PendingSum>> StartAllReduceSum(std::span<float> data) override;
   Status AllGather(std::span<const float> mine, std::span<float> all) override {
     return comm_.AllGather(mine, all);
   }

@@ -107,6 +107,9 @@ struct BatchJobOptions {
   int tp = 0;
   int pp = 0;
   int micro_batches = 0;  // 0: the plan's
+  // Overlap each tp allreduce with the other half of the batch's compute
+  // (EngineOptions::tp_overlap; --tp-overlap). Same bits either way.
+  bool tp_overlap = false;
   std::optional<partitioner::ClusterSpec> cluster;
   ModelIo model_io = ModelIo::kPosix;
 

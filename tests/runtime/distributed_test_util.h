@@ -99,9 +99,10 @@ struct JobVariant {
   int max_batch = 1;
   int max_step_tokens = 256;
   int micro_batches = 0;
+  bool tp_overlap = false;  // BatchJobOptions::tp_overlap
   std::string Name() const {
-    return fmt::format("max_batch {} max_step_tokens {} micro_batches {}", max_batch,
-                       max_step_tokens, micro_batches);
+    return fmt::format("max_batch {} max_step_tokens {} micro_batches {}{}", max_batch,
+                       max_step_tokens, micro_batches, tp_overlap ? " tp_overlap" : "");
   }
 };
 
@@ -116,6 +117,7 @@ inline BatchJobOptions JobOptions(const std::string& model, const std::string& r
   o.max_batch = v.max_batch;
   o.max_step_tokens = v.max_step_tokens;
   o.micro_batches = v.micro_batches;
+  o.tp_overlap = v.tp_overlap;
   o.tp = tp;
   o.pp = pp;
   o.hash_logits = true;

@@ -221,8 +221,8 @@ Result<PendingAllReduce> Communicator::StartAllReduceSum(std::span<float> data) 
     ++collective_count_;  // the same call numbers as AllReduceSum
     return pending;
   }
-  pending.sum_ = std::make_unique<internal::RecursiveDoublingSum>(
-      *this, data, std::vector<float>(data.size()));
+  pending.sum_ = std::make_unique<internal::RecursiveDoublingSum>(*this, data,
+                                                                  std::vector<float>(data.size()));
   LOCKSTEP_ASSIGN_OR_RETURN(pending.sum_->posted, pending.sum_->PostNext());
   return pending;
 }

@@ -354,6 +354,27 @@ TEST_F(DistributedLocalTest, PlainReductionOrderIsCaught) {
   EXPECT_NE(diff.find("step "), std::string::npos) << diff;
 }
 
+// Overlap (--tp-overlap, docs/architecture.md "Overlap"): each step's batch
+// as two micro-batches, one computing while the other's tp allreduce is in
+// flight. Only the schedule changes: the one-rank bits at batch 1 (nothing to
+// overlap), 2, odd batches and 16, whole prompts and prefill chunks, tp 2, tp
+// 4 (three allreduce steps) and tp 2 x pp 2 with pipeline micro-batches.
+TEST_F(DistributedLocalTest, OverlappedTpScheduleGivesTheOneRankBits) {
+  ASSERT_NE(reference_, nullptr);
+  for (const auto [tp, pp] : {std::pair{2, 1}, std::pair{4, 1}, std::pair{2, 2}}) {
+    std::vector<JobVariant> variants = {{1, 256, 0, true}, {2, 256, 0, true}, {3, 16, 0, true},
+                                        {5, 256, 0, true}, {16, 256, 0, true}};
+    if (pp > 1) variants.push_back({16, 32, 4, true});
+    for (const JobVariant& v : variants) {
+      BatchJobOptions o = JobOptions(model_, requests_, dir_->File("overlap.jsonl"), v, tp, pp);
+      Result<BatchJobSummary> s = RunOnChips(tp * pp, o);
+      ASSERT_TRUE(s.ok()) << s.status().message();
+      EXPECT_EQ(FirstDifference(*reference_, testing::ById(*s)), "")
+          << "tp " << tp << " pp " << pp << ", " << v.Name();
+    }
+  }
+}
+
 // Start-up that scales (issue 12): each chip receives its part of the plan
 // (Plan::part_rank) and the request data of its stage, and the agreements are
 // trees, so the bytes a chip receives at start-up do not grow with the chip

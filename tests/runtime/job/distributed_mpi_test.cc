@@ -5,7 +5,8 @@
 // chunks and micro-batch counts, for each model of --models (the tiny model
 // and one of each family: biases, sliding windows, rope scaling). Rank 0
 // computes the one-rank reference in process (a one-chip local world) and
-// compares; every rank runs the jobs. --dtype=bf16 (default), q8_0 or q4_0
+// compares; every rank runs the jobs. --overlap=1 runs the variants with
+// the overlapped tp schedule (BatchJobOptions::tp_overlap) instead. --dtype=bf16 (default), q8_0 or q4_0
 // picks the weights (quantized: the tiny model with block-aligned splits).
 #include <gtest/gtest.h>
 
@@ -97,6 +98,14 @@ TEST(DistributedMpiTest, SameBitsAsOneRank) {
 
     std::vector<JobVariant> variants = {{16, 256, 0}, {3, 16, 0}};
     if (pp > 1) variants.push_back({16, 32, 4});
+    // --overlap=1: the overlapped tp schedule (--tp-overlap) instead, at
+    // batch 1 (nothing to overlap), 2, odd batches, 16, with prefill chunks
+    // and (pp > 1) pipeline micro-batches.
+    if (TestFlag("overlap", "0") == "1") {
+      variants = {{1, 256, 0, true}, {2, 256, 0, true}, {3, 16, 0, true},
+                  {7, 32, 0, true},  {16, 256, 0, true}};
+      if (pp > 1) variants.push_back({16, 32, 4, true});
+    }
     for (const JobVariant& v : variants) {
       bool on_all = false;
       Result<BatchJobSummary> s = RunBatchJob(

@@ -81,6 +81,36 @@ void CheckAllReduce(Communicator& comm, size_t n, AllReduceAlgorithm algorithm, 
                        << (wrong ? expected[first] : 0.f);
 }
 
+void CheckSplitAllReduce(Communicator& comm, size_t n, uint32_t seed) {
+  const int p = comm.size();
+  std::vector<float> a(n), b(n);
+  for (size_t i = 0; i < n; ++i) {
+    a[i] = TestValue(seed, comm.world_rank(), i);
+    b[i] = TestValue(seed + 1, comm.world_rank(), i);
+  }
+  Result<PendingAllReduce> first = comm.StartAllReduceSum(a);
+  ASSERT_TRUE(first.ok()) << "rank " << comm.rank() << ": " << first.status().ToString();
+  CheckBroadcast(comm, 100, p - 1, seed + 2);
+  Result<PendingAllReduce> second = comm.StartAllReduceSum(b);
+  ASSERT_TRUE(second.ok()) << "rank " << comm.rank() << ": " << second.status().ToString();
+  Status status = first->Finish();
+  ASSERT_TRUE(status.ok()) << "rank " << comm.rank() << ": " << status.ToString();
+  status = second->Finish();
+  ASSERT_TRUE(status.ok()) << "rank " << comm.rank() << ": " << status.ToString();
+  std::vector<float> leaves(p);
+  for (const auto& [data, s] : {std::pair{&a, seed}, std::pair{&b, seed + 1}}) {
+    std::vector<float> expected(n);
+    for (size_t i = 0; i < n; ++i) {
+      for (int r = 0; r < p; ++r) leaves[r] = TestValue(s, comm.WorldRankOf(r), i);
+      expected[i] = CanonicalTreeSum(leaves);
+    }
+    size_t wrong_at = 0;
+    EXPECT_EQ(CountDifferentBits(*data, expected, &wrong_at), 0u)
+        << "rank " << comm.rank() << " of " << p << ", n=" << n << ", split allreduce (seed " << s
+        << "): first wrong element " << wrong_at;
+  }
+}
+
 void CheckOrderMatters(const Communicator& comm, size_t n, uint32_t seed) {
   const int p = comm.size();
   if (p < 3) return;

@@ -28,6 +28,12 @@ float CanonicalTreeSum(std::span<const float> leaves);
 // the members' inputs.
 void CheckAllReduce(Communicator& comm, size_t n, AllReduceAlgorithm algorithm, uint32_t seed);
 
+// StartAllReduceSum + Finish of n floats, with a Broadcast run between the
+// two (another collective while the sum is in flight) and a second sum
+// started on other data before the first finishes: the canonical tree's
+// bits, as AllReduceSum gives.
+void CheckSplitAllReduce(Communicator& comm, size_t n, uint32_t seed);
+
 // The same inputs summed serially from the last rank down differ from the tree somewhere (so the
 // allreduce check can fail) when the group has 3 or more ranks.
 void CheckOrderMatters(const Communicator& comm, size_t n, uint32_t seed);

@@ -188,6 +188,13 @@ TEST_P(LocalCollectivesTest, AllGatherBroadcastBarrier) {
   });
 }
 
+TEST_P(LocalCollectivesTest, SplitAllReduce) {
+  RunOnChips(GetParam(), [](Communicator& comm) {
+    for (size_t n : {size_t{0}, size_t{1}, size_t{1000}, size_t{100000}})
+      testing::CheckSplitAllReduce(comm, n, 30 + static_cast<uint32_t>(n));
+  });
+}
+
 TEST_P(LocalCollectivesTest, AllReduceRecordsAndGather) {
   RunOnChips(GetParam(), [](Communicator& comm) {
     testing::CheckAllReduceRecords(comm, 6);

@@ -108,6 +108,11 @@ TEST(MpiTransportConnections, MadeOnDemand) {
   ASSERT_TRUE(world.Barrier().ok());
 }
 
+TEST_F(MpiTransportTest, SplitAllReduce) {
+  for (size_t n : {size_t{0}, size_t{1}, size_t{1000}, size_t{100000}})
+    testing::CheckSplitAllReduce(world(), n, 300 + static_cast<uint32_t>(n));
+}
+
 TEST_F(MpiTransportTest, AllReduceRecordsAndGather) {
   testing::CheckAllReduceRecords(world(), 404);
   for (size_t block : {size_t{0}, size_t{1}, size_t{100}})

@@ -77,6 +77,16 @@ std::vector<double> MeasureMatmulFlops(Isa isa, int threads, const MatmulProbe& 
                                        const std::vector<int64_t>& tokens,
                                        ProbeClock clock = ProbeClock::kWall);
 
+// FLOP/s of one thread's Matmul calls while `threads` threads each run their
+// own one-thread calls at the same time on their own packed copies (chips
+// that share a node: memory bus, last-level cache, clock), for each token
+// count of `tokens`: per thread the best single call of those run in
+// min_time_s (at least 4), all threads starting each token count together
+// after a warm-up pass; the mean over the threads. Wall clock. The
+// footprint is split among the threads. threads = 1 measures one alone.
+std::vector<double> MeasureConcurrentMatmulFlops(Isa isa, int threads, const MatmulProbe& probe,
+                                                 const std::vector<int64_t>& tokens);
+
 // Seconds of one causal prefill through Attention (attention.h): `queries`
 // tokens at positions 0..queries-1 of one sequence, `num_heads` query heads
 // over `num_kv_heads` KV heads of `head_dim`, with `threads` threads. Best of

@@ -217,17 +217,32 @@ class ProbeCopies {
   size_t next_ = 0;
 };
 
-// The best single call (seconds on `clock`) of those run in min_time_s, at
-// least 4, after a warm-up pass over every copy.
-double BestCall(Isa isa, ProbeCopies& copies, int64_t tokens, double min_time_s, ProbeClock clock,
-                int threads) {
-  for (size_t i = 0; i < copies.size(); ++i) copies.Call(isa, tokens);
-  double best = 1e30;
-  const double start = ProbeNow(clock, threads);
-  for (int calls = 0; calls < 4 || ProbeNow(clock, threads) - start < min_time_s; ++calls) {
-    const double t0 = ProbeNow(clock, threads);
-    copies.Call(isa, tokens);
-    best = std::min(best, ProbeNow(clock, threads) - t0);
+// The best single call (seconds on `clock`) of each token count of
+// `tokens`: kPasses interleaved passes over the token counts (a burst of
+// other work on a shared machine then spoils one pass of a count, not all
+// of its calls), each running a count's calls for min_time_s / kPasses (at
+// least 2 calls). One warm-up pass over every copy first (each copy is then
+// in memory and the clock up), and one unmeasured call per count and pass.
+// `sync`, if given, is arrived at before each measurement so that concurrent
+// callers measure the same count at the same time.
+constexpr int kPasses = 2;
+std::vector<double> BestCalls(Isa isa, ProbeCopies& copies, const std::vector<int64_t>& tokens,
+                              double min_time_s, ProbeClock clock, int threads,
+                              std::barrier<>* sync = nullptr) {
+  for (size_t i = 0; i < copies.size(); ++i) copies.Call(isa, tokens.empty() ? 1 : tokens[0]);
+  std::vector<double> best(tokens.size(), 1e30);
+  for (int pass = 0; pass < kPasses; ++pass) {
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      if (sync != nullptr) sync->arrive_and_wait();
+      copies.Call(isa, tokens[i]);
+      const double start = ProbeNow(clock, threads);
+      for (int calls = 0; calls < 2 || ProbeNow(clock, threads) - start < min_time_s / kPasses;
+           ++calls) {
+        const double t0 = ProbeNow(clock, threads);
+        copies.Call(isa, tokens[i]);
+        best[i] = std::min(best[i], ProbeNow(clock, threads) - t0);
+      }
+    }
   }
   return best;
 }
@@ -246,10 +261,11 @@ std::vector<double> MeasureMatmulFlops(Isa isa, int threads, const MatmulProbe& 
   tbb::task_arena arena(threads);
   arena.execute([&] {
     ProbeCopies copies(probe, data, probe.footprint, most);
-    for (int64_t t : tokens) {
-      const double best = BestCall(isa, copies, t, probe.min_time_s, clock, threads);
-      rates.push_back(2.0 * static_cast<double>(t) * static_cast<double>(probe.rows) *
-                      static_cast<double>(probe.cols) / best);
+    const std::vector<double> best =
+        BestCalls(isa, copies, tokens, probe.min_time_s, clock, threads);
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      rates.push_back(2.0 * static_cast<double>(tokens[i]) * static_cast<double>(probe.rows) *
+                      static_cast<double>(probe.cols) / best[i]);
     }
   });
   return rates;
@@ -266,7 +282,7 @@ std::vector<double> MeasureConcurrentMatmulFlops(Isa isa, int threads, const Mat
   for (int64_t t : tokens) most = std::max(most, t);
   std::vector<std::vector<double>> best(static_cast<size_t>(threads),
                                         std::vector<double>(tokens.size()));
-  std::barrier sync(threads);
+  std::barrier<> sync(threads);
   std::vector<std::thread> workers;
   for (int w = 0; w < threads; ++w) {
     workers.emplace_back([&, w] {
@@ -274,11 +290,8 @@ std::vector<double> MeasureConcurrentMatmulFlops(Isa isa, int threads, const Mat
       tbb::task_arena arena(1);
       arena.execute([&] {
         ProbeCopies copies(probe, data, probe.footprint / static_cast<size_t>(threads), most);
-        for (size_t i = 0; i < tokens.size(); ++i) {
-          sync.arrive_and_wait();  // every thread measures token count i together
-          best[static_cast<size_t>(w)][i] =
-              BestCall(isa, copies, tokens[i], probe.min_time_s, ProbeClock::kWall, 1);
-        }
+        best[static_cast<size_t>(w)] =
+            BestCalls(isa, copies, tokens, probe.min_time_s, ProbeClock::kWall, 1, &sync);
       });
     });
   }

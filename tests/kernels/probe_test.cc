@@ -69,6 +69,26 @@ TEST(ProbeTest, KernelRatesArePlausible) {
   EXPECT_LT(seconds, 10.0);
 }
 
+// Threads that each run their own one-thread matmuls at once (calibrate's
+// concurrency factor): one rate per token count, each of one thread.
+TEST(ProbeTest, ConcurrentMatmulRatesArePlausible) {
+  MatmulProbe probe;
+  probe.rows = 256;
+  probe.cols = 512;
+  probe.footprint = size_t{4} << 20;
+  probe.min_time_s = 0.01;
+  const double peak = MeasureFmaPeak(BestIsa(), 1, ProbeClock::kCpu);
+  for (int threads : {1, 3}) {
+    const std::vector<double> rates = MeasureConcurrentMatmulFlops(BestIsa(), threads, probe, {1, 8});
+    ASSERT_EQ(rates.size(), 2u);
+    for (double r : rates) {
+      EXPECT_GT(r, 1e6) << threads;
+      // Wall clock, one thread's figure: no more than one core's peak.
+      EXPECT_LT(r, 1.5 * peak) << threads;
+    }
+  }
+}
+
 TEST(ProbeTest, CpuClockFiguresArePlausible) {
   // CPU time / threads never runs faster than the wall clock, so the CPU-clock
   // figure is at least the wall-clock one up to timing noise; both plausible.

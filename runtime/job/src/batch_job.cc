@@ -384,7 +384,8 @@ Result<LeaderInputs> PrepareInputs(const BatchJobOptions& options, const ModelFi
   const RequestFile& file = in.requests;
   ResumeState resume;
   if (options.resume) {
-    LOCKSTEP_ASSIGN_OR_RETURN(resume, PrepareResume(options.output_path));
+    LOCKSTEP_ASSIGN_OR_RETURN(
+        resume, PrepareResume(options.output_path, kernels::ComputeName(options.compute)));
   }
   std::vector<const Request*> pending;
   for (size_t i = 0; i < file.requests.size(); ++i) {
@@ -706,7 +707,8 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
     ResumeState resume;
     if (options.resume) {
       // Read again: the file was prepared (a torn line cut off) in phase 3.
-      Result<ResumeState> state = PrepareResume(options.output_path);
+      Result<ResumeState> state =
+          PrepareResume(options.output_path, kernels::ComputeName(options.compute));
       if (state.ok()) resume = std::move(state).value();
       opened_results = state.status();
     }

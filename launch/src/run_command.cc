@@ -274,8 +274,8 @@ Command AddRunCommand(CLI::App& app) {
       ->default_val("float");
   run->add_flag("--tp-overlap", f.job.tp_overlap,
                 "Overlap each tp allreduce with compute: a step's batch as two micro-batches, "
-                "one computing while the other's allreduce is in flight (same bits; off by "
-                "default: slower where weight reads bound the step)");
+                "one computing while the other's allreduce is in flight (same bits; helps "
+                "large-model decode)");
   run->add_option("--max-batch", f.job.max_batch, "Requests in flight at once")
       ->default_val(8)
       ->check(WholeNumber(1, kMaxBatch));

@@ -26,6 +26,7 @@
 #include "lockstep/kernels/attention.h"
 #include "lockstep/kernels/bf16_matmul.h"
 #include "lockstep/kernels/matmul.h"
+#include "lockstep/kernels/quant_matmul.h"
 
 namespace lockstep::kernels {
 namespace {
@@ -167,7 +168,7 @@ double MeasureFmaPeak(Isa isa, int threads, ProbeClock clock) {
 double MeasureBf16DotPeak(int threads, ProbeClock clock) {
   LOCKSTEP_CHECK(threads >= 1, "MeasureBf16DotPeak: threads {}", threads);
   if (!Bf16DotAvailable(Isa::kAvx512)) return 0.0;
-  const internal::Bf16DotPeakKernel kernel = internal::Avx512Bf16DotPeak();
+  const internal::DotPeakKernel kernel = internal::Avx512Bf16DotPeak();
   return ChainsPeak(threads, clock, 4000000, kernel.flops_per_iteration, kernel.chains);
 }
 
@@ -248,6 +249,14 @@ std::vector<double> BestCalls(Isa isa, ProbeCopies& copies, const std::vector<in
 }
 
 }  // namespace
+
+double MeasureInt8DotPeak(Isa isa, int threads, ProbeClock clock) {
+  LOCKSTEP_CHECK(threads >= 1, "MeasureInt8DotPeak: threads {}", threads);
+  if (!UsingVnni(isa)) return 0.0;
+  const internal::DotPeakKernel kernel =
+      isa == Isa::kAvx512 ? internal::Avx512VnniInt8DotPeak() : internal::Avx2VnniInt8DotPeak();
+  return ChainsPeak(threads, clock, 4000000, kernel.flops_per_iteration, kernel.chains);
+}
 
 std::vector<double> MeasureMatmulFlops(Isa isa, int threads, const MatmulProbe& probe,
                                        const std::vector<int64_t>& tokens, ProbeClock clock) {

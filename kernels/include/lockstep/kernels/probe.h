@@ -56,6 +56,15 @@ double MeasureFmaPeak(Isa isa, int threads, ProbeClock clock = ProbeClock::kWall
 // CPU does not have the instruction.
 double MeasureBf16DotPeak(int threads, ProbeClock clock = ProbeClock::kWall);
 
+// Peak rate (2 per multiply-add, to compare with the quantized matmuls'
+// FLOP/s) of `threads` threads running independent chains of the VNNI
+// integer dot product vpdpbusd (u8 x s8 -> s32, 4 multiply-adds per 32-bit
+// lane): zmm for Isa::kAvx512 (64 per instruction), ymm AVX-VNNI for
+// kAvx2 (32): the anchor of the q8_0 / q4_0 prefill (quant_matmul.h). 0
+// where the quantized kernels of `isa` do not use the instruction
+// (UsingVnni).
+double MeasureInt8DotPeak(Isa isa, int threads, ProbeClock clock = ProbeClock::kWall);
+
 // What the kernels themselves reach, for the cost model (`lockstep
 // calibrate`, docs/partitioner.md "Calibration"): the FMA peak is what no
 // matmul of a few tokens comes near, and the weight stream and the FMAs of a

@@ -91,11 +91,15 @@ bool CpuidLeaf7Bit(unsigned subleaf, int reg, unsigned bit) {
 
 bool VnniAvailable(Isa isa) {
   if (!IsaSupported(isa)) return false;
+  // Read once: CPUID traps to the hypervisor under a VM, and this runs on
+  // every quantized matmul.
+  static const bool avx512_vnni = CpuidLeaf7Bit(0, 2, 11);  // ECX bit 11: AVX512_VNNI
+  static const bool avx_vnni = CpuidLeaf7Bit(1, 0, 4);      // EAX bit 4: AVX-VNNI
   switch (isa) {
     case Isa::kAvx512:
-      return CpuidLeaf7Bit(0, 2, 11);  // ECX bit 11: AVX512_VNNI
+      return avx512_vnni;
     case Isa::kAvx2:
-      return CpuidLeaf7Bit(1, 0, 4);  // EAX bit 4: AVX-VNNI
+      return avx_vnni;
     case Isa::kScalar:
       return false;
   }

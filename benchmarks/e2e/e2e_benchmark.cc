@@ -27,6 +27,10 @@
 //                 [--dtypes f32,f16,bf16] [--threads 1,2] [--isa auto]
 //                 [--decode-tokens 32] [--prefill-tokens 256] [--repeats 3]
 //                 [--decode-batch 16] [--computes float,bf16] [--attention-share]
+//                 [--prefill-chunk N]
+//
+// --prefill-chunk N: read the prompt in steps of N tokens (what `lockstep
+// run --max-step-tokens N` does), timed as a whole; 0 (default): one step.
 //
 // --attention-share: also time the attention of the prefill alone (the
 // causal prompt of --prefill-tokens positions through kernels::Attention, on
@@ -135,6 +139,7 @@ int Main(int argc, char** argv) {
   int decode_batch = 16;
   std::string computes = "float";
   bool attention_share = false;
+  int prefill_chunk = 0;
   app.add_option("--scratch", scratch, "Folder for the synthesized models");
   app.add_option("--decode-batch", decode_batch,
                  "Sequences decoded together in the batched decode (1: skip it)");
@@ -148,6 +153,8 @@ int Main(int argc, char** argv) {
   app.add_option("--computes", computes, "Matmul arithmetic per row: float, bf16 (comma-separated)");
   app.add_flag("--attention-share", attention_share,
                "Also time the prefill's attention alone and print its share");
+  app.add_option("--prefill-chunk", prefill_chunk,
+                 "Prompt tokens per step of the prefill (0: the whole prompt in one step)");
   CLI11_PARSE(app, argc, argv);
 
   Result<kernels::Isa> isa = kernels::ParseIsa(isa_name);
@@ -253,8 +260,21 @@ int Main(int argc, char** argv) {
             best_bw = std::max(best_bw, bw);
             best_peak = std::max(best_peak, peak);
           }
-          const auto [pw, pc] =
-              TimeBoth(t, [&] { LOCKSTEP_CHECK(e.Forward(prompt, &logits).ok()); });
+          const auto [pw, pc] = TimeBoth(t, [&] {
+            if (prefill_chunk <= 0 || prefill_chunk >= prefill_tokens) {
+              LOCKSTEP_CHECK(e.Forward(prompt, &logits).ok());
+              return;
+            }
+            runtime::TokenBatch chunk;
+            for (int c0 = 0; c0 < prefill_tokens; c0 += prefill_chunk) {
+              chunk.Clear();
+              const int c1 = std::min(prefill_tokens, c0 + prefill_chunk);
+              for (int i = c0; i < c1; ++i) {
+                chunk.Add(prompt.tokens[size_t(i)], 0, i, i + 1 == prefill_tokens);
+              }
+              LOCKSTEP_CHECK(e.Forward(chunk, &logits).ok());
+            }
+          });
           row.prefill.Update(pw, pc);
           if (attention_share) {
             for (kernels::ProbeClock clock :

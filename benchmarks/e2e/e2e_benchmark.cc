@@ -10,7 +10,8 @@
 //   prefill  tokens/s of one prompt read in one step, its FLOP/s (2 per
 //            multiply-add of every matmul and of attention's QK and PV) over
 //            the FMA peak with the same thread count      (target >= 0.50);
-//            bf16 compute rows over the vdpbf16ps peak (kernels/probe.h).
+//            bf16 compute rows over the vdpbf16ps peak, q8_0 and q4_0 rows
+//            over the vpdpbusd peak where their kernels use it (probe.h).
 // The anchors (kernels/probe.h) are measured again for every row, in each
 // repeat right before the engine runs, so a ratio compares figures taken
 // seconds apart. Every figure is a best: anchors and prefill the best of
@@ -249,11 +250,15 @@ int Main(int argc, char** argv) {
             const double bw =
                 kernels::MeasureReadBandwidth(t, kProbeBytes, 2, clock).read_bytes_per_second;
             // The bf16 compute's anchor is the vdpbf16ps peak (where the CPU
-            // has it), the float compute's the FMA peak.
-            const double peak = *compute == kernels::Compute::kBf16 &&
-                                        kernels::Bf16DotAvailable(*isa)
-                                    ? kernels::MeasureBf16DotPeak(t, clock)
-                                    : kernels::MeasureFmaPeak(*isa, t, clock);
+            // has it), the quantized types' the vpdpbusd peak (where their
+            // kernels use it), the float compute's the FMA peak.
+            double peak = 0;
+            if (*compute == kernels::Compute::kBf16 && kernels::Bf16DotAvailable(*isa)) {
+              peak = kernels::MeasureBf16DotPeak(t, clock);
+            } else if (DTypeIsQuantized(*dtype)) {
+              peak = kernels::MeasureInt8DotPeak(*isa, t, clock);
+            }
+            if (peak == 0) peak = kernels::MeasureFmaPeak(*isa, t, clock);
             double& best_bw =
                 clock == kernels::ProbeClock::kWall ? row.bandwidth_wall : row.bandwidth_cpu;
             double& best_peak = clock == kernels::ProbeClock::kWall ? row.peak_wall : row.peak_cpu;
@@ -364,7 +369,7 @@ int Main(int argc, char** argv) {
   fmt::print("\nwall clock (best of {}; anchors measured in the same repeat):\n", repeats);
   fmt::print(
       "| model | dtype | threads | decode tok/s | decode GB/s | read GB/s | decode / read "
-      "(>= 0.90) | prefill tok/s | prefill GFLOP/s | peak GFLOP/s (FMA; bf16c: vdpbf16ps) | prefill / peak "
+      "(>= 0.90) | prefill tok/s | prefill GFLOP/s | peak GFLOP/s (FMA; bf16c: vdpbf16ps; q8_0, q4_0: vpdpbusd) | prefill / peak "
       "(>= 0.50) | decode x{} tok/s |\n", decode_batch);
   fmt::print("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const Row& r : rows) {
@@ -381,7 +386,7 @@ int Main(int argc, char** argv) {
   fmt::print("\nCPU time / threads (same runs):\n");
   fmt::print(
       "| model | dtype | threads | decode tok/s | decode GB/s | read GB/s | decode / read "
-      "(>= 0.90) | prefill tok/s | prefill GFLOP/s | peak GFLOP/s (FMA; bf16c: vdpbf16ps) | prefill / peak "
+      "(>= 0.90) | prefill tok/s | prefill GFLOP/s | peak GFLOP/s (FMA; bf16c: vdpbf16ps; q8_0, q4_0: vpdpbusd) | prefill / peak "
       "(>= 0.50) | decode x{} tok/s |\n", decode_batch);
   fmt::print("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const Row& r : rows) {

@@ -244,12 +244,17 @@ const QuantKernels& Avx2VnniQuantKernels();
 using MatmulRangeFn = void (*)(const MatmulCall& call, int64_t panel_begin, int64_t panel_end,
                                int64_t token_begin, int64_t token_end);
 MatmulRangeFn Avx512Bf16DotMatmul();
-// The throughput loop of MeasureBf16DotPeak: independent vdpbf16ps chains.
-struct Bf16DotPeakKernel {
+// The throughput loop of a dot-product peak probe: independent chains of
+// one instruction, `flops_per_iteration` (2 per multiply-add) per round.
+struct DotPeakKernel {
   float (*chains)(int64_t iterations, float seed);
   int64_t flops_per_iteration;
 };
-Bf16DotPeakKernel Avx512Bf16DotPeak();
+// MeasureBf16DotPeak: vdpbf16ps chains.
+DotPeakKernel Avx512Bf16DotPeak();
+// MeasureInt8DotPeak: vpdpbusd chains, zmm (AVX512-VNNI) and ymm (AVX-VNNI).
+DotPeakKernel Avx512VnniInt8DotPeak();
+DotPeakKernel Avx2VnniInt8DotPeak();
 
 // The project's exp on one value (the scalar build of the vector algorithm).
 float ScalarExp(float x);

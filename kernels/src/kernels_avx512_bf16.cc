@@ -69,7 +69,7 @@ float Bf16DotChains(int64_t iterations, float seed) {
 }
 }  // namespace
 
-Bf16DotPeakKernel Avx512Bf16DotPeak() {
+DotPeakKernel Avx512Bf16DotPeak() {
   return {Bf16DotChains, int64_t{2} * 32 * kBf16DotPeakChains};
 }
 

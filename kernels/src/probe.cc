@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <barrier>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -17,6 +18,7 @@
 #include <ctime>
 #include <memory>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "kernel_table_dispatch.h"
@@ -24,6 +26,7 @@
 #include "lockstep/kernels/attention.h"
 #include "lockstep/kernels/bf16_matmul.h"
 #include "lockstep/kernels/matmul.h"
+#include "lockstep/kernels/quant_matmul.h"
 
 namespace lockstep::kernels {
 namespace {
@@ -165,61 +168,152 @@ double MeasureFmaPeak(Isa isa, int threads, ProbeClock clock) {
 double MeasureBf16DotPeak(int threads, ProbeClock clock) {
   LOCKSTEP_CHECK(threads >= 1, "MeasureBf16DotPeak: threads {}", threads);
   if (!Bf16DotAvailable(Isa::kAvx512)) return 0.0;
-  const internal::Bf16DotPeakKernel kernel = internal::Avx512Bf16DotPeak();
+  const internal::DotPeakKernel kernel = internal::Avx512Bf16DotPeak();
+  return ChainsPeak(threads, clock, 4000000, kernel.flops_per_iteration, kernel.chains);
+}
+
+namespace {
+
+// The probe's weight matrix in its dtype: `storage` holds the f32 or 16-bit
+// elements; returns a pointer to them.
+const void* ProbeWeights(const MatmulProbe& probe, std::vector<float>* f32,
+                         std::vector<uint16_t>* half) {
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  const size_t elements = static_cast<size_t>(probe.rows * probe.cols);
+  f32->resize(elements);
+  for (float& v : *f32) v = normal(rng);
+  if (probe.dtype == DType::kF32) return f32->data();
+  half->resize(elements);
+  for (size_t i = 0; i < elements; ++i) {
+    (*half)[i] = probe.dtype == DType::kF16 ? F32ToF16((*f32)[i]) : F32ToBf16((*f32)[i]);
+  }
+  return half->data();
+}
+
+// Packed copies of one matrix, cycled so that every call reads its weights
+// from memory, and the activations for up to `most` tokens. Packed by the
+// calling thread (first touch where they will be read).
+class ProbeCopies {
+ public:
+  ProbeCopies(const MatmulProbe& probe, const void* data, size_t footprint, int64_t most)
+      : x_(static_cast<size_t>(most * probe.cols), 0.5f),
+        y_(static_cast<size_t>(most * probe.rows)) {
+    copies_.push_back(PackedMatrix::Pack(probe.dtype, data, probe.rows, probe.cols));
+    const size_t count =
+        std::max<size_t>(2, (footprint + copies_[0].bytes() - 1) / copies_[0].bytes());
+    while (copies_.size() < count) {
+      copies_.push_back(PackedMatrix::Pack(probe.dtype, data, probe.rows, probe.cols));
+    }
+  }
+  size_t size() const { return copies_.size(); }
+  void Call(Isa isa, int64_t tokens) {
+    Matmul(isa, copies_[next_], x_.data(), tokens, y_.data());
+    next_ = (next_ + 1) % copies_.size();
+  }
+
+ private:
+  std::vector<PackedMatrix> copies_;
+  std::vector<float> x_, y_;
+  size_t next_ = 0;
+};
+
+// The best single call (seconds on `clock`) of each token count of
+// `tokens`: kPasses interleaved passes over the token counts (a burst of
+// other work on a shared machine then spoils one pass of a count, not all
+// of its calls), each running a count's calls for min_time_s / kPasses (at
+// least 2 calls). One warm-up pass over every copy first (each copy is then
+// in memory and the clock up), and one unmeasured call per count and pass.
+// `sync`, if given, is arrived at before each measurement so that concurrent
+// callers measure the same count at the same time.
+constexpr int kPasses = 2;
+std::vector<double> BestCalls(Isa isa, ProbeCopies& copies, const std::vector<int64_t>& tokens,
+                              double min_time_s, ProbeClock clock, int threads,
+                              std::barrier<>* sync = nullptr) {
+  for (size_t i = 0; i < copies.size(); ++i) copies.Call(isa, tokens.empty() ? 1 : tokens[0]);
+  std::vector<double> best(tokens.size(), 1e30);
+  for (int pass = 0; pass < kPasses; ++pass) {
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      if (sync != nullptr) sync->arrive_and_wait();
+      copies.Call(isa, tokens[i]);
+      const double start = ProbeNow(clock, threads);
+      for (int calls = 0; calls < 2 || ProbeNow(clock, threads) - start < min_time_s / kPasses;
+           ++calls) {
+        const double t0 = ProbeNow(clock, threads);
+        copies.Call(isa, tokens[i]);
+        best[i] = std::min(best[i], ProbeNow(clock, threads) - t0);
+      }
+    }
+  }
+  return best;
+}
+
+}  // namespace
+
+double MeasureInt8DotPeak(Isa isa, int threads, ProbeClock clock) {
+  LOCKSTEP_CHECK(threads >= 1, "MeasureInt8DotPeak: threads {}", threads);
+  if (!UsingVnni(isa)) return 0.0;
+  const internal::DotPeakKernel kernel =
+      isa == Isa::kAvx512 ? internal::Avx512VnniInt8DotPeak() : internal::Avx2VnniInt8DotPeak();
   return ChainsPeak(threads, clock, 4000000, kernel.flops_per_iteration, kernel.chains);
 }
 
 std::vector<double> MeasureMatmulFlops(Isa isa, int threads, const MatmulProbe& probe,
                                        const std::vector<int64_t>& tokens, ProbeClock clock) {
   LOCKSTEP_CHECK(threads >= 1 && probe.rows >= 1 && probe.cols >= 1, "MeasureMatmulFlops");
-  std::mt19937 rng(1);
-  std::normal_distribution<float> normal(0.0f, 0.02f);
-  const size_t elements = static_cast<size_t>(probe.rows * probe.cols);
-  std::vector<float> f32(elements);
-  for (float& v : f32) v = normal(rng);
+  std::vector<float> f32;
   std::vector<uint16_t> half;
-  const void* data = f32.data();
-  if (probe.dtype != DType::kF32) {
-    half.resize(elements);
-    for (size_t i = 0; i < elements; ++i) {
-      half[i] = probe.dtype == DType::kF16 ? F32ToF16(f32[i]) : F32ToBf16(f32[i]);
-    }
-    data = half.data();
-  }
+  const void* data = ProbeWeights(probe, &f32, &half);
+  int64_t most = 1;
+  for (int64_t t : tokens) most = std::max(most, t);
   std::vector<double> rates;
   tbb::task_arena arena(threads);
   arena.execute([&] {
-    // Packed by the arena's threads (first touch where they will be read).
-    std::vector<PackedMatrix> copies;
-    copies.push_back(PackedMatrix::Pack(probe.dtype, data, probe.rows, probe.cols));
-    const size_t count =
-        std::max<size_t>(2, (probe.footprint + copies[0].bytes() - 1) / copies[0].bytes());
-    while (copies.size() < count) {
-      copies.push_back(PackedMatrix::Pack(probe.dtype, data, probe.rows, probe.cols));
-    }
-    int64_t most = 1;
-    for (int64_t t : tokens) most = std::max(most, t);
-    std::vector<float> x(static_cast<size_t>(most * probe.cols), 0.5f);
-    std::vector<float> y(static_cast<size_t>(most * probe.rows));
-    size_t next = 0;
-    auto call = [&](int64_t t) {
-      Matmul(isa, copies[next], x.data(), t, y.data());
-      next = (next + 1) % copies.size();
-    };
-    for (int64_t t : tokens) {
-      for (size_t i = 0; i < copies.size(); ++i) call(t);  // warm-up: a pass over every copy
-      double best = 1e30;
-      const double start = ProbeNow(clock, threads);
-      for (int calls = 0; calls < 4 || ProbeNow(clock, threads) - start < probe.min_time_s;
-           ++calls) {
-        const double t0 = ProbeNow(clock, threads);
-        call(t);
-        best = std::min(best, ProbeNow(clock, threads) - t0);
-      }
-      rates.push_back(2.0 * static_cast<double>(t) * static_cast<double>(probe.rows) *
-                      static_cast<double>(probe.cols) / best);
+    ProbeCopies copies(probe, data, probe.footprint, most);
+    const std::vector<double> best =
+        BestCalls(isa, copies, tokens, probe.min_time_s, clock, threads);
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      rates.push_back(2.0 * static_cast<double>(tokens[i]) * static_cast<double>(probe.rows) *
+                      static_cast<double>(probe.cols) / best[i]);
     }
   });
+  return rates;
+}
+
+std::vector<double> MeasureConcurrentMatmulFlops(Isa isa, int threads, const MatmulProbe& probe,
+                                                 const std::vector<int64_t>& tokens) {
+  LOCKSTEP_CHECK(threads >= 1 && probe.rows >= 1 && probe.cols >= 1,
+                 "MeasureConcurrentMatmulFlops");
+  std::vector<float> f32;
+  std::vector<uint16_t> half;
+  const void* data = ProbeWeights(probe, &f32, &half);
+  int64_t most = 1;
+  for (int64_t t : tokens) most = std::max(most, t);
+  std::vector<std::vector<double>> best(static_cast<size_t>(threads),
+                                        std::vector<double>(tokens.size()));
+  std::barrier<> sync(threads);
+  std::vector<std::thread> workers;
+  for (int w = 0; w < threads; ++w) {
+    workers.emplace_back([&, w] {
+      // One thread each: Matmul's parallel_for stays on the calling thread.
+      tbb::task_arena arena(1);
+      arena.execute([&] {
+        ProbeCopies copies(probe, data, probe.footprint / static_cast<size_t>(threads), most);
+        best[static_cast<size_t>(w)] =
+            BestCalls(isa, copies, tokens, probe.min_time_s, ProbeClock::kWall, 1, &sync);
+      });
+    });
+  }
+  for (std::thread& t : workers) t.join();
+  std::vector<double> rates;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    double sum = 0;
+    for (int w = 0; w < threads; ++w) {
+      sum += 2.0 * static_cast<double>(tokens[i]) * static_cast<double>(probe.rows) *
+             static_cast<double>(probe.cols) / best[static_cast<size_t>(w)][i];
+    }
+    rates.push_back(sum / threads);
+  }
   return rates;
 }
 

@@ -148,6 +148,9 @@ struct HostFigures {
   // The kernels' rates (ChipSpec::matmul_flops, attention_flops).
   std::map<ElementType, std::map<int, std::map<int64_t, double>>> matmul_flops;
   std::map<int, double> attention_flops;
+  // ChipSpec::matmul_concurrency: tokens -> rate of one thread while every
+  // thread runs its own matmul, over the 1-thread rate alone (bf16 weights).
+  std::map<int64_t, double> matmul_concurrency;
 };
 
 // The thread counts the tables are measured at: 1, 2, 4, ... below `threads`,
@@ -187,6 +190,19 @@ void MeasureKernels(const CalibrateOptions& o, HostFigures* h) {
       const std::vector<double> rates = kernels::MeasureMatmulFlops(h->isa, n, probe, tokens);
       auto& table = h->matmul_flops[partitioner::FromDType(dtype)][n];
       for (size_t i = 0; i < tokens.size(); ++i) table[tokens[i]] = rates[i];
+    }
+    if (dtype == DType::kBF16 && h->threads > 1) {
+      // Ranks sharing the host each run their own matmuls: what they cost
+      // each other, against the 1-thread rates just measured alone.
+      std::fprintf(stderr, "calibrate: %s matmuls of 1..%lld tokens, %d threads at once...\n",
+                   std::string(DTypeName(dtype)).c_str(), static_cast<long long>(tokens.back()),
+                   h->threads);
+      const std::vector<double> rates =
+          kernels::MeasureConcurrentMatmulFlops(h->isa, h->threads, probe, tokens);
+      const auto& alone = h->matmul_flops[partitioner::FromDType(dtype)][1];
+      for (size_t i = 0; i < tokens.size(); ++i) {
+        h->matmul_concurrency[tokens[i]] = rates[i] / alone.at(tokens[i]);
+      }
     }
   }
   const int queries = o.quick ? 64 : 256;
@@ -329,6 +345,7 @@ int Run(const CalibrateOptions& o) {
   spec.chip.peak_flops[static_cast<int>(ElementType::kF32)] = host.flops;
   spec.chip.matmul_flops = host.matmul_flops;
   spec.chip.attention_flops = host.attention_flops;
+  spec.chip.matmul_concurrency = host.matmul_concurrency;
   spec.allreduce_large_min_bytes =
       static_cast<int64_t>(transport::CommOptions{}.allreduce_switch_bytes);
 
@@ -381,6 +398,12 @@ int Run(const CalibrateOptions& o) {
       text += fmt::format("  matmul {:<4} {}  GFLOP/s by tokens,{}\n",
                           partitioner::ElementTypeName(type), Plural(n, "thread"), row);
     }
+  }
+  if (!host.matmul_concurrency.empty()) {
+    std::string row;
+    for (const auto& [t, factor] : host.matmul_concurrency) row += fmt::format(" {}:{:.2f}", t, factor);
+    text += fmt::format("  matmul, {} at once  rate of each / alone by tokens,{}\n",
+                        Plural(host.threads, "thread"), row);
   }
   for (const auto& [n, rate] : host.attention_flops) {
     text +=

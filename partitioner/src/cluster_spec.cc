@@ -257,6 +257,18 @@ Status ClusterSpec::Validate() const {
     LOCKSTEP_RETURN_IF_ERROR(check_threads("chip.attention_flops", threads));
     LOCKSTEP_RETURN_IF_ERROR(CheckPositive(rate, fmt::format("chip.attention_flops.{}", threads)));
   }
+  for (const auto& [tokens, factor] : chip.matmul_concurrency) {
+    if (tokens < 1) {
+      return InvalidArgument(
+          "field 'chip.matmul_concurrency' has {} tokens; token counts start at 1", tokens);
+    }
+    LOCKSTEP_RETURN_IF_ERROR(
+        CheckPositive(factor, fmt::format("chip.matmul_concurrency.{}", tokens)));
+  }
+  if (!chip.matmul_concurrency.empty() && chip.cores == 0) {
+    return InvalidArgument(
+        "field 'chip.matmul_concurrency' needs 'chip.cores' (the threads of the full node)");
+  }
   LOCKSTEP_RETURN_IF_ERROR(CheckLink(intra_node_link, "intra_node_link"));
   LOCKSTEP_RETURN_IF_ERROR(CheckLink(inter_node_link, "inter_node_link"));
   if (chip.links_per_chip > 0) {
@@ -360,6 +372,26 @@ double AtTokens(const std::map<int64_t, double>& table, int64_t tokens) {
 
 }  // namespace
 
+// One of `busy` chips with its own threads (see BusyChipMatmulFlops):
+// `by_threads` at threads_per_chip threads, times `concurrency` scaled by the
+// other cores kept busy, times the oversubscription share.
+double ClusterSpec::OwnThreadsRate(const std::map<int, double>& by_threads, int busy,
+                                   double concurrency) const {
+  const int64_t own = std::min(threads_per_chip, chip.cores);
+  const int64_t wanted = int64_t{std::max(busy, 1)} * threads_per_chip;
+  const int64_t others = std::min<int64_t>(wanted, chip.cores) - own;
+  double rate = AtThreads(by_threads, static_cast<int>(own));
+  if (others > 0 && chip.cores > 1) {
+    rate *= 1.0 + (concurrency - 1.0) * static_cast<double>(others) / (chip.cores - 1);
+  }
+  if (wanted > chip.cores) rate *= static_cast<double>(chip.cores) / static_cast<double>(wanted);
+  return rate;
+}
+
+bool ClusterSpec::ChipsHaveOwnThreads() const {
+  return chip.shared_by_node && chip.cores > 0 && threads_per_chip > 0;
+}
+
 double ClusterSpec::BusyChipMatmulFlops(ElementType weight_type, int64_t tokens, int busy) const {
   const auto& tables = chip.matmul_flops;
   auto table = tables.find(weight_type);
@@ -370,18 +402,22 @@ double ClusterSpec::BusyChipMatmulFlops(ElementType weight_type, int64_t tokens,
   }
   if (table == tables.end() || table->second.empty()) return 0;
   busy = std::max(busy, 1);
-  const int threads = chip.shared_by_node ? BusyThreads(busy) : 0;
   std::map<int, double> by_threads;
   for (const auto& [n, by_tokens] : table->second) by_threads[n] = AtTokens(by_tokens, tokens);
-  const double node = AtThreads(by_threads, threads);
+  if (ChipsHaveOwnThreads()) {
+    const double concurrency =
+        chip.matmul_concurrency.empty() ? 1.0 : AtTokens(chip.matmul_concurrency, tokens);
+    return OwnThreadsRate(by_threads, busy, concurrency);
+  }
+  const double node = AtThreads(by_threads, 0);
   return chip.shared_by_node ? node / busy : node;
 }
 
 double ClusterSpec::BusyChipAttentionFlops(int busy) const {
   if (chip.attention_flops.empty()) return 0;
   busy = std::max(busy, 1);
-  const int threads = chip.shared_by_node ? BusyThreads(busy) : 0;
-  const double node = AtThreads(chip.attention_flops, threads);
+  if (ChipsHaveOwnThreads()) return OwnThreadsRate(chip.attention_flops, busy, 1.0);
+  const double node = AtThreads(chip.attention_flops, 0);
   return chip.shared_by_node ? node / busy : node;
 }
 
@@ -425,6 +461,9 @@ Result<ClusterSpec> ClusterSpecFromJson(const nlohmann::json& json, std::string_
     }
     if (const nlohmann::json* table = c.Raw("attention_flops", /*required=*/false)) {
       ReadRateTable(c, "attention_flops", *table, &spec.chip.attention_flops);
+    }
+    if (const nlohmann::json* table = c.Raw("matmul_concurrency", /*required=*/false)) {
+      ReadRateTable(c, "matmul_concurrency", *table, &spec.chip.matmul_concurrency);
     }
     if (const nlohmann::json* t = c.Raw("activation_type", /*required=*/false)) {
       spec.chip.activation_type = ReadType(c, "activation_type", *t);
@@ -499,6 +538,11 @@ nlohmann::json ClusterSpecToJson(const ClusterSpec& spec) {
     nlohmann::json table = nlohmann::json::object();
     for (const auto& [n, rate] : spec.chip.attention_flops) table[std::to_string(n)] = rate;
     chip["attention_flops"] = table;
+  }
+  if (!spec.chip.matmul_concurrency.empty()) {
+    nlohmann::json table = nlohmann::json::object();
+    for (const auto& [t, factor] : spec.chip.matmul_concurrency) table[std::to_string(t)] = factor;
+    chip["matmul_concurrency"] = table;
   }
   if (spec.chip.activation_type) {
     chip["activation_type"] = std::string(ElementTypeName(*spec.chip.activation_type));

@@ -10,6 +10,7 @@
 
 #include "kernel_test_util.h"
 #include "lockstep/kernels/bf16_matmul.h"
+#include "lockstep/kernels/quant_matmul.h"
 
 namespace lockstep::kernels {
 namespace {
@@ -67,6 +68,41 @@ TEST(ProbeTest, KernelRatesArePlausible) {
   const double seconds = MeasureAttentionSeconds(BestIsa(), 1, 64, 8, 2, 16, 2, ProbeClock::kCpu);
   EXPECT_GT(seconds, 0.0);
   EXPECT_LT(seconds, 10.0);
+}
+
+// The vpdpbusd peak (the quantized prefill's anchor): plausible where the
+// quantized kernels of the ISA use the instruction, 0 elsewhere.
+TEST(ProbeTest, Int8DotPeakIsPlausibleOrZero) {
+  for (Isa isa : {Isa::kAvx512, Isa::kAvx2, Isa::kScalar}) {
+    if (!IsaSupported(isa)) continue;
+    const double peak = MeasureInt8DotPeak(isa, 1, ProbeClock::kCpu);
+    if (!UsingVnni(isa)) {
+      EXPECT_EQ(peak, 0.0) << IsaName(isa);
+      continue;
+    }
+    EXPECT_GT(peak, 1e6) << IsaName(isa);
+    EXPECT_LT(peak, 1e14) << IsaName(isa);
+  }
+}
+
+// Threads that each run their own one-thread matmuls at once (calibrate's
+// concurrency factor): one rate per token count, each of one thread.
+TEST(ProbeTest, ConcurrentMatmulRatesArePlausible) {
+  MatmulProbe probe;
+  probe.rows = 256;
+  probe.cols = 512;
+  probe.footprint = size_t{4} << 20;
+  probe.min_time_s = 0.01;
+  const double peak = MeasureFmaPeak(BestIsa(), 1, ProbeClock::kCpu);
+  for (int threads : {1, 3}) {
+    const std::vector<double> rates = MeasureConcurrentMatmulFlops(BestIsa(), threads, probe, {1, 8});
+    ASSERT_EQ(rates.size(), 2u);
+    for (double r : rates) {
+      EXPECT_GT(r, 1e6) << threads;
+      // Wall clock, one thread's figure: no more than one core's peak.
+      EXPECT_LT(r, 1.5 * peak) << threads;
+    }
+  }
 }
 
 TEST(ProbeTest, CpuClockFiguresArePlausible) {

@@ -360,6 +360,15 @@ TEST_F(RunCommandTest, ResultsFileIsNeverLostOrConfused) {
   EXPECT_EQ(Lines(ReadText(output_)).size(), 2u);
   // --resume and --force together: a bad command line.
   EXPECT_EQ(RunJob(model_, "--resume --force").exit_code, 2);
+  // --resume with the other --compute: the file would mix two modes' bits.
+  const std::string float_results = ReadText(output_);
+  run = RunJob(model_, "--resume --compute bf16");
+  EXPECT_EQ(run.exit_code, 1) << run.stderr_text;
+  EXPECT_NE(run.stderr_text.find("results.jsonl:1: this result was computed with --compute "
+                                 "float, this run uses --compute bf16"),
+            std::string::npos)
+      << run.stderr_text;
+  EXPECT_EQ(ReadText(output_), float_results);
 
   // --output naming --input or --model (also through a hard link): exit 2,
   // nothing touched.

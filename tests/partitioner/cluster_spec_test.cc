@@ -237,22 +237,68 @@ TEST(ClusterSpecTest, MeasuredKernelRatesByTokensAndThreads) {
   EXPECT_DOUBLE_EQ(c.BusyChipMatmulFlops(ElementType::kBF16, 2, 1), 20e9);
   EXPECT_DOUBLE_EQ(c.BusyChipMatmulFlops(ElementType::kBF16, 8, 1), 45e9);
   EXPECT_DOUBLE_EQ(c.BusyChipMatmulFlops(ElementType::kBF16, 256, 1), 60e9);
-  // Two busy chips of one thread: 2 threads, between the 1- and 4-thread
-  // tables (linear), shared by the two.
-  EXPECT_DOUBLE_EQ(c.BusyChipMatmulFlops(ElementType::kBF16, 16, 2), (60e9 + 140e9 / 3) / 2);
-  // Eight busy chips on 4 cores: the 4-thread table, split 8 ways.
-  EXPECT_DOUBLE_EQ(c.BusyChipMatmulFlops(ElementType::kBF16, 4, 8), 100e9 / 8);
+  // Two busy chips of one thread, on cores of their own: each the 1-thread
+  // table (no concurrency measured: they do not slow each other).
+  EXPECT_DOUBLE_EQ(c.BusyChipMatmulFlops(ElementType::kBF16, 16, 2), 60e9);
+  // Eight busy chips of one thread on 4 cores: each gets half a core.
+  EXPECT_DOUBLE_EQ(c.BusyChipMatmulFlops(ElementType::kBF16, 4, 8), 30e9 / 2);
   // f16 weights use the bf16 table (the same widening cost); f32 its own.
   EXPECT_DOUBLE_EQ(c.BusyChipMatmulFlops(ElementType::kF16, 1, 1),
                    c.BusyChipMatmulFlops(ElementType::kBF16, 1, 1));
-  EXPECT_DOUBLE_EQ(c.BusyChipMatmulFlops(ElementType::kF32, 64, 8), 20e9 / 8);
+  // f32 has only a 4-thread table: one thread, linear through 0, a quarter.
+  EXPECT_DOUBLE_EQ(c.BusyChipMatmulFlops(ElementType::kF32, 64, 8), 20e9 / 4 / 2);
   EXPECT_DOUBLE_EQ(c.BusyChipAttentionFlops(1), 5e9);
-  EXPECT_DOUBLE_EQ(c.BusyChipAttentionFlops(8), 16e9 / 8);
+  EXPECT_DOUBLE_EQ(c.BusyChipAttentionFlops(8), 5e9 / 2);
+  // A chip of 2 threads: the tables between 1 and 4 threads (linear).
+  ClusterSpec two = CalibratedHost(4, 2);
+  EXPECT_DOUBLE_EQ(two.BusyChipMatmulFlops(ElementType::kBF16, 16, 1), 60e9 + 140e9 / 3);
+  EXPECT_DOUBLE_EQ(two.BusyChipMatmulFlops(ElementType::kBF16, 16, 4), (60e9 + 140e9 / 3) / 2);
   // Threads unknown: the largest measured count, split among the busy chips.
   EXPECT_DOUBLE_EQ(CalibratedHost(4, 0).BusyChipMatmulFlops(ElementType::kBF16, 16, 2), 100e9);
+  // Not shared by the node: the table's largest thread count, undivided.
+  ClusterSpec own_node = CalibratedHost(4, 1);
+  own_node.chip.shared_by_node = false;
+  EXPECT_DOUBLE_EQ(own_node.BusyChipMatmulFlops(ElementType::kBF16, 16, 2), 200e9);
   // No tables: 0 (the cost model then uses the peaks).
   EXPECT_EQ(SharedHost(4, 1).BusyChipMatmulFlops(ElementType::kBF16, 16, 1), 0.0);
   EXPECT_EQ(SharedHost(4, 1).BusyChipAttentionFlops(1), 0.0);
+}
+
+// What chips working at once cost each other (ChipSpec::matmul_concurrency):
+// the full factor with every other core busy, a share of it with fewer.
+TEST(ClusterSpecTest, ConcurrencyFactorScalesWithTheOtherBusyCores) {
+  ClusterSpec c = CalibratedHost(8, 1);
+  c.chip.matmul_concurrency = {{1, 0.9}, {16, 0.6}};
+  EXPECT_DOUBLE_EQ(c.BusyChipMatmulFlops(ElementType::kBF16, 16, 1), 60e9);  // alone
+  EXPECT_DOUBLE_EQ(c.BusyChipMatmulFlops(ElementType::kBF16, 16, 2), 60e9 * (1 - 0.4 / 3));
+  EXPECT_DOUBLE_EQ(c.BusyChipMatmulFlops(ElementType::kBF16, 16, 4), 60e9 * 0.6);
+  EXPECT_DOUBLE_EQ(c.BusyChipMatmulFlops(ElementType::kBF16, 16, 8), 60e9 * 0.6 / 2);
+  // Linear in log2(tokens) between the measured counts, like the rates.
+  EXPECT_DOUBLE_EQ(c.BusyChipMatmulFlops(ElementType::kBF16, 4, 4), 30e9 * 0.75);
+  // Attention: its own threads, no matmul factor.
+  EXPECT_DOUBLE_EQ(c.BusyChipAttentionFlops(4), 5e9);
+
+  nlohmann::json j = ClusterSpecToJson(c);
+  EXPECT_EQ(j["chip"]["matmul_concurrency"]["16"], 0.6);
+  Result<ClusterSpec> again = ClusterSpecFromJson(j, "again");
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_EQ(*again, c);
+  nlohmann::json bad = j;
+  bad["chip"]["matmul_concurrency"]["16"] = 0;
+  EXPECT_NE(ErrorOf(bad).find("'chip.matmul_concurrency.16' must be a positive number"),
+            std::string::npos)
+      << ErrorOf(bad);
+  bad = j;
+  bad["chip"]["matmul_concurrency"] = {{"x", 1.0}};
+  EXPECT_NE(ErrorOf(bad).find("'chip.matmul_concurrency' has key \"x\""), std::string::npos)
+      << ErrorOf(bad);
+  bad = j;
+  bad["chip"].erase("cores");
+  bad["chip"].erase("memory_bandwidth_by_threads");
+  bad["chip"].erase("matmul_flops");
+  bad["chip"].erase("attention_flops");
+  EXPECT_NE(ErrorOf(bad).find("'chip.matmul_concurrency' needs 'chip.cores'"), std::string::npos)
+      << ErrorOf(bad);
 }
 
 TEST(ClusterSpecTest, MeasuredKernelRatesRoundTripAndNameTheirErrors) {

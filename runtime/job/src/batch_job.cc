@@ -174,6 +174,10 @@ class ResultSink final : public StepObserver {
   Status OnIssued(const StepPlan& plan) override {
     const Clock::time_point now = Clock::now();
     for (int64_t h : plan.admitted) live_[static_cast<size_t>(h)].admitted = now;
+    if (first_batch_left_ < 0 && !plan.admitted.empty()) {
+      first_batch_left_ = static_cast<int64_t>(plan.admitted.size());
+      for (int64_t h : plan.admitted) live_[static_cast<size_t>(h)].first_batch = true;
+    }
     return Status::Ok();
   }
 
@@ -239,6 +243,7 @@ class ResultSink final : public StepObserver {
       entry.tag = row.handle;
       Done& done = done_[row.handle];
       done.ttft_s = Seconds(s.admitted, s.first_token);
+      done.first_batch = s.first_batch;
       done.gaps = std::move(s.gaps);
       done.fingerprints = std::move(s.fingerprints);
       group.push_back(std::move(entry));
@@ -267,6 +272,10 @@ class ResultSink final : public StepObserver {
       summary_->prompt_tokens += result.prompt_tokens;
       summary_->generated_tokens += static_cast<int64_t>(result.tokens.size());
       summary_->ttft_s.push_back(done.ttft_s);
+      if (done.first_batch) {
+        first_batch_ttft_s_ = std::max(first_batch_ttft_s_, done.ttft_s);
+        if (--first_batch_left_ == 0) summary_->first_batch_ttft_s = first_batch_ttft_s_;
+      }
       summary_->inter_token_s.insert(summary_->inter_token_s.end(), done.gaps.begin(),
                                      done.gaps.end());
       if (options_.keep_results) {
@@ -288,16 +297,22 @@ class ResultSink final : public StepObserver {
     std::vector<uint64_t> fingerprints;
     Clock::time_point admitted, first_token, last_token;
     std::vector<double> gaps;  // seconds between consecutive tokens
+    bool first_batch = false;  // admitted in the job's first step
   };
   // What the summary takes of a finished result once it is committed.
   struct Done {
     double ttft_s = 0;
+    bool first_batch = false;
     std::vector<double> gaps;
     std::vector<uint64_t> fingerprints;
   };
   const std::vector<Request>& requests_;
   const BatchJobOptions& options_;
   const Tokenizer* tokenizer_;
+  // Requests of the first step not yet committed (-1: no step yet), and the
+  // slowest first token among those that were (BatchJobSummary).
+  int64_t first_batch_left_ = -1;
+  double first_batch_ttft_s_ = 0;
   ResultCommitter* committer_;
   ProgressReporter* progress_;
   BatchJobSummary* summary_;
@@ -384,7 +399,8 @@ Result<LeaderInputs> PrepareInputs(const BatchJobOptions& options, const ModelFi
   const RequestFile& file = in.requests;
   ResumeState resume;
   if (options.resume) {
-    LOCKSTEP_ASSIGN_OR_RETURN(resume, PrepareResume(options.output_path));
+    LOCKSTEP_ASSIGN_OR_RETURN(
+        resume, PrepareResume(options.output_path, kernels::ComputeName(options.compute)));
   }
   std::vector<const Request*> pending;
   for (size_t i = 0; i < file.requests.size(); ++i) {
@@ -705,7 +721,8 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
     ResumeState resume;
     if (options.resume) {
       // Read again: the file was prepared (a torn line cut off) in phase 3.
-      Result<ResumeState> state = PrepareResume(options.output_path);
+      Result<ResumeState> state =
+          PrepareResume(options.output_path, kernels::ComputeName(options.compute));
       if (state.ok()) resume = std::move(state).value();
       opened_results = state.status();
     }

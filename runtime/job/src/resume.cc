@@ -14,7 +14,8 @@ namespace {
 
 // A complete results line: a JSON object with an "id" (string or null) and
 // either "tokens" (a result) or "error" (an error record).
-bool ParseLine(std::string_view text, ResumeState* state) {
+// `compute` receives a result line's matmul arithmetic.
+bool ParseLine(std::string_view text, ResumeState* state, std::string* compute) {
   nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return false;
   auto id = j.find("id");
@@ -24,6 +25,9 @@ bool ParseLine(std::string_view text, ResumeState* state) {
   if (!result && !error) return false;
   if (result) {
     if (!id->is_string()) return false;
+    auto mode = j.find("compute");
+    if (mode != j.end() && !mode->is_string()) return false;
+    *compute = mode == j.end() ? "float" : mode->get<std::string>();
     state->done_ids.insert(id->get<std::string>());
     return true;
   }
@@ -37,7 +41,7 @@ bool ParseLine(std::string_view text, ResumeState* state) {
 
 }  // namespace
 
-Result<ResumeState> PrepareResume(const std::string& path) {
+Result<ResumeState> PrepareResume(const std::string& path, std::string_view compute) {
   ResumeState state;
   std::ifstream in(path, std::ios::binary);
   if (!in) {
@@ -58,7 +62,8 @@ Result<ResumeState> PrepareResume(const std::string& path) {
     const bool last = end == std::string::npos || end + 1 == text.size();
     const std::string_view line(text.data() + begin,
                                 (end == std::string::npos ? text.size() : end) - begin);
-    const bool complete = end != std::string::npos && ParseLine(line, &state);
+    std::string line_compute = std::string(compute);
+    const bool complete = end != std::string::npos && ParseLine(line, &state, &line_compute);
     if (!complete) {
       if (!last) {
         return DataLoss(
@@ -67,6 +72,12 @@ Result<ResumeState> PrepareResume(const std::string& path) {
             path, line_number);
       }
       break;  // a torn last line
+    }
+    if (line_compute != compute) {
+      return FailedPrecondition(
+          "{}:{}: this result was computed with --compute {}, this run uses --compute {}; resume "
+          "with --compute {} (the two modes give other bits) or write to another --output",
+          path, line_number, line_compute, compute, line_compute);
     }
     ++state.lines;
     kept = end + 1;

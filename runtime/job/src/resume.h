@@ -8,13 +8,17 @@
 // file, cuts a torn last line off (truncating the file to the end of the
 // last complete line), and returns the requests already done: the ids of
 // result lines, and the input line numbers of error records (by line, not
-// by id: a bad line may carry the id of a good line, which must still run). A damaged line that is not the last is DataLoss
-// (the file is not a lockstep results file, or was edited).
+// by id: a bad line may carry the id of a good line, which must still run). A damaged line that is
+// not the last is DataLoss (the file is not a lockstep results file, or was edited). A result line
+// written with another matmul arithmetic than `compute` ("float" or "bf16":
+// its "compute" field, absent for float) is FailedPrecondition naming the
+// file, line and both modes: a resumed file would mix two modes' bits.
 #pragma once
 
 #include <cstdint>
 #include <set>
 #include <string>
+#include <string_view>
 
 #include "lockstep/base/status.h"
 
@@ -28,6 +32,6 @@ struct ResumeState {
   uint64_t torn_bytes = 0;         // bytes of a torn last line that were cut off
 };
 
-Result<ResumeState> PrepareResume(const std::string& path);
+Result<ResumeState> PrepareResume(const std::string& path, std::string_view compute = "float");
 
 }  // namespace lockstep::runtime

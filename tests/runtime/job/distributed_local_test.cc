@@ -408,7 +408,9 @@ TEST_F(DistributedLocalTest, StartUpCostDoesNotGrowWithTheChipCount) {
       EXPECT_GT(r.startup_bytes_received, 0u) << "rank " << r.rank;
       EXPECT_GT(r.startup_seconds, 0.0);
       EXPECT_GT(r.peak_rss_bytes, 0u);
-      if (r.rank != 0) EXPECT_LE(r.startup_peers, log2p + 1) << "rank " << r.rank;
+      if (r.rank != 0) {
+        EXPECT_LE(r.startup_peers, log2p + 1) << "rank " << r.rank;
+      }
       max_bytes[i] = std::max(max_bytes[i], r.startup_bytes_received);
     }
     EXPECT_EQ(leader->ranks[0].startup_peers, p - 1);  // it sends every chip its part
@@ -425,7 +427,7 @@ TEST_F(DistributedLocalTest, StartUpCostDoesNotGrowWithTheChipCount) {
 // times, and the bits stay the one-rank bits.
 TEST_F(DistributedLocalTest, StagesSendEachTokensHiddenStateOnce) {
   ASSERT_NE(reference_, nullptr);
-  for (const auto [tp, pp] : {std::pair{1, 2}, std::pair{2, 2}, std::pair{4, 2}, std::pair{2, 4}}) {
+  for (const auto& [tp, pp] : {std::pair{1, 2}, std::pair{2, 2}, std::pair{4, 2}, std::pair{2, 4}}) {
     BatchJobOptions o =
         JobOptions(model_, requests_, dir_->File("slices.jsonl"), {16, 32, 4}, tp, pp);
     Result<BatchJobSummary> s = RunOnChips(tp * pp, o);

@@ -56,6 +56,10 @@ TEST(JobSummaryTest, CompareWithPlanTakesMeanGapMedianTtftAndRunRate) {
   EXPECT_DOUBLE_EQ(m.ttft_s, 0.2);
   EXPECT_DOUBLE_EQ(m.tokens_per_s, 15.0);
   EXPECT_DOUBLE_EQ(m.predicted_decode_s_per_token, 0.019);
+  // With the first batch's slowest first token: that (the plan predicts the
+  // prefill of its whole first batch).
+  s.first_batch_ttft_s = 0.4;
+  EXPECT_DOUBLE_EQ(CompareWithPlan(s).ttft_s, 0.4);
 }
 
 // A long request: progress lines before it finishes count its tokens (the
@@ -161,6 +165,12 @@ TEST(JobSummaryTest, JsonSummaryOfARealJob) {
   EXPECT_EQ(j["tokens"]["generated"], 8);
   EXPECT_EQ(j["tokens"]["prompt"], 4);
   EXPECT_EQ(j["ttft_ms"]["count"], 2);
+  // Both requests were admitted in the first step: the measured TTFT beside
+  // the prediction is the slower of the two.
+  ASSERT_EQ(s->ttft_s.size(), 2u);
+  EXPECT_EQ(s->first_batch_ttft_s, std::max(s->ttft_s[0], s->ttft_s[1]));
+  EXPECT_EQ(j["measured"]["ttft_of"], "first batch");
+  EXPECT_DOUBLE_EQ(j["measured"]["ttft_ms"].get<double>(), s->first_batch_ttft_s * 1e3);
   EXPECT_EQ(j["inter_token_ms"]["count"], 6);
   EXPECT_EQ(j["plan"]["batch"], 2);
   EXPECT_EQ(j["plan"]["prompt_length"], 3);

@@ -77,5 +77,36 @@ TEST(ResumeTest, DamageBeforeTheEndIsDataLoss) {
   EXPECT_NE(s.status().message().find("out.jsonl:1"), std::string::npos) << s.status().message();
 }
 
+// A file resumed with another --compute would mix two modes' bits: the first
+// result line of the other mode is refused, naming the file, line and modes,
+// and the file is left as it was.
+TEST(ResumeTest, ResultsOfTheOtherComputeModeAreRefused) {
+  ScratchDir dir;
+  const std::string path = dir.File("out.jsonl");
+  const std::string bf16 = std::string(kComplete) + R"({"id":"b","tokens":[7],"compute":"bf16"})" "\n";
+  Write(path, bf16);
+  Result<ResumeState> s = PrepareResume(path, "float");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.status().message().find("out.jsonl:4: this result was computed with --compute bf16, "
+                                      "this run uses --compute float"),
+            std::string::npos)
+      << s.status().message();
+  EXPECT_EQ(Read(path), bf16);
+  // The float line "a" (no "compute" field) under a bf16 run: line 1.
+  s = PrepareResume(path, "bf16");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("out.jsonl:1: this result was computed with --compute float"),
+            std::string::npos)
+      << s.status().message();
+  // Error records carry no mode; bf16 results resume under bf16.
+  Write(path, std::string(R"({"id":"b","tokens":[7],"compute":"bf16"})") + "\n" +
+                  R"({"id":null,"line":2,"error":"bad"})" + "\n");
+  s = PrepareResume(path, "bf16");
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  EXPECT_EQ(s->done_ids, (std::set<std::string>{"b"}));
+  EXPECT_EQ(s->done_lines, (std::set<int64_t>{2}));
+}
+
 }  // namespace
 }  // namespace lockstep::runtime

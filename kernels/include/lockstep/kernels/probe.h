@@ -56,6 +56,15 @@ double MeasureFmaPeak(Isa isa, int threads, ProbeClock clock = ProbeClock::kWall
 // CPU does not have the instruction.
 double MeasureBf16DotPeak(int threads, ProbeClock clock = ProbeClock::kWall);
 
+// Peak rate (2 per multiply-add, to compare with the quantized matmuls'
+// FLOP/s) of `threads` threads running independent chains of the VNNI
+// integer dot product vpdpbusd (u8 x s8 -> s32, 4 multiply-adds per 32-bit
+// lane): zmm for Isa::kAvx512 (64 per instruction), ymm AVX-VNNI for
+// kAvx2 (32): the anchor of the q8_0 / q4_0 prefill (quant_matmul.h). 0
+// where the quantized kernels of `isa` do not use the instruction
+// (UsingVnni).
+double MeasureInt8DotPeak(Isa isa, int threads, ProbeClock clock = ProbeClock::kWall);
+
 // What the kernels themselves reach, for the cost model (`lockstep
 // calibrate`, docs/partitioner.md "Calibration"): the FMA peak is what no
 // matmul of a few tokens comes near, and the weight stream and the FMAs of a
@@ -72,10 +81,22 @@ struct MatmulProbe {
 
 // FLOP/s (2 per multiply-add) of Matmul (canonical order) for each token
 // count of `tokens`, with `threads` threads and weights streamed from memory:
-// the best single call of those run in min_time_s (at least 4).
+// the best single call of those run in min_time_s, split over two passes
+// over the token counts (so that a burst of other work on a shared machine
+// spoils one pass, not every call of a count).
 std::vector<double> MeasureMatmulFlops(Isa isa, int threads, const MatmulProbe& probe,
                                        const std::vector<int64_t>& tokens,
                                        ProbeClock clock = ProbeClock::kWall);
+
+// FLOP/s of one thread's Matmul calls while `threads` threads each run their
+// own one-thread calls at the same time on their own packed copies (chips
+// that share a node: memory bus, last-level cache, clock), for each token
+// count of `tokens`: per thread the best single call, timed as
+// MeasureMatmulFlops does, all threads starting each token count (of each
+// pass) together; the mean over the threads. Wall clock. The
+// footprint is split among the threads. threads = 1 measures one alone.
+std::vector<double> MeasureConcurrentMatmulFlops(Isa isa, int threads, const MatmulProbe& probe,
+                                                 const std::vector<int64_t>& tokens);
 
 // Seconds of one causal prefill through Attention (attention.h): `queries`
 // tokens at positions 0..queries-1 of one sequence, `num_heads` query heads

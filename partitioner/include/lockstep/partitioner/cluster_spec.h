@@ -80,6 +80,12 @@ struct ChipSpec {
   // attention with them instead of peak_flops (BusyChipMatmulFlops).
   std::map<ElementType, std::map<int, std::map<int64_t, double>>> matmul_flops;
   std::map<int, double> attention_flops;
+  // With shared_by_node and cores: what chips working at the same time cost
+  // each other (shared memory bus, last-level cache, clock). tokens -> the
+  // rate of a one-thread matmul call of that many tokens while every other
+  // core of the node runs one too, as a fraction of its rate alone
+  // (`lockstep calibrate` measures it with bf16 weights). Empty: 1.
+  std::map<int64_t, double> matmul_concurrency;
 
   // The rate for multiplications in type t: peak_flops[t], else peak_flops[f32].
   double PeakFlops(ElementType t) const;
@@ -135,18 +141,34 @@ struct ClusterSpec {
   int BusyThreads(int busy) const;
   // The calibrated rate of one of `busy` chips for a matmul call of `tokens`
   // tokens with `weight_type` weights: ChipSpec::matmul_flops for that type
-  // (f16 and bf16 stand in for each other, then f32), at the node's busy
-  // threads (linear between the measured thread counts, through 0; the
-  // largest count's rate when the threads are unknown), at `tokens`
-  // (linear in log2(tokens) between the measured counts, the end values
-  // outside them), divided among the busy chips. 0 without a table.
+  // (f16 and bf16 stand in for each other, then f32), at `tokens` (linear in
+  // log2(tokens) between the measured counts, the end values outside them).
+  // With shared_by_node, cores and threads_per_chip known, a chip runs its
+  // own threads on cores of its own: the table at threads_per_chip threads
+  // (linear between the measured thread counts, through 0), times the
+  // matmul_concurrency factor at `tokens` scaled linearly by how many other
+  // cores the busy chips keep busy (all cores-1 others: the full factor),
+  // times cores / (busy x threads_per_chip) when the busy chips ask for more
+  // threads than the node has cores. (The memory share of those chips is
+  // the cost model's memory term: BusyChipMemoryBandwidth.) With the threads
+  // unknown: the table's largest thread count divided among the busy chips.
+  // 0 without a table.
   double BusyChipMatmulFlops(ElementType weight_type, int64_t tokens, int busy) const;
-  // The same for ChipSpec::attention_flops (0 without one).
+  // The same for ChipSpec::attention_flops (0 without one), without the
+  // concurrency factor (measured for matmuls only).
   double BusyChipAttentionFlops(int busy) const;
   // The node's read bandwidth with `threads` threads (1 <= threads <= cores):
   // memory_bandwidth_by_threads interpolated linearly between its points,
   // through 0 below the first; memory_bandwidth_bytes_per_s at `cores`.
   double NodeBandwidthWithThreads(int threads) const;
+  // shared_by_node with cores and threads_per_chip known: each chip runs its
+  // own threads on cores of its own (BusyChipMatmulFlops).
+  bool ChipsHaveOwnThreads() const;
+  // `by_threads` (threads -> rate of the node alone) for one of `busy` such
+  // chips: see BusyChipMatmulFlops; `concurrency` the factor with every
+  // other core busy.
+  double OwnThreadsRate(const std::map<int, double>& by_threads, int busy,
+                        double concurrency) const;
 
   bool operator==(const ClusterSpec&) const = default;
 };

@@ -188,6 +188,10 @@ struct BatchJobSummary {
   // tokens of a request (the inter-token latency), in seconds.
   std::vector<double> ttft_s;
   std::vector<double> inter_token_s;
+  // The slowest time to first token (from admission) of the requests
+  // admitted in the job's first step, if all of them completed: the batch
+  // whose prefill the plan's time_to_first_token_s predicts. 0 otherwise.
+  double first_batch_ttft_s = 0;
   std::vector<RankStats> ranks;    // by world rank (leader; empty elsewhere)
   std::vector<JobResult> results;  // completion order (leader, keep_results)
 };

@@ -30,7 +30,10 @@ double Percentile(std::vector<double> values, double p);
 
 struct MeasuredAndPredicted {
   double decode_s_per_token = 0;  // measured; 0 when no request made 2 tokens
-  double ttft_s = 0;              // measured median; 0 when nothing completed
+  // Measured: the first batch's slowest first token (what the plan predicts:
+  // BatchJobSummary::first_batch_ttft_s), else the median of all requests;
+  // 0 when nothing completed.
+  double ttft_s = 0;
   double tokens_per_s = 0;        // measured
   double predicted_decode_s_per_token = 0;
   double predicted_ttft_s = 0;

@@ -8,13 +8,9 @@ namespace lockstep::launch {
 // only SLURM_STEP_NUM_TASKS, which a batch script itself does not have: its
 // SLURM_NTASKS is the allocation's, not a step's); 1 when started directly.
 int LauncherWorldSize();
-// This process's rank in the launcher's world, from the same variables
-// (OMPI_COMM_WORLD_RANK, PMI_RANK, PMIX_RANK, SLURM_PROCID); 0 without one.
-int LauncherWorldRank();
-
 // This process's rank in that job (OMPI_COMM_WORLD_RANK, PMI_RANK,
 // PMIX_RANK, SLURM_PROCID); 0 when started directly. For deciding who
-// prints an error found before MPI starts.
+// prints what is found before MPI starts (a bad command line, --help).
 int LauncherWorldRank();
 
 }  // namespace lockstep::launch

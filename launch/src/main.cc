@@ -54,14 +54,18 @@ int main(int argc, char** argv) {
   if (std::string unknown = UnknownNames(app, argc, argv); !unknown.empty()) {
     return usage_error(unknown);
   }
+  // --help and --version under mpirun: printed once, by rank 0.
+  auto print_once = [&app](const CLI::ParseError& e) {
+    return LauncherWorldRank() == 0 ? app.exit(e) : e.get_exit_code();
+  };
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
+    return print_once(e);
   } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
+    return print_once(e);
   } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
+    return print_once(e);
   } catch (const CLI::ParseError& e) {
     return usage_error(ParseErrorLine(e));
   }

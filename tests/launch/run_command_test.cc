@@ -444,6 +444,23 @@ TEST_F(RunCommandTest, NonFiniteLogitsEndTheRequestWithAnErrorRecordNamingTheSte
   EXPECT_EQ(ids, (std::set<std::string>{"a", "b"}));
 }
 
+// Under mpirun every rank parses the command line: --help and --version are
+// printed by rank 0 only (exit 0 everywhere), like a bad command line's error.
+TEST_F(RunCommandTest, HelpIsPrintedOnceUnderALauncher) {
+  const std::string out = dir_.File("help.txt");
+  for (const char* args : {"calibrate --help", "run --help", "--version"}) {
+    CommandRun run = Lockstep(std::string(args) + " > " + out,
+                              "env OMPI_COMM_WORLD_RANK=1 OMPI_COMM_WORLD_SIZE=2 ");
+    EXPECT_EQ(run.exit_code, 0) << args;
+    EXPECT_EQ(ReadText(out), "") << args;
+    EXPECT_EQ(run.stderr_text, "") << args;
+    run = Lockstep(std::string(args) + " > " + out,
+                   "env OMPI_COMM_WORLD_RANK=0 OMPI_COMM_WORLD_SIZE=2 ");
+    EXPECT_EQ(run.exit_code, 0) << args;
+    EXPECT_NE(ReadText(out), "") << args;
+  }
+}
+
 // Every bad command line: exit 2, one line, in plain words, naming the
 // flag; bounds from the machine; the nearest valid name for a misspelling.
 // Nothing starts (no thread, no allocation, no results file).

@@ -31,6 +31,10 @@ grep -q '"f32"' "$spec" || fail "no FMA peak in the spec"
 grep -q "\"cores\": $(nproc)" "$spec" || { cat "$spec"; fail "no core count in the spec"; }
 if [ "$(nproc)" -ge 2 ]; then
   grep -q '"memory_bandwidth_by_threads"' "$spec" || { cat "$spec"; fail "no 1-thread bandwidth"; }
+  # What ranks sharing the host cost each other: one factor per token count.
+  grep -q '"matmul_concurrency"' "$spec" || { cat "$spec"; fail "no matmul_concurrency"; }
+  grep -q "threads at once  rate of each / alone by tokens, 1:" "$dir/out.txt" ||
+    { cat "$dir/out.txt"; fail "the concurrency factors are not printed"; }
 fi
 
 # A launcher that binds rank 0 to one CPU (mpirun binds each of 2 ranks to a

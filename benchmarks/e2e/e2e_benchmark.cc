@@ -27,7 +27,17 @@
 //   e2e_benchmark [--scratch DIR] [--models llama-110m,tinyllama-1.1b]
 //                 [--dtypes f32,f16,bf16] [--threads 1,2] [--isa auto]
 //                 [--decode-tokens 32] [--prefill-tokens 256] [--repeats 3]
-//                 [--decode-batch 16] [--computes float,bf16]
+//                 [--decode-batch 16] [--computes float,bf16] [--attention-share]
+//                 [--prefill-chunk N]
+//
+// --prefill-chunk N: read the prompt in steps of N tokens (what `lockstep
+// run --max-step-tokens N` does), timed as a whole; 0 (default): one step.
+//
+// --attention-share: also time the attention of the prefill alone (the
+// causal prompt of --prefill-tokens positions through kernels::Attention, on
+// the model's head shape, MeasureAttentionSeconds of probe.h) times the
+// number of layers, right after each repeat's prefill, and print its share of
+// the prefill (long prompts: issue 17 item 3).
 //
 // --computes: the matmul arithmetic (kernels/matmul.h, Compute) of each row;
 // bf16 compute runs on bf16 models only (rows "bf16+bf16c"), the other
@@ -113,6 +123,7 @@ struct Row {
   int prefill_tokens = 0;
   Best decode, prefill;  // seconds per decode step, seconds per prefill
   Best decode_batch;     // seconds per step of the batched decode
+  Best attention;        // seconds of the prefill's attention (all layers), if measured
 };
 
 int Main(int argc, char** argv) {
@@ -128,6 +139,8 @@ int Main(int argc, char** argv) {
   int repeats = 3;
   int decode_batch = 16;
   std::string computes = "float";
+  bool attention_share = false;
+  int prefill_chunk = 0;
   app.add_option("--scratch", scratch, "Folder for the synthesized models");
   app.add_option("--decode-batch", decode_batch,
                  "Sequences decoded together in the batched decode (1: skip it)");
@@ -139,6 +152,10 @@ int Main(int argc, char** argv) {
   app.add_option("--prefill-tokens", prefill_tokens, "Prompt length of the prefill");
   app.add_option("--repeats", repeats, "Best of this many runs");
   app.add_option("--computes", computes, "Matmul arithmetic per row: float, bf16 (comma-separated)");
+  app.add_flag("--attention-share", attention_share,
+               "Also time the prefill's attention alone and print its share");
+  app.add_option("--prefill-chunk", prefill_chunk,
+                 "Prompt tokens per step of the prefill (0: the whole prompt in one step)");
   CLI11_PARSE(app, argc, argv);
 
   Result<kernels::Isa> isa = kernels::ParseIsa(isa_name);
@@ -248,9 +265,37 @@ int Main(int argc, char** argv) {
             best_bw = std::max(best_bw, bw);
             best_peak = std::max(best_peak, peak);
           }
-          const auto [pw, pc] =
-              TimeBoth(t, [&] { LOCKSTEP_CHECK(e.Forward(prompt, &logits).ok()); });
+          const auto [pw, pc] = TimeBoth(t, [&] {
+            if (prefill_chunk <= 0 || prefill_chunk >= prefill_tokens) {
+              LOCKSTEP_CHECK(e.Forward(prompt, &logits).ok());
+              return;
+            }
+            runtime::TokenBatch chunk;
+            for (int c0 = 0; c0 < prefill_tokens; c0 += prefill_chunk) {
+              chunk.Clear();
+              const int c1 = std::min(prefill_tokens, c0 + prefill_chunk);
+              for (int i = c0; i < c1; ++i) {
+                chunk.Add(prompt.tokens[size_t(i)], 0, i, i + 1 == prefill_tokens);
+              }
+              LOCKSTEP_CHECK(e.Forward(chunk, &logits).ok());
+            }
+          });
           row.prefill.Update(pw, pc);
+          if (attention_share) {
+            for (kernels::ProbeClock clock :
+                 {kernels::ProbeClock::kWall, kernels::ProbeClock::kCpu}) {
+              const double a =
+                  config->num_layers * kernels::MeasureAttentionSeconds(
+                                           *isa,
+                                           t, prefill_tokens, config->num_heads,
+                                           config->num_kv_heads, config->head_dim, 2, clock);
+              if (clock == kernels::ProbeClock::kWall) {
+                row.attention.wall = std::min(row.attention.wall, a);
+              } else {
+                row.attention.cpu = std::min(row.attention.cpu, a);
+              }
+            }
+          }
           // Decode after a short prompt, so that the steps stream the weights
           // and hardly any KV cache (the figure compared is weight bytes).
           runtime::TokenBatch step;
@@ -306,6 +351,13 @@ int Main(int argc, char** argv) {
             row.prefill_tokens / row.prefill.wall,
             row.prefill_flop / row.prefill.wall / row.peak_wall,
             row.prefill_flop / row.prefill.cpu / row.peak_cpu);
+        if (attention_share) {
+          fmt::print("{:<15} {:<5} {} thread(s): prefill of {} tokens {:.3f} s, its attention "
+                     "{:.3f} s = {:.2f} of it (CPU time {:.3f} s of {:.3f} s = {:.2f})\n",
+                     row.model, row.dtype, row.threads, row.prefill_tokens, row.prefill.wall,
+                     row.attention.wall, row.attention.wall / row.prefill.wall, row.attention.cpu,
+                     row.prefill.cpu, row.attention.cpu / row.prefill.cpu);
+        }
         std::fflush(stdout);
         rows.push_back(row);
       }

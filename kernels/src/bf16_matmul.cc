@@ -30,10 +30,15 @@ std::atomic<bool>& Bf16DotEnabled() {
 
 // AVX512_BF16: CPUID leaf 7, subleaf 1, EAX bit 5 (read directly: not every
 // compiler's __builtin_cpu_supports knows the name).
+// Read once (CPUID traps to the hypervisor under a VM; this runs on every
+// bf16-compute matmul).
 bool CpuHasAvx512Bf16() {
-  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-  if (__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) == 0) return false;
-  return (eax & (1u << 5)) != 0;
+  static const bool has = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) == 0) return false;
+    return (eax & (1u << 5)) != 0;
+  }();
+  return has;
 }
 
 // A bf16 weight as the kernels see it: a subnormal is a zero of its sign.

@@ -38,10 +38,15 @@ namespace {
 // F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports does
 // not know "f16c" (clang 14, the fuzz preset), gcc's does; this reads the
 // same bit for both.
+// Read once: CPUID traps to the hypervisor under a VM (microseconds), and
+// IsaSupported runs on every kernel call.
 bool CpuHasF16c() {
-  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-  if (__get_cpuid(1, &eax, &ebx, &ecx, &edx) == 0) return false;
-  return (ecx & bit_F16C) != 0;
+  static const bool has = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (__get_cpuid(1, &eax, &ebx, &ecx, &edx) == 0) return false;
+    return (ecx & bit_F16C) != 0;
+  }();
+  return has;
 }
 
 }  // namespace

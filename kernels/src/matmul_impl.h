@@ -134,9 +134,10 @@ struct Operands {
   const Elem* const* w;
   const float* const* x;
   int64_t origin;
-  // kDirect only: if > 0, each column k also prefetches into L2 the weights
-  // of column k + prefetch of every panel (prefetches never fault, so it may
-  // run past the pack's end).
+  // kDirect and kPack: if > 0, each column k (kPack: each column that starts
+  // a cache line) also prefetches into L2 the weights of column k + prefetch
+  // of every panel (prefetches never fault, so it may run past the pack's
+  // end).
   int64_t prefetch = 0;
 };
 
@@ -194,7 +195,16 @@ void RunColumns(const internal::MatmulCall& c,
         }
       }
     } else {
+      // Decode: each panel is its own stream; with prefetch > 0 each k that
+      // starts a cache line of a panel also asks for the line `prefetch`
+      // columns ahead of it.
+      constexpr int64_t kLineColumns =
+          64 / (16 * static_cast<int64_t>(sizeof(typename PackedWeights<kType>::Elem)));
       for (; k < stop; ++k) {
+        if (ops.prefetch > 0 && k % kLineColumns == 0) {
+#pragma GCC unroll 16
+          for (int p = 0; p < P; ++p) PrefetchL2(ops.w[p] + (k + ops.prefetch) * 16);
+        }
         VecF wv[P];
 #pragma GCC unroll 16
         for (int p = 0; p < P; ++p) wv[p] = W::Load(ops.w[p] + k * 16);
@@ -254,6 +264,14 @@ void PanelPointers(const internal::MatmulCall& c, int64_t panel0,
   }
 }
 
+// How far ahead (bytes of each panel's stream) a decode block prefetches its
+// weights into L2. The P panels of a block are P separate streams; with 2-byte
+// weights each advances only half a cache line per column, and the hardware
+// prefetchers alone kept f16/bf16 decode at ~0.80 of the read-bandwidth probe
+// (f32: ~1.0). Measured (matmul_bench --mode decode, RESULTS.md "Issue 17
+// items 3-4"): 256 to 1024 bytes all bring bf16 to ~0.95; 512 was the best.
+inline constexpr int64_t kDecodePrefetchBytes = 512;
+
 // A whole P x T block in one pass over K, straight from the pack (decode).
 template <internal::WeightType kType, int P, int T>
 void MatmulBlock(const internal::MatmulCall& c, int64_t panel0, int64_t token0) {
@@ -264,7 +282,10 @@ void MatmulBlock(const internal::MatmulCall& c, int64_t panel0, int64_t token0) 
   VecF parked[P * T];  // unused: one pass over all of K never parks a segment
   VecF stack[internal::kSegmentStackDepth * P * T];
   BlockState state{parked, stack, 0, false};
-  RunColumns<kType, P, T, OperandForm::kPack>(c, {w, x, 0}, 0, c.cols, state);
+  constexpr int64_t kColumnBytes =
+      16 * static_cast<int64_t>(sizeof(typename PackedWeights<kType>::Elem));
+  RunColumns<kType, P, T, OperandForm::kPack>(c, {w, x, 0, kDecodePrefetchBytes / kColumnBytes},
+                                              0, c.cols, state);
   StoreBlock<P, T>(c, panel0, token0, stack);
 }
 

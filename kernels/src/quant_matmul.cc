@@ -31,9 +31,15 @@
 namespace lockstep::kernels {
 namespace {
 
-// How many blocks ahead a single pass over the weights prefetches them into
-// L2 (0: leave it to the hardware prefetchers).
-constexpr int64_t kQuantPrefetchBlocks = 0;
+// How many blocks ahead a single pass over the weights (decode, one token
+// block) prefetches them into L2 (0: leave it to the hardware prefetchers).
+// Measured (matmul_bench --mode decode, RESULTS.md "Issue 17 items 3-4"):
+// q4_0 decode went from ~0.85 to ~0.92 of the read probe with 2 blocks (one
+// pair, 576 bytes of each panel, ahead), 4 was no better; q8_0 already
+// streams at the probe's rate without it, and was 5-10% slower with it.
+int64_t QuantPrefetchBlocks(DType dtype) {
+  return dtype == DType::kQ4_0 ? 2 : 0;
+}
 
 internal::WeightType QuantWeightType(DType dtype) {
   LOCKSTEP_CHECK(DTypeIsQuantized(dtype), "not a quantized dtype: {}", DTypeName(dtype));
@@ -91,11 +97,15 @@ bool CpuidLeaf7Bit(unsigned subleaf, int reg, unsigned bit) {
 
 bool VnniAvailable(Isa isa) {
   if (!IsaSupported(isa)) return false;
+  // Read once: CPUID traps to the hypervisor under a VM, and this runs on
+  // every quantized matmul.
+  static const bool avx512_vnni = CpuidLeaf7Bit(0, 2, 11);  // ECX bit 11: AVX512_VNNI
+  static const bool avx_vnni = CpuidLeaf7Bit(1, 0, 4);      // EAX bit 4: AVX-VNNI
   switch (isa) {
     case Isa::kAvx512:
-      return CpuidLeaf7Bit(0, 2, 11);  // ECX bit 11: AVX512_VNNI
+      return avx512_vnni;
     case Isa::kAvx2:
-      return CpuidLeaf7Bit(1, 0, 4);  // EAX bit 4: AVX-VNNI
+      return avx_vnni;
     case Isa::kScalar:
       return false;
   }
@@ -278,7 +288,7 @@ void QuantMatmul(Isa isa, const PackedMatrix& w, const float* x, int64_t num_tok
   call.chunk_bounds = chunk_bounds.data();
   call.chunk_segments = chunk_segments.data();
   call.num_chunks = static_cast<int>(chunk_bounds.size()) - 1;
-  call.prefetch_blocks = kQuantPrefetchBlocks;
+  call.prefetch_blocks = QuantPrefetchBlocks(w.dtype());
 
   if (num_tblocks == 1) {
     // Split panel groups only: each weight comes from memory once.

@@ -255,6 +255,17 @@ TEST(Bf16MatmulTest, EveryIsaEqualsReference) {
   for (const Shape& s : shapes) ExpectEveryVariantEqualsReference(s, seed++);
 }
 
+TEST(Bf16MatmulTest, DecodeEqualsReference) {
+  // One token: the decode blocks' software prefetch runs a fixed number of
+  // bytes ahead of each panel (matmul_impl.h, kDecodePrefetchBytes); K below
+  // and above that distance, odd pairs, two full 8-panel groups plus single
+  // panels.
+  uint32_t seed = 300;
+  for (int64_t cols : {1, 17, 33, 255, 1031, 5633}) {
+    ExpectEveryVariantEqualsReference({16 * 8 * 2 + 16 * 3 + 5, cols, 1}, seed++);
+  }
+}
+
 TEST(Bf16MatmulTest, FlushAtTheSmallestNormalIsTheInstructions) {
   // One pair: acc = 2^-63 * 2^-63 = 2^-126, then a second product of -2^-150
   // (exact sum 2^-126 - 2^-150: 24 bits below 2^-126, flushed to +0 by

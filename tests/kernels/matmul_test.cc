@@ -78,6 +78,30 @@ TEST(MatmulTest, EveryIsaAndDtypeEqualsReference) {
   }
 }
 
+// Decode (one token) streams each panel with a software prefetch a fixed
+// number of bytes ahead (matmul_impl.h, kDecodePrefetchBytes): K shorter and
+// longer than that distance, odd (a panel not starting on a cache line), and
+// rows that fill two 8-panel groups and leave single panels.
+TEST(MatmulTest, DecodeEqualsReference) {
+  const int64_t rows = 16 * 8 * 2 + 16 * 3 + 5;
+  for (int64_t cols : {1, 15, 16, 17, 33, 65, 257, 1031, 2051}) {
+    const std::vector<float> x = RandomVector(static_cast<size_t>(cols), 23);
+    for (DType dtype : kDTypes) {
+      const Weights w = MakeWeights(dtype, rows, cols, 29);
+      std::vector<float> expected(static_cast<size_t>(rows));
+      MatmulReference(w.f32.data(), rows, cols, ReductionSlice::Full(cols), x.data(), 1, cols,
+                      expected.data(), rows);
+      const PackedMatrix packed = PackedMatrix::Pack(dtype, w.data(), rows, cols);
+      for (Isa isa : SupportedIsas()) {
+        std::vector<float> y(expected.size(), -1.0f);
+        Matmul(isa, packed, x.data(), 1, y.data());
+        EXPECT_TRUE(SameBits(y, expected))
+            << IsaName(isa) << " " << DTypeName(dtype) << " " << rows << "x" << cols;
+      }
+    }
+  }
+}
+
 TEST(MatmulTest, LongPrefillEqualsReference) {
   // Enough tokens to need several rounds of token blocks per task, and K
   // cut into several column chunks (chunk edges fall inside segments).

@@ -114,6 +114,32 @@ TEST(QuantMatmulTest, EveryIsaAndTypeEqualsReference) {
   }
 }
 
+TEST(QuantMatmulTest, SinglePassEqualsReference) {
+  // One token block (decode, and a few tokens): one pass over the weights,
+  // q4_0 with a software prefetch a pair of blocks ahead of each panel
+  // (quant_matmul.cc). Block counts below and above that distance, odd (a
+  // pair record half used), two full 8-panel groups plus single panels.
+  const int64_t rows = 16 * 8 * 2 + 16 * 3 + 5;
+  for (int64_t cols : {32, 64, 96, 160, 2080, 5632}) {
+    for (int64_t tokens : {1, 4}) {
+      const std::vector<float> x = RandomVector(static_cast<size_t>(tokens * cols), 17);
+      for (DType dtype : kQuantTypes) {
+        const std::vector<uint8_t> blocks = MakeBlocks(dtype, rows, cols, 19);
+        std::vector<float> expected(static_cast<size_t>(tokens * rows));
+        QuantMatmulReference(dtype, blocks.data(), rows, cols, ReductionSlice::Full(cols),
+                             x.data(), tokens, cols, expected.data(), rows);
+        const PackedMatrix packed = PackedMatrix::Pack(dtype, blocks.data(), rows, cols);
+        for (const Variant& v : Variants()) {
+          std::vector<float> y(expected.size(), -1.0f);
+          RunMatmul(v, packed, x.data(), tokens, cols, y.data(), rows);
+          EXPECT_TRUE(SameBits(y, expected)) << Label(v) << " " << DTypeName(dtype) << " " << rows
+                                             << "x" << cols << " tokens " << tokens;
+        }
+      }
+    }
+  }
+}
+
 TEST(QuantMatmulTest, LongPrefillEqualsReference) {
   // More token blocks than one round of the kernel's state (256 blocks), K
   // in several chunks.

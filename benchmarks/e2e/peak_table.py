@@ -129,30 +129,50 @@ def main():
 
     # best[(clock, row, threads, figure)] = (tokens/s, fraction of the anchor)
     best = {}
-    ours = {"wall": "wall clock", "cpu": "CPU time"}
-    for r in range(1, args.rounds + 1):
-        log(f"## round {r}")
-        common = [e2e, "--scratch", args.scratch, "--models", args.model, "--dtypes", args.dtypes,
-                  "--computes", "float,bf16", "--threads", args.threads, "--repeats", "1"]
-        short = run(common + ["--decode-tokens", "16", "--decode-batch", "16",
-                              "--prefill-tokens", "128"])
-        log(short)
-        long = run(common + ["--decode-tokens", "2", "--decode-batch", "1",
-                             "--prefill-tokens", str(args.long_prompt)])
-        log(long)
-        for text, prefill_key in ((short, "prefill128"), (long, f"prefill{args.long_prompt}")):
-            for title, rows in markdown_tables(text):
-                clock = "cpu" if title.startswith("CPU time") else "wall"
-                for row in rows:
-                    key = (row["dtype"], int(row["threads"]))
-                    keep_best(best, (clock, *key, prefill_key), column(row, "prefill tok/s"),
-                              column(row, "prefill / peak"))
-                    if prefill_key == "prefill128":
-                        keep_best(best, (clock, *key, "decode1"), column(row, "decode tok/s"),
-                                  column(row, "decode / read"))
-                        keep_best(best, (clock, *key, "decode16"), column(row, "decode x16 tok/s"))
-        if not (args.gguf_dir and args.llama_bin):
-            continue
+
+    def tables(title):
+        long_key = f"prefill{args.long_prompt}"
+        rows = [d for d in dtypes] + (["bf16+bf16c"] if "bf16" in dtypes else [])
+
+        def cell(clock, row, t, figure, fraction=True):
+            got = best.get((clock, row, t, figure))
+            if got is None:
+                return ""
+            value, anchor = got
+            return f"{value:.2f} ({anchor:.2f})" if fraction and anchor is not None else f"{value:.2f}"
+
+        def llama(row, t, figure):
+            dtype = row.split("+")[0]
+            got = best.get(("llama", dtype, t, figure))
+            return f"{got[0]:.2f}" if got else ""
+
+        def ratio(row, t, figure, clock="wall"):
+            a = best.get((clock, row, t, figure))
+            b = best.get(("llama", row.split("+")[0], t, figure))
+            return f"{a[0] / b[0]:.2f}" if a and b and b[0] > 0 else ""
+
+        log(f"\n### {title}: wall clock: lockstep (fraction of its anchor) | llama.cpp | lockstep / llama.cpp")
+        log(f"| weights | threads | decode b1 | llama.cpp tg16 | ratio | decode b16 | llama.cpp S_TG x16 "
+            f"| ratio | prefill 128 | llama.cpp pp128 | ratio | prefill {args.long_prompt} "
+            f"| llama.cpp pp{args.long_prompt} | ratio |")
+        log("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for row in rows:
+            for t in threads:
+                log(f"| {row} | {t} | {cell('wall', row, t, 'decode1')} | {llama(row, t, 'decode1')} "
+                    f"| {ratio(row, t, 'decode1')} | {cell('wall', row, t, 'decode16')} "
+                    f"| {llama(row, t, 'decode16')} | {ratio(row, t, 'decode16')} "
+                    f"| {cell('wall', row, t, 'prefill128')} | {llama(row, t, 'prefill128')} "
+                    f"| {ratio(row, t, 'prefill128')} | {cell('wall', row, t, long_key)} "
+                    f"| {llama(row, t, long_key)} | {ratio(row, t, long_key)} |")
+        log(f"\n### {title}: CPU time per thread: lockstep (fraction of its anchor, timed alike)")
+        log(f"| weights | threads | decode b1 | decode b16 | prefill 128 | prefill {args.long_prompt} |")
+        log("|---|---|---|---|---|---|")
+        for row in rows:
+            for t in threads:
+                log(f"| {row} | {t} | {cell('cpu', row, t, 'decode1')} | {cell('cpu', row, t, 'decode16')} "
+                    f"| {cell('cpu', row, t, 'prefill128')} | {cell('cpu', row, t, long_key)} |")
+
+    def run_llama():
         bench = str(pathlib.Path(args.llama_bin) / "llama-bench")
         batched = str(pathlib.Path(args.llama_bin) / "llama-batched-bench")
         for dtype in dtypes:
@@ -177,48 +197,33 @@ def main():
                     if len(cells) >= 10 and cells[0] == "8" and cells[1] == "16":
                         keep_best(best, ("llama", dtype, t, "decode16"), float(cells[7]))
                         log(f"llama.cpp {dtype} t{t} decode16 (S_TG): {cells[7]} tok/s")
+
+    for r in range(1, args.rounds + 1):
+        log(f"## round {r}")
+        common = [e2e, "--scratch", args.scratch, "--models", args.model, "--dtypes", args.dtypes,
+                  "--computes", "float,bf16", "--threads", args.threads, "--repeats", "1"]
+        short = run(common + ["--decode-tokens", "16", "--decode-batch", "16",
+                              "--prefill-tokens", "128"])
+        log(short)
+        long = run(common + ["--decode-tokens", "2", "--decode-batch", "1",
+                             "--prefill-tokens", str(args.long_prompt)])
+        log(long)
+        for text, prefill_key in ((short, "prefill128"), (long, f"prefill{args.long_prompt}")):
+            for title, rows in markdown_tables(text):
+                clock = "cpu" if title.startswith("CPU time") else "wall"
+                for row in rows:
+                    key = (row["dtype"], int(row["threads"]))
+                    keep_best(best, (clock, *key, prefill_key), column(row, "prefill tok/s"),
+                              column(row, "prefill / peak"))
+                    if prefill_key == "prefill128":
+                        keep_best(best, (clock, *key, "decode1"), column(row, "decode tok/s"),
+                                  column(row, "decode / read"))
+                        keep_best(best, (clock, *key, "decode16"), column(row, "decode x16 tok/s"))
+        if args.gguf_dir and args.llama_bin:
+            run_llama()
+        tables(f"after round {r}")
     log(f"# load average after: {load_average()}")
-
-    long_key = f"prefill{args.long_prompt}"
-    rows = [d for d in dtypes] + (["bf16+bf16c"] if "bf16" in dtypes else [])
-
-    def cell(clock, row, t, figure, fraction=True):
-        got = best.get((clock, row, t, figure))
-        if got is None:
-            return ""
-        value, anchor = got
-        return f"{value:.2f} ({anchor:.2f})" if fraction and anchor is not None else f"{value:.2f}"
-
-    def llama(row, t, figure):
-        dtype = row.split("+")[0]
-        got = best.get(("llama", dtype, t, figure))
-        return f"{got[0]:.2f}" if got else ""
-
-    def ratio(row, t, figure, clock="wall"):
-        a = best.get((clock, row, t, figure))
-        b = best.get(("llama", row.split("+")[0], t, figure))
-        return f"{a[0] / b[0]:.2f}" if a and b and b[0] > 0 else ""
-
-    log("\n### wall clock: lockstep (fraction of its anchor) | llama.cpp | lockstep / llama.cpp")
-    log(f"| weights | threads | decode b1 | llama.cpp tg16 | ratio | decode b16 | llama.cpp S_TG x16 "
-        f"| ratio | prefill 128 | llama.cpp pp128 | ratio | prefill {args.long_prompt} "
-        f"| llama.cpp pp{args.long_prompt} | ratio |")
-    log("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for row in rows:
-        for t in threads:
-            log(f"| {row} | {t} | {cell('wall', row, t, 'decode1')} | {llama(row, t, 'decode1')} "
-                f"| {ratio(row, t, 'decode1')} | {cell('wall', row, t, 'decode16')} "
-                f"| {llama(row, t, 'decode16')} | {ratio(row, t, 'decode16')} "
-                f"| {cell('wall', row, t, 'prefill128')} | {llama(row, t, 'prefill128')} "
-                f"| {ratio(row, t, 'prefill128')} | {cell('wall', row, t, long_key)} "
-                f"| {llama(row, t, long_key)} | {ratio(row, t, long_key)} |")
-    log("\n### CPU time per thread: lockstep (fraction of its anchor, timed alike)")
-    log(f"| weights | threads | decode b1 | decode b16 | prefill 128 | prefill {args.long_prompt} |")
-    log("|---|---|---|---|---|---|")
-    for row in rows:
-        for t in threads:
-            log(f"| {row} | {t} | {cell('cpu', row, t, 'decode1')} | {cell('cpu', row, t, 'decode16')} "
-                f"| {cell('cpu', row, t, 'prefill128')} | {cell('cpu', row, t, long_key)} |")
+    tables("all rounds")
 
 
 if __name__ == "__main__":

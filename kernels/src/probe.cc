@@ -218,31 +218,36 @@ class ProbeCopies {
   size_t next_ = 0;
 };
 
-// The best single call (seconds on `clock`) of each token count of
-// `tokens`: kPasses interleaved passes over the token counts (a burst of
-// other work on a shared machine then spoils one pass of a count, not all
-// of its calls), each running a count's calls for min_time_s / kPasses (at
-// least 2 calls). One warm-up pass over every copy first (each copy is then
+// The typical call (seconds on `clock`) of each token count of `tokens`:
+// the median call of a pass, in the quieter of kPasses interleaved passes
+// over the token counts (a burst of other work on a shared machine then
+// spoils one pass of a count, not both), each running a count's calls for
+// min_time_s / kPasses (at least 3 calls). The median, not the fastest call:
+// a forward pass is a sum of many calls, and the fastest of hundreds is a
+// rate the kernels do not sustain. One warm-up pass over every copy first (each copy is then
 // in memory and the clock up), and one unmeasured call per count and pass.
 // `sync`, if given, is arrived at before each measurement so that concurrent
 // callers measure the same count at the same time.
 constexpr int kPasses = 2;
-std::vector<double> BestCalls(Isa isa, ProbeCopies& copies, const std::vector<int64_t>& tokens,
-                              double min_time_s, ProbeClock clock, int threads,
-                              std::barrier<>* sync = nullptr) {
+std::vector<double> TypicalCalls(Isa isa, ProbeCopies& copies, const std::vector<int64_t>& tokens,
+                                 double min_time_s, ProbeClock clock, int threads,
+                                 std::barrier<>* sync = nullptr) {
   for (size_t i = 0; i < copies.size(); ++i) copies.Call(isa, tokens.empty() ? 1 : tokens[0]);
   std::vector<double> best(tokens.size(), 1e30);
+  std::vector<double> times;
   for (int pass = 0; pass < kPasses; ++pass) {
     for (size_t i = 0; i < tokens.size(); ++i) {
       if (sync != nullptr) sync->arrive_and_wait();
       copies.Call(isa, tokens[i]);
+      times.clear();
       const double start = ProbeNow(clock, threads);
-      for (int calls = 0; calls < 2 || ProbeNow(clock, threads) - start < min_time_s / kPasses;
-           ++calls) {
+      while (times.size() < 3 || ProbeNow(clock, threads) - start < min_time_s / kPasses) {
         const double t0 = ProbeNow(clock, threads);
         copies.Call(isa, tokens[i]);
-        best[i] = std::min(best[i], ProbeNow(clock, threads) - t0);
+        times.push_back(ProbeNow(clock, threads) - t0);
       }
+      std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
+      best[i] = std::min(best[i], times[times.size() / 2]);
     }
   }
   return best;
@@ -271,7 +276,7 @@ std::vector<double> MeasureMatmulFlops(Isa isa, int threads, const MatmulProbe& 
   arena.execute([&] {
     ProbeCopies copies(probe, data, probe.footprint, most);
     const std::vector<double> best =
-        BestCalls(isa, copies, tokens, probe.min_time_s, clock, threads);
+        TypicalCalls(isa, copies, tokens, probe.min_time_s, clock, threads);
     for (size_t i = 0; i < tokens.size(); ++i) {
       rates.push_back(2.0 * static_cast<double>(tokens[i]) * static_cast<double>(probe.rows) *
                       static_cast<double>(probe.cols) / best[i]);
@@ -300,7 +305,7 @@ std::vector<double> MeasureConcurrentMatmulFlops(Isa isa, int threads, const Mat
       arena.execute([&] {
         ProbeCopies copies(probe, data, probe.footprint / static_cast<size_t>(threads), most);
         best[static_cast<size_t>(w)] =
-            BestCalls(isa, copies, tokens, probe.min_time_s, ProbeClock::kWall, 1, &sync);
+            TypicalCalls(isa, copies, tokens, probe.min_time_s, ProbeClock::kWall, 1, &sync);
       });
     });
   }

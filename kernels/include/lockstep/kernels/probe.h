@@ -81,9 +81,10 @@ struct MatmulProbe {
 
 // FLOP/s (2 per multiply-add) of Matmul (canonical order) for each token
 // count of `tokens`, with `threads` threads and weights streamed from memory:
-// the best single call of those run in min_time_s, split over two passes
-// over the token counts (so that a burst of other work on a shared machine
-// spoils one pass, not every call of a count).
+// the median call of those run in min_time_s, split over two passes over
+// the token counts, in the quieter pass (a burst of other work on a shared
+// machine spoils one pass of a count, not both). The median rather than the
+// fastest call: the rate a forward pass of many calls sustains.
 std::vector<double> MeasureMatmulFlops(Isa isa, int threads, const MatmulProbe& probe,
                                        const std::vector<int64_t>& tokens,
                                        ProbeClock clock = ProbeClock::kWall);
@@ -91,7 +92,7 @@ std::vector<double> MeasureMatmulFlops(Isa isa, int threads, const MatmulProbe& 
 // FLOP/s of one thread's Matmul calls while `threads` threads each run their
 // own one-thread calls at the same time on their own packed copies (chips
 // that share a node: memory bus, last-level cache, clock), for each token
-// count of `tokens`: per thread the best single call, timed as
+// count of `tokens`: per thread the typical call, timed as
 // MeasureMatmulFlops does, all threads starting each token count (of each
 // pass) together; the mean over the threads. Wall clock. The
 // footprint is split among the threads. threads = 1 measures one alone.

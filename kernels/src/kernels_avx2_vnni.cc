@@ -40,31 +40,10 @@ const QuantKernels& Avx2VnniQuantKernels() {
   return kernels;
 }
 
-
-namespace {
-// `iterations` rounds of kInt8DotPeakChains independent vpdpbusd chains
-// (each 8 lanes x 4 multiply-adds of u8 x s8 into s32).
-constexpr int kInt8DotPeakChains = 24;
-float Int8DotChains(int64_t iterations, float seed) {
-  __m256i acc[kInt8DotPeakChains];
-  for (int i = 0; i < kInt8DotPeakChains; ++i) {
-    acc[i] = _mm256_set1_epi32(static_cast<int>(seed) + i);
-  }
-  const __m256i a = _mm256_set1_epi8(1);
-  const __m256i b = _mm256_set1_epi8(1);
-  for (int64_t it = 0; it < iterations; ++it) {
-#pragma GCC unroll 24
-    for (int i = 0; i < kInt8DotPeakChains; ++i) acc[i] = _mm256_dpbusd_avx_epi32(acc[i], a, b);
-  }
-  for (int i = 1; i < kInt8DotPeakChains; ++i) acc[0] = _mm256_add_epi32(acc[0], acc[i]);
-  int32_t lanes[8];
-  std::memcpy(lanes, &acc[0], sizeof(lanes));
-  return static_cast<float>(lanes[0]);
-}
-}  // namespace
-
+// MeasureInt8DotPeak's loop: 6 chains of two ymm halves: 12 of the 16 ymm registers.
 DotPeakKernel Avx2VnniInt8DotPeak() {
-  return {Int8DotChains, int64_t{2} * 4 * 8 * kInt8DotPeakChains};
+  constexpr int kChains = 6;
+  return {avx2vnni::Int8DotChains<kChains>, avx2vnni::kInt8DotFlopsPerIteration<kChains>};
 }
 
 }  // namespace lockstep::kernels::internal

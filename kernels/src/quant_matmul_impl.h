@@ -298,4 +298,25 @@ inline void QuantMatmulRange(const internal::QuantMatmulCall& c, int64_t panel_b
   }
 }
 
+// The throughput loop of MeasureInt8DotPeak (probe.h): `iterations` rounds of
+// kChains independent DotU8S8 chains (64 multiply-adds of u8 x s8 into s32
+// each: one zmm vpdpbusd, or two ymm ones). kChains: enough chains to hide
+// the instruction's latency, few enough to stay in registers.
+template <int kChains>
+float Int8DotChains(int64_t iterations, float seed) {
+  VecI acc[kChains];
+  for (int i = 0; i < kChains; ++i) acc[i] = VecI::Set1(static_cast<int32_t>(seed) + i);
+  const int8_t ones[4] = {1, 1, 1, 1};
+  const VecB a = VecB::Broadcast4(ones);
+  for (int64_t it = 0; it < iterations; ++it) {
+#pragma GCC unroll 24
+    for (int i = 0; i < kChains; ++i) acc[i] = DotU8S8(acc[i], a, a);
+  }
+  int64_t sum = 0;
+  for (int i = 0; i < kChains; ++i) sum += acc[i].ReduceAdd();
+  return static_cast<float>(sum);
+}
+template <int kChains>
+inline constexpr int64_t kInt8DotFlopsPerIteration = int64_t{2} * 64 * kChains;
+
 }  // namespace lockstep::kernels::LOCKSTEP_SIMD_NS

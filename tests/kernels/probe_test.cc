@@ -46,12 +46,18 @@ TEST(ProbeTest, Bf16DotPeakIsPlausibleOrZero) {
   EXPECT_LT(peak, 1e13);
 }
 
-TEST(ProbeTest, KernelRatesArePlausible) {
+// A matrix and footprint small enough for a test: figures plausible, not precise.
+MatmulProbe SmallProbe() {
   MatmulProbe probe;
   probe.rows = 256;
   probe.cols = 512;
   probe.footprint = size_t{4} << 20;
   probe.min_time_s = 0.01;
+  return probe;
+}
+
+TEST(ProbeTest, KernelRatesArePlausible) {
+  MatmulProbe probe = SmallProbe();
   // CPU time on both sides: on a shared machine the wall clock of either
   // probe may include time the process did not run.
   const double peak = MeasureFmaPeak(BestIsa(), 1, ProbeClock::kCpu);
@@ -88,11 +94,7 @@ TEST(ProbeTest, Int8DotPeakIsPlausibleOrZero) {
 // Threads that each run their own one-thread matmuls at once (calibrate's
 // concurrency factor): one rate per token count, each of one thread.
 TEST(ProbeTest, ConcurrentMatmulRatesArePlausible) {
-  MatmulProbe probe;
-  probe.rows = 256;
-  probe.cols = 512;
-  probe.footprint = size_t{4} << 20;
-  probe.min_time_s = 0.01;
+  const MatmulProbe probe = SmallProbe();
   const double peak = MeasureFmaPeak(BestIsa(), 1, ProbeClock::kCpu);
   for (int threads : {1, 3}) {
     const std::vector<double> rates = MeasureConcurrentMatmulFlops(BestIsa(), threads, probe, {1, 8});

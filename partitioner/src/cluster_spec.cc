@@ -377,10 +377,10 @@ double AtTokens(const std::map<int64_t, double>& table, int64_t tokens) {
 // other cores kept busy, times the oversubscription share.
 double ClusterSpec::OwnThreadsRate(const std::map<int, double>& by_threads, int busy,
                                    double concurrency) const {
-  const int64_t own = std::min(threads_per_chip, chip.cores);
+  const int own = std::min(threads_per_chip, chip.cores);
   const int64_t wanted = int64_t{std::max(busy, 1)} * threads_per_chip;
-  const int64_t others = std::min<int64_t>(wanted, chip.cores) - own;
-  double rate = AtThreads(by_threads, static_cast<int>(own));
+  const int others = BusyThreads(busy) - own;  // cores the other busy chips keep busy
+  double rate = AtThreads(by_threads, own);
   if (others > 0 && chip.cores > 1) {
     rate *= 1.0 + (concurrency - 1.0) * static_cast<double>(others) / (chip.cores - 1);
   }

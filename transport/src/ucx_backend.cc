@@ -75,8 +75,7 @@ struct Peer {
   // endpoints only); UCS_OK while healthy. Operations with a failed peer fail
   // with a message naming it, instead of UCX aborting the process.
   ucs_status_t failure = UCS_OK;
-  std::vector<char> address;  // its worker address, once received
-  bool address_known = false;
+  std::vector<char> address;  // its worker address, once received (never empty then)
   bool address_sent = false;  // this rank's address was sent to it
 };
 
@@ -139,7 +138,6 @@ class AddressBook {
       LOCKSTEP_MPI_RETURN_IF_ERROR(
           MPI_Recv(peer.address.data(), count, MPI_BYTE, source, kTag, comm_, MPI_STATUS_IGNORE),
           "MPI_Recv(ucx address)");
-      peer.address_known = true;
       bytes_received_ += static_cast<uint64_t>(count);
       LOCKSTEP_RETURN_IF_ERROR(SendMine(peer));
     }
@@ -395,12 +393,12 @@ class UcxBackend final : public Backend {
   // The peer's worker address: sent for on first need (AddressBook), waited
   // for with the deadline while answering others.
   Status AwaitAddress(Peer& peer) {
-    if (peer.address_known) return Status::Ok();
+    if (!peer.address.empty()) return Status::Ok();
     LOCKSTEP_RETURN_IF_ERROR(book_->SendMine(peer));
     Result<bool> done = PollUntilDone(options_, nullptr, [&]() -> Result<bool> {
       ucp_worker_progress(worker_.get());
       LOCKSTEP_RETURN_IF_ERROR(book_->Serve());
-      return peer.address_known;
+      return !peer.address.empty();
     });
     if (!done.ok()) return done.status();
     if (!*done) {

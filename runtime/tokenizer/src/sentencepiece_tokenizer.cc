@@ -45,47 +45,76 @@ bool SkipField(std::string_view bytes, int wire, size_t* pos) {
   }
 }
 
-// The type of every piece of a serialized ModelProto (pieces = 1,
-// SentencePiece.type = 3, NORMAL when absent); empty when malformed (the
-// library has accepted the proto by then, so that does not happen).
-std::vector<int32_t> PieceTypes(std::string_view proto) {
-  std::vector<int32_t> types;
+// One piece of a serialized ModelProto: its text (SentencePiece.piece = 1)
+// and type (SentencePiece.type = 3, NORMAL when absent).
+struct PieceRecord {
+  std::string_view text;
+  int32_t type = 1;
+};
+
+// Every piece of a serialized ModelProto (pieces = 1); nullopt when the
+// wire format is malformed (the library then refuses the proto itself).
+std::optional<std::vector<PieceRecord>> ReadPieces(std::string_view proto) {
+  std::vector<PieceRecord> pieces;
   size_t pos = 0;
   while (pos < proto.size()) {
     std::optional<uint64_t> tag = ReadVarint(proto, &pos);
-    if (!tag) return {};
+    if (!tag) return std::nullopt;
     const int field = static_cast<int>(*tag >> 3), wire = static_cast<int>(*tag & 7);
     if (field != 1 || wire != 2) {
-      if (!SkipField(proto, wire, &pos)) return {};
+      if (!SkipField(proto, wire, &pos)) return std::nullopt;
       continue;
     }
     std::optional<uint64_t> n = ReadVarint(proto, &pos);
-    if (!n || *n > proto.size() - pos) return {};
+    if (!n || *n > proto.size() - pos) return std::nullopt;
     const std::string_view piece = proto.substr(pos, *n);
     pos += *n;
-    int32_t type = 1;
+    PieceRecord record;
     size_t p = 0;
     while (p < piece.size()) {
       std::optional<uint64_t> t = ReadVarint(piece, &p);
-      if (!t) return {};
-      if ((*t >> 3) == 3 && (*t & 7) == 0) {
+      if (!t) return std::nullopt;
+      const uint64_t f = *t >> 3, w = *t & 7;
+      if (f == 3 && w == 0) {
         std::optional<uint64_t> v = ReadVarint(piece, &p);
-        if (!v) return {};
-        type = static_cast<int32_t>(*v);
-      } else if (!SkipField(piece, static_cast<int>(*t & 7), &p)) {
-        return {};
+        if (!v) return std::nullopt;
+        record.type = static_cast<int32_t>(*v);
+      } else if (f == 1 && w == 2) {
+        std::optional<uint64_t> len = ReadVarint(piece, &p);
+        if (!len || *len > piece.size() - p) return std::nullopt;
+        record.text = piece.substr(p, *len);
+        p += *len;
+      } else if (!SkipField(piece, static_cast<int>(w), &p)) {
+        return std::nullopt;
       }
     }
-    types.push_back(type);
+    pieces.push_back(record);
   }
-  return types;
+  return pieces;
 }
 
 class SentencePieceTokenizer final : public Tokenizer {
  public:
   static Result<std::unique_ptr<Tokenizer>> Create(const TokenizerData& data) {
     auto t = std::make_unique<SentencePieceTokenizer>();
-    const auto loaded = t->processor_.LoadFromSerializedProto(data.data);
+    const std::optional<std::vector<PieceRecord>> pieces = ReadPieces(data.data);
+    // The library keeps pieces in a trie of NUL-terminated keys and throws on
+    // an empty one (a C++ exception, uncaught, ended the fuzzer); the
+    // trainer never writes such a piece. Anything else the library throws is
+    // caught below.
+    for (size_t i = 0; pieces && i < pieces->size(); ++i) {
+      const std::string_view text = (*pieces)[i].text;
+      if (text.empty() || text.find('\0') != std::string_view::npos) {
+        return InvalidArgument("{}: not a valid SentencePiece model: piece {} is {}", data.source,
+                               i, text.empty() ? "empty" : "holding a NUL byte");
+      }
+    }
+    sentencepiece::util::Status loaded;
+    try {
+      loaded = t->processor_.LoadFromSerializedProto(data.data);
+    } catch (const std::exception& e) {
+      return InvalidArgument("{}: not a valid SentencePiece model: {}", data.source, e.what());
+    }
     if (!loaded.ok()) {
       return InvalidArgument("{}: not a valid SentencePiece model: {}", data.source,
                              loaded.ToString());
@@ -103,10 +132,10 @@ class SentencePieceTokenizer final : public Tokenizer {
     const int size = t->processor_.GetPieceSize();
     t->running_text_.resize(static_cast<size_t>(size));
     // (Debian's libsentencepiece has no IsUserDefined: read the types.)
-    const std::vector<int32_t> types = PieceTypes(data.data);
     for (int id = 0; id < size; ++id) {
       t->running_text_[id] = t->RunningText(id);
-      const bool user_defined = static_cast<size_t>(id) < types.size() && types[id] == 4;
+      const bool user_defined =
+          pieces && static_cast<size_t>(id) < pieces->size() && (*pieces)[id].type == 4;
       const bool special = t->processor_.IsControl(id) || user_defined;
       if (special && !t->processor_.IdToPiece(id).empty()) {
         t->special_matcher_.Add(t->processor_.IdToPiece(id), t->special_tokens_.size());

@@ -359,6 +359,24 @@ TEST(SentencePieceTest, HandWrittenModelProtoRunsInTheLibrary) {
       "tiny.model: not a valid SentencePiece model"));
 }
 
+// The library's trie takes NUL-terminated keys and throws on an empty one:
+// such a piece is refused with a Status naming it, before the library sees it.
+TEST(SentencePieceTest, EmptyOrNulPieceIsRefusedByIndex) {
+  TokenizerData data;
+  data.kind = TokenizerKind::kSentencePiece;
+  data.source = "bad.model";
+  SentencePieceVocab v = TinySentencePieceVocab();
+  v.pieces[260] = std::string("a\0b", 3);
+  data.data = WriteSentencePieceModel(v);
+  EXPECT_EQ(CreateTokenizer(data).status().message(),
+            "bad.model: not a valid SentencePiece model: piece 260 is holding a NUL byte");
+  v = TinySentencePieceVocab();
+  v.pieces[261].clear();
+  data.data = WriteSentencePieceModel(v);
+  EXPECT_EQ(CreateTokenizer(data).status().message(),
+            "bad.model: not a valid SentencePiece model: piece 261 is empty");
+}
+
 partitioner::ModelConfig ConfigWithVocab(int64_t vocab) {
   partitioner::ModelConfig c = testing::MicroConfig();
   c.vocab_size = vocab;

@@ -1,4 +1,4 @@
-// Attention: KV stores, dispatch, threading (queries x KV heads) and the
+// Attention: KV stores, dispatch, threading (KV heads x blocks of queries) and the
 // naive reference, which spells out the order of attention.h in plain loops.
 #include "lockstep/kernels/attention.h"
 
@@ -15,6 +15,10 @@
 
 namespace lockstep::kernels {
 namespace {
+
+// (query, head) pairs of one KV head per kernel call (Attention): at head_dim
+// 64 their running state is 16 KiB beside the 32 KiB of a K and a V page.
+constexpr int kAttentionBlockPairs = 64;
 
 void CheckShape(const KvPageShape& shape, int num_heads) {
   LOCKSTEP_CHECK(
@@ -45,26 +49,44 @@ void KvStore(const KvPageShape& shape, float* k_page, float* v_page, int slot, c
 void Attention(Isa isa, const KvPageShape& shape, int num_heads, float scale,
                const AttentionQuery* queries, int64_t num_queries) {
   CheckShape(shape, num_heads);
+  if (num_queries <= 0) return;
   const internal::KernelTable& table = internal::KernelsFor(isa);
   const int kv = shape.num_kv_heads;
+  const int group = num_heads / kv;
+  // Blocks of consecutive queries, about kAttentionBlockPairs (query, head)
+  // pairs per KV head: the kernel loads each KV page once for all of a
+  // block's pairs that read it (attention_impl.h). Tasks are (KV head,
+  // block), KV head major, so that a thread's consecutive blocks read the
+  // same KV head's pages. No query's result depends on its block or thread.
+  const int64_t block = std::max<int64_t>(1, kAttentionBlockPairs / group);
+  const int64_t num_blocks = (num_queries + block - 1) / block;
+  for (int64_t i = 0; i < num_queries; ++i) {
+    const AttentionQuery& q = queries[i];
+    LOCKSTEP_CHECK(q.position >= 0 && q.window_start >= 0 && q.window_start <= q.position,
+                   "Attention: position {} window start {}", q.position, q.window_start);
+  }
   tbb::parallel_for(
-      tbb::blocked_range<int64_t>(0, num_queries * kv), [&](const tbb::blocked_range<int64_t>& r) {
-        for (int64_t i = r.begin(); i < r.end(); ++i) {
-          const AttentionQuery& q = queries[i / kv];
-          LOCKSTEP_CHECK(q.position >= 0 && q.window_start >= 0 && q.window_start <= q.position,
-                         "Attention: position {} window start {}", q.position, q.window_start);
-          internal::AttentionCall call;
-          call.num_kv_heads = kv;
-          call.head_dim = shape.head_dim;
-          call.num_heads = num_heads;
-          call.scale = scale;
-          call.q = q.q;
-          call.out = q.out;
-          call.position = q.position;
-          call.window_start = q.window_start;
-          call.k_pages = q.k_pages;
-          call.v_pages = q.v_pages;
-          table.attention(call, static_cast<int>(i % kv));
+      tbb::blocked_range<int64_t>(0, num_blocks * kv), [&](const tbb::blocked_range<int64_t>& r) {
+        internal::AttentionCall calls[kAttentionBlockPairs];
+        for (int64_t t = r.begin(); t < r.end(); ++t) {
+          const int kv_head = static_cast<int>(t / num_blocks);
+          const int64_t q0 = (t % num_blocks) * block;
+          const int n = static_cast<int>(std::min(block, num_queries - q0));
+          for (int i = 0; i < n; ++i) {
+            const AttentionQuery& q = queries[q0 + i];
+            internal::AttentionCall& call = calls[i];
+            call.num_kv_heads = kv;
+            call.head_dim = shape.head_dim;
+            call.num_heads = num_heads;
+            call.scale = scale;
+            call.q = q.q;
+            call.out = q.out;
+            call.position = q.position;
+            call.window_start = q.window_start;
+            call.k_pages = q.k_pages;
+            call.v_pages = q.v_pages;
+          }
+          table.attention(calls, n, kv_head);
         }
       });
 }

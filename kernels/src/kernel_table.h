@@ -151,7 +151,7 @@ struct QuantMatmulCall {
   int64_t ldy = 0;
 };
 
-// One query of Attention (see attention.h), for all heads of one KV head.
+// One query of Attention (see attention.h).
 struct AttentionCall {
   int num_kv_heads = 0;
   int head_dim = 0;
@@ -207,8 +207,9 @@ struct KernelTable {
   void (*rms_norm_row)(const float* x, int64_t dim, const float* weight, float eps, float* y);
   // One token of RoPE: x [num_heads][head_dim] in place; cos/sin [head_dim/2].
   void (*rope_row)(const float* cos, const float* sin, int head_dim, int num_heads, float* x);
-  // All query heads that read KV head `kv_head`, for one query.
-  void (*attention)(const AttentionCall& call, int kv_head);
+  // All query heads that read KV head `kv_head`, for the queries
+  // calls[0, num_calls) (same num_heads, num_kv_heads, head_dim and scale).
+  void (*attention)(const AttentionCall* calls, int num_calls, int kv_head);
 
   // Probes (probe.cc): a read-only pass returning a sum so it cannot be
   // elided, a STREAM triad a = b + s*c, and `iterations` steps of

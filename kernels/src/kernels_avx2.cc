@@ -5,6 +5,7 @@
 #include <limits>
 #include <new>
 #include <type_traits>
+#include <vector>
 
 #include "kernel_table.h"
 #include "simd_avx2.h"
@@ -30,6 +31,11 @@ inline constexpr int kQuantBlockTokens = 3;
 inline constexpr int kQuantRegisters = 7;
 inline constexpr int kQuantMaxPanels = 2;
 inline constexpr int kQuantChunkBlocks = 16;
+// Attention (attention_impl.h), 4 (query, head) pairs at a time, one VecF
+// (two ymm) per pair: 8 accumulators, enough chains for 2 FMA ports, and no
+// spills out of the 16 ymm registers.
+inline constexpr int kAttnPosVecsPerPass = 1;
+inline constexpr int kAttnValueVecs = 1;
 }  // namespace lockstep::kernels::avx2
 
 // The kernel bodies. Order matters: elementwise_impl.h defines ExpV, which
@@ -68,7 +74,7 @@ const KernelTable& Avx2KernelTable() {
       k::Softmax,
       k::RmsNormRow,
       k::RopeRow,
-      k::AttentionKvHead,
+      k::AttentionQueries,
       k::ReadSum,
       k::Triad,
       k::FmaChains,

@@ -5,6 +5,7 @@
 #include <limits>
 #include <new>
 #include <type_traits>
+#include <vector>
 
 #include "kernel_table.h"
 #include "simd_avx512.h"
@@ -36,6 +37,11 @@ inline constexpr int kQuantBlockTokens = 6;
 inline constexpr int kQuantRegisters = 26;
 inline constexpr int kQuantMaxPanels = 4;
 inline constexpr int kQuantChunkBlocks = 16;
+// Attention (attention_impl.h), 4 (query, head) pairs at a time: scores in
+// one pass of 4 position vectors (16 accumulators + 4 key vectors), o_c in
+// passes of 4 dimension vectors (16 accumulators + 4 value vectors).
+inline constexpr int kAttnPosVecsPerPass = 4;
+inline constexpr int kAttnValueVecs = 4;
 }  // namespace lockstep::kernels::avx512
 
 // The kernel bodies. Order matters: elementwise_impl.h defines ExpV, which
@@ -74,7 +80,7 @@ const KernelTable& Avx512KernelTable() {
       k::Softmax,
       k::RmsNormRow,
       k::RopeRow,
-      k::AttentionKvHead,
+      k::AttentionQueries,
       k::ReadSum,
       k::Triad,
       k::FmaChains,

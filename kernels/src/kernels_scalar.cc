@@ -5,6 +5,7 @@
 #include <limits>
 #include <new>
 #include <type_traits>
+#include <vector>
 
 #include "kernel_table.h"
 #include "simd_scalar.h"
@@ -28,6 +29,9 @@ inline constexpr int kQuantBlockTokens = 2;
 inline constexpr int kQuantRegisters = 5;
 inline constexpr int kQuantMaxPanels = 1;
 inline constexpr int kQuantChunkBlocks = 8;
+// Attention (attention_impl.h): one vector at a time.
+inline constexpr int kAttnPosVecsPerPass = 1;
+inline constexpr int kAttnValueVecs = 1;
 }  // namespace lockstep::kernels::scalar
 
 // The kernel bodies. Order matters: elementwise_impl.h defines ExpV, which
@@ -66,7 +70,7 @@ const KernelTable& ScalarKernelTable() {
       k::Softmax,
       k::RmsNormRow,
       k::RopeRow,
-      k::AttentionKvHead,
+      k::AttentionQueries,
       k::ReadSum,
       k::Triad,
       k::FmaChains,

@@ -3,13 +3,16 @@
 // (all positions in one call) equals decode (one call per position); thread
 // count; the reference against double-precision softmax attention; sliding
 // windows (window starts inside and at page boundaries, keys outside the
-// window never read).
+// window never read); long prompts (2k positions) and mixed batches, which
+// go through the blocked path, against the reference.
 #include "lockstep/kernels/attention.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "kernel_test_util.h"
@@ -180,6 +183,118 @@ TEST(AttentionTest, ReferenceMatchesDoublePrecisionAttention) {
         EXPECT_NEAR(q.out[(i * c.num_heads + h) * hd + d], o / l, 1e-5)
             << "query " << i << " head " << h << " dim " << d;
       }
+    }
+  }
+}
+
+// Long prompts: every position of a prompt of 2k+ positions in one call goes
+// through blocks of queries that share each KV page (attention_impl.h); the
+// bits must be the reference's for every Isa and thread count, and those of
+// one query per call. Lengths are no multiple of a page (64) or of a block of
+// queries (64 pairs / group heads), and head dims cover whole, several and
+// partial 16-lane vectors. (The reference and the scalar build, ~0.4 GFLOP/s,
+// take every 4th position -- still one long call, blocks of queries four
+// positions apart; the SIMD builds take every position and must also agree
+// with each other on all of them.)
+TEST(AttentionTest, LongPromptEveryIsaEqualsReference) {
+  const struct {
+    Config c;
+    int length;
+  } kLong[] = {{{8, 2, 64}, 2085}, {{4, 4, 48}, 1100}, {{6, 1, 80}, 700}, {{3, 1, 20}, 450}};
+  constexpr int kStride = 4;
+  for (const auto& [c, length] : kLong) {
+    const Cache cache({c.num_kv_heads, c.head_dim}, length, 31);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+    std::vector<int32_t> all, some;
+    for (int i = 0; i < length; ++i) all.push_back(i);
+    for (int i = length - 1; i >= 0; i -= kStride) some.insert(some.begin(), i);
+    const auto count = [](const std::vector<int32_t>& v) { return static_cast<int64_t>(v.size()); };
+    const size_t per = static_cast<size_t>(c.num_heads) * c.head_dim;
+    // q of position p is the same in `all` and `some` (row p of one stream).
+    Queries full(cache, c.num_heads, all, 32);
+    Queries expected(cache, c.num_heads, some, 32);
+    for (size_t i = 0; i < some.size(); ++i) {
+      std::copy_n(full.q.begin() + some[i] * per, per, expected.q.begin() + i * per);
+    }
+    AttentionReference(cache.shape, c.num_heads, scale, expected.list.data(), count(some));
+    const std::string label = "heads " + std::to_string(c.num_heads) + "/" +
+                              std::to_string(c.num_kv_heads) + " head_dim " +
+                              std::to_string(c.head_dim) + " length " + std::to_string(length);
+    std::vector<float> simd_out;  // every position, from the first SIMD build
+    for (Isa isa : SupportedIsas()) {
+      if (isa == Isa::kScalar) {
+        Queries got = expected;
+        for (size_t i = 0; i < some.size(); ++i) {
+          got.list[i].q = got.q.data() + i * per;
+          got.list[i].out = got.out.data() + i * per;
+        }
+        std::fill(got.out.begin(), got.out.end(), -7.0f);
+        Attention(isa, cache.shape, c.num_heads, scale, got.list.data(), count(some));
+        EXPECT_TRUE(SameBits(got.out, expected.out)) << "scalar " << label;
+        continue;
+      }
+      for (int threads : {1, 2}) {
+        Queries got(cache, c.num_heads, all, 32);
+        WithThreads(threads, [&] {
+          Attention(isa, cache.shape, c.num_heads, scale, got.list.data(), count(all));
+        });
+        for (size_t i = 0; i < some.size(); ++i) {
+          ASSERT_TRUE(SameBits(got.out.data() + some[i] * per, expected.out.data() + i * per, per))
+              << IsaName(isa) << " " << threads << " thread(s) position " << some[i] << " "
+              << label;
+        }
+        if (simd_out.empty()) simd_out = got.out;
+        EXPECT_TRUE(SameBits(got.out, simd_out)) << IsaName(isa) << " " << threads << " " << label;
+      }
+      // One query per call (decode): no other query shares its pages.
+      Queries one(cache, c.num_heads, all, 32);
+      for (int i = 0; i < length; i += 37) {
+        Attention(isa, cache.shape, c.num_heads, scale, one.list.data() + i, 1);
+        EXPECT_TRUE(SameBits(one.out.data() + i * per, simd_out.data() + i * per, per))
+            << IsaName(isa) << " one query at " << i << " " << label;
+      }
+    }
+  }
+}
+
+// One call holding queries of two sequences (different page tables), one of
+// them with a sliding window, in an interleaved order: blocks of queries mix
+// pages, window starts and diagonal pages; every query's bits are the
+// reference's.
+TEST(AttentionTest, MixedLongBatchEveryIsaEqualsReference) {
+  const Config c = {8, 2, 64};
+  const Cache a_cache({c.num_kv_heads, c.head_dim}, 701, 33);
+  const Cache b_cache({c.num_kv_heads, c.head_dim}, 333, 34);
+  std::vector<int32_t> a_pos, b_pos;
+  for (int i = 0; i < 701; i += 3) a_pos.push_back(i);
+  for (int i = 0; i < 333; ++i) b_pos.push_back(i);
+  constexpr int32_t kWindow = 100;
+  auto make = [&](Queries* a, Queries* b) {
+    for (AttentionQuery& q : b->list) q.window_start = q.position >= kWindow ? q.position - kWindow + 1 : 0;
+    // Interleave: two of b, one of a, ... then the rest.
+    std::vector<AttentionQuery> batch;
+    size_t ia = 0, ib = 0;
+    while (ia < a->list.size() || ib < b->list.size()) {
+      for (int k = 0; k < 2 && ib < b->list.size(); ++k) batch.push_back(b->list[ib++]);
+      if (ia < a->list.size()) batch.push_back(a->list[ia++]);
+    }
+    return batch;
+  };
+  const float scale = 0.125f;
+  Queries a_exp(a_cache, c.num_heads, a_pos, 35), b_exp(b_cache, c.num_heads, b_pos, 36);
+  std::vector<AttentionQuery> expected = make(&a_exp, &b_exp);
+  AttentionReference(a_cache.shape, c.num_heads, scale, expected.data(),
+                     static_cast<int64_t>(expected.size()));
+  for (Isa isa : SupportedIsas()) {
+    for (int threads : {1, 2}) {
+      Queries a_got(a_cache, c.num_heads, a_pos, 35), b_got(b_cache, c.num_heads, b_pos, 36);
+      std::vector<AttentionQuery> batch = make(&a_got, &b_got);
+      WithThreads(threads, [&] {
+        Attention(isa, a_cache.shape, c.num_heads, scale, batch.data(),
+                  static_cast<int64_t>(batch.size()));
+      });
+      EXPECT_TRUE(SameBits(a_got.out, a_exp.out)) << IsaName(isa) << " " << threads << " sequence a";
+      EXPECT_TRUE(SameBits(b_got.out, b_exp.out)) << IsaName(isa) << " " << threads << " sequence b";
     }
   }
 }

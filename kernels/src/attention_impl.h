@@ -158,7 +158,8 @@ inline void ChunkPairs(const AttnChunk& c, AttnPair* const* pr) {
   const VecF neg_inf = VecF::Set1(-__builtin_inff());
   const VecF scale = VecF::Set1(c.scale);
   alignas(64) float p[H][kAttnPage];
-  float a[H], bc[H];
+  float a[H], bc[H], mcs[H];
+  static_assert(2 * H <= 16, "a and b of every pair in one vector");
 #pragma GCC unroll 16
   for (int h = 0; h < H; ++h) {
     // m_c over the positions [first, valid) (max is exact: order does not
@@ -189,18 +190,31 @@ inline void ChunkPairs(const AttnChunk& c, AttnPair* const* pr) {
     const VecF mcv = VecF::Set1(mc);
 #pragma GCC unroll 16
     for (int i = 0; i < NP; ++i) ExpV(s[h][i] - mcv).Store(p[h] + 16 * i);
-    // Online-softmax factors (attention.h); the first chunk of a pair takes
-    // (m_c, l_c, o_c) as they are.
+    mcs[h] = mc;
+  }
+  // Online-softmax factors (attention.h): m' = max(m, m_c), a = Exp(m - m'),
+  // b = Exp(m_c - m'); the first chunk of a pair takes (m_c, l_c, o_c) as
+  // they are. The 2H exponentials are the lanes of one ExpV (lane by lane
+  // the same operations as ExpScalar, one call each).
+  alignas(64) float args[16] = {};
+#pragma GCC unroll 16
+  for (int h = 0; h < H; ++h) {
     AttnPair& st = *pr[h];
     if (st.started) {
-      const float m_new = mc > st.m ? mc : st.m;
-      a[h] = ExpScalar(st.m - m_new);
-      bc[h] = ExpScalar(mc - m_new);
+      const float m_new = mcs[h] > st.m ? mcs[h] : st.m;
+      args[2 * h] = st.m - m_new;
+      args[2 * h + 1] = mcs[h] - m_new;
       st.m = m_new;
     } else {
-      a[h] = bc[h] = 0.0f;
-      st.m = mc;
+      st.m = mcs[h];
     }
+  }
+  alignas(64) float exps[16];
+  ExpV(VecF::Load(args)).Store(exps);
+#pragma GCC unroll 16
+  for (int h = 0; h < H; ++h) {
+    a[h] = exps[2 * h];
+    bc[h] = exps[2 * h + 1];
   }
 
   // o_c (and l_c in the first pass) in passes of kAttnValueVecs dimension

@@ -159,6 +159,7 @@ inline void ChunkPairs(const AttnChunk& c, AttnPair* const* pr) {
   const VecF scale = VecF::Set1(c.scale);
   alignas(64) float p[H][kAttnPage];
   float a[H], bc[H], mcs[H];
+  alignas(64) float lanes[H][16];
   static_assert(2 * H <= 16, "a and b of every pair in one vector");
 #pragma GCC unroll 16
   for (int h = 0; h < H; ++h) {
@@ -182,15 +183,21 @@ inline void ChunkPairs(const AttnChunk& c, AttnPair* const* pr) {
         }
       }
     }
-    alignas(64) float tmp[16];
-    mv.Store(tmp);
-    float mc = tmp[0];
-    for (int i = 1; i < 16; ++i) mc = tmp[i] > mc ? tmp[i] : mc;
-    // p_j = Exp(s_j - m_c).
-    const VecF mcv = VecF::Set1(mc);
+    mv.Store(lanes[h]);
+  }
+  // m_c = the lanes' maximum, lane 0 to 15 (the H chains side by side).
+#pragma GCC unroll 16
+  for (int h = 0; h < H; ++h) mcs[h] = lanes[h][0];
+  for (int i = 1; i < 16; ++i) {
+#pragma GCC unroll 16
+    for (int h = 0; h < H; ++h) mcs[h] = lanes[h][i] > mcs[h] ? lanes[h][i] : mcs[h];
+  }
+  // p_j = Exp(s_j - m_c).
+#pragma GCC unroll 16
+  for (int h = 0; h < H; ++h) {
+    const VecF mcv = VecF::Set1(mcs[h]);
 #pragma GCC unroll 16
     for (int i = 0; i < NP; ++i) ExpV(s[h][i] - mcv).Store(p[h] + 16 * i);
-    mcs[h] = mc;
   }
   // Online-softmax factors (attention.h): m' = max(m, m_c), a = Exp(m - m'),
   // b = Exp(m_c - m'); the first chunk of a pair takes (m_c, l_c, o_c) as

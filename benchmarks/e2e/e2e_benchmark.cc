@@ -37,7 +37,8 @@
 // causal prompt of --prefill-tokens positions through kernels::Attention, on
 // the model's head shape, MeasureAttentionSeconds of probe.h) times the
 // number of layers, right after each repeat's prefill, and print its share of
-// the prefill (long prompts: issue 17 item 3).
+// the prefill (long prompts: issue 17 item 3), and its GFLOP/s (QK and PV
+// over the causal triangle) over the FMA peak of the same repeats.
 //
 // --computes: the matmul arithmetic (kernels/matmul.h, Compute) of each row;
 // bf16 compute runs on bf16 models only (rows "bf16+bf16c"), the other
@@ -85,6 +86,12 @@ std::vector<std::string> Split(const std::string& text) {
 // FLOPs of reading a prompt of `tokens` tokens in one step: every layer
 // matmul for every token, attention QK and PV over the causal triangle, and
 // the lm_head for the last token only (the only logits a prefill needs).
+// QK and PV of a causal prompt of `tokens` positions, all layers.
+double AttentionFlops(const partitioner::ModelConfig& c, int64_t tokens) {
+  const double attention_pairs = double(tokens) * double(tokens + 1) / 2.0;
+  return c.num_layers * 2.0 * 2.0 * attention_pairs * double(c.q_dim());
+}
+
 double PrefillFlops(const partitioner::ModelConfig& c, int64_t tokens) {
   const double h = double(c.hidden_size);
   const double per_token_matmul =
@@ -124,6 +131,8 @@ struct Row {
   Best decode, prefill;  // seconds per decode step, seconds per prefill
   Best decode_batch;     // seconds per step of the batched decode
   Best attention;        // seconds of the prefill's attention (all layers), if measured
+  double attention_flop = 0;              // its QK and PV over the causal triangle
+  double fma_peak_wall = 0, fma_peak_cpu = 0;  // FMA peak (attention's anchor), if measured
 };
 
 int Main(int argc, char** argv) {
@@ -242,6 +251,7 @@ int Main(int argc, char** argv) {
         row.step_bytes = step_bytes;
         row.prefill_tokens = prefill_tokens;
         row.prefill_flop = PrefillFlops(*config, prefill_tokens);
+        row.attention_flop = AttentionFlops(*config, prefill_tokens);
         std::vector<float> logits;
         for (int r = 0; r < repeats; ++r) {
           // The anchors, right before this repeat's runs, on both clocks.
@@ -258,7 +268,14 @@ int Main(int argc, char** argv) {
             } else if (DTypeIsQuantized(*dtype)) {
               peak = kernels::MeasureInt8DotPeak(*isa, t, clock);
             }
-            if (peak == 0) peak = kernels::MeasureFmaPeak(*isa, t, clock);
+            double fma_peak = 0;
+            if (peak == 0) peak = fma_peak = kernels::MeasureFmaPeak(*isa, t, clock);
+            if (attention_share && fma_peak == 0) {
+              fma_peak = kernels::MeasureFmaPeak(*isa, t, clock);
+            }
+            double& best_fma =
+                clock == kernels::ProbeClock::kWall ? row.fma_peak_wall : row.fma_peak_cpu;
+            best_fma = std::max(best_fma, fma_peak);
             double& best_bw =
                 clock == kernels::ProbeClock::kWall ? row.bandwidth_wall : row.bandwidth_cpu;
             double& best_peak = clock == kernels::ProbeClock::kWall ? row.peak_wall : row.peak_cpu;
@@ -357,6 +374,15 @@ int Main(int argc, char** argv) {
                      row.model, row.dtype, row.threads, row.prefill_tokens, row.prefill.wall,
                      row.attention.wall, row.attention.wall / row.prefill.wall, row.attention.cpu,
                      row.prefill.cpu, row.attention.cpu / row.prefill.cpu);
+          // Attention against the FMA peak of the same repeats (the float
+          // compute's anchor; attention runs in f32 in every mode).
+          fmt::print("{:<15} {:<5} {} thread(s): attention {:.1f} GFLOP, {:.1f} GFLOP/s = {:.2f} "
+                     "of the FMA peak (CPU time {:.1f} GFLOP/s = {:.2f})\n",
+                     row.model, row.dtype, row.threads, row.attention_flop / 1e9,
+                     row.attention_flop / row.attention.wall / 1e9,
+                     row.attention_flop / row.attention.wall / row.fma_peak_wall,
+                     row.attention_flop / row.attention.cpu / 1e9,
+                     row.attention_flop / row.attention.cpu / row.fma_peak_cpu);
         }
         std::fflush(stdout);
         rows.push_back(row);

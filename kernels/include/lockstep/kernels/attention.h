@@ -65,7 +65,12 @@ struct AttentionQuery {
 };
 
 // Query head h (of num_heads held by this rank) reads KV head
-// h / (num_heads / shape.num_kv_heads). Parallel over queries x heads.
+// h / (num_heads / shape.num_kv_heads). Parallel (oneTBB, the calling
+// arena) over KV heads x blocks of consecutive queries; within a block each
+// KV page is read once for all the queries and heads that attend to it
+// (docs/kernels.md). The queries may belong to different sequences (page
+// tables) and have different positions and windows; every query's bits are
+// those of AttentionReference, whatever the batch, block or thread count.
 void Attention(Isa isa, const KvPageShape& shape, int num_heads, float scale,
                const AttentionQuery* queries, int64_t num_queries);
 

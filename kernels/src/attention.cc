@@ -4,6 +4,7 @@
 
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
 
 #include <algorithm>
 #include <cmath>
@@ -16,9 +17,13 @@
 namespace lockstep::kernels {
 namespace {
 
-// (query, head) pairs of one KV head per kernel call (Attention): at head_dim
-// 64 their running state is 16 KiB beside the 32 KiB of a K and a V page.
-constexpr int kAttentionBlockPairs = 64;
+// At most this many (query, head) pairs of one KV head per kernel call
+// (Attention): at head_dim 64 their running state is 64 KiB (in L2), and each
+// K and V page (32 KiB) is read from memory once for all of them.
+constexpr int kAttentionBlockPairs = 256;
+// ... but blocks small enough for this many tasks per thread (the causal
+// triangle makes later blocks dearer).
+constexpr int64_t kAttentionTasksPerThread = 4;
 
 void CheckShape(const KvPageShape& shape, int num_heads) {
   LOCKSTEP_CHECK(
@@ -53,12 +58,14 @@ void Attention(Isa isa, const KvPageShape& shape, int num_heads, float scale,
   const internal::KernelTable& table = internal::KernelsFor(isa);
   const int kv = shape.num_kv_heads;
   const int group = num_heads / kv;
-  // Blocks of consecutive queries, about kAttentionBlockPairs (query, head)
+  // Blocks of consecutive queries, up to kAttentionBlockPairs (query, head)
   // pairs per KV head: the kernel loads each KV page once for all of a
   // block's pairs that read it (attention_impl.h). Tasks are (KV head,
   // block), KV head major, so that a thread's consecutive blocks read the
   // same KV head's pages. No query's result depends on its block or thread.
-  const int64_t block = std::max<int64_t>(1, kAttentionBlockPairs / group);
+  const int64_t threads = tbb::this_task_arena::max_concurrency();
+  const int64_t block = std::clamp<int64_t>(num_queries * kv / (kAttentionTasksPerThread * threads),
+                                            1, std::max(1, kAttentionBlockPairs / group));
   const int64_t num_blocks = (num_queries + block - 1) / block;
   for (int64_t i = 0; i < num_queries; ++i) {
     const AttentionQuery& q = queries[i];

@@ -369,14 +369,49 @@ inline void AttentionQueries(const internal::AttentionCall* calls, int num_calls
             &w.pairs[static_cast<size_t>(i * group + h)];
       }
     }
+    // While this chunk's groups run, the next chunk's K and V (of the first
+    // query that reads one) are prefetched into L2 a slice per group call:
+    // a block's walk then finds each page in L2 however long the prompt.
+    const char* next_k = nullptr;
+    const char* next_v = nullptr;
+    for (int i = 0; i < num_calls && next_k == nullptr; ++i) {
+      if (chunk + 1 <= calls[i].position / kAttnPage && chunk + 1 >= calls[i].window_start / kAttnPage) {
+        next_k = reinterpret_cast<const char*>(calls[i].k_pages[chunk + 1] + page_offset);
+        next_v = reinterpret_cast<const char*>(calls[i].v_pages[chunk + 1] + page_offset);
+      }
+    }
+    int group_calls = 0;
+    for (int g = 0; g < num_groups; ++g) {
+      const int n = begin[static_cast<size_t>(g) + 1] - begin[static_cast<size_t>(g)];
+      group_calls += n / 4 + (n % 4) / 2 + n % 2;
+    }
+    const int64_t tile_lines = static_cast<int64_t>(hd) * kAttnPage * 4 / 64;  // of K, as of V
+    const int64_t step = group_calls > 0 ? (2 * tile_lines + group_calls - 1) / group_calls : 0;
+    int64_t line = 0;
+    auto prefetch_slice = [&] {
+      if (next_k == nullptr) return;
+      for (int64_t e = line + step < 2 * tile_lines ? line + step : 2 * tile_lines; line < e; ++line) {
+        const char* at = line < tile_lines ? next_k + 64 * line : next_v + 64 * (line - tile_lines);
+        __builtin_prefetch(at, 0, 2);
+      }
+    };
     for (int g = 0; g < num_groups; ++g) {
       const AttnChunk& c = w.groups[static_cast<size_t>(g)];
       AttnPair* const* m = w.members.data() + begin[static_cast<size_t>(g)];
       const int n = begin[static_cast<size_t>(g) + 1] - begin[static_cast<size_t>(g)];
       int k = 0;
-      for (; k + 4 <= n; k += 4) ChunkPairsAnyShape<4>(c, m + k);
-      for (; k + 2 <= n; k += 2) ChunkPairsAnyShape<2>(c, m + k);
-      for (; k < n; ++k) ChunkPairsAnyShape<1>(c, m + k);
+      for (; k + 4 <= n; k += 4) {
+        prefetch_slice();
+        ChunkPairsAnyShape<4>(c, m + k);
+      }
+      for (; k + 2 <= n; k += 2) {
+        prefetch_slice();
+        ChunkPairsAnyShape<2>(c, m + k);
+      }
+      for (; k < n; ++k) {
+        prefetch_slice();
+        ChunkPairsAnyShape<1>(c, m + k);
+      }
     }
   }
 

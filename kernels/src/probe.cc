@@ -207,12 +207,14 @@ class ProbeCopies {
   ProbeCopies(const MatmulProbe& probe, const void* data, size_t footprint, int64_t most)
       : x_(static_cast<size_t>(most * probe.cols), 0.5f),
         y_(static_cast<size_t>(most * probe.rows)) {
-    copies_.push_back(PackedMatrix::Pack(probe.dtype, data, probe.rows, probe.cols));
+    auto pack = [&] {
+      return PackedMatrix::Pack(probe.dtype, data, probe.rows, probe.cols,
+                                ReductionSlice::Full(probe.cols), probe.compute);
+    };
+    copies_.push_back(pack());
     const size_t count =
         std::max<size_t>(2, (footprint + copies_[0].bytes() - 1) / copies_[0].bytes());
-    while (copies_.size() < count) {
-      copies_.push_back(PackedMatrix::Pack(probe.dtype, data, probe.rows, probe.cols));
-    }
+    while (copies_.size() < count) copies_.push_back(pack());
   }
   size_t size() const { return copies_.size(); }
   void Call(Isa isa, int64_t tokens) {

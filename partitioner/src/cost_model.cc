@@ -153,7 +153,8 @@ OpCost CostModel::Matmul(std::string name, int launches, int64_t tokens, int64_t
                        t * static_cast<double>(k) * a + t * static_cast<double>(rows) * a;
   // One call per launch: the measured rate is for calls of `tokens` rows.
   return Compute(std::move(name), launches, flops, bytes, matmul_type_,
-                 cluster_.BusyChipMatmulFlops(workload_.weight_type, tokens, node_sharing_));
+                 cluster_.BusyChipMatmulFlops(workload_.weight_type, tokens, node_sharing_,
+                                              workload_.compute == MatmulCompute::kBf16));
 }
 
 OpCost CostModel::Collective(std::string name, double time_s, double bytes_sent) const {

@@ -33,6 +33,10 @@ grep -q "matmul q8_0 1 thread  GFLOP/s by tokens, 1:" "$dir/out.txt" ||
   { cat "$dir/out.txt"; fail "no q8_0 matmul rates printed"; }
 python3 -c 'import json, sys; t = json.load(open(sys.argv[1]))["chip"]["matmul_flops"]; assert set(t) == {"bf16", "q8_0"}, t' "$spec" ||
   { cat "$spec"; fail "the spec lacks the bf16 or q8_0 matmul rates"; }
+# And the bf16 compute's (--compute bf16), for each thread count.
+grep -q "matmul bf16, --compute bf16, 1 thread  GFLOP/s by tokens, 1:" "$dir/out.txt" ||
+  { cat "$dir/out.txt"; fail "no bf16-compute matmul rates printed"; }
+grep -q '"bf16_compute_matmul_flops"' "$spec" || { cat "$spec"; fail "no bf16_compute_matmul_flops"; }
 grep -q "\"cores\": $(nproc)" "$spec" || { cat "$spec"; fail "no core count in the spec"; }
 if [ "$(nproc)" -ge 2 ]; then
   grep -q '"memory_bandwidth_by_threads"' "$spec" || { cat "$spec"; fail "no 1-thread bandwidth"; }

@@ -86,6 +86,20 @@ TEST(CostModelTest, MeasuredRatesTimeMatmulsAndAttention) {
   CostModel optimistic(m, peak, w, 1, 1);
   EXPECT_LT(optimistic.StagePass({0, 3, false, false}, PassShape::Decode(16, 40)).time_s,
             decode.time_s);
+  // --compute bf16 times its matmuls with the bf16 compute's own table.
+  c.chip.bf16_compute_matmul_flops = {{1, {{1, 1e9}, {16, 4e9}}}};
+  Workload bf16c = w;
+  bf16c.compute = MatmulCompute::kBf16;
+  CostModel dot(m, c, bf16c, 1, 1);
+  const OpCost& qkv_dot = Find(dot.StagePass({0, 3, false, false}, PassShape::Decode(16, 40)),
+                               "attn_qkv");
+  EXPECT_DOUBLE_EQ(qkv_dot.compute_s, qkv_dot.flops / 4e9);
+  // The float compute's plan ignores it.
+  CostModel float_again(m, c, w, 1, 1);
+  EXPECT_DOUBLE_EQ(
+      Find(float_again.StagePass({0, 3, false, false}, PassShape::Decode(16, 40)), "attn_qkv")
+          .compute_s,
+      qkv.compute_s);
 }
 
 // A sliding window (tiny-mistral: 40) caps the keys a query visits and a

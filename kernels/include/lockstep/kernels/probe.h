@@ -15,6 +15,7 @@
 
 #include "lockstep/base/dtype.h"
 #include "lockstep/kernels/isa.h"
+#include "lockstep/kernels/matmul.h"
 
 namespace lockstep::kernels {
 
@@ -71,6 +72,7 @@ double MeasureInt8DotPeak(Isa isa, int threads, ProbeClock clock = ProbeClock::k
 // small-token matmul overlap only in part.
 struct MatmulProbe {
   DType dtype = DType::kBF16;  // of the weights (q8_0 / q4_0: int8 dot products)
+  Compute compute = Compute::kFloat;  // kBf16 with bf16 weights: the bf16 compute
   int64_t rows = 2048;         // N (outputs)
   int64_t cols = 2048;         // K (the reduction)
   // Packed copies of the matrix are cycled so that every call reads its

@@ -373,4 +373,64 @@ double MeasureAttentionSeconds(Isa isa, int threads, int queries, int num_heads,
   return best;
 }
 
+double MeasureDecodeAttentionSeconds(Isa isa, int threads, int sequences, int context,
+                                     int num_heads, int num_kv_heads, int head_dim,
+                                     size_t footprint, double min_time_s, ProbeClock clock) {
+  LOCKSTEP_CHECK(threads >= 1 && sequences >= 1 && context >= 1 && num_heads >= num_kv_heads &&
+                     num_kv_heads >= 1 && num_heads % num_kv_heads == 0 && head_dim >= 1,
+                 "MeasureDecodeAttentionSeconds");
+  const KvPageShape shape{num_kv_heads, head_dim};
+  const int pages = (context + kKvPageSize - 1) / kKvPageSize;
+  const size_t batch_floats = static_cast<size_t>(sequences) * pages * shape.floats_per_page();
+  const size_t copies = std::max<size_t>(
+      2, (footprint / sizeof(float) / 2 + batch_floats - 1) / batch_floats);  // K and V
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> k(copies * batch_floats), v(k.size());
+  for (float& e : k) e = normal(rng);
+  for (float& e : v) e = normal(rng);
+  // Page tables: copy c, sequence s, page p.
+  std::vector<const float*> k_pages(copies * sequences * pages), v_pages(k_pages.size());
+  for (size_t i = 0; i < k_pages.size(); ++i) {
+    k_pages[i] = k.data() + i * shape.floats_per_page();
+    v_pages[i] = v.data() + i * shape.floats_per_page();
+  }
+  const size_t row = static_cast<size_t>(num_heads) * head_dim;
+  std::vector<float> q(static_cast<size_t>(sequences) * row);
+  for (float& e : q) e = normal(rng);
+  std::vector<float> out(q.size());
+  std::vector<std::vector<AttentionQuery>> batches(copies);
+  for (size_t c = 0; c < copies; ++c) {
+    for (int s = 0; s < sequences; ++s) {
+      AttentionQuery a;
+      a.q = q.data() + static_cast<size_t>(s) * row;
+      a.out = out.data() + static_cast<size_t>(s) * row;
+      a.position = context - 1;
+      const size_t first = (c * sequences + s) * pages;
+      a.k_pages = k_pages.data() + first;
+      a.v_pages = v_pages.data() + first;
+      batches[c].push_back(a);
+    }
+  }
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  std::vector<double> times;
+  tbb::task_arena arena(threads);
+  arena.execute([&] {
+    size_t next = 0;
+    auto call = [&] {
+      Attention(isa, shape, num_heads, scale, batches[next].data(), sequences);
+      next = (next + 1) % copies;
+    };
+    for (size_t c = 0; c < copies; ++c) call();
+    const double start = ProbeNow(clock, threads);
+    while (times.size() < 5 || ProbeNow(clock, threads) - start < min_time_s) {
+      const double t0 = ProbeNow(clock, threads);
+      call();
+      times.push_back(ProbeNow(clock, threads) - t0);
+    }
+  });
+  std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
+  return times[times.size() / 2];
+}
+
 }  // namespace lockstep::kernels

@@ -150,6 +150,8 @@ struct HostFigures {
   // ChipSpec::bf16_compute_matmul_flops: bf16 weights under --compute bf16.
   std::map<int, std::map<int64_t, double>> bf16_compute_matmul_flops;
   std::map<int, double> attention_flops;
+  // ChipSpec::decode_attention_flops: one decode step of a batch.
+  std::map<int, double> decode_attention_flops;
   // ChipSpec::matmul_concurrency: tokens -> rate of one thread while every
   // thread runs its own matmul, over the 1-thread rate alone (bf16 weights).
   std::map<int64_t, double> matmul_concurrency;
@@ -230,6 +232,21 @@ void MeasureKernels(const CalibrateOptions& o, HostFigures* h) {
     const double seconds = kernels::MeasureAttentionSeconds(
         h->isa, n, queries, kAttentionHeads, kAttentionKvHeads, kAttentionHeadDim, o.quick ? 2 : 5);
     h->attention_flops[n] = AttentionFlops(queries) / seconds;
+  }
+  // A decode step reads each sequence's keys once per query head group,
+  // from memory: other rates than a prefill's blocks of queries.
+  constexpr int kDecodeSequences = 16;
+  const int context = o.quick ? 128 : 256;
+  for (int n : ThreadCounts(h->threads)) {
+    std::fprintf(
+        stderr,
+        "calibrate: attention, decode step of %d sequences at %d keys (%d of %d threads)...\n",
+        kDecodeSequences, context, n, h->threads);
+    const double seconds = kernels::MeasureDecodeAttentionSeconds(
+        h->isa, n, kDecodeSequences, context, kAttentionHeads, kAttentionKvHeads, kAttentionHeadDim,
+        o.quick ? size_t{64} << 20 : size_t{512} << 20, o.quick ? 0.05 : 0.25);
+    h->decode_attention_flops[n] = double{kDecodeSequences} * kAttentionHeads * context *
+                                   (4.0 * kAttentionHeadDim + 5.0) / seconds;
   }
 }
 
@@ -364,6 +381,7 @@ int Run(const CalibrateOptions& o) {
   spec.chip.matmul_flops = host.matmul_flops;
   spec.chip.bf16_compute_matmul_flops = host.bf16_compute_matmul_flops;
   spec.chip.attention_flops = host.attention_flops;
+  spec.chip.decode_attention_flops = host.decode_attention_flops;
   spec.chip.matmul_concurrency = host.matmul_concurrency;
   spec.allreduce_large_min_bytes =
       static_cast<int64_t>(transport::CommOptions{}.allreduce_switch_bytes);
@@ -434,6 +452,10 @@ int Run(const CalibrateOptions& o) {
   for (const auto& [n, rate] : host.attention_flops) {
     text +=
         fmt::format("  attention          {:.1f} GFLOP/s, {}\n", rate / 1e9, Plural(n, "thread"));
+  }
+  for (const auto& [n, rate] : host.decode_attention_flops) {
+    text +=
+        fmt::format("  attention, decode  {:.1f} GFLOP/s, {}\n", rate / 1e9, Plural(n, "thread"));
   }
   if (link) {
     text +=

@@ -275,6 +275,11 @@ Status ClusterSpec::Validate() const {
     LOCKSTEP_RETURN_IF_ERROR(check_threads("chip.attention_flops", threads));
     LOCKSTEP_RETURN_IF_ERROR(CheckPositive(rate, fmt::format("chip.attention_flops.{}", threads)));
   }
+  for (const auto& [threads, rate] : chip.decode_attention_flops) {
+    LOCKSTEP_RETURN_IF_ERROR(check_threads("chip.decode_attention_flops", threads));
+    LOCKSTEP_RETURN_IF_ERROR(
+        CheckPositive(rate, fmt::format("chip.decode_attention_flops.{}", threads)));
+  }
   for (const auto& [tokens, factor] : chip.matmul_concurrency) {
     if (tokens < 1) {
       return InvalidArgument(
@@ -440,11 +445,14 @@ double ClusterSpec::BusyChipMatmulFlops(ElementType weight_type, int64_t tokens,
   return chip.shared_by_node ? node / busy : node;
 }
 
-double ClusterSpec::BusyChipAttentionFlops(int busy) const {
-  if (chip.attention_flops.empty()) return 0;
+double ClusterSpec::BusyChipAttentionFlops(int busy, bool decode) const {
+  const std::map<int, double>& table = decode && !chip.decode_attention_flops.empty()
+                                           ? chip.decode_attention_flops
+                                           : chip.attention_flops;
+  if (table.empty()) return 0;
   busy = std::max(busy, 1);
-  if (ChipsHaveOwnThreads()) return OwnThreadsRate(chip.attention_flops, busy, 1.0);
-  const double node = AtThreads(chip.attention_flops, 0);
+  if (ChipsHaveOwnThreads()) return OwnThreadsRate(table, busy, 1.0);
+  const double node = AtThreads(table, 0);
   return chip.shared_by_node ? node / busy : node;
 }
 
@@ -492,6 +500,9 @@ Result<ClusterSpec> ClusterSpecFromJson(const nlohmann::json& json, std::string_
     }
     if (const nlohmann::json* table = c.Raw("attention_flops", /*required=*/false)) {
       ReadRateTable(c, "attention_flops", *table, &spec.chip.attention_flops);
+    }
+    if (const nlohmann::json* table = c.Raw("decode_attention_flops", /*required=*/false)) {
+      ReadRateTable(c, "decode_attention_flops", *table, &spec.chip.decode_attention_flops);
     }
     if (const nlohmann::json* table = c.Raw("matmul_concurrency", /*required=*/false)) {
       ReadRateTable(c, "matmul_concurrency", *table, &spec.chip.matmul_concurrency);
@@ -575,6 +586,13 @@ nlohmann::json ClusterSpecToJson(const ClusterSpec& spec) {
     nlohmann::json table = nlohmann::json::object();
     for (const auto& [n, rate] : spec.chip.attention_flops) table[std::to_string(n)] = rate;
     chip["attention_flops"] = table;
+  }
+  if (!spec.chip.decode_attention_flops.empty()) {
+    nlohmann::json table = nlohmann::json::object();
+    for (const auto& [n, rate] : spec.chip.decode_attention_flops) {
+      table[std::to_string(n)] = rate;
+    }
+    chip["decode_attention_flops"] = table;
   }
   if (!spec.chip.matmul_concurrency.empty()) {
     nlohmann::json table = nlohmann::json::object();

@@ -212,7 +212,8 @@ void CostModel::AddLayerOps(int stage, int tp_rank, const PassShape& pass,
                          + 2.0 * t * static_cast<double>(kv_rows) * a        // K, V appends
                          + 2.0 * t * static_cast<double>(q_rows) * a;        // q in, out
     ops->push_back(
-        Compute("attention", 1, flops, bytes, act, cluster_.BusyChipAttentionFlops(node_sharing_)));
+        Compute("attention", 1, flops, bytes, act,
+                cluster_.BusyChipAttentionFlops(node_sharing_, pass.phase == Phase::kDecode)));
   }
   ops->push_back(Matmul("attn_out", 1, tokens, model_.hidden_size, q_rows));
   if (tp_ > 1) {  // a single rank runs no collectives

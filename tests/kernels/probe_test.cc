@@ -78,6 +78,15 @@ TEST(ProbeTest, KernelRatesArePlausible) {
   const double seconds = MeasureAttentionSeconds(BestIsa(), 1, 64, 8, 2, 16, 2, ProbeClock::kCpu);
   EXPECT_GT(seconds, 0.0);
   EXPECT_LT(seconds, 10.0);
+  // A decode step of 4 sequences at 100 keys (two pages each, the second
+  // partial), KV cycled through 4 MiB: under a second, and no faster than
+  // the FMA peak allows for its flops (one multiply-add per key and head
+  // dimension for q.k, one for p.v).
+  const double decode =
+      MeasureDecodeAttentionSeconds(BestIsa(), 1, 4, 100, 8, 2, 16, size_t{4} << 20, 0.01,
+                                    ProbeClock::kCpu);
+  EXPECT_GT(decode, 4.0 * 8 * 100 * 4 * 16 / (1.5 * peak));
+  EXPECT_LT(decode, 1.0);
 }
 
 // The vpdpbusd peak (the quantized prefill's anchor): plausible where the

@@ -37,6 +37,10 @@ python3 -c 'import json, sys; t = json.load(open(sys.argv[1]))["chip"]["matmul_f
 grep -q "matmul bf16, --compute bf16, 1 thread  GFLOP/s by tokens, 1:" "$dir/out.txt" ||
   { cat "$dir/out.txt"; fail "no bf16-compute matmul rates printed"; }
 grep -q '"bf16_compute_matmul_flops"' "$spec" || { cat "$spec"; fail "no bf16_compute_matmul_flops"; }
+# The attention rates of a prefill and of a decode step.
+grep -q "attention, decode  .* GFLOP/s, 1 thread" "$dir/out.txt" ||
+  { cat "$dir/out.txt"; fail "no decode attention rate printed"; }
+grep -q '"decode_attention_flops"' "$spec" || { cat "$spec"; fail "no decode_attention_flops"; }
 grep -q "\"cores\": $(nproc)" "$spec" || { cat "$spec"; fail "no core count in the spec"; }
 if [ "$(nproc)" -ge 2 ]; then
   grep -q '"memory_bandwidth_by_threads"' "$spec" || { cat "$spec"; fail "no 1-thread bandwidth"; }

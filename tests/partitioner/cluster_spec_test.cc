@@ -249,6 +249,12 @@ TEST(ClusterSpecTest, MeasuredKernelRatesByTokensAndThreads) {
   EXPECT_DOUBLE_EQ(c.BusyChipMatmulFlops(ElementType::kF32, 64, 8), 20e9 / 4 / 2);
   EXPECT_DOUBLE_EQ(c.BusyChipAttentionFlops(1), 5e9);
   EXPECT_DOUBLE_EQ(c.BusyChipAttentionFlops(8), 5e9 / 2);
+  // A decode step: its own table when measured, else the prefill's.
+  EXPECT_DOUBLE_EQ(c.BusyChipAttentionFlops(1, /*decode=*/true), 5e9);
+  c.chip.decode_attention_flops = {{1, 2e9}, {4, 6e9}};
+  EXPECT_DOUBLE_EQ(c.BusyChipAttentionFlops(1, true), 2e9);
+  EXPECT_DOUBLE_EQ(c.BusyChipAttentionFlops(8, true), 2e9 / 2);
+  EXPECT_DOUBLE_EQ(c.BusyChipAttentionFlops(1, false), 5e9);
   // A chip of 2 threads: the tables between 1 and 4 threads (linear).
   ClusterSpec two = CalibratedHost(4, 2);
   EXPECT_DOUBLE_EQ(two.BusyChipMatmulFlops(ElementType::kBF16, 16, 1), 60e9 + 140e9 / 3);
@@ -320,7 +326,9 @@ TEST(ClusterSpecTest, MeasuredKernelRatesRoundTripAndNameTheirErrors) {
   ClusterSpec c = CalibratedHost(2, 1);
   c.chip.matmul_flops[ElementType::kQ4_0][1] = {{1, 25e9}};
   c.chip.bf16_compute_matmul_flops[2] = {{1, 9e9}, {64, 70e9}};
+  c.chip.decode_attention_flops = {{1, 3e9}};
   nlohmann::json j = ClusterSpecToJson(c);
+  EXPECT_EQ(j["chip"]["decode_attention_flops"]["1"], 3e9);
   EXPECT_EQ(j["chip"]["matmul_flops"]["bf16"]["4"]["16"], 200e9);
   EXPECT_EQ(j["chip"]["matmul_flops"]["q4_0"]["1"]["1"], 25e9);
   EXPECT_EQ(j["chip"]["bf16_compute_matmul_flops"]["2"]["64"], 70e9);
@@ -330,6 +338,11 @@ TEST(ClusterSpecTest, MeasuredKernelRatesRoundTripAndNameTheirErrors) {
   EXPECT_EQ(*again, c);
 
   nlohmann::json bad = j;
+  bad["chip"]["decode_attention_flops"]["1"] = -1;
+  EXPECT_NE(ErrorOf(bad).find("'chip.decode_attention_flops.1' must be a positive number"),
+            std::string::npos)
+      << ErrorOf(bad);
+  bad = j;
   bad["chip"]["bf16_compute_matmul_flops"]["2"]["0"] = 1e9;
   EXPECT_NE(ErrorOf(bad).find("'chip.bf16_compute_matmul_flops' has key \"0\""),
             std::string::npos)

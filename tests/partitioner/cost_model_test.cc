@@ -71,6 +71,19 @@ TEST(CostModelTest, MeasuredRatesTimeMatmulsAndAttention) {
   EXPECT_DOUBLE_EQ(qkv.time_s, std::max(qkv.compute_s, qkv.memory_s) + 3e-6);
   const OpCost& attention = Find(decode, "attention");
   EXPECT_DOUBLE_EQ(attention.compute_s, attention.flops / 1e9);
+  // A decode step's attention at the decode rate when measured; a prefill's
+  // keeps the prefill rate.
+  {
+    ClusterSpec with_decode = c;
+    with_decode.chip.decode_attention_flops = {{1, 0.25e9}};
+    CostModel d(m, with_decode, w, 1, 1);
+    const OpCost& slow =
+        Find(d.StagePass({0, 3, false, false}, PassShape::Decode(16, 40)), "attention");
+    EXPECT_DOUBLE_EQ(slow.compute_s, slow.flops / 0.25e9);
+    const OpCost& prefill =
+        Find(d.StagePass({0, 3, false, false}, PassShape::Prefill(1, 0, 32)), "attention");
+    EXPECT_DOUBLE_EQ(prefill.compute_s, prefill.flops / 1e9);
+  }
   const OpCost& swiglu = Find(decode, "swiglu");
   EXPECT_DOUBLE_EQ(swiglu.compute_s, swiglu.flops / 1e11);  // not a matmul: the peak
   // One token: the 1-token rate, which here is bandwidth-like, so memory-bound.

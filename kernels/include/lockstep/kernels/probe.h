@@ -110,4 +110,16 @@ double MeasureAttentionSeconds(Isa isa, int threads, int queries, int num_heads,
                                int head_dim, int repetitions = 5,
                                ProbeClock clock = ProbeClock::kWall);
 
+// Seconds of one decode step of attention as a batch runs it: `sequences`
+// queries, each the newest token (position context - 1) of a sequence of
+// its own with its own KV pages, `num_heads` query heads over `num_kv_heads`
+// KV heads of `head_dim`, with `threads` threads. Copies of the batch's KV
+// are cycled through `footprint` bytes so that every call reads its keys and
+// values from memory, as each layer of a forward pass reads its own cache.
+// The median call of those run in min_time_s, after one call per copy.
+double MeasureDecodeAttentionSeconds(Isa isa, int threads, int sequences, int context,
+                                     int num_heads, int num_kv_heads, int head_dim,
+                                     size_t footprint, double min_time_s,
+                                     ProbeClock clock = ProbeClock::kWall);
+
 }  // namespace lockstep::kernels

@@ -84,6 +84,10 @@ struct ChipSpec {
   // -> FLOP/s. Empty: such plans use matmul_flops' bf16 table.
   std::map<int, std::map<int64_t, double>> bf16_compute_matmul_flops;
   std::map<int, double> attention_flops;
+  // The attention rate of a decode step (each query the newest token of its
+  // sequence, reading that sequence's keys from memory), threads -> FLOP/s
+  // as the cost model counts them. Empty: decode passes use attention_flops.
+  std::map<int, double> decode_attention_flops;
   // With shared_by_node and cores: what chips working at the same time cost
   // each other (shared memory bus, last-level cache, clock). tokens -> the
   // rate of a one-thread matmul call of that many tokens while every other
@@ -162,7 +166,8 @@ struct ClusterSpec {
                              bool bf16_compute = false) const;
   // The same for ChipSpec::attention_flops (0 without one), without the
   // concurrency factor (measured for matmuls only).
-  double BusyChipAttentionFlops(int busy) const;
+  // `decode`: decode_attention_flops when it has a table.
+  double BusyChipAttentionFlops(int busy, bool decode = false) const;
   // The node's read bandwidth with `threads` threads (1 <= threads <= cores):
   // memory_bandwidth_by_threads interpolated linearly between its points,
   // through 0 below the first; memory_bandwidth_bytes_per_s at `cores`.

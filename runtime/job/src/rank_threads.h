@@ -10,11 +10,20 @@
 // changes the bits (docs/determinism.md), only the speed.
 //
 // Counting the ranks that share a rank's CPUs costs each rank O(log p)
-// bytes, not a record per rank (docs/distributed.md, "Start-up"): a tree
-// reduction of the smallest distinct (host, mask) keys with their counts,
-// repeated for the keys it could not hold, and an allgather of every rank's
-// CPUs only when the job has more distinct keys than the rounds hold. Ranks
-// with one CPU need no count and take no part.
+// bytes, not a record per rank (docs/distributed.md, "Start-up"). First a
+// reduction up the binomial tree (and broadcast) of the kSharingKeys
+// smallest distinct (host, mask) keys with their counts: merging keeps the
+// smallest keys of the union, so their counts are exact (a key among the
+// smallest of the world is among the smallest of every block holding it).
+// That settles a job of few keys (one host under --bind-to none, a few
+// hosts, a few sockets). When the world held more keys, the ranks whose key
+// did not fit count it along a butterfly over the largest power of two P <=
+// p (ranks P..p-1 hand their key to rank r - P first): at round j a rank
+// sends its partner across bit j the keys whose home (a hash of the key
+// modulo P) differs from its own rank in bit j, merging what it receives,
+// so each key reaches its home with its total; the totals go back the same
+// way. A rank then receives about one key per round, not one per rank.
+// Ranks with one CPU need no count and send no key.
 #pragma once
 
 #include <array>
@@ -42,27 +51,28 @@ RankCpus OwnCpus();
 int ThreadsForRank(const std::vector<RankCpus>& ranks, int rank);
 
 // The keys one record of the counting reduction holds (enough for the
-// multi-CPU keys of a job on a few hosts), its size on the wire, and the
-// rounds run before the allgather; each round resolves the kSharingKeys
-// smallest keys still unresolved (so up to 24 distinct multi-CPU keys, e.g.
-// 24 hosts with --bind-to none or 12 two-socket hosts with --bind-to socket).
+// multi-CPU keys of a job on a few hosts) and its size on the wire.
 constexpr int kSharingKeys = 8;
 constexpr size_t kSharingRecordBytes = 8 + kSharingKeys * (sizeof(RankCpus) + 8);
-constexpr int kSharingRounds = 3;
+// The stream id of the butterfly's messages (distinct from the pipeline's,
+// 1..4, and ScatterBytes', 8).
+inline constexpr uint32_t kSharingStream = 9;
 
 struct SharingCount {
-  int threads = 1;           // ThreadsForRank over every rank's CPUs
-  int sharing = 1;           // ranks with this rank's CPUs (itself included);
-                             // 1 for a rank of one CPU (not counted) unless
-                             // the allgather ran
-  int rounds = 0;            // reductions run (the same on every rank)
-  bool allgathered = false;  // the fallback ran (the same on every rank)
+  int threads = 1;      // ThreadsForRank over every rank's CPUs
+  int sharing = 1;      // ranks with this rank's CPUs (itself included);
+                        // 1 for a rank of one CPU (not counted)
+  bool routed = false;  // the butterfly ran (the same on every rank)
 };
 
 // Every rank of `world` calls this with its CPUs (collective; the errors of
 // the collectives, with their deadline): the same threads as ThreadsForRank
-// given every rank's CPUs, without gathering them (file comment).
-Result<SharingCount> CountSharing(transport::Communicator& world, const RankCpus& mine);
+// given every rank's CPUs, without gathering them (file comment). Call it
+// at most once at a time per world (it uses stream kSharingStream).
+// `capacity` (1..kSharingKeys, the same on every rank) is the keys a record
+// keeps; tests lower it to run the butterfly with few ranks.
+Result<SharingCount> CountSharing(transport::Communicator& world, const RankCpus& mine,
+                                  int capacity = kSharingKeys);
 
 // CountSharing(world, OwnCpus()).threads.
 Result<int> AutoThreads(transport::Communicator& world);

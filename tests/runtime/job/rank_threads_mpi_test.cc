@@ -59,11 +59,20 @@ TEST(CountSharingMpiTest, SimulatedHostsWithOverlappingMasks) {
         break;
     }
   }
-  Result<SharingCount> count = CountSharing(world, keys[static_cast<size_t>(world.rank())]);
-  ASSERT_TRUE(count.ok()) << count.status().message();
-  EXPECT_EQ(count->threads, ThreadsForRank(keys, world.rank()));
-  EXPECT_FALSE(count->allgathered);
-  EXPECT_EQ(count->rounds, 1);
+  // The reduction alone, then the butterfly (records of 1 key; 5 ranks: 4
+  // and one folded).
+  for (int capacity : {kSharingKeys, 1}) {
+    Result<SharingCount> count =
+        CountSharing(world, keys[static_cast<size_t>(world.rank())], capacity);
+    ASSERT_TRUE(count.ok()) << count.status().message();
+    EXPECT_EQ(count->threads, ThreadsForRank(keys, world.rank())) << "capacity " << capacity;
+    EXPECT_EQ(count->sharing,
+              keys[static_cast<size_t>(world.rank())].Count() > 1
+                  ? std::count(keys.begin(), keys.end(), keys[static_cast<size_t>(world.rank())])
+                  : 1)
+        << "capacity " << capacity;
+    EXPECT_EQ(count->routed, capacity == 1 && p > 2) << "capacity " << capacity;
+  }
 }
 
 TEST(CountSharingMpiTest, OwnCpusGiveTheAllgatheredCount) {

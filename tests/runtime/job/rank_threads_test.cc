@@ -68,7 +68,8 @@ struct ChipCount {
   uint64_t bytes = 0;  // received during the count
 };
 
-std::vector<ChipCount> CountOnChips(const std::vector<RankCpus>& keys) {
+std::vector<ChipCount> CountOnChips(const std::vector<RankCpus>& keys,
+                                    int capacity = kSharingKeys) {
   const int p = static_cast<int>(keys.size());
   std::vector<ChipCount> out(static_cast<size_t>(p));
   transport::CommOptions options;
@@ -76,8 +77,8 @@ std::vector<ChipCount> CountOnChips(const std::vector<RankCpus>& keys) {
   const std::vector<Status> statuses =
       transport::RunLocal(p, options, [&](transport::Communicator& chip) -> Status {
         const uint64_t before = chip.traffic().bytes_received;
-        LOCKSTEP_ASSIGN_OR_RETURN(SharingCount c,
-                                  CountSharing(chip, keys[static_cast<size_t>(chip.rank())]));
+        LOCKSTEP_ASSIGN_OR_RETURN(
+            SharingCount c, CountSharing(chip, keys[static_cast<size_t>(chip.rank())], capacity));
         out[static_cast<size_t>(chip.rank())] = {c, chip.traffic().bytes_received - before};
         return Status::Ok();
       });
@@ -93,8 +94,7 @@ std::vector<ChipCount> CountOnChips(const std::vector<RankCpus>& keys) {
           << "chip " << r << " of " << p;
     }
     // Every chip ran the same collectives.
-    EXPECT_EQ(c.count.rounds, out[0].count.rounds) << "chip " << r;
-    EXPECT_EQ(c.count.allgathered, out[0].count.allgathered) << "chip " << r;
+    EXPECT_EQ(c.count.routed, out[0].count.routed) << "chip " << r;
   }
   return out;
 }
@@ -116,35 +116,55 @@ TEST(CountSharingTest, SeveralHostsWithOverlappingMasks) {
   EXPECT_EQ(out[3].count.threads, 8);
   EXPECT_EQ(out[4].count.threads, 2);
   EXPECT_EQ(out[8].count.threads, 1);  // 2 CPUs over 3 ranks: at least 1
-  EXPECT_EQ(out[0].count.rounds, 1);
-  EXPECT_FALSE(out[0].count.allgathered);
-  // Every chip in one world of several sizes, and every tree shape.
-  for (int p : {1, 2, 3, 5, 8}) {
-    CountOnChips(std::vector<RankCpus>(keys.begin(), keys.begin() + p));
+  EXPECT_FALSE(out[0].count.routed);
+  // Worlds of several sizes (every tree shape), and the same keys along the
+  // butterfly (records of 1 or 2 keys), folding ranks beyond a power of two.
+  for (int p : {1, 2, 3, 5, 8, 13}) {
+    const std::vector<RankCpus> some(keys.begin(), keys.begin() + p);
+    CountOnChips(some);
+    for (int capacity : {1, 2}) {
+      const std::vector<ChipCount> routed = CountOnChips(some, capacity);
+      if (p >= 5) {
+        EXPECT_TRUE(routed[0].count.routed) << p << " chips, capacity " << capacity;
+      }
+    }
   }
 }
 
-TEST(CountSharingTest, MoreKeysThanARecordTakeMoreRounds) {
-  // 20 distinct multi-CPU keys (5 hosts x 4 masks, each held by 1 or 2
-  // chips), given to the chips in an order that mixes hosts: 3 rounds.
-  std::vector<RankCpus> keys;
-  for (int i = 0; i < 30; ++i) {
-    const int k = (i * 7) % 20;
-    keys.push_back(Cpus(static_cast<uint64_t>(100 + k % 5), {k / 5 * 2, k / 5 * 2 + 1, 9}));
+TEST(CountSharingTest, MoreKeysThanARecordAreRoutedToTheirHome) {
+  // 20 distinct multi-CPU keys (5 hosts x 4 overlapping masks, each held by
+  // 1 or 2 chips), given to the chips in an order that mixes hosts; 30
+  // chips (16 + 14 folded) and a power of two of them.
+  for (int p : {30, 32}) {
+    std::vector<RankCpus> keys;
+    for (int i = 0; i < p; ++i) {
+      const int k = (i * 7) % 20;
+      keys.push_back(Cpus(static_cast<uint64_t>(100 + k % 5), {k / 5 * 2, k / 5 * 2 + 1, 9}));
+    }
+    EXPECT_TRUE(CountOnChips(keys)[0].count.routed) << p << " chips";
   }
-  const std::vector<ChipCount> out = CountOnChips(keys);
-  EXPECT_EQ(out[0].count.rounds, 3);
-  EXPECT_FALSE(out[0].count.allgathered);
 }
 
-TEST(CountSharingTest, TooManyKeysFallBackToTheAllgather) {
-  // Every chip bound to its own pair of CPUs: 40 distinct keys.
+TEST(CountSharingTest, DistinctKeysCostAFewKeysPerChip) {
+  // --bind-to core with two hyperthreads per core, or --cpus-per-task 2:
+  // every chip has its own 2-CPU key (64 keys on 2 hosts). The butterfly
+  // brings each chip about one key per round, where the allgather brought
+  // p - 1 of them.
+  constexpr int p = 64;
   std::vector<RankCpus> keys;
-  for (int i = 0; i < 40; ++i) keys.push_back(Cpus(1, {2 * i, 2 * i + 1}));
+  for (int i = 0; i < p; ++i) keys.push_back(Cpus(static_cast<uint64_t>(i % 2), {i, i + 64}));
   const std::vector<ChipCount> out = CountOnChips(keys);
-  EXPECT_EQ(out[0].count.rounds, kSharingRounds);
-  EXPECT_TRUE(out[0].count.allgathered);
-  for (const ChipCount& c : out) EXPECT_EQ(c.count.threads, 2);
+  EXPECT_TRUE(out[0].count.routed);
+  std::vector<uint64_t> bytes;
+  for (const ChipCount& c : out) {
+    EXPECT_EQ(c.count.threads, 2);
+    EXPECT_EQ(c.count.sharing, 1);
+    bytes.push_back(c.bytes);
+  }
+  std::sort(bytes.begin(), bytes.end());
+  const uint64_t allgather = (p - 1) * sizeof(RankCpus);
+  EXPECT_LT(bytes[p / 2], allgather / 2) << "median";
+  EXPECT_LT(bytes.back(), allgather) << "max";
 }
 
 TEST(CountSharingTest, SingleCpuRanksNeedNoCount) {
@@ -152,8 +172,7 @@ TEST(CountSharingTest, SingleCpuRanksNeedNoCount) {
   std::vector<RankCpus> keys;
   for (int r = 0; r < 64; ++r) keys.push_back(Cpus(static_cast<uint64_t>(r / 16), {r % 16}));
   const std::vector<ChipCount> out = CountOnChips(keys);
-  EXPECT_EQ(out[0].count.rounds, 1);
-  EXPECT_FALSE(out[0].count.allgathered);
+  EXPECT_FALSE(out[0].count.routed);
   for (const ChipCount& c : out) EXPECT_EQ(c.count.threads, 1);
 }
 

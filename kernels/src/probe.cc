@@ -23,6 +23,7 @@
 
 #include "kernel_table_dispatch.h"
 #include "lockstep/base/check.h"
+#include "lockstep/base/quant_block.h"
 #include "lockstep/kernels/attention.h"
 #include "lockstep/kernels/bf16_matmul.h"
 #include "lockstep/kernels/matmul.h"
@@ -174,21 +175,28 @@ double MeasureBf16DotPeak(int threads, ProbeClock clock) {
 
 namespace {
 
-// The probe's weight matrix in its dtype: `storage` holds the f32 or 16-bit
-// elements; returns a pointer to them.
+// The probe's weight matrix in its dtype: normal(0, 0.02) values, as f32
+// in `f32`, and for the other dtypes their encoding (f16 / bf16 values,
+// q8_0 / q4_0 blocks of each row) in `encoded`; returns a pointer to the
+// matrix Pack reads.
 const void* ProbeWeights(const MatmulProbe& probe, std::vector<float>* f32,
-                         std::vector<uint16_t>* half) {
+                         std::vector<uint8_t>* encoded) {
   std::mt19937 rng(1);
   std::normal_distribution<float> normal(0.0f, 0.02f);
   const size_t elements = static_cast<size_t>(probe.rows * probe.cols);
   f32->resize(elements);
   for (float& v : *f32) v = normal(rng);
   if (probe.dtype == DType::kF32) return f32->data();
-  half->resize(elements);
-  for (size_t i = 0; i < elements; ++i) {
-    (*half)[i] = probe.dtype == DType::kF16 ? F32ToF16((*f32)[i]) : F32ToBf16((*f32)[i]);
+  encoded->resize(static_cast<size_t>(DTypeBytes(probe.dtype, probe.rows * probe.cols)));
+  if (DTypeIsQuantized(probe.dtype)) {
+    QuantizeRow(probe.dtype, f32->data(), probe.rows * probe.cols, encoded->data());
+    return encoded->data();
   }
-  return half->data();
+  uint16_t* half = reinterpret_cast<uint16_t*>(encoded->data());
+  for (size_t i = 0; i < elements; ++i) {
+    half[i] = probe.dtype == DType::kF16 ? F32ToF16((*f32)[i]) : F32ToBf16((*f32)[i]);
+  }
+  return half;
 }
 
 // Packed copies of one matrix, cycled so that every call reads its weights
@@ -267,8 +275,8 @@ std::vector<double> MeasureMatmulFlops(Isa isa, int threads, const MatmulProbe& 
                                        const std::vector<int64_t>& tokens, ProbeClock clock) {
   LOCKSTEP_CHECK(threads >= 1 && probe.rows >= 1 && probe.cols >= 1, "MeasureMatmulFlops");
   std::vector<float> f32;
-  std::vector<uint16_t> half;
-  const void* data = ProbeWeights(probe, &f32, &half);
+  std::vector<uint8_t> encoded;
+  const void* data = ProbeWeights(probe, &f32, &encoded);
   int64_t most = 1;
   for (int64_t t : tokens) most = std::max(most, t);
   std::vector<double> rates;
@@ -290,8 +298,8 @@ std::vector<double> MeasureConcurrentMatmulFlops(Isa isa, int threads, const Mat
   LOCKSTEP_CHECK(threads >= 1 && probe.rows >= 1 && probe.cols >= 1,
                  "MeasureConcurrentMatmulFlops");
   std::vector<float> f32;
-  std::vector<uint16_t> half;
-  const void* data = ProbeWeights(probe, &f32, &half);
+  std::vector<uint8_t> encoded;
+  const void* data = ProbeWeights(probe, &f32, &encoded);
   int64_t most = 1;
   for (int64_t t : tokens) most = std::max(most, t);
   std::vector<std::vector<double>> best(static_cast<size_t>(threads),

@@ -175,9 +175,12 @@ void MeasureKernels(const CalibrateOptions& o, HostFigures* h) {
   const std::vector<int64_t> tokens = o.quick
                                           ? std::vector<int64_t>{1, 16, 64}
                                           : std::vector<int64_t>{1, 2, 4, 8, 16, 32, 64, 128, 256};
+  // Every weight type the runtime executes: a plan times a model's matmuls
+  // with its own type's rates (quantized ones run on integer dot products).
   const std::vector<DType> dtypes =
-      o.quick ? std::vector<DType>{DType::kBF16}
-              : std::vector<DType>{DType::kBF16, DType::kF16, DType::kF32};
+      o.quick ? std::vector<DType>{DType::kBF16, DType::kQ8_0}
+              : std::vector<DType>{DType::kBF16, DType::kF16, DType::kF32, DType::kQ8_0,
+                                   DType::kQ4_0};
   kernels::MatmulProbe probe;
   probe.footprint = o.quick ? size_t{64} << 20 : size_t{1} << 30;
   probe.min_time_s = o.quick ? 0.05 : 0.25;

@@ -111,7 +111,8 @@ void ReadMatmulTable(JsonReader& chip, const nlohmann::json& table,
   for (const auto& [type_name, by_threads] : table.items()) {
     Result<ElementType> type = ParseElementType(type_name);
     if (!type.ok()) {
-      chip.Fail(kField, fmt::format("has key \"{}\"; keys are f32, f16, bf16, int8", type_name));
+      chip.Fail(kField, fmt::format("has key \"{}\"; keys are f32, f16, bf16, int8, q8_0, q4_0",
+                                    type_name));
       return;
     }
     if (!by_threads.is_object()) {
@@ -394,10 +395,13 @@ bool ClusterSpec::ChipsHaveOwnThreads() const {
 
 double ClusterSpec::BusyChipMatmulFlops(ElementType weight_type, int64_t tokens, int busy) const {
   const auto& tables = chip.matmul_flops;
+  // A type without a table borrows one: f16 and bf16 each other's (the same
+  // widening), quantized types bf16's (what every calibration measures),
+  // then any float one.
   auto table = tables.find(weight_type);
   for (ElementType stand_in :
-       {weight_type == ElementType::kF16 ? ElementType::kBF16 : ElementType::kF16,
-        ElementType::kF32}) {
+       {weight_type == ElementType::kBF16 ? ElementType::kF16 : ElementType::kBF16,
+        ElementType::kF16, ElementType::kF32}) {
     if (table == tables.end()) table = tables.find(stand_in);
   }
   if (table == tables.end() || table->second.empty()) return 0;

@@ -259,6 +259,15 @@ TEST(ClusterSpecTest, MeasuredKernelRatesByTokensAndThreads) {
   ClusterSpec own_node = CalibratedHost(4, 1);
   own_node.chip.shared_by_node = false;
   EXPECT_DOUBLE_EQ(own_node.BusyChipMatmulFlops(ElementType::kBF16, 16, 2), 200e9);
+  // Quantized weights run on integer dot products: their own table when the
+  // calibration measured one (lockstep calibrate does q8_0 and q4_0), else
+  // the float tables stand in.
+  ClusterSpec quant = CalibratedHost(4, 1);
+  EXPECT_DOUBLE_EQ(quant.BusyChipMatmulFlops(ElementType::kQ8_0, 16, 1), 60e9);
+  quant.chip.matmul_flops[ElementType::kQ8_0][1] = {{1, 30e9}, {16, 150e9}};
+  EXPECT_DOUBLE_EQ(quant.BusyChipMatmulFlops(ElementType::kQ8_0, 16, 1), 150e9);
+  EXPECT_DOUBLE_EQ(quant.BusyChipMatmulFlops(ElementType::kQ8_0, 4, 1), 90e9);
+  EXPECT_DOUBLE_EQ(quant.BusyChipMatmulFlops(ElementType::kQ4_0, 16, 1), 60e9);
   // No tables: 0 (the cost model then uses the peaks).
   EXPECT_EQ(SharedHost(4, 1).BusyChipMatmulFlops(ElementType::kBF16, 16, 1), 0.0);
   EXPECT_EQ(SharedHost(4, 1).BusyChipAttentionFlops(1), 0.0);
@@ -303,8 +312,10 @@ TEST(ClusterSpecTest, ConcurrencyFactorScalesWithTheOtherBusyCores) {
 
 TEST(ClusterSpecTest, MeasuredKernelRatesRoundTripAndNameTheirErrors) {
   ClusterSpec c = CalibratedHost(2, 1);
+  c.chip.matmul_flops[ElementType::kQ4_0][1] = {{1, 25e9}};
   nlohmann::json j = ClusterSpecToJson(c);
   EXPECT_EQ(j["chip"]["matmul_flops"]["bf16"]["4"]["16"], 200e9);
+  EXPECT_EQ(j["chip"]["matmul_flops"]["q4_0"]["1"]["1"], 25e9);
   EXPECT_EQ(j["chip"]["attention_flops"]["1"], 5e9);
   Result<ClusterSpec> again = ClusterSpecFromJson(j, "again");
   ASSERT_TRUE(again.ok()) << again.status().message();

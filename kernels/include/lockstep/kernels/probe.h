@@ -70,7 +70,7 @@ double MeasureInt8DotPeak(Isa isa, int threads, ProbeClock clock = ProbeClock::k
 // matmul of a few tokens comes near, and the weight stream and the FMAs of a
 // small-token matmul overlap only in part.
 struct MatmulProbe {
-  DType dtype = DType::kBF16;  // of the weights
+  DType dtype = DType::kBF16;  // of the weights (q8_0 / q4_0: int8 dot products)
   int64_t rows = 2048;         // N (outputs)
   int64_t cols = 2048;         // K (the reduction)
   // Packed copies of the matrix are cycled so that every call reads its
@@ -79,7 +79,8 @@ struct MatmulProbe {
   double min_time_s = 0.25;  // per token count, after a warm-up pass
 };
 
-// FLOP/s (2 per multiply-add) of Matmul (canonical order) for each token
+// FLOP/s (2 per multiply-add; for q8_0 / q4_0 weights 2 per weight and
+// token, as the cost model counts them) of Matmul (canonical order) for each token
 // count of `tokens`, with `threads` threads and weights streamed from memory:
 // the median call of those run in min_time_s, split over two passes over
 // the token counts, in the quieter pass (a burst of other work on a shared

@@ -224,19 +224,26 @@ Result<int32_t> RouteKeys(transport::Communicator& world, const RankCpus& mine, 
     }
   }
   KeyCounts total = held;  // the keys whose home this rank is, complete
+  // A key this rank forwarded or received has its total by the time it is
+  // asked for (the back pass runs the rounds in reverse): an invariant.
+  const auto total_of = [&](const RankCpus& key) {
+    const auto it = total.find(key);
+    LOCKSTEP_CHECK(it != total.end(), "--threads auto: rank {} lost the count of a CPU key", r);
+    return it->second;
+  };
   // Back: each rank returns the totals of the keys it received, in the order
   // it received them.
   for (int j = rounds - 1; j >= 0; --j) {
     const int partner = r ^ (1 << j);
     std::vector<int32_t> out;
-    for (const RankCpus& key : received[static_cast<size_t>(j)]) out.push_back(total.at(key));
+    for (const RankCpus& key : received[static_cast<size_t>(j)]) out.push_back(total_of(key));
     std::vector<int32_t> in(sent[static_cast<size_t>(j)].size());
     LOCKSTEP_RETURN_IF_ERROR(ExchangeCounts(world, partner, out, &in));
     for (size_t i = 0; i < in.size(); ++i) total[sent[static_cast<size_t>(j)][i]] = in[i];
   }
   if (r + P < p) {
     std::vector<int32_t> out;
-    for (const KeyCount& e : folded) out.push_back(total.at(e.key));
+    for (const KeyCount& e : folded) out.push_back(total_of(e.key));
     std::vector<int32_t> none;
     LOCKSTEP_RETURN_IF_ERROR(ExchangeCounts(world, r + P, out, &none));
   }

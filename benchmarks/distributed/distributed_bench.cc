@@ -23,7 +23,10 @@
 //             assumes uniform requests; its figure for the job's largest
 //             request is printed for reference).
 // Beside each: the share of run time in tp collectives and pipeline waits
-// (mean over ranks), the load time and the largest bytes read by a rank.
+// (mean over ranks), the load time and the largest bytes read by a rank,
+// then the plan's predicted shares of the same two (pcoll%, pwait%: its
+// RankShares, communication and idle over each rank's total), to tell
+// which part of a gap between measured and predicted time is compute.
 // --reduction plain: matmuls in the plain order and tp allreduces by
 // MPI_Allreduce -- what the determinism contract costs (bits then differ).
 // --model-io: how ranks read their shards (lockstep run --model-io); the
@@ -167,6 +170,8 @@ struct Row {
   double predicted_ttft_ms = 0;
   double collective_share = 0;
   double wait_share = 0;
+  double predicted_collective_share = 0;  // the plan's RankShares, mean over ranks
+  double predicted_wait_share = 0;
   double load_s = 0;
   uint64_t max_bytes_read = 0;
   uint64_t max_plan_bytes = 0;
@@ -202,6 +207,12 @@ Row Measure(const runtime::BatchJobSummary& s, const std::string& scenario) {
     // Decode rate of the batch: each request's tokens after its first, over
     // its decode time, summed.
     for (const runtime::JobResult& r : s.results) row.tokens_per_s += r.result.decode_tokens_per_s;
+  }
+  for (const partitioner::RankShares& r : p.ranks) {
+    const double total = r.compute_s + r.memory_s + r.communication_s + r.idle_s;
+    if (total <= 0) continue;
+    row.predicted_collective_share += r.communication_s / total / p.ranks.size();
+    row.predicted_wait_share += r.idle_s / total / p.ranks.size();
   }
   for (const runtime::RankStats& r : s.ranks) {
     const double run = r.run_seconds > 0 ? r.run_seconds : 1;
@@ -287,9 +298,10 @@ int Main(int argc, char** argv) {
       (f.model_io == "posix" ? f.reduction : fmt::format("{},{}", f.reduction, f.model_io)) +
       (f.tp_overlap ? "+ov" : "");
   if (leader) {
-    std::printf("%-5s %-5s %-9s %-7s %9s %9s %7s %10s %10s %8s %8s %6s %6s %7s %10s\n", "tp", "pp",
-                "scenario", "order", "ms/token", "pred ms", "meas/pr", "tokens/s", "pred tok/s",
-                "ttft ms", "pred ttft", "coll%", "wait%", "load s", "max read");
+    std::printf("%-5s %-5s %-9s %-7s %9s %9s %7s %10s %10s %8s %8s %6s %6s %7s %10s %6s %6s\n",
+                "tp", "pp", "scenario", "order", "ms/token", "pred ms", "meas/pr", "tokens/s",
+                "pred tok/s", "ttft ms", "pred ttft", "coll%", "wait%", "load s", "max read",
+                "pcoll%", "pwait%");
   }
   for (const std::string& scenario : Split(f.scenarios)) {
     runtime::BatchJobOptions o;
@@ -324,14 +336,17 @@ int Main(int argc, char** argv) {
     const Row r = Measure(*s, scenario);
     const bool predicted = scenario != "job64";
     std::printf(
-        "%-5d %-5d %-9s %-7s %9.3f %9s %7s %10.1f %10s %8.2f %8s %6.1f %6.1f %7.2f %10s\n", f.tp,
+        "%-5d %-5d %-9s %-7s %9.3f %9s %7s %10.1f %10s %8.2f %8s %6.1f %6.1f %7.2f %10s %6s %6s\n",
+        f.tp,
         f.pp, scenario.c_str(), order.c_str(), r.ms_per_token,
         predicted ? fmt::format("{:.3f}", r.predicted_ms_per_token).c_str() : "-",
         predicted ? fmt::format("{:.2f}", r.ms_per_token / r.predicted_ms_per_token).c_str() : "-",
         r.tokens_per_s, predicted ? fmt::format("{:.1f}", r.predicted_tokens_per_s).c_str() : "-",
         r.ttft_ms, predicted ? fmt::format("{:.2f}", r.predicted_ttft_ms).c_str() : "-",
         100 * r.collective_share, 100 * r.wait_share, r.load_s,
-        fmt::format("{:.1f}MB/{:.1f}MB", r.max_bytes_read / 1e6, r.max_plan_bytes / 1e6).c_str());
+        fmt::format("{:.1f}MB/{:.1f}MB", r.max_bytes_read / 1e6, r.max_plan_bytes / 1e6).c_str(),
+        predicted ? fmt::format("{:.1f}", 100 * r.predicted_collective_share).c_str() : "-",
+        predicted ? fmt::format("{:.1f}", 100 * r.predicted_wait_share).c_str() : "-");
     std::fflush(stdout);
   }
   if (leader) std::filesystem::remove_all(scratch);

@@ -23,6 +23,7 @@
 
 #include "kernel_table_dispatch.h"
 #include "lockstep/base/check.h"
+#include "lockstep/base/quant_block.h"
 #include "lockstep/kernels/attention.h"
 #include "lockstep/kernels/bf16_matmul.h"
 #include "lockstep/kernels/matmul.h"
@@ -174,21 +175,28 @@ double MeasureBf16DotPeak(int threads, ProbeClock clock) {
 
 namespace {
 
-// The probe's weight matrix in its dtype: `storage` holds the f32 or 16-bit
-// elements; returns a pointer to them.
+// The probe's weight matrix in its dtype: normal(0, 0.02) values, as f32
+// in `f32`, and for the other dtypes their encoding (f16 / bf16 values,
+// q8_0 / q4_0 blocks of each row) in `encoded`; returns a pointer to the
+// matrix Pack reads.
 const void* ProbeWeights(const MatmulProbe& probe, std::vector<float>* f32,
-                         std::vector<uint16_t>* half) {
+                         std::vector<uint8_t>* encoded) {
   std::mt19937 rng(1);
   std::normal_distribution<float> normal(0.0f, 0.02f);
   const size_t elements = static_cast<size_t>(probe.rows * probe.cols);
   f32->resize(elements);
   for (float& v : *f32) v = normal(rng);
   if (probe.dtype == DType::kF32) return f32->data();
-  half->resize(elements);
-  for (size_t i = 0; i < elements; ++i) {
-    (*half)[i] = probe.dtype == DType::kF16 ? F32ToF16((*f32)[i]) : F32ToBf16((*f32)[i]);
+  encoded->resize(static_cast<size_t>(DTypeBytes(probe.dtype, probe.rows * probe.cols)));
+  if (DTypeIsQuantized(probe.dtype)) {
+    QuantizeRow(probe.dtype, f32->data(), probe.rows * probe.cols, encoded->data());
+    return encoded->data();
   }
-  return half->data();
+  uint16_t* half = reinterpret_cast<uint16_t*>(encoded->data());
+  for (size_t i = 0; i < elements; ++i) {
+    half[i] = probe.dtype == DType::kF16 ? F32ToF16((*f32)[i]) : F32ToBf16((*f32)[i]);
+  }
+  return half;
 }
 
 // Packed copies of one matrix, cycled so that every call reads its weights
@@ -199,12 +207,14 @@ class ProbeCopies {
   ProbeCopies(const MatmulProbe& probe, const void* data, size_t footprint, int64_t most)
       : x_(static_cast<size_t>(most * probe.cols), 0.5f),
         y_(static_cast<size_t>(most * probe.rows)) {
-    copies_.push_back(PackedMatrix::Pack(probe.dtype, data, probe.rows, probe.cols));
+    auto pack = [&] {
+      return PackedMatrix::Pack(probe.dtype, data, probe.rows, probe.cols,
+                                ReductionSlice::Full(probe.cols), probe.compute);
+    };
+    copies_.push_back(pack());
     const size_t count =
         std::max<size_t>(2, (footprint + copies_[0].bytes() - 1) / copies_[0].bytes());
-    while (copies_.size() < count) {
-      copies_.push_back(PackedMatrix::Pack(probe.dtype, data, probe.rows, probe.cols));
-    }
+    while (copies_.size() < count) copies_.push_back(pack());
   }
   size_t size() const { return copies_.size(); }
   void Call(Isa isa, int64_t tokens) {
@@ -267,8 +277,8 @@ std::vector<double> MeasureMatmulFlops(Isa isa, int threads, const MatmulProbe& 
                                        const std::vector<int64_t>& tokens, ProbeClock clock) {
   LOCKSTEP_CHECK(threads >= 1 && probe.rows >= 1 && probe.cols >= 1, "MeasureMatmulFlops");
   std::vector<float> f32;
-  std::vector<uint16_t> half;
-  const void* data = ProbeWeights(probe, &f32, &half);
+  std::vector<uint8_t> encoded;
+  const void* data = ProbeWeights(probe, &f32, &encoded);
   int64_t most = 1;
   for (int64_t t : tokens) most = std::max(most, t);
   std::vector<double> rates;
@@ -290,8 +300,8 @@ std::vector<double> MeasureConcurrentMatmulFlops(Isa isa, int threads, const Mat
   LOCKSTEP_CHECK(threads >= 1 && probe.rows >= 1 && probe.cols >= 1,
                  "MeasureConcurrentMatmulFlops");
   std::vector<float> f32;
-  std::vector<uint16_t> half;
-  const void* data = ProbeWeights(probe, &f32, &half);
+  std::vector<uint8_t> encoded;
+  const void* data = ProbeWeights(probe, &f32, &encoded);
   int64_t most = 1;
   for (int64_t t : tokens) most = std::max(most, t);
   std::vector<std::vector<double>> best(static_cast<size_t>(threads),
@@ -361,6 +371,66 @@ double MeasureAttentionSeconds(Isa isa, int threads, int queries, int num_heads,
                     [&] { Attention(isa, shape, num_heads, scale, batch.data(), queries); });
   });
   return best;
+}
+
+double MeasureDecodeAttentionSeconds(Isa isa, int threads, int sequences, int context,
+                                     int num_heads, int num_kv_heads, int head_dim,
+                                     size_t footprint, double min_time_s, ProbeClock clock) {
+  LOCKSTEP_CHECK(threads >= 1 && sequences >= 1 && context >= 1 && num_heads >= num_kv_heads &&
+                     num_kv_heads >= 1 && num_heads % num_kv_heads == 0 && head_dim >= 1,
+                 "MeasureDecodeAttentionSeconds");
+  const KvPageShape shape{num_kv_heads, head_dim};
+  const int pages = (context + kKvPageSize - 1) / kKvPageSize;
+  const size_t batch_floats = static_cast<size_t>(sequences) * pages * shape.floats_per_page();
+  const size_t copies = std::max<size_t>(
+      2, (footprint / sizeof(float) / 2 + batch_floats - 1) / batch_floats);  // K and V
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> k(copies * batch_floats), v(k.size());
+  for (float& e : k) e = normal(rng);
+  for (float& e : v) e = normal(rng);
+  // Page tables: copy c, sequence s, page p.
+  std::vector<const float*> k_pages(copies * sequences * pages), v_pages(k_pages.size());
+  for (size_t i = 0; i < k_pages.size(); ++i) {
+    k_pages[i] = k.data() + i * shape.floats_per_page();
+    v_pages[i] = v.data() + i * shape.floats_per_page();
+  }
+  const size_t row = static_cast<size_t>(num_heads) * head_dim;
+  std::vector<float> q(static_cast<size_t>(sequences) * row);
+  for (float& e : q) e = normal(rng);
+  std::vector<float> out(q.size());
+  std::vector<std::vector<AttentionQuery>> batches(copies);
+  for (size_t c = 0; c < copies; ++c) {
+    for (int s = 0; s < sequences; ++s) {
+      AttentionQuery a;
+      a.q = q.data() + static_cast<size_t>(s) * row;
+      a.out = out.data() + static_cast<size_t>(s) * row;
+      a.position = context - 1;
+      const size_t first = (c * sequences + s) * pages;
+      a.k_pages = k_pages.data() + first;
+      a.v_pages = v_pages.data() + first;
+      batches[c].push_back(a);
+    }
+  }
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  std::vector<double> times;
+  tbb::task_arena arena(threads);
+  arena.execute([&] {
+    size_t next = 0;
+    auto call = [&] {
+      Attention(isa, shape, num_heads, scale, batches[next].data(), sequences);
+      next = (next + 1) % copies;
+    };
+    for (size_t c = 0; c < copies; ++c) call();
+    const double start = ProbeNow(clock, threads);
+    while (times.size() < 5 || ProbeNow(clock, threads) - start < min_time_s) {
+      const double t0 = ProbeNow(clock, threads);
+      call();
+      times.push_back(ProbeNow(clock, threads) - t0);
+    }
+  });
+  std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
+  return times[times.size() / 2];
 }
 
 }  // namespace lockstep::kernels

@@ -147,7 +147,11 @@ struct HostFigures {
   double flops = 0;
   // The kernels' rates (ChipSpec::matmul_flops, attention_flops).
   std::map<ElementType, std::map<int, std::map<int64_t, double>>> matmul_flops;
+  // ChipSpec::bf16_compute_matmul_flops: bf16 weights under --compute bf16.
+  std::map<int, std::map<int64_t, double>> bf16_compute_matmul_flops;
   std::map<int, double> attention_flops;
+  // ChipSpec::decode_attention_flops: one decode step of a batch.
+  std::map<int, double> decode_attention_flops;
   // ChipSpec::matmul_concurrency: tokens -> rate of one thread while every
   // thread runs its own matmul, over the 1-thread rate alone (bf16 weights).
   std::map<int64_t, double> matmul_concurrency;
@@ -175,9 +179,12 @@ void MeasureKernels(const CalibrateOptions& o, HostFigures* h) {
   const std::vector<int64_t> tokens = o.quick
                                           ? std::vector<int64_t>{1, 16, 64}
                                           : std::vector<int64_t>{1, 2, 4, 8, 16, 32, 64, 128, 256};
+  // Every weight type the runtime executes: a plan times a model's matmuls
+  // with its own type's rates (quantized ones run on integer dot products).
   const std::vector<DType> dtypes =
-      o.quick ? std::vector<DType>{DType::kBF16}
-              : std::vector<DType>{DType::kBF16, DType::kF16, DType::kF32};
+      o.quick
+          ? std::vector<DType>{DType::kBF16, DType::kQ8_0}
+          : std::vector<DType>{DType::kBF16, DType::kF16, DType::kF32, DType::kQ8_0, DType::kQ4_0};
   kernels::MatmulProbe probe;
   probe.footprint = o.quick ? size_t{64} << 20 : size_t{1} << 30;
   probe.min_time_s = o.quick ? 0.05 : 0.25;
@@ -190,6 +197,19 @@ void MeasureKernels(const CalibrateOptions& o, HostFigures* h) {
       const std::vector<double> rates = kernels::MeasureMatmulFlops(h->isa, n, probe, tokens);
       auto& table = h->matmul_flops[partitioner::FromDType(dtype)][n];
       for (size_t i = 0; i < tokens.size(); ++i) table[tokens[i]] = rates[i];
+    }
+    if (dtype == DType::kBF16) {
+      // The bf16 compute (--compute bf16): its own kernels and rates.
+      probe.compute = kernels::Compute::kBf16;
+      for (int n : ThreadCounts(h->threads)) {
+        std::fprintf(stderr,
+                     "calibrate: bf16-compute matmuls of 1..%lld tokens (%d of %d threads)...\n",
+                     static_cast<long long>(tokens.back()), n, h->threads);
+        const std::vector<double> rates = kernels::MeasureMatmulFlops(h->isa, n, probe, tokens);
+        auto& table = h->bf16_compute_matmul_flops[n];
+        for (size_t i = 0; i < tokens.size(); ++i) table[tokens[i]] = rates[i];
+      }
+      probe.compute = kernels::Compute::kFloat;
     }
     if (dtype == DType::kBF16 && h->threads > 1) {
       // Ranks sharing the host each run their own matmuls: what they cost
@@ -212,6 +232,21 @@ void MeasureKernels(const CalibrateOptions& o, HostFigures* h) {
     const double seconds = kernels::MeasureAttentionSeconds(
         h->isa, n, queries, kAttentionHeads, kAttentionKvHeads, kAttentionHeadDim, o.quick ? 2 : 5);
     h->attention_flops[n] = AttentionFlops(queries) / seconds;
+  }
+  // A decode step reads each sequence's keys once per query head group,
+  // from memory: other rates than a prefill's blocks of queries.
+  constexpr int kDecodeSequences = 16;
+  const int context = o.quick ? 128 : 256;
+  for (int n : ThreadCounts(h->threads)) {
+    std::fprintf(
+        stderr,
+        "calibrate: attention, decode step of %d sequences at %d keys (%d of %d threads)...\n",
+        kDecodeSequences, context, n, h->threads);
+    const double seconds = kernels::MeasureDecodeAttentionSeconds(
+        h->isa, n, kDecodeSequences, context, kAttentionHeads, kAttentionKvHeads, kAttentionHeadDim,
+        o.quick ? size_t{64} << 20 : size_t{512} << 20, o.quick ? 0.05 : 0.25);
+    h->decode_attention_flops[n] = double{kDecodeSequences} * kAttentionHeads * context *
+                                   (4.0 * kAttentionHeadDim + 5.0) / seconds;
   }
 }
 
@@ -344,7 +379,9 @@ int Run(const CalibrateOptions& o) {
   spec.chip.peak_flops = {};
   spec.chip.peak_flops[static_cast<int>(ElementType::kF32)] = host.flops;
   spec.chip.matmul_flops = host.matmul_flops;
+  spec.chip.bf16_compute_matmul_flops = host.bf16_compute_matmul_flops;
   spec.chip.attention_flops = host.attention_flops;
+  spec.chip.decode_attention_flops = host.decode_attention_flops;
   spec.chip.matmul_concurrency = host.matmul_concurrency;
   spec.allreduce_large_min_bytes =
       static_cast<int64_t>(transport::CommOptions{}.allreduce_switch_bytes);
@@ -399,15 +436,26 @@ int Run(const CalibrateOptions& o) {
                           partitioner::ElementTypeName(type), Plural(n, "thread"), row);
     }
   }
+  for (const auto& [n, by_tokens] : host.bf16_compute_matmul_flops) {
+    std::string row;
+    for (const auto& [t, rate] : by_tokens) row += fmt::format(" {}:{:.1f}", t, rate / 1e9);
+    text += fmt::format("  matmul bf16, --compute bf16, {}  GFLOP/s by tokens,{}\n",
+                        Plural(n, "thread"), row);
+  }
   if (!host.matmul_concurrency.empty()) {
     std::string row;
-    for (const auto& [t, factor] : host.matmul_concurrency) row += fmt::format(" {}:{:.2f}", t, factor);
+    for (const auto& [t, factor] : host.matmul_concurrency)
+      row += fmt::format(" {}:{:.2f}", t, factor);
     text += fmt::format("  matmul, {} at once  rate of each / alone by tokens,{}\n",
                         Plural(host.threads, "thread"), row);
   }
   for (const auto& [n, rate] : host.attention_flops) {
     text +=
         fmt::format("  attention          {:.1f} GFLOP/s, {}\n", rate / 1e9, Plural(n, "thread"));
+  }
+  for (const auto& [n, rate] : host.decode_attention_flops) {
+    text +=
+        fmt::format("  attention, decode  {:.1f} GFLOP/s, {}\n", rate / 1e9, Plural(n, "thread"));
   }
   if (link) {
     text +=
@@ -433,8 +481,8 @@ Command AddCalibrateCommand(CLI::App& app) {
                   "Where to write the spec (default: $LOCKSTEP_HOST_SPEC or "
                   "~/.config/lockstep/host.json, which `lockstep plan --chip host` reads)");
   cmd->add_option("--threads", o.threads, "Threads for the probes (default: every core)")
-      ->check(WholeNumber(0, MaxThreads(), fmt::format("4 x the {} CPUs this process may use",
-                                                       ThisMachine().cpus)));
+      ->check(WholeNumber(0, MaxThreads(),
+                          fmt::format("4 x the {} CPUs this process may use", ThisMachine().cpus)));
   cmd->add_option("--memory-bytes", o.memory_bytes,
                   "Memory to record (default: the physical memory)")
       ->check(WholeNumber(0, int64_t{1} << 50));

@@ -100,6 +100,20 @@ void ReadRateTable(JsonReader& chip, std::string_view field, const nlohmann::jso
   }
 }
 
+// {"2": {"1": 2e10, "16": 9e10}}: threads -> tokens -> FLOP/s.
+void ReadThreadsTable(JsonReader& chip, std::string_view field, const nlohmann::json& table,
+                      std::map<int, std::map<int64_t, double>>* out) {
+  if (!table.is_object()) {
+    chip.Fail(field, "must be an object: threads -> tokens -> FLOP/s");
+    return;
+  }
+  for (const auto& [threads_key, by_tokens] : table.items()) {
+    int64_t threads = 0;
+    if (!ReadKey(chip, field, threads_key, &threads)) return;
+    ReadRateTable(chip, field, by_tokens, &(*out)[static_cast<int>(threads)]);
+  }
+}
+
 // {"bf16": {"2": {"1": 2e10, "16": 9e10}}}: weight type -> threads -> tokens -> FLOP/s.
 void ReadMatmulTable(JsonReader& chip, const nlohmann::json& table,
                      std::map<ElementType, std::map<int, std::map<int64_t, double>>>* out) {
@@ -111,18 +125,15 @@ void ReadMatmulTable(JsonReader& chip, const nlohmann::json& table,
   for (const auto& [type_name, by_threads] : table.items()) {
     Result<ElementType> type = ParseElementType(type_name);
     if (!type.ok()) {
-      chip.Fail(kField, fmt::format("has key \"{}\"; keys are f32, f16, bf16, int8", type_name));
+      chip.Fail(kField, fmt::format("has key \"{}\"; keys are f32, f16, bf16, int8, q8_0, q4_0",
+                                    type_name));
       return;
     }
     if (!by_threads.is_object()) {
       chip.Fail(kField, fmt::format("entry \"{}\" must be an object of thread counts", type_name));
       return;
     }
-    for (const auto& [threads_key, by_tokens] : by_threads.items()) {
-      int64_t threads = 0;
-      if (!ReadKey(chip, kField, threads_key, &threads)) return;
-      ReadRateTable(chip, kField, by_tokens, &(*out)[*type][static_cast<int>(threads)]);
-    }
+    ReadThreadsTable(chip, kField, by_threads, &(*out)[*type]);
   }
 }
 
@@ -236,8 +247,8 @@ Status ClusterSpec::Validate() const {
     }
     return Status::Ok();
   };
-  for (const auto& [type, by_threads] : chip.matmul_flops) {
-    const std::string field = fmt::format("chip.matmul_flops.{}", ElementTypeName(type));
+  auto check_rates = [&](const std::string& field,
+                         const std::map<int, std::map<int64_t, double>>& by_threads) -> Status {
     for (const auto& [threads, by_tokens] : by_threads) {
       LOCKSTEP_RETURN_IF_ERROR(check_threads(field, threads));
       if (by_tokens.empty()) {
@@ -252,10 +263,22 @@ Status ClusterSpec::Validate() const {
             CheckPositive(rate, fmt::format("{}.{}.{}", field, threads, tokens)));
       }
     }
+    return Status::Ok();
+  };
+  for (const auto& [type, by_threads] : chip.matmul_flops) {
+    LOCKSTEP_RETURN_IF_ERROR(
+        check_rates(fmt::format("chip.matmul_flops.{}", ElementTypeName(type)), by_threads));
   }
+  LOCKSTEP_RETURN_IF_ERROR(
+      check_rates("chip.bf16_compute_matmul_flops", chip.bf16_compute_matmul_flops));
   for (const auto& [threads, rate] : chip.attention_flops) {
     LOCKSTEP_RETURN_IF_ERROR(check_threads("chip.attention_flops", threads));
     LOCKSTEP_RETURN_IF_ERROR(CheckPositive(rate, fmt::format("chip.attention_flops.{}", threads)));
+  }
+  for (const auto& [threads, rate] : chip.decode_attention_flops) {
+    LOCKSTEP_RETURN_IF_ERROR(check_threads("chip.decode_attention_flops", threads));
+    LOCKSTEP_RETURN_IF_ERROR(
+        CheckPositive(rate, fmt::format("chip.decode_attention_flops.{}", threads)));
   }
   for (const auto& [tokens, factor] : chip.matmul_concurrency) {
     if (tokens < 1) {
@@ -392,18 +415,27 @@ bool ClusterSpec::ChipsHaveOwnThreads() const {
   return chip.shared_by_node && chip.cores > 0 && threads_per_chip > 0;
 }
 
-double ClusterSpec::BusyChipMatmulFlops(ElementType weight_type, int64_t tokens, int busy) const {
+double ClusterSpec::BusyChipMatmulFlops(ElementType weight_type, int64_t tokens, int busy,
+                                        bool bf16_compute) const {
   const auto& tables = chip.matmul_flops;
+  // A type without a table borrows one: f16 and bf16 each other's (the same
+  // widening), quantized types bf16's (what every calibration measures),
+  // then any float one.
   auto table = tables.find(weight_type);
   for (ElementType stand_in :
-       {weight_type == ElementType::kF16 ? ElementType::kBF16 : ElementType::kF16,
-        ElementType::kF32}) {
+       {weight_type == ElementType::kBF16 ? ElementType::kF16 : ElementType::kBF16,
+        ElementType::kF16, ElementType::kF32}) {
     if (table == tables.end()) table = tables.find(stand_in);
   }
-  if (table == tables.end() || table->second.empty()) return 0;
+  const std::map<int, std::map<int64_t, double>>* chosen =
+      table == tables.end() ? nullptr : &table->second;
+  if (bf16_compute && !chip.bf16_compute_matmul_flops.empty()) {
+    chosen = &chip.bf16_compute_matmul_flops;
+  }
+  if (chosen == nullptr || chosen->empty()) return 0;
   busy = std::max(busy, 1);
   std::map<int, double> by_threads;
-  for (const auto& [n, by_tokens] : table->second) by_threads[n] = AtTokens(by_tokens, tokens);
+  for (const auto& [n, by_tokens] : *chosen) by_threads[n] = AtTokens(by_tokens, tokens);
   if (ChipsHaveOwnThreads()) {
     const double concurrency =
         chip.matmul_concurrency.empty() ? 1.0 : AtTokens(chip.matmul_concurrency, tokens);
@@ -413,11 +445,14 @@ double ClusterSpec::BusyChipMatmulFlops(ElementType weight_type, int64_t tokens,
   return chip.shared_by_node ? node / busy : node;
 }
 
-double ClusterSpec::BusyChipAttentionFlops(int busy) const {
-  if (chip.attention_flops.empty()) return 0;
+double ClusterSpec::BusyChipAttentionFlops(int busy, bool decode) const {
+  const std::map<int, double>& table = decode && !chip.decode_attention_flops.empty()
+                                           ? chip.decode_attention_flops
+                                           : chip.attention_flops;
+  if (table.empty()) return 0;
   busy = std::max(busy, 1);
-  if (ChipsHaveOwnThreads()) return OwnThreadsRate(chip.attention_flops, busy, 1.0);
-  const double node = AtThreads(chip.attention_flops, 0);
+  if (ChipsHaveOwnThreads()) return OwnThreadsRate(table, busy, 1.0);
+  const double node = AtThreads(table, 0);
   return chip.shared_by_node ? node / busy : node;
 }
 
@@ -459,8 +494,15 @@ Result<ClusterSpec> ClusterSpecFromJson(const nlohmann::json& json, std::string_
     if (const nlohmann::json* table = c.Raw("matmul_flops", /*required=*/false)) {
       ReadMatmulTable(c, *table, &spec.chip.matmul_flops);
     }
+    if (const nlohmann::json* table = c.Raw("bf16_compute_matmul_flops", /*required=*/false)) {
+      ReadThreadsTable(c, "bf16_compute_matmul_flops", *table,
+                       &spec.chip.bf16_compute_matmul_flops);
+    }
     if (const nlohmann::json* table = c.Raw("attention_flops", /*required=*/false)) {
       ReadRateTable(c, "attention_flops", *table, &spec.chip.attention_flops);
+    }
+    if (const nlohmann::json* table = c.Raw("decode_attention_flops", /*required=*/false)) {
+      ReadRateTable(c, "decode_attention_flops", *table, &spec.chip.decode_attention_flops);
     }
     if (const nlohmann::json* table = c.Raw("matmul_concurrency", /*required=*/false)) {
       ReadRateTable(c, "matmul_concurrency", *table, &spec.chip.matmul_concurrency);
@@ -521,23 +563,36 @@ nlohmann::json ClusterSpecToJson(const ClusterSpec& spec) {
                          {"shared_by_node", spec.chip.shared_by_node},
                          {"source", spec.chip.source}};
   if (spec.chip.cores > 0) chip["cores"] = spec.chip.cores;
+  auto threads_table = [](const std::map<int, std::map<int64_t, double>>& by_threads) {
+    nlohmann::json threads = nlohmann::json::object();
+    for (const auto& [n, by_tokens] : by_threads) {
+      nlohmann::json tokens = nlohmann::json::object();
+      for (const auto& [t, rate] : by_tokens) tokens[std::to_string(t)] = rate;
+      threads[std::to_string(n)] = tokens;
+    }
+    return threads;
+  };
   if (!spec.chip.matmul_flops.empty()) {
     nlohmann::json types = nlohmann::json::object();
     for (const auto& [type, by_threads] : spec.chip.matmul_flops) {
-      nlohmann::json threads = nlohmann::json::object();
-      for (const auto& [n, by_tokens] : by_threads) {
-        nlohmann::json tokens = nlohmann::json::object();
-        for (const auto& [t, rate] : by_tokens) tokens[std::to_string(t)] = rate;
-        threads[std::to_string(n)] = tokens;
-      }
-      types[std::string(ElementTypeName(type))] = threads;
+      types[std::string(ElementTypeName(type))] = threads_table(by_threads);
     }
     chip["matmul_flops"] = types;
+  }
+  if (!spec.chip.bf16_compute_matmul_flops.empty()) {
+    chip["bf16_compute_matmul_flops"] = threads_table(spec.chip.bf16_compute_matmul_flops);
   }
   if (!spec.chip.attention_flops.empty()) {
     nlohmann::json table = nlohmann::json::object();
     for (const auto& [n, rate] : spec.chip.attention_flops) table[std::to_string(n)] = rate;
     chip["attention_flops"] = table;
+  }
+  if (!spec.chip.decode_attention_flops.empty()) {
+    nlohmann::json table = nlohmann::json::object();
+    for (const auto& [n, rate] : spec.chip.decode_attention_flops) {
+      table[std::to_string(n)] = rate;
+    }
+    chip["decode_attention_flops"] = table;
   }
   if (!spec.chip.matmul_concurrency.empty()) {
     nlohmann::json table = nlohmann::json::object();

@@ -153,7 +153,8 @@ OpCost CostModel::Matmul(std::string name, int launches, int64_t tokens, int64_t
                        t * static_cast<double>(k) * a + t * static_cast<double>(rows) * a;
   // One call per launch: the measured rate is for calls of `tokens` rows.
   return Compute(std::move(name), launches, flops, bytes, matmul_type_,
-                 cluster_.BusyChipMatmulFlops(workload_.weight_type, tokens, node_sharing_));
+                 cluster_.BusyChipMatmulFlops(workload_.weight_type, tokens, node_sharing_,
+                                              workload_.compute == MatmulCompute::kBf16));
 }
 
 OpCost CostModel::Collective(std::string name, double time_s, double bytes_sent) const {
@@ -211,7 +212,8 @@ void CostModel::AddLayerOps(int stage, int tp_rank, const PassShape& pass,
                          + 2.0 * t * static_cast<double>(kv_rows) * a        // K, V appends
                          + 2.0 * t * static_cast<double>(q_rows) * a;        // q in, out
     ops->push_back(
-        Compute("attention", 1, flops, bytes, act, cluster_.BusyChipAttentionFlops(node_sharing_)));
+        Compute("attention", 1, flops, bytes, act,
+                cluster_.BusyChipAttentionFlops(node_sharing_, pass.phase == Phase::kDecode)));
   }
   ops->push_back(Matmul("attn_out", 1, tokens, model_.hidden_size, q_rows));
   if (tp_ > 1) {  // a single rank runs no collectives

@@ -5,6 +5,11 @@
 # caused it (base64): save it under tests/fuzz/regressions/<target>/ and fix
 # the bug (README.md).
 #
+# The mutations come from a fixed random seed (LOCKSTEP_FUZZ_SEED, default
+# 1), so a commit's fuzz test gives the same verdict on every run: CI fails
+# on a change, never on a draw. LOCKSTEP_FUZZ_SEED=0 lets libFuzzer draw
+# one (and print it) for exploring by hand.
+#
 #   run_fuzzer.sh FUZZER RUNS SEED_DIR [SEED_DIR...]
 set -uo pipefail
 fuzzer=$1 runs=$2
@@ -12,10 +17,10 @@ shift 2
 work=$(mktemp -d "${TMPDIR:-/tmp}/lockstep_fuzz_XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/corpus"
-"$fuzzer" -runs="$runs" -max_len=65536 -timeout=20 -rss_limit_mb=3072 -print_final_stats=1 \
+"$fuzzer" -seed="${LOCKSTEP_FUZZ_SEED:-1}" -runs="$runs" -max_len=65536 -timeout=20 -rss_limit_mb=3072 -print_final_stats=1 \
   -artifact_prefix="$work/" "$work/corpus" "$@" 2>"$work/log.txt"
 code=$?
-grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::average_exec_per_sec|INFO: seed corpus)" \
+grep -E "^(INFO: Seed:|#[0-9]+ +DONE|stat::number_of_executed_units|stat::average_exec_per_sec|INFO: seed corpus)" \
   "$work/log.txt"
 if [[ $code -ne 0 ]]; then
   tail -n 60 "$work/log.txt"

@@ -61,19 +61,32 @@ TEST(ProbeTest, KernelRatesArePlausible) {
   // CPU time on both sides: on a shared machine the wall clock of either
   // probe may include time the process did not run.
   const double peak = MeasureFmaPeak(BestIsa(), 1, ProbeClock::kCpu);
-  for (DType dtype : {DType::kBF16, DType::kF32}) {
+  // The quantized types multiply int8 (vpdpbusd where the ISA has VNNI):
+  // bounded by that peak, not the FMA one.
+  const double int8_peak = MeasureInt8DotPeak(BestIsa(), 1, ProbeClock::kCpu);
+  for (DType dtype : {DType::kBF16, DType::kF32, DType::kQ8_0, DType::kQ4_0}) {
     probe.dtype = dtype;
     const std::vector<double> rates =
         MeasureMatmulFlops(BestIsa(), 1, probe, {1, 8}, ProbeClock::kCpu);
     ASSERT_EQ(rates.size(), 2u);
+    const double bound = DTypeIsQuantized(dtype) ? std::max(peak, int8_peak) : peak;
     for (double r : rates) {
       EXPECT_GT(r, 1e7) << DTypeName(dtype);
-      EXPECT_LT(r, 1.5 * peak) << DTypeName(dtype);  // no matmul beats the FMA peak
+      EXPECT_LT(r, 1.5 * bound) << DTypeName(dtype);  // no matmul beats its peak
     }
   }
   const double seconds = MeasureAttentionSeconds(BestIsa(), 1, 64, 8, 2, 16, 2, ProbeClock::kCpu);
   EXPECT_GT(seconds, 0.0);
   EXPECT_LT(seconds, 10.0);
+  // A decode step of 4 sequences at 100 keys (two pages each, the second
+  // partial), KV cycled through 4 MiB: under a second, and no faster than
+  // the FMA peak allows for its flops (one multiply-add per key and head
+  // dimension for q.k, one for p.v).
+  const double decode =
+      MeasureDecodeAttentionSeconds(BestIsa(), 1, 4, 100, 8, 2, 16, size_t{4} << 20, 0.01,
+                                    ProbeClock::kCpu);
+  EXPECT_GT(decode, 4.0 * 8 * 100 * 4 * 16 / (1.5 * peak));
+  EXPECT_LT(decode, 1.0);
 }
 
 // The vpdpbusd peak (the quantized prefill's anchor): plausible where the

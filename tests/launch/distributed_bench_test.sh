@@ -22,5 +22,10 @@ cat out.txt
 # decode1: tp pp scenario order ms/token pred-ms ratio ...: numbers, ratio > 0.
 awk '$3 == "decode1" && $1 == 1 && $2 == 2 && $5 > 0 && $6 > 0 && $7 > 0 { found = 1 }
      END { exit !found }' out.txt || { echo "FAIL: no decode1 row with measured, predicted and ratio"; exit 1; }
+# Beside the measured shares the predicted ones (pcoll%, pwait%): a 2-stage
+# pipeline at batch 1 has one stage busy at a time (about half idle), and no
+# tp collective.
+awk '$3 == "decode1" && $16 == 0 && $17 > 20 && $17 < 80 { found = 1 } END { exit !found }' out.txt ||
+  { echo "FAIL: the decode1 row lacks the predicted shares (pcoll% 0, pwait% near 50)"; exit 1; }
 grep -qE '^1 +2 +job64 ' out.txt || { echo "FAIL: no job64 row"; exit 1; }
 echo "ok"

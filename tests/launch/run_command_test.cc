@@ -369,6 +369,17 @@ TEST_F(RunCommandTest, ResultsFileIsNeverLostOrConfused) {
             std::string::npos)
       << run.stderr_text;
   EXPECT_EQ(ReadText(output_), float_results);
+  // --resume with another model (other weights: another manifest_sha256).
+  const std::string other = dir_.File("other.h5");
+  ASSERT_TRUE(SynthesizeModel(config_, DType::kBF16, 2, other).ok());
+  run = RunJob(other, "--resume");
+  EXPECT_EQ(run.exit_code, 1) << run.stderr_text;
+  EXPECT_NE(run.stderr_text.find("results.jsonl:1: this result was computed with the model with "
+                                 "manifest_sha256 "),
+            std::string::npos)
+      << run.stderr_text;
+  EXPECT_NE(run.stderr_text.find("resume with the model that wrote the file"), std::string::npos);
+  EXPECT_EQ(ReadText(output_), float_results);
 
   // --output naming --input or --model (also through a hard link): exit 2,
   // nothing touched.

@@ -28,6 +28,19 @@ else
 fi
 grep -q 'measured by lockstep calibrate' "$spec" || { cat "$spec"; fail "no source in the spec"; }
 grep -q '"f32"' "$spec" || fail "no FMA peak in the spec"
+# The matmul rates of a float and a quantized weight type (--quick: bf16 and q8_0).
+grep -q "matmul q8_0 1 thread  GFLOP/s by tokens, 1:" "$dir/out.txt" ||
+  { cat "$dir/out.txt"; fail "no q8_0 matmul rates printed"; }
+python3 -c 'import json, sys; t = json.load(open(sys.argv[1]))["chip"]["matmul_flops"]; assert set(t) == {"bf16", "q8_0"}, t' "$spec" ||
+  { cat "$spec"; fail "the spec lacks the bf16 or q8_0 matmul rates"; }
+# And the bf16 compute's (--compute bf16), for each thread count.
+grep -q "matmul bf16, --compute bf16, 1 thread  GFLOP/s by tokens, 1:" "$dir/out.txt" ||
+  { cat "$dir/out.txt"; fail "no bf16-compute matmul rates printed"; }
+grep -q '"bf16_compute_matmul_flops"' "$spec" || { cat "$spec"; fail "no bf16_compute_matmul_flops"; }
+# The attention rates of a prefill and of a decode step.
+grep -q "attention, decode  .* GFLOP/s, 1 thread" "$dir/out.txt" ||
+  { cat "$dir/out.txt"; fail "no decode attention rate printed"; }
+grep -q '"decode_attention_flops"' "$spec" || { cat "$spec"; fail "no decode_attention_flops"; }
 grep -q "\"cores\": $(nproc)" "$spec" || { cat "$spec"; fail "no core count in the spec"; }
 if [ "$(nproc)" -ge 2 ]; then
   grep -q '"memory_bandwidth_by_threads"' "$spec" || { cat "$spec"; fail "no 1-thread bandwidth"; }

@@ -249,6 +249,12 @@ TEST(ClusterSpecTest, MeasuredKernelRatesByTokensAndThreads) {
   EXPECT_DOUBLE_EQ(c.BusyChipMatmulFlops(ElementType::kF32, 64, 8), 20e9 / 4 / 2);
   EXPECT_DOUBLE_EQ(c.BusyChipAttentionFlops(1), 5e9);
   EXPECT_DOUBLE_EQ(c.BusyChipAttentionFlops(8), 5e9 / 2);
+  // A decode step: its own table when measured, else the prefill's.
+  EXPECT_DOUBLE_EQ(c.BusyChipAttentionFlops(1, /*decode=*/true), 5e9);
+  c.chip.decode_attention_flops = {{1, 2e9}, {4, 6e9}};
+  EXPECT_DOUBLE_EQ(c.BusyChipAttentionFlops(1, true), 2e9);
+  EXPECT_DOUBLE_EQ(c.BusyChipAttentionFlops(8, true), 2e9 / 2);
+  EXPECT_DOUBLE_EQ(c.BusyChipAttentionFlops(1, false), 5e9);
   // A chip of 2 threads: the tables between 1 and 4 threads (linear).
   ClusterSpec two = CalibratedHost(4, 2);
   EXPECT_DOUBLE_EQ(two.BusyChipMatmulFlops(ElementType::kBF16, 16, 1), 60e9 + 140e9 / 3);
@@ -259,6 +265,21 @@ TEST(ClusterSpecTest, MeasuredKernelRatesByTokensAndThreads) {
   ClusterSpec own_node = CalibratedHost(4, 1);
   own_node.chip.shared_by_node = false;
   EXPECT_DOUBLE_EQ(own_node.BusyChipMatmulFlops(ElementType::kBF16, 16, 2), 200e9);
+  // Quantized weights run on integer dot products: their own table when the
+  // calibration measured one (lockstep calibrate does q8_0 and q4_0), else
+  // the float tables stand in.
+  ClusterSpec quant = CalibratedHost(4, 1);
+  EXPECT_DOUBLE_EQ(quant.BusyChipMatmulFlops(ElementType::kQ8_0, 16, 1), 60e9);
+  quant.chip.matmul_flops[ElementType::kQ8_0][1] = {{1, 30e9}, {16, 150e9}};
+  EXPECT_DOUBLE_EQ(quant.BusyChipMatmulFlops(ElementType::kQ8_0, 16, 1), 150e9);
+  EXPECT_DOUBLE_EQ(quant.BusyChipMatmulFlops(ElementType::kQ8_0, 4, 1), 90e9);
+  EXPECT_DOUBLE_EQ(quant.BusyChipMatmulFlops(ElementType::kQ4_0, 16, 1), 60e9);
+  // --compute bf16: its own table when measured, else bf16's.
+  EXPECT_DOUBLE_EQ(quant.BusyChipMatmulFlops(ElementType::kBF16, 16, 1, /*bf16_compute=*/true),
+                   60e9);
+  quant.chip.bf16_compute_matmul_flops[1] = {{1, 8e9}, {16, 35e9}};
+  EXPECT_DOUBLE_EQ(quant.BusyChipMatmulFlops(ElementType::kBF16, 16, 1, true), 35e9);
+  EXPECT_DOUBLE_EQ(quant.BusyChipMatmulFlops(ElementType::kBF16, 16, 1, false), 60e9);
   // No tables: 0 (the cost model then uses the peaks).
   EXPECT_EQ(SharedHost(4, 1).BusyChipMatmulFlops(ElementType::kBF16, 16, 1), 0.0);
   EXPECT_EQ(SharedHost(4, 1).BusyChipAttentionFlops(1), 0.0);
@@ -303,14 +324,35 @@ TEST(ClusterSpecTest, ConcurrencyFactorScalesWithTheOtherBusyCores) {
 
 TEST(ClusterSpecTest, MeasuredKernelRatesRoundTripAndNameTheirErrors) {
   ClusterSpec c = CalibratedHost(2, 1);
+  c.chip.matmul_flops[ElementType::kQ4_0][1] = {{1, 25e9}};
+  c.chip.bf16_compute_matmul_flops[2] = {{1, 9e9}, {64, 70e9}};
+  c.chip.decode_attention_flops = {{1, 3e9}};
   nlohmann::json j = ClusterSpecToJson(c);
+  EXPECT_EQ(j["chip"]["decode_attention_flops"]["1"], 3e9);
   EXPECT_EQ(j["chip"]["matmul_flops"]["bf16"]["4"]["16"], 200e9);
+  EXPECT_EQ(j["chip"]["matmul_flops"]["q4_0"]["1"]["1"], 25e9);
+  EXPECT_EQ(j["chip"]["bf16_compute_matmul_flops"]["2"]["64"], 70e9);
   EXPECT_EQ(j["chip"]["attention_flops"]["1"], 5e9);
   Result<ClusterSpec> again = ClusterSpecFromJson(j, "again");
   ASSERT_TRUE(again.ok()) << again.status().message();
   EXPECT_EQ(*again, c);
 
   nlohmann::json bad = j;
+  bad["chip"]["decode_attention_flops"]["1"] = -1;
+  EXPECT_NE(ErrorOf(bad).find("'chip.decode_attention_flops.1' must be a positive number"),
+            std::string::npos)
+      << ErrorOf(bad);
+  bad = j;
+  bad["chip"]["bf16_compute_matmul_flops"]["2"]["0"] = 1e9;
+  EXPECT_NE(ErrorOf(bad).find("'chip.bf16_compute_matmul_flops' has key \"0\""),
+            std::string::npos)
+      << ErrorOf(bad);
+  bad = j;
+  bad["chip"]["bf16_compute_matmul_flops"]["8"] = {{"1", 1e9}};
+  EXPECT_NE(ErrorOf(bad).find("'chip.bf16_compute_matmul_flops' has 8 threads"),
+            std::string::npos)
+      << ErrorOf(bad);
+  bad = j;
   bad["chip"]["matmul_flops"]["q4"] = nlohmann::json::object();
   EXPECT_NE(ErrorOf(bad).find("'chip.matmul_flops' has key \"q4\""), std::string::npos);
   bad = j;

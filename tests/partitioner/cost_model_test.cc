@@ -71,6 +71,19 @@ TEST(CostModelTest, MeasuredRatesTimeMatmulsAndAttention) {
   EXPECT_DOUBLE_EQ(qkv.time_s, std::max(qkv.compute_s, qkv.memory_s) + 3e-6);
   const OpCost& attention = Find(decode, "attention");
   EXPECT_DOUBLE_EQ(attention.compute_s, attention.flops / 1e9);
+  // A decode step's attention at the decode rate when measured; a prefill's
+  // keeps the prefill rate.
+  {
+    ClusterSpec with_decode = c;
+    with_decode.chip.decode_attention_flops = {{1, 0.25e9}};
+    CostModel d(m, with_decode, w, 1, 1);
+    const OpCost& slow =
+        Find(d.StagePass({0, 3, false, false}, PassShape::Decode(16, 40)), "attention");
+    EXPECT_DOUBLE_EQ(slow.compute_s, slow.flops / 0.25e9);
+    const OpCost& prefill =
+        Find(d.StagePass({0, 3, false, false}, PassShape::Prefill(1, 0, 32)), "attention");
+    EXPECT_DOUBLE_EQ(prefill.compute_s, prefill.flops / 1e9);
+  }
   const OpCost& swiglu = Find(decode, "swiglu");
   EXPECT_DOUBLE_EQ(swiglu.compute_s, swiglu.flops / 1e11);  // not a matmul: the peak
   // One token: the 1-token rate, which here is bandwidth-like, so memory-bound.
@@ -86,6 +99,20 @@ TEST(CostModelTest, MeasuredRatesTimeMatmulsAndAttention) {
   CostModel optimistic(m, peak, w, 1, 1);
   EXPECT_LT(optimistic.StagePass({0, 3, false, false}, PassShape::Decode(16, 40)).time_s,
             decode.time_s);
+  // --compute bf16 times its matmuls with the bf16 compute's own table.
+  c.chip.bf16_compute_matmul_flops = {{1, {{1, 1e9}, {16, 4e9}}}};
+  Workload bf16c = w;
+  bf16c.compute = MatmulCompute::kBf16;
+  CostModel dot(m, c, bf16c, 1, 1);
+  const OpCost& qkv_dot = Find(dot.StagePass({0, 3, false, false}, PassShape::Decode(16, 40)),
+                               "attn_qkv");
+  EXPECT_DOUBLE_EQ(qkv_dot.compute_s, qkv_dot.flops / 4e9);
+  // The float compute's plan ignores it.
+  CostModel float_again(m, c, w, 1, 1);
+  EXPECT_DOUBLE_EQ(
+      Find(float_again.StagePass({0, 3, false, false}, PassShape::Decode(16, 40)), "attn_qkv")
+          .compute_s,
+      qkv.compute_s);
 }
 
 // A sliding window (tiny-mistral: 40) caps the keys a query visits and a

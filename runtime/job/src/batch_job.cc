@@ -159,12 +159,14 @@ Result<RankInputs> DecodeRankInputs(const std::vector<std::byte>& bytes) {
 // done -- summary, progress -- once its commit has returned.
 class ResultSink final : public StepObserver {
  public:
-  // `tokenizer` (may be null) gives each result its text.
+  // `tokenizer` (may be null) gives each result its text; `model_sha256`
+  // (the model file's manifest digest, may be empty) goes into every line.
   ResultSink(const std::vector<Request>& requests, const BatchJobOptions& options,
-             const Tokenizer* tokenizer, ResultCommitter* committer, ProgressReporter* progress,
-             BatchJobSummary* summary)
+             std::string model_sha256, const Tokenizer* tokenizer, ResultCommitter* committer,
+             ProgressReporter* progress, BatchJobSummary* summary)
       : requests_(requests),
         options_(options),
+        model_sha256_(std::move(model_sha256)),
         tokenizer_(tokenizer),
         committer_(committer),
         progress_(progress),
@@ -234,6 +236,7 @@ class ResultSink final : public StepObserver {
       }
       result.include_timings = options_.timings;
       result.bf16_compute = options_.compute == kernels::Compute::kBf16;
+      result.model_sha256 = model_sha256_;
       if (options_.hash_logits) {
         if (row.logits_sha256.empty()) {
           return Internal("request {} finished without its logits hash", r.id);
@@ -308,6 +311,7 @@ class ResultSink final : public StepObserver {
   };
   const std::vector<Request>& requests_;
   const BatchJobOptions& options_;
+  const std::string model_sha256_;
   const Tokenizer* tokenizer_;
   // Requests of the first step not yet committed (-1: no step yet), and the
   // slowest first token among those that were (BatchJobSummary).
@@ -400,7 +404,8 @@ Result<LeaderInputs> PrepareInputs(const BatchJobOptions& options, const ModelFi
   ResumeState resume;
   if (options.resume) {
     LOCKSTEP_ASSIGN_OR_RETURN(
-        resume, PrepareResume(options.output_path, kernels::ComputeName(options.compute)));
+        resume, PrepareResume(options.output_path, kernels::ComputeName(options.compute),
+                      model.integrity().manifest_sha256));
   }
   std::vector<const Request*> pending;
   for (size_t i = 0; i < file.requests.size(); ++i) {
@@ -723,7 +728,8 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
     if (options.resume) {
       // Read again: the file was prepared (a torn line cut off) in phase 3.
       Result<ResumeState> state =
-          PrepareResume(options.output_path, kernels::ComputeName(options.compute));
+          PrepareResume(options.output_path, kernels::ComputeName(options.compute),
+                      model.integrity().manifest_sha256);
       if (state.ok()) resume = std::move(state).value();
       opened_results = state.status();
     }
@@ -795,7 +801,8 @@ Result<BatchJobSummary> RunBatchJob(const BatchJobOptions& options, transport::C
     std::optional<ResultSink> sink;
     if (leader) {
       committer.emplace(&*writer, tokenizer.get());
-      sink.emplace(requests, options, tokenizer.get(), &*committer, &progress, &summary);
+      sink.emplace(requests, options, model.integrity().manifest_sha256, tokenizer.get(),
+                   &*committer, &progress, &summary);
     }
     std::vector<ResultCommitter::Entry> rejected;
     for (size_t k = 0; k < inputs.pending.size() && ran.ok(); ++k) {

@@ -54,6 +54,7 @@ std::string FormatResultLine(const RequestResult& r) {
   }
   if (r.logits_sha256) j["logits_sha256"] = *r.logits_sha256;
   if (r.bf16_compute) j["compute"] = "bf16";
+  if (!r.model_sha256.empty()) j["model_sha256"] = r.model_sha256;
   return j.dump();
 }
 

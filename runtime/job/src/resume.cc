@@ -14,8 +14,10 @@ namespace {
 
 // A complete results line: a JSON object with an "id" (string or null) and
 // either "tokens" (a result) or "error" (an error record).
-// `compute` receives a result line's matmul arithmetic.
-bool ParseLine(std::string_view text, ResumeState* state, std::string* compute) {
+// `compute` receives a result line's matmul arithmetic, `model` its
+// model_sha256 (empty when absent).
+bool ParseLine(std::string_view text, ResumeState* state, std::string* compute,
+               std::string* model) {
   nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return false;
   auto id = j.find("id");
@@ -28,6 +30,9 @@ bool ParseLine(std::string_view text, ResumeState* state, std::string* compute) 
     auto mode = j.find("compute");
     if (mode != j.end() && !mode->is_string()) return false;
     *compute = mode == j.end() ? "float" : mode->get<std::string>();
+    auto digest = j.find("model_sha256");
+    if (digest != j.end() && !digest->is_string()) return false;
+    *model = digest == j.end() ? "" : digest->get<std::string>();
     state->done_ids.insert(id->get<std::string>());
     return true;
   }
@@ -39,9 +44,17 @@ bool ParseLine(std::string_view text, ResumeState* state, std::string* compute) 
   return true;
 }
 
+// "the model with manifest_sha256 0123456789abcdef..." or "a model file
+// without a manifest_sha256".
+std::string DescribeModel(std::string_view digest) {
+  if (digest.empty()) return "a model file without a manifest_sha256";
+  return fmt::format("the model with manifest_sha256 {}...", digest.substr(0, 16));
+}
+
 }  // namespace
 
-Result<ResumeState> PrepareResume(const std::string& path, std::string_view compute) {
+Result<ResumeState> PrepareResume(const std::string& path, std::string_view compute,
+                                  std::string_view model_sha256) {
   ResumeState state;
   std::ifstream in(path, std::ios::binary);
   if (!in) {
@@ -62,8 +75,9 @@ Result<ResumeState> PrepareResume(const std::string& path, std::string_view comp
     const bool last = end == std::string::npos || end + 1 == text.size();
     const std::string_view line(text.data() + begin,
                                 (end == std::string::npos ? text.size() : end) - begin);
-    std::string line_compute = std::string(compute);
-    const bool complete = end != std::string::npos && ParseLine(line, &state, &line_compute);
+    std::string line_compute = std::string(compute), line_model = std::string(model_sha256);
+    const bool complete =
+        end != std::string::npos && ParseLine(line, &state, &line_compute, &line_model);
     if (!complete) {
       if (!last) {
         return DataLoss(
@@ -78,6 +92,12 @@ Result<ResumeState> PrepareResume(const std::string& path, std::string_view comp
           "{}:{}: this result was computed with --compute {}, this run uses --compute {}; resume "
           "with --compute {} (the two modes give other bits) or write to another --output",
           path, line_number, line_compute, compute, line_compute);
+    }
+    if (line_model != model_sha256) {
+      return FailedPrecondition(
+          "{}:{}: this result was computed with {}, this run uses {}; resume with the model "
+          "that wrote the file or write to another --output",
+          path, line_number, DescribeModel(line_model), DescribeModel(model_sha256));
     }
     ++state.lines;
     kept = end + 1;

@@ -12,7 +12,10 @@
 // not the last is DataLoss (the file is not a lockstep results file, or was edited). A result line
 // written with another matmul arithmetic than `compute` ("float" or "bf16":
 // its "compute" field, absent for float) is FailedPrecondition naming the
-// file, line and both modes: a resumed file would mix two modes' bits.
+// file, line and both modes: a resumed file would mix two modes' bits. So is
+// a result line of another model: its "model_sha256" (the model file's
+// manifest digest, absent for a file without one) differs from
+// `model_sha256` (empty: this job's model has no manifest).
 #pragma once
 
 #include <cstdint>
@@ -32,6 +35,7 @@ struct ResumeState {
   uint64_t torn_bytes = 0;         // bytes of a torn last line that were cut off
 };
 
-Result<ResumeState> PrepareResume(const std::string& path, std::string_view compute = "float");
+Result<ResumeState> PrepareResume(const std::string& path, std::string_view compute = "float",
+                                  std::string_view model_sha256 = "");
 
 }  // namespace lockstep::runtime

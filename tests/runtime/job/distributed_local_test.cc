@@ -361,7 +361,7 @@ TEST_F(DistributedLocalTest, PlainReductionOrderIsCaught) {
 // 4 (three allreduce steps) and tp 2 x pp 2 with pipeline micro-batches.
 TEST_F(DistributedLocalTest, OverlappedTpScheduleGivesTheOneRankBits) {
   ASSERT_NE(reference_, nullptr);
-  for (const auto [tp, pp] : {std::pair{2, 1}, std::pair{4, 1}, std::pair{2, 2}}) {
+  for (const auto& [tp, pp] : {std::pair{2, 1}, std::pair{4, 1}, std::pair{2, 2}}) {
     std::vector<JobVariant> variants = {{1, 256, 0, true}, {2, 256, 0, true}, {3, 16, 0, true},
                                         {5, 256, 0, true}, {16, 256, 0, true}};
     if (pp > 1) variants.push_back({16, 32, 4, true});

@@ -42,6 +42,10 @@ TEST(ResultWriterTest, FormatsResults) {
   nlohmann::json j = nlohmann::json::parse(FormatResultLine(r));
   EXPECT_EQ(j["finish_reason"], "length");
   EXPECT_EQ(j["logits_sha256"], std::string(64, 'a'));
+  EXPECT_FALSE(j.contains("model_sha256"));  // a model without a manifest
+  r.model_sha256 = std::string(64, 'c');
+  j = nlohmann::json::parse(FormatResultLine(r));
+  EXPECT_EQ(j["model_sha256"], std::string(64, 'c'));
 }
 
 TEST(ResultWriterTest, ChatResultsCarryTheAssistantsMessage) {

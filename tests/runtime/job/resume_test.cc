@@ -108,5 +108,44 @@ TEST(ResumeTest, ResultsOfTheOtherComputeModeAreRefused) {
   EXPECT_EQ(s->done_lines, (std::set<int64_t>{2}));
 }
 
+
+// A file resumed with another model would mix two models' results: the
+// first result line whose model_sha256 differs is refused, naming the file,
+// the line and both digests, and the file is left as it was.
+TEST(ResumeTest, ResultsOfAnotherModelAreRefused) {
+  ScratchDir dir;
+  const std::string path = dir.File("out.jsonl");
+  const std::string a(64, 'a'), b(64, 'b');
+  const std::string text = R"({"id":"x","tokens":[1],"model_sha256":")" + a + "\"}\n" +
+                           R"({"id":null,"line":3,"error":"bad"})" + "\n" +
+                           R"({"id":"y","tokens":[2],"model_sha256":")" + b + "\"}\n";
+  Write(path, text);
+  Result<ResumeState> s = PrepareResume(path, "float", a);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.status().message().find(
+                "out.jsonl:3: this result was computed with the model with manifest_sha256 "
+                "bbbbbbbbbbbbbbbb..., this run uses the model with manifest_sha256 "
+                "aaaaaaaaaaaaaaaa...; resume with the model that wrote the file"),
+            std::string::npos)
+      << s.status().message();
+  EXPECT_EQ(Read(path), text);
+  // A model without a manifest against lines that name one: line 1.
+  s = PrepareResume(path, "float", "");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("out.jsonl:1: this result was computed with the model with "
+                                      "manifest_sha256 aaaaaaaaaaaaaaaa..., this run uses a model "
+                                      "file without a manifest_sha256"),
+            std::string::npos)
+      << s.status().message();
+  // The same model resumes; error records carry no model.
+  Write(path, R"({"id":"x","tokens":[1],"model_sha256":")" + a + "\"}\n" +
+                  R"({"id":null,"line":3,"error":"bad"})" + "\n");
+  s = PrepareResume(path, "float", a);
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  EXPECT_EQ(s->done_ids, (std::set<std::string>{"x"}));
+  EXPECT_EQ(s->done_lines, (std::set<int64_t>{3}));
+}
+
 }  // namespace
 }  // namespace lockstep::runtime

@@ -15,6 +15,7 @@
 
 #include "lockstep/base/dtype.h"
 #include "lockstep/kernels/isa.h"
+#include "lockstep/kernels/matmul.h"
 
 namespace lockstep::kernels {
 
@@ -70,7 +71,8 @@ double MeasureInt8DotPeak(Isa isa, int threads, ProbeClock clock = ProbeClock::k
 // matmul of a few tokens comes near, and the weight stream and the FMAs of a
 // small-token matmul overlap only in part.
 struct MatmulProbe {
-  DType dtype = DType::kBF16;  // of the weights
+  DType dtype = DType::kBF16;  // of the weights (q8_0 / q4_0: int8 dot products)
+  Compute compute = Compute::kFloat;  // kBf16 with bf16 weights: the bf16 compute
   int64_t rows = 2048;         // N (outputs)
   int64_t cols = 2048;         // K (the reduction)
   // Packed copies of the matrix are cycled so that every call reads its
@@ -79,7 +81,8 @@ struct MatmulProbe {
   double min_time_s = 0.25;  // per token count, after a warm-up pass
 };
 
-// FLOP/s (2 per multiply-add) of Matmul (canonical order) for each token
+// FLOP/s (2 per multiply-add; for q8_0 / q4_0 weights 2 per weight and
+// token, as the cost model counts them) of Matmul (canonical order) for each token
 // count of `tokens`, with `threads` threads and weights streamed from memory:
 // the median call of those run in min_time_s, split over two passes over
 // the token counts, in the quieter pass (a burst of other work on a shared
@@ -106,5 +109,17 @@ std::vector<double> MeasureConcurrentMatmulFlops(Isa isa, int threads, const Mat
 double MeasureAttentionSeconds(Isa isa, int threads, int queries, int num_heads, int num_kv_heads,
                                int head_dim, int repetitions = 5,
                                ProbeClock clock = ProbeClock::kWall);
+
+// Seconds of one decode step of attention as a batch runs it: `sequences`
+// queries, each the newest token (position context - 1) of a sequence of
+// its own with its own KV pages, `num_heads` query heads over `num_kv_heads`
+// KV heads of `head_dim`, with `threads` threads. Copies of the batch's KV
+// are cycled through `footprint` bytes so that every call reads its keys and
+// values from memory, as each layer of a forward pass reads its own cache.
+// The median call of those run in min_time_s, after one call per copy.
+double MeasureDecodeAttentionSeconds(Isa isa, int threads, int sequences, int context,
+                                     int num_heads, int num_kv_heads, int head_dim,
+                                     size_t footprint, double min_time_s,
+                                     ProbeClock clock = ProbeClock::kWall);
 
 }  // namespace lockstep::kernels

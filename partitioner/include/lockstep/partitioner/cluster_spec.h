@@ -79,7 +79,15 @@ struct ChipSpec {
   // counts attention flops. When present, the cost model times matmuls and
   // attention with them instead of peak_flops (BusyChipMatmulFlops).
   std::map<ElementType, std::map<int, std::map<int64_t, double>>> matmul_flops;
+  // The same for bf16 weights under `--compute bf16` (activations rounded to
+  // bf16, bf16 dot products: other kernels, other rates), threads -> tokens
+  // -> FLOP/s. Empty: such plans use matmul_flops' bf16 table.
+  std::map<int, std::map<int64_t, double>> bf16_compute_matmul_flops;
   std::map<int, double> attention_flops;
+  // The attention rate of a decode step (each query the newest token of its
+  // sequence, reading that sequence's keys from memory), threads -> FLOP/s
+  // as the cost model counts them. Empty: decode passes use attention_flops.
+  std::map<int, double> decode_attention_flops;
   // With shared_by_node and cores: what chips working at the same time cost
   // each other (shared memory bus, last-level cache, clock). tokens -> the
   // rate of a one-thread matmul call of that many tokens while every other
@@ -152,11 +160,14 @@ struct ClusterSpec {
   // threads than the node has cores. (The memory share of those chips is
   // the cost model's memory term: BusyChipMemoryBandwidth.) With the threads
   // unknown: the table's largest thread count divided among the busy chips.
-  // 0 without a table.
-  double BusyChipMatmulFlops(ElementType weight_type, int64_t tokens, int busy) const;
+  // 0 without a table. `bf16_compute`: bf16_compute_matmul_flops when it
+  // has a table.
+  double BusyChipMatmulFlops(ElementType weight_type, int64_t tokens, int busy,
+                             bool bf16_compute = false) const;
   // The same for ChipSpec::attention_flops (0 without one), without the
   // concurrency factor (measured for matmuls only).
-  double BusyChipAttentionFlops(int busy) const;
+  // `decode`: decode_attention_flops when it has a table.
+  double BusyChipAttentionFlops(int busy, bool decode = false) const;
   // The node's read bandwidth with `threads` threads (1 <= threads <= cores):
   // memory_bandwidth_by_threads interpolated linearly between its points,
   // through 0 below the first; memory_bandwidth_bytes_per_s at `cores`.

@@ -64,6 +64,10 @@ struct RequestResult {
   // Made with --compute bf16: the line records "compute": "bf16" (other
   // bits than the default float compute).
   bool bf16_compute = false;
+  // The model file's manifest_sha256 (docs/model-format.md, "Checksums"):
+  // the line records "model_sha256" when not empty, so that `--resume`
+  // refuses to add another model's results to the file.
+  std::string model_sha256;
   std::optional<std::string> logits_sha256;  // 64 lowercase hex digits
 };
 

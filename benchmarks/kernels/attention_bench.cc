@@ -41,12 +41,13 @@ int main(int argc, char** argv) {
     return 2;
   }
   const lk::ProbeClock clock = cpu_time ? lk::ProbeClock::kCpu : lk::ProbeClock::kWall;
-  fmt::print("| positions | heads | kv heads | head dim | threads | isa | seconds | GFLOP/s | "
-             "FMA peak GFLOP/s | fraction of peak |\n|---|---|---|---|---|---|---|---|---|---|\n");
+  fmt::print(
+      "| positions | heads | kv heads | head dim | threads | isa | seconds | GFLOP/s | "
+      "FMA peak GFLOP/s | fraction of peak |\n|---|---|---|---|---|---|---|---|---|---|\n");
   for (int n : positions) {
     const double peak = lk::MeasureFmaPeak(*isa, threads, clock);
-    const double s =
-        lk::MeasureAttentionSeconds(*isa, threads, n, heads, kv_heads, head_dim, repetitions, clock);
+    const double s = lk::MeasureAttentionSeconds(*isa, threads, n, heads, kv_heads, head_dim,
+                                                 repetitions, clock);
     const double flop = 4.0 * head_dim * heads * (static_cast<double>(n) * (n + 1) / 2);
     fmt::print("| {} | {} | {} | {} | {} | {} | {:.4f} | {:.1f} | {:.1f} | {:.3f} |\n", n, heads,
                kv_heads, head_dim, threads, lk::IsaName(*isa), s, flop / s / 1e9, peak / 1e9,

@@ -72,30 +72,30 @@ void Attention(Isa isa, const KvPageShape& shape, int num_heads, float scale,
     LOCKSTEP_CHECK(q.position >= 0 && q.window_start >= 0 && q.window_start <= q.position,
                    "Attention: position {} window start {}", q.position, q.window_start);
   }
-  tbb::parallel_for(
-      tbb::blocked_range<int64_t>(0, num_blocks * kv), [&](const tbb::blocked_range<int64_t>& r) {
-        internal::AttentionCall calls[kAttentionBlockPairs];
-        for (int64_t t = r.begin(); t < r.end(); ++t) {
-          const int kv_head = static_cast<int>(t / num_blocks);
-          const int64_t q0 = (t % num_blocks) * block;
-          const int n = static_cast<int>(std::min(block, num_queries - q0));
-          for (int i = 0; i < n; ++i) {
-            const AttentionQuery& q = queries[q0 + i];
-            internal::AttentionCall& call = calls[i];
-            call.num_kv_heads = kv;
-            call.head_dim = shape.head_dim;
-            call.num_heads = num_heads;
-            call.scale = scale;
-            call.q = q.q;
-            call.out = q.out;
-            call.position = q.position;
-            call.window_start = q.window_start;
-            call.k_pages = q.k_pages;
-            call.v_pages = q.v_pages;
-          }
-          table.attention(calls, n, kv_head);
-        }
-      });
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, num_blocks * kv),
+                    [&](const tbb::blocked_range<int64_t>& r) {
+                      internal::AttentionCall calls[kAttentionBlockPairs];
+                      for (int64_t t = r.begin(); t < r.end(); ++t) {
+                        const int kv_head = static_cast<int>(t / num_blocks);
+                        const int64_t q0 = (t % num_blocks) * block;
+                        const int n = static_cast<int>(std::min(block, num_queries - q0));
+                        for (int i = 0; i < n; ++i) {
+                          const AttentionQuery& q = queries[q0 + i];
+                          internal::AttentionCall& call = calls[i];
+                          call.num_kv_heads = kv;
+                          call.head_dim = shape.head_dim;
+                          call.num_heads = num_heads;
+                          call.scale = scale;
+                          call.q = q.q;
+                          call.out = q.out;
+                          call.position = q.position;
+                          call.window_start = q.window_start;
+                          call.k_pages = q.k_pages;
+                          call.v_pages = q.v_pages;
+                        }
+                        table.attention(calls, n, kv_head);
+                      }
+                    });
 }
 
 void AttentionReference(const KvPageShape& shape, int num_heads, float scale,

@@ -117,8 +117,8 @@ inline void Values(const AttnChunk& c, const float (*p)[kAttnPage], int b0, Attn
     VecF v[B];
 #pragma GCC unroll 16
     for (int b = 0; b < B; ++b) {
-      v[b] = kTail && b == B - 1 ? VecF::LoadN(row + 16 * b, c.tail_lanes)
-                                 : VecF::Load(row + 16 * b);
+      v[b] =
+          kTail && b == B - 1 ? VecF::LoadN(row + 16 * b, c.tail_lanes) : VecF::Load(row + 16 * b);
     }
 #pragma GCC unroll 16
     for (int h = 0; h < H; ++h) {
@@ -269,10 +269,18 @@ inline void ChunkPairsAnyShape(const AttnChunk& c, AttnPair* const* pr) {
     return;
   }
   switch ((c.valid + 15) / 16) {
-    case 1: ChunkPairs<H, 1, true>(c, pr); break;
-    case 2: ChunkPairs<H, 2, true>(c, pr); break;
-    case 3: ChunkPairs<H, 3, true>(c, pr); break;
-    default: ChunkPairs<H, 4, true>(c, pr); break;
+    case 1:
+      ChunkPairs<H, 1, true>(c, pr);
+      break;
+    case 2:
+      ChunkPairs<H, 2, true>(c, pr);
+      break;
+    case 3:
+      ChunkPairs<H, 3, true>(c, pr);
+      break;
+    default:
+      ChunkPairs<H, 4, true>(c, pr);
+      break;
   }
 }
 
@@ -330,15 +338,15 @@ inline void AttentionQueries(const internal::AttentionCall* calls, int num_calls
       key.kp = c.k_pages[chunk] + page_offset;
       key.vp = c.v_pages[chunk] + page_offset;
       key.first = chunk == first_chunk ? c.window_start - chunk * kAttnPage : 0;
-      key.valid = c.position + 1 - chunk * kAttnPage < kAttnPage ? c.position + 1 - chunk * kAttnPage
-                                                                  : kAttnPage;
+      key.valid = c.position + 1 - chunk * kAttnPage < kAttnPage
+                      ? c.position + 1 - chunk * kAttnPage
+                      : kAttnPage;
       int g = 0;
       const int num_groups = static_cast<int>(w.groups.size());
-      while (g < num_groups &&
-             !(w.groups[static_cast<size_t>(g)].kp == key.kp &&
-               w.groups[static_cast<size_t>(g)].vp == key.vp &&
-               w.groups[static_cast<size_t>(g)].first == key.first &&
-               w.groups[static_cast<size_t>(g)].valid == key.valid)) {
+      while (g < num_groups && !(w.groups[static_cast<size_t>(g)].kp == key.kp &&
+                                 w.groups[static_cast<size_t>(g)].vp == key.vp &&
+                                 w.groups[static_cast<size_t>(g)].first == key.first &&
+                                 w.groups[static_cast<size_t>(g)].valid == key.valid)) {
         ++g;
       }
       if (g == num_groups) {
@@ -375,7 +383,8 @@ inline void AttentionQueries(const internal::AttentionCall* calls, int num_calls
     const char* next_k = nullptr;
     const char* next_v = nullptr;
     for (int i = 0; i < num_calls && next_k == nullptr; ++i) {
-      if (chunk + 1 <= calls[i].position / kAttnPage && chunk + 1 >= calls[i].window_start / kAttnPage) {
+      if (chunk + 1 <= calls[i].position / kAttnPage &&
+          chunk + 1 >= calls[i].window_start / kAttnPage) {
         next_k = reinterpret_cast<const char*>(calls[i].k_pages[chunk + 1] + page_offset);
         next_v = reinterpret_cast<const char*>(calls[i].v_pages[chunk + 1] + page_offset);
       }
@@ -390,7 +399,8 @@ inline void AttentionQueries(const internal::AttentionCall* calls, int num_calls
     int64_t line = 0;
     auto prefetch_slice = [&] {
       if (next_k == nullptr) return;
-      for (int64_t e = line + step < 2 * tile_lines ? line + step : 2 * tile_lines; line < e; ++line) {
+      for (int64_t e = line + step < 2 * tile_lines ? line + step : 2 * tile_lines; line < e;
+           ++line) {
         const char* at = line < tile_lines ? next_k + 64 * line : next_v + 64 * (line - tile_lines);
         __builtin_prefetch(at, 0, 2);
       }
@@ -422,7 +432,8 @@ inline void AttentionQueries(const internal::AttentionCall* calls, int num_calls
       float* out = calls[i].out + static_cast<int64_t>(kv_head * group + h) * hd;
       const VecF lv = VecF::Set1(pair.l);
       for (int b = 0; b < num_dim_vecs; ++b) {
-        (VecF::Load(pair.o + 16 * b) / lv).StoreN(out + 16 * b, b + 1 < num_dim_vecs ? 16 : hd - 16 * b);
+        (VecF::Load(pair.o + 16 * b) / lv)
+            .StoreN(out + 16 * b, b + 1 < num_dim_vecs ? 16 : hd - 16 * b);
       }
     }
   }

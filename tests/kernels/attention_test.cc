@@ -270,7 +270,8 @@ TEST(AttentionTest, MixedLongBatchEveryIsaEqualsReference) {
   for (int i = 0; i < 333; ++i) b_pos.push_back(i);
   constexpr int32_t kWindow = 100;
   auto make = [&](Queries* a, Queries* b) {
-    for (AttentionQuery& q : b->list) q.window_start = q.position >= kWindow ? q.position - kWindow + 1 : 0;
+    for (AttentionQuery& q : b->list)
+      q.window_start = q.position >= kWindow ? q.position - kWindow + 1 : 0;
     // Interleave: two of b, one of a, ... then the rest.
     std::vector<AttentionQuery> batch;
     size_t ia = 0, ib = 0;
@@ -293,8 +294,10 @@ TEST(AttentionTest, MixedLongBatchEveryIsaEqualsReference) {
         Attention(isa, a_cache.shape, c.num_heads, scale, batch.data(),
                   static_cast<int64_t>(batch.size()));
       });
-      EXPECT_TRUE(SameBits(a_got.out, a_exp.out)) << IsaName(isa) << " " << threads << " sequence a";
-      EXPECT_TRUE(SameBits(b_got.out, b_exp.out)) << IsaName(isa) << " " << threads << " sequence b";
+      EXPECT_TRUE(SameBits(a_got.out, a_exp.out))
+          << IsaName(isa) << " " << threads << " sequence a";
+      EXPECT_TRUE(SameBits(b_got.out, b_exp.out))
+          << IsaName(isa) << " " << threads << " sequence b";
     }
   }
 }

@@ -58,44 +58,54 @@ void Attention(Isa isa, const KvPageShape& shape, int num_heads, float scale,
   const internal::KernelTable& table = internal::KernelsFor(isa);
   const int kv = shape.num_kv_heads;
   const int group = num_heads / kv;
-  // Blocks of consecutive queries, up to kAttentionBlockPairs (query, head)
-  // pairs per KV head: the kernel loads each KV page once for all of a
-  // block's pairs that read it (attention_impl.h). Tasks are (KV head,
-  // block), KV head major, so that a thread's consecutive blocks read the
-  // same KV head's pages. No query's result depends on its block or thread.
+  // Blocks of consecutive queries of one sequence (the same page tables),
+  // up to kAttentionBlockPairs (query, head) pairs per KV head: the kernel
+  // loads each KV page once for all of a block's pairs that read it
+  // (attention_impl.h). Queries of different sequences share no page, so
+  // they go to blocks of their own (a decode batch: one query per block, each
+  // walking its own pages as a stream). Tasks are (KV head, block), KV head
+  // major, so that a thread's consecutive blocks read the same KV head's
+  // pages. No query's result depends on its block or thread.
   const int64_t threads = tbb::this_task_arena::max_concurrency();
   const int64_t block = std::clamp<int64_t>(num_queries * kv / (kAttentionTasksPerThread * threads),
                                             1, std::max(1, kAttentionBlockPairs / group));
-  const int64_t num_blocks = (num_queries + block - 1) / block;
+  std::vector<int64_t> starts;  // block b: queries [starts[b], starts[b + 1])
   for (int64_t i = 0; i < num_queries; ++i) {
     const AttentionQuery& q = queries[i];
     LOCKSTEP_CHECK(q.position >= 0 && q.window_start >= 0 && q.window_start <= q.position,
                    "Attention: position {} window start {}", q.position, q.window_start);
+    if (starts.empty() || i - starts.back() == block ||
+        q.k_pages != queries[starts.back()].k_pages ||
+        q.v_pages != queries[starts.back()].v_pages) {
+      starts.push_back(i);
+    }
   }
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, num_blocks * kv),
-                    [&](const tbb::blocked_range<int64_t>& r) {
-                      internal::AttentionCall calls[kAttentionBlockPairs];
-                      for (int64_t t = r.begin(); t < r.end(); ++t) {
-                        const int kv_head = static_cast<int>(t / num_blocks);
-                        const int64_t q0 = (t % num_blocks) * block;
-                        const int n = static_cast<int>(std::min(block, num_queries - q0));
-                        for (int i = 0; i < n; ++i) {
-                          const AttentionQuery& q = queries[q0 + i];
-                          internal::AttentionCall& call = calls[i];
-                          call.num_kv_heads = kv;
-                          call.head_dim = shape.head_dim;
-                          call.num_heads = num_heads;
-                          call.scale = scale;
-                          call.q = q.q;
-                          call.out = q.out;
-                          call.position = q.position;
-                          call.window_start = q.window_start;
-                          call.k_pages = q.k_pages;
-                          call.v_pages = q.v_pages;
-                        }
-                        table.attention(calls, n, kv_head);
-                      }
-                    });
+  const int64_t num_blocks = static_cast<int64_t>(starts.size());
+  starts.push_back(num_queries);
+  tbb::parallel_for(
+      tbb::blocked_range<int64_t>(0, num_blocks * kv), [&](const tbb::blocked_range<int64_t>& r) {
+        internal::AttentionCall calls[kAttentionBlockPairs];
+        for (int64_t t = r.begin(); t < r.end(); ++t) {
+          const int kv_head = static_cast<int>(t / num_blocks);
+          const int64_t q0 = starts[static_cast<size_t>(t % num_blocks)];
+          const int n = static_cast<int>(starts[static_cast<size_t>(t % num_blocks) + 1] - q0);
+          for (int i = 0; i < n; ++i) {
+            const AttentionQuery& q = queries[q0 + i];
+            internal::AttentionCall& call = calls[i];
+            call.num_kv_heads = kv;
+            call.head_dim = shape.head_dim;
+            call.num_heads = num_heads;
+            call.scale = scale;
+            call.q = q.q;
+            call.out = q.out;
+            call.position = q.position;
+            call.window_start = q.window_start;
+            call.k_pages = q.k_pages;
+            call.v_pages = q.v_pages;
+          }
+          table.attention(calls, n, kv_head);
+        }
+      });
 }
 
 void AttentionReference(const KvPageShape& shape, int num_heads, float scale,

@@ -258,9 +258,9 @@ TEST(AttentionTest, LongPromptEveryIsaEqualsReference) {
 }
 
 // One call holding queries of two sequences (different page tables), one of
-// them with a sliding window, in an interleaved order: blocks of queries mix
-// pages, window starts and diagonal pages; every query's bits are the
-// reference's.
+// them with a sliding window, in an interleaved order: blocks end where the
+// sequence changes, and hold queries with different window starts and
+// diagonal pages; every query's bits are the reference's.
 TEST(AttentionTest, MixedLongBatchEveryIsaEqualsReference) {
   const Config c = {8, 2, 64};
   const Cache a_cache({c.num_kv_heads, c.head_dim}, 701, 33);

@@ -186,10 +186,13 @@ def plot(csv_path, png_path):
         ("Time to first token (p50 of the requests, band to the max)", "ms",
          ("ttft_ms_p50", "ttft_ms_p50", "ttft_ms_max"), True, 1),
     ]
-    modes = [("mpi", "MPI ranks", "#4477aa"), ("local", "local chips (threads)", "#ee6677")]
+    # MPI and local give the same bytes and peers: local dashed with open
+    # points over MPI's solid line, so that both stay visible.
+    modes = [("mpi", "MPI ranks", "#4477aa", "lw 3 pt 7"),
+             ("local", "local chips (threads)", "#ee6677", "lw 2 dt 2 pt 6 ps 1.2")]
     with tempfile.TemporaryDirectory(prefix="scale_sweep_") as tmp:
         tmp = Path(tmp)
-        for mode, _, _ in modes:
+        for mode, _, _, _ in modes:
             lines = []
             for r in sorted((r for r in rows if r["mode"] == mode), key=lambda r: int(r["n"])):
                 vals = []
@@ -204,20 +207,28 @@ def plot(csv_path, png_path):
             f"set multiplot layout 3,2 title \"Start-up at scale: 32-layer hidden-128 model "
             f"(128 layers beyond pp 32), tp = min(N, 8), pp = N / tp; "
             f"{cores} cores, shared beyond {cores} ranks or chips\" font ',11'",
-            "set logscale x 2; set grid; set key top left; set xlabel 'N (MPI ranks or local chips)'",
+            "set logscale x 2; set grid; set xlabel 'N (MPI ranks or local chips)'",
             "set style fill transparent solid 0.18 noborder",
         ]
         for i, (title, ylabel, _, logy, _) in enumerate(panels):
             med, lo, hi = 2 + 3 * i, 3 + 3 * i, 4 + 3 * i
             script.append(f"set title \"{title}\"; set ylabel '{ylabel}'")
             script.append("set logscale y" if logy else "unset logscale y")
+            # One key, in the first panel, whose upper left is empty.
+            script.append("set key top left opaque box" if i == 0 else "unset key")
             pos = "(column({c}) > 0 ? column({c}) : NaN)"
             parts = []
-            for mode, label, color in modes:
+            deep = [r for r in rows if int(r["layers"]) != BASE_LAYERS]
+            if deep:  # where the deeper model starts
+                first = min(int(r["n"]) for r in deep)
+                script.append(f"set arrow 1 from {first}, graph 0 to {first}, graph 1 nohead dt 3")
+                script.append(f"set label 1 ' {deep[0]['layers']} layers' at {first}, graph 0.95 "
+                              f"font ',8'")
+            for mode, label, color, style in modes:
                 f = tmp / f"{mode}.dat"
                 parts.append(f"'{f}' u 1:{pos.format(c=lo)}:{pos.format(c=hi)} w filledcurves "
                              f"lc rgb '{color}' notitle")
-                parts.append(f"'{f}' u 1:{pos.format(c=med)} w lp lw 2 pt 7 lc rgb '{color}' "
+                parts.append(f"'{f}' u 1:{pos.format(c=med)} w lp {style} lc rgb '{color}' "
                              f"t '{label}'")
             script.append("plot " + ", ".join(parts))
         script.append("unset multiplot")

@@ -28,7 +28,8 @@ RSS beyond the shards is (process peak - all shards) / chips.
 
 A point that does not finish within --timeout seconds (default 600) is
 stopped (its process group) and written as a row without figures, with a
-note; so is a run that fails or whose bits differ.
+note; so is a run that fails or whose bits differ, and then the sweep exits
+with 1 after the CSV and the plot.
 """
 
 import argparse
@@ -87,6 +88,43 @@ CLOSING = re.compile(r"^(mpi|local) (\d+) \(tp (\d+) x pp (\d+)\): wall ([0-9.]+
                      r"([0-9.]+) MiB", re.M)
 
 
+def session_pids(sid):
+    """The processes of session sid (ranks mpirun put in process groups of their own)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                # /proc/PID/stat: "pid (comm) state ppid pgrp session ..."; comm may hold spaces.
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == sid:
+                pids.append(int(entry.name))
+    return pids
+
+
+def stop_session(proc):
+    """Stops a point past its timeout: SIGTERM to startup_scale.sh's process
+    group (mpirun passes it on to its ranks), then SIGKILL to whatever of its
+    session is left after 10 s. Only the processes this run started."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+    for _ in range(2):
+        for pid in session_pids(proc.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.5)
+    proc.communicate()
+
+
 def run_point(args, mode, n):
     tp, pp = split_of(n)
     layers = BASE_LAYERS if pp <= BASE_LAYERS else args.deep_layers
@@ -107,8 +145,7 @@ def run_point(args, mode, n):
     try:
         out, err = proc.communicate(timeout=args.timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
+        stop_session(proc)
         row["note"] = f"did not finish in {args.timeout} s (stopped)"
         log(f"  {row['note']}")
         return row
@@ -210,13 +247,15 @@ def plot(csv_path, png_path):
             "set logscale x 2; set grid; set xlabel 'N (MPI ranks or local chips)'",
             "set style fill transparent solid 0.18 noborder",
         ]
-        for i, (title, ylabel, _, logy, _) in enumerate(panels):
+        for i, (title, ylabel, (cmed, clo, chi), logy, _) in enumerate(panels):
             med, lo, hi = 2 + 3 * i, 3 + 3 * i, 4 + 3 * i
+            # A log axis needs a positive value (1 rank receives 0 bytes from 0 peers).
+            logy = logy and any(float(r[c]) > 0 for r in rows for c in (cmed, clo, chi))
             script.append(f"set title \"{title}\"; set ylabel '{ylabel}'")
             script.append("set logscale y" if logy else "unset logscale y")
             # One key, in the first panel, whose upper left is empty.
             script.append("set key top left opaque box" if i == 0 else "unset key")
-            pos = "(column({c}) > 0 ? column({c}) : NaN)"
+            pos = "(column({c}) > 0 ? column({c}) : NaN)" if logy else "{c}"
             parts = []
             deep = [r for r in rows if int(r["layers"]) != BASE_LAYERS]
             if deep:  # where the deeper model starts
@@ -226,6 +265,8 @@ def plot(csv_path, png_path):
                               f"font ',8'")
             for mode, label, color, style in modes:
                 f = tmp / f"{mode}.dat"
+                if not any(r["mode"] == mode for r in rows):
+                    continue
                 parts.append(f"'{f}' u 1:{pos.format(c=lo)}:{pos.format(c=hi)} w filledcurves "
                              f"lc rgb '{color}' notitle")
                 parts.append(f"'{f}' u 1:{pos.format(c=med)} w lp {style} lc rgb '{color}' "
@@ -277,6 +318,14 @@ def main():
                 write_csv(args.csv, rows)  # a point at a time: a stopped sweep keeps its rows
             log(f"csv: {args.csv}")
         plot(args.csv, args.png)
+        if not args.plot_only:
+            for r in rows:
+                if r["note"]:
+                    log(f"left out: {r['mode']} {r['n']}: {r['note']}")
+            # A run that failed or gave other bits is an error; one that did
+            # not finish in time is a point left out.
+            if any(r["note"] and not r["note"].startswith("did not finish") for r in rows):
+                return 1
     except (RuntimeError, ValueError, OSError, KeyError, json.JSONDecodeError) as e:
         print(f"scale_sweep.py: {e}", file=sys.stderr)
         return 1

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start-up at scale (benchmarks/RESULTS.md "## scale"): one `lockstep run` of a
-# synthesized 32-layer model on N MPI ranks (mpirun --oversubscribe) or N
+# synthesized 32-layer model (LAYERS=128 in the environment: the same width,
+# 128 layers, for pp > 32) on N MPI ranks (mpirun --oversubscribe) or N
 # local chips, with every rank's peak RSS measured from outside
 # (/usr/bin/time -f %M around each rank, so that builds without the start-up
 # report measure the same way), the job's wall time, and the leader's
@@ -12,21 +13,28 @@
 #
 # WORKDIR keeps the model and the requests between runs (made on first use).
 # TRANSPORT=ucx (environment, mpi mode) uses the ucx backend.
+# SUMMARY=FILE (environment) also passes `--summary FILE` (builds that have it):
+# the job's JSON summary, with every rank's start-up figures and the TTFTs.
 # REQUESTS (default 8) sets how many requests the job runs; prompts of 5 to
 # 26 tokens, 3 generated tokens each, greedy and sampled alternately.
 set -euo pipefail
 
 lockstep=$1 work=$2 mode=$3 n=$4 tp=$5 pp=$6 requests=${7:-8}
+layers=${LAYERS:-32}
+[[ $layers =~ ^[1-9][0-9]*$ ]] || { echo "startup_scale.sh: LAYERS=$layers is not a layer count" >&2; exit 2; }
+summary=${SUMMARY:-}
+[[ -z $summary || $summary == /* ]] || summary=$PWD/$summary
 mkdir -p "$work"
 cd "$work"
 
-if [[ ! -f m32.h5 ]]; then
-  cat >cfg32.json <<'EOF'
-{"model_type": "llama", "hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 32,
+model=m$layers.h5
+if [[ ! -f $model ]]; then
+  cat >cfg$layers.json <<EOF
+{"model_type": "llama", "hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": $layers,
  "num_attention_heads": 8, "num_key_value_heads": 8, "vocab_size": 512,
  "max_position_embeddings": 256}
 EOF
-  "$lockstep" synth --config cfg32.json --dtype bf16 --seed 1 --output m32.h5 >/dev/null
+  "$lockstep" synth --config cfg$layers.json --dtype bf16 --seed 1 --output "$model" >/dev/null
 fi
 input=req$requests.jsonl
 if [[ ! -f $input ]]; then
@@ -40,16 +48,18 @@ for i in range(int(sys.argv[1])):
 EOF
 fi
 one=one$requests.jsonl
+[[ $layers == 32 ]] || one=one$requests-m$layers.jsonl
 if [[ ! -f $one ]]; then
-  "$lockstep" run --model m32.h5 --input "$input" --output "$one" --hash-logits --no-progress \
+  "$lockstep" run --model "$model" --input "$input" --output "$one" --hash-logits --no-progress \
     --no-timings 2>/dev/null
 fi
 
 out=out-$mode-$n.jsonl
 rss=rss-$mode-$n
 rm -f "$out" "$rss".*
-common=(run --model m32.h5 --input "$input" --output "$out" --hash-logits --no-timings
+common=(run --model "$model" --input "$input" --output "$out" --hash-logits --no-timings
         --tp "$tp" --pp "$pp" --comm-timeout 600)
+[[ -z $summary ]] || common+=(--summary "$summary")
 # mpi mode: TRANSPORT=ucx runs the ucx backend (UCX_TLS=self,sm on one host).
 [[ $mode == mpi && ${TRANSPORT:-mpi} == ucx ]] && common+=(--transport ucx)
 start=$(date +%s%N)

@@ -155,6 +155,8 @@ struct HostFigures {
   // ChipSpec::matmul_concurrency: tokens -> rate of one thread while every
   // thread runs its own matmul, over the 1-thread rate alone (bf16 weights).
   std::map<int64_t, double> matmul_concurrency;
+  // ChipSpec::matmul_concurrency_by_type: the same for the other types.
+  std::map<ElementType, std::map<int64_t, double>> matmul_concurrency_by_type;
 };
 
 // The thread counts the tables are measured at: 1, 2, 4, ... below `threads`,
@@ -211,17 +213,22 @@ void MeasureKernels(const CalibrateOptions& o, HostFigures* h) {
       }
       probe.compute = kernels::Compute::kFloat;
     }
-    if (dtype == DType::kBF16 && h->threads > 1) {
+    if (h->threads > 1) {
       // Ranks sharing the host each run their own matmuls: what they cost
-      // each other, against the 1-thread rates just measured alone.
+      // each other, against the 1-thread rates just measured alone (bf16:
+      // matmul_concurrency; every other type its own, since their kernels
+      // load a core otherwise).
       std::fprintf(stderr, "calibrate: %s matmuls of 1..%lld tokens, %d threads at once...\n",
                    std::string(DTypeName(dtype)).c_str(), static_cast<long long>(tokens.back()),
                    h->threads);
       const std::vector<double> rates =
           kernels::MeasureConcurrentMatmulFlops(h->isa, h->threads, probe, tokens);
       const auto& alone = h->matmul_flops[partitioner::FromDType(dtype)][1];
+      auto& factors = dtype == DType::kBF16
+                          ? h->matmul_concurrency
+                          : h->matmul_concurrency_by_type[partitioner::FromDType(dtype)];
       for (size_t i = 0; i < tokens.size(); ++i) {
-        h->matmul_concurrency[tokens[i]] = rates[i] / alone.at(tokens[i]);
+        factors[tokens[i]] = rates[i] / alone.at(tokens[i]);
       }
     }
   }
@@ -383,6 +390,7 @@ int Run(const CalibrateOptions& o) {
   spec.chip.attention_flops = host.attention_flops;
   spec.chip.decode_attention_flops = host.decode_attention_flops;
   spec.chip.matmul_concurrency = host.matmul_concurrency;
+  spec.chip.matmul_concurrency_by_type = host.matmul_concurrency_by_type;
   spec.allreduce_large_min_bytes =
       static_cast<int64_t>(transport::CommOptions{}.allreduce_switch_bytes);
 
@@ -448,6 +456,12 @@ int Run(const CalibrateOptions& o) {
       row += fmt::format(" {}:{:.2f}", t, factor);
     text += fmt::format("  matmul, {} at once  rate of each / alone by tokens,{}\n",
                         Plural(host.threads, "thread"), row);
+  }
+  for (const auto& [type, by_tokens] : host.matmul_concurrency_by_type) {
+    std::string row;
+    for (const auto& [t, factor] : by_tokens) row += fmt::format(" {}:{:.2f}", t, factor);
+    text += fmt::format("  matmul {:<4} {} at once  rate of each / alone by tokens,{}\n",
+                        partitioner::ElementTypeName(type), Plural(host.threads, "thread"), row);
   }
   for (const auto& [n, rate] : host.attention_flops) {
     text +=

@@ -288,7 +288,19 @@ Status ClusterSpec::Validate() const {
     LOCKSTEP_RETURN_IF_ERROR(
         CheckPositive(factor, fmt::format("chip.matmul_concurrency.{}", tokens)));
   }
-  if (!chip.matmul_concurrency.empty() && chip.cores == 0) {
+  for (const auto& [type, by_tokens] : chip.matmul_concurrency_by_type) {
+    const std::string field =
+        fmt::format("chip.matmul_concurrency_by_type.{}", ElementTypeName(type));
+    if (by_tokens.empty()) return InvalidArgument("field '{}' needs at least one token count", field);
+    for (const auto& [tokens, factor] : by_tokens) {
+      if (tokens < 1) {
+        return InvalidArgument("field '{}' has {} tokens; token counts start at 1", field, tokens);
+      }
+      LOCKSTEP_RETURN_IF_ERROR(CheckPositive(factor, fmt::format("{}.{}", field, tokens)));
+    }
+  }
+  if ((!chip.matmul_concurrency.empty() || !chip.matmul_concurrency_by_type.empty()) &&
+      chip.cores == 0) {
     return InvalidArgument(
         "field 'chip.matmul_concurrency' needs 'chip.cores' (the threads of the full node)");
   }
@@ -437,8 +449,11 @@ double ClusterSpec::BusyChipMatmulFlops(ElementType weight_type, int64_t tokens,
   std::map<int, double> by_threads;
   for (const auto& [n, by_tokens] : *chosen) by_threads[n] = AtTokens(by_tokens, tokens);
   if (ChipsHaveOwnThreads()) {
-    const double concurrency =
-        chip.matmul_concurrency.empty() ? 1.0 : AtTokens(chip.matmul_concurrency, tokens);
+    const auto own = chip.matmul_concurrency_by_type.find(weight_type);
+    const std::map<int64_t, double>& factors = own != chip.matmul_concurrency_by_type.end()
+                                                   ? own->second
+                                                   : chip.matmul_concurrency;
+    const double concurrency = factors.empty() ? 1.0 : AtTokens(factors, tokens);
     return OwnThreadsRate(by_threads, busy, concurrency);
   }
   const double node = AtThreads(by_threads, 0);
@@ -506,6 +521,22 @@ Result<ClusterSpec> ClusterSpecFromJson(const nlohmann::json& json, std::string_
     }
     if (const nlohmann::json* table = c.Raw("matmul_concurrency", /*required=*/false)) {
       ReadRateTable(c, "matmul_concurrency", *table, &spec.chip.matmul_concurrency);
+    }
+    if (const nlohmann::json* table = c.Raw("matmul_concurrency_by_type", /*required=*/false)) {
+      constexpr std::string_view kField = "matmul_concurrency_by_type";
+      if (!table->is_object()) {
+        c.Fail(kField, "must be an object: weight type -> tokens -> factor");
+      } else {
+        for (const auto& [type_name, by_tokens] : table->items()) {
+          Result<ElementType> type = ParseElementType(type_name);
+          if (!type.ok()) {
+            c.Fail(kField, fmt::format("has key \"{}\"; keys are f32, f16, bf16, q8_0, q4_0",
+                                       type_name));
+            break;
+          }
+          ReadRateTable(c, kField, by_tokens, &spec.chip.matmul_concurrency_by_type[*type]);
+        }
+      }
     }
     if (const nlohmann::json* t = c.Raw("activation_type", /*required=*/false)) {
       spec.chip.activation_type = ReadType(c, "activation_type", *t);
@@ -598,6 +629,15 @@ nlohmann::json ClusterSpecToJson(const ClusterSpec& spec) {
     nlohmann::json table = nlohmann::json::object();
     for (const auto& [t, factor] : spec.chip.matmul_concurrency) table[std::to_string(t)] = factor;
     chip["matmul_concurrency"] = table;
+  }
+  if (!spec.chip.matmul_concurrency_by_type.empty()) {
+    nlohmann::json types = nlohmann::json::object();
+    for (const auto& [type, by_tokens] : spec.chip.matmul_concurrency_by_type) {
+      nlohmann::json table = nlohmann::json::object();
+      for (const auto& [t, factor] : by_tokens) table[std::to_string(t)] = factor;
+      types[std::string(ElementTypeName(type))] = table;
+    }
+    chip["matmul_concurrency_by_type"] = types;
   }
   if (spec.chip.activation_type) {
     chip["activation_type"] = std::string(ElementTypeName(*spec.chip.activation_type));

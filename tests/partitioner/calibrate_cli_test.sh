@@ -48,6 +48,10 @@ if [ "$(nproc)" -ge 2 ]; then
   grep -q '"matmul_concurrency"' "$spec" || { cat "$spec"; fail "no matmul_concurrency"; }
   grep -q "threads at once  rate of each / alone by tokens, 1:" "$dir/out.txt" ||
     { cat "$dir/out.txt"; fail "the concurrency factors are not printed"; }
+  # And the quantized type's own (--quick: q8_0).
+  grep -q "matmul q8_0 $(nproc) threads at once  rate of each / alone by tokens, 1:" "$dir/out.txt" ||
+    { cat "$dir/out.txt"; fail "the q8_0 concurrency factors are not printed"; }
+  grep -q '"matmul_concurrency_by_type"' "$spec" || { cat "$spec"; fail "no matmul_concurrency_by_type"; }
 fi
 
 # A launcher that binds rank 0 to one CPU (mpirun binds each of 2 ranks to a

@@ -294,6 +294,12 @@ TEST(ClusterSpecTest, ConcurrencyFactorScalesWithTheOtherBusyCores) {
   EXPECT_DOUBLE_EQ(c.BusyChipMatmulFlops(ElementType::kBF16, 16, 2), 60e9 * (1 - 0.4 / 3));
   EXPECT_DOUBLE_EQ(c.BusyChipMatmulFlops(ElementType::kBF16, 16, 4), 60e9 * 0.6);
   EXPECT_DOUBLE_EQ(c.BusyChipMatmulFlops(ElementType::kBF16, 16, 8), 60e9 * 0.6 / 2);
+  // A type with its own factor uses it; the others use matmul_concurrency.
+  c.chip.matmul_flops[ElementType::kQ8_0][1] = {{16, 100e9}};
+  EXPECT_DOUBLE_EQ(c.BusyChipMatmulFlops(ElementType::kQ8_0, 16, 4), 100e9 * 0.6);
+  c.chip.matmul_concurrency_by_type[ElementType::kQ8_0] = {{16, 0.5}};
+  EXPECT_DOUBLE_EQ(c.BusyChipMatmulFlops(ElementType::kQ8_0, 16, 4), 100e9 * 0.5);
+  EXPECT_DOUBLE_EQ(c.BusyChipMatmulFlops(ElementType::kBF16, 16, 4), 60e9 * 0.6);
   // Linear in log2(tokens) between the measured counts, like the rates.
   EXPECT_DOUBLE_EQ(c.BusyChipMatmulFlops(ElementType::kBF16, 4, 4), 30e9 * 0.75);
   // Attention: its own threads, no matmul factor.
@@ -327,7 +333,9 @@ TEST(ClusterSpecTest, MeasuredKernelRatesRoundTripAndNameTheirErrors) {
   c.chip.matmul_flops[ElementType::kQ4_0][1] = {{1, 25e9}};
   c.chip.bf16_compute_matmul_flops[2] = {{1, 9e9}, {64, 70e9}};
   c.chip.decode_attention_flops = {{1, 3e9}};
+  c.chip.matmul_concurrency_by_type[ElementType::kQ4_0] = {{1, 0.9}, {16, 0.7}};
   nlohmann::json j = ClusterSpecToJson(c);
+  EXPECT_EQ(j["chip"]["matmul_concurrency_by_type"]["q4_0"]["16"], 0.7);
   EXPECT_EQ(j["chip"]["decode_attention_flops"]["1"], 3e9);
   EXPECT_EQ(j["chip"]["matmul_flops"]["bf16"]["4"]["16"], 200e9);
   EXPECT_EQ(j["chip"]["matmul_flops"]["q4_0"]["1"]["1"], 25e9);
@@ -338,6 +346,16 @@ TEST(ClusterSpecTest, MeasuredKernelRatesRoundTripAndNameTheirErrors) {
   EXPECT_EQ(*again, c);
 
   nlohmann::json bad = j;
+  bad["chip"]["matmul_concurrency_by_type"]["q5"] = {{"1", 0.9}};
+  EXPECT_NE(ErrorOf(bad).find("'chip.matmul_concurrency_by_type' has key \"q5\""),
+            std::string::npos)
+      << ErrorOf(bad);
+  bad = j;
+  bad["chip"]["matmul_concurrency_by_type"]["q4_0"]["16"] = 0;
+  EXPECT_NE(ErrorOf(bad).find("'chip.matmul_concurrency_by_type.q4_0.16' must be a positive"),
+            std::string::npos)
+      << ErrorOf(bad);
+  bad = j;
   bad["chip"]["decode_attention_flops"]["1"] = -1;
   EXPECT_NE(ErrorOf(bad).find("'chip.decode_attention_flops.1' must be a positive number"),
             std::string::npos)

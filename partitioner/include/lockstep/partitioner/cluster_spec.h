@@ -94,6 +94,11 @@ struct ChipSpec {
   // core of the node runs one too, as a fraction of its rate alone
   // (`lockstep calibrate` measures it with bf16 weights). Empty: 1.
   std::map<int64_t, double> matmul_concurrency;
+  // The same factor for other weight types, measured with their own kernels
+  // (int8 dot products stress a core otherwise than bf16's widening FMAs):
+  // weight type -> tokens -> factor. A type without one uses
+  // matmul_concurrency.
+  std::map<ElementType, std::map<int64_t, double>> matmul_concurrency_by_type;
 
   // The rate for multiplications in type t: peak_flops[t], else peak_flops[f32].
   double PeakFlops(ElementType t) const;

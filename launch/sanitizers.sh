@@ -53,7 +53,8 @@ timed() {
 #     recipe (packaging; no lockstep code beyond the release build's);
 #   launch_slurm, launch_netns: Slurm and network namespaces around the
 #     same `lockstep run` the distributed tests run;
-#   launch_*bench*, launch_scaling_harness: benchmark harnesses;
+#   launch_*bench*, launch_scaling_harness, launch_scale_sweep: benchmark
+#     harnesses;
 #   convert_memory, quantize_memory: they measure peak RSS, which ASan's
 #     quarantine of freed memory and its shadow memory inflate by design.
 other_splits='tp(1_pp1|2_pp1|4_pp1|8_pp1|1_pp2|1_pp4|2_pp4)'
@@ -62,7 +63,7 @@ asan_excluded+="|distributed_(mpi|ucx_sm)_${other_splits}\$|distributed_ucx_sm_t
 asan_excluded+="|distributed_mpi_pmlucx_tp(2_pp1|4_pp2)\$|distributed_(mpi|ucx)_q[48]_0_tp(4_pp1|8_pp1|2_pp4)\$"
 asan_excluded+="|FamilyDistributedLocalTest\\..*_(${other_splits}|tp4_pp2)\$"
 asan_excluded+="|DistributedModeTest\\..*_(${other_splits}|tp4_pp2)\$"
-asan_excluded+="|launch_install|launch_spack_recipe|launch_slurm|launch_netns|bench|scaling"
+asan_excluded+="|launch_install|launch_spack_recipe|launch_slurm|launch_netns|bench|scaling|scale_sweep"
 asan_excluded+="|convert_memory|quantize_memory"
 
 # One clang build serves the asan tests and the fuzz runs (the fuzz stage

@@ -202,7 +202,11 @@ TEST(AttentionTest, LongPromptEveryIsaEqualsReference) {
     int length;
   } kLong[] = {{{8, 2, 64}, 2085}, {{4, 4, 48}, 1100}, {{6, 1, 80}, 700}, {{3, 1, 20}, 450}};
   constexpr int kStride = 4;
-  for (const auto& [c, length] : kLong) {
+  for (const auto& entry : kLong) {
+    // Named references, not a structured binding: clang before 16 cannot
+    // capture a binding in the lambdas below.
+    const Config& c = entry.c;
+    const int length = entry.length;
     const Cache cache({c.num_kv_heads, c.head_dim}, length, 31);
     const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
     std::vector<int32_t> all, some;

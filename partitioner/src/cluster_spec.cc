@@ -114,27 +114,36 @@ void ReadThreadsTable(JsonReader& chip, std::string_view field, const nlohmann::
   }
 }
 
-// {"bf16": {"2": {"1": 2e10, "16": 9e10}}}: weight type -> threads -> tokens -> FLOP/s.
-void ReadMatmulTable(JsonReader& chip, const nlohmann::json& table,
-                     std::map<ElementType, std::map<int, std::map<int64_t, double>>>* out) {
-  constexpr std::string_view kField = "matmul_flops";
+// {"bf16": ..., "q8_0": ...}: weight type -> a table `read` reads
+// (ReadThreadsTable for matmul_flops, ReadRateTable for the concurrency).
+template <typename Table, typename Read>
+void ReadByType(JsonReader& chip, std::string_view field, const nlohmann::json& table,
+                std::map<ElementType, Table>* out, Read read) {
   if (!table.is_object()) {
-    chip.Fail(kField, "must be an object: weight type -> threads -> tokens -> FLOP/s");
+    chip.Fail(field, "must be an object: weight type -> table");
     return;
   }
-  for (const auto& [type_name, by_threads] : table.items()) {
+  for (const auto& [type_name, entry] : table.items()) {
     Result<ElementType> type = ParseElementType(type_name);
     if (!type.ok()) {
-      chip.Fail(kField, fmt::format("has key \"{}\"; keys are f32, f16, bf16, int8, q8_0, q4_0",
-                                    type_name));
+      chip.Fail(field, fmt::format("has key \"{}\"; keys are f32, f16, bf16, int8, q8_0, q4_0",
+                                   type_name));
       return;
     }
-    if (!by_threads.is_object()) {
-      chip.Fail(kField, fmt::format("entry \"{}\" must be an object of thread counts", type_name));
+    if (!entry.is_object()) {
+      chip.Fail(field, fmt::format("entry \"{}\" must be an object of counts", type_name));
       return;
     }
-    ReadThreadsTable(chip, kField, by_threads, &(*out)[*type]);
+    read(chip, field, entry, &(*out)[*type]);
   }
+}
+
+// A count -> value table as JSON ({"1": 2e10, "16": 9e10}).
+template <typename Key>
+nlohmann::json CountTableJson(const std::map<Key, double>& table) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [count, value] : table) out[std::to_string(count)] = value;
+  return out;
 }
 
 }  // namespace
@@ -280,24 +289,23 @@ Status ClusterSpec::Validate() const {
     LOCKSTEP_RETURN_IF_ERROR(
         CheckPositive(rate, fmt::format("chip.decode_attention_flops.{}", threads)));
   }
-  for (const auto& [tokens, factor] : chip.matmul_concurrency) {
-    if (tokens < 1) {
-      return InvalidArgument(
-          "field 'chip.matmul_concurrency' has {} tokens; token counts start at 1", tokens);
-    }
-    LOCKSTEP_RETURN_IF_ERROR(
-        CheckPositive(factor, fmt::format("chip.matmul_concurrency.{}", tokens)));
-  }
-  for (const auto& [type, by_tokens] : chip.matmul_concurrency_by_type) {
-    const std::string field =
-        fmt::format("chip.matmul_concurrency_by_type.{}", ElementTypeName(type));
-    if (by_tokens.empty()) return InvalidArgument("field '{}' needs at least one token count", field);
+  auto check_factors = [](const std::string& field,
+                          const std::map<int64_t, double>& by_tokens) -> Status {
     for (const auto& [tokens, factor] : by_tokens) {
       if (tokens < 1) {
         return InvalidArgument("field '{}' has {} tokens; token counts start at 1", field, tokens);
       }
       LOCKSTEP_RETURN_IF_ERROR(CheckPositive(factor, fmt::format("{}.{}", field, tokens)));
     }
+    return Status::Ok();
+  };
+  LOCKSTEP_RETURN_IF_ERROR(check_factors("chip.matmul_concurrency", chip.matmul_concurrency));
+  for (const auto& [type, by_tokens] : chip.matmul_concurrency_by_type) {
+    const std::string field =
+        fmt::format("chip.matmul_concurrency_by_type.{}", ElementTypeName(type));
+    if (by_tokens.empty())
+      return InvalidArgument("field '{}' needs at least one token count", field);
+    LOCKSTEP_RETURN_IF_ERROR(check_factors(field, by_tokens));
   }
   if ((!chip.matmul_concurrency.empty() || !chip.matmul_concurrency_by_type.empty()) &&
       chip.cores == 0) {
@@ -450,9 +458,8 @@ double ClusterSpec::BusyChipMatmulFlops(ElementType weight_type, int64_t tokens,
   for (const auto& [n, by_tokens] : *chosen) by_threads[n] = AtTokens(by_tokens, tokens);
   if (ChipsHaveOwnThreads()) {
     const auto own = chip.matmul_concurrency_by_type.find(weight_type);
-    const std::map<int64_t, double>& factors = own != chip.matmul_concurrency_by_type.end()
-                                                   ? own->second
-                                                   : chip.matmul_concurrency;
+    const std::map<int64_t, double>& factors =
+        own != chip.matmul_concurrency_by_type.end() ? own->second : chip.matmul_concurrency;
     const double concurrency = factors.empty() ? 1.0 : AtTokens(factors, tokens);
     return OwnThreadsRate(by_threads, busy, concurrency);
   }
@@ -507,7 +514,7 @@ Result<ClusterSpec> ClusterSpecFromJson(const nlohmann::json& json, std::string_
     }
     c.String("source", &spec.chip.source, /*required=*/false);
     if (const nlohmann::json* table = c.Raw("matmul_flops", /*required=*/false)) {
-      ReadMatmulTable(c, *table, &spec.chip.matmul_flops);
+      ReadByType(c, "matmul_flops", *table, &spec.chip.matmul_flops, ReadThreadsTable);
     }
     if (const nlohmann::json* table = c.Raw("bf16_compute_matmul_flops", /*required=*/false)) {
       ReadThreadsTable(c, "bf16_compute_matmul_flops", *table,
@@ -523,20 +530,8 @@ Result<ClusterSpec> ClusterSpecFromJson(const nlohmann::json& json, std::string_
       ReadRateTable(c, "matmul_concurrency", *table, &spec.chip.matmul_concurrency);
     }
     if (const nlohmann::json* table = c.Raw("matmul_concurrency_by_type", /*required=*/false)) {
-      constexpr std::string_view kField = "matmul_concurrency_by_type";
-      if (!table->is_object()) {
-        c.Fail(kField, "must be an object: weight type -> tokens -> factor");
-      } else {
-        for (const auto& [type_name, by_tokens] : table->items()) {
-          Result<ElementType> type = ParseElementType(type_name);
-          if (!type.ok()) {
-            c.Fail(kField, fmt::format("has key \"{}\"; keys are f32, f16, bf16, q8_0, q4_0",
-                                       type_name));
-            break;
-          }
-          ReadRateTable(c, kField, by_tokens, &spec.chip.matmul_concurrency_by_type[*type]);
-        }
-      }
+      ReadByType(c, "matmul_concurrency_by_type", *table, &spec.chip.matmul_concurrency_by_type,
+                 ReadRateTable<int64_t>);
     }
     if (const nlohmann::json* t = c.Raw("activation_type", /*required=*/false)) {
       spec.chip.activation_type = ReadType(c, "activation_type", *t);
@@ -596,11 +591,8 @@ nlohmann::json ClusterSpecToJson(const ClusterSpec& spec) {
   if (spec.chip.cores > 0) chip["cores"] = spec.chip.cores;
   auto threads_table = [](const std::map<int, std::map<int64_t, double>>& by_threads) {
     nlohmann::json threads = nlohmann::json::object();
-    for (const auto& [n, by_tokens] : by_threads) {
-      nlohmann::json tokens = nlohmann::json::object();
-      for (const auto& [t, rate] : by_tokens) tokens[std::to_string(t)] = rate;
-      threads[std::to_string(n)] = tokens;
-    }
+    for (const auto& [n, by_tokens] : by_threads)
+      threads[std::to_string(n)] = CountTableJson(by_tokens);
     return threads;
   };
   if (!spec.chip.matmul_flops.empty()) {
@@ -614,28 +606,18 @@ nlohmann::json ClusterSpecToJson(const ClusterSpec& spec) {
     chip["bf16_compute_matmul_flops"] = threads_table(spec.chip.bf16_compute_matmul_flops);
   }
   if (!spec.chip.attention_flops.empty()) {
-    nlohmann::json table = nlohmann::json::object();
-    for (const auto& [n, rate] : spec.chip.attention_flops) table[std::to_string(n)] = rate;
-    chip["attention_flops"] = table;
+    chip["attention_flops"] = CountTableJson(spec.chip.attention_flops);
   }
   if (!spec.chip.decode_attention_flops.empty()) {
-    nlohmann::json table = nlohmann::json::object();
-    for (const auto& [n, rate] : spec.chip.decode_attention_flops) {
-      table[std::to_string(n)] = rate;
-    }
-    chip["decode_attention_flops"] = table;
+    chip["decode_attention_flops"] = CountTableJson(spec.chip.decode_attention_flops);
   }
   if (!spec.chip.matmul_concurrency.empty()) {
-    nlohmann::json table = nlohmann::json::object();
-    for (const auto& [t, factor] : spec.chip.matmul_concurrency) table[std::to_string(t)] = factor;
-    chip["matmul_concurrency"] = table;
+    chip["matmul_concurrency"] = CountTableJson(spec.chip.matmul_concurrency);
   }
   if (!spec.chip.matmul_concurrency_by_type.empty()) {
     nlohmann::json types = nlohmann::json::object();
     for (const auto& [type, by_tokens] : spec.chip.matmul_concurrency_by_type) {
-      nlohmann::json table = nlohmann::json::object();
-      for (const auto& [t, factor] : by_tokens) table[std::to_string(t)] = factor;
-      types[std::string(ElementTypeName(type))] = table;
+      types[std::string(ElementTypeName(type))] = CountTableJson(by_tokens);
     }
     chip["matmul_concurrency_by_type"] = types;
   }

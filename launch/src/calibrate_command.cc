@@ -190,27 +190,22 @@ void MeasureKernels(const CalibrateOptions& o, HostFigures* h) {
   kernels::MatmulProbe probe;
   probe.footprint = o.quick ? size_t{64} << 20 : size_t{1} << 30;
   probe.min_time_s = o.quick ? 0.05 : 0.25;
-  for (DType dtype : dtypes) {
-    probe.dtype = dtype;
+  // The probe's rates at every thread count into `table` (threads -> tokens).
+  auto measure = [&](const std::string& what, std::map<int, std::map<int64_t, double>>* table) {
     for (int n : ThreadCounts(h->threads)) {
       std::fprintf(stderr, "calibrate: %s matmuls of 1..%lld tokens (%d of %d threads)...\n",
-                   std::string(DTypeName(dtype)).c_str(), static_cast<long long>(tokens.back()), n,
-                   h->threads);
+                   what.c_str(), static_cast<long long>(tokens.back()), n, h->threads);
       const std::vector<double> rates = kernels::MeasureMatmulFlops(h->isa, n, probe, tokens);
-      auto& table = h->matmul_flops[partitioner::FromDType(dtype)][n];
-      for (size_t i = 0; i < tokens.size(); ++i) table[tokens[i]] = rates[i];
+      for (size_t i = 0; i < tokens.size(); ++i) (*table)[n][tokens[i]] = rates[i];
     }
+  };
+  for (DType dtype : dtypes) {
+    probe.dtype = dtype;
+    measure(std::string(DTypeName(dtype)), &h->matmul_flops[partitioner::FromDType(dtype)]);
     if (dtype == DType::kBF16) {
       // The bf16 compute (--compute bf16): its own kernels and rates.
       probe.compute = kernels::Compute::kBf16;
-      for (int n : ThreadCounts(h->threads)) {
-        std::fprintf(stderr,
-                     "calibrate: bf16-compute matmuls of 1..%lld tokens (%d of %d threads)...\n",
-                     static_cast<long long>(tokens.back()), n, h->threads);
-        const std::vector<double> rates = kernels::MeasureMatmulFlops(h->isa, n, probe, tokens);
-        auto& table = h->bf16_compute_matmul_flops[n];
-        for (size_t i = 0; i < tokens.size(); ++i) table[tokens[i]] = rates[i];
-      }
+      measure("bf16-compute", &h->bf16_compute_matmul_flops);
       probe.compute = kernels::Compute::kFloat;
     }
     if (h->threads > 1) {

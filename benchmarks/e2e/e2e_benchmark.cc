@@ -10,7 +10,8 @@
 //   prefill  tokens/s of one prompt read in one step, its FLOP/s (2 per
 //            multiply-add of every matmul and of attention's QK and PV) over
 //            the FMA peak with the same thread count      (target >= 0.50);
-//            bf16 compute rows over the vdpbf16ps peak, q8_0 and q4_0 rows
+//            bf16 compute rows over the vdpbf16ps peak where their kernels
+//            use the instruction (else FMA), q8_0 and q4_0 rows
 //            over the vpdpbusd peak where their kernels use it (probe.h).
 // The anchors (kernels/probe.h) are measured again for every row, in each
 // repeat right before the engine runs, so a ratio compares figures taken
@@ -259,11 +260,13 @@ int Main(int argc, char** argv) {
                {kernels::ProbeClock::kWall, kernels::ProbeClock::kCpu}) {
             const double bw =
                 kernels::MeasureReadBandwidth(t, kProbeBytes, 2, clock).read_bytes_per_second;
-            // The bf16 compute's anchor is the vdpbf16ps peak (where the CPU
-            // has it), the quantized types' the vpdpbusd peak (where their
+            // The bf16 compute's anchor is the vdpbf16ps peak where its
+            // kernels use the instruction (Bf16StepFor; its other steps are
+            // FMAs), the quantized types' the vpdpbusd peak (where their
             // kernels use it), the float compute's the FMA peak.
             double peak = 0;
-            if (*compute == kernels::Compute::kBf16 && kernels::Bf16DotAvailable(*isa)) {
+            if (*compute == kernels::Compute::kBf16 &&
+                kernels::Bf16StepFor(*isa) == kernels::Bf16Step::kInstruction) {
               peak = kernels::MeasureBf16DotPeak(t, clock);
             } else if (DTypeIsQuantized(*dtype)) {
               peak = kernels::MeasureInt8DotPeak(*isa, t, clock);
@@ -395,7 +398,7 @@ int Main(int argc, char** argv) {
   fmt::print("\nwall clock (best of {}; anchors measured in the same repeat):\n", repeats);
   fmt::print(
       "| model | dtype | threads | decode tok/s | decode GB/s | read GB/s | decode / read "
-      "(>= 0.90) | prefill tok/s | prefill GFLOP/s | peak GFLOP/s (FMA; bf16c: vdpbf16ps; q8_0, q4_0: vpdpbusd) | prefill / peak "
+      "(>= 0.90) | prefill tok/s | prefill GFLOP/s | peak GFLOP/s (FMA; bf16c: vdpbf16ps if its step; q8_0, q4_0: vpdpbusd) | prefill / peak "
       "(>= 0.50) | decode x{} tok/s |\n", decode_batch);
   fmt::print("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const Row& r : rows) {
@@ -412,7 +415,7 @@ int Main(int argc, char** argv) {
   fmt::print("\nCPU time / threads (same runs):\n");
   fmt::print(
       "| model | dtype | threads | decode tok/s | decode GB/s | read GB/s | decode / read "
-      "(>= 0.90) | prefill tok/s | prefill GFLOP/s | peak GFLOP/s (FMA; bf16c: vdpbf16ps; q8_0, q4_0: vpdpbusd) | prefill / peak "
+      "(>= 0.90) | prefill tok/s | prefill GFLOP/s | peak GFLOP/s (FMA; bf16c: vdpbf16ps if its step; q8_0, q4_0: vpdpbusd) | prefill / peak "
       "(>= 0.50) | decode x{} tok/s |\n", decode_batch);
   fmt::print("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const Row& r : rows) {

@@ -20,7 +20,8 @@ each step), every command, every raw table, and at the end one markdown
 table on the wall clock and one on the CPU-time clock (lockstep only), each
 figure also as a fraction of its anchor: decode of the read bandwidth (the
 weight bytes a step streams x tokens/s), prefill of the FMA peak (float
-compute and the quantized types) or of the vdpbf16ps peak (bf16 compute).
+compute and the quantized types) or of the vdpbf16ps peak (bf16 compute, where
+its kernels use the instruction; else the FMA peak).
 
 The GGUFs must hold the same weights as the lockstep files in --scratch
 (named <model>-<dtype>.h5; e2e_benchmark synthesizes missing ones, which

@@ -22,7 +22,9 @@
 // "GFLOP/s" are 2 operations per weight and token as for the float types
 // (integer multiply-adds); --no-vnni runs their emulated dot product.
 // --compute bf16: bf16 packs in the bf16 compute (kernels/bf16_matmul.h; the
-// dtype column says "bf16c"); --no-bf16-dot runs its emulated dot product.
+// dtype column says "bf16c"); --bf16-step instruction|ftz|checked picks how
+// its dot-product step is computed (default: auto, the faster of the first
+// two; --no-bf16-dot is --bf16-step checked).
 #include <tbb/task_arena.h>
 
 #include <algorithm>
@@ -33,6 +35,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "lockstep/base/dtype.h"
@@ -193,13 +196,27 @@ int main(int argc, char** argv) {
       }
       g_compute = *compute;
     } else if (arg == "--no-bf16-dot") {
-      lk::UseBf16Dot(false);
+      lk::UseBf16Step(lk::Bf16Step::kChecked);
+    } else if (arg == "--bf16-step" && has_value) {
+      const std::string_view name = argv[++i];
+      bool known = false;
+      for (lk::Bf16Step step : {lk::Bf16Step::kAuto, lk::Bf16Step::kInstruction,
+                                lk::Bf16Step::kFlushToZero, lk::Bf16Step::kChecked}) {
+        if (name == lk::Bf16StepName(step)) {
+          lk::UseBf16Step(step);
+          known = true;
+        }
+      }
+      if (!known) {
+        std::fprintf(stderr, "matmul_bench: --bf16-step: unknown step '%s'\n", argv[i]);
+        return 2;
+      }
     } else {
       std::fprintf(stderr,
                    "usage: matmul_bench [--mode decode|prefill|all] [--threads 1,2] "
                    "[--dtypes f32,f16,bf16,q8_0,q4_0] [--shapes NxK,...] [--tokens 64,...] "
                    "[--isa NAME] [--footprint BYTES] [--min-time S] [--cpu-time] [--no-plain] "
-                   "[--no-vnni] [--compute float|bf16] [--no-bf16-dot]\n");
+                   "[--no-vnni] [--compute float|bf16] [--bf16-step auto|instruction|ftz|checked]\n");
       return 2;
     }
   }
@@ -209,6 +226,10 @@ int main(int argc, char** argv) {
   std::printf("# isa %s%s; %s; anchors measured in this run (best of 5)\n",
               std::string(lk::IsaName(o.isa)).c_str(), lk::UsingVnni(o.isa) ? " (VNNI)" : "",
               o.clock == lk::ProbeClock::kCpu ? "CPU time / threads" : "wall clock");
+  if (g_compute == lk::Compute::kBf16) {
+    std::printf("# bf16 compute: dot-product step '%s'\n",
+                std::string(lk::Bf16StepName(lk::Bf16StepFor(o.isa))).c_str());
+  }
   std::vector<double> bandwidth, peak;
   for (int t : o.threads) {
     bandwidth.push_back(lk::MeasureReadBandwidth(t, o.footprint, 5, o.clock).read_bytes_per_second);

@@ -20,12 +20,19 @@
 namespace lockstep::kernels {
 namespace {
 
-std::atomic<bool>& Bf16DotEnabled() {
-  static std::atomic<bool> enabled([] {
-    const char* env = std::getenv("LOCKSTEP_BF16_DOT");
-    return env == nullptr || std::string_view(env) != "0";
-  }());
-  return enabled;
+Bf16Step ParseStep(const char* env) {
+  if (env == nullptr) return Bf16Step::kAuto;
+  const std::string_view v(env);
+  if (v == "0") return Bf16Step::kChecked;
+  for (Bf16Step step : {Bf16Step::kInstruction, Bf16Step::kFlushToZero, Bf16Step::kChecked}) {
+    if (v == Bf16StepName(step)) return step;
+  }
+  return Bf16Step::kAuto;
+}
+
+std::atomic<Bf16Step>& SelectedStep() {
+  static std::atomic<Bf16Step> step(ParseStep(std::getenv("LOCKSTEP_BF16_DOT")));
+  return step;
 }
 
 // AVX512_BF16: CPUID leaf 7, subleaf 1, EAX bit 5 (read directly: not every
@@ -123,12 +130,44 @@ bool Bf16DotAvailable(Isa isa) {
   return isa == Isa::kAvx512 && IsaSupported(isa) && CpuHasAvx512Bf16();
 }
 
-void UseBf16Dot(bool enabled) {
-  Bf16DotEnabled().store(enabled);
+std::string_view Bf16StepName(Bf16Step step) {
+  switch (step) {
+    case Bf16Step::kAuto:
+      return "auto";
+    case Bf16Step::kInstruction:
+      return "instruction";
+    case Bf16Step::kFlushToZero:
+      return "ftz";
+    case Bf16Step::kChecked:
+      return "checked";
+  }
+  return "?";
 }
 
-bool UsingBf16Dot(Isa isa) {
-  return Bf16DotEnabled().load() && Bf16DotAvailable(isa);
+bool Bf16StepAvailable(Isa isa, Bf16Step step) {
+  switch (step) {
+    case Bf16Step::kAuto:
+    case Bf16Step::kChecked:
+      return IsaSupported(isa);
+    case Bf16Step::kInstruction:
+      return Bf16DotAvailable(isa);
+    case Bf16Step::kFlushToZero:
+      return isa == Isa::kAvx512 && IsaSupported(isa);
+  }
+  return false;
+}
+
+void UseBf16Step(Bf16Step step) {
+  SelectedStep().store(step);
+}
+
+Bf16Step Bf16StepFor(Isa isa) {
+  const Bf16Step selected = SelectedStep().load();
+  if (selected != Bf16Step::kAuto && Bf16StepAvailable(isa, selected)) return selected;
+  if (isa != Isa::kAvx512) return Bf16Step::kChecked;
+  if (!Bf16DotAvailable(isa)) return Bf16Step::kFlushToZero;
+  static const Bf16Step faster = internal::MeasureFasterBf16Step();
+  return faster;
 }
 
 namespace internal {

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "lockstep/kernels/bf16_matmul.h"
 #include "lockstep/kernels/matmul.h"
 
 namespace lockstep::kernels::internal {
@@ -39,6 +40,12 @@ void PackBf16Pairs(const uint16_t* src, int64_t rows, int64_t ld, const Reductio
 // One token's activations (the slice's columns, x[0] the first) rounded to
 // bf16 (RoundToBf16) in the pair layout, as 32-bit elements in f32 slots.
 void RoundToBf16Pairs(const float* x, const Bf16PairLayout& layout, float* dst);
+
+// Of Bf16Step::kInstruction and kFlushToZero (the CPU must have both), the
+// one whose prefill kernel is faster on this CPU: each times a 48-token,
+// 256 x 1024 bf16-compute matmul on one thread, best of 5 alternating
+// rounds (matmul.cc). Either gives the same bits.
+Bf16Step MeasureFasterBf16Step();
 
 // Element W[row][col] of a bf16-compute pack, widened to f32.
 float Bf16PairPackedAt(const uint32_t* pack, const ReductionSlice& slice, int64_t row, int64_t col);

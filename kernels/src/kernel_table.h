@@ -245,6 +245,9 @@ const QuantKernels& Avx2VnniQuantKernels();
 using MatmulRangeFn = void (*)(const MatmulCall& call, int64_t panel_begin, int64_t panel_end,
                                int64_t token_begin, int64_t token_end);
 MatmulRangeFn Avx512Bf16DotMatmul();
+// The same with the step as two FMAs under the MXCSR flush-to-zero bit
+// (kernels_avx512_ftz.cc), for every CPU with AVX-512.
+MatmulRangeFn Avx512Bf16FtzMatmul();
 // The throughput loop of a dot-product peak probe: independent chains of
 // one instruction, `flops_per_iteration` (2 per multiply-add) per round.
 struct DotPeakKernel {

@@ -4,7 +4,8 @@
 // -mavx512bf16. The same kernel body as kernels_avx512.cc (matmul_impl.h);
 // only DotBf16 differs: the instruction here, its exact emulation there
 // (bf16_matmul.h has the semantics both follow). The bf16 compute switches to
-// this where the CPU has the instruction (UseBf16Dot).
+// this where the CPU has the instruction and it is the faster step
+// (Bf16StepFor).
 #include <cstdint>
 #include <cstring>
 #include <limits>

@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -194,8 +195,12 @@ float PackedMatrix::At(int64_t row, int64_t col) const {
   return 0.0f;
 }
 
-void Matmul(Isa isa, const PackedMatrix& w, const float* x, int64_t num_tokens, int64_t ldx,
-            float* y, int64_t ldy, ReductionOrder order) {
+namespace {
+
+// Matmul with the bf16 compute's step given (Bf16StepFor(isa) or a step the
+// CPU has).
+void MatmulWithStep(Isa isa, const PackedMatrix& w, const float* x, int64_t num_tokens,
+                    int64_t ldx, float* y, int64_t ldy, ReductionOrder order, Bf16Step step) {
   const int64_t rows = w.rows();
   int64_t cols = w.cols();
   LOCKSTEP_CHECK(num_tokens >= 0 && ldx >= cols && ldy >= rows,
@@ -232,7 +237,8 @@ void Matmul(Isa isa, const PackedMatrix& w, const float* x, int64_t num_tokens, 
     call.weight_type = internal::WeightType::kBF16Pair;
     x = pairs.get();
     ldx = cols = num_pairs;
-    if (UsingBf16Dot(isa)) matmul = internal::Avx512Bf16DotMatmul();
+    if (step == Bf16Step::kInstruction) matmul = internal::Avx512Bf16DotMatmul();
+    if (step == Bf16Step::kFlushToZero) matmul = internal::Avx512Bf16FtzMatmul();
   } else if (order == ReductionOrder::kCanonical) {
     const ReductionSlice& s = w.slice();
     for (int seg = s.segment_begin; seg <= s.segment_end; ++seg) {
@@ -359,6 +365,50 @@ void Matmul(Isa isa, const PackedMatrix& w, const float* x, int64_t num_tokens, 
                                    std::min(num_tokens, r.cols().end() * tb));
                     });
 }
+
+}  // namespace
+
+void Matmul(Isa isa, const PackedMatrix& w, const float* x, int64_t num_tokens, int64_t ldx,
+            float* y, int64_t ldy, ReductionOrder order) {
+  const Bf16Step step = w.compute() == Compute::kBf16 ? Bf16StepFor(isa) : Bf16Step::kChecked;
+  MatmulWithStep(isa, w, x, num_tokens, ldx, y, ldy, order, step);
+}
+
+namespace internal {
+
+Bf16Step MeasureFasterBf16Step() {
+  constexpr int64_t kRows = 256, kCols = 1024, kTokens = 48;
+  std::vector<uint16_t> wb(static_cast<size_t>(kRows * kCols));
+  std::vector<float> x(static_cast<size_t>(kTokens * kCols)), y(static_cast<size_t>(kTokens * kRows));
+  uint32_t state = 12345;  // values near 1 (a few bits of an LCG): no flushes, no overflow
+  for (uint16_t& v : wb) {
+    state = state * 1664525u + 1013904223u;
+    v = static_cast<uint16_t>(0x3f80u | (state >> 25));
+  }
+  for (float& v : x) {
+    state = state * 1664525u + 1013904223u;
+    v = 1.0f + static_cast<float>(state >> 9) * 0x1p-23f;
+  }
+  const PackedMatrix w = PackedMatrix::Pack(DType::kBF16, wb.data(), kRows, kCols,
+                                            ReductionSlice::Full(kCols), Compute::kBf16);
+  const Bf16Step steps[2] = {Bf16Step::kInstruction, Bf16Step::kFlushToZero};
+  double best[2] = {1e30, 1e30};
+  tbb::task_arena one_thread(1);
+  one_thread.execute([&] {
+    for (int round = 0; round < 5; ++round) {
+      for (int i = 0; i < 2; ++i) {
+        const auto t0 = std::chrono::steady_clock::now();
+        MatmulWithStep(Isa::kAvx512, w, x.data(), kTokens, kCols, y.data(), kRows,
+                       ReductionOrder::kCanonical, steps[i]);
+        const std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
+        best[i] = std::min(best[i], dt.count());
+      }
+    }
+  });
+  return best[1] < best[0] ? steps[1] : steps[0];
+}
+
+}  // namespace internal
 
 void MatmulReference(const float* w, int64_t rows, int64_t ld, ReductionSlice slice, const float* x,
                      int64_t num_tokens, int64_t ldx, float* y, int64_t ldy) {

@@ -76,9 +76,47 @@ inline VecF Bf16Step(VecF a, VecF b, VecF c) {
 inline VecF DotBf16(VecF acc, VecF w, VecF x) {
 #if defined(LOCKSTEP_SIMD_BF16) && LOCKSTEP_SIMD_BF16
   return DotBf16Native(acc, w, x);
+#elif defined(LOCKSTEP_SIMD_FTZ) && LOCKSTEP_SIMD_FTZ
+  // The FTZ build runs with the MXCSR flush-to-zero bit set (and DAZ clear,
+  // rounding to nearest even): x86 detects tininess after rounding with an
+  // unbounded exponent and then returns a zero of the result's sign, which
+  // is the step's flush exactly (docs/determinism.md, "bf16 compute";
+  // Bf16MatmulTest.DotStepUnderFlushToZeroMatchesTheDefinition).
+  return VecF::Fma(Bf16Lo(w), Bf16Lo(x), VecF::Fma(Bf16Hi(w), Bf16Hi(x), acc));
 #else
   return Bf16Step(Bf16Lo(w), Bf16Lo(x), Bf16Step(Bf16Hi(w), Bf16Hi(x), acc));
 #endif
+}
+
+#if defined(LOCKSTEP_SIMD_FTZ) && LOCKSTEP_SIMD_FTZ
+// The lanes of r = a + b that the flush-to-zero bit made zeros although
+// a != -b, given their exact value: a subnormal sum of two floats is exact
+// (a multiple of 2^-149 below 2^-126), so it is exact in double too, and
+// its bits are its sign and its multiple of 2^-149.
+[[gnu::noinline]] inline VecF ExactSubnormalSums(VecF r, VecF a, VecF b) {
+  float rv[16], av[16], bv[16];
+  r.Store(rv);
+  a.Store(av);
+  b.Store(bv);
+  for (int i = 0; i < 16; ++i) {
+    if (rv[i] != 0.0f || av[i] == -bv[i]) continue;
+    const double s = static_cast<double>(av[i]) + static_cast<double>(bv[i]);
+    uint32_t bits = static_cast<uint32_t>((s < 0 ? -s : s) * 0x1p149);
+    if (s < 0) bits |= 0x80000000u;
+    std::memcpy(&rv[i], &bits, 4);
+  }
+  return VecF::Load(rv);
+}
+#endif
+// The add of the segment tree (two partial sums; a plain f32 add in every
+// build: under the FTZ build's flush-to-zero bit, a sum the bit flushed is
+// put back).
+inline VecF SegmentSum(VecF a, VecF b) {
+  VecF r = a + b;
+#if defined(LOCKSTEP_SIMD_FTZ) && LOCKSTEP_SIMD_FTZ
+  if (AnyFlushedSum(r, a, b)) [[unlikely]] r = ExactSubnormalSums(r, a, b);
+#endif
+  return r;
 }
 
 template <internal::WeightType kType>
@@ -235,7 +273,7 @@ void RunColumns(const internal::MatmulCall& c,
 #pragma GCC unroll 16
       for (int p = 0; p < P; ++p) {
 #pragma GCC unroll 16
-        for (int t = 0; t < T; ++t) acc[p][t] = left[p * T + t] + acc[p][t];
+        for (int t = 0; t < T; ++t) acc[p][t] = SegmentSum(left[p * T + t], acc[p][t]);
       }
     }
     VecF* slot = (level < state.local_levels ? state.local : state.stack) + level * P * T;

@@ -39,6 +39,14 @@
 #ifndef LOCKSTEP_SIMD_BF16
 #define LOCKSTEP_SIMD_BF16 0
 #endif
+// kernels_avx512_ftz.cc defines the namespace as avx512ftz and sets
+// LOCKSTEP_SIMD_FTZ: its bf16-compute matmul runs with the MXCSR
+// flush-to-zero bit set, so the emulated dot-product step is two bare FMAs
+// (the bit is the step's flush) and the segment tree's adds recover the
+// subnormal sums the bit would flush (matmul_impl.h).
+#ifndef LOCKSTEP_SIMD_FTZ
+#define LOCKSTEP_SIMD_FTZ 0
+#endif
 
 namespace lockstep::kernels::LOCKSTEP_SIMD_NS {
 
@@ -181,6 +189,15 @@ inline bool AnyTinyNonzero(VecF x) {
       _mm512_and_si512(_mm512_castps_si512(x.v), _mm512_set1_epi32(0x7fffffff)),
       _mm512_set1_epi32(1));
   return _mm512_cmplt_epu32_mask(a, _mm512_set1_epi32(0x00800000)) != 0;
+}
+// Whether some lane of r = a + b is a zero although a != -b: under the MXCSR
+// flush-to-zero bit, an add whose exact result is subnormal gives a zero.
+inline bool AnyFlushedSum(VecF r, VecF a, VecF b) {
+  const __mmask16 zero = _mm512_cmp_ps_mask(r.v, _mm512_setzero_ps(), _CMP_EQ_OQ);
+  if (zero == 0) return false;
+  const __m512 minus_b = _mm512_castsi512_ps(
+      _mm512_xor_si512(_mm512_castps_si512(b.v), _mm512_set1_epi32(static_cast<int>(0x80000000u))));
+  return _mm512_mask_cmp_ps_mask(zero, a.v, minus_b, _CMP_NEQ_UQ) != 0;
 }
 #if LOCKSTEP_SIMD_BF16
 // acc + the two products of each lane's pair, as vdpbf16ps computes it

@@ -8,7 +8,13 @@
 #include "lockstep/kernels/bf16_matmul.h"
 
 #include <gtest/gtest.h>
+// GCC 12's AVX-512 headers trip -Wuninitialized in some intrinsics (GCC bug
+// 105593, as in kernels/src/simd_avx512.h).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
+#pragma GCC diagnostic pop
 
 #include <bit>
 #include <cmath>
@@ -28,27 +34,29 @@ using testing::SameBits;
 using testing::SupportedIsas;
 using testing::WithThreads;
 
-// Every (isa, bf16 dot instruction) variant this machine runs.
+// Every (isa, way of computing the step) variant this machine runs.
 struct Variant {
   Isa isa;
-  bool dot;
+  Bf16Step step;
 };
 std::vector<Variant> Variants() {
   std::vector<Variant> v;
   for (Isa isa : SupportedIsas()) {
-    v.push_back({isa, false});
-    if (Bf16DotAvailable(isa)) v.push_back({isa, true});
+    for (Bf16Step step : {Bf16Step::kInstruction, Bf16Step::kFlushToZero, Bf16Step::kChecked}) {
+      if (Bf16StepAvailable(isa, step)) v.push_back({isa, step});
+    }
   }
   return v;
 }
 std::string Label(const Variant& v) {
-  return std::string(IsaName(v.isa)) + (v.dot ? "+bf16dot" : "");
+  return std::string(IsaName(v.isa)) + "+" + std::string(Bf16StepName(v.step));
 }
 void RunMatmul(const Variant& v, const PackedMatrix& w, const float* x, int64_t tokens, int64_t ldx,
                float* y, int64_t ldy, ReductionOrder order = ReductionOrder::kCanonical) {
-  UseBf16Dot(v.dot);
+  UseBf16Step(v.step);
+  ASSERT_EQ(Bf16StepFor(v.isa), v.step) << Label(v);
   Matmul(v.isa, w, x, tokens, ldx, y, ldy, order);
-  UseBf16Dot(true);
+  UseBf16Step(Bf16Step::kAuto);
 }
 
 uint16_t ToBf16(float f) {
@@ -183,6 +191,90 @@ TEST(Bf16MatmulTest, DotStepMatchesTheInstruction) {
   EXPECT_EQ(mismatches, 0) << "of " << kLanes;
 }
 
+// The step as the kFlushToZero kernels compute it: two AVX-512 FMAs, first
+// the pair's high halves, then the low halves, with MXCSR's flush-to-zero bit
+// set (DAZ clear, round to nearest even).
+__attribute__((target("avx512f"))) void FlushToZeroDot(const float* acc, const uint32_t* a,
+                                                       const uint32_t* b, float* out, int64_t n) {
+  const unsigned saved = _mm_getcsr();
+  _mm_setcsr((saved & ~((3u << 13) | (1u << 6))) | (1u << 15));
+  const __m512i high = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
+  for (int64_t i = 0; i < n; i += 16) {
+    const __m512i va = _mm512_loadu_si512(a + i), vb = _mm512_loadu_si512(b + i);
+    __m512 r = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(va, high)),
+                               _mm512_castsi512_ps(_mm512_and_si512(vb, high)),
+                               _mm512_loadu_ps(acc + i));
+    r = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(va, 16)),
+                        _mm512_castsi512_ps(_mm512_slli_epi32(vb, 16)), r);
+    _mm512_storeu_ps(out + i, r);
+  }
+  _mm_setcsr(saved);
+}
+
+TEST(Bf16MatmulTest, DotStepUnderFlushToZeroMatchesTheDefinition) {
+  if (!Bf16StepAvailable(Isa::kAvx512, Bf16Step::kFlushToZero)) {
+    GTEST_SKIP() << "this CPU has no AVX-512";
+  }
+  // The kFlushToZero kernels rest on x86 detecting tininess after rounding
+  // with an unbounded exponent, as the step's flush does. The same 4M lanes
+  // as above, with the operands the kernels give the step: never subnormal
+  // (the pack and the activation rounding flush them, every step its result),
+  // and only the default NaN, so NaN lanes compare as NaNs.
+  constexpr int64_t kLanes = int64_t{1} << 22;
+  std::mt19937_64 g(2027);
+  std::vector<float> acc(kLanes), out(kLanes);
+  std::vector<uint32_t> a(kLanes), b(kLanes);
+  const auto flush = [](uint16_t h) {
+    return (h & 0x7f80u) == 0 ? static_cast<uint16_t>(h & 0x8000u) : h;
+  };
+  for (int64_t i = 0; i < kLanes; ++i) {
+    const int family = static_cast<int>(i % 6);
+    const uint16_t a0 = flush(RandomBf16(g, family)), a1 = flush(RandomBf16(g, family));
+    const uint16_t b0 = flush(RandomBf16(g, family % 5)), b1 = flush(RandomBf16(g, (family + 1) % 6));
+    a[i] = uint32_t{a1} << 16 | a0;
+    b[i] = uint32_t{b1} << 16 | b0;
+    const uint64_t r = g();
+    switch ((i / 6) % 4) {
+      case 0:
+        acc[i] = std::bit_cast<float>(static_cast<uint32_t>(r));
+        break;
+      case 1:  // nearly minus the first product: results at and below 2^-126
+        acc[i] = -Bf16ToF32(a1) * Bf16ToF32(b1) *
+                 (1.0f + static_cast<float>(static_cast<int>(r % 2001) - 1000) * 0x1p-20f);
+        break;
+      case 2:  // at the smallest normals
+        acc[i] = std::bit_cast<float>(0x00800000u | (static_cast<uint32_t>(r) & 0x80000003u));
+        break;
+      default:
+        acc[i] = Bf16ToF32(RandomBf16(g, family)) * Bf16ToF32(RandomBf16(g, family));
+        break;
+    }
+    acc[i] = Daz(acc[i]);
+  }
+  FlushToZeroDot(acc.data(), a.data(), b.data(), out.data(), kLanes);
+  int64_t mismatches = 0, flushed = 0;
+  for (int64_t i = 0; i < kLanes; ++i) {
+    const float a0 = Bf16ToF32(static_cast<uint16_t>(a[i])), a1 = Bf16ToF32(static_cast<uint16_t>(a[i] >> 16));
+    const float b0 = Bf16ToF32(static_cast<uint16_t>(b[i])), b1 = Bf16ToF32(static_cast<uint16_t>(b[i] >> 16));
+    const float first = Bf16DotStep(acc[i], a1, b1);
+    const float model = Bf16DotStep(first, a0, b0);
+    const float plain = std::fma(a0, b0, std::fma(a1, b1, acc[i]));
+    flushed += std::bit_cast<uint32_t>(plain) != std::bit_cast<uint32_t>(model) && !std::isnan(model);
+    const bool same = std::isnan(model) ? std::isnan(out[i])
+                                        : std::bit_cast<uint32_t>(model) ==
+                                              std::bit_cast<uint32_t>(out[i]);
+    if (!same && ++mismatches <= 5) {
+      ADD_FAILURE() << std::hex << "acc 0x" << std::bit_cast<uint32_t>(acc[i]) << " a 0x" << a[i]
+                    << " b 0x" << b[i] << ": FMAs under flush-to-zero 0x"
+                    << std::bit_cast<uint32_t>(out[i]) << ", Bf16DotStep 0x"
+                    << std::bit_cast<uint32_t>(model);
+    }
+  }
+  EXPECT_EQ(mismatches, 0) << "of " << kLanes;
+  // The lanes exercise the flush: many differ from plain FMAs.
+  EXPECT_GT(flushed, 1000);
+}
+
 __attribute__((target("avx512f,avx512bf16"))) void HardwareRound(const float* x, uint16_t* out,
                                                                  int64_t n) {
   for (int64_t i = 0; i < n; i += 16) {
@@ -300,6 +392,69 @@ TEST(Bf16MatmulTest, FlushAtTheSmallestNormalIsTheInstructions) {
       }
     }
   }
+}
+
+TEST(Bf16MatmulTest, SubnormalSumOfSegmentsIsKept) {
+  // The tree adds segment sums as plain f32 adds: two normal sums that
+  // nearly cancel give a subnormal, which the kFlushToZero kernels (running
+  // with MXCSR's flush-to-zero bit) must not flush. Segment 0 sums
+  // 2^-125 (1 + 2^-7)^2, segment 1 -2^-125 (1 + 2^-6); their sum is 2^-139,
+  // and every later add of the tree adds +0 to it.
+  const int64_t rows = 17, cols = 128;  // segments of 2 columns
+  std::vector<uint16_t> w(static_cast<size_t>(rows * cols), 0);
+  for (int64_t r = 0; r < rows; ++r) {
+    w[r * cols] = ToBf16(0x1p-62f * (1.0f + 0x1p-7f));
+    w[r * cols + 2] = ToBf16(-0x1p-62f * (1.0f + 0x1p-6f));
+  }
+  const PackedMatrix packed = PackedMatrix::Pack(DType::kBF16, w.data(), rows, cols,
+                                                 ReductionSlice::Full(cols), Compute::kBf16);
+  for (int64_t tokens : {int64_t{1}, int64_t{5}, int64_t{40}}) {
+    std::vector<float> x(static_cast<size_t>(tokens * cols), 0.0f);
+    for (int64_t t = 0; t < tokens; ++t) {
+      x[t * cols] = 0x1p-63f * (1.0f + 0x1p-7f);
+      x[t * cols + 2] = 0x1p-63f;
+    }
+    std::vector<float> expected(static_cast<size_t>(tokens * rows));
+    Bf16MatmulReference(w.data(), rows, cols, ReductionSlice::Full(cols), x.data(), tokens, cols,
+                        expected.data(), rows);
+    ASSERT_EQ(expected[0], 0x1p-139f);
+    for (const Variant& v : Variants()) {
+      std::vector<float> y(expected.size(), -1.0f);
+      RunMatmul(v, packed, x.data(), tokens, cols, y.data(), rows);
+      EXPECT_TRUE(SameBits(y, expected)) << Label(v) << " tokens " << tokens;
+    }
+  }
+}
+
+TEST(Bf16MatmulTest, FlushToZeroStepLeavesTheCallersMxcsr) {
+  if (!Bf16StepAvailable(Isa::kAvx512, Bf16Step::kFlushToZero)) {
+    GTEST_SKIP() << "this CPU has no AVX-512";
+  }
+  // A caller running with round toward zero and DAZ (bits 14..13 = 11, bit
+  // 6): the kernel sets its own MXCSR, gives the reference's bits, and puts
+  // the caller's back.
+  const Shape s{33, 200, 13};
+  const std::vector<float> x = MakeActivations(s.tokens, s.cols, 91);
+  const std::vector<uint16_t> w = MakeWeights(s.rows, s.cols, 92);
+  std::vector<float> expected(static_cast<size_t>(s.tokens * s.rows));
+  Bf16MatmulReference(w.data(), s.rows, s.cols, ReductionSlice::Full(s.cols), x.data(), s.tokens,
+                      s.cols, expected.data(), s.rows);
+  const PackedMatrix packed = PackedMatrix::Pack(DType::kBF16, w.data(), s.rows, s.cols,
+                                                 ReductionSlice::Full(s.cols), Compute::kBf16);
+  WithThreads(1, [&] {
+    const unsigned saved = _mm_getcsr();
+    const unsigned caller = saved | (3u << 13) | (1u << 6);
+    _mm_setcsr(caller);
+    std::vector<float> y(expected.size(), -1.0f);
+    RunMatmul({Isa::kAvx512, Bf16Step::kFlushToZero}, packed, x.data(), s.tokens, s.cols, y.data(),
+              s.rows);
+    const unsigned after = _mm_getcsr();
+    _mm_setcsr(saved);
+    // The control bits (the status flags, bits 5..0, are sticky exception
+    // records that oneTBB's task dispatch does not keep).
+    EXPECT_EQ(after & ~0x3fu, caller & ~0x3fu);
+    EXPECT_TRUE(SameBits(y, expected));
+  });
 }
 
 TEST(Bf16MatmulTest, LongPrefillEqualsReference) {

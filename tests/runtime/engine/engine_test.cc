@@ -104,12 +104,15 @@ struct RunConfig {
   kernels::Isa isa = kernels::BestIsa();
   bool vnni = true;  // quantized kernels: VNNI where the CPU has it, or the emulation
   kernels::Compute compute = kernels::Compute::kFloat;
-  bool bf16_dot = true;  // bf16 compute: vdpbf16ps where the CPU has it, or the emulation
+  // bf16 compute: how the dot-product step is computed (kernels/bf16_matmul.h)
+  kernels::Bf16Step bf16_step = kernels::Bf16Step::kAuto;
   std::string Name() const {
     return fmt::format("max_batch {} max_step_tokens {} threads {} isa {}{} compute {}{}",
                        max_batch, max_step_tokens, threads, kernels::IsaName(isa),
                        vnni ? "" : " no-vnni", kernels::ComputeName(compute),
-                       bf16_dot ? "" : " no-bf16-dot");
+                       bf16_step == kernels::Bf16Step::kAuto
+                           ? std::string()
+                           : " bf16 step " + std::string(kernels::Bf16StepName(bf16_step)));
   }
 };
 
@@ -128,10 +131,10 @@ Outcomes RunJob(const ScratchDir& dir, const std::string& model, const std::stri
   options.progress = false;
   options.compute = config.compute;
   kernels::UseVnni(config.vnni);
-  kernels::UseBf16Dot(config.bf16_dot);
+  kernels::UseBf16Step(config.bf16_step);
   Result<BatchJobSummary> summary = RunBatchJob(options);
   kernels::UseVnni(true);
-  kernels::UseBf16Dot(true);
+  kernels::UseBf16Step(kernels::Bf16Step::kAuto);
   EXPECT_TRUE(summary.ok()) << summary.status().message();
   if (!summary.ok()) return {};
   EXPECT_EQ(summary->failed, 0);
@@ -259,11 +262,16 @@ TEST_P(DeterminismTest, SameBitsForEveryBatchThreadAndIsa) {
     if (DTypeIsQuantized(mc.dtype) && kernels::VnniAvailable(isa)) {
       variants.push_back({7, 256, 2, isa, false});
     }
-    // bf16 compute: the emulated bf16 dot product too, where the CPU has it.
-    if (mc.compute == kernels::Compute::kBf16 && kernels::Bf16DotAvailable(isa)) {
-      RunConfig emulated{7, 256, 2, isa};
-      emulated.bf16_dot = false;
-      variants.push_back(emulated);
+    // bf16 compute: every other way this CPU computes the dot-product step
+    // (vdpbf16ps, FMAs under flush-to-zero, FMAs with a flush test).
+    if (mc.compute == kernels::Compute::kBf16) {
+      for (kernels::Bf16Step step : {kernels::Bf16Step::kInstruction,
+                                     kernels::Bf16Step::kFlushToZero, kernels::Bf16Step::kChecked}) {
+        if (!kernels::Bf16StepAvailable(isa, step) || step == kernels::Bf16StepFor(isa)) continue;
+        RunConfig other{7, 256, 2, isa};
+        other.bf16_step = step;
+        variants.push_back(other);
+      }
     }
   }
   for (RunConfig v : variants) {

@@ -35,13 +35,18 @@
 //    f32 adds); tensor parallelism cuts along segments exactly as for f32
 //    compute, so the shard bounds, the allreduce and the plans are unchanged.
 //
-// Where the CPU has AVX512_BF16 (Isa::kAvx512 only) the kernel uses
-// vdpbf16ps; elsewhere (AVX-512 without it, AVX2, scalar) an emulation: two
-// FMAs per pair, each followed by the flush above. The results are the same
-// bits.
+// The step is computed one of three ways, the same bits (tests compare
+// them): vdpbf16ps where the CPU has AVX512_BF16 (Isa::kAvx512 only); on any
+// AVX-512 CPU two FMAs per pair with the MXCSR flush-to-zero bit set, which
+// is the step's flush (x86 detects tininess after rounding); elsewhere
+// (AVX2, scalar) two FMAs per pair, each followed by a vector test for the
+// flush. Which of the first two is faster depends on the CPU: Intel's
+// AVX512_BF16 cores issue vdpbf16ps at half the FMA's multiply-add rate, AMD
+// Zen 4 at twice; Bf16Step::kAuto measures both once and takes the faster.
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 
 #include "lockstep/kernels/isa.h"
 #include "lockstep/kernels/matmul.h"
@@ -60,13 +65,29 @@ float Bf16DotStep(float acc, float a, float b);
 void Bf16MatmulReference(const uint16_t* w, int64_t rows, int64_t ld, ReductionSlice slice,
                          const float* x, int64_t num_tokens, int64_t ldx, float* y, int64_t ldy);
 
-// The dot-product instruction. Where the CPU has AVX512_BF16 (for
-// Isa::kAvx512), the bf16 compute uses vdpbf16ps; elsewhere the emulation.
-// UseBf16Dot(false), or LOCKSTEP_BF16_DOT=0 in the environment at start-up,
-// selects the emulation (for tests and benchmarks); it must not be called
-// while a matmul runs.
+// Whether the CPU has the dot-product instruction (AVX512_BF16; for
+// Isa::kAvx512 only).
 bool Bf16DotAvailable(Isa isa);
-void UseBf16Dot(bool enabled);
-bool UsingBf16Dot(Isa isa);  // Bf16DotAvailable(isa) and not disabled
+
+// How the bf16 compute's kernels compute the step.
+enum class Bf16Step {
+  kAuto,         // kChecked on AVX2 and scalar; on AVX-512 the faster of
+                 // kInstruction (where the CPU has it) and kFlushToZero,
+                 // measured once, on the first bf16-compute matmul
+  kInstruction,  // vdpbf16ps
+  kFlushToZero,  // two FMAs per pair under the MXCSR flush-to-zero bit (AVX-512)
+  kChecked,      // two FMAs per pair, each followed by a vector flush test
+};
+std::string_view Bf16StepName(Bf16Step step);  // "auto", "instruction", "ftz", "checked"
+// Whether kernels of `isa` can compute the step that way on this CPU.
+bool Bf16StepAvailable(Isa isa, Bf16Step step);
+// Selects the step for every later bf16-compute matmul (for tests and
+// benchmarks; it must not be called while a matmul runs); a step `isa`
+// lacks falls back to kAuto. At start-up the environment's
+// LOCKSTEP_BF16_DOT (a Bf16StepName, or 0 for "checked") selects it;
+// unset, kAuto.
+void UseBf16Step(Bf16Step step);
+// The step a bf16-compute matmul on `isa` uses now (never kAuto).
+Bf16Step Bf16StepFor(Isa isa);
 
 }  // namespace lockstep::kernels

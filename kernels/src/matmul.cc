@@ -106,6 +106,23 @@ void PackedMatrix::FreeDeleter::operator()(void* p) const {
   std::free(p);
 }
 
+namespace {
+
+// A zeroed, 64-byte aligned buffer of `bytes` (rounded up to 64) for a pack
+// of rows x cols. (Transparent huge pages for large packs were measured and
+// left out: bf16 decode matmuls ran 1.2x slower on them, benchmarks/RESULTS.md
+// "bf16 compute at the FMA rate".)
+void* AllocatePack(size_t bytes, int64_t rows, int64_t cols) {
+  const size_t alloc = std::max<size_t>(64, (bytes + 63) / 64 * 64);
+  void* buffer = std::aligned_alloc(64, alloc);
+  LOCKSTEP_CHECK(buffer != nullptr, "out of memory packing a {} x {} matrix ({} bytes)", rows, cols,
+                 alloc);
+  std::memset(buffer, 0, alloc);
+  return buffer;
+}
+
+}  // namespace
+
 PackedMatrix PackedMatrix::Pack(DType dtype, const void* data, int64_t rows, int64_t ld,
                                 ReductionSlice slice, Compute compute) {
   LOCKSTEP_CHECK(ValidSlice(slice), "invalid reduction slice [{}, {}) of K={}", slice.segment_begin,
@@ -124,11 +141,7 @@ PackedMatrix PackedMatrix::Pack(DType dtype, const void* data, int64_t rows, int
     const int64_t num_pairs = internal::Bf16PairBounds(slice).back();
     const int64_t num_panels = (rows + kPanelWidth - 1) / kPanelWidth;
     m.bytes_ = static_cast<size_t>(num_panels * num_pairs * kPanelWidth) * sizeof(uint32_t);
-    const size_t alloc = std::max<size_t>(64, (m.bytes_ + 63) / 64 * 64);
-    void* buffer = std::aligned_alloc(64, alloc);
-    LOCKSTEP_CHECK(buffer != nullptr, "out of memory packing a {} x {} matrix ({} bytes)", rows,
-                   cols, alloc);
-    std::memset(buffer, 0, alloc);
+    void* buffer = AllocatePack(m.bytes_, rows, cols);
     m.data_.reset(buffer);
     internal::PackBf16Pairs(static_cast<const uint16_t*>(data), rows, ld, slice,
                             static_cast<uint32_t*>(buffer));
@@ -145,11 +158,7 @@ PackedMatrix PackedMatrix::Pack(DType dtype, const void* data, int64_t rows, int
       LOCKSTEP_CHECK(bad < 0, "non-finite scale in block {} of row {}", bad, r);
     }
     m.bytes_ = internal::QuantPackBytes(dtype, rows, cols);
-    const size_t alloc = std::max<size_t>(64, (m.bytes_ + 63) / 64 * 64);
-    void* buffer = std::aligned_alloc(64, alloc);
-    LOCKSTEP_CHECK(buffer != nullptr, "out of memory packing a {} x {} matrix ({} bytes)", rows,
-                   cols, alloc);
-    std::memset(buffer, 0, alloc);
+    void* buffer = AllocatePack(m.bytes_, rows, cols);
     m.data_.reset(buffer);
     internal::PackQuantPanels(dtype, data, rows, ld, cols, static_cast<uint8_t*>(buffer));
     return m;
@@ -157,11 +166,7 @@ PackedMatrix PackedMatrix::Pack(DType dtype, const void* data, int64_t rows, int
   const int64_t num_panels = (rows + kPanelWidth - 1) / kPanelWidth;
   const size_t elem_size = DTypeSize(dtype);
   m.bytes_ = static_cast<size_t>(num_panels * cols * kPanelWidth) * elem_size;
-  const size_t alloc = std::max<size_t>(64, (m.bytes_ + 63) / 64 * 64);
-  void* buffer = std::aligned_alloc(64, alloc);
-  LOCKSTEP_CHECK(buffer != nullptr, "out of memory packing a {} x {} matrix ({} bytes)", rows, cols,
-                 alloc);
-  std::memset(buffer, 0, alloc);
+  void* buffer = AllocatePack(m.bytes_, rows, cols);
   m.data_.reset(buffer);
   if (elem_size == 4) {
     PackPanels(static_cast<const float*>(data), rows, ld, cols, static_cast<float*>(buffer));

@@ -322,20 +322,33 @@ void MatmulWithStep(Isa isa, const PackedMatrix& w, const float* x, int64_t num_
   // each block's columns interleaved [kk][t] so that the kernel reads all its
   // operands at fixed offsets from two pointers.
   const int64_t xp_tokens = num_tblocks * tb;
+  // The FTZ kernels of the bf16 compute take the pairs widened, two f32 per
+  // token and column: first halves of a block's columns kk at [2 kk][t],
+  // second halves at [2 kk + 1][t] (matmul_impl.h, kWidePairScratch).
+  const bool wide = w.compute() == Compute::kBf16 && step == Bf16Step::kFlushToZero;
+  const int64_t halves = wide ? 2 : 1;
   // Not value-initialised: every element read is written below.
-  const std::unique_ptr<float[]> xp(
-      new float[static_cast<size_t>(std::max<int64_t>(1, num_chunks * xp_tokens * chunk_stride))]);
+  const std::unique_ptr<float[]> xp(new float[static_cast<size_t>(
+      std::max<int64_t>(1, num_chunks * xp_tokens * chunk_stride * halves))]);
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, num_tblocks),
                     [&](const tbb::blocked_range<int64_t>& r) {
                       for (int64_t c = 0; c < num_chunks; ++c) {
                         const int64_t k0 = chunk_bounds[c], n = chunk_bounds[c + 1] - k0;
                         for (int64_t b = r.begin(); b < r.end(); ++b) {
-                          float* block = xp.get() + (c * xp_tokens + b * tb) * chunk_stride;
+                          float* block =
+                              xp.get() + (c * xp_tokens + b * tb) * chunk_stride * halves;
                           for (int64_t t = 0; t < tb; ++t) {
                             const int64_t token = b * tb + t;
                             const float* src = x + token * ldx + k0;
                             for (int64_t kk = 0; kk < n; ++kk) {
-                              block[kk * tb + t] = token < num_tokens ? src[kk] : 0.0f;
+                              const float v = token < num_tokens ? src[kk] : 0.0f;
+                              if (wide) {
+                                const uint32_t pair = std::bit_cast<uint32_t>(v);
+                                block[(2 * kk) * tb + t] = std::bit_cast<float>(pair & 0xffff0000u);
+                                block[(2 * kk + 1) * tb + t] = std::bit_cast<float>(pair << 16);
+                              } else {
+                                block[kk * tb + t] = v;
+                              }
                             }
                           }
                         }

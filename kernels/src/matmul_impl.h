@@ -155,6 +155,20 @@ template <internal::WeightType kType>
 inline constexpr internal::WeightType kScratchType =
     kType == internal::WeightType::kBF16Pair ? internal::WeightType::kBF16Pair
                                              : internal::WeightType::kF32;
+// Whether a bf16-compute pack's operands reach the FMAs widened: the FTZ
+// build's step is two bare FMAs, so (1) per column k the prefill scratch
+// holds the P panels' first halves, then their second halves, as f32 (2 * P
+// vectors), and (2) the caller's chunk-major activations (MatmulCall::xp)
+// hold two f32 per token and column, the first halves of a token block's
+// columns kk at [2 kk][t], the second at [2 kk + 1][t] (matmul.cc builds them
+// so for Bf16Step::kFlushToZero), so the token blocks need no widening.
+template <internal::WeightType kType>
+inline constexpr bool kWidePairScratch =
+#if defined(LOCKSTEP_SIMD_FTZ) && LOCKSTEP_SIMD_FTZ
+    kType == internal::WeightType::kBF16Pair;
+#else
+    false;
+#endif
 
 // Where a block finds its operands:
 //   kPack (decode): weight vector p of column k at w[p] + k * 16, activation
@@ -201,7 +215,52 @@ void RunColumns(const internal::MatmulCall& c,
     const int s = state.segment;
     const int64_t seg_end = c.segment_bounds[s + 1];
     const int64_t stop = seg_end < k1 ? seg_end : k1;
-    if constexpr (kForm == OperandForm::kInterleaved) {
+    if constexpr (kForm == OperandForm::kInterleaved && kWidePairScratch<kType>) {
+      // Widened pairs (PrefillPanels): the first halves' FMAs, then the
+      // second halves', so each lane still adds its pair's first product
+      // before its second.
+      const float* w = ops.w[0] + (k - ops.origin) * 2 * P * 16;
+      const float* x = ops.x[0] + (k - ops.origin) * 2 * kXStride;
+      for (; k < stop; ++k, w += 2 * P * 16, x += 2 * kXStride) {
+#pragma GCC unroll 2
+        for (int half = 0; half < 2; ++half) {
+          VecF wv[P];
+#pragma GCC unroll 16
+          for (int p = 0; p < P; ++p) wv[p] = VecF::Load(w + (half * P + p) * 16);
+#pragma GCC unroll 16
+          for (int t = 0; t < T; ++t) {
+            const VecF xb = VecF::Set1(x[half * kXStride + t]);
+#pragma GCC unroll 16
+            for (int p = 0; p < P; ++p) acc[p][t] = VecF::Fma(wv[p], xb, acc[p][t]);
+          }
+        }
+      }
+    } else if constexpr (kForm == OperandForm::kDirect && kWidePairScratch<kType>) {
+      // Pairs from the pack, widened here (loaded once per half: the second
+      // load hits L1); activations widened by the caller, as above.
+      const float* x = ops.x[0] + (k - ops.origin) * 2 * kXStride;
+      for (; k < stop; ++k, x += 2 * kXStride) {
+        if (ops.prefetch > 0) {
+#pragma GCC unroll 16
+          for (int p = 0; p < P; ++p) PrefetchL2(ops.w[p] + (k + ops.prefetch) * 16);
+        }
+#pragma GCC unroll 2
+        for (int half = 0; half < 2; ++half) {
+          VecF wv[P];
+#pragma GCC unroll 16
+          for (int p = 0; p < P; ++p) {
+            const VecF pair = W::Load(ops.w[p] + k * 16);
+            wv[p] = half == 0 ? Bf16Hi(pair) : Bf16Lo(pair);
+          }
+#pragma GCC unroll 16
+          for (int t = 0; t < T; ++t) {
+            const VecF xb = VecF::Set1(x[half * kXStride + t]);
+#pragma GCC unroll 16
+            for (int p = 0; p < P; ++p) acc[p][t] = VecF::Fma(wv[p], xb, acc[p][t]);
+          }
+        }
+      }
+    } else if constexpr (kForm == OperandForm::kInterleaved) {
       const typename PackedWeights<kType>::Elem* w = ops.w[0] + (k - ops.origin) * P * 16;
       const float* x = ops.x[0] + (k - ops.origin) * kXStride;
       for (; k < stop; ++k, w += P * 16, x += kXStride) {
@@ -417,8 +476,17 @@ void PrefillPanels(const internal::MatmulCall& c, int64_t panel0, int64_t token_
   for (int ci = 0; ci < c.num_chunks; ++ci) {
     const int64_t k0 = c.chunk_bounds[ci], k1 = c.chunk_bounds[ci + 1];
     for (int64_t k = k0; k < k1; ++k) {
-      float* dst = scratch + (k - k0) * P * 16;
-      for (int p = 0; p < P; ++p) PackedWeights<kType>::Load(w[p] + k * 16).Store(dst + p * 16);
+      if constexpr (kWidePairScratch<kType>) {
+        float* dst = scratch + (k - k0) * 2 * P * 16;
+        for (int p = 0; p < P; ++p) {
+          const VecF pair = VecF::Load(w[p] + k * 16);
+          Bf16Hi(pair).Store(dst + p * 16);
+          Bf16Lo(pair).Store(dst + (P + p) * 16);
+        }
+      } else {
+        float* dst = scratch + (k - k0) * P * 16;
+        for (int p = 0; p < P; ++p) PackedWeights<kType>::Load(w[p] + k * 16).Store(dst + p * 16);
+      }
     }
 
     // While the token blocks compute on this chunk, prefetch into L2 the
@@ -431,7 +499,8 @@ void PrefillPanels(const internal::MatmulCall& c, int64_t panel0, int64_t token_
       const int64_t token0 = token_begin + b * T;
       const int rest = static_cast<int>(token_end - token0 < T ? token_end - token0 : T);
       // This block's activations for the chunk, interleaved [kk][t].
-      const float* xb = c.xp + (ci * c.xp_tokens + token0) * c.chunk_stride;
+      const float* xb =
+          c.xp + (ci * c.xp_tokens + token0) * c.chunk_stride * (kWidePairScratch<kType> ? 2 : 1);
       VecF* s = states + b * kStateVecs<P, T>;
       BlockState state = chains.Resume(b);
       if (rest == T) {
@@ -497,7 +566,8 @@ void DirectPanels(const internal::MatmulCall& c, int64_t panel0, int64_t token_b
     for (int64_t b = 0; b < num_blocks; ++b) {
       const int64_t token0 = token_begin + b * T;
       const int rest = static_cast<int>(token_end - token0 < T ? token_end - token0 : T);
-      const float* xb = c.xp + (ci * c.xp_tokens + token0) * c.chunk_stride;
+      const float* xb =
+          c.xp + (ci * c.xp_tokens + token0) * c.chunk_stride * (kWidePairScratch<kType> ? 2 : 1);
       VecF* s = states + b * kStateVecs<P, T>;
       BlockState state = chains.Resume(b);
       // The first block prefetches, column by column, the weights it will
@@ -564,7 +634,7 @@ void MatmulRangeTyped(const internal::MatmulCall& c, int64_t panel_begin, int64_
   const int64_t tokens = token_end - token_begin;
   const int64_t max_blocks = ((tokens < round_tokens ? tokens : round_tokens) + T - 1) / T;
   ScratchArray<VecF> states(max_blocks * kStateVecs<P, T>);
-  ScratchArray<float> scratch(P * c.chunk_stride * 16);
+  ScratchArray<float> scratch((kWidePairScratch<kType> ? 2 : 1) * P * c.chunk_stride * 16);
   for (int64_t t0 = token_begin; t0 < token_end; t0 += round_tokens) {
     const int64_t t1 = t0 + round_tokens < token_end ? t0 + round_tokens : token_end;
     int64_t p = panel_begin;

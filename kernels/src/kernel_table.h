@@ -59,7 +59,9 @@ struct MatmulCall {
   // (T = matmul_block_tokens tokens), interleaved by column:
   //   x[b*T + t][chunk_bounds[c] + kk] at xp[(c * xp_tokens + b*T) * chunk_stride + kk*T + t]
   // with tokens padded with zeros to xp_tokens (a multiple of T). Null for
-  // one token.
+  // one token. The bf16 compute's FTZ kernels (kernels_avx512_ftz.cc) take
+  // each pair widened, twice as many floats: the first halves at
+  //   xp[((c * xp_tokens + b*T) * chunk_stride + kk*T) * 2 + t], the second T further.
   const int64_t* chunk_bounds = nullptr;
   int num_chunks = 0;
   // Canonical chunks hold 2^chunk_levels aligned segments, so stack levels

@@ -152,7 +152,7 @@ bool Bf16StepAvailable(Isa isa, Bf16Step step) {
     case Bf16Step::kInstruction:
       return Bf16DotAvailable(isa);
     case Bf16Step::kFlushToZero:
-      return isa == Isa::kAvx512 && IsaSupported(isa);
+      return (isa == Isa::kAvx512 || isa == Isa::kAvx2) && IsaSupported(isa);
   }
   return false;
 }
@@ -164,7 +164,7 @@ void UseBf16Step(Bf16Step step) {
 Bf16Step Bf16StepFor(Isa isa) {
   const Bf16Step selected = SelectedStep().load();
   if (selected != Bf16Step::kAuto && Bf16StepAvailable(isa, selected)) return selected;
-  if (isa != Isa::kAvx512) return Bf16Step::kChecked;
+  if (isa == Isa::kScalar) return Bf16Step::kChecked;
   if (!Bf16DotAvailable(isa)) return Bf16Step::kFlushToZero;
   static const Bf16Step faster = internal::MeasureFasterBf16Step();
   return faster;

@@ -248,8 +248,10 @@ using MatmulRangeFn = void (*)(const MatmulCall& call, int64_t panel_begin, int6
                                int64_t token_begin, int64_t token_end);
 MatmulRangeFn Avx512Bf16DotMatmul();
 // The same with the step as two FMAs under the MXCSR flush-to-zero bit
-// (kernels_avx512_ftz.cc), for every CPU with AVX-512.
+// (kernels_avx512_ftz.cc), for every CPU with AVX-512, and its AVX2 build
+// (kernels_avx2_ftz.cc, the blocking of Avx2KernelTable().matmul).
 MatmulRangeFn Avx512Bf16FtzMatmul();
+MatmulRangeFn Avx2Bf16FtzMatmul();
 // The throughput loop of a dot-product peak probe: independent chains of
 // one instruction, `flops_per_iteration` (2 per multiply-add) per round.
 struct DotPeakKernel {

@@ -10,14 +10,13 @@
 // emulation spends more on its flush test than on its FMAs; two FMAs per pair
 // with the flush done by the hardware are the fastest exact bf16 compute
 // there (benchmarks/RESULTS.md, "bf16 compute at the FMA rate").
-#include <xmmintrin.h>
-
 #include <cstdint>
 #include <cstring>
 #include <limits>
 #include <new>
 #include <type_traits>
 
+#include "flush_to_zero_scope.h"
 #include "kernel_table.h"
 
 #define LOCKSTEP_SIMD_NS avx512ftz
@@ -45,32 +44,12 @@ namespace lockstep::kernels::internal {
 namespace {
 
 // The kernel, kept out of line: none of its floating-point operations may be
-// moved across the MXCSR writes around the call.
+// moved across the MXCSR writes around the call (FlushToZeroScope).
 [[gnu::noinline]] void FlushToZeroBody(const MatmulCall& call, int64_t panel_begin,
                                        int64_t panel_end, int64_t token_begin, int64_t token_end) {
   avx512ftz::MatmulRangeTyped<WeightType::kBF16Pair>(call, panel_begin, panel_end, token_begin,
                                                      token_end);
 }
-
-// MXCSR bits: flush to zero (15), rounding control (14..13, 00 = nearest
-// even), denormals are zero (6).
-constexpr unsigned kMxcsrFtz = 1u << 15, kMxcsrRounding = 3u << 13, kMxcsrDaz = 1u << 6;
-
-// Sets flush-to-zero, round to nearest even and DAZ off for its lifetime
-// (DAZ would read the tree's subnormal partial sums as zeros), and puts the
-// caller's MXCSR back, also when the kernel throws (std::bad_alloc).
-class FlushToZeroScope {
- public:
-  FlushToZeroScope() : saved_(_mm_getcsr()) {
-    _mm_setcsr((saved_ & ~(kMxcsrRounding | kMxcsrDaz)) | kMxcsrFtz);
-  }
-  ~FlushToZeroScope() { _mm_setcsr(saved_); }
-  FlushToZeroScope(const FlushToZeroScope&) = delete;
-  FlushToZeroScope& operator=(const FlushToZeroScope&) = delete;
-
- private:
-  unsigned saved_;
-};
 
 void Bf16PairMatmulRange(const MatmulCall& call, int64_t panel_begin, int64_t panel_end,
                          int64_t token_begin, int64_t token_end) {

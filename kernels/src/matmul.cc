@@ -243,7 +243,10 @@ void MatmulWithStep(Isa isa, const PackedMatrix& w, const float* x, int64_t num_
     x = pairs.get();
     ldx = cols = num_pairs;
     if (step == Bf16Step::kInstruction) matmul = internal::Avx512Bf16DotMatmul();
-    if (step == Bf16Step::kFlushToZero) matmul = internal::Avx512Bf16FtzMatmul();
+    if (step == Bf16Step::kFlushToZero) {
+      matmul =
+          isa == Isa::kAvx512 ? internal::Avx512Bf16FtzMatmul() : internal::Avx2Bf16FtzMatmul();
+    }
   } else if (order == ReductionOrder::kCanonical) {
     const ReductionSlice& s = w.slice();
     for (int seg = s.segment_begin; seg <= s.segment_end; ++seg) {

@@ -10,7 +10,6 @@
 #include <immintrin.h>
 
 #include <cstdint>
-
 #include <cstring>
 
 // kernels_avx2_vnni.cc (compiled with -mavxvnni as well) defines the
@@ -20,6 +19,11 @@
 #endif
 #ifndef LOCKSTEP_SIMD_VNNI
 #define LOCKSTEP_SIMD_VNNI 0
+#endif
+// kernels_avx2_ftz.cc defines the namespace as avx2ftz and sets
+// LOCKSTEP_SIMD_FTZ (see simd_avx512.h).
+#ifndef LOCKSTEP_SIMD_FTZ
+#define LOCKSTEP_SIMD_FTZ 0
 #endif
 
 namespace lockstep::kernels::LOCKSTEP_SIMD_NS {
@@ -190,6 +194,17 @@ inline bool AnyTinyNonzero(VecF x) {
   const __m256i zero = _mm256_setzero_si256();
   const __m256i tiny = _mm256_or_si256(_mm256_cmpeq_epi32(a, zero), _mm256_cmpeq_epi32(b, zero));
   return _mm256_movemask_epi8(tiny) != 0;
+}
+// Whether some lane of r = a + b is a zero although a != -b: under the MXCSR
+// flush-to-zero bit, an add whose exact result is subnormal gives a zero.
+inline bool AnyFlushedSum(VecF r, VecF a, VecF b) {
+  const __m256 zero = _mm256_setzero_ps();
+  const __m256 sign = _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(0x80000000u)));
+  const __m256 lo = _mm256_and_ps(_mm256_cmp_ps(r.lo, zero, _CMP_EQ_OQ),
+                                  _mm256_cmp_ps(a.lo, _mm256_xor_ps(b.lo, sign), _CMP_NEQ_UQ));
+  const __m256 hi = _mm256_and_ps(_mm256_cmp_ps(r.hi, zero, _CMP_EQ_OQ),
+                                  _mm256_cmp_ps(a.hi, _mm256_xor_ps(b.hi, sign), _CMP_NEQ_UQ));
+  return _mm256_movemask_ps(_mm256_or_ps(lo, hi)) != 0;
 }
 
 // 64 bytes as two halves; byte 4i + j belongs to 32-bit lane i (lo holds

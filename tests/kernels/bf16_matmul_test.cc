@@ -201,9 +201,9 @@ __attribute__((target("avx512f"))) void FlushToZeroDot(const float* acc, const u
   const __m512i high = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
   for (int64_t i = 0; i < n; i += 16) {
     const __m512i va = _mm512_loadu_si512(a + i), vb = _mm512_loadu_si512(b + i);
-    __m512 r = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(va, high)),
-                               _mm512_castsi512_ps(_mm512_and_si512(vb, high)),
-                               _mm512_loadu_ps(acc + i));
+    __m512 r =
+        _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(va, high)),
+                        _mm512_castsi512_ps(_mm512_and_si512(vb, high)), _mm512_loadu_ps(acc + i));
     r = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(va, 16)),
                         _mm512_castsi512_ps(_mm512_slli_epi32(vb, 16)), r);
     _mm512_storeu_ps(out + i, r);
@@ -211,10 +211,32 @@ __attribute__((target("avx512f"))) void FlushToZeroDot(const float* acc, const u
   _mm_setcsr(saved);
 }
 
-TEST(Bf16MatmulTest, DotStepUnderFlushToZeroMatchesTheDefinition) {
-  if (!Bf16StepAvailable(Isa::kAvx512, Bf16Step::kFlushToZero)) {
-    GTEST_SKIP() << "this CPU has no AVX-512";
+// The same with AVX2 FMAs (the kFlushToZero kernels of the AVX2 build).
+__attribute__((target("avx2,fma"))) void FlushToZeroDotAvx2(const float* acc, const uint32_t* a,
+                                                            const uint32_t* b, float* out,
+                                                            int64_t n) {
+  const unsigned saved = _mm_getcsr();
+  _mm_setcsr((saved & ~((3u << 13) | (1u << 6))) | (1u << 15));
+  const __m256i high = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
+  for (int64_t i = 0; i < n; i += 8) {
+    const __m256i va = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + i));
+    const __m256i vb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + i));
+    __m256 r =
+        _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(va, high)),
+                        _mm256_castsi256_ps(_mm256_and_si256(vb, high)), _mm256_loadu_ps(acc + i));
+    r = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(va, 16)),
+                        _mm256_castsi256_ps(_mm256_slli_epi32(vb, 16)), r);
+    _mm256_storeu_ps(out + i, r);
   }
+  _mm_setcsr(saved);
+}
+
+TEST(Bf16MatmulTest, DotStepUnderFlushToZeroMatchesTheDefinition) {
+  std::vector<Isa> isas;
+  for (Isa isa : {Isa::kAvx512, Isa::kAvx2}) {
+    if (Bf16StepAvailable(isa, Bf16Step::kFlushToZero)) isas.push_back(isa);
+  }
+  if (isas.empty()) GTEST_SKIP() << "this CPU has neither AVX-512 nor AVX2";
   // The kFlushToZero kernels rest on x86 detecting tininess after rounding
   // with an unbounded exponent, as the step's flush does. The same 4M lanes
   // as above, with the operands the kernels give the step: never subnormal
@@ -230,7 +252,8 @@ TEST(Bf16MatmulTest, DotStepUnderFlushToZeroMatchesTheDefinition) {
   for (int64_t i = 0; i < kLanes; ++i) {
     const int family = static_cast<int>(i % 6);
     const uint16_t a0 = flush(RandomBf16(g, family)), a1 = flush(RandomBf16(g, family));
-    const uint16_t b0 = flush(RandomBf16(g, family % 5)), b1 = flush(RandomBf16(g, (family + 1) % 6));
+    const uint16_t b0 = flush(RandomBf16(g, family % 5)),
+                   b1 = flush(RandomBf16(g, (family + 1) % 6));
     a[i] = uint32_t{a1} << 16 | a0;
     b[i] = uint32_t{b1} << 16 | b0;
     const uint64_t r = g();
@@ -251,28 +274,37 @@ TEST(Bf16MatmulTest, DotStepUnderFlushToZeroMatchesTheDefinition) {
     }
     acc[i] = Daz(acc[i]);
   }
-  FlushToZeroDot(acc.data(), a.data(), b.data(), out.data(), kLanes);
-  int64_t mismatches = 0, flushed = 0;
-  for (int64_t i = 0; i < kLanes; ++i) {
-    const float a0 = Bf16ToF32(static_cast<uint16_t>(a[i])), a1 = Bf16ToF32(static_cast<uint16_t>(a[i] >> 16));
-    const float b0 = Bf16ToF32(static_cast<uint16_t>(b[i])), b1 = Bf16ToF32(static_cast<uint16_t>(b[i] >> 16));
-    const float first = Bf16DotStep(acc[i], a1, b1);
-    const float model = Bf16DotStep(first, a0, b0);
-    const float plain = std::fma(a0, b0, std::fma(a1, b1, acc[i]));
-    flushed += std::bit_cast<uint32_t>(plain) != std::bit_cast<uint32_t>(model) && !std::isnan(model);
-    const bool same = std::isnan(model) ? std::isnan(out[i])
-                                        : std::bit_cast<uint32_t>(model) ==
-                                              std::bit_cast<uint32_t>(out[i]);
-    if (!same && ++mismatches <= 5) {
-      ADD_FAILURE() << std::hex << "acc 0x" << std::bit_cast<uint32_t>(acc[i]) << " a 0x" << a[i]
-                    << " b 0x" << b[i] << ": FMAs under flush-to-zero 0x"
-                    << std::bit_cast<uint32_t>(out[i]) << ", Bf16DotStep 0x"
-                    << std::bit_cast<uint32_t>(model);
+  for (Isa isa : isas) {
+    if (isa == Isa::kAvx512) {
+      FlushToZeroDot(acc.data(), a.data(), b.data(), out.data(), kLanes);
+    } else {
+      FlushToZeroDotAvx2(acc.data(), a.data(), b.data(), out.data(), kLanes);
     }
+    int64_t mismatches = 0, flushed = 0;
+    for (int64_t i = 0; i < kLanes; ++i) {
+      const float a0 = Bf16ToF32(static_cast<uint16_t>(a[i])),
+                  a1 = Bf16ToF32(static_cast<uint16_t>(a[i] >> 16));
+      const float b0 = Bf16ToF32(static_cast<uint16_t>(b[i])),
+                  b1 = Bf16ToF32(static_cast<uint16_t>(b[i] >> 16));
+      const float first = Bf16DotStep(acc[i], a1, b1);
+      const float model = Bf16DotStep(first, a0, b0);
+      const float plain = std::fma(a0, b0, std::fma(a1, b1, acc[i]));
+      flushed +=
+          std::bit_cast<uint32_t>(plain) != std::bit_cast<uint32_t>(model) && !std::isnan(model);
+      const bool same = std::isnan(model)
+                            ? std::isnan(out[i])
+                            : std::bit_cast<uint32_t>(model) == std::bit_cast<uint32_t>(out[i]);
+      if (!same && ++mismatches <= 5) {
+        ADD_FAILURE() << IsaName(isa) << std::hex << " acc 0x" << std::bit_cast<uint32_t>(acc[i])
+                      << " a 0x" << a[i] << " b 0x" << b[i] << ": FMAs under flush-to-zero 0x"
+                      << std::bit_cast<uint32_t>(out[i]) << ", Bf16DotStep 0x"
+                      << std::bit_cast<uint32_t>(model);
+      }
+    }
+    EXPECT_EQ(mismatches, 0) << IsaName(isa) << ": of " << kLanes;
+    // The lanes exercise the flush: many differ from plain FMAs.
+    EXPECT_GT(flushed, 1000);
   }
-  EXPECT_EQ(mismatches, 0) << "of " << kLanes;
-  // The lanes exercise the flush: many differ from plain FMAs.
-  EXPECT_GT(flushed, 1000);
 }
 
 __attribute__((target("avx512f,avx512bf16"))) void HardwareRound(const float* x, uint16_t* out,
@@ -427,8 +459,8 @@ TEST(Bf16MatmulTest, SubnormalSumOfSegmentsIsKept) {
 }
 
 TEST(Bf16MatmulTest, FlushToZeroStepLeavesTheCallersMxcsr) {
-  if (!Bf16StepAvailable(Isa::kAvx512, Bf16Step::kFlushToZero)) {
-    GTEST_SKIP() << "this CPU has no AVX-512";
+  if (!Bf16StepAvailable(Isa::kAvx2, Bf16Step::kFlushToZero)) {
+    GTEST_SKIP() << "this CPU has neither AVX-512 nor AVX2";
   }
   // A caller running with round toward zero and DAZ (bits 14..13 = 11, bit
   // 6): the kernel sets its own MXCSR, gives the reference's bits, and puts
@@ -441,20 +473,23 @@ TEST(Bf16MatmulTest, FlushToZeroStepLeavesTheCallersMxcsr) {
                       s.cols, expected.data(), s.rows);
   const PackedMatrix packed = PackedMatrix::Pack(DType::kBF16, w.data(), s.rows, s.cols,
                                                  ReductionSlice::Full(s.cols), Compute::kBf16);
-  WithThreads(1, [&] {
-    const unsigned saved = _mm_getcsr();
-    const unsigned caller = saved | (3u << 13) | (1u << 6);
-    _mm_setcsr(caller);
-    std::vector<float> y(expected.size(), -1.0f);
-    RunMatmul({Isa::kAvx512, Bf16Step::kFlushToZero}, packed, x.data(), s.tokens, s.cols, y.data(),
-              s.rows);
-    const unsigned after = _mm_getcsr();
-    _mm_setcsr(saved);
-    // The control bits (the status flags, bits 5..0, are sticky exception
-    // records that oneTBB's task dispatch does not keep).
-    EXPECT_EQ(after & ~0x3fu, caller & ~0x3fu);
-    EXPECT_TRUE(SameBits(y, expected));
-  });
+  for (Isa isa : SupportedIsas()) {
+    if (!Bf16StepAvailable(isa, Bf16Step::kFlushToZero)) continue;
+    WithThreads(1, [&] {
+      const unsigned saved = _mm_getcsr();
+      const unsigned caller = saved | (3u << 13) | (1u << 6);
+      _mm_setcsr(caller);
+      std::vector<float> y(expected.size(), -1.0f);
+      RunMatmul({isa, Bf16Step::kFlushToZero}, packed, x.data(), s.tokens, s.cols, y.data(),
+                s.rows);
+      const unsigned after = _mm_getcsr();
+      _mm_setcsr(saved);
+      // The control bits (the status flags, bits 5..0, are sticky exception
+      // records that oneTBB's task dispatch does not keep).
+      EXPECT_EQ(after & ~0x3fu, caller & ~0x3fu) << IsaName(isa);
+      EXPECT_TRUE(SameBits(y, expected)) << IsaName(isa);
+    });
+  }
 }
 
 TEST(Bf16MatmulTest, LongPrefillEqualsReference) {

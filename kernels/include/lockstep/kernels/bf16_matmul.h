@@ -36,11 +36,11 @@
 //    compute, so the shard bounds, the allreduce and the plans are unchanged.
 //
 // The step is computed one of three ways, the same bits (tests compare
-// them): vdpbf16ps where the CPU has AVX512_BF16 (Isa::kAvx512 only); on any
-// AVX-512 CPU two FMAs per pair with the MXCSR flush-to-zero bit set, which
-// is the step's flush (x86 detects tininess after rounding); elsewhere
-// (AVX2, scalar) two FMAs per pair, each followed by a vector test for the
-// flush. Which of the first two is faster depends on the CPU: Intel's
+// them): vdpbf16ps where the CPU has AVX512_BF16 (Isa::kAvx512 only); with
+// AVX-512 or AVX2, two FMAs per pair with the MXCSR flush-to-zero bit set,
+// which is the step's flush (x86 detects tininess after rounding); on any
+// Isa (the only way of the scalar build) two FMAs per pair, each followed by
+// a vector test for the flush. Which of the first two is faster depends on the CPU: Intel's
 // AVX512_BF16 cores issue vdpbf16ps at half the FMA's multiply-add rate, AMD
 // Zen 4 at twice; Bf16Step::kAuto measures both once and takes the faster.
 #pragma once
@@ -71,11 +71,12 @@ bool Bf16DotAvailable(Isa isa);
 
 // How the bf16 compute's kernels compute the step.
 enum class Bf16Step {
-  kAuto,         // kChecked on AVX2 and scalar; on AVX-512 the faster of
-                 // kInstruction (where the CPU has it) and kFlushToZero,
-                 // measured once, on the first bf16-compute matmul
+  kAuto,         // kChecked on scalar, kFlushToZero on AVX2; on AVX-512
+                 // the faster of kInstruction (where the CPU has it) and
+                 // kFlushToZero, measured once, on the first bf16-compute
+                 // matmul
   kInstruction,  // vdpbf16ps
-  kFlushToZero,  // two FMAs per pair under the MXCSR flush-to-zero bit (AVX-512)
+  kFlushToZero,  // two FMAs per pair under the MXCSR flush-to-zero bit (AVX-512, AVX2)
   kChecked,      // two FMAs per pair, each followed by a vector flush test
 };
 std::string_view Bf16StepName(Bf16Step step);  // "auto", "instruction", "ftz", "checked"

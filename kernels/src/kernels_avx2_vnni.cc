@@ -16,16 +16,8 @@
 #define LOCKSTEP_SIMD_VNNI 1
 #include "simd_avx2.h"
 
-namespace lockstep::kernels::avx2vnni {
-// As kernels_avx2.cc.
-inline constexpr int kQuantDecodePanels = 2;
-inline constexpr int kQuantBlockTokens = 3;
-inline constexpr int kQuantRegisters = 7;
-inline constexpr int kQuantMaxPanels = 2;
-inline constexpr int kQuantChunkBlocks = 16;
-}  // namespace lockstep::kernels::avx2vnni
-
 // clang-format off
+#include "blocking_avx2.h"
 #include "segment_chain_impl.h"
 #include "quant_matmul_impl.h"
 // clang-format on

@@ -18,18 +18,8 @@
 #define LOCKSTEP_SIMD_BF16 1
 #include "simd_avx512.h"
 
-namespace lockstep::kernels::avx512bf16 {
-// As kernels_avx512.cc.
-inline constexpr int kMatmulBlockPanels = 4;
-inline constexpr int kMatmulBlockTokens = 6;
-inline constexpr int kMatmulDecodePanels = 8;
-inline constexpr int kMatmulSmallMaxTokens = 32;
-inline constexpr int kMatmulSmallBlockTokens = 8;
-inline constexpr int kMatmulSmallRegisters = 28;
-inline constexpr int kMatmulSmallMaxPanels = 4;
-}  // namespace lockstep::kernels::avx512bf16
-
 // clang-format off
+#include "blocking_avx512.h"
 #include "segment_chain_impl.h"
 #include "matmul_impl.h"
 // clang-format on

@@ -16,51 +16,23 @@
 #include <new>
 #include <type_traits>
 
-#include "flush_to_zero_scope.h"
 #include "kernel_table.h"
 
 #define LOCKSTEP_SIMD_NS avx512ftz
 #define LOCKSTEP_SIMD_FTZ 1
 #include "simd_avx512.h"
 
-namespace lockstep::kernels::avx512ftz {
-// As kernels_avx512.cc.
-inline constexpr int kMatmulBlockPanels = 4;
-inline constexpr int kMatmulBlockTokens = 6;
-inline constexpr int kMatmulDecodePanels = 8;
-inline constexpr int kMatmulSmallMaxTokens = 32;
-inline constexpr int kMatmulSmallBlockTokens = 8;
-inline constexpr int kMatmulSmallRegisters = 28;
-inline constexpr int kMatmulSmallMaxPanels = 4;
-}  // namespace lockstep::kernels::avx512ftz
-
 // clang-format off
+#include "blocking_avx512.h"
 #include "segment_chain_impl.h"
 #include "matmul_impl.h"
+#include "bf16_ftz_matmul_impl.h"
 // clang-format on
 
 namespace lockstep::kernels::internal {
 
-namespace {
-
-// The kernel, kept out of line: none of its floating-point operations may be
-// moved across the MXCSR writes around the call (FlushToZeroScope).
-[[gnu::noinline]] void FlushToZeroBody(const MatmulCall& call, int64_t panel_begin,
-                                       int64_t panel_end, int64_t token_begin, int64_t token_end) {
-  avx512ftz::MatmulRangeTyped<WeightType::kBF16Pair>(call, panel_begin, panel_end, token_begin,
-                                                     token_end);
-}
-
-void Bf16PairMatmulRange(const MatmulCall& call, int64_t panel_begin, int64_t panel_end,
-                         int64_t token_begin, int64_t token_end) {
-  const FlushToZeroScope ftz;
-  FlushToZeroBody(call, panel_begin, panel_end, token_begin, token_end);
-}
-
-}  // namespace
-
 MatmulRangeFn Avx512Bf16FtzMatmul() {
-  return Bf16PairMatmulRange;
+  return avx512ftz::Bf16FtzMatmulRange;
 }
 
 }  // namespace lockstep::kernels::internal

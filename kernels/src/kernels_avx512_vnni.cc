@@ -16,16 +16,8 @@
 #define LOCKSTEP_SIMD_VNNI 1
 #include "simd_avx512.h"
 
-namespace lockstep::kernels::avx512vnni {
-// As kernels_avx512.cc.
-inline constexpr int kQuantDecodePanels = 8;
-inline constexpr int kQuantBlockTokens = 6;
-inline constexpr int kQuantRegisters = 26;
-inline constexpr int kQuantMaxPanels = 4;
-inline constexpr int kQuantChunkBlocks = 16;
-}  // namespace lockstep::kernels::avx512vnni
-
 // clang-format off
+#include "blocking_avx512.h"
 #include "segment_chain_impl.h"
 #include "quant_matmul_impl.h"
 // clang-format on

@@ -16,6 +16,7 @@
 #include <immintrin.h>
 #pragma GCC diagnostic pop
 
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -137,41 +138,65 @@ float Daz(float x) {
   return std::fpclassify(x) == FP_SUBNORMAL ? std::copysign(0.0f, x) : x;
 }
 
-TEST(Bf16MatmulTest, DotStepMatchesTheInstruction) {
-  if (!Bf16DotAvailable(Isa::kAvx512)) GTEST_SKIP() << "this CPU has no AVX512_BF16";
-  // 4M lanes: random accumulators and pairs from every family, and
-  // accumulators that nearly cancel the first product (cancellation to
-  // subnormal results, the 2^-126 boundary).
+// 4M lanes of (acc, a, b) for one step pair: random accumulators and pairs
+// from every family, accumulators that nearly cancel the first product
+// (cancellation to subnormal results, the 2^-126 boundary) and at the
+// smallest normals. kernel_operands: only what the kernels give the step --
+// bf16 subnormals flushed (the pack and the activation rounding do that),
+// no subnormal accumulator (every step flushes its result).
+struct DotLanes {
+  std::vector<float> acc;
+  std::vector<uint32_t> a, b;
+};
+DotLanes RandomDotLanes(uint64_t seed, bool kernel_operands) {
   constexpr int64_t kLanes = int64_t{1} << 22;
-  std::mt19937_64 g(2026);
-  std::vector<float> acc(kLanes), out(kLanes);
-  std::vector<uint32_t> a(kLanes), b(kLanes);
+  std::mt19937_64 g(seed);
+  DotLanes lanes{std::vector<float>(kLanes), std::vector<uint32_t>(kLanes),
+                 std::vector<uint32_t>(kLanes)};
+  const auto draw = [&](int family) {
+    const uint16_t h = RandomBf16(g, family);
+    return kernel_operands && (h & 0x7f80u) == 0 ? static_cast<uint16_t>(h & 0x8000u) : h;
+  };
   for (int64_t i = 0; i < kLanes; ++i) {
     const int family = static_cast<int>(i % 6);
-    const uint16_t a0 = RandomBf16(g, family), a1 = RandomBf16(g, family);
-    const uint16_t b0 = RandomBf16(g, family % 5), b1 = RandomBf16(g, (family + 1) % 6);
-    a[i] = uint32_t{a1} << 16 | a0;
-    b[i] = uint32_t{b1} << 16 | b0;
+    const uint16_t a0 = draw(family), a1 = draw(family);
+    const uint16_t b0 = draw(family % 5), b1 = draw((family + 1) % 6);
+    lanes.a[i] = uint32_t{a1} << 16 | a0;
+    lanes.b[i] = uint32_t{b1} << 16 | b0;
     const uint64_t r = g();
-    switch ((i / 6) % 5) {
+    // Kernel operands leave out case 1.
+    const int kind = kernel_operands ? std::array{0, 2, 3, 4}[(i / 6) % 4] : (i / 6) % 5;
+    float& acc = lanes.acc[i];
+    switch (kind) {
       case 0:
-        acc[i] = std::bit_cast<float>(static_cast<uint32_t>(r));
+        acc = std::bit_cast<float>(static_cast<uint32_t>(r));
         break;
       case 1:  // small and subnormal accumulators
-        acc[i] = std::bit_cast<float>(static_cast<uint32_t>(r) & 0x80ffffffu);
+        acc = std::bit_cast<float>(static_cast<uint32_t>(r) & 0x80ffffffu);
         break;
       case 2:  // nearly minus the first product
-        acc[i] = -Bf16ToF32(a1) * Bf16ToF32(b1) *
-                 (1.0f + static_cast<float>(static_cast<int>(r % 2001) - 1000) * 0x1p-20f);
+        acc = -Bf16ToF32(a1) * Bf16ToF32(b1) *
+              (1.0f + static_cast<float>(static_cast<int>(r % 2001) - 1000) * 0x1p-20f);
         break;
       case 3:  // at the smallest normals
-        acc[i] = std::bit_cast<float>(0x00800000u | (static_cast<uint32_t>(r) & 0x80000003u));
+        acc = std::bit_cast<float>(0x00800000u | (static_cast<uint32_t>(r) & 0x80000003u));
         break;
       default:
-        acc[i] = Bf16ToF32(RandomBf16(g, family)) * Bf16ToF32(RandomBf16(g, family));
+        acc = Bf16ToF32(RandomBf16(g, family)) * Bf16ToF32(RandomBf16(g, family));
         break;
     }
+    if (kernel_operands) acc = Daz(acc);
   }
+  return lanes;
+}
+
+TEST(Bf16MatmulTest, DotStepMatchesTheInstruction) {
+  if (!Bf16DotAvailable(Isa::kAvx512)) GTEST_SKIP() << "this CPU has no AVX512_BF16";
+  const DotLanes lanes = RandomDotLanes(2026, false);
+  const std::vector<float>& acc = lanes.acc;
+  const std::vector<uint32_t>&a = lanes.a, &b = lanes.b;
+  const int64_t kLanes = static_cast<int64_t>(acc.size());
+  std::vector<float> out(acc.size());
   HardwareDot(acc.data(), a.data(), b.data(), out.data(), kLanes);
   int64_t mismatches = 0;
   for (int64_t i = 0; i < kLanes; ++i) {
@@ -238,42 +263,14 @@ TEST(Bf16MatmulTest, DotStepUnderFlushToZeroMatchesTheDefinition) {
   }
   if (isas.empty()) GTEST_SKIP() << "this CPU has neither AVX-512 nor AVX2";
   // The kFlushToZero kernels rest on x86 detecting tininess after rounding
-  // with an unbounded exponent, as the step's flush does. The same 4M lanes
-  // as above, with the operands the kernels give the step: never subnormal
-  // (the pack and the activation rounding flush them, every step its result),
-  // and only the default NaN, so NaN lanes compare as NaNs.
-  constexpr int64_t kLanes = int64_t{1} << 22;
-  std::mt19937_64 g(2027);
-  std::vector<float> acc(kLanes), out(kLanes);
-  std::vector<uint32_t> a(kLanes), b(kLanes);
-  const auto flush = [](uint16_t h) {
-    return (h & 0x7f80u) == 0 ? static_cast<uint16_t>(h & 0x8000u) : h;
-  };
-  for (int64_t i = 0; i < kLanes; ++i) {
-    const int family = static_cast<int>(i % 6);
-    const uint16_t a0 = flush(RandomBf16(g, family)), a1 = flush(RandomBf16(g, family));
-    const uint16_t b0 = flush(RandomBf16(g, family % 5)),
-                   b1 = flush(RandomBf16(g, (family + 1) % 6));
-    a[i] = uint32_t{a1} << 16 | a0;
-    b[i] = uint32_t{b1} << 16 | b0;
-    const uint64_t r = g();
-    switch ((i / 6) % 4) {
-      case 0:
-        acc[i] = std::bit_cast<float>(static_cast<uint32_t>(r));
-        break;
-      case 1:  // nearly minus the first product: results at and below 2^-126
-        acc[i] = -Bf16ToF32(a1) * Bf16ToF32(b1) *
-                 (1.0f + static_cast<float>(static_cast<int>(r % 2001) - 1000) * 0x1p-20f);
-        break;
-      case 2:  // at the smallest normals
-        acc[i] = std::bit_cast<float>(0x00800000u | (static_cast<uint32_t>(r) & 0x80000003u));
-        break;
-      default:
-        acc[i] = Bf16ToF32(RandomBf16(g, family)) * Bf16ToF32(RandomBf16(g, family));
-        break;
-    }
-    acc[i] = Daz(acc[i]);
-  }
+  // with an unbounded exponent, as the step's flush does. Lanes as above,
+  // with the operands the kernels give the step, and only the default NaN
+  // in the kernels, so NaN lanes compare as NaNs.
+  const DotLanes lanes = RandomDotLanes(2027, true);
+  const std::vector<float>& acc = lanes.acc;
+  const std::vector<uint32_t>&a = lanes.a, &b = lanes.b;
+  const int64_t kLanes = static_cast<int64_t>(acc.size());
+  std::vector<float> out(acc.size());
   for (Isa isa : isas) {
     if (isa == Isa::kAvx512) {
       FlushToZeroDot(acc.data(), a.data(), b.data(), out.data(), kLanes);
